@@ -1,0 +1,367 @@
+//! Identities: the email addresses and domains an account may send from.
+//!
+//! SES's naming rules live here: domains are case-insensitive (stored
+//! lower-case), email addresses are case-sensitive (stored as given), DNS
+//! labels are at most 63 characters and names at most 255.
+
+use crate::error::{Error, Result};
+use crate::tags::Tag;
+use crate::Millis;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// SES's limit of identities (addresses and domains together) per account and region.
+pub const MAX_IDENTITIES: u32 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdentityKind {
+    EmailAddress,
+    Domain,
+}
+
+/// A parsed identity name. Constructed only through [`IdentityName::parse`]
+/// and its siblings, so every value in the system obeys SES's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IdentityName {
+    /// An email address, exactly as given (case-sensitive).
+    Email(String),
+    /// A domain, lower-case, without a trailing dot.
+    Domain(String),
+}
+
+impl IdentityName {
+    /// Parses an identity as SESv2 does: with an `@` it is an address, else a domain.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.contains('@') {
+            Self::email(s)
+        } else {
+            Self::domain(s)
+        }
+    }
+
+    /// Parses an email address identity. SES answers a bad one with
+    /// `Invalid email address<value>.` (observed on VerifyEmailIdentity).
+    pub fn email(s: &str) -> Result<Self> {
+        let invalid = || Error::invalid(format!("Invalid email address{s}."));
+        let (local, domain) = s.rsplit_once('@').ok_or_else(invalid)?;
+        if local.is_empty() || local.len() > 64 || s.len() > 320 {
+            return Err(invalid());
+        }
+        if local.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Error::invalid("Local address contains control or whitespace"));
+        }
+        if local.contains(['<', '>', '(', ')', '[', ']', ',', ';', ':', '\\', '"', '@']) {
+            return Err(Error::invalid("Local address contains illegal character"));
+        }
+        if domain.is_empty() {
+            return Err(Error::invalid("Missing domain"));
+        }
+        check_domain(domain)?;
+        Ok(Self::Email(s.to_owned()))
+    }
+
+    /// Parses a domain identity; stored lower-case.
+    pub fn domain(s: &str) -> Result<Self> {
+        let s = s.strip_suffix('.').unwrap_or(s);
+        check_domain(s)?;
+        Ok(Self::Domain(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Email(s) | Self::Domain(s) => s,
+        }
+    }
+
+    pub fn kind(&self) -> IdentityKind {
+        match self {
+            Self::Email(_) => IdentityKind::EmailAddress,
+            Self::Domain(_) => IdentityKind::Domain,
+        }
+    }
+
+    /// The domain an address is at, lower-case; a domain's own name.
+    pub fn domain_part(&self) -> String {
+        match self {
+            Self::Email(s) => s.rsplit_once('@').map(|(_, d)| d).unwrap_or(s).to_ascii_lowercase(),
+            Self::Domain(d) => d.clone(),
+        }
+    }
+
+    /// The domain itself and every parent domain, most specific first
+    /// (`a.b.example.com`, `b.example.com`, `example.com`, `com`).
+    pub fn domain_ancestors(&self) -> Vec<String> {
+        let d = self.domain_part();
+        let mut out = vec![];
+        let mut rest = d.as_str();
+        loop {
+            out.push(rest.to_owned());
+            match rest.split_once('.') {
+                Some((_, r)) if !r.is_empty() => rest = r,
+                _ => break,
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for IdentityName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn check_domain(d: &str) -> Result<()> {
+    if d.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::invalid("Domain contains control or whitespace"));
+    }
+    let invalid = || Error::invalid(format!("Invalid domain name <{d}>."));
+    if d.is_empty() || d.len() > 255 {
+        return Err(invalid());
+    }
+    for label in d.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(invalid());
+        }
+    }
+    Ok(())
+}
+
+/// Verification status, shared by identities and DKIM (v1 PascalCase, v2
+/// UPPER_CASE on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerificationStatus {
+    Pending,
+    Success,
+    Failed,
+    TemporaryFailure,
+    NotStarted,
+}
+
+impl VerificationStatus {
+    pub fn v1(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Success => "Success",
+            Self::Failed => "Failed",
+            Self::TemporaryFailure => "TemporaryFailure",
+            Self::NotStarted => "NotStarted",
+        }
+    }
+    pub fn v2(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Success => "SUCCESS",
+            Self::Failed => "FAILED",
+            Self::TemporaryFailure => "TEMPORARY_FAILURE",
+            Self::NotStarted => "NOT_STARTED",
+        }
+    }
+    pub fn from_v2(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Success,
+            Self::Failed,
+            Self::TemporaryFailure,
+            Self::NotStarted,
+        ]
+        .into_iter()
+        .find(|v| v.v2() == s)
+    }
+}
+
+/// Where an identity's DKIM key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DkimOrigin {
+    /// Easy DKIM: Sesame made the key and publishes it under three tokens.
+    AwsSes,
+    /// BYODKIM: the user brought the key and publishes it under a selector.
+    External,
+}
+
+impl DkimOrigin {
+    pub fn v2(self) -> &'static str {
+        match self {
+            Self::AwsSes => "AWS_SES",
+            Self::External => "EXTERNAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyLength {
+    Rsa1024,
+    Rsa2048,
+}
+
+impl KeyLength {
+    pub fn v2(self) -> &'static str {
+        match self {
+            Self::Rsa1024 => "RSA_1024_BIT",
+            Self::Rsa2048 => "RSA_2048_BIT",
+        }
+    }
+    pub fn from_v2(s: &str) -> Option<Self> {
+        match s {
+            "RSA_1024_BIT" => Some(Self::Rsa1024),
+            "RSA_2048_BIT" => Some(Self::Rsa2048),
+            _ => None,
+        }
+    }
+    pub fn bits(self) -> usize {
+        match self {
+            Self::Rsa1024 => 1024,
+            Self::Rsa2048 => 2048,
+        }
+    }
+}
+
+/// A DKIM signing key: PKCS#8 DER private key and SubjectPublicKeyInfo DER
+/// public key, both base64 (the public one is what goes after `p=` in DNS).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimSigningKey {
+    pub private_pkcs8_b64: String,
+    pub public_spki_b64: String,
+    pub bits: usize,
+}
+
+impl fmt::Debug for DkimSigningKey {
+    // The private key never reaches logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DkimSigningKey")
+            .field("bits", &self.bits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An identity's DKIM state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimState {
+    pub signing_enabled: bool,
+    pub status: VerificationStatus,
+    pub origin: DkimOrigin,
+    /// Easy DKIM's three tokens (empty for BYODKIM and email addresses).
+    pub tokens: Vec<String>,
+    /// BYODKIM's selector.
+    pub selector: Option<String>,
+    pub key: Option<DkimSigningKey>,
+    pub next_key_length: KeyLength,
+    pub current_key_length: Option<KeyLength>,
+    pub last_key_generation: Option<Millis>,
+    /// When the key length was last changed on request, for SES's
+    /// once-per-24-hours rule.
+    pub key_length_changed_at: Option<Millis>,
+}
+
+impl DkimState {
+    /// DKIM as an email address identity or a v1-verified domain starts:
+    /// not set up.
+    pub fn not_started(next_key_length: KeyLength) -> Self {
+        Self {
+            signing_enabled: false,
+            status: VerificationStatus::NotStarted,
+            origin: DkimOrigin::AwsSes,
+            tokens: vec![],
+            selector: None,
+            key: None,
+            next_key_length,
+            current_key_length: None,
+            last_key_generation: None,
+            key_length_changed_at: None,
+        }
+    }
+    pub fn is_set_up(&self) -> bool {
+        self.status != VerificationStatus::NotStarted
+    }
+}
+
+/// An identity and everything SES keeps about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub name: IdentityName,
+    pub created_at: Millis,
+    pub verification_status: VerificationStatus,
+    /// The `_amazonses` TXT token; domains only.
+    pub verification_token: Option<String>,
+    pub dkim: DkimState,
+    pub feedback_forwarding: bool,
+    pub configuration_set: Option<String>,
+    pub tags: Vec<Tag>,
+    /// Optimistic-concurrency version, bumped by the store on each update.
+    pub version: i64,
+}
+
+impl Identity {
+    pub fn kind(&self) -> IdentityKind {
+        self.name.kind()
+    }
+    pub fn is_verified(&self) -> bool {
+        self.verification_status == VerificationStatus::Success
+    }
+    /// SES resource name segment: `identity/{name}`.
+    pub fn resource(&self) -> String {
+        format!("identity/{}", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_lowercased_and_emails_kept() {
+        assert_eq!(
+            IdentityName::parse("Example.COM").unwrap(),
+            IdentityName::Domain("example.com".into())
+        );
+        assert_eq!(
+            IdentityName::parse("Sender@EXAMPLE.com").unwrap(),
+            IdentityName::Email("Sender@EXAMPLE.com".into())
+        );
+    }
+
+    #[test]
+    fn domain_rules() {
+        assert!(IdentityName::domain(&format!("{}.com", "a".repeat(63))).is_ok());
+        assert!(IdentityName::domain(&format!("{}.com", "a".repeat(64))).is_err());
+        let long = vec!["abcdefghi"; 26].join(".");
+        assert!(long.len() > 255);
+        assert!(IdentityName::domain(&long).is_err());
+        assert_eq!(
+            IdentityName::domain("exa mple.com").unwrap_err().message,
+            "Domain contains control or whitespace"
+        );
+        assert!(IdentityName::domain("a..b").is_err());
+        assert!(IdentityName::domain("-a.com").is_err());
+    }
+
+    #[test]
+    fn email_rules() {
+        assert_eq!(
+            IdentityName::email("<STUB>").unwrap_err().message,
+            "Invalid email address<STUB>."
+        );
+        assert_eq!(IdentityName::email("a@").unwrap_err().message, "Missing domain");
+        assert_eq!(
+            IdentityName::email("a b@x.com").unwrap_err().message,
+            "Local address contains control or whitespace"
+        );
+        assert!(IdentityName::email("user+label@example.com").is_ok());
+    }
+
+    #[test]
+    fn ancestors() {
+        let n = IdentityName::parse("u@a.b.Example.com").unwrap();
+        assert_eq!(
+            n.domain_ancestors(),
+            vec!["a.b.example.com", "b.example.com", "example.com", "com"]
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! Domain types and rules of Sesame: accounts, regions, identities, tags and
+//! the errors SES defines for them.
+//!
+//! # Layout
+//! - [`scope`]: account IDs, regions and the (account, region) scope every
+//!   resource lives in.
+//! - [`identity`]: identity names (email addresses and domains), parsed once at
+//!   the edge, and the identity record with its verification and DKIM state.
+//! - [`tags`]: resource tags and SES's rules for them.
+//! - [`error`]: the domain error, which the wire layer turns into each
+//!   protocol's code and status.
+//!
+//! Nothing here performs I/O or knows about SQL, HTTP, XML or JSON.
+
+pub mod error;
+pub mod identity;
+pub mod scope;
+pub mod tags;
+
+pub use error::{Error, ErrorKind};
+pub use identity::{
+    DkimOrigin, DkimSigningKey, DkimState, Identity, IdentityKind, IdentityName, KeyLength,
+    VerificationStatus,
+};
+pub use scope::{AccountId, Region, Scope};
+pub use tags::Tag;
+
+/// Milliseconds since the Unix epoch; the one time representation stored and
+/// passed around. Wire formats convert at the edge.
+pub type Millis = i64;
