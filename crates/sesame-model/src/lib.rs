@@ -2,6 +2,7 @@
 //! the errors SES defines for them.
 //!
 //! # Layout
+//! - [`access_key`]: the credentials requests are signed with.
 //! - [`scope`]: account IDs, regions and the (account, region) scope every
 //!   resource lives in.
 //! - [`identity`]: identity names (email addresses and domains), parsed once at
@@ -12,11 +13,13 @@
 //!
 //! Nothing here performs I/O or knows about SQL, HTTP, XML or JSON.
 
+pub mod access_key;
 pub mod error;
 pub mod identity;
 pub mod scope;
 pub mod tags;
 
+pub use access_key::AccessKey;
 pub use error::{Error, ErrorKind};
 pub use identity::{
     DkimOrigin, DkimSigningKey, DkimState, Identity, IdentityKind, IdentityName, KeyLength,

@@ -1,1 +1,75 @@
-//! placeholder
+//! The two SES wire protocols: v1 Query (form-encoded in, XML out) and SESv2
+//! REST-JSON. Only this crate knows XML and JSON shapes, wire error codes
+//! and HTTP statuses; it knows nothing of storage or of how an operation is
+//! carried out.
+//!
+//! # Layout
+//! - [`generated`]: every operation of both APIs and the v2 route table,
+//!   generated from AWS's models by `tools/gen_wire_ops.py`.
+//! - [`query`]: v1 request parameters (`X.member.N` lists, booleans, ints).
+//! - [`xml`]: the v1 response envelope and XML writer.
+//! - [`router`]: v2 method + path to operation, with decoded path labels.
+//! - [`error`]: domain and authentication errors encoded for each protocol.
+//! - [`identities`]: the identity operations' input and output shapes.
+
+pub mod error;
+#[rustfmt::skip]
+pub mod generated;
+pub mod identities;
+pub mod query;
+pub mod router;
+pub mod xml;
+
+pub use error::{WireError, encode_error};
+pub use generated::{V1Action, V1Output, V2Operation};
+
+/// Which of the two APIs a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// v1: `POST /` with a form body carrying `Action=`; XML responses.
+    Query,
+    /// SESv2: paths under `/v2/email/` (and the legacy `/v1/email/`); JSON.
+    RestJson,
+}
+
+impl Protocol {
+    /// Tells the protocol from the request path alone, before anything else is read.
+    pub fn of_path(path: &str) -> Self {
+        if path.starts_with("/v2/") || path.starts_with("/v1/") {
+            Self::RestJson
+        } else {
+            Self::Query
+        }
+    }
+    /// SES's request-size limits: 10 MB on v1, 40 MB on v2 (after base64).
+    pub fn body_limit(self) -> usize {
+        match self {
+            Self::Query => 10 * 1024 * 1024,
+            Self::RestJson => 40 * 1024 * 1024,
+        }
+    }
+}
+
+/// A response ready for the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Epoch seconds with millisecond precision, as REST-JSON timestamps are sent.
+pub fn epoch_seconds(ms: sesame_model::Millis) -> serde_json::Value {
+    serde_json::json!(ms as f64 / 1000.0)
+}
+
+/// ISO-8601 with milliseconds, as the Query protocol sends timestamps.
+pub fn iso8601(ms: sesame_model::Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(fmt).unwrap_or_default()
+}

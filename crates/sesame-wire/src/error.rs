@@ -1,0 +1,131 @@
+//! Errors on the wire. A [`WireError`] carries the code, HTTP status and
+//! message one protocol sends; [`WireError::from_domain`] decides them for a
+//! domain error; the HTTP layer builds one from a refused signature.
+
+use crate::xml::XmlOut;
+use crate::{Protocol, WireResponse};
+use sesame_model::{Error, ErrorKind};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub code: String,
+    pub status: u16,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(code: impl Into<String>, status: u16, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The code and status each protocol uses for a domain error.
+    pub fn from_domain(p: Protocol, e: &Error) -> Self {
+        let (code, status) = match (p, e.kind) {
+            (Protocol::Query, ErrorKind::InvalidParameter) => ("InvalidParameterValue", 400),
+            (Protocol::Query, ErrorKind::Validation) => ("ValidationError", 400),
+            (Protocol::Query, ErrorKind::AlreadyExists) => ("AlreadyExists", 400),
+            (Protocol::Query, ErrorKind::NotFound) => ("InvalidParameterValue", 400),
+            (Protocol::Query, ErrorKind::LimitExceeded) => ("LimitExceeded", 400),
+            (Protocol::Query, ErrorKind::NotVerified) => ("MessageRejected", 400),
+            (Protocol::Query, ErrorKind::ConcurrentModification) => ("InternalFailure", 500),
+            (Protocol::Query, ErrorKind::Internal) => ("InternalFailure", 500),
+            (Protocol::RestJson, ErrorKind::InvalidParameter | ErrorKind::Validation) => {
+                ("BadRequestException", 400)
+            }
+            (Protocol::RestJson, ErrorKind::AlreadyExists) => ("AlreadyExistsException", 400),
+            (Protocol::RestJson, ErrorKind::NotFound) => ("NotFoundException", 404),
+            (Protocol::RestJson, ErrorKind::LimitExceeded) => ("LimitExceededException", 400),
+            (Protocol::RestJson, ErrorKind::NotVerified) => ("BadRequestException", 400),
+            (Protocol::RestJson, ErrorKind::ConcurrentModification) => {
+                ("ConcurrentModificationException", 500)
+            }
+            (Protocol::RestJson, ErrorKind::Internal) => ("InternalServiceErrorException", 500),
+            (_, ErrorKind::NotImplemented) => ("NotImplemented", 501),
+        };
+        Self::new(code, status, e.message.clone())
+    }
+
+    /// An operation Sesame does not implement (yet): 501, naming it.
+    pub fn not_implemented(api: &str, op: &str) -> Self {
+        Self::new(
+            "NotImplemented",
+            501,
+            format!("Sesame does not implement the {api} operation {op} yet."),
+        )
+    }
+}
+
+/// Encodes an error in the request's protocol.
+pub fn encode_error(p: Protocol, e: &WireError, request_id: &str) -> WireResponse {
+    match p {
+        Protocol::Query => {
+            let mut x = XmlOut::new();
+            x.open_ns("ErrorResponse");
+            x.open("Error");
+            x.text(
+                "Type",
+                if e.status >= 500 { "Receiver" } else { "Sender" },
+            );
+            x.text("Code", &e.code);
+            x.text("Message", &e.message);
+            x.close("Error");
+            x.text("RequestId", request_id);
+            x.close("ErrorResponse");
+            WireResponse {
+                status: e.status,
+                content_type: "text/xml",
+                headers: vec![("x-amzn-RequestId", request_id.to_owned())],
+                body: x.finish(),
+            }
+        }
+        Protocol::RestJson => WireResponse {
+            status: e.status,
+            content_type: "application/json",
+            headers: vec![
+                ("x-amzn-RequestId", request_id.to_owned()),
+                ("x-amzn-ErrorType", e.code.clone()),
+            ],
+            body: serde_json::to_vec(&serde_json::json!({
+                "__type": e.code,
+                "message": e.message,
+            }))
+            .unwrap_or_default(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_error_envelope() {
+        let e = WireError::from_domain(
+            Protocol::Query,
+            &Error::new(ErrorKind::AlreadyExists, "x <y> & z"),
+        );
+        let r = encode_error(Protocol::Query, &e, "rid");
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            "<ErrorResponse xmlns=\"http://ses.amazonaws.com/doc/2010-12-01/\"><Error><Type>Sender</Type><Code>AlreadyExists</Code><Message>x &lt;y&gt; &amp; z</Message></Error><RequestId>rid</RequestId></ErrorResponse>"
+        );
+    }
+
+    #[test]
+    fn v2_error_statuses() {
+        let nf = WireError::from_domain(Protocol::RestJson, &Error::not_found("gone"));
+        assert_eq!((nf.code.as_str(), nf.status), ("NotFoundException", 404));
+        let r = encode_error(Protocol::RestJson, &nf, "rid");
+        assert!(r.headers.contains(&("x-amzn-ErrorType", "NotFoundException".into())));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["message"], "gone");
+        let internal = WireError::from_domain(Protocol::Query, &Error::internal("x"));
+        let r = encode_error(Protocol::Query, &internal, "rid");
+        assert!(String::from_utf8(r.body).unwrap().contains("<Type>Receiver</Type>"));
+    }
+}
