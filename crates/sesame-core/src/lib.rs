@@ -1,1 +1,32 @@
-//! placeholder
+//! Sesame's use cases: what each operation does, in domain terms. Talks to
+//! storage only through `sesame_store::Store`; never names SQL, HTTP, XML,
+//! JSON or SMTP.
+//!
+//! # Layout
+//! - [`identities`]: creating, verifying, listing, deleting identities, DKIM
+//!   settings and tags.
+//! - [`credentials`]: access keys, and how a request's key resolves to an
+//!   account (including `--dev`'s acceptance of any well-formed key).
+//! - [`dkim_keys`]: RSA key pairs for Easy DKIM and BYODKIM validation.
+//! - [`clock`]: the injected time source.
+//! - [`random`]: tokens and IDs from the OS's CSPRNG.
+
+pub mod clock;
+pub mod credentials;
+pub mod dkim_keys;
+pub mod identities;
+pub mod random;
+
+pub use clock::{Clock, SystemClock};
+pub use credentials::{Credentials, Resolution};
+pub use identities::IdentityService;
+
+use sesame_model::Error;
+use sesame_store::StoreError;
+
+/// A store failure becomes `InternalFailure` for the client and a log line
+/// with the cause for the operator.
+pub(crate) fn internal(e: StoreError) -> Error {
+    tracing::error!(error = %e, "store failure");
+    Error::internal("An internal error occurred in Sesame's store; see the server log.")
+}

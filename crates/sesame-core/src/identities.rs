@@ -1,0 +1,517 @@
+//! Identity use cases for both APIs. The v1 and v2 operations differ in
+//! idempotence (v1 verify calls succeed again; v2 create says
+//! `AlreadyExistsException`) and are kept as separate methods so each keeps
+//! SES's behaviour.
+
+use crate::{Clock, dkim_keys, internal, random};
+use base64::Engine;
+use sesame_model::identity::MAX_IDENTITIES;
+use sesame_model::{
+    DkimOrigin, DkimState, Error, ErrorKind, Identity, IdentityKind, IdentityName, KeyLength,
+    Millis, Scope, Tag, VerificationStatus, tags,
+};
+use sesame_store::{IdentityQuery, Insert, Store};
+use std::sync::Arc;
+
+const DAY_MS: Millis = 24 * 3600 * 1000;
+
+/// How a v2 caller wants DKIM set up on a new domain, or changed on one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DkimRequest {
+    /// Easy DKIM, optionally with a key length.
+    Easy(Option<KeyLength>),
+    /// BYODKIM: a selector and a base64 DER private key.
+    External { selector: String, private_key: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateIdentity {
+    pub name: String,
+    pub tags: Vec<Tag>,
+    pub configuration_set: Option<String>,
+    pub dkim: Option<DkimRequest>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub identities: Vec<Identity>,
+    pub next_token: Option<String>,
+}
+
+pub struct IdentityService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// `--auto-verify`: new identities (and their DKIM) start verified.
+    auto_verify: bool,
+}
+
+fn not_found(name: &str) -> Error {
+    Error::not_found(format!("Email identity {name} does not exist."))
+}
+
+fn not_dkim_verified(domain: &str) -> Error {
+    Error::invalid(format!("Domain {domain} is not verified for DKIM signing."))
+}
+
+/// The stored form of a name as given: domains are case-insensitive.
+fn lookup_key(name: &str) -> String {
+    if name.contains('@') {
+        name.to_owned()
+    } else {
+        name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+    }
+}
+
+fn encode_token(seq: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("sesame:{seq}"))
+}
+
+fn decode_token(token: Option<&str>) -> Result<i64, Error> {
+    let Some(t) = token.filter(|t| !t.is_empty()) else {
+        return Ok(0);
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("sesame:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| Error::invalid(format!("Invalid NextToken: {t}")))
+}
+
+impl IdentityService {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auto_verify: bool) -> Self {
+        Self {
+            store,
+            clock,
+            auto_verify,
+        }
+    }
+
+    fn initial_status(&self) -> VerificationStatus {
+        if self.auto_verify {
+            VerificationStatus::Success
+        } else {
+            VerificationStatus::Pending
+        }
+    }
+
+    fn new_identity(&self, name: IdentityName) -> Identity {
+        let domain = name.kind() == IdentityKind::Domain;
+        Identity {
+            verification_token: domain.then(random::verification_token),
+            // SES reports a 1024-bit next key length on a new address (moto #9771).
+            dkim: DkimState::not_started(if domain {
+                KeyLength::Rsa2048
+            } else {
+                KeyLength::Rsa1024
+            }),
+            name,
+            created_at: self.clock.now_ms(),
+            verification_status: self.initial_status(),
+            feedback_forwarding: true,
+            configuration_set: None,
+            tags: vec![],
+            version: 0,
+        }
+    }
+
+    /// Sets up Easy DKIM on `identity` with a freshly generated key.
+    async fn easy_dkim(&self, identity: &mut Identity, length: KeyLength) -> Result<(), Error> {
+        let key = dkim_keys::generate(length).await?;
+        let now = self.clock.now_ms();
+        let d = &mut identity.dkim;
+        d.origin = DkimOrigin::AwsSes;
+        if d.tokens.is_empty() {
+            d.tokens = (0..3).map(|_| random::dkim_token()).collect();
+        }
+        d.selector = None;
+        d.key = Some(key);
+        d.next_key_length = length;
+        d.current_key_length = Some(length);
+        d.last_key_generation = Some(now);
+        d.signing_enabled = true;
+        d.status = self.initial_status();
+        Ok(())
+    }
+
+    fn byo_dkim(&self, identity: &mut Identity, selector: &str, private_key: &str) -> Result<(), Error> {
+        check_selector(selector)?;
+        let key = dkim_keys::from_private_b64(private_key)?;
+        let d = &mut identity.dkim;
+        d.current_key_length = match key.bits {
+            1024 => Some(KeyLength::Rsa1024),
+            2048 => Some(KeyLength::Rsa2048),
+            _ => None,
+        };
+        d.origin = DkimOrigin::External;
+        d.tokens = vec![];
+        d.selector = Some(selector.to_owned());
+        d.key = Some(key);
+        d.last_key_generation = Some(self.clock.now_ms());
+        d.signing_enabled = true;
+        d.status = self.initial_status();
+        Ok(())
+    }
+
+    async fn insert(&self, scope: &Scope, identity: &Identity) -> Result<Insert, Error> {
+        match self
+            .store
+            .insert_identity(scope, identity, MAX_IDENTITIES)
+            .await
+            .map_err(internal)?
+        {
+            Insert::LimitReached => Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "Maximum number of identities ({MAX_IDENTITIES}) reached in region {}.",
+                    scope.region
+                ),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// Reads, changes and writes back an identity, retrying when another
+    /// writer got there first.
+    async fn modify(
+        &self,
+        scope: &Scope,
+        name: &str,
+        missing: impl Fn() -> Error,
+        mut change: impl FnMut(&mut Identity) -> Result<(), Error>,
+    ) -> Result<Identity, Error> {
+        let key = lookup_key(name);
+        for _ in 0..5 {
+            let mut identity = self
+                .store
+                .get_identity(scope, &key)
+                .await
+                .map_err(internal)?
+                .ok_or_else(&missing)?;
+            change(&mut identity)?;
+            if self.store.update_identity(scope, &identity).await.map_err(internal)? {
+                identity.version += 1;
+                return Ok(identity);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::ConcurrentModification,
+            format!("Identity {name} is being modified concurrently; try again."),
+        ))
+    }
+
+    // ------------------------------------------------------------ v1
+
+    /// v1 VerifyEmailIdentity / VerifyEmailAddress: idempotent.
+    pub async fn verify_email(&self, scope: &Scope, address: &str) -> Result<(), Error> {
+        let name = IdentityName::email(address)?;
+        self.insert(scope, &self.new_identity(name)).await?;
+        Ok(())
+    }
+
+    /// v1 VerifyDomainIdentity: returns the `_amazonses` TXT token, the same
+    /// one again on a repeated call.
+    pub async fn verify_domain(&self, scope: &Scope, domain: &str) -> Result<String, Error> {
+        let name = IdentityName::domain(domain)?;
+        let identity = self.new_identity(name);
+        match self.insert(scope, &identity).await? {
+            Insert::Exists(existing) => existing
+                .verification_token
+                .ok_or_else(|| Error::internal("stored domain has no verification token")),
+            _ => Ok(identity.verification_token.unwrap_or_default()),
+        }
+    }
+
+    /// v1 VerifyDomainDkim: creates the domain if needed and sets up Easy
+    /// DKIM; returns the three tokens.
+    pub async fn verify_domain_dkim(&self, scope: &Scope, domain: &str) -> Result<Vec<String>, Error> {
+        let name = IdentityName::domain(domain)?;
+        let mut fresh = self.new_identity(name.clone());
+        self.easy_dkim(&mut fresh, KeyLength::Rsa2048).await?;
+        match self.insert(scope, &fresh).await? {
+            Insert::Inserted => Ok(fresh.dkim.tokens),
+            Insert::Exists(existing) if existing.dkim.origin == DkimOrigin::AwsSes && !existing.dkim.tokens.is_empty() => {
+                Ok(existing.dkim.tokens)
+            }
+            Insert::Exists(_) => {
+                let dkim = fresh.dkim.clone();
+                let updated = self
+                    .modify(scope, name.as_str(), || not_found(name.as_str()), |i| {
+                        i.dkim = dkim.clone();
+                        Ok(())
+                    })
+                    .await?;
+                Ok(updated.dkim.tokens)
+            }
+            Insert::LimitReached => unreachable!("insert maps LimitReached to an error"),
+        }
+    }
+
+    /// v1 ListVerifiedEmailAddresses.
+    pub async fn verified_addresses(&self, scope: &Scope) -> Result<Vec<String>, Error> {
+        let q = IdentityQuery {
+            kind: Some(IdentityKind::EmailAddress),
+            status: Some(VerificationStatus::Success),
+            name_contains: None,
+        };
+        let rows = self
+            .store
+            .list_identities(scope, &q, 0, MAX_IDENTITIES)
+            .await
+            .map_err(internal)?;
+        Ok(rows.into_iter().map(|l| l.identity.name.to_string()).collect())
+    }
+
+    /// v1 DeleteIdentity / DeleteVerifiedEmailAddress: succeeds whether or
+    /// not the identity existed. Returns whether it did.
+    pub async fn delete_v1(&self, scope: &Scope, name: &str) -> Result<bool, Error> {
+        self.store
+            .delete_identity(scope, &lookup_key(name))
+            .await
+            .map_err(internal)
+    }
+
+    /// v1 SetIdentityDkimEnabled and v2 PutEmailIdentityDkimAttributes.
+    /// Enabling needs DKIM set up on the domain (for an address: on its domain).
+    pub async fn set_dkim_enabled(&self, scope: &Scope, name: &str, enabled: bool) -> Result<(), Error> {
+        let key = lookup_key(name);
+        let domain = key.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or(key.clone());
+        if enabled && key.contains('@') {
+            let parent = self.store.get_identity(scope, &domain).await.map_err(internal)?;
+            if !parent.is_some_and(|p| p.dkim.is_set_up()) {
+                return Err(not_dkim_verified(&domain));
+            }
+        }
+        self.modify(scope, &key, || not_dkim_verified(&domain), |i| {
+            if enabled && i.kind() == IdentityKind::Domain && !i.dkim.is_set_up() {
+                return Err(not_dkim_verified(&domain));
+            }
+            i.dkim.signing_enabled = enabled;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// v1 ListIdentities and v2 ListEmailIdentities.
+    pub async fn list(
+        &self,
+        scope: &Scope,
+        query: &IdentityQuery,
+        next_token: Option<&str>,
+        page_size: u32,
+    ) -> Result<Page, Error> {
+        let after = decode_token(next_token)?;
+        let mut rows = self
+            .store
+            .list_identities(scope, query, after, page_size + 1)
+            .await
+            .map_err(internal)?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        Ok(Page {
+            next_token: more.then(|| encode_token(rows.last().map(|l| l.seq).unwrap_or(after))),
+            identities: rows.into_iter().map(|l| l.identity).collect(),
+        })
+    }
+
+    /// v1 GetIdentityVerificationAttributes / GetIdentityDkimAttributes:
+    /// the known identities among `names`; unknown ones are left out.
+    pub async fn get_many(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>, Error> {
+        if names.len() > 100 {
+            return Err(Error::constraint(
+                "Identities",
+                &format!("[{} identities]", names.len()),
+                "Member must have length less than or equal to 100",
+            ));
+        }
+        let keys: Vec<String> = names.iter().map(|n| lookup_key(n)).collect();
+        self.store.get_identities(scope, &keys).await.map_err(internal)
+    }
+
+    // ------------------------------------------------------------ v2
+
+    /// v2 CreateEmailIdentity.
+    pub async fn create(&self, scope: &Scope, req: CreateIdentity) -> Result<Identity, Error> {
+        let name = IdentityName::parse(&req.name)?;
+        if let Some(cs) = &req.configuration_set {
+            // Sesame has no configuration sets yet, so none can be named.
+            return Err(Error::not_found(format!("Configuration set <{cs}> does not exist.")));
+        }
+        let mut identity = self.new_identity(name);
+        tags::merge(&mut identity.tags, req.tags)?;
+        match (identity.kind(), req.dkim) {
+            (IdentityKind::EmailAddress, Some(_)) => {
+                return Err(Error::invalid(
+                    "DkimSigningAttributes can only be given for a domain identity.",
+                ));
+            }
+            (IdentityKind::EmailAddress, None) => {}
+            (IdentityKind::Domain, None) => self.easy_dkim(&mut identity, KeyLength::Rsa2048).await?,
+            (IdentityKind::Domain, Some(DkimRequest::Easy(len))) => {
+                self.easy_dkim(&mut identity, len.unwrap_or(KeyLength::Rsa2048)).await?
+            }
+            (IdentityKind::Domain, Some(DkimRequest::External { selector, private_key })) => {
+                self.byo_dkim(&mut identity, &selector, &private_key)?
+            }
+        }
+        match self.insert(scope, &identity).await? {
+            Insert::Exists(_) => Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("Email identity {} already exist.", identity.name),
+            )),
+            _ => Ok(identity),
+        }
+    }
+
+    /// v2 GetEmailIdentity.
+    pub async fn get(&self, scope: &Scope, name: &str) -> Result<Identity, Error> {
+        self.store
+            .get_identity(scope, &lookup_key(name))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// v2 DeleteEmailIdentity: `NotFoundException` when absent.
+    pub async fn delete(&self, scope: &Scope, name: &str) -> Result<(), Error> {
+        if self.delete_v1(scope, name).await? {
+            Ok(())
+        } else {
+            Err(not_found(name))
+        }
+    }
+
+    /// v2 PutEmailIdentityDkimSigningAttributes: switch between Easy DKIM
+    /// and BYODKIM, or change Easy DKIM's key length (at most once a day).
+    pub async fn put_dkim_signing(&self, scope: &Scope, name: &str, req: DkimRequest) -> Result<Identity, Error> {
+        let current = self.get(scope, name).await?;
+        if current.kind() != IdentityKind::Domain {
+            return Err(Error::invalid(format!(
+                "DKIM signing attributes can only be set on a domain identity; {name} is an email address."
+            )));
+        }
+        let now = self.clock.now_ms();
+        let mut staged = current.clone();
+        match &req {
+            DkimRequest::External { selector, private_key } => {
+                self.byo_dkim(&mut staged, selector, private_key)?
+            }
+            DkimRequest::Easy(len) => {
+                let d = &current.dkim;
+                let easy_now = d.origin == DkimOrigin::AwsSes && d.key.is_some();
+                let wanted = len.unwrap_or(d.next_key_length);
+                if easy_now {
+                    match len {
+                        None => return Ok(current),
+                        Some(l) if *l == d.next_key_length => {
+                            return Err(Error::invalid(format!(
+                                "The input you provided is invalid: the signing key length is already {}.",
+                                l.v2()
+                            )));
+                        }
+                        Some(_) => {
+                            if d.key_length_changed_at.is_some_and(|t| now - t < DAY_MS) {
+                                return Err(Error::invalid(
+                                    "The input you provided is invalid: the signing key length can be changed only once every 24 hours.",
+                                ));
+                            }
+                        }
+                    }
+                }
+                self.easy_dkim(&mut staged, wanted).await?;
+                if easy_now {
+                    staged.dkim.key_length_changed_at = Some(now);
+                }
+            }
+        }
+        let dkim = staged.dkim;
+        self.modify(scope, name, || not_found(name), |i| {
+            i.dkim = dkim.clone();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Operator action (`sesame identities verify`): marks an identity, and
+    /// its DKIM if set up, verified.
+    pub async fn mark_verified(&self, scope: &Scope, name: &str) -> Result<Identity, Error> {
+        self.modify(scope, name, || not_found(name), |i| {
+            i.verification_status = VerificationStatus::Success;
+            if i.dkim.is_set_up() {
+                i.dkim.status = VerificationStatus::Success;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    // ------------------------------------------------------------ tags
+
+    fn identity_from_arn(scope: &Scope, arn: &str) -> Result<String, Error> {
+        let missing = || Error::not_found(format!("Resource {arn} does not exist."));
+        let prefix = scope.arn("identity/");
+        let name = arn.strip_prefix(&prefix).ok_or_else(|| {
+            if arn.starts_with("arn:") {
+                missing()
+            } else {
+                Error::invalid(format!("Invalid resource ARN: {arn}"))
+            }
+        })?;
+        if name.is_empty() {
+            return Err(missing());
+        }
+        Ok(name.to_owned())
+    }
+
+    pub async fn tag(&self, scope: &Scope, arn: &str, new: Vec<Tag>) -> Result<(), Error> {
+        let name = Self::identity_from_arn(scope, arn)?;
+        let missing = || Error::not_found(format!("Resource {arn} does not exist."));
+        self.modify(scope, &name, missing, |i| tags::merge(&mut i.tags, new.clone()))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn untag(&self, scope: &Scope, arn: &str, keys: &[String]) -> Result<(), Error> {
+        let name = Self::identity_from_arn(scope, arn)?;
+        for k in keys {
+            tags::validate_key(k)?;
+        }
+        let missing = || Error::not_found(format!("Resource {arn} does not exist."));
+        self.modify(scope, &name, missing, |i| {
+            i.tags.retain(|t| !keys.contains(&t.key));
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_tags(&self, scope: &Scope, arn: &str) -> Result<Vec<Tag>, Error> {
+        let name = Self::identity_from_arn(scope, arn)?;
+        self.store
+            .get_identity(scope, &lookup_key(&name))
+            .await
+            .map_err(internal)?
+            .map(|i| i.tags)
+            .ok_or_else(|| Error::not_found(format!("Resource {arn} does not exist.")))
+    }
+}
+
+fn check_selector(s: &str) -> Result<(), Error> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "Invalid DKIM selector {s}: it must be 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen."
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;
