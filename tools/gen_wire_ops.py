@@ -65,7 +65,9 @@ def render(v1, v2):
     lines += [f"        V1Action::{o}," for o in ops1]
     lines += ["    ];", "", "    pub fn name(self) -> &'static str {", "        match self {"]
     lines += [f'            V1Action::{o} => "{o}",' for o in ops1]
-    lines += ["        }", "    }", "", "    pub fn output(self) -> V1Output {", "        match self {"]
+    lines += ["        }", "    }", "", "    pub fn from_name(name: &str) -> Option<Self> {", "        match name {"]
+    lines += [f'            "{o}" => Some(V1Action::{o}),' for o in ops1]
+    lines += ["            _ => None,", "        }", "    }", "", "    pub fn output(self) -> V1Output {", "        match self {"]
     for o in ops1:
         out = v1["operations"][o].get("output")
         if not out:

@@ -78,7 +78,7 @@ pub fn encode_error(p: Protocol, e: &WireError, request_id: &str) -> WireRespons
             WireResponse {
                 status: e.status,
                 content_type: "text/xml",
-                headers: vec![("x-amzn-RequestId", request_id.to_owned())],
+                headers: vec![("x-amzn-requestid", request_id.to_owned())],
                 body: x.finish(),
             }
         }
@@ -86,8 +86,8 @@ pub fn encode_error(p: Protocol, e: &WireError, request_id: &str) -> WireRespons
             status: e.status,
             content_type: "application/json",
             headers: vec![
-                ("x-amzn-RequestId", request_id.to_owned()),
-                ("x-amzn-ErrorType", e.code.clone()),
+                ("x-amzn-requestid", request_id.to_owned()),
+                ("x-amzn-errortype", e.code.clone()),
             ],
             body: serde_json::to_vec(&serde_json::json!({
                 "__type": e.code,
@@ -121,7 +121,7 @@ mod tests {
         let nf = WireError::from_domain(Protocol::RestJson, &Error::not_found("gone"));
         assert_eq!((nf.code.as_str(), nf.status), ("NotFoundException", 404));
         let r = encode_error(Protocol::RestJson, &nf, "rid");
-        assert!(r.headers.contains(&("x-amzn-ErrorType", "NotFoundException".into())));
+        assert!(r.headers.contains(&("x-amzn-errortype", "NotFoundException".into())));
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["message"], "gone");
         let internal = WireError::from_domain(Protocol::Query, &Error::internal("x"));

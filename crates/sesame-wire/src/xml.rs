@@ -65,6 +65,10 @@ impl XmlOut {
         self.close("value");
         self.close("entry");
     }
+    /// Appends XML already written by another [`XmlOut`].
+    pub fn raw(&mut self, xml: &[u8]) {
+        self.w.get_mut().extend_from_slice(xml);
+    }
     pub fn finish(self) -> Vec<u8> {
         self.w.into_inner()
     }

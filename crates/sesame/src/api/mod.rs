@@ -1,0 +1,156 @@
+//! One API request's path: size limit, SigV4 authentication, then the v1 or
+//! v2 dispatcher. Errors at every step are encoded in the request's own
+//! protocol, and every response carries a request ID.
+
+pub mod v1;
+pub mod v2;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use sesame_core::{Credentials, IdentityService, Resolution};
+use sesame_model::{Error, Region, Scope};
+use sesame_sigv4 as sigv4;
+use sesame_wire::{Protocol, WireError, WireResponse, encode_error};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The use cases the API calls into.
+pub struct App {
+    pub identities: IdentityService,
+    pub credentials: Credentials,
+}
+
+/// Who is calling, once the signature checks out.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub scope: Scope,
+    pub access_key_id: String,
+}
+
+pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let protocol = Protocol::of_path(parts.uri.path());
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+
+    let outcome = async {
+        let body = read_body(&parts.headers, body, protocol).await?;
+        let caller = authenticate(&app, &parts, &body, protocol).await?;
+        let result = match protocol {
+            Protocol::Query => v1::dispatch(&app, &caller, &parts, &body, &request_id).await,
+            Protocol::RestJson => v2::dispatch(&app, &caller, &parts, &body, &request_id).await,
+        };
+        result.map(|(op, r)| (op, r, caller))
+    }
+    .await;
+
+    let (op, response, caller) = match outcome {
+        Ok((op, r, caller)) => (op, r, Some(caller)),
+        Err((op, e)) => (op, encode_error(protocol, &e, &request_id), None),
+    };
+    tracing::info!(
+        request_id = %request_id,
+        %method,
+        %path,
+        op = op.unwrap_or("-"),
+        status = response.status,
+        account = caller.as_ref().map(|c| c.scope.account.as_str()).unwrap_or("-"),
+        region = caller.as_ref().map(|c| c.scope.region.as_str()).unwrap_or("-"),
+        access_key_id = caller.as_ref().map(|c| c.access_key_id.as_str()).unwrap_or("-"),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    into_response(response)
+}
+
+/// An error on the way, and the operation name if it was known by then.
+pub type Failure = (Option<&'static str>, WireError);
+
+async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    protocol: Protocol,
+) -> Result<Vec<u8>, Failure> {
+    let limit = protocol.body_limit();
+    let too_large = || {
+        (
+            None,
+            WireError::new(
+                "RequestEntityTooLarge",
+                413,
+                format!("The request body is larger than the {limit}-byte limit of this API."),
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    to_bytes(body, limit)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| too_large())
+}
+
+async fn authenticate(
+    app: &App,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    protocol: Protocol,
+) -> Result<Caller, Failure> {
+    let auth_err = |e: sigv4::AuthError| (None, WireError::new(e.code(), e.status(), e.message()));
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body_sha = sigv4::sha256_hex(body);
+    let req = sigv4::Request {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body_sha256: &body_sha,
+    };
+    let auth = sigv4::parse(&req).map_err(auth_err)?;
+    let region = Region::parse(&auth.region).map_err(|_| {
+        auth_err(sigv4::AuthError::IncompleteSignature(format!(
+            "Credential scope region '{}' is not a valid region name.",
+            auth.region
+        )))
+    })?;
+    let domain_err = |e: Error| (None, WireError::from_domain(protocol, &e));
+    let account = match app.credentials.resolve(&auth.access_key_id).await.map_err(domain_err)? {
+        Resolution::Verify { secret, account } => {
+            sigv4::verify(&req, &auth, &secret, "ses", time::OffsetDateTime::now_utc())
+                .map_err(auth_err)?;
+            account
+        }
+        Resolution::AcceptUnverified { account } => account,
+        Resolution::Unknown => return Err(auth_err(sigv4::AuthError::InvalidClientTokenId)),
+    };
+    Ok(Caller {
+        scope: Scope::new(account, region),
+        access_key_id: auth.access_key_id,
+    })
+}
+
+fn into_response(r: WireResponse) -> Response {
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    for (name, value) in r.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,154 @@
+//! v1 (Query) dispatch: `Action` to use case, parameters from the form
+//! body (and URL query), results as XML.
+
+use super::{App, Caller, Failure};
+use axum::http::request::Parts;
+use sesame_model::{Error, IdentityKind};
+use sesame_store::IdentityQuery;
+use sesame_wire::identities as shapes;
+use sesame_wire::query::QueryParams;
+use sesame_wire::xml::{self, XmlOut};
+use sesame_wire::{Protocol, V1Action, WireError, WireResponse};
+
+const API_VERSION: &str = "2010-12-01";
+
+pub async fn dispatch(
+    app: &App,
+    caller: &Caller,
+    parts: &Parts,
+    body: &[u8],
+    request_id: &str,
+) -> Result<(Option<&'static str>, WireResponse), Failure> {
+    let mut params = QueryParams::parse(body);
+    params.merge_url_query(parts.uri.query().unwrap_or(""));
+    let Some(name) = params.action() else {
+        return Err((None, WireError::new("MissingAction", 400, "Missing Action")));
+    };
+    let Some(action) = V1Action::from_name(name) else {
+        return Err((
+            None,
+            WireError::new(
+                "InvalidAction",
+                400,
+                format!("Could not find operation {name} for version {API_VERSION}"),
+            ),
+        ));
+    };
+    let op = Some(action.name());
+    let body = run(app, caller, action, &params)
+        .await
+        .map_err(|e| (op, e))?;
+    Ok((
+        op,
+        WireResponse {
+            status: 200,
+            content_type: "text/xml",
+            headers: vec![("x-amzn-requestid", request_id.to_owned())],
+            body: xml::response(action, request_id, |x| x.raw(&body)),
+        },
+    ))
+}
+
+fn domain(e: Error) -> WireError {
+    WireError::from_domain(Protocol::Query, &e)
+}
+
+/// Runs one action; returns the members of its result as XML.
+async fn run(
+    app: &App,
+    caller: &Caller,
+    action: V1Action,
+    p: &QueryParams,
+) -> Result<Vec<u8>, WireError> {
+    use V1Action as A;
+    let s = &caller.scope;
+    let ids = &app.identities;
+    let mut x = XmlOut::new();
+    match action {
+        A::VerifyEmailIdentity | A::VerifyEmailAddress => {
+            ids.verify_email(s, p.required("EmailAddress").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+        }
+        A::VerifyDomainIdentity => {
+            let token = ids
+                .verify_domain(s, p.required("Domain").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+            x.text("VerificationToken", &token);
+        }
+        A::VerifyDomainDkim => {
+            let tokens = ids
+                .verify_domain_dkim(s, p.required("Domain").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+            x.list("DkimTokens", tokens.iter().map(String::as_str));
+        }
+        A::ListIdentities => {
+            let kind = match p.get("IdentityType") {
+                None | Some("") => None,
+                Some("EmailAddress") => Some(IdentityKind::EmailAddress),
+                Some("Domain") => Some(IdentityKind::Domain),
+                Some(other) => {
+                    return Err(domain(Error::invalid(format!(
+                        "Invalid IdentityType {other}: it must be EmailAddress or Domain."
+                    ))));
+                }
+            };
+            let max = p.int("MaxItems").map_err(domain)?.unwrap_or(1000);
+            if !(1..=1000).contains(&max) {
+                return Err(domain(Error::invalid(format!(
+                    "MaxItems {max} is out of range: it must be from 1 to 1000."
+                ))));
+            }
+            let q = IdentityQuery {
+                kind,
+                ..Default::default()
+            };
+            let page = ids
+                .list(s, &q, p.get("NextToken"), max as u32)
+                .await
+                .map_err(domain)?;
+            x.list("Identities", page.identities.iter().map(|i| i.name.as_str()));
+            if let Some(t) = &page.next_token {
+                x.text("NextToken", t);
+            }
+        }
+        A::ListVerifiedEmailAddresses => {
+            let addrs = ids.verified_addresses(s).await.map_err(domain)?;
+            x.list("VerifiedEmailAddresses", addrs.iter().map(String::as_str));
+        }
+        A::GetIdentityVerificationAttributes => {
+            let names = p.required_list("Identities").map_err(domain)?;
+            let found = ids.get_many(s, &names).await.map_err(domain)?;
+            shapes::v1_verification_attributes(&mut x, &found);
+        }
+        A::GetIdentityDkimAttributes => {
+            let names = p.required_list("Identities").map_err(domain)?;
+            let found = ids.get_many(s, &names).await.map_err(domain)?;
+            shapes::v1_dkim_attributes(&mut x, &found);
+        }
+        A::SetIdentityDkimEnabled => {
+            let identity = p.required("Identity").map_err(domain)?;
+            let enabled = p
+                .bool("DkimEnabled")
+                .map_err(domain)?
+                .ok_or_else(|| domain(Error::missing("DkimEnabled")))?;
+            ids.set_dkim_enabled(s, identity, enabled)
+                .await
+                .map_err(domain)?;
+        }
+        A::DeleteIdentity => {
+            ids.delete_v1(s, p.required("Identity").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+        }
+        A::DeleteVerifiedEmailAddress => {
+            ids.delete_v1(s, p.required("EmailAddress").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+        }
+        other => return Err(WireError::not_implemented("SES v1", other.name())),
+    }
+    Ok(x.finish())
+}

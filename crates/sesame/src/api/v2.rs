@@ -1,0 +1,296 @@
+//! v2 (REST-JSON) dispatch: route to operation, inputs from path labels,
+//! query string and JSON body, results as JSON.
+
+use super::{App, Caller, Failure};
+use axum::http::request::Parts;
+use serde_json::{Value, json};
+use sesame_core::identities::{CreateIdentity, DkimRequest};
+use sesame_model::{Error, IdentityKind, KeyLength, VerificationStatus};
+use sesame_store::IdentityQuery;
+use sesame_wire::identities::{self as shapes, parse_json};
+use sesame_wire::router::{self, Matched, RouteError};
+use sesame_wire::{Protocol, V2Operation, WireError, WireResponse};
+
+pub async fn dispatch(
+    app: &App,
+    caller: &Caller,
+    parts: &Parts,
+    body: &[u8],
+    request_id: &str,
+) -> Result<(Option<&'static str>, WireResponse), Failure> {
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    let matched = match router::route(method, path) {
+        Ok(m) => m,
+        Err(RouteError::UnknownOperation) => {
+            return Err((
+                None,
+                WireError::new(
+                    "UnknownOperationException",
+                    404,
+                    format!("No SESv2 operation matches {method} {path}."),
+                ),
+            ));
+        }
+        Err(RouteError::BadPath(m)) => {
+            return Err((None, WireError::new("BadRequestException", 400, m)));
+        }
+    };
+    let op = Some(matched.op.name());
+    let query: Vec<(String, String)> =
+        form_pairs(parts.uri.query().unwrap_or(""));
+    let out = run(app, caller, &matched, &query, body)
+        .await
+        .map_err(|e| (op, e))?;
+    Ok((
+        op,
+        WireResponse {
+            status: 200,
+            content_type: "application/json",
+            headers: vec![("x-amzn-requestid", request_id.to_owned())],
+            body: serde_json::to_vec(&out).unwrap_or_default(),
+        },
+    ))
+}
+
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    sesame_sigv4::decode_query(q)
+}
+
+fn domain(e: Error) -> WireError {
+    WireError::from_domain(Protocol::RestJson, &e)
+}
+
+fn label<'a>(m: &'a Matched, name: &str) -> Result<&'a str, WireError> {
+    m.label(name).ok_or_else(|| domain(Error::missing(name)))
+}
+
+fn query_one<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn key_length(s: Option<&str>) -> Result<Option<KeyLength>, WireError> {
+    s.map(|v| {
+        KeyLength::from_v2(v).ok_or_else(|| {
+            domain(Error::invalid(format!(
+                "Invalid NextSigningKeyLength {v}: it must be RSA_1024_BIT or RSA_2048_BIT."
+            )))
+        })
+    })
+    .transpose()
+}
+
+fn page_size(n: Option<i64>) -> Result<u32, WireError> {
+    match n {
+        None | Some(0) => Ok(100),
+        Some(n @ 1..=1000) => Ok(n as u32),
+        Some(n) => Err(domain(Error::invalid(format!(
+            "PageSize {n} is out of range: it must be from 0 to 1000."
+        )))),
+    }
+}
+
+async fn run(
+    app: &App,
+    caller: &Caller,
+    m: &Matched,
+    q: &[(String, String)],
+    body: &[u8],
+) -> Result<Value, WireError> {
+    use V2Operation as O;
+    let s = &caller.scope;
+    let ids = &app.identities;
+    match m.op {
+        O::CreateEmailIdentity => {
+            let input: shapes::CreateEmailIdentityIn = parse_json(body).map_err(domain)?;
+            let name = input
+                .email_identity
+                .ok_or_else(|| domain(Error::missing("EmailIdentity")))?;
+            let dkim = match input.dkim_signing_attributes {
+                None => None,
+                Some(a) => Some(match (a.domain_signing_selector, a.domain_signing_private_key) {
+                    (Some(selector), Some(private_key)) => DkimRequest::External {
+                        selector,
+                        private_key,
+                    },
+                    (None, None) => {
+                        DkimRequest::Easy(key_length(a.next_signing_key_length.as_deref())?)
+                    }
+                    (None, Some(_)) => return Err(domain(Error::missing("DomainSigningSelector"))),
+                    (Some(_), None) => return Err(domain(Error::missing("DomainSigningPrivateKey"))),
+                }),
+            };
+            let identity = ids
+                .create(
+                    s,
+                    CreateIdentity {
+                        name,
+                        tags: shapes::tags_in(input.tags).map_err(domain)?,
+                        configuration_set: input.configuration_set_name,
+                        dkim,
+                    },
+                )
+                .await
+                .map_err(domain)?;
+            Ok(shapes::create_email_identity_out(&identity))
+        }
+        O::GetEmailIdentity => {
+            let i = ids.get(s, label(m, "EmailIdentity")?).await.map_err(domain)?;
+            Ok(shapes::get_email_identity_out(&i))
+        }
+        O::DeleteEmailIdentity => {
+            ids.delete(s, label(m, "EmailIdentity")?).await.map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::ListEmailIdentities => {
+            // The old route is a GET with the query string; the new one a POST with JSON.
+            let input: shapes::ListEmailIdentitiesIn = if body.is_empty() && !q.is_empty() {
+                shapes::ListEmailIdentitiesIn {
+                    filter: None,
+                    next_token: query_one(q, "NextToken").map(str::to_owned),
+                    page_size: match query_one(q, "PageSize") {
+                        None => None,
+                        Some(v) => Some(v.parse().map_err(|_| {
+                            domain(Error::invalid(format!("PageSize {v} is not a number.")))
+                        })?),
+                    },
+                }
+            } else {
+                parse_json(body).map_err(domain)?
+            };
+            let query = identity_filter(input.filter.unwrap_or_default())?;
+            let page = ids
+                .list(s, &query, input.next_token.as_deref(), page_size(input.page_size)?)
+                .await
+                .map_err(domain)?;
+            let mut out = json!({
+                "EmailIdentities": page.identities.iter().map(shapes::identity_info).collect::<Vec<_>>(),
+            });
+            if let Some(t) = page.next_token {
+                out["NextToken"] = json!(t);
+            }
+            Ok(out)
+        }
+        O::PutEmailIdentityDkimAttributes => {
+            let input: shapes::PutDkimAttributesIn = parse_json(body).map_err(domain)?;
+            ids.set_dkim_enabled(
+                s,
+                label(m, "EmailIdentity")?,
+                input.signing_enabled.unwrap_or(false),
+            )
+            .await
+            .map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::PutEmailIdentityDkimSigningAttributes => {
+            let input: shapes::PutDkimSigningAttributesIn = parse_json(body).map_err(domain)?;
+            let origin = input
+                .signing_attributes_origin
+                .ok_or_else(|| domain(Error::missing("SigningAttributesOrigin")))?;
+            let attrs = input.signing_attributes.unwrap_or_default();
+            let req = match origin.as_str() {
+                "AWS_SES" => DkimRequest::Easy(key_length(attrs.next_signing_key_length.as_deref())?),
+                "EXTERNAL" => DkimRequest::External {
+                    selector: attrs
+                        .domain_signing_selector
+                        .ok_or_else(|| domain(Error::missing("DomainSigningSelector")))?,
+                    private_key: attrs
+                        .domain_signing_private_key
+                        .ok_or_else(|| domain(Error::missing("DomainSigningPrivateKey")))?,
+                },
+                o if o.starts_with("AWS_SES_") => {
+                    return Err(domain(Error::new(
+                        sesame_model::ErrorKind::NotImplemented,
+                        format!("Sesame does not implement Deterministic Easy DKIM ({o}) yet."),
+                    )));
+                }
+                o => {
+                    return Err(domain(Error::invalid(format!(
+                        "Invalid SigningAttributesOrigin {o}: it must be AWS_SES or EXTERNAL."
+                    ))));
+                }
+            };
+            let i = ids
+                .put_dkim_signing(s, label(m, "EmailIdentity")?, req)
+                .await
+                .map_err(domain)?;
+            Ok(json!({
+                "DkimStatus": i.dkim.status.v2(),
+                "DkimTokens": i.dkim.tokens,
+            }))
+        }
+        O::TagResource => {
+            let input: shapes::TagResourceIn = parse_json(body).map_err(domain)?;
+            let arn = input
+                .resource_arn
+                .ok_or_else(|| domain(Error::missing("ResourceArn")))?;
+            let tags = input.tags.ok_or_else(|| domain(Error::missing("Tags")))?;
+            ids.tag(s, &arn, shapes::tags_in(Some(tags)).map_err(domain)?)
+                .await
+                .map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::UntagResource => {
+            let arn = query_one(q, "ResourceArn")
+                .ok_or_else(|| domain(Error::missing("ResourceArn")))?;
+            let keys: Vec<String> = q
+                .iter()
+                .filter(|(k, _)| k == "TagKeys")
+                .map(|(_, v)| v.clone())
+                .collect();
+            if keys.is_empty() {
+                return Err(domain(Error::missing("TagKeys")));
+            }
+            ids.untag(s, arn, &keys).await.map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::ListTagsForResource => {
+            let arn = query_one(q, "ResourceArn")
+                .ok_or_else(|| domain(Error::missing("ResourceArn")))?;
+            let tags = ids.list_tags(s, arn).await.map_err(domain)?;
+            Ok(json!({ "Tags": shapes::tags_out(&tags) }))
+        }
+        other => Err(WireError::not_implemented("SESv2", other.name())),
+    }
+}
+
+fn identity_filter(
+    filter: std::collections::HashMap<String, String>,
+) -> Result<IdentityQuery, WireError> {
+    let mut q = IdentityQuery::default();
+    for (k, v) in filter {
+        match k.as_str() {
+            "IDENTITY_TYPE" => {
+                q.kind = Some(match v.as_str() {
+                    "EMAIL_ADDRESS" => IdentityKind::EmailAddress,
+                    "DOMAIN" => IdentityKind::Domain,
+                    "MANAGED_DOMAIN" => {
+                        return Err(domain(Error::new(
+                            sesame_model::ErrorKind::NotImplemented,
+                            "Sesame does not implement managed domains yet.",
+                        )));
+                    }
+                    _ => {
+                        return Err(domain(Error::invalid(format!(
+                            "Invalid IDENTITY_TYPE filter value {v}."
+                        ))));
+                    }
+                })
+            }
+            "VERIFICATION_STATUS" => {
+                q.status = Some(VerificationStatus::from_v2(&v).ok_or_else(|| {
+                    domain(Error::invalid(format!(
+                        "Invalid VERIFICATION_STATUS filter value {v}."
+                    )))
+                })?)
+            }
+            "IDENTITY_NAME_CONTAINS" => q.name_contains = Some(v),
+            other => {
+                return Err(domain(Error::invalid(format!(
+                    "Invalid filter key {other}: it must be IDENTITY_TYPE, VERIFICATION_STATUS or IDENTITY_NAME_CONTAINS."
+                ))));
+            }
+        }
+    }
+    Ok(q)
+}

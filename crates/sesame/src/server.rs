@@ -1,0 +1,120 @@
+//! The HTTP server: binds the listener, serves the SES APIs and Sesame's own
+//! `/_sesame/` endpoints, and shuts down gracefully on SIGTERM or SIGINT,
+//! letting requests in flight finish before the store is closed.
+
+use crate::api::{self, App};
+use crate::config::Settings;
+use axum::Router;
+use axum::routing::get;
+use sesame_core::{Credentials, IdentityService, SystemClock};
+use sesame_model::AccountId;
+use sesame_store::{SqliteStore, Store};
+use std::sync::Arc;
+
+pub async fn run(settings: Settings) -> Result<(), String> {
+    let store = Arc::new(SqliteStore::open(&settings.data_dir).await.map_err(|e| {
+        format!("cannot open the store in {}: {e}", settings.data_dir.display())
+    })?);
+    let clock = Arc::new(SystemClock);
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let credentials = Credentials::new(
+        dyn_store.clone(),
+        clock.clone(),
+        settings.dev.then(|| settings.dev_account_id.clone()),
+    );
+    seed_root_key(&credentials, &settings).await?;
+    let app = Arc::new(App {
+        identities: IdentityService::new(dyn_store, clock, settings.auto_verify),
+        credentials,
+    });
+    let router = Router::new()
+        .route("/_sesame/health", get(health))
+        .route("/_sesame/{*rest}", axum::routing::any(unknown_sesame_route))
+        .fallback(api::handle)
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        %addr,
+        data_dir = %settings.data_dir.display(),
+        dev = settings.dev,
+        auto_verify = settings.auto_verify,
+        no_sandbox = settings.no_sandbox,
+        "sesame is listening"
+    );
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    store.close().await;
+    tracing::info!("sesame stopped");
+    served.map_err(|e| format!("server error: {e}"))
+}
+
+/// `SESAME_ROOT_ACCESS_KEY_ID` / `SESAME_ROOT_SECRET_ACCESS_KEY` seed one
+/// key at startup (account `SESAME_ROOT_ACCOUNT_ID`, default the dev account).
+async fn seed_root_key(credentials: &Credentials, settings: &Settings) -> Result<(), String> {
+    let id = std::env::var("SESAME_ROOT_ACCESS_KEY_ID").ok();
+    let secret = std::env::var("SESAME_ROOT_SECRET_ACCESS_KEY").ok();
+    match (id, secret) {
+        (None, None) => Ok(()),
+        (Some(id), Some(secret)) => {
+            let account = match std::env::var("SESAME_ROOT_ACCOUNT_ID") {
+                Ok(a) => AccountId::parse(&a).map_err(|_| {
+                    format!("invalid value '{a}' for setting SESAME_ROOT_ACCOUNT_ID: expected 12 digits")
+                })?,
+                Err(_) => settings.dev_account_id.clone(),
+            };
+            credentials
+                .seed(&id, &secret, account.clone())
+                .await
+                .map_err(|e| e.message)?;
+            tracing::info!(access_key_id = %id, %account, "seeded the root access key");
+            Ok(())
+        }
+        _ => Err(
+            "SESAME_ROOT_ACCESS_KEY_ID and SESAME_ROOT_SECRET_ACCESS_KEY must be set together"
+                .into(),
+        ),
+    }
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn unknown_sesame_route() -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"message": "No such Sesame endpoint."})),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
