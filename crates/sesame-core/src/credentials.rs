@@ -29,7 +29,11 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, dev_account: Option<AccountId>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        dev_account: Option<AccountId>,
+    ) -> Self {
         Self {
             store,
             clock,
@@ -38,7 +42,12 @@ impl Credentials {
     }
 
     pub async fn resolve(&self, access_key_id: &str) -> Result<Resolution, Error> {
-        if let Some(k) = self.store.get_access_key(access_key_id).await.map_err(internal)? {
+        if let Some(k) = self
+            .store
+            .get_access_key(access_key_id)
+            .await
+            .map_err(internal)?
+        {
             return Ok(Resolution::Verify {
                 secret: k.secret,
                 account: k.account,
@@ -70,7 +79,9 @@ impl Credentials {
     /// Stores a key given by the operator (the `SESAME_ROOT_*` variables).
     pub async fn seed(&self, id: &str, secret: &str, account: AccountId) -> Result<(), Error> {
         if id.is_empty() || secret.is_empty() {
-            return Err(Error::invalid("The seeded access key ID and secret must not be empty."));
+            return Err(Error::invalid(
+                "The seeded access key ID and secret must not be empty.",
+            ));
         }
         let key = AccessKey {
             id: id.to_owned(),
@@ -128,9 +139,16 @@ mod tests {
             }
         );
         // A known key still has to verify in dev mode.
-        c.seed("root", "rootsecret", AccountId::parse("999999999999").unwrap())
-            .await
-            .unwrap();
-        assert!(matches!(c.resolve("root").await.unwrap(), Resolution::Verify { .. }));
+        c.seed(
+            "root",
+            "rootsecret",
+            AccountId::parse("999999999999").unwrap(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            c.resolve("root").await.unwrap(),
+            Resolution::Verify { .. }
+        ));
     }
 }

@@ -71,8 +71,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_keys() {
-        assert!(from_private_b64("not base64!").unwrap_err().message.contains("base64"));
-        assert!(from_private_b64("aGVsbG8=").unwrap_err().message.contains("not an RSA"));
+        assert!(
+            from_private_b64("not base64!")
+                .unwrap_err()
+                .message
+                .contains("base64")
+        );
+        assert!(
+            from_private_b64("aGVsbG8=")
+                .unwrap_err()
+                .message
+                .contains("not an RSA")
+        );
         let small = RsaPrivateKey::new(&mut rand_core::OsRng, 512).unwrap();
         let der = small.to_pkcs8_der().unwrap();
         let e = from_private_b64(&STANDARD.encode(der.as_bytes())).unwrap_err();

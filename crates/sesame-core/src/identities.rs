@@ -21,7 +21,10 @@ pub enum DkimRequest {
     /// Easy DKIM, optionally with a key length.
     Easy(Option<KeyLength>),
     /// BYODKIM: a selector and a base64 DER private key.
-    External { selector: String, private_key: String },
+    External {
+        selector: String,
+        private_key: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -135,7 +138,12 @@ impl IdentityService {
         Ok(())
     }
 
-    fn byo_dkim(&self, identity: &mut Identity, selector: &str, private_key: &str) -> Result<(), Error> {
+    fn byo_dkim(
+        &self,
+        identity: &mut Identity,
+        selector: &str,
+        private_key: &str,
+    ) -> Result<(), Error> {
         check_selector(selector)?;
         let key = dkim_keys::from_private_b64(private_key)?;
         let d = &mut identity.dkim;
@@ -190,7 +198,12 @@ impl IdentityService {
                 .map_err(internal)?
                 .ok_or_else(&missing)?;
             change(&mut identity)?;
-            if self.store.update_identity(scope, &identity).await.map_err(internal)? {
+            if self
+                .store
+                .update_identity(scope, &identity)
+                .await
+                .map_err(internal)?
+            {
                 identity.version += 1;
                 return Ok(identity);
             }
@@ -225,22 +238,34 @@ impl IdentityService {
 
     /// v1 VerifyDomainDkim: creates the domain if needed and sets up Easy
     /// DKIM; returns the three tokens.
-    pub async fn verify_domain_dkim(&self, scope: &Scope, domain: &str) -> Result<Vec<String>, Error> {
+    pub async fn verify_domain_dkim(
+        &self,
+        scope: &Scope,
+        domain: &str,
+    ) -> Result<Vec<String>, Error> {
         let name = IdentityName::domain(domain)?;
         let mut fresh = self.new_identity(name.clone());
         self.easy_dkim(&mut fresh, KeyLength::Rsa2048).await?;
         match self.insert(scope, &fresh).await? {
             Insert::Inserted => Ok(fresh.dkim.tokens),
-            Insert::Exists(existing) if existing.dkim.origin == DkimOrigin::AwsSes && !existing.dkim.tokens.is_empty() => {
+            Insert::Exists(existing)
+                if existing.dkim.origin == DkimOrigin::AwsSes
+                    && !existing.dkim.tokens.is_empty() =>
+            {
                 Ok(existing.dkim.tokens)
             }
             Insert::Exists(_) => {
                 let dkim = fresh.dkim.clone();
                 let updated = self
-                    .modify(scope, name.as_str(), || not_found(name.as_str()), |i| {
-                        i.dkim = dkim.clone();
-                        Ok(())
-                    })
+                    .modify(
+                        scope,
+                        name.as_str(),
+                        || not_found(name.as_str()),
+                        |i| {
+                            i.dkim = dkim.clone();
+                            Ok(())
+                        },
+                    )
                     .await?;
                 Ok(updated.dkim.tokens)
             }
@@ -260,7 +285,10 @@ impl IdentityService {
             .list_identities(scope, &q, 0, MAX_IDENTITIES)
             .await
             .map_err(internal)?;
-        Ok(rows.into_iter().map(|l| l.identity.name.to_string()).collect())
+        Ok(rows
+            .into_iter()
+            .map(|l| l.identity.name.to_string())
+            .collect())
     }
 
     /// v1 DeleteIdentity / DeleteVerifiedEmailAddress: succeeds whether or
@@ -274,22 +302,39 @@ impl IdentityService {
 
     /// v1 SetIdentityDkimEnabled and v2 PutEmailIdentityDkimAttributes.
     /// Enabling needs DKIM set up on the domain (for an address: on its domain).
-    pub async fn set_dkim_enabled(&self, scope: &Scope, name: &str, enabled: bool) -> Result<(), Error> {
+    pub async fn set_dkim_enabled(
+        &self,
+        scope: &Scope,
+        name: &str,
+        enabled: bool,
+    ) -> Result<(), Error> {
         let key = lookup_key(name);
-        let domain = key.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or(key.clone());
+        let domain = key
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or(key.clone());
         if enabled && key.contains('@') {
-            let parent = self.store.get_identity(scope, &domain).await.map_err(internal)?;
+            let parent = self
+                .store
+                .get_identity(scope, &domain)
+                .await
+                .map_err(internal)?;
             if !parent.is_some_and(|p| p.dkim.is_set_up()) {
                 return Err(not_dkim_verified(&domain));
             }
         }
-        self.modify(scope, &key, || not_dkim_verified(&domain), |i| {
-            if enabled && i.kind() == IdentityKind::Domain && !i.dkim.is_set_up() {
-                return Err(not_dkim_verified(&domain));
-            }
-            i.dkim.signing_enabled = enabled;
-            Ok(())
-        })
+        self.modify(
+            scope,
+            &key,
+            || not_dkim_verified(&domain),
+            |i| {
+                if enabled && i.kind() == IdentityKind::Domain && !i.dkim.is_set_up() {
+                    return Err(not_dkim_verified(&domain));
+                }
+                i.dkim.signing_enabled = enabled;
+                Ok(())
+            },
+        )
         .await?;
         Ok(())
     }
@@ -327,7 +372,10 @@ impl IdentityService {
             ));
         }
         let keys: Vec<String> = names.iter().map(|n| lookup_key(n)).collect();
-        self.store.get_identities(scope, &keys).await.map_err(internal)
+        self.store
+            .get_identities(scope, &keys)
+            .await
+            .map_err(internal)
     }
 
     // ------------------------------------------------------------ v2
@@ -337,7 +385,9 @@ impl IdentityService {
         let name = IdentityName::parse(&req.name)?;
         if let Some(cs) = &req.configuration_set {
             // Sesame has no configuration sets yet, so none can be named.
-            return Err(Error::not_found(format!("Configuration set <{cs}> does not exist.")));
+            return Err(Error::not_found(format!(
+                "Configuration set <{cs}> does not exist."
+            )));
         }
         let mut identity = self.new_identity(name);
         tags::merge(&mut identity.tags, req.tags)?;
@@ -348,13 +398,20 @@ impl IdentityService {
                 ));
             }
             (IdentityKind::EmailAddress, None) => {}
-            (IdentityKind::Domain, None) => self.easy_dkim(&mut identity, KeyLength::Rsa2048).await?,
+            (IdentityKind::Domain, None) => {
+                self.easy_dkim(&mut identity, KeyLength::Rsa2048).await?
+            }
             (IdentityKind::Domain, Some(DkimRequest::Easy(len))) => {
-                self.easy_dkim(&mut identity, len.unwrap_or(KeyLength::Rsa2048)).await?
+                self.easy_dkim(&mut identity, len.unwrap_or(KeyLength::Rsa2048))
+                    .await?
             }
-            (IdentityKind::Domain, Some(DkimRequest::External { selector, private_key })) => {
-                self.byo_dkim(&mut identity, &selector, &private_key)?
-            }
+            (
+                IdentityKind::Domain,
+                Some(DkimRequest::External {
+                    selector,
+                    private_key,
+                }),
+            ) => self.byo_dkim(&mut identity, &selector, &private_key)?,
         }
         match self.insert(scope, &identity).await? {
             Insert::Exists(_) => Err(Error::new(
@@ -385,7 +442,12 @@ impl IdentityService {
 
     /// v2 PutEmailIdentityDkimSigningAttributes: switch between Easy DKIM
     /// and BYODKIM, or change Easy DKIM's key length (at most once a day).
-    pub async fn put_dkim_signing(&self, scope: &Scope, name: &str, req: DkimRequest) -> Result<Identity, Error> {
+    pub async fn put_dkim_signing(
+        &self,
+        scope: &Scope,
+        name: &str,
+        req: DkimRequest,
+    ) -> Result<Identity, Error> {
         let current = self.get(scope, name).await?;
         if current.kind() != IdentityKind::Domain {
             return Err(Error::invalid(format!(
@@ -395,9 +457,10 @@ impl IdentityService {
         let now = self.clock.now_ms();
         let mut staged = current.clone();
         match &req {
-            DkimRequest::External { selector, private_key } => {
-                self.byo_dkim(&mut staged, selector, private_key)?
-            }
+            DkimRequest::External {
+                selector,
+                private_key,
+            } => self.byo_dkim(&mut staged, selector, private_key)?,
             DkimRequest::Easy(len) => {
                 let d = &current.dkim;
                 let easy_now = d.origin == DkimOrigin::AwsSes && d.key.is_some();
@@ -427,23 +490,33 @@ impl IdentityService {
             }
         }
         let dkim = staged.dkim;
-        self.modify(scope, name, || not_found(name), |i| {
-            i.dkim = dkim.clone();
-            Ok(())
-        })
+        self.modify(
+            scope,
+            name,
+            || not_found(name),
+            |i| {
+                i.dkim = dkim.clone();
+                Ok(())
+            },
+        )
         .await
     }
 
     /// Operator action (`sesame identities verify`): marks an identity, and
     /// its DKIM if set up, verified.
     pub async fn mark_verified(&self, scope: &Scope, name: &str) -> Result<Identity, Error> {
-        self.modify(scope, name, || not_found(name), |i| {
-            i.verification_status = VerificationStatus::Success;
-            if i.dkim.is_set_up() {
-                i.dkim.status = VerificationStatus::Success;
-            }
-            Ok(())
-        })
+        self.modify(
+            scope,
+            name,
+            || not_found(name),
+            |i| {
+                i.verification_status = VerificationStatus::Success;
+                if i.dkim.is_set_up() {
+                    i.dkim.status = VerificationStatus::Success;
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -468,8 +541,10 @@ impl IdentityService {
     pub async fn tag(&self, scope: &Scope, arn: &str, new: Vec<Tag>) -> Result<(), Error> {
         let name = Self::identity_from_arn(scope, arn)?;
         let missing = || Error::not_found(format!("Resource {arn} does not exist."));
-        self.modify(scope, &name, missing, |i| tags::merge(&mut i.tags, new.clone()))
-            .await?;
+        self.modify(scope, &name, missing, |i| {
+            tags::merge(&mut i.tags, new.clone())
+        })
+        .await?;
         Ok(())
     }
 

@@ -48,7 +48,10 @@ mod tests {
         assert_eq!(verification_token().len(), 44);
         let t = dkim_token();
         assert_eq!(t.len(), 32);
-        assert!(t.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)));
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        );
         assert_ne!(dkim_token(), dkim_token());
         let s = string_from(b"AB", 100);
         assert_eq!(s.len(), 100);

@@ -1,8 +1,8 @@
 //! Access keys: the credentials SigV4 requests are signed with. Each belongs
 //! to one account.
 
-use crate::scope::AccountId;
 use crate::Millis;
+use crate::scope::AccountId;
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq)]

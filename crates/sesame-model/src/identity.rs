@@ -4,9 +4,9 @@
 //! lower-case), email addresses are case-sensitive (stored as given), DNS
 //! labels are at most 63 characters and names at most 255.
 
+use crate::Millis;
 use crate::error::{Error, Result};
 use crate::tags::Tag;
-use crate::Millis;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -48,7 +48,9 @@ impl IdentityName {
             return Err(invalid());
         }
         if local.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(Error::invalid("Local address contains control or whitespace"));
+            return Err(Error::invalid(
+                "Local address contains control or whitespace",
+            ));
         }
         if local.contains(['<', '>', '(', ')', '[', ']', ',', ';', ':', '\\', '"', '@']) {
             return Err(Error::invalid("Local address contains illegal character"));
@@ -83,7 +85,11 @@ impl IdentityName {
     /// The domain an address is at, lower-case; a domain's own name.
     pub fn domain_part(&self) -> String {
         match self {
-            Self::Email(s) => s.rsplit_once('@').map(|(_, d)| d).unwrap_or(s).to_ascii_lowercase(),
+            Self::Email(s) => s
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or(s)
+                .to_ascii_lowercase(),
             Self::Domain(d) => d.clone(),
         }
     }
@@ -348,7 +354,10 @@ mod tests {
             IdentityName::email("<STUB>").unwrap_err().message,
             "Invalid email address<STUB>."
         );
-        assert_eq!(IdentityName::email("a@").unwrap_err().message, "Missing domain");
+        assert_eq!(
+            IdentityName::email("a@").unwrap_err().message,
+            "Missing domain"
+        );
         assert_eq!(
             IdentityName::email("a b@x.com").unwrap_err().message,
             "Local address contains control or whitespace"

@@ -46,7 +46,9 @@ impl Region {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Error::invalid(format!("Region {s} is not a valid region name.")))
+            Err(Error::invalid(format!(
+                "Region {s} is not a valid region name."
+            )))
         }
     }
     pub fn as_str(&self) -> &str {

@@ -59,9 +59,9 @@ impl AuthError {
             Self::InvalidClientTokenId => {
                 "The security token included in the request is invalid.".into()
             }
-            Self::IncompleteSignature(m) | Self::SignatureDoesNotMatch(m) | Self::RequestExpired(m) => {
-                m.clone()
-            }
+            Self::IncompleteSignature(m)
+            | Self::SignatureDoesNotMatch(m)
+            | Self::RequestExpired(m) => m.clone(),
         }
     }
 }
@@ -129,7 +129,10 @@ pub fn parse(req: &Request<'_>) -> Result<Auth, AuthError> {
         return parse_header(req, h);
     }
     let query = decode_query(req.raw_query);
-    if query.iter().any(|(k, _)| k == "X-Amz-Algorithm" || k == "X-Amz-Signature") {
+    if query
+        .iter()
+        .any(|(k, _)| k == "X-Amz-Algorithm" || k == "X-Amz-Signature")
+    {
         return parse_presigned(&query);
     }
     Err(AuthError::MissingAuthenticationToken)
@@ -191,12 +194,7 @@ fn parse_header(req: &Request<'_>, h: &str) -> Result<Auth, AuthError> {
 }
 
 fn parse_presigned(query: &[(String, String)]) -> Result<Auth, AuthError> {
-    let get = |k: &str| {
-        query
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let mut missing = vec![];
     for k in [
         "X-Amz-Algorithm",
@@ -289,7 +287,9 @@ fn build(
 
 fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
-    PrimitiveDateTime::parse(s, fmt).ok().map(|p| p.assume_utc())
+    PrimitiveDateTime::parse(s, fmt)
+        .ok()
+        .map(|p| p.assume_utc())
 }
 
 fn http_date_to_amz(s: &str) -> Result<String, AuthError> {
@@ -297,7 +297,9 @@ fn http_date_to_amz(s: &str) -> Result<String, AuthError> {
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
     let t = PrimitiveDateTime::parse(s, fmt)
-        .map_err(|_| AuthError::IncompleteSignature(format!("Date header '{s}' is not a valid HTTP date.")))?
+        .map_err(|_| {
+            AuthError::IncompleteSignature(format!("Date header '{s}' is not a valid HTTP date."))
+        })?
         .assume_utc();
     Ok(amz(t))
 }

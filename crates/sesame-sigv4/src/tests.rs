@@ -43,7 +43,14 @@ fn check(method: &str, path: &str, query: &str, body: &[u8], sig: &str) -> Resul
 
 #[test]
 fn get_vanilla() {
-    check("GET", "/", "", b"", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31").unwrap();
+    check(
+        "GET",
+        "/",
+        "",
+        b"",
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+    )
+    .unwrap();
 }
 
 #[test]
@@ -70,7 +77,9 @@ fn get_vanilla_string_to_sign() {
     let creq = canonical_request(&req, &auth, EMPTY_SHA256);
     assert_eq!(
         creq,
-        format!("GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n{EMPTY_SHA256}")
+        format!(
+            "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n{EMPTY_SHA256}"
+        )
     );
     assert_eq!(
         string_to_sign("20150830T123600Z", &auth.scope(), &creq),
@@ -92,7 +101,14 @@ fn get_vanilla_query_order_key_case() {
 
 #[test]
 fn post_vanilla() {
-    check("POST", "/", "", b"", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b").unwrap();
+    check(
+        "POST",
+        "/",
+        "",
+        b"",
+        "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b",
+    )
+    .unwrap();
 }
 
 #[test]
@@ -145,15 +161,32 @@ fn repeated_headers_join_and_spaces_fold() {
 
 #[test]
 fn tampered_signature_is_refused() {
-    let e = check("GET", "/", "", b"", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf30").unwrap_err();
+    let e = check(
+        "GET",
+        "/",
+        "",
+        b"",
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf30",
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "SignatureDoesNotMatch");
     assert_eq!(e.status(), 403);
-    assert!(e.message().starts_with("The request signature we calculated does not match"));
+    assert!(
+        e.message()
+            .starts_with("The request signature we calculated does not match")
+    );
 }
 
 #[test]
 fn tampered_body_is_refused() {
-    let e = check("POST", "/", "", b"Action=x", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b").unwrap_err();
+    let e = check(
+        "POST",
+        "/",
+        "",
+        b"Action=x",
+        "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b",
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "SignatureDoesNotMatch");
 }
 
@@ -265,7 +298,10 @@ fn wrong_service_and_scope_date() {
     let mut other = auth.clone();
     other.scope_date = "20150829".into();
     let e = verify(&req, &other, SECRET, "service", at("20150830T123600Z")).unwrap_err();
-    assert!(e.message().starts_with("Date in Credential scope does not match"));
+    assert!(
+        e.message()
+            .starts_with("Date in Credential scope does not match")
+    );
 }
 
 #[test]

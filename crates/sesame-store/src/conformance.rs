@@ -2,11 +2,11 @@
 //! call [`run`]; a new backend (PostgreSQL) passes it before it is used.
 
 use crate::{IdentityQuery, Insert, Store};
-use std::sync::Arc;
 use sesame_model::{
     AccessKey, AccountId, DkimState, Identity, IdentityKind, IdentityName, KeyLength, Region,
     Scope, VerificationStatus,
 };
+use std::sync::Arc;
 
 pub fn scope(account: &str, region: &str) -> Scope {
     Scope::new(
@@ -54,8 +54,15 @@ async fn access_keys(store: &dyn Store) {
 async fn insert_get_delete(store: &dyn Store) {
     let s = scope("111111111111", "us-east-1");
     let id = identity("example.com");
-    assert_eq!(store.insert_identity(&s, &id, 10).await.unwrap(), Insert::Inserted);
-    let got = store.get_identity(&s, "example.com").await.unwrap().unwrap();
+    assert_eq!(
+        store.insert_identity(&s, &id, 10).await.unwrap(),
+        Insert::Inserted
+    );
+    let got = store
+        .get_identity(&s, "example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.name, id.name);
     assert_eq!(got.version, 1);
     match store.insert_identity(&s, &id, 10).await.unwrap() {
@@ -63,10 +70,16 @@ async fn insert_get_delete(store: &dyn Store) {
         other => panic!("expected Exists, got {other:?}"),
     }
     // Email addresses are case-sensitive: a different case is another identity.
-    store.insert_identity(&s, &identity("A@x.com"), 10).await.unwrap();
+    store
+        .insert_identity(&s, &identity("A@x.com"), 10)
+        .await
+        .unwrap();
     assert_eq!(store.get_identity(&s, "a@x.com").await.unwrap(), None);
     let many = store
-        .get_identities(&s, &["A@x.com".into(), "missing.com".into(), "example.com".into()])
+        .get_identities(
+            &s,
+            &["A@x.com".into(), "missing.com".into(), "example.com".into()],
+        )
         .await
         .unwrap();
     let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
@@ -80,11 +93,17 @@ async fn scopes_are_isolated(store: &dyn Store) {
     let a = scope("222222222222", "us-east-1");
     let b = scope("222222222222", "eu-west-1");
     let c = scope("333333333333", "us-east-1");
-    store.insert_identity(&a, &identity("iso.com"), 10).await.unwrap();
+    store
+        .insert_identity(&a, &identity("iso.com"), 10)
+        .await
+        .unwrap();
     assert!(store.get_identity(&b, "iso.com").await.unwrap().is_none());
     assert!(store.get_identity(&c, "iso.com").await.unwrap().is_none());
     assert_eq!(
-        store.insert_identity(&b, &identity("iso.com"), 10).await.unwrap(),
+        store
+            .insert_identity(&b, &identity("iso.com"), 10)
+            .await
+            .unwrap(),
         Insert::Inserted
     );
 }
@@ -101,14 +120,20 @@ async fn limit_is_atomic(store: Arc<dyn Store>) {
     let inserted = results.iter().filter(|r| **r == Insert::Inserted).count();
     assert_eq!(inserted, 5, "exactly the limit is inserted: {results:?}");
     assert_eq!(
-        results.iter().filter(|r| **r == Insert::LimitReached).count(),
+        results
+            .iter()
+            .filter(|r| **r == Insert::LimitReached)
+            .count(),
         7
     );
 }
 
 async fn optimistic_updates(store: &dyn Store) {
     let s = scope("555555555555", "us-east-1");
-    store.insert_identity(&s, &identity("v.com"), 10).await.unwrap();
+    store
+        .insert_identity(&s, &identity("v.com"), 10)
+        .await
+        .unwrap();
     let mut first = store.get_identity(&s, "v.com").await.unwrap().unwrap();
     let mut second = first.clone();
     first.verification_status = VerificationStatus::Success;
@@ -192,7 +217,10 @@ async fn listing_and_filters(store: &dyn Store) {
 /// Stores one known identity and key, for restart checks.
 pub async fn seed_one(store: &dyn Store) {
     let s = scope("777777777777", "ap-south-1");
-    store.insert_identity(&s, &identity("persist.example"), 10).await.unwrap();
+    store
+        .insert_identity(&s, &identity("persist.example"), 10)
+        .await
+        .unwrap();
 }
 
 pub async fn check_seeded(store: &dyn Store) {

@@ -63,8 +63,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts `identity` unless one of that name exists or the scope holds
     /// `limit` identities already, atomically.
-    async fn insert_identity(&self, scope: &Scope, identity: &Identity, limit: u32)
-    -> Result<Insert>;
+    async fn insert_identity(
+        &self,
+        scope: &Scope,
+        identity: &Identity,
+        limit: u32,
+    ) -> Result<Insert>;
     async fn get_identity(&self, scope: &Scope, name: &str) -> Result<Option<Identity>>;
     /// The identities of these names that exist, in the order asked.
     async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>>;

@@ -2,7 +2,7 @@
 //! applied at open. Several processes (the server and operator commands) may
 //! open the same file; SQLite serialises their writes.
 
-use crate::{Insert, IdentityQuery, Listed, Result, Store, StoreError};
+use crate::{IdentityQuery, Insert, Listed, Result, Store, StoreError};
 use async_trait::async_trait;
 use sesame_model::{AccessKey, AccountId, Identity, IdentityKind, Scope};
 use sqlx::sqlite::{
@@ -97,8 +97,7 @@ impl Store for SqliteStore {
             Ok(AccessKey {
                 id: r.try_get("access_key_id")?,
                 secret: r.try_get("secret_access_key")?,
-                account: AccountId::parse(&account)
-                    .map_err(|e| StoreError::Corrupt(e.message))?,
+                account: AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
                 created_at: r.try_get("created_at")?,
             })
         })
@@ -210,14 +209,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_identity(&self, scope: &Scope, name: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM identities WHERE account_id = ? AND region = ? AND name = ?",
-        )
-        .bind(scope.account.as_str())
-        .bind(scope.region.as_str())
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("DELETE FROM identities WHERE account_id = ? AND region = ? AND name = ?")
+                .bind(scope.account.as_str())
+                .bind(scope.region.as_str())
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

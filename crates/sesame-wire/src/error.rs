@@ -68,7 +68,11 @@ pub fn encode_error(p: Protocol, e: &WireError, request_id: &str) -> WireRespons
             x.open("Error");
             x.text(
                 "Type",
-                if e.status >= 500 { "Receiver" } else { "Sender" },
+                if e.status >= 500 {
+                    "Receiver"
+                } else {
+                    "Sender"
+                },
             );
             x.text("Code", &e.code);
             x.text("Message", &e.message);
@@ -121,11 +125,18 @@ mod tests {
         let nf = WireError::from_domain(Protocol::RestJson, &Error::not_found("gone"));
         assert_eq!((nf.code.as_str(), nf.status), ("NotFoundException", 404));
         let r = encode_error(Protocol::RestJson, &nf, "rid");
-        assert!(r.headers.contains(&("x-amzn-errortype", "NotFoundException".into())));
+        assert!(
+            r.headers
+                .contains(&("x-amzn-errortype", "NotFoundException".into()))
+        );
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["message"], "gone");
         let internal = WireError::from_domain(Protocol::Query, &Error::internal("x"));
         let r = encode_error(Protocol::Query, &internal, "rid");
-        assert!(String::from_utf8(r.body).unwrap().contains("<Type>Receiver</Type>"));
+        assert!(
+            String::from_utf8(r.body)
+                .unwrap()
+                .contains("<Type>Receiver</Type>")
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Shapes of the identity operations: v1 XML results and v2 JSON inputs and
 //! outputs, built from and into model types.
 
-use crate::xml::XmlOut;
 use crate::epoch_seconds;
+use crate::xml::XmlOut;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -255,7 +255,8 @@ mod tests {
 
     #[test]
     fn json_bodies() {
-        let v: CreateEmailIdentityIn = parse_json(br#"{"EmailIdentity":"a.com","Tags":[{"Key":"k","Value":"v"}]}"#).unwrap();
+        let v: CreateEmailIdentityIn =
+            parse_json(br#"{"EmailIdentity":"a.com","Tags":[{"Key":"k","Value":"v"}]}"#).unwrap();
         assert_eq!(v.email_identity.as_deref(), Some("a.com"));
         assert_eq!(tags_in(v.tags).unwrap()[0].key, "k");
         let e = parse_json::<CreateEmailIdentityIn>(b"{nope").unwrap_err();

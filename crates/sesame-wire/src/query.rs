@@ -95,16 +95,17 @@ mod tests {
             q.list("Destination.ToAddresses").unwrap(),
             vec!["a@x.com", "b@x.com"]
         );
-        assert_eq!(q.list("Destination.CcAddresses").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            q.list("Destination.CcAddresses").unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(q.list("Destination.BccAddresses"), None);
         assert_eq!(q.get("Source"), Some("Sender <s@x.com>"));
     }
 
     #[test]
     fn member_indexes_sort_numerically() {
-        let body: String = (1..=11)
-            .map(|i| format!("I.member.{i}=v{i}&"))
-            .collect();
+        let body: String = (1..=11).map(|i| format!("I.member.{i}=v{i}&")).collect();
         let q = QueryParams::parse(body.as_bytes());
         let l = q.list("I").unwrap();
         assert_eq!(l.first().unwrap(), "v1");

@@ -48,10 +48,12 @@ static TABLE: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
             let segs: Vec<Seg> = r
                 .path
                 .split('/')
-                .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(l) => Seg::Label(l.trim_end_matches('+')),
-                    None => Seg::Lit(s),
-                })
+                .map(
+                    |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        Some(l) => Seg::Label(l.trim_end_matches('+')),
+                        None => Seg::Lit(s),
+                    },
+                )
                 .collect();
             let literals = segs.iter().filter(|s| matches!(s, Seg::Lit(_))).count();
             Compiled {
@@ -88,9 +90,9 @@ pub fn route(method: &str, raw_path: &str) -> Result<Matched, RouteError> {
     let mut labels = vec![];
     for (s, p) in c.segs.iter().zip(&parts) {
         if let Seg::Label(name) = s {
-            let v = percent_decode_str(p)
-                .decode_utf8()
-                .map_err(|_| RouteError::BadPath(format!("Path label {name} is not valid UTF-8.")))?;
+            let v = percent_decode_str(p).decode_utf8().map_err(|_| {
+                RouteError::BadPath(format!("Path label {name} is not valid UTF-8."))
+            })?;
             labels.push((*name, v.into_owned()));
         }
     }
@@ -108,18 +110,42 @@ mod tests {
             ("POST", "/v2/email/identities", Op::CreateEmailIdentity),
             ("GET", "/v2/email/identities", Op::ListEmailIdentities),
             ("POST", "/v2/email/list-identities", Op::ListEmailIdentities),
-            ("GET", "/v2/email/identities/example.com", Op::GetEmailIdentity),
-            ("DELETE", "/v2/email/identities/example.com", Op::DeleteEmailIdentity),
-            ("PUT", "/v2/email/identities/example.com/dkim", Op::PutEmailIdentityDkimAttributes),
-            ("PUT", "/v2/email/identities/example.com/dkim/signing", Op::PutEmailIdentityDkimSigningAttributes),
-            ("PUT", "/v1/email/identities/example.com/dkim/signing", Op::PutEmailIdentityDkimSigningAttributes),
+            (
+                "GET",
+                "/v2/email/identities/example.com",
+                Op::GetEmailIdentity,
+            ),
+            (
+                "DELETE",
+                "/v2/email/identities/example.com",
+                Op::DeleteEmailIdentity,
+            ),
+            (
+                "PUT",
+                "/v2/email/identities/example.com/dkim",
+                Op::PutEmailIdentityDkimAttributes,
+            ),
+            (
+                "PUT",
+                "/v2/email/identities/example.com/dkim/signing",
+                Op::PutEmailIdentityDkimSigningAttributes,
+            ),
+            (
+                "PUT",
+                "/v1/email/identities/example.com/dkim/signing",
+                Op::PutEmailIdentityDkimSigningAttributes,
+            ),
             ("POST", "/v2/email/tags", Op::TagResource),
             ("GET", "/v2/email/tags", Op::ListTagsForResource),
             ("DELETE", "/v2/email/tags", Op::UntagResource),
             ("POST", "/v2/email/tenants/get", Op::GetTenant),
             ("POST", "/v2/email/tenants", Op::CreateTenant),
             ("GET", "/v2/email/insights/abc/", Op::GetMessageInsights),
-            ("POST", "/v2/email/email-address-insights/", Op::GetEmailAddressInsights),
+            (
+                "POST",
+                "/v2/email/email-address-insights/",
+                Op::GetEmailAddressInsights,
+            ),
             ("POST", "/v2/email/import-jobs/list", Op::ListImportJobs),
             ("GET", "/v2/email/import-jobs/j1", Op::GetImportJob),
             ("POST", "/v2/email/outbound-emails", Op::SendEmail),
@@ -140,9 +166,18 @@ mod tests {
 
     #[test]
     fn unknown_paths_and_methods() {
-        assert_eq!(route("GET", "/v2/email/nothing"), Err(RouteError::UnknownOperation));
-        assert_eq!(route("PATCH", "/v2/email/identities/x"), Err(RouteError::UnknownOperation));
-        assert_eq!(route("GET", "/v2/email/identities/"), Err(RouteError::UnknownOperation));
+        assert_eq!(
+            route("GET", "/v2/email/nothing"),
+            Err(RouteError::UnknownOperation)
+        );
+        assert_eq!(
+            route("PATCH", "/v2/email/identities/x"),
+            Err(RouteError::UnknownOperation)
+        );
+        assert_eq!(
+            route("GET", "/v2/email/identities/"),
+            Err(RouteError::UnknownOperation)
+        );
         assert!(matches!(
             route("GET", "/v2/email/identities/%ff"),
             Err(RouteError::BadPath(_))

@@ -124,12 +124,16 @@ mod tests {
 
     #[test]
     fn maps_and_lists() {
-        let body = s(response(V1Action::GetIdentityVerificationAttributes, "r", |x| {
-            x.open("VerificationAttributes");
-            x.entry("a&b.com", |x| x.text("VerificationStatus", "Pending"));
-            x.close("VerificationAttributes");
-            x.list("L", ["1", "2"]);
-        }));
+        let body = s(response(
+            V1Action::GetIdentityVerificationAttributes,
+            "r",
+            |x| {
+                x.open("VerificationAttributes");
+                x.entry("a&b.com", |x| x.text("VerificationStatus", "Pending"));
+                x.close("VerificationAttributes");
+                x.list("L", ["1", "2"]);
+            },
+        ));
         assert!(body.contains("<entry><key>a&amp;b.com</key><value><VerificationStatus>Pending</VerificationStatus></value></entry>"));
         assert!(body.contains("<L><member>1</member><member>2</member></L>"));
     }

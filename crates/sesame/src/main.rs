@@ -22,7 +22,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "sesame", version, about = "A self-hosted email service that speaks the Amazon SES API")]
+#[command(
+    name = "sesame",
+    version,
+    about = "A self-hosted email service that speaks the Amazon SES API"
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -77,7 +81,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -137,7 +144,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 AccountId::parse(&account).map_err(|e| e.message)?,
                 Region::parse(&region).map_err(|e| e.message)?,
             );
-            let svc = IdentityService::new(store.clone() as Arc<dyn Store>, Arc::new(SystemClock), false);
+            let svc = IdentityService::new(
+                store.clone() as Arc<dyn Store>,
+                Arc::new(SystemClock),
+                false,
+            );
             let result = svc.mark_verified(&scope, &identity).await;
             store.close().await;
             let i = result.map_err(|e| e.message)?;

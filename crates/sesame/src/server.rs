@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     let store = Arc::new(SqliteStore::open(&settings.data_dir).await.map_err(|e| {
-        format!("cannot open the store in {}: {e}", settings.data_dir.display())
+        format!(
+            "cannot open the store in {}: {e}",
+            settings.data_dir.display()
+        )
     })?);
     let clock = Arc::new(SystemClock);
     let dyn_store: Arc<dyn Store> = store.clone();
@@ -62,7 +65,9 @@ async fn seed_root_key(credentials: &Credentials, settings: &Settings) -> Result
         (Some(id), Some(secret)) => {
             let account = match std::env::var("SESAME_ROOT_ACCOUNT_ID") {
                 Ok(a) => AccountId::parse(&a).map_err(|_| {
-                    format!("invalid value '{a}' for setting SESAME_ROOT_ACCOUNT_ID: expected 12 digits")
+                    format!(
+                        "invalid value '{a}' for setting SESAME_ROOT_ACCOUNT_ID: expected 12 digits"
+                    )
                 })?,
                 Err(_) => settings.dev_account_id.clone(),
             };

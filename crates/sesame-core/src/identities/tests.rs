@@ -23,7 +23,10 @@ async fn fixture(auto_verify: bool) -> Fixture {
 }
 
 fn scope(region: &str) -> Scope {
-    Scope::new(AccountId::parse("123456789012").unwrap(), Region::parse(region).unwrap())
+    Scope::new(
+        AccountId::parse("123456789012").unwrap(),
+        Region::parse(region).unwrap(),
+    )
 }
 
 fn create(name: &str) -> CreateIdentity {
@@ -45,7 +48,10 @@ async fn v1_verify_is_idempotent_and_validates() {
     assert_eq!(e.message, "Invalid email address<STUB>.");
     let t1 = f.svc.verify_domain(&s, "Example.com").await.unwrap();
     let t2 = f.svc.verify_domain(&s, "example.COM").await.unwrap();
-    assert_eq!(t1, t2, "a repeated VerifyDomainIdentity returns the same token");
+    assert_eq!(
+        t1, t2,
+        "a repeated VerifyDomainIdentity returns the same token"
+    );
     assert_eq!(t1.len(), 44);
     let got = f.svc.get(&s, "EXAMPLE.com").await.unwrap();
     assert_eq!(got.verification_status, VerificationStatus::Pending);
@@ -64,7 +70,10 @@ async fn verify_domain_dkim_sets_up_easy_dkim_once() {
     assert_eq!(i.dkim.status, VerificationStatus::Pending);
     assert_eq!(i.dkim.key.as_ref().unwrap().bits, 2048);
     // VerifyDomainDkim alone creates the domain.
-    assert_eq!(f.svc.verify_domain_dkim(&s, "b.com").await.unwrap().len(), 3);
+    assert_eq!(
+        f.svc.verify_domain_dkim(&s, "b.com").await.unwrap().len(),
+        3
+    );
     assert!(f.svc.get(&s, "b.com").await.is_ok());
 }
 
@@ -82,12 +91,27 @@ async fn v2_create_rules() {
 
     let mut with_cs = create("cs.org");
     with_cs.configuration_set = Some("nope".into());
-    assert_eq!(f.svc.create(&s, with_cs).await.unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(f.svc.get(&s, "cs.org").await.unwrap_err().kind, ErrorKind::NotFound, "nothing created");
+    assert_eq!(
+        f.svc.create(&s, with_cs).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        f.svc.get(&s, "cs.org").await.unwrap_err().kind,
+        ErrorKind::NotFound,
+        "nothing created"
+    );
 
     let mut too_many = create("tags.org");
-    too_many.tags = (0..51).map(|i| Tag { key: format!("k{i}"), value: "v".into() }).collect();
-    assert_eq!(f.svc.create(&s, too_many).await.unwrap_err().kind, ErrorKind::InvalidParameter);
+    too_many.tags = (0..51)
+        .map(|i| Tag {
+            key: format!("k{i}"),
+            value: "v".into(),
+        })
+        .collect();
+    assert_eq!(
+        f.svc.create(&s, too_many).await.unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
 
     let mut short = create("short.org");
     short.dkim = Some(DkimRequest::Easy(Some(KeyLength::Rsa1024)));
@@ -96,18 +120,31 @@ async fn v2_create_rules() {
 
     let mut email_dkim = create("x@short.org");
     email_dkim.dkim = Some(DkimRequest::Easy(None));
-    assert_eq!(f.svc.create(&s, email_dkim).await.unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        f.svc.create(&s, email_dkim).await.unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
 }
 
 #[tokio::test]
 async fn regions_and_accounts_are_separate() {
     let f = fixture(false).await;
-    f.svc.create(&scope("us-east-1"), create("me@x.com")).await.unwrap();
+    f.svc
+        .create(&scope("us-east-1"), create("me@x.com"))
+        .await
+        .unwrap();
     assert_eq!(
-        f.svc.get(&scope("eu-west-1"), "me@x.com").await.unwrap_err().kind,
+        f.svc
+            .get(&scope("eu-west-1"), "me@x.com")
+            .await
+            .unwrap_err()
+            .kind,
         ErrorKind::NotFound
     );
-    let other = Scope::new(AccountId::parse("999999999999").unwrap(), Region::parse("us-east-1").unwrap());
+    let other = Scope::new(
+        AccountId::parse("999999999999").unwrap(),
+        Region::parse("us-east-1").unwrap(),
+    );
     assert!(f.svc.get(&other, "me@x.com").await.is_err());
 }
 
@@ -124,23 +161,56 @@ async fn auto_verify_and_operator_verify() {
     let v = g.svc.mark_verified(&s, "op.com").await.unwrap();
     assert_eq!(v.verification_status, VerificationStatus::Success);
     assert_eq!(v.dkim.status, VerificationStatus::Success);
-    assert_eq!(g.svc.mark_verified(&s, "none.com").await.unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        g.svc.mark_verified(&s, "none.com").await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
 }
 
 #[tokio::test]
 async fn dkim_enable_rules() {
     let f = fixture(false).await;
     let s = scope("us-east-1");
-    let e = f.svc.set_dkim_enabled(&s, "unknown.com", true).await.unwrap_err();
-    assert_eq!(e.message, "Domain unknown.com is not verified for DKIM signing.");
+    let e = f
+        .svc
+        .set_dkim_enabled(&s, "unknown.com", true)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "Domain unknown.com is not verified for DKIM signing."
+    );
     f.svc.verify_domain(&s, "legacy.com").await.unwrap();
-    assert!(f.svc.set_dkim_enabled(&s, "legacy.com", true).await.is_err());
+    assert!(
+        f.svc
+            .set_dkim_enabled(&s, "legacy.com", true)
+            .await
+            .is_err()
+    );
     f.svc.verify_email(&s, "me@legacy.com").await.unwrap();
-    assert!(f.svc.set_dkim_enabled(&s, "me@legacy.com", true).await.is_err());
+    assert!(
+        f.svc
+            .set_dkim_enabled(&s, "me@legacy.com", true)
+            .await
+            .is_err()
+    );
     f.svc.verify_domain_dkim(&s, "legacy.com").await.unwrap();
-    f.svc.set_dkim_enabled(&s, "me@legacy.com", true).await.unwrap();
-    f.svc.set_dkim_enabled(&s, "legacy.com", false).await.unwrap();
-    assert!(!f.svc.get(&s, "legacy.com").await.unwrap().dkim.signing_enabled);
+    f.svc
+        .set_dkim_enabled(&s, "me@legacy.com", true)
+        .await
+        .unwrap();
+    f.svc
+        .set_dkim_enabled(&s, "legacy.com", false)
+        .await
+        .unwrap();
+    assert!(
+        !f.svc
+            .get(&s, "legacy.com")
+            .await
+            .unwrap()
+            .dkim
+            .signing_enabled
+    );
 }
 
 #[tokio::test]
@@ -148,15 +218,29 @@ async fn key_length_changes_once_a_day() {
     let f = fixture(false).await;
     let s = scope("us-east-1");
     f.svc.create(&s, create("k.com")).await.unwrap();
-    let same = f.svc.put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa2048))).await;
+    let same = f
+        .svc
+        .put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa2048)))
+        .await;
     assert_eq!(same.unwrap_err().kind, ErrorKind::InvalidParameter);
-    let i = f.svc.put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa1024))).await.unwrap();
+    let i = f
+        .svc
+        .put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa1024)))
+        .await
+        .unwrap();
     assert_eq!(i.dkim.current_key_length, Some(KeyLength::Rsa1024));
     assert_eq!(i.dkim.key.as_ref().unwrap().bits, 1024);
-    let again = f.svc.put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa2048))).await;
+    let again = f
+        .svc
+        .put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa2048)))
+        .await;
     assert!(again.unwrap_err().message.contains("once every 24 hours"));
     f.clock.advance(DAY_MS + 1);
-    let i = f.svc.put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa2048))).await.unwrap();
+    let i = f
+        .svc
+        .put_dkim_signing(&s, "k.com", DkimRequest::Easy(Some(KeyLength::Rsa2048)))
+        .await
+        .unwrap();
     assert_eq!(i.dkim.next_key_length, KeyLength::Rsa2048);
     assert_eq!(i.dkim.tokens.len(), 3, "rotation keeps the CNAME tokens");
 }
@@ -168,7 +252,10 @@ async fn byodkim() {
     let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
     let b64 = STANDARD.encode(key.to_pkcs1_der().unwrap().as_bytes());
     let mut req = create("byo.com");
-    req.dkim = Some(DkimRequest::External { selector: "sel1".into(), private_key: b64.clone() });
+    req.dkim = Some(DkimRequest::External {
+        selector: "sel1".into(),
+        private_key: b64.clone(),
+    });
     let i = f.svc.create(&s, req).await.unwrap();
     assert_eq!(i.dkim.origin, DkimOrigin::External);
     assert!(i.dkim.tokens.is_empty());
@@ -177,18 +264,40 @@ async fn byodkim() {
 
     let bad = f
         .svc
-        .put_dkim_signing(&s, "byo.com", DkimRequest::External { selector: "-bad".into(), private_key: b64.clone() })
+        .put_dkim_signing(
+            &s,
+            "byo.com",
+            DkimRequest::External {
+                selector: "-bad".into(),
+                private_key: b64.clone(),
+            },
+        )
         .await;
     assert_eq!(bad.unwrap_err().kind, ErrorKind::InvalidParameter);
     let bad = f
         .svc
-        .put_dkim_signing(&s, "byo.com", DkimRequest::External { selector: "ok".into(), private_key: "bm9wZQ==".into() })
+        .put_dkim_signing(
+            &s,
+            "byo.com",
+            DkimRequest::External {
+                selector: "ok".into(),
+                private_key: "bm9wZQ==".into(),
+            },
+        )
         .await;
     assert_eq!(bad.unwrap_err().kind, ErrorKind::InvalidParameter);
     let unchanged = f.svc.get(&s, "byo.com").await.unwrap();
-    assert_eq!(unchanged.dkim.selector.as_deref(), Some("sel1"), "a failed change changes nothing");
+    assert_eq!(
+        unchanged.dkim.selector.as_deref(),
+        Some("sel1"),
+        "a failed change changes nothing"
+    );
 
-    let easy = f.svc.put_dkim_signing(&s, "byo.com", DkimRequest::Easy(None)).await.unwrap();
+    let easy = f
+        .svc
+        .put_dkim_signing(&s, "byo.com", DkimRequest::Easy(None))
+        .await
+        .unwrap();
     assert_eq!(easy.dkim.origin, DkimOrigin::AwsSes);
     assert_eq!(easy.dkim.tokens.len(), 3);
 }
@@ -198,13 +307,20 @@ async fn listing_pages_through_everything() {
     let f = fixture(false).await;
     let s = scope("us-east-1");
     for i in 0..7 {
-        f.svc.verify_email(&s, &format!("u{i}@x.com")).await.unwrap();
+        f.svc
+            .verify_email(&s, &format!("u{i}@x.com"))
+            .await
+            .unwrap();
     }
     f.svc.verify_domain(&s, "x.com").await.unwrap();
     let mut seen = vec![];
     let mut token: Option<String> = None;
     loop {
-        let page = f.svc.list(&s, &IdentityQuery::default(), token.as_deref(), 3).await.unwrap();
+        let page = f
+            .svc
+            .list(&s, &IdentityQuery::default(), token.as_deref(), 3)
+            .await
+            .unwrap();
         seen.extend(page.identities.into_iter().map(|i| i.name.to_string()));
         match page.next_token {
             Some(t) => token = Some(t),
@@ -212,7 +328,11 @@ async fn listing_pages_through_everything() {
         }
     }
     assert_eq!(seen.len(), 8);
-    let e = f.svc.list(&s, &IdentityQuery::default(), Some("garbage"), 3).await.unwrap_err();
+    let e = f
+        .svc
+        .list(&s, &IdentityQuery::default(), Some("garbage"), 3)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidParameter);
 }
 
@@ -221,10 +341,17 @@ async fn get_many_caps_at_100_and_skips_unknown() {
     let f = fixture(false).await;
     let s = scope("us-east-1");
     f.svc.verify_domain(&s, "a.com").await.unwrap();
-    let got = f.svc.get_many(&s, &["A.com".into(), "zzz.com".into()]).await.unwrap();
+    let got = f
+        .svc
+        .get_many(&s, &["A.com".into(), "zzz.com".into()])
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     let names: Vec<String> = (0..101).map(|i| format!("d{i}.com")).collect();
-    assert_eq!(f.svc.get_many(&s, &names).await.unwrap_err().kind, ErrorKind::Validation);
+    assert_eq!(
+        f.svc.get_many(&s, &names).await.unwrap_err().kind,
+        ErrorKind::Validation
+    );
 }
 
 #[tokio::test]
@@ -233,13 +360,45 @@ async fn tags_by_arn() {
     let s = scope("us-east-1");
     f.svc.create(&s, create("t.com")).await.unwrap();
     let arn = "arn:aws:ses:us-east-1:123456789012:identity/t.com";
-    f.svc.tag(&s, arn, vec![Tag { key: "a".into(), value: "1".into() }]).await.unwrap();
-    f.svc.tag(&s, arn, vec![Tag { key: "b".into(), value: "2".into() }]).await.unwrap();
+    f.svc
+        .tag(
+            &s,
+            arn,
+            vec![Tag {
+                key: "a".into(),
+                value: "1".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    f.svc
+        .tag(
+            &s,
+            arn,
+            vec![Tag {
+                key: "b".into(),
+                value: "2".into(),
+            }],
+        )
+        .await
+        .unwrap();
     f.svc.untag(&s, arn, &["a".into()]).await.unwrap();
-    assert_eq!(f.svc.list_tags(&s, arn).await.unwrap(), vec![Tag { key: "b".into(), value: "2".into() }]);
+    assert_eq!(
+        f.svc.list_tags(&s, arn).await.unwrap(),
+        vec![Tag {
+            key: "b".into(),
+            value: "2".into()
+        }]
+    );
     let other_region = "arn:aws:ses:eu-west-1:123456789012:identity/t.com";
-    assert_eq!(f.svc.list_tags(&s, other_region).await.unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(f.svc.list_tags(&s, "garbage").await.unwrap_err().kind, ErrorKind::InvalidParameter);
+    assert_eq!(
+        f.svc.list_tags(&s, other_region).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        f.svc.list_tags(&s, "garbage").await.unwrap_err().kind,
+        ErrorKind::InvalidParameter
+    );
 }
 
 #[tokio::test]
@@ -247,7 +406,10 @@ async fn ten_thousand_identities_per_region() {
     let f = fixture(false).await;
     let s = scope("us-east-1");
     for i in 0..MAX_IDENTITIES {
-        f.svc.verify_email(&s, &format!("u{i}@x.com")).await.unwrap();
+        f.svc
+            .verify_email(&s, &format!("u{i}@x.com"))
+            .await
+            .unwrap();
     }
     let e = f.svc.verify_email(&s, "one-more@x.com").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::LimitExceeded);
@@ -255,5 +417,8 @@ async fn ten_thousand_identities_per_region() {
     assert_eq!(e.kind, ErrorKind::LimitExceeded);
     // Re-verifying an existing one is still fine, and another region is a fresh start.
     f.svc.verify_email(&s, "u0@x.com").await.unwrap();
-    f.svc.verify_email(&scope("eu-west-1"), "one-more@x.com").await.unwrap();
+    f.svc
+        .verify_email(&scope("eu-west-1"), "one-more@x.com")
+        .await
+        .unwrap();
 }

@@ -109,7 +109,12 @@ async fn authenticate(
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body_sha = sigv4::sha256_hex(body);
     let req = sigv4::Request {
@@ -127,7 +132,12 @@ async fn authenticate(
         )))
     })?;
     let domain_err = |e: Error| (None, WireError::from_domain(protocol, &e));
-    let account = match app.credentials.resolve(&auth.access_key_id).await.map_err(domain_err)? {
+    let account = match app
+        .credentials
+        .resolve(&auth.access_key_id)
+        .await
+        .map_err(domain_err)?
+    {
         Resolution::Verify { secret, account } => {
             sigv4::verify(&req, &auth, &secret, "ses", time::OffsetDateTime::now_utc())
                 .map_err(auth_err)?;
@@ -144,9 +154,13 @@ async fn authenticate(
 
 fn into_response(r: WireResponse) -> Response {
     let mut resp = Response::new(Body::from(r.body));
-    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(r.content_type),
+    );
     for (name, value) in r.headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(HeaderName::from_static(name), v);

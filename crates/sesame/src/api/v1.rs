@@ -109,7 +109,10 @@ async fn run(
                 .list(s, &q, p.get("NextToken"), max as u32)
                 .await
                 .map_err(domain)?;
-            x.list("Identities", page.identities.iter().map(|i| i.name.as_str()));
+            x.list(
+                "Identities",
+                page.identities.iter().map(|i| i.name.as_str()),
+            );
             if let Some(t) = &page.next_token {
                 x.text("NextToken", t);
             }

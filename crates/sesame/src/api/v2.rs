@@ -37,8 +37,7 @@ pub async fn dispatch(
         }
     };
     let op = Some(matched.op.name());
-    let query: Vec<(String, String)> =
-        form_pairs(parts.uri.query().unwrap_or(""));
+    let query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or(""));
     let out = run(app, caller, &matched, &query, body)
         .await
         .map_err(|e| (op, e))?;
@@ -108,17 +107,23 @@ async fn run(
                 .ok_or_else(|| domain(Error::missing("EmailIdentity")))?;
             let dkim = match input.dkim_signing_attributes {
                 None => None,
-                Some(a) => Some(match (a.domain_signing_selector, a.domain_signing_private_key) {
-                    (Some(selector), Some(private_key)) => DkimRequest::External {
-                        selector,
-                        private_key,
+                Some(a) => Some(
+                    match (a.domain_signing_selector, a.domain_signing_private_key) {
+                        (Some(selector), Some(private_key)) => DkimRequest::External {
+                            selector,
+                            private_key,
+                        },
+                        (None, None) => {
+                            DkimRequest::Easy(key_length(a.next_signing_key_length.as_deref())?)
+                        }
+                        (None, Some(_)) => {
+                            return Err(domain(Error::missing("DomainSigningSelector")));
+                        }
+                        (Some(_), None) => {
+                            return Err(domain(Error::missing("DomainSigningPrivateKey")));
+                        }
                     },
-                    (None, None) => {
-                        DkimRequest::Easy(key_length(a.next_signing_key_length.as_deref())?)
-                    }
-                    (None, Some(_)) => return Err(domain(Error::missing("DomainSigningSelector"))),
-                    (Some(_), None) => return Err(domain(Error::missing("DomainSigningPrivateKey"))),
-                }),
+                ),
             };
             let identity = ids
                 .create(
@@ -135,11 +140,16 @@ async fn run(
             Ok(shapes::create_email_identity_out(&identity))
         }
         O::GetEmailIdentity => {
-            let i = ids.get(s, label(m, "EmailIdentity")?).await.map_err(domain)?;
+            let i = ids
+                .get(s, label(m, "EmailIdentity")?)
+                .await
+                .map_err(domain)?;
             Ok(shapes::get_email_identity_out(&i))
         }
         O::DeleteEmailIdentity => {
-            ids.delete(s, label(m, "EmailIdentity")?).await.map_err(domain)?;
+            ids.delete(s, label(m, "EmailIdentity")?)
+                .await
+                .map_err(domain)?;
             Ok(json!({}))
         }
         O::ListEmailIdentities => {
@@ -160,7 +170,12 @@ async fn run(
             };
             let query = identity_filter(input.filter.unwrap_or_default())?;
             let page = ids
-                .list(s, &query, input.next_token.as_deref(), page_size(input.page_size)?)
+                .list(
+                    s,
+                    &query,
+                    input.next_token.as_deref(),
+                    page_size(input.page_size)?,
+                )
                 .await
                 .map_err(domain)?;
             let mut out = json!({
@@ -189,7 +204,9 @@ async fn run(
                 .ok_or_else(|| domain(Error::missing("SigningAttributesOrigin")))?;
             let attrs = input.signing_attributes.unwrap_or_default();
             let req = match origin.as_str() {
-                "AWS_SES" => DkimRequest::Easy(key_length(attrs.next_signing_key_length.as_deref())?),
+                "AWS_SES" => {
+                    DkimRequest::Easy(key_length(attrs.next_signing_key_length.as_deref())?)
+                }
                 "EXTERNAL" => DkimRequest::External {
                     selector: attrs
                         .domain_signing_selector
@@ -231,8 +248,8 @@ async fn run(
             Ok(json!({}))
         }
         O::UntagResource => {
-            let arn = query_one(q, "ResourceArn")
-                .ok_or_else(|| domain(Error::missing("ResourceArn")))?;
+            let arn =
+                query_one(q, "ResourceArn").ok_or_else(|| domain(Error::missing("ResourceArn")))?;
             let keys: Vec<String> = q
                 .iter()
                 .filter(|(k, _)| k == "TagKeys")
@@ -245,8 +262,8 @@ async fn run(
             Ok(json!({}))
         }
         O::ListTagsForResource => {
-            let arn = query_one(q, "ResourceArn")
-                .ok_or_else(|| domain(Error::missing("ResourceArn")))?;
+            let arn =
+                query_one(q, "ResourceArn").ok_or_else(|| domain(Error::missing("ResourceArn")))?;
             let tags = ids.list_tags(s, arn).await.map_err(domain)?;
             Ok(json!({ "Tags": shapes::tags_out(&tags) }))
         }

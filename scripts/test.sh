@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test from a clean clone. Installs what the tests need first:
+# a Python venv with boto3, the AWS CLI and pytest (tests/requirements.txt),
+# and the AWS SDK for JavaScript v3 (tests/js, from its lockfile).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing test dependencies"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== generated code matches AWS's models"
+models=../shared/reference/models
+if [ -d "$models" ]; then
+  python3 tools/gen_wire_ops.py --check "$models"
+else
+  echo "(skipped: $models is not beside this checkout)"
+fi
+
+python3 tools/gen_compat.py --check
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+echo "== Rust unit and integration tests"
+cargo build --locked
+cargo test --locked --workspace
+
+echo "== interop suite: the real binary driven by boto3, the AWS CLI and the JS SDK v3"
+.venv/bin/python -m pytest tests/interop -q
