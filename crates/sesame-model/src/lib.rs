@@ -3,6 +3,10 @@
 //!
 //! # Layout
 //! - [`access_key`]: the credentials requests are signed with.
+//! - [`account`]: an account's sandbox state, quotas and production-access review.
+//! - [`address`]: mailboxes as the send operations take them, SES's address
+//!   errors, the mailbox simulator, and which identities cover an address.
+//! - [`message`]: accepted messages, quota checks and rejections.
 //! - [`scope`]: account IDs, regions and the (account, region) scope every
 //!   resource lives in.
 //! - [`identity`]: identity names (email addresses and domains), parsed once at
@@ -14,17 +18,23 @@
 //! Nothing here performs I/O or knows about SQL, HTTP, XML or JSON.
 
 pub mod access_key;
+pub mod account;
+pub mod address;
 pub mod error;
 pub mod identity;
+pub mod message;
 pub mod scope;
 pub mod tags;
 
 pub use access_key::AccessKey;
+pub use account::{Account, AccountDetails, Review, ReviewStatus};
+pub use address::Mailbox;
 pub use error::{Error, ErrorKind};
 pub use identity::{
     DkimOrigin, DkimSigningKey, DkimState, Identity, IdentityKind, IdentityName, KeyLength,
     VerificationStatus,
 };
+pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};
 pub use scope::{AccountId, Region, Scope};
 pub use tags::Tag;
 

@@ -3,8 +3,8 @@
 
 use crate::{IdentityQuery, Insert, Store};
 use sesame_model::{
-    AccessKey, AccountId, DkimState, Identity, IdentityKind, IdentityName, KeyLength, Region,
-    Scope, VerificationStatus,
+    Acceptance, AccessKey, Account, AccountId, DkimState, Identity, IdentityKind, IdentityName,
+    KeyLength, MessageFilter, NewMessage, QuotaCheck, Region, Rejection, Scope, VerificationStatus,
 };
 use std::sync::Arc;
 
@@ -37,6 +37,247 @@ pub async fn run(store: Arc<dyn Store>) {
     limit_is_atomic(store.clone()).await;
     optimistic_updates(&*store).await;
     listing_and_filters(&*store).await;
+    accounts(&*store).await;
+    quotas(&*store).await;
+    quotas_hold_under_concurrency(store.clone()).await;
+    mailbox(&*store).await;
+    rejections(&*store).await;
+}
+
+async fn accounts(store: &dyn Store) {
+    let s = scope("888888888888", "us-east-1");
+    assert_eq!(store.get_account(&s).await.unwrap(), None);
+    let a = Account::new(false);
+    assert!(store.save_account(&s, &a).await.unwrap());
+    assert!(
+        !store.save_account(&s, &a).await.unwrap(),
+        "a second first-save loses"
+    );
+    let mut got = store.get_account(&s).await.unwrap().unwrap();
+    assert_eq!(got.version, 1);
+    let stale = got.clone();
+    got.sending_enabled = false;
+    assert!(store.save_account(&s, &got).await.unwrap());
+    assert!(!store.save_account(&s, &stale).await.unwrap());
+    assert!(
+        !store
+            .get_account(&s)
+            .await
+            .unwrap()
+            .unwrap()
+            .sending_enabled
+    );
+    assert_eq!(
+        store
+            .get_account(&scope("888888888888", "eu-west-1"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub fn message(id: &str, to: &[&str]) -> NewMessage {
+    NewMessage {
+        id: id.to_owned(),
+        operation: "SendEmail".into(),
+        source: "sender@example.com".into(),
+        destinations: to.iter().map(|s| s.to_string()).collect(),
+        subject: Some("Hi".into()),
+        created_at: 1_700_000_000_000,
+        raw: b"Subject: Hi\r\n\r\nbody".to_vec(),
+    }
+}
+
+fn quota(now: i64, max_24h: f64, max_rate: f64, n: u32) -> QuotaCheck {
+    QuotaCheck {
+        now,
+        max_24h,
+        max_rate,
+        daily_recipients: n,
+        rate_recipients: n,
+    }
+}
+
+async fn quotas(store: &dyn Store) {
+    let s = scope("121212121212", "us-east-1");
+    let t = 1_700_000_000_000;
+    let ok = store
+        .accept_message(
+            &s,
+            &message("q1", &["a@x.com", "b@x.com"]),
+            &quota(t, 3.0, 100.0, 2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok, Acceptance::Accepted);
+    let over = store
+        .accept_message(
+            &s,
+            &message("q2", &["c@x.com", "d@x.com"]),
+            &quota(t + 1000, 3.0, 100.0, 2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(over, Acceptance::DailyQuotaExceeded);
+    assert!(
+        store.get_message("q2").await.unwrap().is_none(),
+        "a refused message is not stored"
+    );
+    assert_eq!(store.sent_last_24h(&s, t + 1000).await.unwrap(), 2);
+    // The window rolls: a day later the old recipients no longer count.
+    assert_eq!(
+        store
+            .sent_last_24h(&s, t + 24 * 3600 * 1000 + 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    // Unlimited (-1) never refuses on the daily count.
+    let big = store
+        .accept_message(
+            &s,
+            &message("q3", &["e@x.com"]),
+            &quota(t + 2000, -1.0, 100.0, 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(big, Acceptance::Accepted);
+    // The rate: two per second, a third in the same second is refused.
+    let r = scope("121212121212", "eu-west-1");
+    for (i, want) in [
+        Acceptance::Accepted,
+        Acceptance::Accepted,
+        Acceptance::RateExceeded,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let got = store
+            .accept_message(
+                &r,
+                &message(&format!("r{i}"), &["a@x.com"]),
+                &quota(t + i as i64, 200.0, 2.0, 1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got, want, "send {i}");
+    }
+    let next_second = store
+        .accept_message(
+            &r,
+            &message("r3", &["a@x.com"]),
+            &quota(t + 1000, 200.0, 2.0, 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_second, Acceptance::Accepted);
+    // Simulator recipients count toward the rate but not the day.
+    let sim = QuotaCheck {
+        daily_recipients: 0,
+        ..quota(t + 5000, 3.0, 100.0, 1)
+    };
+    let mut s2 = store
+        .accept_message(
+            &r,
+            &message("r4", &["success@simulator.amazonses.com"]),
+            &sim,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s2, Acceptance::Accepted);
+    s2 = store
+        .accept_message(
+            &r,
+            &message("r5", &["a@x.com"]),
+            &quota(t + 6000, 4.0, 100.0, 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s2,
+        Acceptance::Accepted,
+        "the simulator send did not use the daily quota"
+    );
+}
+
+async fn quotas_hold_under_concurrency(store: Arc<dyn Store>) {
+    let s = scope("131313131313", "us-east-1");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let (s, store) = (s.clone(), store.clone());
+        tasks.spawn(async move {
+            store
+                .accept_message(
+                    &s,
+                    &message(&format!("c{i}"), &["a@x.com"]),
+                    &quota(1_700_000_000_000, 7.0, 1000.0, 1),
+                )
+                .await
+                .unwrap()
+        });
+    }
+    let results = tasks.join_all().await;
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| **r == Acceptance::Accepted)
+            .count(),
+        7
+    );
+}
+
+async fn mailbox(store: &dyn Store) {
+    store.clear_messages().await.unwrap();
+    let s = scope("141414141414", "us-east-1");
+    let q = quota(1_700_000_000_000, -1.0, 1000.0, 1);
+    store
+        .accept_message(&s, &message("m1", &["Alice@x.com"]), &q)
+        .await
+        .unwrap();
+    store
+        .accept_message(&s, &message("m2", &["bob@x.com"]), &q)
+        .await
+        .unwrap();
+    let all = store
+        .list_messages(&MessageFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|m| m.message.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["m2", "m1"]
+    );
+    let alice = store
+        .list_messages(&MessageFilter {
+            recipient: Some("alice@x.com".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alice.len(), 1);
+    assert_eq!(alice[0].scope, s);
+    let m = store.get_message("m1").await.unwrap().unwrap();
+    assert_eq!(m.message.raw, message("m1", &[]).raw);
+    assert_eq!(store.clear_messages().await.unwrap(), 2);
+    assert!(store.get_message("m1").await.unwrap().is_none());
+}
+
+async fn rejections(store: &dyn Store) {
+    let s = scope("151515151515", "us-east-1");
+    let r = Rejection {
+        created_at: 1,
+        operation: "SendEmail".into(),
+        rule: "sandbox-recipient-not-verified".into(),
+        message: "Email address is not verified.".into(),
+        identities: vec!["a@x.com".into()],
+    };
+    store.record_rejection(&s, &r).await.unwrap();
+    assert_eq!(store.list_rejections(&s, 10).await.unwrap(), vec![r]);
 }
 
 async fn access_keys(store: &dyn Store) {

@@ -14,7 +14,10 @@ pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use sesame_model::{AccessKey, Identity, IdentityKind, Scope, VerificationStatus};
+use sesame_model::{
+    Acceptance, AccessKey, Account, Identity, IdentityKind, MessageFilter, NewMessage, QuotaCheck,
+    Rejection, Scope, StoredMessage, VerificationStatus,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -86,4 +89,32 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Listed>>;
+
+    /// The account's settings in this region, if ever stored.
+    async fn get_account(&self, scope: &Scope) -> Result<Option<Account>>;
+    /// Stores `account` if its version is still `account.version` (0: not
+    /// stored yet), bumping the version. `false` when another writer won.
+    async fn save_account(&self, scope: &Scope, account: &Account) -> Result<bool>;
+
+    /// Recipients counted toward the daily quota in the 24 hours before `now`.
+    async fn sent_last_24h(&self, scope: &Scope, now: sesame_model::Millis) -> Result<u64>;
+    /// Checks the quotas and, if they allow it, stores the message and
+    /// counts its recipients, all in one transaction: concurrent senders can
+    /// never together exceed a quota.
+    async fn accept_message(
+        &self,
+        scope: &Scope,
+        message: &NewMessage,
+        quota: &QuotaCheck,
+    ) -> Result<Acceptance>;
+    /// Captured messages, newest first.
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>>;
+    async fn get_message(&self, id: &str) -> Result<Option<StoredMessage>>;
+    /// Empties the local mailbox; returns how many messages it held.
+    async fn clear_messages(&self) -> Result<u64>;
+
+    /// Records why a send was refused.
+    async fn record_rejection(&self, scope: &Scope, rejection: &Rejection) -> Result<()>;
+    /// The most recent rejections in a scope, newest first.
+    async fn list_rejections(&self, scope: &Scope, limit: u32) -> Result<Vec<Rejection>>;
 }

@@ -4,7 +4,10 @@
 
 use crate::{IdentityQuery, Insert, Listed, Result, Store, StoreError};
 use async_trait::async_trait;
-use sesame_model::{AccessKey, AccountId, Identity, IdentityKind, Scope};
+use sesame_model::{
+    Acceptance, AccessKey, Account, AccountId, Identity, IdentityKind, MessageFilter, Millis,
+    NewMessage, QuotaCheck, Region, Rejection, Scope, StoredMessage,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -263,6 +266,258 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn get_account(&self, scope: &Scope) -> Result<Option<Account>> {
+        let row =
+            sqlx::query("SELECT data, version FROM accounts WHERE account_id = ? AND region = ?")
+                .bind(scope.account.as_str())
+                .bind(scope.region.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let data: String = r.try_get("data")?;
+            let mut a: Account =
+                serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            a.version = r.try_get("version")?;
+            Ok(a)
+        })
+        .transpose()
+    }
+
+    async fn save_account(&self, scope: &Scope, account: &Account) -> Result<bool> {
+        let data =
+            serde_json::to_string(account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = if account.version == 0 {
+            sqlx::query(
+                "INSERT INTO accounts (account_id, region, version, data) VALUES (?, ?, 1, ?)
+                 ON CONFLICT (account_id, region) DO NOTHING",
+            )
+            .bind(scope.account.as_str())
+            .bind(scope.region.as_str())
+            .bind(&data)
+            .execute(&self.pool)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE accounts SET data = ?, version = version + 1
+                 WHERE account_id = ? AND region = ? AND version = ?",
+            )
+            .bind(&data)
+            .bind(scope.account.as_str())
+            .bind(scope.region.as_str())
+            .bind(account.version)
+            .execute(&self.pool)
+            .await?
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn sent_last_24h(&self, scope: &Scope, now: Millis) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(recipients), 0) FROM send_ledger
+             WHERE account_id = ? AND region = ? AND minute > ?",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(now / 60_000 - DAY_MINUTES)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn accept_message(
+        &self,
+        scope: &Scope,
+        message: &NewMessage,
+        quota: &QuotaCheck,
+    ) -> Result<Acceptance> {
+        let (account, region) = (scope.account.as_str(), scope.region.as_str());
+        let minute = quota.now / 60_000;
+        let second = quota.now / 1000;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if quota.max_24h >= 0.0 && quota.daily_recipients > 0 {
+            let sent: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(SUM(recipients), 0) FROM send_ledger
+                 WHERE account_id = ? AND region = ? AND minute > ?",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(minute - DAY_MINUTES)
+            .fetch_one(&mut *tx)
+            .await?;
+            if (sent + i64::from(quota.daily_recipients)) as f64 > quota.max_24h {
+                return Ok(Acceptance::DailyQuotaExceeded);
+            }
+        }
+        let this_second: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT recipients FROM send_rate
+               WHERE account_id = ? AND region = ? AND second = ?), 0)",
+        )
+        .bind(account)
+        .bind(region)
+        .bind(second)
+        .fetch_one(&mut *tx)
+        .await?;
+        if (this_second + i64::from(quota.rate_recipients)) as f64 > quota.max_rate {
+            return Ok(Acceptance::RateExceeded);
+        }
+        sqlx::query(
+            "INSERT INTO send_rate (account_id, region, second, recipients) VALUES (?, ?, ?, ?)
+             ON CONFLICT (account_id, region) DO UPDATE SET
+               recipients = CASE WHEN send_rate.second = excluded.second
+                            THEN send_rate.recipients + excluded.recipients
+                            ELSE excluded.recipients END,
+               second = excluded.second",
+        )
+        .bind(account)
+        .bind(region)
+        .bind(second)
+        .bind(i64::from(quota.rate_recipients))
+        .execute(&mut *tx)
+        .await?;
+        if quota.daily_recipients > 0 {
+            sqlx::query(
+                "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (account_id, region, minute) DO UPDATE SET
+                   recipients = send_ledger.recipients + excluded.recipients",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(minute)
+            .bind(i64::from(quota.daily_recipients))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let destinations = serde_json::to_string(&message.destinations)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO messages (id, account_id, region, operation, source, destinations,
+               subject, created_at, raw)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&message.id)
+        .bind(account)
+        .bind(region)
+        .bind(&message.operation)
+        .bind(&message.source)
+        .bind(&destinations)
+        .bind(&message.subject)
+        .bind(message.created_at)
+        .bind(&message.raw)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Acceptance::Accepted)
+    }
+
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>> {
+        let mut sql = String::from(
+            "SELECT id, account_id, region, operation, source, destinations, subject, created_at, raw
+             FROM messages WHERE 1 = 1",
+        );
+        if filter.recipient.is_some() {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(messages.destinations) WHERE lower(json_each.value) = lower(?))");
+        }
+        if filter.sender.is_some() {
+            sql.push_str(" AND lower(source) = lower(?)");
+        }
+        if filter.account.is_some() {
+            sql.push_str(" AND account_id = ?");
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        // The SQL is built from fixed fragments; values are bound.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for v in [&filter.recipient, &filter.sender, &filter.account]
+            .into_iter()
+            .flatten()
+        {
+            q = q.bind(v.as_str());
+        }
+        let rows = q
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_message).collect()
+    }
+
+    async fn get_message(&self, id: &str) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, region, operation, source, destinations, subject, created_at, raw
+             FROM messages WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode_message).transpose()
+    }
+
+    async fn clear_messages(&self) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM messages")
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn record_rejection(&self, scope: &Scope, rejection: &Rejection) -> Result<()> {
+        let details =
+            serde_json::to_string(rejection).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO rejections (account_id, region, created_at, operation, code, message, details)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(rejection.created_at)
+        .bind(&rejection.operation)
+        .bind(&rejection.rule)
+        .bind(&rejection.message)
+        .bind(&details)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_rejections(&self, scope: &Scope, limit: u32) -> Result<Vec<Rejection>> {
+        let rows = sqlx::query(
+            "SELECT details FROM rejections WHERE account_id = ? AND region = ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let d: String = r.try_get("details")?;
+                serde_json::from_str(&d).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+const DAY_MINUTES: i64 = 24 * 60;
+
+fn decode_message(r: &SqliteRow) -> Result<StoredMessage> {
+    let account: String = r.try_get("account_id")?;
+    let region: String = r.try_get("region")?;
+    let destinations: String = r.try_get("destinations")?;
+    Ok(StoredMessage {
+        scope: Scope::new(
+            AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
+            Region::parse(&region).map_err(|e| StoreError::Corrupt(e.message))?,
+        ),
+        message: NewMessage {
+            id: r.try_get("id")?,
+            operation: r.try_get("operation")?,
+            source: r.try_get("source")?,
+            destinations: serde_json::from_str(&destinations)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            subject: r.try_get("subject")?,
+            created_at: r.try_get("created_at")?,
+            raw: r.try_get("raw")?,
+        },
+    })
 }
 
 #[cfg(test)]

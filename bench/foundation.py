@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Foundation benchmark (issue 2): startup time to healthy, idle RSS, and
+GetIdentityVerificationAttributes requests/s at 16 concurrent connections.
+
+Usage: bench/foundation.py [--bin target/release/sesame] [--duration 10]
+Needs: the test venv (boto3) and wrk (`apt-get install wrk`). Runs against
+loopback only; every run is bounded by --duration.
+
+The load is one SigV4-signed request (signed by botocore, valid for 15
+minutes) replayed by wrk: the server verifies the full signature on every
+request, as it would for distinct ones.
+"""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+import boto3
+
+KEY, SECRET = "AKIABENCHMARK0000001", "bench-secret-0123456789abcdefghijklmnop"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(binary, data_dir):
+    port = free_port()
+    env = dict(os.environ, SESAME_ROOT_ACCESS_KEY_ID=KEY, SESAME_ROOT_SECRET_ACCESS_KEY=SECRET, SESAME_LOG="warn")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_sesame/health", timeout=1) as r:
+                if r.status == 200:
+                    return p, url, (time.perf_counter() - t0) * 1000
+        except OSError:
+            if p.poll() is not None:
+                sys.exit("sesame exited during startup")
+            time.sleep(0.001)
+
+
+def rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop(p):
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/sesame")
+    ap.add_argument("--duration", type=int, default=10)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+    # Startup: fresh data dir (creates and migrates the store) and existing one.
+    fresh, warm = [], []
+    d = tempfile.mkdtemp(prefix="sesame-bench-")
+    for i in range(10):
+        dd = tempfile.mkdtemp(prefix="sesame-bench-")
+        p, _, ms = start(args.bin, dd)
+        fresh.append(ms)
+        stop(p)
+        shutil.rmtree(dd)
+        p, _, ms = start(args.bin, d)
+        warm.append(ms)
+        stop(p)
+
+    p, url, _ = start(args.bin, d)
+    time.sleep(1)
+    idle_rss = rss_mb(p.pid)
+
+    ses = boto3.client("ses", endpoint_url=url, region_name="us-east-1", aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+    ses.verify_email_identity(EmailAddress="bench@example.com")
+    ses.verify_domain_identity(Domain="bench.example.com")
+    body = "Action=GetIdentityVerificationAttributes&Version=2010-12-01&Identities.member.1=bench%40example.com&Identities.member.2=bench.example.com"
+    req = AWSRequest(method="POST", url=url + "/", data=body.encode(),
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(KEY, SECRET), "ses", "us-east-1").add_auth(req)
+    lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    lua.write('wrk.method = "POST"\n')
+    lua.write(f"wrk.body = [[{body}]]\n")
+    for k, v in req.headers.items():
+        if k.lower() != "host":
+            lua.write(f'wrk.headers["{k}"] = "{v}"\n')
+    lua.write("""
+function response(status, headers, body)
+  if status ~= 200 then
+    io.stderr:write("unexpected status " .. status .. "\\n")
+  end
+end
+""")
+    lua.close()
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{args.duration}s", "--latency", "-s", lua.name, url + "/"],
+                         capture_output=True, text=True, timeout=args.duration + 60)
+    loaded_rss = rss_mb(p.pid)
+    stop(p)
+    shutil.rmtree(d)
+    if "unexpected status" in out.stderr:
+        sys.exit("the server refused benchmark requests:\n" + out.stderr[:500])
+
+    print(f"startup to healthy, fresh data dir: median {statistics.median(fresh):.1f} ms, max {max(fresh):.1f} ms (10 runs)")
+    print(f"startup to healthy, existing data dir: median {statistics.median(warm):.1f} ms, max {max(warm):.1f} ms (10 runs)")
+    print(f"idle RSS after startup: {idle_rss:.1f} MB")
+    print(f"RSS after the load: {loaded_rss:.1f} MB")
+    print("GetIdentityVerificationAttributes, wrk -t1 -c16:")
+    print(out.stdout)
+
+
+if __name__ == "__main__":
+    main()
