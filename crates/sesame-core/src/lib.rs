@@ -8,18 +8,26 @@
 //! - [`credentials`]: access keys, and how a request's key resolves to an
 //!   account (including `--dev`'s acceptance of any well-formed key).
 //! - [`dkim_keys`]: RSA key pairs for Easy DKIM and BYODKIM validation.
+//! - [`accounts`]: sandbox, quotas, production-access requests and their review.
+//! - [`sending`]: the send rules (validation, identity checks, quotas).
+//! - [`compose`]: MIME messages built for Simple content, and raw ones read.
 //! - [`clock`]: the injected time source.
 //! - [`random`]: tokens and IDs from the OS's CSPRNG.
 
+pub mod accounts;
 pub mod clock;
+pub mod compose;
 pub mod credentials;
 pub mod dkim_keys;
 pub mod identities;
 pub mod random;
+pub mod sending;
 
+pub use accounts::AccountService;
 pub use clock::{Clock, SystemClock};
 pub use credentials::{Credentials, Resolution};
 pub use identities::IdentityService;
+pub use sending::SendService;
 
 use sesame_model::Error;
 use sesame_store::StoreError;

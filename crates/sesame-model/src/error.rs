@@ -15,8 +15,27 @@ pub enum ErrorKind {
     NotFound,
     /// A count limit was reached.
     LimitExceeded,
-    /// The identity is not verified (v1 `MessageRejected`).
-    NotVerified,
+    /// A send was refused (unverified identities and the like): `MessageRejected`.
+    MessageRejected,
+    /// Sending is disabled for the account (v1 `AccountSendingPausedException`,
+    /// v2 `SendingPausedException`).
+    SendingPaused,
+    /// The rolling 24-hour quota is used up (v1 `Throttling`, v2 `LimitExceededException`).
+    DailyQuotaExceeded,
+    /// The per-second rate is exceeded (v1 `Throttling`, v2 `TooManyRequestsException`).
+    RateExceeded,
+    /// Conflicts with work in progress (v2 `ConflictException`).
+    Conflict,
+    /// The named configuration set does not exist.
+    ConfigurationSetDoesNotExist,
+    /// The named template does not exist.
+    TemplateDoesNotExist,
+    /// Template data lacks an attribute the template uses.
+    MissingRenderingAttribute,
+    /// Template data is not valid.
+    InvalidRenderingParameter,
+    /// The template itself is not valid.
+    InvalidTemplate,
     /// A concurrent update won; the caller may retry.
     ConcurrentModification,
     /// Sesame does not implement this yet; the message names what.

@@ -333,7 +333,6 @@ impl Store for SqliteStore {
     ) -> Result<Acceptance> {
         let (account, region) = (scope.account.as_str(), scope.region.as_str());
         let minute = quota.now / 60_000;
-        let second = quota.now / 1000;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if quota.max_24h >= 0.0 && quota.daily_recipients > 0 {
             let sent: i64 = sqlx::query_scalar(
@@ -349,30 +348,36 @@ impl Store for SqliteStore {
                 return Ok(Acceptance::DailyQuotaExceeded);
             }
         }
-        let this_second: i64 = sqlx::query_scalar(
-            "SELECT COALESCE((SELECT recipients FROM send_rate
-               WHERE account_id = ? AND region = ? AND second = ?), 0)",
+        // The rate is a token bucket holding one second's worth. A message
+        // needs as many tokens as it has recipients (at most a full bucket)
+        // and takes them all, so a large message waits out its debt after.
+        let bucket: Option<(i64, f64)> = sqlx::query_as(
+            "SELECT updated_at, tokens FROM send_rate WHERE account_id = ? AND region = ?",
         )
         .bind(account)
         .bind(region)
-        .bind(second)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if (this_second + i64::from(quota.rate_recipients)) as f64 > quota.max_rate {
+        let cap = quota.max_rate;
+        let tokens = match bucket {
+            None => cap,
+            Some((at, t)) => {
+                (t + (quota.now - at).max(0) as f64 / 1000.0 * quota.max_rate).min(cap)
+            }
+        };
+        let want = f64::from(quota.rate_recipients);
+        if tokens < want.min(cap) {
             return Ok(Acceptance::RateExceeded);
         }
         sqlx::query(
-            "INSERT INTO send_rate (account_id, region, second, recipients) VALUES (?, ?, ?, ?)
+            "INSERT INTO send_rate (account_id, region, updated_at, tokens) VALUES (?, ?, ?, ?)
              ON CONFLICT (account_id, region) DO UPDATE SET
-               recipients = CASE WHEN send_rate.second = excluded.second
-                            THEN send_rate.recipients + excluded.recipients
-                            ELSE excluded.recipients END,
-               second = excluded.second",
+               updated_at = excluded.updated_at, tokens = excluded.tokens",
         )
         .bind(account)
         .bind(region)
-        .bind(second)
-        .bind(i64::from(quota.rate_recipients))
+        .bind(quota.now)
+        .bind(tokens - want)
         .execute(&mut *tx)
         .await?;
         if quota.daily_recipients > 0 {

@@ -30,7 +30,23 @@ impl WireError {
             (Protocol::Query, ErrorKind::AlreadyExists) => ("AlreadyExists", 400),
             (Protocol::Query, ErrorKind::NotFound) => ("InvalidParameterValue", 400),
             (Protocol::Query, ErrorKind::LimitExceeded) => ("LimitExceeded", 400),
-            (Protocol::Query, ErrorKind::NotVerified) => ("MessageRejected", 400),
+            (Protocol::Query, ErrorKind::MessageRejected) => ("MessageRejected", 400),
+            (Protocol::Query, ErrorKind::SendingPaused) => ("AccountSendingPausedException", 400),
+            (Protocol::Query, ErrorKind::DailyQuotaExceeded | ErrorKind::RateExceeded) => {
+                ("Throttling", 400)
+            }
+            (Protocol::Query, ErrorKind::Conflict) => ("InvalidParameterValue", 400),
+            (Protocol::Query, ErrorKind::ConfigurationSetDoesNotExist) => {
+                ("ConfigurationSetDoesNotExist", 400)
+            }
+            (Protocol::Query, ErrorKind::TemplateDoesNotExist) => ("TemplateDoesNotExist", 400),
+            (Protocol::Query, ErrorKind::MissingRenderingAttribute) => {
+                ("MissingRenderingAttribute", 400)
+            }
+            (Protocol::Query, ErrorKind::InvalidRenderingParameter) => {
+                ("InvalidRenderingParameter", 400)
+            }
+            (Protocol::Query, ErrorKind::InvalidTemplate) => ("InvalidTemplate", 400),
             (Protocol::Query, ErrorKind::ConcurrentModification) => ("InternalFailure", 500),
             (Protocol::Query, ErrorKind::Internal) => ("InternalFailure", 500),
             (Protocol::RestJson, ErrorKind::InvalidParameter | ErrorKind::Validation) => {
@@ -39,7 +55,21 @@ impl WireError {
             (Protocol::RestJson, ErrorKind::AlreadyExists) => ("AlreadyExistsException", 400),
             (Protocol::RestJson, ErrorKind::NotFound) => ("NotFoundException", 404),
             (Protocol::RestJson, ErrorKind::LimitExceeded) => ("LimitExceededException", 400),
-            (Protocol::RestJson, ErrorKind::NotVerified) => ("BadRequestException", 400),
+            (Protocol::RestJson, ErrorKind::MessageRejected) => ("MessageRejected", 400),
+            (Protocol::RestJson, ErrorKind::SendingPaused) => ("SendingPausedException", 400),
+            (Protocol::RestJson, ErrorKind::DailyQuotaExceeded) => ("LimitExceededException", 400),
+            (Protocol::RestJson, ErrorKind::RateExceeded) => ("TooManyRequestsException", 429),
+            (Protocol::RestJson, ErrorKind::Conflict) => ("ConflictException", 409),
+            (
+                Protocol::RestJson,
+                ErrorKind::ConfigurationSetDoesNotExist | ErrorKind::TemplateDoesNotExist,
+            ) => ("NotFoundException", 404),
+            (
+                Protocol::RestJson,
+                ErrorKind::MissingRenderingAttribute
+                | ErrorKind::InvalidRenderingParameter
+                | ErrorKind::InvalidTemplate,
+            ) => ("BadRequestException", 400),
             (Protocol::RestJson, ErrorKind::ConcurrentModification) => {
                 ("ConcurrentModificationException", 500)
             }

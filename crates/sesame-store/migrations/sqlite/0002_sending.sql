@@ -16,12 +16,13 @@ CREATE TABLE send_ledger (
     PRIMARY KEY (account_id, region, minute)
 );
 
--- Recipients sent in the current second, for the maximum send rate.
+-- The maximum send rate as a token bucket: `tokens` at `updated_at` (ms),
+-- refilling at the rate, holding at most one second's worth.
 CREATE TABLE send_rate (
     account_id TEXT NOT NULL,
     region TEXT NOT NULL,
-    second INTEGER NOT NULL,
-    recipients INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    tokens REAL NOT NULL,
     PRIMARY KEY (account_id, region)
 );
 

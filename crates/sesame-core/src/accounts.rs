@@ -1,0 +1,255 @@
+//! Account use cases: the sandbox and quotas per region, the
+//! production-access request (PutAccountDetails) and its review by an
+//! operator, and pausing sending.
+
+use crate::{Clock, internal, random};
+use sesame_model::{
+    Account, AccountDetails, Error, ErrorKind, Millis, Review, ReviewStatus, Scope,
+};
+use sesame_store::Store;
+use std::sync::Arc;
+
+pub struct AccountService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// `--no-sandbox`: regions start with production access.
+    production_by_default: bool,
+}
+
+/// PutAccountDetails' input, validated here.
+#[derive(Debug, Clone, Default)]
+pub struct DetailsRequest {
+    pub mail_type: Option<String>,
+    pub website_url: Option<String>,
+    pub contact_language: Option<String>,
+    pub use_case_description: Option<String>,
+    pub additional_contact_email_addresses: Option<Vec<String>>,
+    pub production_access_enabled: Option<bool>,
+}
+
+/// An account's state together with what it has sent.
+#[derive(Debug, Clone)]
+pub struct QuotaView {
+    pub account: Account,
+    pub sent_last_24h: u64,
+}
+
+impl AccountService {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, production_by_default: bool) -> Self {
+        Self {
+            store,
+            clock,
+            production_by_default,
+        }
+    }
+
+    /// The account in this region; a region never touched is in its first state.
+    pub async fn get(&self, scope: &Scope) -> Result<Account, Error> {
+        Ok(self
+            .store
+            .get_account(scope)
+            .await
+            .map_err(internal)?
+            .unwrap_or_else(|| Account::new(self.production_by_default)))
+    }
+
+    pub async fn quota(&self, scope: &Scope) -> Result<QuotaView, Error> {
+        let account = self.get(scope).await?;
+        let sent_last_24h = self
+            .store
+            .sent_last_24h(scope, self.clock.now_ms())
+            .await
+            .map_err(internal)?;
+        Ok(QuotaView {
+            account,
+            sent_last_24h,
+        })
+    }
+
+    /// Applies `change` to the stored account, retrying if another writer won.
+    async fn modify(
+        &self,
+        scope: &Scope,
+        mut change: impl FnMut(&mut Account, Millis) -> Result<(), Error>,
+    ) -> Result<Account, Error> {
+        for _ in 0..5 {
+            let mut account = self.get(scope).await?;
+            change(&mut account, self.clock.now_ms())?;
+            if self
+                .store
+                .save_account(scope, &account)
+                .await
+                .map_err(internal)?
+            {
+                account.version += 1;
+                return Ok(account);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::ConcurrentModification,
+            "The account is being modified concurrently; try again.",
+        ))
+    }
+
+    /// v1 UpdateAccountSendingEnabled / v2 PutAccountSendingAttributes.
+    pub async fn set_sending_enabled(&self, scope: &Scope, enabled: bool) -> Result<(), Error> {
+        self.modify(scope, |a, _| {
+            a.sending_enabled = enabled;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    /// v2 PutAccountDetails: records the details and, with
+    /// `ProductionAccessEnabled`, a production-access request for review.
+    pub async fn put_details(&self, scope: &Scope, req: DetailsRequest) -> Result<Account, Error> {
+        let details = validate(&req)?;
+        let wants_production = req.production_access_enabled == Some(true);
+        self.modify(scope, |a, now| {
+            if a.review_pending() {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "An account details update is already under review.",
+                ));
+            }
+            let mut d = details.clone();
+            d.review = a.details.as_ref().and_then(|old| old.review.clone());
+            if wants_production && !a.production_access {
+                d.review = Some(Review {
+                    status: ReviewStatus::Pending,
+                    case_id: random::string_from(b"0123456789", 10),
+                    requested_at: now,
+                    decided_at: None,
+                });
+            }
+            a.details = Some(d);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Operator: grant production access in this region.
+    pub async fn approve(&self, scope: &Scope) -> Result<Account, Error> {
+        self.modify(scope, |a, now| {
+            a.grant_production(now);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Operator: deny a pending production-access request.
+    pub async fn deny(&self, scope: &Scope) -> Result<Account, Error> {
+        self.modify(scope, |a, now| {
+            if !a.review_pending() {
+                return Err(Error::invalid(format!(
+                    "Account {} has no pending production-access request in {}.",
+                    scope.account, scope.region
+                )));
+            }
+            a.deny_production(now);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Operator: set quotas, as AWS raises them on request. A negative
+    /// daily quota means unlimited.
+    pub async fn set_quota(
+        &self,
+        scope: &Scope,
+        max_24h: Option<f64>,
+        max_rate: Option<f64>,
+    ) -> Result<Account, Error> {
+        if max_rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+            return Err(Error::invalid(
+                "The maximum send rate must be greater than 0.",
+            ));
+        }
+        if max_24h.is_some_and(|d| d.is_nan()) {
+            return Err(Error::invalid("The 24-hour quota must be a number."));
+        }
+        self.modify(scope, |a, _| {
+            if let Some(d) = max_24h {
+                a.max_24h_send = if d < 0.0 { -1.0 } else { d };
+            }
+            if let Some(r) = max_rate {
+                a.max_send_rate = r;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn validate(req: &DetailsRequest) -> Result<AccountDetails, Error> {
+    let mail_type = req
+        .mail_type
+        .clone()
+        .ok_or_else(|| Error::missing("MailType"))?;
+    if !["MARKETING", "TRANSACTIONAL"].contains(&mail_type.as_str()) {
+        return Err(Error::constraint(
+            "MailType",
+            &mail_type,
+            "Member must satisfy enum value set: [MARKETING, TRANSACTIONAL]",
+        ));
+    }
+    let website_url = req
+        .website_url
+        .clone()
+        .ok_or_else(|| Error::missing("WebsiteURL"))?;
+    if website_url.is_empty() || website_url.chars().count() > 1000 {
+        return Err(Error::constraint(
+            "WebsiteURL",
+            &website_url,
+            "Member must have length between 1 and 1000",
+        ));
+    }
+    if let Some(l) = &req.contact_language
+        && !["EN", "JA"].contains(&l.as_str())
+    {
+        return Err(Error::constraint(
+            "ContactLanguage",
+            l,
+            "Member must satisfy enum value set: [EN, JA]",
+        ));
+    }
+    if let Some(u) = &req.use_case_description
+        && u.chars().count() > 5000
+    {
+        return Err(Error::constraint(
+            "UseCaseDescription",
+            "…",
+            "Member must have length less than or equal to 5000",
+        ));
+    }
+    let contacts = req
+        .additional_contact_email_addresses
+        .clone()
+        .unwrap_or_default();
+    if req.additional_contact_email_addresses.is_some() && !(1..=4).contains(&contacts.len()) {
+        return Err(Error::constraint(
+            "AdditionalContactEmailAddresses",
+            &format!("{contacts:?}"),
+            "Member must have length between 1 and 4",
+        ));
+    }
+    for c in &contacts {
+        let ok = (6..=254).contains(&c.len())
+            && c.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty());
+        if !ok {
+            return Err(Error::invalid(format!(
+                "Invalid contact email address {c}."
+            )));
+        }
+    }
+    Ok(AccountDetails {
+        mail_type,
+        website_url,
+        contact_language: req.contact_language.clone(),
+        use_case_description: req.use_case_description.clone(),
+        additional_contact_email_addresses: contacts,
+        review: None,
+    })
+}

@@ -1,0 +1,408 @@
+//! Sending under SES's rules. Every send goes through [`SendService::send`]:
+//! validation, the account's state, the identity checks (senders always;
+//! recipients too in the sandbox), then the quotas, which the store checks
+//! and applies atomically with storing the message. A refusal is recorded
+//! with the rule and identities behind it.
+
+use crate::compose::{self, Attachment, Compose};
+use crate::{AccountService, Clock, internal};
+use sesame_model::address::SIMULATOR_DOMAIN;
+use sesame_model::{
+    Acceptance, Error, ErrorKind, Mailbox, NewMessage, QuotaCheck, Rejection, Scope,
+};
+use sesame_store::Store;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// SES's limit of recipients (To, Cc and Bcc together) per message.
+pub const MAX_RECIPIENTS: usize = 50;
+
+/// What the message consists of.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Simple {
+        subject: String,
+        text: Option<String>,
+        html: Option<String>,
+        headers: Vec<(String, String)>,
+        attachments: Vec<Attachment>,
+    },
+    /// A complete MIME message as the caller built it.
+    Raw(Vec<u8>),
+}
+
+/// One send request, with addresses exactly as the caller wrote them.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub operation: &'static str,
+    /// v1 `Source` / v2 `FromEmailAddress`; for raw mail it may be absent.
+    pub source: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    /// v1 SendRawEmail `Destinations` / v2 Raw `Destination`: the envelope.
+    pub destinations: Vec<String>,
+    pub reply_to: Vec<String>,
+    pub return_path: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub configuration_set: Option<String>,
+    pub content: Content,
+}
+
+impl Outgoing {
+    pub fn new(operation: &'static str, content: Content) -> Self {
+        Self {
+            operation,
+            source: None,
+            to: vec![],
+            cc: vec![],
+            bcc: vec![],
+            destinations: vec![],
+            reply_to: vec![],
+            return_path: None,
+            tags: vec![],
+            configuration_set: None,
+            content,
+        }
+    }
+}
+
+pub struct SendService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    accounts: Arc<AccountService>,
+}
+
+fn parse_all(list: &[String]) -> Result<Vec<Mailbox>, Error> {
+    list.iter().map(|s| Mailbox::parse(s)).collect()
+}
+
+/// SES's message-tag rules, in SES's order and words.
+pub fn validate_tags(tags: &[(String, String)]) -> Result<(), Error> {
+    for (name, value) in tags {
+        if name.is_empty() {
+            return Err(Error::invalid("The tag name must be specified."));
+        }
+        if name.chars().count() > 255 {
+            return Err(Error::invalid("Tag name cannot exceed 255 characters."));
+        }
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let body = name.strip_prefix("ses:").unwrap_or(name);
+        if !body.chars().all(name_ok) {
+            return Err(Error::invalid(format!(
+                "Invalid tag name <{name}>: only alphanumeric ASCII characters, '_',  '-' are allowed."
+            )));
+        }
+        if value.is_empty() {
+            return Err(Error::invalid("The tag value must be specified."));
+        }
+        if value.chars().count() > 255 {
+            return Err(Error::invalid("Tag value cannot exceed 255 characters."));
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c))
+        {
+            return Err(Error::invalid(format!(
+                "Invalid tag value <{value}>: only alphanumeric ASCII characters, '_',  '-' , '.', '@' are allowed."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A MessageId in SES's shape: 16 hex digits, a UUID, `-000000`.
+pub fn message_id(now: sesame_model::Millis) -> String {
+    let b = crate::random::bytes::<16>();
+    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{:016x}-{}-{}-4{}-{}-{}-000000",
+        now,
+        h(0..4),
+        h(4..6),
+        &h(6..8)[1..],
+        h(8..10),
+        h(10..16)
+    )
+}
+
+impl SendService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        accounts: Arc<AccountService>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            accounts,
+        }
+    }
+
+    async fn reject(
+        &self,
+        scope: &Scope,
+        op: &str,
+        rule: &str,
+        err: Error,
+        identities: Vec<String>,
+    ) -> Error {
+        let r = Rejection {
+            created_at: self.clock.now_ms(),
+            operation: op.to_owned(),
+            rule: rule.to_owned(),
+            message: err.message.clone(),
+            identities,
+        };
+        tracing::info!(account = %scope.account, region = %scope.region, rule, message = %err.message, "send refused");
+        if let Err(e) = self.store.record_rejection(scope, &r).await {
+            tracing::error!(error = %e, "could not record a rejection");
+        }
+        err
+    }
+
+    /// The verified identities among those that could cover `mailboxes`.
+    async fn verified_among(
+        &self,
+        scope: &Scope,
+        mailboxes: &[&Mailbox],
+    ) -> Result<HashSet<String>, Error> {
+        let mut names: Vec<String> = mailboxes
+            .iter()
+            .flat_map(|m| m.covering_identities())
+            .collect();
+        names.sort();
+        names.dedup();
+        let found = self
+            .store
+            .get_identities(scope, &names)
+            .await
+            .map_err(internal)?;
+        Ok(found
+            .into_iter()
+            .filter(|i| i.is_verified())
+            .map(|i| i.name.to_string())
+            .collect())
+    }
+
+    /// Sends one message; returns its MessageId.
+    pub async fn send(&self, scope: &Scope, out: Outgoing) -> Result<String, Error> {
+        let op = out.operation;
+        validate_tags(&out.tags)?;
+        let now = self.clock.now_ms();
+        let id = message_id(now);
+
+        // Addresses: the sending identities and the recipients, as sent.
+        let (senders, recipients, raw_headers) = match &out.content {
+            Content::Raw(raw) => {
+                let h = compose::read_raw(raw)?;
+                let source = match &out.source {
+                    Some(s) => s.clone(),
+                    None => h
+                        .from
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| Error::invalid("Missing required header 'From'."))?,
+                };
+                let mut senders = vec![source];
+                senders.extend(h.from.iter().cloned());
+                senders.extend(h.sender.iter().cloned());
+                senders.extend(h.return_path.iter().cloned());
+                let recipients = if out.destinations.is_empty() {
+                    h.recipients.clone()
+                } else {
+                    out.destinations.clone()
+                };
+                (senders, recipients, Some(h))
+            }
+            Content::Simple { .. } => {
+                let source = out.source.clone().ok_or_else(|| Error::missing("Source"))?;
+                let mut recipients = out.to.clone();
+                recipients.extend(out.cc.iter().cloned());
+                recipients.extend(out.bcc.iter().cloned());
+                (vec![source], recipients, None)
+            }
+        };
+        let mut senders_all = senders.clone();
+        senders_all.extend(out.return_path.iter().cloned());
+        let sender_boxes = parse_all(&senders_all)?;
+        let recipient_boxes = parse_all(&recipients)?;
+        let reply_to = parse_all(&out.reply_to)?;
+        if recipient_boxes.is_empty() {
+            return Err(Error::invalid("Missing required header 'To'."));
+        }
+        if recipient_boxes.len() > MAX_RECIPIENTS {
+            return Err(Error::invalid("Recipient count exceeds 50."));
+        }
+
+        let account = self.accounts.get(scope).await?;
+        if !account.sending_enabled {
+            let e = Error::new(
+                ErrorKind::SendingPaused,
+                "Sending is paused for this account.",
+            );
+            return Err(self
+                .reject(scope, op, "account-sending-paused", e, vec![])
+                .await);
+        }
+        if let Some(cs) = &out.configuration_set {
+            let e = Error::new(
+                ErrorKind::ConfigurationSetDoesNotExist,
+                format!("Configuration set <{cs}> does not exist."),
+            );
+            return Err(self
+                .reject(
+                    scope,
+                    op,
+                    "configuration-set-does-not-exist",
+                    e,
+                    vec![cs.clone()],
+                )
+                .await);
+        }
+
+        // Identity checks: senders always, recipients in the sandbox.
+        let sandbox = !account.production_access;
+        let mut to_check: Vec<&Mailbox> = sender_boxes.iter().collect();
+        if sandbox {
+            to_check.extend(recipient_boxes.iter().filter(|m| !m.is_simulator()));
+        }
+        let verified = self.verified_among(scope, &to_check).await?;
+        let mut failed: Vec<String> = vec![];
+        let mut rule = "sender-not-verified";
+        for m in &sender_boxes {
+            if !m.is_covered_by(&verified) && !failed.contains(&m.raw) {
+                failed.push(m.raw.clone());
+            }
+        }
+        if sandbox {
+            let before = failed.len();
+            for m in recipient_boxes.iter().filter(|m| !m.is_simulator()) {
+                if !m.is_covered_by(&verified) && !failed.contains(&m.raw) {
+                    failed.push(m.raw.clone());
+                }
+            }
+            if before == 0 && failed.len() > before {
+                rule = "sandbox-recipient-not-verified";
+            }
+        }
+        if !failed.is_empty() {
+            let e = Error::new(
+                ErrorKind::MessageRejected,
+                format!(
+                    "Email address is not verified. The following identities failed the check in region {}: {}",
+                    scope.region.upper(),
+                    failed.join(", ")
+                ),
+            );
+            return Err(self.reject(scope, op, rule, e, failed).await);
+        }
+
+        // The message as a receiver gets it.
+        let from = &sender_boxes[0];
+        let message_id_header = format!("{id}@{}", from.domain());
+        let (raw, subject) = match out.content {
+            Content::Simple {
+                subject,
+                text,
+                html,
+                headers,
+                attachments,
+            } => {
+                let to = parse_all(&out.to)?;
+                let cc = parse_all(&out.cc)?;
+                let raw = compose::build(&Compose {
+                    from,
+                    to: &to,
+                    cc: &cc,
+                    reply_to: &reply_to,
+                    subject: &subject,
+                    text: text.as_deref(),
+                    html: html.as_deref(),
+                    headers: &headers,
+                    attachments: &attachments,
+                    message_id: &message_id_header,
+                    date: now,
+                })?;
+                (raw, Some(subject))
+            }
+            Content::Raw(raw) => {
+                let h = raw_headers.unwrap_or_default();
+                let mut prefix = String::new();
+                if !h.has_message_id {
+                    prefix.push_str(&format!("Message-ID: <{message_id_header}>\r\n"));
+                }
+                if !h.has_date {
+                    prefix.push_str(&format!("Date: {}\r\n", rfc2822(now)));
+                }
+                let mut full = prefix.into_bytes();
+                full.extend_from_slice(&compose::strip_bcc(&raw));
+                (full, h.subject)
+            }
+        };
+
+        let envelope_from = out
+            .return_path
+            .as_deref()
+            .and_then(|r| Mailbox::parse(r).ok())
+            .map(|m| m.address)
+            .unwrap_or_else(|| from.address.clone());
+        let simulator = recipient_boxes.iter().filter(|m| m.is_simulator()).count() as u32;
+        let total = recipient_boxes.len() as u32;
+        let message = NewMessage {
+            id: id.clone(),
+            operation: op.to_owned(),
+            source: envelope_from,
+            destinations: recipient_boxes.iter().map(|m| m.address.clone()).collect(),
+            subject,
+            created_at: now,
+            raw,
+        };
+        let quota = QuotaCheck {
+            now,
+            max_24h: account.max_24h_send,
+            max_rate: account.max_send_rate,
+            daily_recipients: total - simulator,
+            rate_recipients: total,
+        };
+        match self
+            .store
+            .accept_message(scope, &message, &quota)
+            .await
+            .map_err(internal)?
+        {
+            Acceptance::Accepted => Ok(id),
+            Acceptance::DailyQuotaExceeded => {
+                let e = Error::new(
+                    ErrorKind::DailyQuotaExceeded,
+                    "Daily message quota exceeded",
+                );
+                Err(self
+                    .reject(scope, op, "daily-quota-exceeded", e, vec![])
+                    .await)
+            }
+            Acceptance::RateExceeded => {
+                let e = Error::new(ErrorKind::RateExceeded, "Maximum sending rate exceeded");
+                Err(self
+                    .reject(scope, op, "maximum-send-rate-exceeded", e, vec![])
+                    .await)
+            }
+        }
+    }
+}
+
+fn rfc2822(ms: sesame_model::Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
+}
+
+/// Whether an address is at the mailbox simulator (for callers that only have a string).
+pub fn is_simulator_address(s: &str) -> bool {
+    s.rsplit_once('@')
+        .is_some_and(|(_, d)| d.eq_ignore_ascii_case(SIMULATOR_DOMAIN))
+}
+
+#[cfg(test)]
+mod tests;
