@@ -66,6 +66,16 @@ impl AccountService {
         })
     }
 
+    /// v1 GetSendStatistics: recipients per 15-minute interval over the
+    /// last two weeks, as `(interval start, delivery attempts)`.
+    pub async fn statistics(&self, scope: &Scope) -> Result<Vec<(Millis, u64)>, Error> {
+        let since = self.clock.now_ms() - 14 * 24 * 3600 * 1000;
+        self.store
+            .send_statistics(scope, since)
+            .await
+            .map_err(internal)
+    }
+
     /// Applies `change` to the stored account, retrying if another writer won.
     async fn modify(
         &self,

@@ -124,6 +124,13 @@ async fn quotas(store: &dyn Store) {
         "a refused message is not stored"
     );
     assert_eq!(store.sent_last_24h(&s, t + 1000).await.unwrap(), 2);
+    let stats = store.send_statistics(&s, t - 3_600_000).await.unwrap();
+    assert_eq!(stats.iter().map(|(_, n)| n).sum::<u64>(), 2);
+    assert_eq!(
+        stats[0].0 % (15 * 60_000),
+        0,
+        "intervals start on a quarter hour"
+    );
     // The window rolls: a day later the old recipients no longer count.
     assert_eq!(
         store

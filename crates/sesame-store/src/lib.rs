@@ -98,6 +98,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recipients counted toward the daily quota in the 24 hours before `now`.
     async fn sent_last_24h(&self, scope: &Scope, now: sesame_model::Millis) -> Result<u64>;
+    /// Recipients counted per 15-minute interval since `since`, oldest first:
+    /// `(interval start, recipients)`.
+    async fn send_statistics(
+        &self,
+        scope: &Scope,
+        since: sesame_model::Millis,
+    ) -> Result<Vec<(sesame_model::Millis, u64)>>;
     /// Checks the quotas and, if they allow it, stores the message and
     /// counts its recipients, all in one transaction: concurrent senders can
     /// never together exceed a quota.

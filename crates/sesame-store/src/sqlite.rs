@@ -325,6 +325,23 @@ impl Store for SqliteStore {
         Ok(n.max(0) as u64)
     }
 
+    async fn send_statistics(&self, scope: &Scope, since: Millis) -> Result<Vec<(Millis, u64)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT (minute / 15) * 15 AS bucket, SUM(recipients) FROM send_ledger
+             WHERE account_id = ? AND region = ? AND minute >= ?
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(since / 60_000)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(b, n)| (b * 60_000, n.max(0) as u64))
+            .collect())
+    }
+
     async fn accept_message(
         &self,
         scope: &Scope,

@@ -11,6 +11,7 @@
 //! - [`router`]: v2 method + path to operation, with decoded path labels.
 //! - [`error`]: domain and authentication errors encoded for each protocol.
 //! - [`identities`]: the identity operations' input and output shapes.
+//! - [`sending`]: the sending and account operations' shapes.
 
 pub mod error;
 #[rustfmt::skip]
@@ -18,6 +19,7 @@ pub mod generated;
 pub mod identities;
 pub mod query;
 pub mod router;
+pub mod sending;
 pub mod xml;
 
 pub use error::{WireError, encode_error};

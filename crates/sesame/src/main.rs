@@ -11,11 +11,12 @@
 
 mod api;
 mod config;
+mod mailbox;
 mod server;
 
 use clap::{Parser, Subcommand};
 use config::{CommonArgs, FileConfig, ServeArgs, Settings};
-use sesame_core::{Credentials, IdentityService, SystemClock};
+use sesame_core::{AccountService, Credentials, IdentityService, SystemClock};
 use sesame_model::{AccountId, Region, Scope};
 use sesame_store::{SqliteStore, Store};
 use std::process::ExitCode;
@@ -47,6 +48,42 @@ enum Command {
     Identities {
         #[command(subcommand)]
         command: IdentitiesCommand,
+    },
+    /// Operator actions on accounts: production access and quotas.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ScopeArgs {
+    /// The 12-digit account.
+    #[arg(long)]
+    account: String,
+    /// The region, e.g. us-east-1.
+    #[arg(long)]
+    region: String,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Show the account's sandbox state, quotas and review in a region.
+    Show(ScopeArgs),
+    /// Grant production access in a region (lifts the sandbox, raises quotas).
+    Approve(ScopeArgs),
+    /// Deny a pending production-access request.
+    Deny(ScopeArgs),
+    /// Set the account's quotas in a region.
+    SetQuota {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Recipients per rolling 24 hours; -1 for unlimited.
+        #[arg(long = "max-24h-send", allow_hyphen_values = true)]
+        max_24h_send: Option<f64>,
+        /// Recipients per second.
+        #[arg(long = "max-send-rate")]
+        max_send_rate: Option<f64>,
     },
 }
 
@@ -131,6 +168,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("aws_secret_access_key = {}", key.secret);
             Ok(())
         }
+        Command::Accounts { command } => accounts_command(&cli.common, command).await,
         Command::Identities {
             command:
                 IdentitiesCommand::Verify {
@@ -159,6 +197,74 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn scope_of(a: &ScopeArgs) -> Result<Scope, String> {
+    Ok(Scope::new(
+        AccountId::parse(&a.account).map_err(|e| e.message)?,
+        Region::parse(&a.region).map_err(|e| e.message)?,
+    ))
+}
+
+async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Result<(), String> {
+    let file = FileConfig::load(common.config.as_deref())?;
+    let production_by_default = file.no_sandbox.unwrap_or(false);
+    let store = open_store(common).await?;
+    let svc = AccountService::new(
+        store.clone() as Arc<dyn Store>,
+        Arc::new(SystemClock),
+        production_by_default,
+    );
+    let result = match command {
+        AccountsCommand::Show(a) => {
+            let scope = scope_of(&a)?;
+            svc.quota(&scope)
+                .await
+                .map(|q| (scope, q.account, Some(q.sent_last_24h)))
+        }
+        AccountsCommand::Approve(a) => {
+            let scope = scope_of(&a)?;
+            svc.approve(&scope).await.map(|acc| (scope, acc, None))
+        }
+        AccountsCommand::Deny(a) => {
+            let scope = scope_of(&a)?;
+            svc.deny(&scope).await.map(|acc| (scope, acc, None))
+        }
+        AccountsCommand::SetQuota {
+            scope,
+            max_24h_send,
+            max_send_rate,
+        } => {
+            if max_24h_send.is_none() && max_send_rate.is_none() {
+                return Err("set-quota needs --max-24h-send, --max-send-rate or both".into());
+            }
+            let scope = scope_of(&scope)?;
+            svc.set_quota(&scope, max_24h_send, max_send_rate)
+                .await
+                .map(|acc| (scope, acc, None))
+        }
+    };
+    store.close().await;
+    let (scope, a, sent) = result.map_err(|e| e.message)?;
+    println!("account {} region {}", scope.account, scope.region);
+    println!(
+        "  access: {}",
+        if a.production_access {
+            "production"
+        } else {
+            "sandbox"
+        }
+    );
+    println!("  sending enabled: {}", a.sending_enabled);
+    println!("  max 24h send: {}", a.max_24h_send);
+    println!("  max send rate: {}/s", a.max_send_rate);
+    if let Some(n) = sent {
+        println!("  sent last 24h: {n}");
+    }
+    if let Some(r) = a.details.as_ref().and_then(|d| d.review.as_ref()) {
+        println!("  review: {} (case {})", r.status.v2(), r.case_id);
+    }
+    Ok(())
 }
 
 fn new_account_id() -> AccountId {

@@ -4,9 +4,10 @@
 
 use crate::api::{self, App};
 use crate::config::Settings;
+use crate::mailbox;
 use axum::Router;
 use axum::routing::get;
-use sesame_core::{Credentials, IdentityService, SystemClock};
+use sesame_core::{AccountService, Credentials, IdentityService, SendService, SystemClock};
 use sesame_model::AccountId;
 use sesame_store::{SqliteStore, Store};
 use std::sync::Arc;
@@ -26,12 +27,22 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         settings.dev.then(|| settings.dev_account_id.clone()),
     );
     seed_root_key(&credentials, &settings).await?;
+    let accounts = Arc::new(AccountService::new(
+        dyn_store.clone(),
+        clock.clone(),
+        settings.no_sandbox,
+    ));
     let app = Arc::new(App {
-        identities: IdentityService::new(dyn_store, clock, settings.auto_verify),
+        identities: IdentityService::new(dyn_store.clone(), clock.clone(), settings.auto_verify),
         credentials,
+        sending: SendService::new(dyn_store.clone(), clock, accounts.clone()),
+        accounts,
     });
-    let router = Router::new()
-        .route("/_sesame/health", get(health))
+    let mut router = Router::new().route("/_sesame/health", get(health));
+    if settings.dev {
+        router = router.merge(mailbox::routes(dyn_store));
+    }
+    let router = router
         .route("/_sesame/{*rest}", axum::routing::any(unknown_sesame_route))
         .fallback(api::handle)
         .with_state(app);

@@ -9,7 +9,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use sesame_core::{Credentials, IdentityService, Resolution};
+use sesame_core::{AccountService, Credentials, IdentityService, Resolution, SendService};
 use sesame_model::{Error, Region, Scope};
 use sesame_sigv4 as sigv4;
 use sesame_wire::{Protocol, WireError, WireResponse, encode_error};
@@ -20,6 +20,8 @@ use std::time::Instant;
 pub struct App {
     pub identities: IdentityService,
     pub credentials: Credentials,
+    pub accounts: Arc<AccountService>,
+    pub sending: SendService,
 }
 
 /// Who is calling, once the signature checks out.

@@ -3,10 +3,13 @@
 
 use super::{App, Caller, Failure};
 use axum::http::request::Parts;
+use base64::Engine;
+use sesame_core::sending::{Content, Outgoing};
 use sesame_model::{Error, IdentityKind};
 use sesame_store::IdentityQuery;
 use sesame_wire::identities as shapes;
 use sesame_wire::query::QueryParams;
+use sesame_wire::sending::{v1_tags, xml_double};
 use sesame_wire::xml::{self, XmlOut};
 use sesame_wire::{Protocol, V1Action, WireError, WireResponse};
 
@@ -151,7 +154,80 @@ async fn run(
                 .await
                 .map_err(domain)?;
         }
+        A::SendEmail => {
+            let mut out = Outgoing::new(
+                "SendEmail",
+                Content::Simple {
+                    subject: p
+                        .required("Message.Subject.Data")
+                        .map_err(domain)?
+                        .to_owned(),
+                    text: p.get("Message.Body.Text.Data").map(str::to_owned),
+                    html: p.get("Message.Body.Html.Data").map(str::to_owned),
+                    headers: vec![],
+                    attachments: vec![],
+                },
+            );
+            out.source = Some(p.required("Source").map_err(domain)?.to_owned());
+            out.to = p.list("Destination.ToAddresses").unwrap_or_default();
+            out.cc = p.list("Destination.CcAddresses").unwrap_or_default();
+            out.bcc = p.list("Destination.BccAddresses").unwrap_or_default();
+            common(&mut out, p);
+            let id = app.sending.send(s, out).await.map_err(domain)?;
+            x.text("MessageId", &id);
+        }
+        A::SendRawEmail => {
+            let data = p.required("RawMessage.Data").map_err(domain)?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|_| domain(Error::invalid("RawMessage.Data is not valid base64.")))?;
+            let mut out = Outgoing::new("SendRawEmail", Content::Raw(raw));
+            out.source = p.get("Source").map(str::to_owned);
+            out.destinations = p.list("Destinations").unwrap_or_default();
+            common(&mut out, p);
+            let id = app.sending.send(s, out).await.map_err(domain)?;
+            x.text("MessageId", &id);
+        }
+        A::GetSendQuota => {
+            let q = app.accounts.quota(s).await.map_err(domain)?;
+            x.text("Max24HourSend", &xml_double(q.account.max_24h_send));
+            x.text("MaxSendRate", &xml_double(q.account.max_send_rate));
+            x.text("SentLast24Hours", &xml_double(q.sent_last_24h as f64));
+        }
+        A::GetSendStatistics => {
+            let points = app.accounts.statistics(s).await.map_err(domain)?;
+            x.open("SendDataPoints");
+            for (at, attempts) in points {
+                x.open("member");
+                x.text("Timestamp", &sesame_wire::iso8601(at));
+                x.text("DeliveryAttempts", &attempts.to_string());
+                x.text("Bounces", "0");
+                x.text("Complaints", "0");
+                x.text("Rejects", "0");
+                x.close("member");
+            }
+            x.close("SendDataPoints");
+        }
+        A::GetAccountSendingEnabled => {
+            let a = app.accounts.get(s).await.map_err(domain)?;
+            x.bool("Enabled", a.sending_enabled);
+        }
+        A::UpdateAccountSendingEnabled => {
+            let enabled = p.bool("Enabled").map_err(domain)?.unwrap_or(false);
+            app.accounts
+                .set_sending_enabled(s, enabled)
+                .await
+                .map_err(domain)?;
+        }
         other => return Err(WireError::not_implemented("SES v1", other.name())),
     }
     Ok(x.finish())
+}
+
+/// Members every v1 send operation shares.
+fn common(out: &mut Outgoing, p: &QueryParams) {
+    out.reply_to = p.list("ReplyToAddresses").unwrap_or_default();
+    out.return_path = p.get("ReturnPath").map(str::to_owned);
+    out.tags = v1_tags(p, "Tags");
+    out.configuration_set = p.get("ConfigurationSetName").map(str::to_owned);
 }

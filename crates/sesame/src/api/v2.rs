@@ -3,12 +3,17 @@
 
 use super::{App, Caller, Failure};
 use axum::http::request::Parts;
+use base64::Engine;
 use serde_json::{Value, json};
+use sesame_core::accounts::DetailsRequest;
+use sesame_core::compose::Attachment;
 use sesame_core::identities::{CreateIdentity, DkimRequest};
+use sesame_core::sending::{Content, Outgoing};
 use sesame_model::{Error, IdentityKind, KeyLength, VerificationStatus};
 use sesame_store::IdentityQuery;
 use sesame_wire::identities::{self as shapes, parse_json};
 use sesame_wire::router::{self, Matched, RouteError};
+use sesame_wire::sending as send_shapes;
 use sesame_wire::{Protocol, V2Operation, WireError, WireResponse};
 
 pub async fn dispatch(
@@ -267,8 +272,156 @@ async fn run(
             let tags = ids.list_tags(s, arn).await.map_err(domain)?;
             Ok(json!({ "Tags": shapes::tags_out(&tags) }))
         }
+        O::SendEmail => {
+            let input: send_shapes::SendEmailIn = parse_json(body).map_err(domain)?;
+            let out = outgoing(input)?;
+            let id = app.sending.send(s, out).await.map_err(domain)?;
+            Ok(json!({ "MessageId": id }))
+        }
+        O::GetAccount => {
+            let q = app.accounts.quota(s).await.map_err(domain)?;
+            Ok(send_shapes::get_account_out(&q.account, q.sent_last_24h))
+        }
+        O::PutAccountDetails => {
+            let i: send_shapes::PutAccountDetailsIn = parse_json(body).map_err(domain)?;
+            app.accounts
+                .put_details(
+                    s,
+                    DetailsRequest {
+                        mail_type: i.mail_type,
+                        website_url: i.website_url,
+                        contact_language: i.contact_language,
+                        use_case_description: i.use_case_description,
+                        additional_contact_email_addresses: i.additional_contact_email_addresses,
+                        production_access_enabled: i.production_access_enabled,
+                    },
+                )
+                .await
+                .map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::PutAccountSendingAttributes => {
+            let i: send_shapes::PutAccountSendingIn = parse_json(body).map_err(domain)?;
+            app.accounts
+                .set_sending_enabled(s, i.sending_enabled.unwrap_or(false))
+                .await
+                .map_err(domain)?;
+            Ok(json!({}))
+        }
         other => Err(WireError::not_implemented("SESv2", other.name())),
     }
+}
+
+fn b64(field: &str, data: Option<String>) -> Result<Vec<u8>, WireError> {
+    let data = data.ok_or_else(|| domain(Error::missing(field)))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|_| domain(Error::invalid(format!("{field} is not valid base64."))))
+}
+
+fn headers_in(h: Option<Vec<send_shapes::HeaderIn>>) -> Result<Vec<(String, String)>, WireError> {
+    h.unwrap_or_default()
+        .into_iter()
+        .map(|h| {
+            let name = h.name.ok_or_else(|| domain(Error::missing("Name")))?;
+            let value = h.value.ok_or_else(|| domain(Error::missing("Value")))?;
+            if name.is_empty()
+                || name.len() > 126
+                || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+            {
+                return Err(domain(Error::invalid(format!(
+                    "Invalid header name {name}."
+                ))));
+            }
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn attachments_in(a: Option<Vec<send_shapes::AttachmentIn>>) -> Result<Vec<Attachment>, WireError> {
+    a.unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            let inline = a.content_disposition.as_deref() == Some("INLINE");
+            Ok(Attachment {
+                data: b64("RawContent", a.raw_content)?,
+                file_name: a
+                    .file_name
+                    .ok_or_else(|| domain(Error::missing("FileName")))?,
+                content_type: a
+                    .content_type
+                    .unwrap_or_else(|| "application/octet-stream".to_owned()),
+                inline_content_id: if inline { a.content_id } else { None },
+            })
+        })
+        .collect()
+}
+
+/// v2 SendEmail's input as a send request.
+fn outgoing(i: send_shapes::SendEmailIn) -> Result<Outgoing, WireError> {
+    if i.endpoint_id.is_some() {
+        return Err(domain(Error::new(
+            sesame_model::ErrorKind::NotImplemented,
+            "Sesame does not implement multi-region endpoints (EndpointId) yet.",
+        )));
+    }
+    if i.tenant_name.is_some() || i.list_management_options.is_some() {
+        return Err(domain(Error::new(
+            sesame_model::ErrorKind::NotImplemented,
+            "Sesame does not implement tenants or list management options yet.",
+        )));
+    }
+    let content = i.content.ok_or_else(|| domain(Error::missing("Content")))?;
+    let content = match (content.simple, content.raw, content.template) {
+        (Some(simple), None, None) => {
+            let subject = simple
+                .subject
+                .and_then(|s| s.data)
+                .ok_or_else(|| domain(Error::missing("Subject")))?;
+            let body = simple.body.ok_or_else(|| domain(Error::missing("Body")))?;
+            Content::Simple {
+                subject,
+                text: body.text.and_then(|t| t.data),
+                html: body.html.and_then(|h| h.data),
+                headers: headers_in(simple.headers)?,
+                attachments: attachments_in(simple.attachments)?,
+            }
+        }
+        (None, Some(raw), None) => Content::Raw(b64("Data", raw.data)?),
+        (None, None, Some(_)) => {
+            return Err(domain(Error::new(
+                sesame_model::ErrorKind::NotImplemented,
+                "Sesame does not implement templated content in SendEmail yet.",
+            )));
+        }
+        _ => {
+            return Err(domain(Error::invalid(
+                "Content must have exactly one of Simple, Raw or Template.",
+            )));
+        }
+    };
+    let raw = matches!(content, Content::Raw(_));
+    let mut out = Outgoing::new("SendEmail", content);
+    out.source = i.from_email_address;
+    let d = i.destination.unwrap_or_default();
+    let (to, cc, bcc) = (
+        d.to_addresses.unwrap_or_default(),
+        d.cc_addresses.unwrap_or_default(),
+        d.bcc_addresses.unwrap_or_default(),
+    );
+    if raw {
+        out.destinations = [to, cc, bcc].concat();
+    } else {
+        if out.source.is_none() {
+            return Err(domain(Error::missing("FromEmailAddress")));
+        }
+        (out.to, out.cc, out.bcc) = (to, cc, bcc);
+    }
+    out.reply_to = i.reply_to_addresses.unwrap_or_default();
+    out.return_path = i.feedback_forwarding_email_address;
+    out.tags = send_shapes::message_tags(i.email_tags);
+    out.configuration_set = i.configuration_set_name;
+    Ok(out)
 }
 
 fn identity_filter(

@@ -1,0 +1,230 @@
+//! Shapes of the sending and account operations: v2 JSON inputs, and the
+//! v1 Query parameters that are lists of structures (message tags).
+
+use crate::query::QueryParams;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sesame_model::Account;
+use std::collections::BTreeMap;
+
+/// `Tags.member.N.Name` / `.Value` pairs in index order. A pair with a
+/// missing half keeps it empty, for SES's "must be specified" messages.
+pub fn v1_tags(p: &QueryParams, key: &str) -> Vec<(String, String)> {
+    let prefix = format!("{key}.member.");
+    let mut by_index: BTreeMap<u32, (String, String)> = BTreeMap::new();
+    for (k, v) in p.iter() {
+        let Some(rest) = k.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((n, field)) = rest.split_once('.') else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u32>() else { continue };
+        let e = by_index.entry(n).or_default();
+        match field {
+            "Name" => e.0 = v.to_owned(),
+            "Value" => e.1 = v.to_owned(),
+            _ => {}
+        }
+    }
+    by_index.into_values().collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DestinationIn {
+    pub to_addresses: Option<Vec<String>>,
+    pub cc_addresses: Option<Vec<String>>,
+    pub bcc_addresses: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContentIn {
+    pub data: Option<String>,
+    pub charset: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BodyIn {
+    pub text: Option<ContentIn>,
+    pub html: Option<ContentIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HeaderIn {
+    pub name: Option<String>,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachmentIn {
+    pub raw_content: Option<String>,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub content_id: Option<String>,
+    pub content_disposition: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SimpleIn {
+    pub subject: Option<ContentIn>,
+    pub body: Option<BodyIn>,
+    pub headers: Option<Vec<HeaderIn>>,
+    pub attachments: Option<Vec<AttachmentIn>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RawIn {
+    pub data: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TemplateContentIn {
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TemplateIn {
+    pub template_name: Option<String>,
+    pub template_arn: Option<String>,
+    pub template_content: Option<TemplateContentIn>,
+    pub template_data: Option<String>,
+    pub headers: Option<Vec<HeaderIn>>,
+    pub attachments: Option<Vec<AttachmentIn>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EmailContentIn {
+    pub simple: Option<SimpleIn>,
+    pub raw: Option<RawIn>,
+    pub template: Option<TemplateIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MessageTagIn {
+    pub name: Option<String>,
+    pub value: Option<String>,
+}
+
+pub fn message_tags(tags: Option<Vec<MessageTagIn>>) -> Vec<(String, String)> {
+    tags.unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.name.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendEmailIn {
+    pub from_email_address: Option<String>,
+    pub destination: Option<DestinationIn>,
+    pub reply_to_addresses: Option<Vec<String>>,
+    pub feedback_forwarding_email_address: Option<String>,
+    pub content: Option<EmailContentIn>,
+    pub email_tags: Option<Vec<MessageTagIn>>,
+    pub configuration_set_name: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub tenant_name: Option<String>,
+    pub list_management_options: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutAccountDetailsIn {
+    pub mail_type: Option<String>,
+    #[serde(rename = "WebsiteURL")]
+    pub website_url: Option<String>,
+    pub contact_language: Option<String>,
+    pub use_case_description: Option<String>,
+    pub additional_contact_email_addresses: Option<Vec<String>>,
+    pub production_access_enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutAccountSendingIn {
+    pub sending_enabled: Option<bool>,
+}
+
+/// A double as SES writes one in XML: always with a decimal point.
+pub fn xml_double(v: f64) -> String {
+    format!("{v:?}")
+}
+
+/// v2 GetAccount.
+pub fn get_account_out(a: &Account, sent_last_24h: u64) -> Value {
+    let mut v = json!({
+        "DedicatedIpAutoWarmupEnabled": false,
+        "EnforcementStatus": "HEALTHY",
+        "ProductionAccessEnabled": a.production_access,
+        "SendQuota": {
+            "Max24HourSend": a.max_24h_send,
+            "MaxSendRate": a.max_send_rate,
+            "SentLast24Hours": sent_last_24h as f64,
+        },
+        "SendingEnabled": a.sending_enabled,
+        "SuppressionAttributes": {"SuppressedReasons": []},
+    });
+    if let Some(d) = &a.details {
+        let mut details = json!({
+            "MailType": d.mail_type,
+            "WebsiteURL": d.website_url,
+        });
+        if let Some(l) = &d.contact_language {
+            details["ContactLanguage"] = json!(l);
+        }
+        if let Some(u) = &d.use_case_description {
+            details["UseCaseDescription"] = json!(u);
+        }
+        if !d.additional_contact_email_addresses.is_empty() {
+            details["AdditionalContactEmailAddresses"] =
+                json!(d.additional_contact_email_addresses);
+        }
+        if let Some(r) = &d.review {
+            details["ReviewDetails"] = json!({"Status": r.status.v2(), "CaseId": r.case_id});
+        }
+        v["Details"] = details;
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_tag_pairs() {
+        let p = QueryParams::parse(b"Tags.member.2.Name=b&Tags.member.1.Name=a&Tags.member.1.Value=1&Tags.member.2.Value=2&Tags.member.3.Name=c");
+        assert_eq!(
+            v1_tags(&p, "Tags"),
+            vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("b".into(), "2".into()),
+                ("c".into(), "".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn doubles_and_account() {
+        assert_eq!(xml_double(200.0), "200.0");
+        assert_eq!(xml_double(-1.0), "-1.0");
+        let v = get_account_out(&Account::new(false), 3);
+        assert_eq!(v["ProductionAccessEnabled"], false);
+        assert_eq!(v["SendQuota"]["Max24HourSend"], 200.0);
+        assert_eq!(v["SendQuota"]["SentLast24Hours"], 3.0);
+        assert!(v.get("Details").is_none());
+    }
+}

@@ -1,0 +1,96 @@
+//! The local mailbox over HTTP (`--dev`): captured messages as JSON, each
+//! message's `.eml`, and clearing. Unauthenticated like the rest of
+//! `/_sesame/`, so it is served only in `--dev` mode.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use sesame_model::{MessageFilter, StoredMessage};
+use sesame_store::Store;
+use std::sync::Arc;
+
+pub fn routes<S>(store: Arc<dyn Store>) -> Router<S> {
+    Router::new()
+        .route("/_sesame/messages", get(list).delete(clear))
+        .route("/_sesame/messages/{id}/raw", get(raw))
+        .with_state(store)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    recipient: Option<String>,
+    sender: Option<String>,
+    account: Option<String>,
+    limit: Option<u32>,
+}
+
+fn failure(e: sesame_store::StoreError) -> Response {
+    tracing::error!(error = %e, "mailbox store failure");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"message": "store failure; see the server log"})),
+    )
+        .into_response()
+}
+
+fn view(m: &StoredMessage) -> serde_json::Value {
+    json!({
+        "id": m.message.id,
+        "account": m.scope.account.as_str(),
+        "region": m.scope.region.as_str(),
+        "operation": m.message.operation,
+        "source": m.message.source,
+        "destinations": m.message.destinations,
+        "subject": m.message.subject,
+        "timestamp": sesame_wire::iso8601(m.message.created_at),
+        "mime": String::from_utf8_lossy(&m.message.raw),
+    })
+}
+
+async fn list(State(store): State<Arc<dyn Store>>, Query(q): Query<ListQuery>) -> Response {
+    let filter = MessageFilter {
+        recipient: q.recipient,
+        sender: q.sender,
+        account: q.account,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    match store.list_messages(&filter).await {
+        Ok(ms) => {
+            axum::Json(json!({"messages": ms.iter().map(view).collect::<Vec<_>>()})).into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+async fn raw(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) -> Response {
+    match store.get_message(&id).await {
+        Ok(Some(m)) => (
+            [
+                (header::CONTENT_TYPE, "message/rfc822".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}.eml\"", m.message.id),
+                ),
+            ],
+            m.message.raw,
+        )
+            .into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": format!("No message {id}.")})),
+        )
+            .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn clear(State(store): State<Arc<dyn Store>>) -> Response {
+    match store.clear_messages().await {
+        Ok(n) => axum::Json(json!({"deleted": n})).into_response(),
+        Err(e) => failure(e),
+    }
+}
