@@ -10,6 +10,7 @@
 //! - [`dkim_keys`]: RSA key pairs for Easy DKIM and BYODKIM validation.
 //! - [`accounts`]: sandbox, quotas, production-access requests and their review.
 //! - [`sending`]: the send rules (validation, identity checks, quotas).
+//! - [`templates`]: email templates and Handlebars rendering.
 //! - [`compose`]: MIME messages built for Simple content, and raw ones read.
 //! - [`clock`]: the injected time source.
 //! - [`random`]: tokens and IDs from the OS's CSPRNG.
@@ -22,12 +23,14 @@ pub mod dkim_keys;
 pub mod identities;
 pub mod random;
 pub mod sending;
+pub mod templates;
 
 pub use accounts::AccountService;
 pub use clock::{Clock, SystemClock};
 pub use credentials::{Credentials, Resolution};
 pub use identities::IdentityService;
 pub use sending::SendService;
+pub use templates::TemplateService;
 
 use sesame_model::Error;
 use sesame_store::StoreError;

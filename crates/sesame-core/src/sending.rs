@@ -5,10 +5,11 @@
 //! with the rule and identities behind it.
 
 use crate::compose::{self, Attachment, Compose};
+use crate::templates;
 use crate::{AccountService, Clock, internal};
 use sesame_model::address::SIMULATOR_DOMAIN;
 use sesame_model::{
-    Acceptance, Error, ErrorKind, Mailbox, NewMessage, QuotaCheck, Rejection, Scope,
+    Acceptance, Error, ErrorKind, Mailbox, NewMessage, QuotaCheck, Rejection, Scope, TemplateParts,
 };
 use sesame_store::Store;
 use std::collections::HashSet;
@@ -29,7 +30,35 @@ pub enum Content {
     },
     /// A complete MIME message as the caller built it.
     Raw(Vec<u8>),
+    /// A stored or inline template with its data (a JSON object as text).
+    Template {
+        template: TemplateRef,
+        data: String,
+        headers: Vec<(String, String)>,
+        attachments: Vec<Attachment>,
+    },
 }
+
+/// Which template a templated send uses.
+#[derive(Debug, Clone)]
+pub enum TemplateRef {
+    Named(String),
+    Inline(TemplateParts),
+}
+
+/// One destination of a bulk send.
+#[derive(Debug, Clone, Default)]
+pub struct BulkDestination {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    /// JSON object merged over the default data.
+    pub replacement_data: Option<String>,
+    pub replacement_tags: Vec<(String, String)>,
+}
+
+/// SES's limit of destinations per bulk call.
+pub const MAX_BULK_DESTINATIONS: usize = 50;
 
 /// One send request, with addresses exactly as the caller wrote them.
 #[derive(Debug, Clone)]
@@ -185,12 +214,119 @@ impl SendService {
             .collect())
     }
 
+    /// The parts of a template reference; a named one must exist.
+    async fn template_parts(&self, scope: &Scope, t: &TemplateRef) -> Result<TemplateParts, Error> {
+        match t {
+            TemplateRef::Inline(p) => {
+                p.validate()?;
+                Ok(p.clone())
+            }
+            TemplateRef::Named(name) => self
+                .store
+                .get_template(scope, name)
+                .await
+                .map_err(internal)?
+                .map(|t| t.parts)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::TemplateDoesNotExist,
+                        format!("Template {name} does not exist."),
+                    )
+                }),
+        }
+    }
+
+    /// Sends to up to 50 destinations with one template, each with its own
+    /// data merged over the default. Errors that concern the whole call
+    /// (template, account, configuration set) fail it; the rest are
+    /// reported per destination, in order.
+    pub async fn send_bulk(
+        &self,
+        scope: &Scope,
+        common: Outgoing,
+        destinations: Vec<BulkDestination>,
+    ) -> Result<Vec<Result<String, Error>>, Error> {
+        let Content::Template {
+            template,
+            data,
+            headers,
+            attachments,
+        } = &common.content
+        else {
+            return Err(Error::invalid("A bulk send needs template content."));
+        };
+        if destinations.is_empty() {
+            return Err(Error::missing("Destinations"));
+        }
+        if destinations.len() > MAX_BULK_DESTINATIONS {
+            return Err(Error::invalid(format!(
+                "Too many destinations: at most {MAX_BULK_DESTINATIONS} per call."
+            )));
+        }
+        let parts = self.template_parts(scope, template).await?;
+        let defaults = templates::parse_data(data)?;
+        let account = self.accounts.get(scope).await?;
+        if !account.sending_enabled {
+            return Err(Error::new(
+                ErrorKind::SendingPaused,
+                "Sending is paused for this account.",
+            ));
+        }
+        if let Some(cs) = &common.configuration_set {
+            return Err(Error::new(
+                ErrorKind::ConfigurationSetDoesNotExist,
+                format!("Configuration set <{cs}> does not exist."),
+            ));
+        }
+        let mut results = Vec::with_capacity(destinations.len());
+        for d in destinations {
+            let merged = match d
+                .replacement_data
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+            {
+                None => Ok(defaults.clone()),
+                Some(r) => templates::parse_data(r).map(|r| templates::merge_data(&defaults, &r)),
+            };
+            let merged = match merged {
+                Ok(m) => m,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let mut one = common.clone();
+            one.content = Content::Template {
+                template: TemplateRef::Inline(parts.clone()),
+                data: merged.to_string(),
+                headers: headers.clone(),
+                attachments: attachments.clone(),
+            };
+            (one.to, one.cc, one.bcc) = (d.to, d.cc, d.bcc);
+            for (k, v) in d.replacement_tags {
+                match one.tags.iter_mut().find(|(n, _)| *n == k) {
+                    Some(t) => t.1 = v,
+                    None => one.tags.push((k, v)),
+                }
+            }
+            results.push(self.send(scope, one).await);
+        }
+        Ok(results)
+    }
+
     /// Sends one message; returns its MessageId.
     pub async fn send(&self, scope: &Scope, out: Outgoing) -> Result<String, Error> {
         let op = out.operation;
         validate_tags(&out.tags)?;
         let now = self.clock.now_ms();
         let id = message_id(now);
+        let template = match &out.content {
+            Content::Template { template, data, .. } => {
+                let parts = self.template_parts(scope, template).await?;
+                Some((parts, templates::parse_data(data)?))
+            }
+            _ => None,
+        };
 
         // Addresses: the sending identities and the recipients, as sent.
         let (senders, recipients, raw_headers) = match &out.content {
@@ -215,7 +351,7 @@ impl SendService {
                 };
                 (senders, recipients, Some(h))
             }
-            Content::Simple { .. } => {
+            Content::Simple { .. } | Content::Template { .. } => {
                 let source = out.source.clone().ok_or_else(|| Error::missing("Source"))?;
                 let mut recipients = out.to.clone();
                 recipients.extend(out.cc.iter().cloned());
@@ -298,10 +434,41 @@ impl SendService {
             return Err(self.reject(scope, op, rule, e, failed).await);
         }
 
+        // A template renders now; SES accepts a send whose data does not
+        // fit and reports the failure afterwards, so the caller still gets
+        // a MessageId and the failure is recorded.
+        let content = match (out.content, template) {
+            (
+                Content::Template {
+                    headers,
+                    attachments,
+                    ..
+                },
+                Some((parts, data)),
+            ) => match templates::render(&parts, &data) {
+                Ok(r) => Content::Simple {
+                    subject: r.subject,
+                    text: r.text,
+                    html: r.html,
+                    headers,
+                    attachments,
+                },
+                Err(e) => {
+                    let mut e = e;
+                    e.message = format!("Rendering failure: {}", e.message);
+                    let _ = self
+                        .reject(scope, op, "rendering-failure", e, vec![id.clone()])
+                        .await;
+                    return Ok(id);
+                }
+            },
+            (c, _) => c,
+        };
+
         // The message as a receiver gets it.
         let from = &sender_boxes[0];
         let message_id_header = format!("{id}@{}", from.domain());
-        let (raw, subject) = match out.content {
+        let (raw, subject) = match content {
             Content::Simple {
                 subject,
                 text,
@@ -338,6 +505,9 @@ impl SendService {
                 let mut full = prefix.into_bytes();
                 full.extend_from_slice(&compose::strip_bcc(&raw));
                 (full, h.subject)
+            }
+            Content::Template { .. } => {
+                return Err(Error::internal("a template reached composition unrendered"));
             }
         };
 

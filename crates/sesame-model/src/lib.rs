@@ -12,6 +12,7 @@
 //! - [`identity`]: identity names (email addresses and domains), parsed once at
 //!   the edge, and the identity record with its verification and DKIM state.
 //! - [`tags`]: resource tags and SES's rules for them.
+//! - [`template`]: email templates and their limits.
 //! - [`error`]: the domain error, which the wire layer turns into each
 //!   protocol's code and status.
 //!
@@ -25,6 +26,7 @@ pub mod identity;
 pub mod message;
 pub mod scope;
 pub mod tags;
+pub mod template;
 
 pub use access_key::AccessKey;
 pub use account::{Account, AccountDetails, Review, ReviewStatus};
@@ -37,6 +39,7 @@ pub use identity::{
 pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};
 pub use scope::{AccountId, Region, Scope};
 pub use tags::Tag;
+pub use template::{Template, TemplateParts};
 
 /// Milliseconds since the Unix epoch; the one time representation stored and
 /// passed around. Wire formats convert at the edge.

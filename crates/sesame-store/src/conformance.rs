@@ -1,10 +1,11 @@
 //! The behaviour every [`Store`] backend must show. Each backend's tests
 //! call [`run`]; a new backend (PostgreSQL) passes it before it is used.
 
-use crate::{IdentityQuery, Insert, Store};
+use crate::{Created, IdentityQuery, Insert, Store};
 use sesame_model::{
     Acceptance, AccessKey, Account, AccountId, DkimState, Identity, IdentityKind, IdentityName,
-    KeyLength, MessageFilter, NewMessage, QuotaCheck, Region, Rejection, Scope, VerificationStatus,
+    KeyLength, MessageFilter, NewMessage, QuotaCheck, Region, Rejection, Scope, Template,
+    TemplateParts, VerificationStatus,
 };
 use std::sync::Arc;
 
@@ -42,6 +43,71 @@ pub async fn run(store: Arc<dyn Store>) {
     quotas_hold_under_concurrency(store.clone()).await;
     mailbox(&*store).await;
     rejections(&*store).await;
+    templates(&*store).await;
+}
+
+async fn templates(store: &dyn Store) {
+    let s = scope("161616161616", "us-east-1");
+    let t = Template {
+        name: "welcome".into(),
+        parts: TemplateParts {
+            subject: Some("Hi {{name}}".into()),
+            text: None,
+            html: Some("<p>{{name}}</p>".into()),
+        },
+        created_at: 5,
+        tags: vec![],
+    };
+    assert_eq!(
+        store.insert_template(&s, &t, 2).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        store.insert_template(&s, &t, 2).await.unwrap(),
+        Created::Exists
+    );
+    let mut second = t.clone();
+    second.name = "second".into();
+    store.insert_template(&s, &second, 2).await.unwrap();
+    let mut third = t.clone();
+    third.name = "third".into();
+    assert_eq!(
+        store.insert_template(&s, &third, 2).await.unwrap(),
+        Created::LimitReached
+    );
+    assert_eq!(
+        store.get_template(&s, "welcome").await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(
+        store
+            .get_template(&scope("161616161616", "eu-west-1"), "welcome")
+            .await
+            .unwrap(),
+        None
+    );
+    let mut changed = t.clone();
+    changed.parts.text = Some("text".into());
+    assert!(store.update_template(&s, &changed).await.unwrap());
+    assert!(!store.update_template(&s, &third).await.unwrap());
+    let listed = store.list_templates(&s, 0, 10).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(_, t)| t.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["welcome", "second"]
+    );
+    assert_eq!(
+        store
+            .list_templates(&s, listed[0].0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.delete_template(&s, "welcome").await.unwrap());
+    assert!(!store.delete_template(&s, "welcome").await.unwrap());
 }
 
 async fn accounts(store: &dyn Store) {

@@ -16,7 +16,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use sesame_model::{
     Acceptance, AccessKey, Account, Identity, IdentityKind, MessageFilter, NewMessage, QuotaCheck,
-    Rejection, Scope, StoredMessage, VerificationStatus,
+    Rejection, Scope, StoredMessage, Template, VerificationStatus,
 };
 
 pub use sqlite::SqliteStore;
@@ -40,6 +40,14 @@ pub enum Insert {
     /// An identity of that name exists in the scope; it is returned as stored.
     Exists(Box<Identity>),
     /// The scope already holds `limit` identities.
+    LimitReached,
+}
+
+/// What creating a named resource did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    Exists,
     LimitReached,
 }
 
@@ -124,4 +132,24 @@ pub trait Store: Send + Sync + 'static {
     async fn record_rejection(&self, scope: &Scope, rejection: &Rejection) -> Result<()>;
     /// The most recent rejections in a scope, newest first.
     async fn list_rejections(&self, scope: &Scope, limit: u32) -> Result<Vec<Rejection>>;
+
+    /// Creates a template unless one of that name exists or the scope holds
+    /// `limit` already, atomically.
+    async fn insert_template(
+        &self,
+        scope: &Scope,
+        template: &Template,
+        limit: u32,
+    ) -> Result<Created>;
+    async fn get_template(&self, scope: &Scope, name: &str) -> Result<Option<Template>>;
+    /// Replaces a template's parts; `false` when it does not exist.
+    async fn update_template(&self, scope: &Scope, template: &Template) -> Result<bool>;
+    async fn delete_template(&self, scope: &Scope, name: &str) -> Result<bool>;
+    /// Templates after position `after`, in creation order: `(position, template)`.
+    async fn list_templates(
+        &self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Template)>>;
 }

@@ -2,11 +2,11 @@
 //! applied at open. Several processes (the server and operator commands) may
 //! open the same file; SQLite serialises their writes.
 
-use crate::{IdentityQuery, Insert, Listed, Result, Store, StoreError};
+use crate::{Created, IdentityQuery, Insert, Listed, Result, Store, StoreError};
 use async_trait::async_trait;
 use sesame_model::{
     Acceptance, AccessKey, Account, AccountId, Identity, IdentityKind, MessageFilter, Millis,
-    NewMessage, QuotaCheck, Region, Rejection, Scope, StoredMessage,
+    NewMessage, QuotaCheck, Region, Rejection, Scope, StoredMessage, Template,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -513,6 +513,107 @@ impl Store for SqliteStore {
             .map(|r| {
                 let d: String = r.try_get("details")?;
                 serde_json::from_str(&d).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn insert_template(&self, scope: &Scope, t: &Template, limit: u32) -> Result<Created> {
+        let data = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM templates WHERE account_id = ? AND region = ? AND name = ?",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(&t.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_some() {
+            return Ok(Created::Exists);
+        }
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM templates WHERE account_id = ? AND region = ?",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if count >= i64::from(limit) {
+            return Ok(Created::LimitReached);
+        }
+        sqlx::query(
+            "INSERT INTO templates (account_id, region, name, created_at, data) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(&t.name)
+        .bind(t.created_at)
+        .bind(&data)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Created::Created)
+    }
+
+    async fn get_template(&self, scope: &Scope, name: &str) -> Result<Option<Template>> {
+        let data: Option<String> = sqlx::query_scalar(
+            "SELECT data FROM templates WHERE account_id = ? AND region = ? AND name = ?",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        data.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn update_template(&self, scope: &Scope, t: &Template) -> Result<bool> {
+        let data = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = sqlx::query(
+            "UPDATE templates SET data = ? WHERE account_id = ? AND region = ? AND name = ?",
+        )
+        .bind(&data)
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(&t.name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_template(&self, scope: &Scope, name: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM templates WHERE account_id = ? AND region = ? AND name = ?")
+                .bind(scope.account.as_str())
+                .bind(scope.region.as_str())
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_templates(
+        &self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Template)>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, data FROM templates WHERE account_id = ? AND region = ? AND seq > ?
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(seq, d)| {
+                serde_json::from_str(&d)
+                    .map(|t| (seq, t))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .collect()
     }

@@ -59,6 +59,20 @@ impl QueryParams {
         Some(items.into_values().collect())
     }
 
+    /// The indexes N present under `key.member.N.…`, ascending.
+    pub fn indexes(&self, key: &str) -> Vec<u32> {
+        let prefix = format!("{key}.member.");
+        let mut out: Vec<u32> = self
+            .map
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split('.').next()?.parse().ok())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     pub fn required_list(&self, key: &str) -> Result<Vec<String>, Error> {
         self.list(key).ok_or_else(|| Error::missing(key))
     }

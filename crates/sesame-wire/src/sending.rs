@@ -4,7 +4,7 @@
 use crate::query::QueryParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sesame_model::Account;
+use sesame_model::{Account, ErrorKind};
 use std::collections::BTreeMap;
 
 /// `Tags.member.N.Name` / `.Value` pairs in index order. A pair with a
@@ -156,6 +156,102 @@ pub struct PutAccountDetailsIn {
 #[serde(rename_all = "PascalCase")]
 pub struct PutAccountSendingIn {
     pub sending_enabled: Option<bool>,
+}
+
+/// v1 SendBulkTemplatedEmail's per-destination status for an error.
+pub fn bulk_status_v1(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::MessageRejected => "MessageRejected",
+        ErrorKind::DailyQuotaExceeded => "AccountDailyQuotaExceeded",
+        ErrorKind::RateExceeded => "AccountThrottled",
+        ErrorKind::SendingPaused => "AccountSendingPaused",
+        ErrorKind::ConfigurationSetDoesNotExist => "ConfigurationSetDoesNotExist",
+        ErrorKind::TemplateDoesNotExist => "TemplateDoesNotExist",
+        ErrorKind::InvalidParameter
+        | ErrorKind::Validation
+        | ErrorKind::InvalidRenderingParameter => "InvalidParameterValue",
+        ErrorKind::ConcurrentModification | ErrorKind::Internal => "TransientFailure",
+        _ => "Failed",
+    }
+}
+
+/// v2 SendBulkEmail's per-entry status for an error.
+pub fn bulk_status_v2(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::MessageRejected => "MESSAGE_REJECTED",
+        ErrorKind::DailyQuotaExceeded => "ACCOUNT_DAILY_QUOTA_EXCEEDED",
+        ErrorKind::RateExceeded => "ACCOUNT_THROTTLED",
+        ErrorKind::SendingPaused => "ACCOUNT_SENDING_PAUSED",
+        ErrorKind::ConfigurationSetDoesNotExist => "CONFIGURATION_SET_NOT_FOUND",
+        ErrorKind::TemplateDoesNotExist => "TEMPLATE_NOT_FOUND",
+        ErrorKind::InvalidParameter
+        | ErrorKind::Validation
+        | ErrorKind::InvalidRenderingParameter => "INVALID_PARAMETER",
+        ErrorKind::ConcurrentModification | ErrorKind::Internal => "TRANSIENT_FAILURE",
+        _ => "FAILED",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EmailTemplateIn {
+    pub template_name: Option<String>,
+    pub template_content: Option<TemplateContentIn>,
+    pub tags: Option<Vec<crate::identities::TagIn>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TestRenderIn {
+    pub template_data: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplacementTemplateIn {
+    pub replacement_template_data: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplacementContentIn {
+    pub replacement_template: Option<ReplacementTemplateIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BulkEntryIn {
+    pub destination: Option<DestinationIn>,
+    pub replacement_tags: Option<Vec<MessageTagIn>>,
+    pub replacement_email_content: Option<ReplacementContentIn>,
+    pub replacement_headers: Option<Vec<HeaderIn>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BulkContentIn {
+    pub template: Option<TemplateIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendBulkEmailIn {
+    pub from_email_address: Option<String>,
+    pub reply_to_addresses: Option<Vec<String>>,
+    pub feedback_forwarding_email_address: Option<String>,
+    pub default_email_tags: Option<Vec<MessageTagIn>>,
+    pub default_content: Option<BulkContentIn>,
+    pub bulk_email_entries: Option<Vec<BulkEntryIn>>,
+    pub configuration_set_name: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub tenant_name: Option<String>,
+}
+
+/// The template name in an ARN of this scope (`…:template/NAME`).
+pub fn template_name_from_arn(arn: &str) -> Option<&str> {
+    arn.split_once(":template/")
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty())
 }
 
 /// A double as SES writes one in XML: always with a decimal point.

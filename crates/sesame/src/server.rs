@@ -7,7 +7,9 @@ use crate::config::Settings;
 use crate::mailbox;
 use axum::Router;
 use axum::routing::get;
-use sesame_core::{AccountService, Credentials, IdentityService, SendService, SystemClock};
+use sesame_core::{
+    AccountService, Credentials, IdentityService, SendService, SystemClock, TemplateService,
+};
 use sesame_model::AccountId;
 use sesame_store::{SqliteStore, Store};
 use std::sync::Arc;
@@ -35,7 +37,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let app = Arc::new(App {
         identities: IdentityService::new(dyn_store.clone(), clock.clone(), settings.auto_verify),
         credentials,
-        sending: SendService::new(dyn_store.clone(), clock, accounts.clone()),
+        sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
+        templates: TemplateService::new(dyn_store.clone(), clock),
         accounts,
     });
     let mut router = Router::new().route("/_sesame/health", get(health));

@@ -356,3 +356,168 @@ fn message_ids_look_like_ses() {
         &[8, 4, 4, 4, 12]
     );
 }
+
+fn templated(from: &str, to: &[&str], name: &str, data: &str) -> Outgoing {
+    let mut o = Outgoing::new(
+        "SendTemplatedEmail",
+        Content::Template {
+            template: TemplateRef::Named(name.into()),
+            data: data.into(),
+            headers: vec![],
+            attachments: vec![],
+        },
+    );
+    o.source = Some(from.into());
+    o.to = to.iter().map(|s| s.to_string()).collect();
+    o
+}
+
+async fn welcome(f: &Fixture, s: &Scope) {
+    let t = crate::TemplateService::new(f.store.clone(), f.clock.clone());
+    t.create(
+        s,
+        "welcome",
+        sesame_model::TemplateParts {
+            subject: Some("Hi {{name}}".into()),
+            text: Some("{{#each items}}{{this}};{{/each}}".into()),
+            html: None,
+        },
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn templated_sends_render_or_fail_afterwards() {
+    let f = fixture().await;
+    let s = scope("us-east-1");
+    verify(&f, &s, "example.com").await;
+    welcome(&f, &s).await;
+    let id = f
+        .send(
+            &s,
+            templated(
+                "a@example.com",
+                &["b@example.com"],
+                "welcome",
+                r#"{"name":"Ann","items":["x","y"]}"#,
+            ),
+        )
+        .await
+        .unwrap();
+    let m = f.store.get_message(&id).await.unwrap().unwrap().message;
+    assert_eq!(m.subject.as_deref(), Some("Hi Ann"));
+    assert!(String::from_utf8(m.raw).unwrap().contains("x;y;"));
+
+    let e = f
+        .send(
+            &s,
+            templated("a@example.com", &["b@example.com"], "nope", "{}"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (
+            ErrorKind::TemplateDoesNotExist,
+            "Template nope does not exist."
+        )
+    );
+
+    // Missing data: accepted, nothing stored, the failure recorded.
+    let id = f
+        .send(
+            &s,
+            templated(
+                "a@example.com",
+                &["b@example.com"],
+                "welcome",
+                r#"{"items":[]}"#,
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(f.store.get_message(&id).await.unwrap().is_none());
+    let r = &f.store.list_rejections(&s, 1).await.unwrap()[0];
+    assert_eq!(r.rule, "rendering-failure");
+    assert!(
+        r.message.contains("Attribute 'name' is not present"),
+        "{}",
+        r.message
+    );
+    // The sandbox still applies to templated sends, synchronously.
+    let e = f
+        .send(
+            &s,
+            templated("a@example.com", &["x@gmail.com"], "welcome", "{}"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::MessageRejected);
+}
+
+#[tokio::test]
+async fn bulk_reports_per_destination() {
+    let f = fixture().await;
+    let s = scope("us-east-1");
+    verify(&f, &s, "example.com").await;
+    welcome(&f, &s).await;
+    f.accounts.set_quota(&s, None, Some(100.0)).await.unwrap();
+    let common = templated(
+        "a@example.com",
+        &[],
+        "welcome",
+        r#"{"name":"Default","items":[]}"#,
+    );
+    let dests = vec![
+        BulkDestination {
+            to: vec!["b@example.com".into()],
+            replacement_data: Some(r#"{"name":"Bo"}"#.into()),
+            ..Default::default()
+        },
+        BulkDestination {
+            to: vec!["x@gmail.com".into()],
+            ..Default::default()
+        },
+        BulkDestination {
+            to: vec!["c@example.com".into()],
+            ..Default::default()
+        },
+    ];
+    let results = f.svc.send_bulk(&s, common.clone(), dests).await.unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert_eq!(
+        results[1].as_ref().unwrap_err().kind,
+        ErrorKind::MessageRejected
+    );
+    let m = f
+        .store
+        .get_message(results[0].as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .message;
+    assert_eq!(m.subject.as_deref(), Some("Hi Bo"));
+    let m = f
+        .store
+        .get_message(results[2].as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .message;
+    assert_eq!(m.subject.as_deref(), Some("Hi Default"));
+    let mut missing = common;
+    missing.content = Content::Template {
+        template: TemplateRef::Named("nope".into()),
+        data: "{}".into(),
+        headers: vec![],
+        attachments: vec![],
+    };
+    let e = f
+        .svc
+        .send_bulk(&s, missing, vec![BulkDestination::default()])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TemplateDoesNotExist);
+}

@@ -9,7 +9,9 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use sesame_core::{AccountService, Credentials, IdentityService, Resolution, SendService};
+use sesame_core::{
+    AccountService, Credentials, IdentityService, Resolution, SendService, TemplateService,
+};
 use sesame_model::{Error, Region, Scope};
 use sesame_sigv4 as sigv4;
 use sesame_wire::{Protocol, WireError, WireResponse, encode_error};
@@ -22,6 +24,7 @@ pub struct App {
     pub credentials: Credentials,
     pub accounts: Arc<AccountService>,
     pub sending: SendService,
+    pub templates: TemplateService,
 }
 
 /// Who is calling, once the signature checks out.

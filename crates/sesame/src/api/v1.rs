@@ -4,12 +4,12 @@
 use super::{App, Caller, Failure};
 use axum::http::request::Parts;
 use base64::Engine;
-use sesame_core::sending::{Content, Outgoing};
-use sesame_model::{Error, IdentityKind};
+use sesame_core::sending::{BulkDestination, Content, Outgoing, TemplateRef};
+use sesame_model::{Error, IdentityKind, TemplateParts};
 use sesame_store::IdentityQuery;
 use sesame_wire::identities as shapes;
 use sesame_wire::query::QueryParams;
-use sesame_wire::sending::{v1_tags, xml_double};
+use sesame_wire::sending::{bulk_status_v1, v1_tags, xml_double};
 use sesame_wire::xml::{self, XmlOut};
 use sesame_wire::{Protocol, V1Action, WireError, WireResponse};
 
@@ -219,6 +219,158 @@ async fn run(
                 .await
                 .map_err(domain)?;
         }
+        A::CreateTemplate | A::UpdateTemplate => {
+            let name = p.required("Template.TemplateName").map_err(domain)?;
+            let parts = TemplateParts {
+                subject: p.get("Template.SubjectPart").map(str::to_owned),
+                text: p.get("Template.TextPart").map(str::to_owned),
+                html: p.get("Template.HtmlPart").map(str::to_owned),
+            };
+            if action == A::CreateTemplate {
+                app.templates.create(s, name, parts, vec![]).await
+            } else {
+                app.templates.update(s, name, parts).await
+            }
+            .map_err(domain)?;
+        }
+        A::GetTemplate => {
+            let t = app
+                .templates
+                .get(s, p.required("TemplateName").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+            x.open("Template");
+            x.text("TemplateName", &t.name);
+            for (k, v) in [
+                ("SubjectPart", &t.parts.subject),
+                ("TextPart", &t.parts.text),
+                ("HtmlPart", &t.parts.html),
+            ] {
+                if let Some(v) = v {
+                    x.text(k, v);
+                }
+            }
+            x.close("Template");
+        }
+        A::DeleteTemplate => {
+            app.templates
+                .delete(s, p.required("TemplateName").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+        }
+        A::ListTemplates => {
+            let max = p
+                .int("MaxItems")
+                .map_err(domain)?
+                .unwrap_or(10)
+                .clamp(1, 100) as u32;
+            let (list, token) = app
+                .templates
+                .list(s, p.get("NextToken"), max)
+                .await
+                .map_err(domain)?;
+            x.open("TemplatesMetadata");
+            for t in &list {
+                x.open("member");
+                x.text("Name", &t.name);
+                x.text("CreatedTimestamp", &sesame_wire::iso8601(t.created_at));
+                x.close("member");
+            }
+            x.close("TemplatesMetadata");
+            if let Some(t) = token {
+                x.text("NextToken", &t);
+            }
+        }
+        A::TestRenderTemplate => {
+            let rendered = app
+                .templates
+                .test_render(
+                    s,
+                    p.required("TemplateName").map_err(domain)?,
+                    p.required("TemplateData").map_err(domain)?,
+                )
+                .await
+                .map_err(domain)?;
+            x.text("RenderedTemplate", &rendered);
+        }
+        A::SendTemplatedEmail => {
+            let mut out = Outgoing::new(
+                "SendTemplatedEmail",
+                Content::Template {
+                    template: template_ref(p, "Template", "TemplateArn")?,
+                    data: p.required("TemplateData").map_err(domain)?.to_owned(),
+                    headers: vec![],
+                    attachments: vec![],
+                },
+            );
+            out.source = Some(p.required("Source").map_err(domain)?.to_owned());
+            out.to = p.list("Destination.ToAddresses").unwrap_or_default();
+            out.cc = p.list("Destination.CcAddresses").unwrap_or_default();
+            out.bcc = p.list("Destination.BccAddresses").unwrap_or_default();
+            common(&mut out, p);
+            let id = app.sending.send(s, out).await.map_err(domain)?;
+            x.text("MessageId", &id);
+        }
+        A::SendBulkTemplatedEmail => {
+            let mut out = Outgoing::new(
+                "SendBulkTemplatedEmail",
+                Content::Template {
+                    template: template_ref(p, "Template", "TemplateArn")?,
+                    data: p
+                        .required("DefaultTemplateData")
+                        .map_err(domain)?
+                        .to_owned(),
+                    headers: vec![],
+                    attachments: vec![],
+                },
+            );
+            out.source = Some(p.required("Source").map_err(domain)?.to_owned());
+            common(&mut out, p);
+            out.tags = v1_tags(p, "DefaultTags");
+            let destinations = p
+                .indexes("Destinations")
+                .into_iter()
+                .map(|n| {
+                    let base = format!("Destinations.member.{n}");
+                    BulkDestination {
+                        to: p
+                            .list(&format!("{base}.Destination.ToAddresses"))
+                            .unwrap_or_default(),
+                        cc: p
+                            .list(&format!("{base}.Destination.CcAddresses"))
+                            .unwrap_or_default(),
+                        bcc: p
+                            .list(&format!("{base}.Destination.BccAddresses"))
+                            .unwrap_or_default(),
+                        replacement_data: p
+                            .get(&format!("{base}.ReplacementTemplateData"))
+                            .map(str::to_owned),
+                        replacement_tags: v1_tags(p, &format!("{base}.ReplacementTags")),
+                    }
+                })
+                .collect();
+            let results = app
+                .sending
+                .send_bulk(s, out, destinations)
+                .await
+                .map_err(domain)?;
+            x.open("Status");
+            for r in results {
+                x.open("member");
+                match r {
+                    Ok(id) => {
+                        x.text("Status", "Success");
+                        x.text("MessageId", &id);
+                    }
+                    Err(e) => {
+                        x.text("Status", bulk_status_v1(e.kind));
+                        x.text("Error", &e.message);
+                    }
+                }
+                x.close("member");
+            }
+            x.close("Status");
+        }
         other => return Err(WireError::not_implemented("SES v1", other.name())),
     }
     Ok(x.finish())
@@ -230,4 +382,17 @@ fn common(out: &mut Outgoing, p: &QueryParams) {
     out.return_path = p.get("ReturnPath").map(str::to_owned);
     out.tags = v1_tags(p, "Tags");
     out.configuration_set = p.get("ConfigurationSetName").map(str::to_owned);
+}
+
+/// A template named by name or ARN.
+fn template_ref(p: &QueryParams, name_key: &str, arn_key: &str) -> Result<TemplateRef, WireError> {
+    if let Some(n) = p.get(name_key) {
+        return Ok(TemplateRef::Named(n.to_owned()));
+    }
+    match p.get(arn_key) {
+        Some(arn) => sesame_wire::sending::template_name_from_arn(arn)
+            .map(|n| TemplateRef::Named(n.to_owned()))
+            .ok_or_else(|| domain(Error::invalid(format!("Invalid template ARN: {arn}")))),
+        None => Err(domain(Error::missing(name_key))),
+    }
 }

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use sesame_core::accounts::DetailsRequest;
 use sesame_core::compose::Attachment;
 use sesame_core::identities::{CreateIdentity, DkimRequest};
-use sesame_core::sending::{Content, Outgoing};
+use sesame_core::sending::{BulkDestination, Content, Outgoing, TemplateRef};
+use sesame_model::TemplateParts;
 use sesame_model::{Error, IdentityKind, KeyLength, VerificationStatus};
 use sesame_store::IdentityQuery;
 use sesame_wire::identities::{self as shapes, parse_json};
@@ -278,6 +279,136 @@ async fn run(
             let id = app.sending.send(s, out).await.map_err(domain)?;
             Ok(json!({ "MessageId": id }))
         }
+        O::SendBulkEmail => {
+            let input: send_shapes::SendBulkEmailIn = parse_json(body).map_err(domain)?;
+            let (common, destinations) = bulk(input)?;
+            let results = app
+                .sending
+                .send_bulk(s, common, destinations)
+                .await
+                .map_err(domain)?;
+            let entries: Vec<Value> = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(id) => json!({"Status": "SUCCESS", "MessageId": id}),
+                    Err(e) => {
+                        json!({"Status": send_shapes::bulk_status_v2(e.kind), "Error": e.message})
+                    }
+                })
+                .collect();
+            Ok(json!({ "BulkEmailEntryResults": entries }))
+        }
+        O::CreateEmailTemplate => {
+            let i: send_shapes::EmailTemplateIn = parse_json(body).map_err(domain)?;
+            let name = i
+                .template_name
+                .ok_or_else(|| domain(Error::missing("TemplateName")))?;
+            let c = i
+                .template_content
+                .ok_or_else(|| domain(Error::missing("TemplateContent")))?;
+            let parts = TemplateParts {
+                subject: c.subject,
+                text: c.text,
+                html: c.html,
+            };
+            app.templates
+                .create(s, &name, parts, shapes::tags_in(i.tags).map_err(domain)?)
+                .await
+                .map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::GetEmailTemplate => {
+            let t = app
+                .templates
+                .get(s, label(m, "TemplateName")?)
+                .await
+                .map_err(domain)?;
+            let mut content = json!({});
+            for (k, v) in [
+                ("Subject", &t.parts.subject),
+                ("Text", &t.parts.text),
+                ("Html", &t.parts.html),
+            ] {
+                if let Some(v) = v {
+                    content[k] = json!(v);
+                }
+            }
+            Ok(json!({
+                "TemplateName": t.name,
+                "TemplateContent": content,
+                "Tags": shapes::tags_out(&t.tags),
+            }))
+        }
+        O::UpdateEmailTemplate => {
+            let i: send_shapes::EmailTemplateIn = parse_json(body).map_err(domain)?;
+            let c = i
+                .template_content
+                .ok_or_else(|| domain(Error::missing("TemplateContent")))?;
+            app.templates
+                .update(
+                    s,
+                    label(m, "TemplateName")?,
+                    TemplateParts {
+                        subject: c.subject,
+                        text: c.text,
+                        html: c.html,
+                    },
+                )
+                .await
+                .map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::DeleteEmailTemplate => {
+            let name = label(m, "TemplateName")?;
+            if !app.templates.delete(s, name).await.map_err(domain)? {
+                return Err(domain(Error::new(
+                    sesame_model::ErrorKind::TemplateDoesNotExist,
+                    format!("Template {name} does not exist."),
+                )));
+            }
+            Ok(json!({}))
+        }
+        O::ListEmailTemplates => {
+            let size = match query_one(q, "PageSize") {
+                None => 10,
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        domain(Error::invalid(format!(
+                            "PageSize {v} is out of range: it must be from 1 to 100."
+                        )))
+                    })?,
+            };
+            let (list, token) = app
+                .templates
+                .list(s, query_one(q, "NextToken"), size)
+                .await
+                .map_err(domain)?;
+            let mut out = json!({
+                "TemplatesMetadata": list.iter().map(|t| json!({
+                    "TemplateName": t.name,
+                    "CreatedTimestamp": sesame_wire::epoch_seconds(t.created_at),
+                })).collect::<Vec<_>>(),
+            });
+            if let Some(t) = token {
+                out["NextToken"] = json!(t);
+            }
+            Ok(out)
+        }
+        O::TestRenderEmailTemplate => {
+            let i: send_shapes::TestRenderIn = parse_json(body).map_err(domain)?;
+            let data = i
+                .template_data
+                .ok_or_else(|| domain(Error::missing("TemplateData")))?;
+            let rendered = app
+                .templates
+                .test_render(s, label(m, "TemplateName")?, &data)
+                .await
+                .map_err(domain)?;
+            Ok(json!({ "RenderedTemplate": rendered }))
+        }
         O::GetAccount => {
             let q = app.accounts.quota(s).await.map_err(domain)?;
             Ok(send_shapes::get_account_out(&q.account, q.sent_last_24h))
@@ -388,12 +519,14 @@ fn outgoing(i: send_shapes::SendEmailIn) -> Result<Outgoing, WireError> {
             }
         }
         (None, Some(raw), None) => Content::Raw(b64("Data", raw.data)?),
-        (None, None, Some(_)) => {
-            return Err(domain(Error::new(
-                sesame_model::ErrorKind::NotImplemented,
-                "Sesame does not implement templated content in SendEmail yet.",
-            )));
-        }
+        (None, None, Some(t)) => Content::Template {
+            template: template_ref(t.template_name, t.template_arn, t.template_content)?,
+            data: t
+                .template_data
+                .ok_or_else(|| domain(Error::missing("TemplateData")))?,
+            headers: headers_in(t.headers)?,
+            attachments: attachments_in(t.attachments)?,
+        },
         _ => {
             return Err(domain(Error::invalid(
                 "Content must have exactly one of Simple, Raw or Template.",
@@ -463,4 +596,84 @@ fn identity_filter(
         }
     }
     Ok(q)
+}
+
+/// A template by name, by ARN, or inline.
+fn template_ref(
+    name: Option<String>,
+    arn: Option<String>,
+    inline: Option<send_shapes::TemplateContentIn>,
+) -> Result<TemplateRef, WireError> {
+    match (name, arn, inline) {
+        (Some(n), _, None) => Ok(TemplateRef::Named(n)),
+        (None, Some(a), None) => send_shapes::template_name_from_arn(&a)
+            .map(|n| TemplateRef::Named(n.to_owned()))
+            .ok_or_else(|| domain(Error::invalid(format!("Invalid template ARN: {a}")))),
+        (None, None, Some(c)) => Ok(TemplateRef::Inline(TemplateParts {
+            subject: c.subject,
+            text: c.text,
+            html: c.html,
+        })),
+        (None, None, None) => Err(domain(Error::missing("TemplateName"))),
+        _ => Err(domain(Error::invalid(
+            "Give either TemplateName/TemplateArn or TemplateContent, not both.",
+        ))),
+    }
+}
+
+/// v2 SendBulkEmail's input as a bulk send.
+fn bulk(i: send_shapes::SendBulkEmailIn) -> Result<(Outgoing, Vec<BulkDestination>), WireError> {
+    if i.endpoint_id.is_some() || i.tenant_name.is_some() {
+        return Err(domain(Error::new(
+            sesame_model::ErrorKind::NotImplemented,
+            "Sesame does not implement multi-region endpoints or tenants yet.",
+        )));
+    }
+    let t = i
+        .default_content
+        .and_then(|c| c.template)
+        .ok_or_else(|| domain(Error::missing("DefaultContent")))?;
+    let mut common = Outgoing::new(
+        "SendBulkEmail",
+        Content::Template {
+            template: template_ref(t.template_name, t.template_arn, t.template_content)?,
+            data: t.template_data.unwrap_or_else(|| "{}".to_owned()),
+            headers: headers_in(t.headers)?,
+            attachments: attachments_in(t.attachments)?,
+        },
+    );
+    common.source = Some(
+        i.from_email_address
+            .ok_or_else(|| domain(Error::missing("FromEmailAddress")))?,
+    );
+    common.reply_to = i.reply_to_addresses.unwrap_or_default();
+    common.return_path = i.feedback_forwarding_email_address;
+    common.tags = send_shapes::message_tags(i.default_email_tags);
+    common.configuration_set = i.configuration_set_name;
+    let entries = i
+        .bulk_email_entries
+        .ok_or_else(|| domain(Error::missing("BulkEmailEntries")))?;
+    let destinations = entries
+        .into_iter()
+        .map(|e| {
+            if e.replacement_headers.is_some() {
+                return Err(domain(Error::new(
+                    sesame_model::ErrorKind::NotImplemented,
+                    "Sesame does not implement ReplacementHeaders in SendBulkEmail yet.",
+                )));
+            }
+            let d = e.destination.unwrap_or_default();
+            Ok(BulkDestination {
+                to: d.to_addresses.unwrap_or_default(),
+                cc: d.cc_addresses.unwrap_or_default(),
+                bcc: d.bcc_addresses.unwrap_or_default(),
+                replacement_data: e
+                    .replacement_email_content
+                    .and_then(|c| c.replacement_template)
+                    .and_then(|t| t.replacement_template_data),
+                replacement_tags: send_shapes::message_tags(e.replacement_tags),
+            })
+        })
+        .collect::<Result<Vec<_>, WireError>>()?;
+    Ok((common, destinations))
 }
