@@ -29,6 +29,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("batched write failed: {0}")]
+    Batch(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -14,11 +14,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Hands acceptances to the writer task; `None` once closed.
+    writer: Mutex<Option<mpsc::Sender<AcceptJob>>>,
+    /// The writer task, awaited on close.
+    writer_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SqliteStore {
@@ -40,11 +46,25 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let task = tokio::spawn(writer(pool.clone(), rx));
+        Ok(Self {
+            pool,
+            writer: Mutex::new(Some(tx)),
+            writer_task: Mutex::new(Some(task)),
+        })
     }
 
-    /// Closes the pool, waiting for connections to finish.
+    /// Stops the writer after the acceptances already handed to it, then
+    /// closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
         self.pool.close().await;
     }
 }
@@ -348,88 +368,25 @@ impl Store for SqliteStore {
         message: &NewMessage,
         quota: &QuotaCheck,
     ) -> Result<Acceptance> {
-        let (account, region) = (scope.account.as_str(), scope.region.as_str());
-        let minute = quota.now / 60_000;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if quota.max_24h >= 0.0 && quota.daily_recipients > 0 {
-            let sent: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(SUM(recipients), 0) FROM send_ledger
-                 WHERE account_id = ? AND region = ? AND minute > ?",
-            )
-            .bind(account)
-            .bind(region)
-            .bind(minute - DAY_MINUTES)
-            .fetch_one(&mut *tx)
-            .await?;
-            if (sent + i64::from(quota.daily_recipients)) as f64 > quota.max_24h {
-                return Ok(Acceptance::DailyQuotaExceeded);
-            }
-        }
-        // The rate is a token bucket holding one second's worth. A message
-        // needs as many tokens as it has recipients (at most a full bucket)
-        // and takes them all, so a large message waits out its debt after.
-        let bucket: Option<(i64, f64)> = sqlx::query_as(
-            "SELECT updated_at, tokens FROM send_rate WHERE account_id = ? AND region = ?",
-        )
-        .bind(account)
-        .bind(region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let cap = quota.max_rate;
-        let tokens = match bucket {
-            None => cap,
-            Some((at, t)) => {
-                (t + (quota.now - at).max(0) as f64 / 1000.0 * quota.max_rate).min(cap)
-            }
-        };
-        let want = f64::from(quota.rate_recipients);
-        if tokens < want.min(cap) {
-            return Ok(Acceptance::RateExceeded);
-        }
-        sqlx::query(
-            "INSERT INTO send_rate (account_id, region, updated_at, tokens) VALUES (?, ?, ?, ?)
-             ON CONFLICT (account_id, region) DO UPDATE SET
-               updated_at = excluded.updated_at, tokens = excluded.tokens",
-        )
-        .bind(account)
-        .bind(region)
-        .bind(quota.now)
-        .bind(tokens - want)
-        .execute(&mut *tx)
-        .await?;
-        if quota.daily_recipients > 0 {
-            sqlx::query(
-                "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (account_id, region, minute) DO UPDATE SET
-                   recipients = send_ledger.recipients + excluded.recipients",
-            )
-            .bind(account)
-            .bind(region)
-            .bind(minute)
-            .bind(i64::from(quota.daily_recipients))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let destinations = serde_json::to_string(&message.destinations)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO messages (id, account_id, region, operation, source, destinations,
-               subject, created_at, raw)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&message.id)
-        .bind(account)
-        .bind(region)
-        .bind(&message.operation)
-        .bind(&message.source)
-        .bind(&destinations)
-        .bind(&message.subject)
-        .bind(message.created_at)
-        .bind(&message.raw)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Acceptance::Accepted)
+        let sender = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Batch("the writer lock is poisoned".into()))?
+            .clone()
+            .ok_or_else(|| StoreError::Batch("the store is closed".into()))?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(AcceptJob {
+                scope: scope.clone(),
+                message: message.clone(),
+                quota: *quota,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Batch("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Batch("the writer dropped a request".into()))?
     }
 
     async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>> {
@@ -617,6 +574,145 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+}
+
+/// One acceptance waiting for the writer.
+struct AcceptJob {
+    scope: Scope,
+    message: NewMessage,
+    quota: QuotaCheck,
+    reply: oneshot::Sender<Result<Acceptance>>,
+}
+
+/// The most acceptances committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Owns all message acceptance: takes waiting jobs in arrival order, runs
+/// each one's quota checks and writes in one shared transaction, commits,
+/// then answers each. One writer means no lock contention between
+/// requests, and one commit serves many of them; a reply is sent only
+/// after the commit, so an accepted message is durable. Ends when every
+/// sender is gone (the store closed or dropped).
+async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match accept_batch(&pool, &batch).await {
+            Ok(results) => {
+                for (job, r) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = batch.len(), "a batch of acceptances failed");
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn accept_batch(pool: &SqlitePool, batch: &[AcceptJob]) -> Result<Vec<Acceptance>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for job in batch {
+        out.push(accept_one(&mut tx, &job.scope, &job.message, &job.quota).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// The quota checks and writes for one message, inside the batch's transaction.
+async fn accept_one(
+    conn: &mut sqlx::SqliteConnection,
+    scope: &Scope,
+    message: &NewMessage,
+    quota: &QuotaCheck,
+) -> Result<Acceptance> {
+    let (account, region) = (scope.account.as_str(), scope.region.as_str());
+    let minute = quota.now / 60_000;
+    if quota.max_24h >= 0.0 && quota.daily_recipients > 0 {
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(recipients), 0) FROM send_ledger
+                 WHERE account_id = ? AND region = ? AND minute > ?",
+        )
+        .bind(account)
+        .bind(region)
+        .bind(minute - DAY_MINUTES)
+        .fetch_one(&mut *conn)
+        .await?;
+        if (sent + i64::from(quota.daily_recipients)) as f64 > quota.max_24h {
+            return Ok(Acceptance::DailyQuotaExceeded);
+        }
+    }
+    // The rate is a token bucket holding one second's worth. A message
+    // needs as many tokens as it has recipients (at most a full bucket)
+    // and takes them all, so a large message waits out its debt after.
+    let bucket: Option<(i64, f64)> = sqlx::query_as(
+        "SELECT updated_at, tokens FROM send_rate WHERE account_id = ? AND region = ?",
+    )
+    .bind(account)
+    .bind(region)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let cap = quota.max_rate;
+    let tokens = match bucket {
+        None => cap,
+        Some((at, t)) => (t + (quota.now - at).max(0) as f64 / 1000.0 * quota.max_rate).min(cap),
+    };
+    let want = f64::from(quota.rate_recipients);
+    if tokens < want.min(cap) {
+        return Ok(Acceptance::RateExceeded);
+    }
+    sqlx::query(
+        "INSERT INTO send_rate (account_id, region, updated_at, tokens) VALUES (?, ?, ?, ?)
+             ON CONFLICT (account_id, region) DO UPDATE SET
+               updated_at = excluded.updated_at, tokens = excluded.tokens",
+    )
+    .bind(account)
+    .bind(region)
+    .bind(quota.now)
+    .bind(tokens - want)
+    .execute(&mut *conn)
+    .await?;
+    if quota.daily_recipients > 0 {
+        sqlx::query(
+            "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (account_id, region, minute) DO UPDATE SET
+                   recipients = send_ledger.recipients + excluded.recipients",
+        )
+        .bind(account)
+        .bind(region)
+        .bind(minute)
+        .bind(i64::from(quota.daily_recipients))
+        .execute(&mut *conn)
+        .await?;
+    }
+    let destinations = serde_json::to_string(&message.destinations)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO messages (id, account_id, region, operation, source, destinations,
+               subject, created_at, raw)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&message.id)
+    .bind(account)
+    .bind(region)
+    .bind(&message.operation)
+    .bind(&message.source)
+    .bind(&destinations)
+    .bind(&message.subject)
+    .bind(message.created_at)
+    .bind(&message.raw)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Acceptance::Accepted)
 }
 
 const DAY_MINUTES: i64 = 24 * 60;

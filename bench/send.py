@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Sending benchmark (issue 3): SendEmail requests/s with p50/p99 latency at
+1 and 16 concurrent connections, SigV4-signed, each accepted message
+durably stored (committed to SQLite) before the reply; then RSS while a
+long run stores many messages.
+
+Usage: bench/send.py [--bin target/release/sesame] [--duration 10] [--soak N]
+Needs: the test venv (boto3) and wrk (`apt-get install wrk`). Loopback
+only; every run is bounded by --duration, and the soak by N messages.
+
+The load is one SigV4-signed SendEmail (v1, signed by botocore, valid for
+15 minutes) replayed by wrk; every request is verified, checked against the
+sandbox and quota rules, composed into MIME and committed as a new message.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from foundation import KEY, SECRET, rss_mb, start, stop  # noqa: E402
+
+from botocore.auth import SigV4Auth  # noqa: E402
+from botocore.awsrequest import AWSRequest  # noqa: E402
+from botocore.credentials import Credentials  # noqa: E402
+import boto3  # noqa: E402
+
+ACCOUNT = "000000000000"
+
+
+def lua_for(url):
+    body = ("Action=SendEmail&Version=2010-12-01&Source=bench%40example.com"
+            "&Destination.ToAddresses.member.1=rcpt%40example.org"
+            "&Message.Subject.Data=Benchmark&Message.Body.Text.Data=Hello+from+the+benchmark")
+    req = AWSRequest(method="POST", url=url + "/", data=body.encode(),
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(KEY, SECRET), "ses", "us-east-1").add_auth(req)
+    f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    f.write('wrk.method = "POST"\n')
+    f.write(f"wrk.body = [[{body}]]\n")
+    for k, v in req.headers.items():
+        if k.lower() != "host":
+            f.write(f'wrk.headers["{k}"] = "{v}"\n')
+    f.write('function response(status, headers, body)\n  if status ~= 200 then io.stderr:write("status " .. status .. "\\n") end\nend\n')
+    f.close()
+    return f.name
+
+
+def wrk(url, lua, conns, seconds):
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", lua, url + "/"],
+                         capture_output=True, text=True, timeout=seconds + 120)
+    if "status" in out.stderr:
+        sys.exit("the server refused benchmark requests: " + out.stderr[:300])
+    return out.stdout
+
+
+def summary(text):
+    rps = next(l.split()[1] for l in text.splitlines() if l.startswith("Requests/sec"))
+    lat = {l.split()[0]: l.split()[1] for l in text.splitlines() if l.strip().startswith(("50%", "99%"))}
+    return f"{float(rps):,.0f} req/s, p50 {lat['50%']}, p99 {lat['99%']}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/sesame")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--soak", type=int, default=0, help="messages to store in a long run, reporting RSS")
+    args = ap.parse_args()
+    d = tempfile.mkdtemp(prefix="sesame-bench-")
+    env_acct = dict(os.environ, SESAME_ROOT_ACCOUNT_ID=ACCOUNT)
+    os.environ.update(env_acct)
+    p, url, _ = start(args.bin, d)
+    try:
+        ses = boto3.client("sesv2", endpoint_url=url, region_name="us-east-1", aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+        ses.create_email_identity(EmailIdentity="example.com")
+        subprocess.run([args.bin, "identities", "verify", "--account", ACCOUNT, "--region", "us-east-1", "example.com", "--data-dir", d], check=True, capture_output=True)
+        subprocess.run([args.bin, "accounts", "approve", "--account", ACCOUNT, "--region", "us-east-1", "--data-dir", d], check=True, capture_output=True)
+        subprocess.run([args.bin, "accounts", "set-quota", "--account", ACCOUNT, "--region", "us-east-1", "--max-24h-send", "-1",
+                        "--max-send-rate", "1000000000", "--data-dir", d], check=True, capture_output=True)
+        lua = lua_for(url)
+        print(f"idle RSS: {rss_mb(p.pid):.1f} MB")
+        for conns in (1, 16):
+            out = wrk(url, lua, conns, args.duration)
+            print(f"SendEmail, {conns} connection(s), {args.duration} s: {summary(out)}; RSS {rss_mb(p.pid):.1f} MB")
+        if args.soak:
+            stored = 0
+            t0 = time.time()
+            while stored < args.soak:
+                out = wrk(url, lua, 16, 20)
+                n = int(next(l.split()[0] for l in out.splitlines() if "requests in" in l))
+                stored += n
+                print(f"  soak: {stored:,} messages stored, {time.time() - t0:.0f} s, RSS {rss_mb(p.pid):.1f} MB, "
+                      f"db {sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)) / 1e6:.0f} MB", flush=True)
+    finally:
+        stop(p)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
