@@ -4,7 +4,9 @@
 durably stored (committed to SQLite) before the reply; then RSS while a
 long run stores many messages.
 
-Usage: bench/send.py [--bin target/release/sesame] [--duration 10] [--soak N]
+Usage: bench/send.py [--bin target/release/sesame] [--duration 10] [--soak N] [--peers]
+  --peers also runs the same load against moto's server and
+  aws-ses-v2-local in the same run (install them with bench/install-peers.sh).
 Needs: the test venv (boto3) and wrk (`apt-get install wrk`). Loopback
 only; every run is bounded by --duration, and the soak by N messages.
 
@@ -63,11 +65,56 @@ def summary(text):
     return f"{float(rps):,.0f} req/s, p50 {lat['50%']}, p99 {lat['99%']}"
 
 
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".peers")
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc):
+    import socket
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"peer exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("peer did not start")
+
+
+def bench_peer(name, cmd, port, duration):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PEERS)
+    try:
+        wait_port(port, proc)
+        url = f"http://127.0.0.1:{port}"
+        if name == "moto":
+            # moto refuses a sender it has not seen verified.
+            boto3.client("ses", endpoint_url=url, region_name="us-east-1", aws_access_key_id=KEY,
+                         aws_secret_access_key=SECRET).verify_domain_identity(Domain="example.com")
+        lua = lua_for(url)
+        for conns in (1, 16):
+            out = wrk(url, lua, conns, duration)
+            print(f"{name}: SendEmail, {conns} connection(s), {duration} s: {summary(out)}; RSS {rss_mb(proc.pid):.1f} MB")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/sesame")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--soak", type=int, default=0, help="messages to store in a long run, reporting RSS")
+    ap.add_argument("--peers", action="store_true", help="also run the load against moto and aws-ses-v2-local")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="sesame-bench-")
     env_acct = dict(os.environ, SESAME_ROOT_ACCOUNT_ID=ACCOUNT)
@@ -97,6 +144,15 @@ def main():
     finally:
         stop(p)
         shutil.rmtree(d, ignore_errors=True)
+    if args.peers:
+        if not os.path.isdir(PEERS):
+            sys.exit("peers are not installed: run bench/install-peers.sh")
+        port = free_port()
+        bench_peer("moto", [os.path.join(PEERS, "venv", "bin", "moto_server"), "-p", str(port)], port, args.duration)
+        port = free_port()
+        bench_peer("aws-ses-v2-local",
+                   ["node", os.path.join(PEERS, "node_modules", "aws-ses-v2-local", "dist", "cli.js"), "--port", str(port)],
+                   port, args.duration)
 
 
 if __name__ == "__main__":

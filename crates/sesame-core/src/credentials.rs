@@ -8,7 +8,9 @@
 use crate::{Clock, internal, random};
 use sesame_model::{AccessKey, AccountId, Error};
 use sesame_store::Store;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// What to do with a request signed by some access key ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +28,15 @@ pub struct Credentials {
     clock: Arc<dyn Clock>,
     /// `Some(account)` in `--dev` mode: the fallback account for unknown keys.
     dev_account: Option<AccountId>,
+    /// Keys found recently, so a request does not read the store for its
+    /// key every time. Only found keys are kept, for [`KEY_CACHE_TTL`]: a
+    /// key created by `sesame keys create` is seen at once, a changed one
+    /// within the TTL.
+    cache: RwLock<HashMap<String, (AccessKey, Instant)>>,
 }
+
+/// How long a found key is trusted without reading the store again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 
 impl Credentials {
     pub fn new(
@@ -38,16 +48,28 @@ impl Credentials {
             store,
             clock,
             dev_account,
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
-    pub async fn resolve(&self, access_key_id: &str) -> Result<Resolution, Error> {
-        if let Some(k) = self
-            .store
-            .get_access_key(access_key_id)
-            .await
-            .map_err(internal)?
+    async fn lookup(&self, id: &str) -> Result<Option<AccessKey>, Error> {
+        if let Some((k, at)) = self.cache.read().ok().and_then(|c| c.get(id).cloned())
+            && at.elapsed() < KEY_CACHE_TTL
         {
+            return Ok(Some(k));
+        }
+        let found = self.store.get_access_key(id).await.map_err(internal)?;
+        if let (Some(k), Ok(mut c)) = (&found, self.cache.write()) {
+            if c.len() >= 10_000 {
+                c.clear();
+            }
+            c.insert(id.to_owned(), (k.clone(), Instant::now()));
+        }
+        Ok(found)
+    }
+
+    pub async fn resolve(&self, access_key_id: &str) -> Result<Resolution, Error> {
+        if let Some(k) = self.lookup(access_key_id).await? {
             return Ok(Resolution::Verify {
                 secret: k.secret,
                 account: k.account,

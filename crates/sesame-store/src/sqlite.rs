@@ -620,99 +620,129 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>) {
 
 async fn accept_batch(pool: &SqlitePool, batch: &[AcceptJob]) -> Result<Vec<Acceptance>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut out = Vec::with_capacity(batch.len());
-    for job in batch {
-        out.push(accept_one(&mut tx, &job.scope, &job.message, &job.quota).await?);
+    let mut out = vec![Acceptance::Accepted; batch.len()];
+    // Jobs per scope, in arrival order: each scope's quota state is read
+    // once, decided job by job in memory, and written once.
+    let mut scopes: Vec<(&Scope, Vec<usize>)> = vec![];
+    for (i, job) in batch.iter().enumerate() {
+        match scopes.iter_mut().find(|(s, _)| **s == job.scope) {
+            Some((_, v)) => v.push(i),
+            None => scopes.push((&job.scope, vec![i])),
+        }
+    }
+    let mut accepted = vec![];
+    for (scope, jobs) in scopes {
+        let (account, region) = (scope.account.as_str(), scope.region.as_str());
+        let first_minute = batch[jobs[0]].quota.now / 60_000;
+        let mut sent: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(recipients), 0) FROM send_ledger
+             WHERE account_id = ? AND region = ? AND minute > ?",
+        )
+        .bind(account)
+        .bind(region)
+        .bind(first_minute - DAY_MINUTES)
+        .fetch_one(&mut *tx)
+        .await?;
+        let bucket: Option<(i64, f64)> = sqlx::query_as(
+            "SELECT updated_at, tokens FROM send_rate WHERE account_id = ? AND region = ?",
+        )
+        .bind(account)
+        .bind(region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut bucket_at_tokens = bucket;
+        let mut per_minute: Vec<(i64, i64)> = vec![];
+        for &i in &jobs {
+            let q = &batch[i].quota;
+            if q.max_24h >= 0.0
+                && q.daily_recipients > 0
+                && (sent + i64::from(q.daily_recipients)) as f64 > q.max_24h
+            {
+                out[i] = Acceptance::DailyQuotaExceeded;
+                continue;
+            }
+            // The rate is a token bucket holding one second's worth. A
+            // message needs as many tokens as it has recipients (at most a
+            // full bucket) and takes them all, so a large message waits out
+            // its debt afterwards.
+            let cap = q.max_rate;
+            let tokens = match bucket_at_tokens {
+                None => cap,
+                Some((at, t)) => (t + (q.now - at).max(0) as f64 / 1000.0 * q.max_rate).min(cap),
+            };
+            let want = f64::from(q.rate_recipients);
+            if tokens < want.min(cap) {
+                out[i] = Acceptance::RateExceeded;
+                continue;
+            }
+            bucket_at_tokens = Some((q.now, tokens - want));
+            if q.daily_recipients > 0 {
+                sent += i64::from(q.daily_recipients);
+                let minute = q.now / 60_000;
+                match per_minute.iter_mut().find(|(m, _)| *m == minute) {
+                    Some((_, n)) => *n += i64::from(q.daily_recipients),
+                    None => per_minute.push((minute, i64::from(q.daily_recipients))),
+                }
+            }
+            accepted.push(i);
+        }
+        if bucket_at_tokens != bucket
+            && let Some((at, tokens)) = bucket_at_tokens
+        {
+            sqlx::query(
+                "INSERT INTO send_rate (account_id, region, updated_at, tokens) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (account_id, region) DO UPDATE SET
+                   updated_at = excluded.updated_at, tokens = excluded.tokens",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(at)
+            .bind(tokens)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (minute, n) in per_minute {
+            sqlx::query(
+                "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (account_id, region, minute) DO UPDATE SET
+                   recipients = send_ledger.recipients + excluded.recipients",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(minute)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    // The accepted messages, many rows to a statement.
+    for chunk in accepted.chunks(100) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO messages (id, account_id, region, operation, source, destinations,
+               subject, created_at, raw) VALUES {rows}"
+        );
+        // Only placeholders are interpolated; values are bound.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for &i in chunk {
+            let (job, m) = (&batch[i], &batch[i].message);
+            let destinations = serde_json::to_string(&m.destinations)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            q = q
+                .bind(m.id.clone())
+                .bind(job.scope.account.as_str().to_owned())
+                .bind(job.scope.region.as_str().to_owned())
+                .bind(m.operation.clone())
+                .bind(m.source.clone())
+                .bind(destinations)
+                .bind(m.subject.clone())
+                .bind(m.created_at)
+                .bind(m.raw.clone());
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(out)
-}
-
-/// The quota checks and writes for one message, inside the batch's transaction.
-async fn accept_one(
-    conn: &mut sqlx::SqliteConnection,
-    scope: &Scope,
-    message: &NewMessage,
-    quota: &QuotaCheck,
-) -> Result<Acceptance> {
-    let (account, region) = (scope.account.as_str(), scope.region.as_str());
-    let minute = quota.now / 60_000;
-    if quota.max_24h >= 0.0 && quota.daily_recipients > 0 {
-        let sent: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(recipients), 0) FROM send_ledger
-                 WHERE account_id = ? AND region = ? AND minute > ?",
-        )
-        .bind(account)
-        .bind(region)
-        .bind(minute - DAY_MINUTES)
-        .fetch_one(&mut *conn)
-        .await?;
-        if (sent + i64::from(quota.daily_recipients)) as f64 > quota.max_24h {
-            return Ok(Acceptance::DailyQuotaExceeded);
-        }
-    }
-    // The rate is a token bucket holding one second's worth. A message
-    // needs as many tokens as it has recipients (at most a full bucket)
-    // and takes them all, so a large message waits out its debt after.
-    let bucket: Option<(i64, f64)> = sqlx::query_as(
-        "SELECT updated_at, tokens FROM send_rate WHERE account_id = ? AND region = ?",
-    )
-    .bind(account)
-    .bind(region)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let cap = quota.max_rate;
-    let tokens = match bucket {
-        None => cap,
-        Some((at, t)) => (t + (quota.now - at).max(0) as f64 / 1000.0 * quota.max_rate).min(cap),
-    };
-    let want = f64::from(quota.rate_recipients);
-    if tokens < want.min(cap) {
-        return Ok(Acceptance::RateExceeded);
-    }
-    sqlx::query(
-        "INSERT INTO send_rate (account_id, region, updated_at, tokens) VALUES (?, ?, ?, ?)
-             ON CONFLICT (account_id, region) DO UPDATE SET
-               updated_at = excluded.updated_at, tokens = excluded.tokens",
-    )
-    .bind(account)
-    .bind(region)
-    .bind(quota.now)
-    .bind(tokens - want)
-    .execute(&mut *conn)
-    .await?;
-    if quota.daily_recipients > 0 {
-        sqlx::query(
-            "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (account_id, region, minute) DO UPDATE SET
-                   recipients = send_ledger.recipients + excluded.recipients",
-        )
-        .bind(account)
-        .bind(region)
-        .bind(minute)
-        .bind(i64::from(quota.daily_recipients))
-        .execute(&mut *conn)
-        .await?;
-    }
-    let destinations = serde_json::to_string(&message.destinations)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO messages (id, account_id, region, operation, source, destinations,
-               subject, created_at, raw)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&message.id)
-    .bind(account)
-    .bind(region)
-    .bind(&message.operation)
-    .bind(&message.source)
-    .bind(&destinations)
-    .bind(&message.subject)
-    .bind(message.created_at)
-    .bind(&message.raw)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Acceptance::Accepted)
 }
 
 const DAY_MINUTES: i64 = 24 * 60;
