@@ -362,44 +362,30 @@ pub fn verify(
 
 fn check_time(auth: &Auth, t: OffsetDateTime, now: OffsetDateTime) -> Result<(), AuthError> {
     let skew = time::Duration::seconds(MAX_SKEW_SECS);
-    match auth.presigned_expires {
-        Some(expires) => {
-            if now > t + time::Duration::seconds(expires) {
-                return Err(AuthError::RequestExpired(format!(
-                    "Request has expired. X-Amz-Date {} plus X-Amz-Expires {expires}s is before the server time {}.",
-                    auth.amz_date,
-                    amz(now)
-                )));
-            }
-            if t > now + skew {
-                return Err(AuthError::RequestExpired(format!(
-                    "Signature not yet current: {} is still later than {} ({} + 15 min.)",
-                    auth.amz_date,
-                    amz(now + skew),
-                    amz(now)
-                )));
-            }
-        }
-        None => {
-            if t < now - skew {
-                return Err(AuthError::RequestExpired(format!(
-                    "Signature expired: {} is now earlier than {} ({} - 15 min.)",
-                    auth.amz_date,
-                    amz(now - skew),
-                    amz(now)
-                )));
-            }
-            if t > now + skew {
-                return Err(AuthError::RequestExpired(format!(
-                    "Signature not yet current: {} is still later than {} ({} + 15 min.)",
-                    auth.amz_date,
-                    amz(now + skew),
-                    amz(now)
-                )));
-            }
-        }
+    if t > now + skew {
+        return Err(AuthError::RequestExpired(format!(
+            "Signature not yet current: {} is still later than {} ({} + 15 min.)",
+            auth.amz_date,
+            amz(now + skew),
+            amz(now)
+        )));
     }
-    Ok(())
+    match auth.presigned_expires {
+        Some(expires) if now > t + time::Duration::seconds(expires) => {
+            Err(AuthError::RequestExpired(format!(
+                "Request has expired. X-Amz-Date {} plus X-Amz-Expires {expires}s is before the server time {}.",
+                auth.amz_date,
+                amz(now)
+            )))
+        }
+        None if t < now - skew => Err(AuthError::RequestExpired(format!(
+            "Signature expired: {} is now earlier than {} ({} - 15 min.)",
+            auth.amz_date,
+            amz(now - skew),
+            amz(now)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The hex signature the client should have sent.

@@ -169,9 +169,7 @@ async fn run(
                 },
             );
             out.source = Some(p.required("Source").map_err(domain)?.to_owned());
-            out.to = p.list("Destination.ToAddresses").unwrap_or_default();
-            out.cc = p.list("Destination.CcAddresses").unwrap_or_default();
-            out.bcc = p.list("Destination.BccAddresses").unwrap_or_default();
+            destination(&mut out, p, "Destination");
             common(&mut out, p);
             let id = app.sending.send(s, out).await.map_err(domain)?;
             x.text("MessageId", &id);
@@ -304,9 +302,7 @@ async fn run(
                 },
             );
             out.source = Some(p.required("Source").map_err(domain)?.to_owned());
-            out.to = p.list("Destination.ToAddresses").unwrap_or_default();
-            out.cc = p.list("Destination.CcAddresses").unwrap_or_default();
-            out.bcc = p.list("Destination.BccAddresses").unwrap_or_default();
+            destination(&mut out, p, "Destination");
             common(&mut out, p);
             let id = app.sending.send(s, out).await.map_err(domain)?;
             x.text("MessageId", &id);
@@ -374,6 +370,13 @@ async fn run(
         other => return Err(WireError::not_implemented("SES v1", other.name())),
     }
     Ok(x.finish())
+}
+
+/// `{key}.ToAddresses` / `CcAddresses` / `BccAddresses`.
+fn destination(out: &mut Outgoing, p: &QueryParams, key: &str) {
+    out.to = p.list(&format!("{key}.ToAddresses")).unwrap_or_default();
+    out.cc = p.list(&format!("{key}.CcAddresses")).unwrap_or_default();
+    out.bcc = p.list(&format!("{key}.BccAddresses")).unwrap_or_default();
 }
 
 /// Members every v1 send operation shares.
