@@ -4,12 +4,15 @@
 //! - this file: the trait, its outcome types and [`StoreError`].
 //! - [`sqlite`]: the embedded backend (SQLite in WAL mode, migrations in
 //!   `migrations/sqlite/`).
+//! - `cache`: the SQLite backend's read cache for accounts and identities,
+//!   invalidated across processes through the `cache-epoch` file.
 //! - [`conformance`]: one behavioural suite every backend must pass.
 //!
 //! Backends never perform network I/O inside a transaction, and each
 //! method is atomic on its own: a check-then-write (like the identity limit)
 //! happens in one transaction here, never across calls.
 
+mod cache;
 pub mod conformance;
 pub mod sqlite;
 

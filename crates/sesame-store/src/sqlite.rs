@@ -2,6 +2,7 @@
 //! applied at open. Several processes (the server and operator commands) may
 //! open the same file; SQLite serialises their writes.
 
+use crate::cache::ReadCache;
 use crate::{Created, IdentityQuery, Insert, Listed, Result, Store, StoreError};
 use async_trait::async_trait;
 use sesame_model::{
@@ -21,6 +22,8 @@ use tokio::task::JoinHandle;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Accounts and identities as sends read them; see [`crate::cache`].
+    cache: ReadCache,
     /// Hands acceptances to the writer task; `None` once closed.
     writer: Mutex<Option<mpsc::Sender<AcceptJob>>>,
     /// The writer task, awaited on close.
@@ -50,6 +53,7 @@ impl SqliteStore {
         let task = tokio::spawn(writer(pool.clone(), rx));
         Ok(Self {
             pool,
+            cache: ReadCache::new(dir),
             writer: Mutex::new(Some(tx)),
             writer_task: Mutex::new(Some(task)),
         })
@@ -66,6 +70,51 @@ impl SqliteStore {
             let _ = task.await;
         }
         self.pool.close().await;
+    }
+
+    async fn read_account(&self, scope: &Scope) -> Result<Option<Account>> {
+        let row =
+            sqlx::query("SELECT data, version FROM accounts WHERE account_id = ? AND region = ?")
+                .bind(scope.account.as_str())
+                .bind(scope.region.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let data: String = r.try_get("data")?;
+            let mut a: Account =
+                serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            a.version = r.try_get("version")?;
+            Ok(a)
+        })
+        .transpose()
+    }
+
+    async fn write_account(&self, scope: &Scope, account: &Account) -> Result<bool> {
+        let data =
+            serde_json::to_string(account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = if account.version == 0 {
+            sqlx::query(
+                "INSERT INTO accounts (account_id, region, version, data) VALUES (?, ?, 1, ?)
+                 ON CONFLICT (account_id, region) DO NOTHING",
+            )
+            .bind(scope.account.as_str())
+            .bind(scope.region.as_str())
+            .bind(&data)
+            .execute(&self.pool)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE accounts SET data = ?, version = version + 1
+                 WHERE account_id = ? AND region = ? AND version = ?",
+            )
+            .bind(&data)
+            .bind(scope.account.as_str())
+            .bind(scope.region.as_str())
+            .bind(account.version)
+            .execute(&self.pool)
+            .await?
+        };
+        Ok(done.rows_affected() == 1)
     }
 }
 
@@ -175,6 +224,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.cache.bump();
         Ok(Insert::Inserted)
     }
 
@@ -191,8 +241,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>> {
-        let mut out = Vec::with_capacity(names.len());
-        for chunk in names.chunks(200) {
+        let (mut out, misses) = match self.cache.entries() {
+            Some(g) => g.1.identities(scope, names),
+            None => (vec![], names.to_vec()),
+        };
+        let mut read = Vec::with_capacity(misses.len());
+        for chunk in misses.chunks(200) {
             let marks = vec!["?"; chunk.len()].join(",");
             let sql = format!(
                 "SELECT data, version FROM identities WHERE account_id = ? AND region = ? AND name IN ({marks})"
@@ -205,9 +259,13 @@ impl Store for SqliteStore {
                 q = q.bind(n);
             }
             for row in q.fetch_all(&self.pool).await? {
-                out.push(decode(&row)?);
+                read.push(decode(&row)?);
             }
         }
+        if let Some(mut g) = self.cache.entries() {
+            g.1.put_identities(scope, &misses, &read);
+        }
+        out.extend(read);
         out.sort_by_key(|i| names.iter().position(|n| n == i.name.as_str()));
         Ok(out)
     }
@@ -228,6 +286,7 @@ impl Store for SqliteStore {
         .bind(identity.version)
         .execute(&self.pool)
         .await?;
+        self.cache.bump();
         Ok(done.rows_affected() == 1)
     }
 
@@ -239,6 +298,7 @@ impl Store for SqliteStore {
                 .bind(name)
                 .execute(&self.pool)
                 .await?;
+        self.cache.bump();
         Ok(done.rows_affected() == 1)
     }
 
@@ -288,48 +348,20 @@ impl Store for SqliteStore {
     }
 
     async fn get_account(&self, scope: &Scope) -> Result<Option<Account>> {
-        let row =
-            sqlx::query("SELECT data, version FROM accounts WHERE account_id = ? AND region = ?")
-                .bind(scope.account.as_str())
-                .bind(scope.region.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            let data: String = r.try_get("data")?;
-            let mut a: Account =
-                serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            a.version = r.try_get("version")?;
-            Ok(a)
-        })
-        .transpose()
+        if let Some(hit) = self.cache.entries().and_then(|g| g.1.account(scope)) {
+            return Ok(hit);
+        }
+        let found = self.read_account(scope).await?;
+        if let Some(mut g) = self.cache.entries() {
+            g.1.put_account(scope, found.clone());
+        }
+        Ok(found)
     }
 
     async fn save_account(&self, scope: &Scope, account: &Account) -> Result<bool> {
-        let data =
-            serde_json::to_string(account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let done = if account.version == 0 {
-            sqlx::query(
-                "INSERT INTO accounts (account_id, region, version, data) VALUES (?, ?, 1, ?)
-                 ON CONFLICT (account_id, region) DO NOTHING",
-            )
-            .bind(scope.account.as_str())
-            .bind(scope.region.as_str())
-            .bind(&data)
-            .execute(&self.pool)
-            .await?
-        } else {
-            sqlx::query(
-                "UPDATE accounts SET data = ?, version = version + 1
-                 WHERE account_id = ? AND region = ? AND version = ?",
-            )
-            .bind(&data)
-            .bind(scope.account.as_str())
-            .bind(scope.region.as_str())
-            .bind(account.version)
-            .execute(&self.pool)
-            .await?
-        };
-        Ok(done.rows_affected() == 1)
+        let saved = self.write_account(scope, account).await?;
+        self.cache.bump();
+        Ok(saved)
     }
 
     async fn sent_last_24h(&self, scope: &Scope, now: Millis) -> Result<u64> {
@@ -778,6 +810,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
         crate::conformance::run(std::sync::Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn cached_reads_see_writes_from_another_process() {
+        use crate::conformance::{identity, scope};
+        let dir = tempfile::tempdir().unwrap();
+        let server = SqliteStore::open(dir.path()).await.unwrap();
+        let operator = SqliteStore::open(dir.path()).await.unwrap();
+        let s = scope("191919191919", "us-east-1");
+        // The server caches "absent" for both...
+        assert_eq!(server.get_account(&s).await.unwrap(), None);
+        assert!(server.get_identities(&s, &["x.com".into()]).await.unwrap().is_empty());
+        // ...another store on the same directory writes...
+        operator.save_account(&s, &Account::new(true)).await.unwrap();
+        operator.insert_identity(&s, &identity("x.com"), 10).await.unwrap();
+        // ...and the server's next reads see it.
+        assert!(server.get_account(&s).await.unwrap().unwrap().production_access);
+        let mut found = server.get_identities(&s, &["x.com".into()]).await.unwrap();
+        assert_eq!(found.len(), 1);
+        let mut verified = found.remove(0);
+        verified.verification_status = sesame_model::VerificationStatus::Success;
+        assert!(operator.update_identity(&s, &verified).await.unwrap());
+        assert!(server.get_identities(&s, &["x.com".into()]).await.unwrap()[0].is_verified());
+        operator.delete_identity(&s, "x.com").await.unwrap();
+        assert!(server.get_identities(&s, &["x.com".into()]).await.unwrap().is_empty());
     }
 
     #[tokio::test]
