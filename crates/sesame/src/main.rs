@@ -20,6 +20,11 @@ use sesame_core::{AccountService, Credentials, IdentityService, SystemClock};
 use sesame_model::{AccountId, Region, Scope};
 use sesame_store::{SqliteStore, Store};
 use std::process::ExitCode;
+
+// mimalloc: the request path allocates small buffers constantly, and glibc's
+// malloc was a fifth of the CPU under load (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 #[derive(Parser)]
