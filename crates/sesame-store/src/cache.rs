@@ -11,6 +11,8 @@
 
 use sesame_model::{Account, Identity, Scope};
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
@@ -19,12 +21,16 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Default)]
 pub(crate) struct Entries {
+    /// Moves on every clearing, so a read that started before a write
+    /// cannot store what it found after the write cleared the cache.
+    pub generation: u64,
     accounts: HashMap<Scope, Option<Account>>,
     identities: HashMap<(Scope, String), Option<Identity>>,
 }
 
 impl Entries {
     fn clear(&mut self) {
+        self.generation += 1;
         self.accounts.clear();
         self.identities.clear();
     }
@@ -67,50 +73,94 @@ impl Entries {
     }
 }
 
+/// The epoch's size: a value written in place, read with one `pread`.
+const EPOCH_LEN: usize = 32;
+type Epoch = Option<[u8; EPOCH_LEN]>;
+
 pub(crate) struct ReadCache {
-    epoch_path: PathBuf,
-    inner: Mutex<(Option<Vec<u8>>, Entries)>,
+    /// `cache-epoch`, held open; `None` if it could not be opened, and then
+    /// nothing is cached.
+    epoch: Option<File>,
+    inner: Mutex<(Epoch, Entries)>,
 }
 
 impl ReadCache {
     pub fn new(dir: &std::path::Path) -> Self {
-        let epoch_path = dir.join("cache-epoch");
-        let seen = std::fs::read(&epoch_path).ok();
-        Self {
-            epoch_path,
-            inner: Mutex::new((seen, Entries::default())),
+        let path: PathBuf = dir.join("cache-epoch");
+        let epoch = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .and_then(|f| {
+                if f.metadata()?.len() < EPOCH_LEN as u64 {
+                    f.write_all_at(&fresh_value(), 0)?;
+                }
+                Ok(f)
+            })
+            .map_err(|e| tracing::warn!(error = %e, path = %path.display(), "no read cache: cannot open the cache epoch"))
+            .ok();
+        let cache = Self {
+            epoch,
+            inner: Mutex::new((None, Entries::default())),
+        };
+        let seen = cache.read_epoch();
+        if let Ok(mut g) = cache.inner.lock() {
+            g.0 = seen;
         }
+        cache
+    }
+
+    fn read_epoch(&self) -> Epoch {
+        let mut buf = [0u8; EPOCH_LEN];
+        self.epoch.as_ref()?.read_exact_at(&mut buf, 0).ok()?;
+        Some(buf)
     }
 
     /// The entries, emptied first if another writer has moved the epoch.
-    /// `None` if the lock is poisoned (the caller then reads the store).
-    pub fn entries(&self) -> Option<MutexGuard<'_, (Option<Vec<u8>>, Entries)>> {
-        let now = std::fs::read(&self.epoch_path).ok();
+    /// `None` when there is no cache (the caller then reads the store).
+    pub fn entries(&self) -> Option<MutexGuard<'_, (Epoch, Entries)>> {
+        let now = self.read_epoch()?;
         let mut g = self.inner.lock().ok()?;
-        if g.0 != now {
-            g.0 = now;
+        if g.0 != Some(now) {
+            g.0 = Some(now);
             g.1.clear();
         }
         Some(g)
     }
 
+    /// The entries for storing what a read found, if nothing cleared them
+    /// since `generation` (taken from [`Self::entries`] before the read).
+    /// A write in another process that raced the read moved the epoch, and
+    /// the next [`Self::entries`] empties the cache.
+    pub fn entries_since(&self, generation: u64) -> Option<MutexGuard<'_, (Epoch, Entries)>> {
+        self.inner
+            .lock()
+            .ok()
+            .filter(|g| g.1.generation == generation)
+    }
+
     /// Called after a committed write of accounts or identities: moves the
     /// epoch for every process and empties this one's cache.
     pub fn bump(&self) {
-        let value = format!("{:032x}", rand_value());
-        let tmp = self
-            .epoch_path
-            .with_extension(format!("tmp-{}", std::process::id()));
-        let moved =
-            std::fs::write(&tmp, &value).and_then(|_| std::fs::rename(&tmp, &self.epoch_path));
-        if let Err(e) = moved {
+        let value = fresh_value();
+        if let Some(f) = &self.epoch
+            && let Err(e) = f.write_all_at(&value, 0)
+        {
             tracing::error!(error = %e, "cannot move the cache epoch; other processes may read stale settings");
         }
         if let Ok(mut g) = self.inner.lock() {
-            g.0 = Some(value.into_bytes());
+            g.0 = Some(value);
             g.1.clear();
         }
     }
+}
+
+fn fresh_value() -> [u8; EPOCH_LEN] {
+    let mut out = [0u8; EPOCH_LEN];
+    out.copy_from_slice(format!("{:032x}", rand_value()).as_bytes());
+    out
 }
 
 /// A value that differs between bumps, in this process and across processes.

@@ -241,9 +241,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>> {
-        let (mut out, misses) = match self.cache.entries() {
-            Some(g) => g.1.identities(scope, names),
-            None => (vec![], names.to_vec()),
+        let (mut out, misses, generation) = match self.cache.entries() {
+            Some(g) => {
+                let (hits, misses) = g.1.identities(scope, names);
+                (hits, misses, Some(g.1.generation))
+            }
+            None => (vec![], names.to_vec(), None),
         };
         let mut read = Vec::with_capacity(misses.len());
         for chunk in misses.chunks(200) {
@@ -262,7 +265,7 @@ impl Store for SqliteStore {
                 read.push(decode(&row)?);
             }
         }
-        if let Some(mut g) = self.cache.entries() {
+        if let Some(mut g) = generation.and_then(|n| self.cache.entries_since(n)) {
             g.1.put_identities(scope, &misses, &read);
         }
         out.extend(read);
@@ -348,11 +351,15 @@ impl Store for SqliteStore {
     }
 
     async fn get_account(&self, scope: &Scope) -> Result<Option<Account>> {
-        if let Some(hit) = self.cache.entries().and_then(|g| g.1.account(scope)) {
-            return Ok(hit);
-        }
+        let generation = match self.cache.entries() {
+            Some(g) => match g.1.account(scope) {
+                Some(hit) => return Ok(hit),
+                None => Some(g.1.generation),
+            },
+            None => None,
+        };
         let found = self.read_account(scope).await?;
-        if let Some(mut g) = self.cache.entries() {
+        if let Some(mut g) = generation.and_then(|n| self.cache.entries_since(n)) {
             g.1.put_account(scope, found.clone());
         }
         Ok(found)
@@ -821,12 +828,31 @@ mod tests {
         let s = scope("191919191919", "us-east-1");
         // The server caches "absent" for both...
         assert_eq!(server.get_account(&s).await.unwrap(), None);
-        assert!(server.get_identities(&s, &["x.com".into()]).await.unwrap().is_empty());
+        assert!(
+            server
+                .get_identities(&s, &["x.com".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // ...another store on the same directory writes...
-        operator.save_account(&s, &Account::new(true)).await.unwrap();
-        operator.insert_identity(&s, &identity("x.com"), 10).await.unwrap();
+        operator
+            .save_account(&s, &Account::new(true))
+            .await
+            .unwrap();
+        operator
+            .insert_identity(&s, &identity("x.com"), 10)
+            .await
+            .unwrap();
         // ...and the server's next reads see it.
-        assert!(server.get_account(&s).await.unwrap().unwrap().production_access);
+        assert!(
+            server
+                .get_account(&s)
+                .await
+                .unwrap()
+                .unwrap()
+                .production_access
+        );
         let mut found = server.get_identities(&s, &["x.com".into()]).await.unwrap();
         assert_eq!(found.len(), 1);
         let mut verified = found.remove(0);
@@ -834,7 +860,13 @@ mod tests {
         assert!(operator.update_identity(&s, &verified).await.unwrap());
         assert!(server.get_identities(&s, &["x.com".into()]).await.unwrap()[0].is_verified());
         operator.delete_identity(&s, "x.com").await.unwrap();
-        assert!(server.get_identities(&s, &["x.com".into()]).await.unwrap().is_empty());
+        assert!(
+            server
+                .get_identities(&s, &["x.com".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
