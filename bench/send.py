@@ -23,11 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, rss_mb, start, stop  # noqa: E402
+from foundation import KEY, SECRET, rss_mb, signed_lua, start, stop  # noqa: E402
 
-from botocore.auth import SigV4Auth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.credentials import Credentials  # noqa: E402
 import boto3  # noqa: E402
 
 ACCOUNT = "000000000000"
@@ -37,18 +34,7 @@ def lua_for(url):
     body = ("Action=SendEmail&Version=2010-12-01&Source=bench%40example.com"
             "&Destination.ToAddresses.member.1=rcpt%40example.org"
             "&Message.Subject.Data=Benchmark&Message.Body.Text.Data=Hello+from+the+benchmark")
-    req = AWSRequest(method="POST", url=url + "/", data=body.encode(),
-                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(Credentials(KEY, SECRET), "ses", "us-east-1").add_auth(req)
-    f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    f.write('wrk.method = "POST"\n')
-    f.write(f"wrk.body = [[{body}]]\n")
-    for k, v in req.headers.items():
-        if k.lower() != "host":
-            f.write(f'wrk.headers["{k}"] = "{v}"\n')
-    f.write('function response(status, headers, body)\n  if status ~= 200 then io.stderr:write("status " .. status .. "\\n") end\nend\n')
-    f.close()
-    return f.name
+    return signed_lua(url, body)
 
 
 def wrk(url, lua, conns, seconds):

@@ -198,14 +198,7 @@ impl Store for SqliteStore {
         if let Some(row) = existing {
             return Ok(Insert::Exists(Box::new(decode(&row)?)));
         }
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM identities WHERE account_id = ? AND region = ?",
-        )
-        .bind(scope.account.as_str())
-        .bind(scope.region.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if count >= i64::from(limit) {
+        if scope_is_full(&mut tx, Scoped::Identities, scope, limit).await? {
             return Ok(Insert::LimitReached);
         }
         sqlx::query(
@@ -527,14 +520,7 @@ impl Store for SqliteStore {
         if exists.is_some() {
             return Ok(Created::Exists);
         }
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM templates WHERE account_id = ? AND region = ?",
-        )
-        .bind(scope.account.as_str())
-        .bind(scope.region.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if count >= i64::from(limit) {
+        if scope_is_full(&mut tx, Scoped::Templates, scope, limit).await? {
             return Ok(Created::LimitReached);
         }
         sqlx::query(
@@ -782,6 +768,31 @@ async fn accept_batch(pool: &SqlitePool, batch: &[AcceptJob]) -> Result<Vec<Acce
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Tables whose rows count toward a per-scope limit.
+enum Scoped {
+    Identities,
+    Templates,
+}
+
+/// Whether `scope` already holds `limit` rows of `table`.
+async fn scope_is_full(
+    conn: &mut sqlx::SqliteConnection,
+    table: Scoped,
+    scope: &Scope,
+    limit: u32,
+) -> Result<bool> {
+    let sql = match table {
+        Scoped::Identities => "SELECT COUNT(*) FROM identities WHERE account_id = ? AND region = ?",
+        Scoped::Templates => "SELECT COUNT(*) FROM templates WHERE account_id = ? AND region = ?",
+    };
+    let count: i64 = sqlx::query_scalar(sql)
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(count >= i64::from(limit))
 }
 
 const DAY_MINUTES: i64 = 24 * 60;
