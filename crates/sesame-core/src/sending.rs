@@ -140,19 +140,11 @@ pub fn validate_tags(tags: &[(String, String)]) -> Result<(), Error> {
     Ok(())
 }
 
-/// A MessageId in SES's shape: 16 hex digits, a UUID, `-000000`.
+/// A MessageId in SES's shape: 16 hex digits (the time in milliseconds), a
+/// UUID, `-000000`. MessageIds are identifiers, not secrets, so the UUID
+/// comes from a fast thread-local generator rather than a system call.
 pub fn message_id(now: sesame_model::Millis) -> String {
-    let b = crate::random::bytes::<16>();
-    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{:016x}-{}-{}-4{}-{}-{}-000000",
-        now,
-        h(0..4),
-        h(4..6),
-        &h(6..8)[1..],
-        h(8..10),
-        h(10..16)
-    )
+    format!("{:016x}-{}-000000", now, uuid::Uuid::new_v4())
 }
 
 impl SendService {
