@@ -14,6 +14,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -612,13 +613,20 @@ struct AcceptJob {
 /// The most acceptances committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// Owns all message acceptance: takes waiting jobs in arrival order, runs
-/// each one's quota checks and writes in one shared transaction, commits,
-/// then answers each. One writer means no lock contention between
-/// requests, and one commit serves many of them; a reply is sent only
-/// after the commit, so an accepted message is durable. Ends when every
+/// Owns all message acceptance: takes waiting jobs in arrival order, decides
+/// each one's quotas, writes the accepted ones in one shared transaction,
+/// commits, then answers each. One writer means no lock contention between
+/// requests, and one commit serves many of them. A reply is sent only after
+/// the commit, so an accepted message is durable. The writer ends when every
 /// sender is gone (the store closed or dropped).
+///
+/// The writer is the only writer of quota state, so it keeps that state in
+/// memory: each scope's last 24 hours of counted recipients (loaded from
+/// `send_ledger` the first time the scope sends, and written back each
+/// batch) and its send-rate token bucket (kept only in memory: after a
+/// restart a bucket starts full, which is one second's worth of sending).
 async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>) {
+    let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -627,7 +635,7 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>) {
                 Err(_) => break,
             }
         }
-        match accept_batch(&pool, &batch).await {
+        match accept_batch(&pool, &mut quotas, &batch).await {
             Ok(results) => {
                 for (job, r) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(r));
@@ -643,102 +651,128 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>) {
     }
 }
 
-async fn accept_batch(pool: &SqlitePool, batch: &[AcceptJob]) -> Result<Vec<Acceptance>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut out = vec![Acceptance::Accepted; batch.len()];
-    // Jobs per scope, in arrival order: each scope's quota state is read
-    // once, decided job by job in memory, and written once.
-    let mut scopes: Vec<(&Scope, Vec<usize>)> = vec![];
-    for (i, job) in batch.iter().enumerate() {
-        match scopes.iter_mut().find(|(s, _)| **s == job.scope) {
-            Some((_, v)) => v.push(i),
-            None => scopes.push((&job.scope, vec![i])),
+/// One scope's quota state, as the writer keeps it.
+#[derive(Clone, Default)]
+struct ScopeQuota {
+    /// Counted recipients per minute over the last 24 hours, oldest first.
+    minutes: VecDeque<(i64, i64)>,
+    /// Their sum.
+    sent: i64,
+    /// The rate bucket: tokens at a time (ms); `None` means full.
+    bucket: Option<(i64, f64)>,
+}
+
+impl ScopeQuota {
+    async fn load(conn: &mut sqlx::SqliteConnection, scope: &Scope, minute: i64) -> Result<Self> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT minute, recipients FROM send_ledger
+             WHERE account_id = ? AND region = ? AND minute > ? ORDER BY minute",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(minute - DAY_MINUTES)
+        .fetch_all(conn)
+        .await?;
+        let sent = rows.iter().map(|(_, n)| n).sum();
+        Ok(Self {
+            minutes: rows.into(),
+            sent,
+            bucket: None,
+        })
+    }
+
+    /// Forgets minutes that have left the 24-hour window at `minute`.
+    fn roll(&mut self, minute: i64) {
+        while let Some(&(m, n)) = self.minutes.front() {
+            if m > minute - DAY_MINUTES {
+                break;
+            }
+            self.sent -= n;
+            self.minutes.pop_front();
         }
     }
+
+    /// Decides one message and, if it is accepted, counts it.
+    fn decide(&mut self, q: &QuotaCheck) -> Acceptance {
+        let minute = q.now / 60_000;
+        self.roll(minute);
+        let daily = i64::from(q.daily_recipients);
+        if q.max_24h >= 0.0 && daily > 0 && (self.sent + daily) as f64 > q.max_24h {
+            return Acceptance::DailyQuotaExceeded;
+        }
+        // The rate is a token bucket holding one second's worth. A message
+        // needs as many tokens as it has recipients (at most a full bucket)
+        // and takes them all, so a large message waits out its debt after.
+        let cap = q.max_rate;
+        let tokens = match self.bucket {
+            None => cap,
+            Some((at, t)) => (t + (q.now - at).max(0) as f64 / 1000.0 * q.max_rate).min(cap),
+        };
+        let want = f64::from(q.rate_recipients);
+        if tokens < want.min(cap) {
+            return Acceptance::RateExceeded;
+        }
+        self.bucket = Some((q.now, tokens - want));
+        if daily > 0 {
+            self.sent += daily;
+            match self.minutes.back_mut() {
+                Some((m, n)) if *m >= minute => *n += daily,
+                _ => self.minutes.push_back((minute, daily)),
+            }
+        }
+        Acceptance::Accepted
+    }
+}
+
+async fn accept_batch(
+    pool: &SqlitePool,
+    quotas: &mut HashMap<Scope, ScopeQuota>,
+    batch: &[AcceptJob],
+) -> Result<Vec<Acceptance>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut out = Vec::with_capacity(batch.len());
+    // Decide on copies, so a failed commit leaves the kept state untouched.
+    let mut staged: HashMap<Scope, ScopeQuota> = HashMap::new();
+    let mut touched: Vec<(Scope, i64, i64)> = vec![];
     let mut accepted = vec![];
-    for (scope, jobs) in scopes {
-        let (account, region) = (scope.account.as_str(), scope.region.as_str());
-        let first_minute = batch[jobs[0]].quota.now / 60_000;
-        let mut sent: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(recipients), 0) FROM send_ledger
-             WHERE account_id = ? AND region = ? AND minute > ?",
-        )
-        .bind(account)
-        .bind(region)
-        .bind(first_minute - DAY_MINUTES)
-        .fetch_one(&mut *tx)
-        .await?;
-        let bucket: Option<(i64, f64)> = sqlx::query_as(
-            "SELECT updated_at, tokens FROM send_rate WHERE account_id = ? AND region = ?",
-        )
-        .bind(account)
-        .bind(region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let mut bucket_at_tokens = bucket;
-        let mut per_minute: Vec<(i64, i64)> = vec![];
-        for &i in &jobs {
-            let q = &batch[i].quota;
-            if q.max_24h >= 0.0
-                && q.daily_recipients > 0
-                && (sent + i64::from(q.daily_recipients)) as f64 > q.max_24h
-            {
-                out[i] = Acceptance::DailyQuotaExceeded;
-                continue;
-            }
-            // The rate is a token bucket holding one second's worth. A
-            // message needs as many tokens as it has recipients (at most a
-            // full bucket) and takes them all, so a large message waits out
-            // its debt afterwards.
-            let cap = q.max_rate;
-            let tokens = match bucket_at_tokens {
-                None => cap,
-                Some((at, t)) => (t + (q.now - at).max(0) as f64 / 1000.0 * q.max_rate).min(cap),
+    for (i, job) in batch.iter().enumerate() {
+        if !staged.contains_key(&job.scope) {
+            let state = match quotas.get(&job.scope) {
+                Some(s) => s.clone(),
+                None => ScopeQuota::load(&mut tx, &job.scope, job.quota.now / 60_000).await?,
             };
-            let want = f64::from(q.rate_recipients);
-            if tokens < want.min(cap) {
-                out[i] = Acceptance::RateExceeded;
-                continue;
-            }
-            bucket_at_tokens = Some((q.now, tokens - want));
-            if q.daily_recipients > 0 {
-                sent += i64::from(q.daily_recipients);
-                let minute = q.now / 60_000;
-                match per_minute.iter_mut().find(|(m, _)| *m == minute) {
-                    Some((_, n)) => *n += i64::from(q.daily_recipients),
-                    None => per_minute.push((minute, i64::from(q.daily_recipients))),
+            staged.insert(job.scope.clone(), state);
+        }
+        let state = staged.get_mut(&job.scope).expect("staged above");
+        let decision = state.decide(&job.quota);
+        if decision == Acceptance::Accepted {
+            accepted.push(i);
+            if job.quota.daily_recipients > 0 {
+                let minute = job.quota.now / 60_000;
+                let n = i64::from(job.quota.daily_recipients);
+                match touched
+                    .iter_mut()
+                    .find(|(s, m, _)| *s == job.scope && *m == minute)
+                {
+                    Some((_, _, total)) => *total += n,
+                    None => touched.push((job.scope.clone(), minute, n)),
                 }
             }
-            accepted.push(i);
         }
-        if bucket_at_tokens != bucket
-            && let Some((at, tokens)) = bucket_at_tokens
-        {
-            sqlx::query(
-                "INSERT INTO send_rate (account_id, region, updated_at, tokens) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (account_id, region) DO UPDATE SET
-                   updated_at = excluded.updated_at, tokens = excluded.tokens",
-            )
-            .bind(account)
-            .bind(region)
-            .bind(at)
-            .bind(tokens)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (minute, n) in per_minute {
-            sqlx::query(
-                "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (account_id, region, minute) DO UPDATE SET
-                   recipients = send_ledger.recipients + excluded.recipients",
-            )
-            .bind(account)
-            .bind(region)
-            .bind(minute)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
-        }
+        out.push(decision);
+    }
+    for (scope, minute, n) in &touched {
+        sqlx::query(
+            "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
+             ON CONFLICT (account_id, region, minute) DO UPDATE SET
+               recipients = send_ledger.recipients + excluded.recipients",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(minute)
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
     }
     // The accepted messages, many rows to a statement.
     for chunk in accepted.chunks(100) {
@@ -767,6 +801,7 @@ async fn accept_batch(pool: &SqlitePool, batch: &[AcceptJob]) -> Result<Vec<Acce
         q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
+    quotas.extend(staged);
     Ok(out)
 }
 
@@ -878,6 +913,43 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn the_daily_quota_survives_a_restart() {
+        use crate::conformance::{message, scope};
+        let dir = tempfile::tempdir().unwrap();
+        let s = scope("202020202020", "us-east-1");
+        let q = |now: i64| QuotaCheck {
+            now,
+            max_24h: 2.0,
+            max_rate: 100.0,
+            daily_recipients: 1,
+            rate_recipients: 1,
+        };
+        let t = 1_700_000_000_000;
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        for i in 0..2 {
+            let r = store
+                .accept_message(&s, &message(&format!("a{i}"), &["x@y.z"]), &q(t + i))
+                .await;
+            assert_eq!(r.unwrap(), Acceptance::Accepted);
+        }
+        store.close().await;
+        let again = SqliteStore::open(dir.path()).await.unwrap();
+        let r = again
+            .accept_message(&s, &message("a2", &["x@y.z"]), &q(t + 5))
+            .await;
+        assert_eq!(r.unwrap(), Acceptance::DailyQuotaExceeded);
+        // A day later the window has rolled past them.
+        let r = again
+            .accept_message(
+                &s,
+                &message("a3", &["x@y.z"]),
+                &q(t + 24 * 3600 * 1000 + 60_000),
+            )
+            .await;
+        assert_eq!(r.unwrap(), Acceptance::Accepted);
     }
 
     #[tokio::test]

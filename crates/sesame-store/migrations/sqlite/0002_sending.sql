@@ -16,16 +16,6 @@ CREATE TABLE send_ledger (
     PRIMARY KEY (account_id, region, minute)
 );
 
--- The maximum send rate as a token bucket: `tokens` at `updated_at` (ms),
--- refilling at the rate, holding at most one second's worth.
-CREATE TABLE send_rate (
-    account_id TEXT NOT NULL,
-    region TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    tokens REAL NOT NULL,
-    PRIMARY KEY (account_id, region)
-);
-
 -- Accepted messages: what delivery works from, and the local mailbox.
 CREATE TABLE messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
