@@ -47,6 +47,32 @@ pub struct IdentityService {
     clock: Arc<dyn Clock>,
     /// `--auto-verify`: new identities (and their DKIM) start verified.
     auto_verify: bool,
+    /// Where verification links point and who sends them; `None` sends none.
+    links: Option<LinkSettings>,
+}
+
+/// Verification emails: the base of the links and the sender.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// e.g. `http://127.0.0.1:4579`; links are `{public_url}/_sesame/verify/{token}`.
+    pub public_url: String,
+    /// The system address verification emails come from.
+    pub from: String,
+}
+
+/// What opening a verification link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Verified {
+        identity: String,
+        region: String,
+    },
+    /// The link was older than 24 hours; the identity is now `Failed`.
+    Expired {
+        identity: String,
+    },
+    /// No outstanding link has this token (never sent, or already used).
+    Unknown,
 }
 
 fn not_found(name: &str) -> Error {
@@ -88,7 +114,132 @@ impl IdentityService {
             store,
             clock,
             auto_verify,
+            links: None,
         }
+    }
+
+    /// Sends verification emails for new email address identities.
+    pub fn with_links(mut self, links: LinkSettings) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    /// A fresh link for `identity`, if links are sent and it is unverified.
+    fn new_link(&self, identity: &mut Identity) -> bool {
+        if self.links.is_none()
+            || identity.kind() != IdentityKind::EmailAddress
+            || identity.is_verified()
+        {
+            return false;
+        }
+        identity.email_link = Some(sesame_model::EmailLink {
+            token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::bytes::<32>()),
+            sent_at: self.clock.now_ms(),
+        });
+        identity.verification_status = VerificationStatus::Pending;
+        true
+    }
+
+    /// Hands the verification email for `identity`'s link to delivery. It is
+    /// system mail: outside the sandbox rules and the account's quotas.
+    async fn send_link(&self, scope: &Scope, identity: &Identity) -> Result<(), Error> {
+        let (Some(links), Some(link)) = (&self.links, &identity.email_link) else {
+            return Ok(());
+        };
+        let from = sesame_model::Mailbox::parse(&links.from)?;
+        let to = [sesame_model::Mailbox::parse(identity.name.as_str())?];
+        let url = format!(
+            "{}/_sesame/verify/{}",
+            links.public_url.trim_end_matches('/'),
+            link.token
+        );
+        let region = scope.region.upper();
+        let text = format!(
+            "Dear Sesame customer,\r\n\r\nWe have received a request to authorize this email address for use with Sesame in region {region}. If you requested this verification, please go to the following URL to confirm that you are authorized to use this email address:\r\n\r\n{url}\r\n\r\nYour request will not be processed unless you confirm the address using this URL. This link expires 24 hours after your original verification request.\r\n\r\nIf you did NOT request to verify this email address, do not click on the link.\r\n"
+        );
+        let now = self.clock.now_ms();
+        let id = crate::sending::message_id(now);
+        let raw = crate::compose::build(&crate::compose::Compose {
+            from: &from,
+            to: &to,
+            cc: &[],
+            reply_to: &[],
+            subject: &format!("Sesame – Email Address Verification Request in region {region}"),
+            text: Some(&text),
+            html: None,
+            headers: &[],
+            attachments: &[],
+            message_id: &format!("{id}@{}", from.domain()),
+            date: now,
+        })?;
+        let message = sesame_model::NewMessage {
+            id,
+            operation: "VerificationEmail".into(),
+            source: from.address.clone(),
+            destinations: vec![identity.name.to_string()],
+            subject: Some(format!(
+                "Sesame – Email Address Verification Request in region {region}"
+            )),
+            created_at: now,
+            raw,
+        };
+        let system = sesame_model::QuotaCheck {
+            now,
+            max_24h: -1.0,
+            max_rate: f64::MAX,
+            daily_recipients: 0,
+            rate_recipients: 0,
+        };
+        self.store
+            .accept_message(scope, &message, &system)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Opening a verification link: verifies its identity if the link is
+    /// under 24 hours old, else marks it `Failed`. A link works once.
+    pub async fn open_link(&self, token: &str) -> Result<LinkOutcome, Error> {
+        let Some((scope, identity)) = self
+            .store
+            .find_identity_by_link(token)
+            .await
+            .map_err(internal)?
+        else {
+            return Ok(LinkOutcome::Unknown);
+        };
+        let now = self.clock.now_ms();
+        let fresh = identity
+            .email_link
+            .as_ref()
+            .is_some_and(|l| now - l.sent_at <= sesame_model::identity::EMAIL_LINK_TTL_MS);
+        let name = identity.name.to_string();
+        self.modify(
+            &scope,
+            &name,
+            || not_found(&name),
+            |i| {
+                if i.email_link.as_ref().map(|l| l.token.as_str()) != Some(token) {
+                    return Err(not_found(&name));
+                }
+                i.email_link = None;
+                i.verification_status = if fresh {
+                    VerificationStatus::Success
+                } else {
+                    VerificationStatus::Failed
+                };
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(if fresh {
+            LinkOutcome::Verified {
+                identity: name,
+                region: scope.region.to_string(),
+            }
+        } else {
+            LinkOutcome::Expired { identity: name }
+        })
     }
 
     fn initial_status(&self) -> VerificationStatus {
@@ -115,6 +266,7 @@ impl IdentityService {
             feedback_forwarding: true,
             configuration_set: None,
             tags: vec![],
+            email_link: None,
             version: 0,
         }
     }
@@ -219,8 +371,33 @@ impl IdentityService {
     /// v1 VerifyEmailIdentity / VerifyEmailAddress: idempotent.
     pub async fn verify_email(&self, scope: &Scope, address: &str) -> Result<(), Error> {
         let name = IdentityName::email(address)?;
-        self.insert(scope, &self.new_identity(name)).await?;
-        Ok(())
+        let mut identity = self.new_identity(name);
+        self.new_link(&mut identity);
+        match self.insert(scope, &identity).await? {
+            Insert::Inserted => self.send_link(scope, &identity).await,
+            // Asking again for an unverified address sends a new link, as SES resends.
+            Insert::Exists(existing) if !existing.is_verified() && self.links.is_some() => {
+                let mut link = None;
+                let updated = self
+                    .modify(
+                        scope,
+                        address,
+                        || not_found(address),
+                        |i| {
+                            if self.new_link(i) {
+                                link = i.email_link.clone();
+                            }
+                            Ok(())
+                        },
+                    )
+                    .await?;
+                match link {
+                    Some(_) => self.send_link(scope, &updated).await,
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// v1 VerifyDomainIdentity: returns the `_amazonses` TXT token, the same
@@ -413,12 +590,16 @@ impl IdentityService {
                 }),
             ) => self.byo_dkim(&mut identity, &selector, &private_key)?,
         }
+        self.new_link(&mut identity);
         match self.insert(scope, &identity).await? {
             Insert::Exists(_) => Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!("Email identity {} already exist.", identity.name),
             )),
-            _ => Ok(identity),
+            _ => {
+                self.send_link(scope, &identity).await?;
+                Ok(identity)
+            }
         }
     }
 

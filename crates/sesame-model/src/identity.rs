@@ -300,8 +300,31 @@ pub struct Identity {
     pub feedback_forwarding: bool,
     pub configuration_set: Option<String>,
     pub tags: Vec<Tag>,
+    /// The outstanding verification link of an email address identity.
+    #[serde(default)]
+    pub email_link: Option<EmailLink>,
     /// Optimistic-concurrency version, bumped by the store on each update.
     pub version: i64,
+}
+
+/// How long a verification link works, as in SES.
+pub const EMAIL_LINK_TTL_MS: Millis = 24 * 3600 * 1000;
+
+/// A single-use verification link sent to an email address.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailLink {
+    /// At least 128 random bits, URL-safe.
+    pub token: String,
+    pub sent_at: Millis,
+}
+
+impl fmt::Debug for EmailLink {
+    // The token is a credential for the identity; it never reaches logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailLink")
+            .field("sent_at", &self.sent_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Identity {

@@ -33,8 +33,8 @@ pub use account::{Account, AccountDetails, Review, ReviewStatus};
 pub use address::Mailbox;
 pub use error::{Error, ErrorKind};
 pub use identity::{
-    DkimOrigin, DkimSigningKey, DkimState, Identity, IdentityKind, IdentityName, KeyLength,
-    VerificationStatus,
+    DkimOrigin, DkimSigningKey, DkimState, EmailLink, Identity, IdentityKind, IdentityName,
+    KeyLength, VerificationStatus,
 };
 pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};
 pub use scope::{AccountId, Region, Scope};

@@ -27,6 +27,7 @@ pub fn identity(name: &str) -> Identity {
         feedback_forwarding: true,
         configuration_set: None,
         tags: vec![],
+        email_link: None,
         version: 0,
     }
 }
@@ -44,6 +45,42 @@ pub async fn run(store: Arc<dyn Store>) {
     mailbox(&*store).await;
     rejections(&*store).await;
     templates(&*store).await;
+    email_links(&*store).await;
+}
+
+async fn email_links(store: &dyn Store) {
+    let s = scope("212121212121", "eu-west-1");
+    let mut id = identity("linked@example.com");
+    id.email_link = Some(sesame_model::EmailLink {
+        token: "tok-abc".into(),
+        sent_at: 1,
+    });
+    store.insert_identity(&s, &id, 10).await.unwrap();
+    let (found_scope, found) = store
+        .find_identity_by_link("tok-abc")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found_scope, s);
+    assert_eq!(found.name.as_str(), "linked@example.com");
+    assert!(
+        store
+            .find_identity_by_link("other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut used = found.clone();
+    used.email_link = None;
+    assert!(store.update_identity(&s, &used).await.unwrap());
+    assert!(
+        store
+            .find_identity_by_link("tok-abc")
+            .await
+            .unwrap()
+            .is_none(),
+        "a used link is gone"
+    );
 }
 
 async fn templates(store: &dyn Store) {

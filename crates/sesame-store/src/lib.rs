@@ -86,6 +86,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Insert>;
     async fn get_identity(&self, scope: &Scope, name: &str) -> Result<Option<Identity>>;
+    /// The identity whose outstanding verification link has this token.
+    async fn find_identity_by_link(&self, token: &str) -> Result<Option<(Scope, Identity)>>;
     /// The identities of these names that exist, in the order asked.
     async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>>;
     /// Replaces the stored identity if its version is still

@@ -204,8 +204,8 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO identities (account_id, region, name, kind, verification_status,
-               dkim_status, version, created_at, data)
-             VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+               dkim_status, version, created_at, data, verify_token)
+             VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
         )
         .bind(scope.account.as_str())
         .bind(scope.region.as_str())
@@ -215,6 +215,7 @@ impl Store for SqliteStore {
         .bind(identity.dkim.status.v1())
         .bind(identity.created_at)
         .bind(&data)
+        .bind(identity.email_link.as_ref().map(|l| l.token.as_str()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -232,6 +233,25 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(decode).transpose()
+    }
+
+    async fn find_identity_by_link(&self, token: &str) -> Result<Option<(Scope, Identity)>> {
+        let row = sqlx::query(
+            "SELECT account_id, region, data, version FROM identities WHERE verify_token = ?",
+        )
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let account: String = r.try_get("account_id")?;
+            let region: String = r.try_get("region")?;
+            let scope = Scope::new(
+                AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
+                Region::parse(&region).map_err(|e| StoreError::Corrupt(e.message))?,
+            );
+            Ok((scope, decode(&r)?))
+        })
+        .transpose()
     }
 
     async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>> {
@@ -271,12 +291,13 @@ impl Store for SqliteStore {
         let data = encode(identity)?;
         let done = sqlx::query(
             "UPDATE identities SET data = ?, verification_status = ?, dkim_status = ?,
-               version = version + 1
+               verify_token = ?, version = version + 1
              WHERE account_id = ? AND region = ? AND name = ? AND version = ?",
         )
         .bind(&data)
         .bind(identity.verification_status.v1())
         .bind(identity.dkim.status.v1())
+        .bind(identity.email_link.as_ref().map(|l| l.token.as_str()))
         .bind(scope.account.as_str())
         .bind(scope.region.as_str())
         .bind(identity.name.as_str())

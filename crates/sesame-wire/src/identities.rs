@@ -219,6 +219,7 @@ mod tests {
             feedback_forwarding: true,
             configuration_set: None,
             tags: vec![],
+            email_link: None,
             version: 1,
         }
     }

@@ -42,6 +42,12 @@ pub struct ServeArgs {
     /// Account for --dev credentials whose key ID is not 12 digits [default: 000000000000]
     #[arg(long, env = "SESAME_DEV_ACCOUNT_ID")]
     pub dev_account_id: Option<String>,
+    /// Base URL of verification links [default: http://LISTEN]
+    #[arg(long, env = "SESAME_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Sender of verification emails [default: no-reply@sesame.localhost]
+    #[arg(long, env = "SESAME_VERIFICATION_FROM")]
+    pub verification_from: Option<String>,
 }
 
 /// The config file's keys; any other key is an error.
@@ -54,6 +60,8 @@ pub struct FileConfig {
     pub auto_verify: Option<bool>,
     pub no_sandbox: Option<bool>,
     pub dev_account_id: Option<String>,
+    pub public_url: Option<String>,
+    pub verification_from: Option<String>,
 }
 
 impl FileConfig {
@@ -77,6 +85,10 @@ pub struct Settings {
     /// Recorded for the sending rules: new accounts start out of the sandbox.
     pub no_sandbox: bool,
     pub dev_account_id: AccountId,
+    /// The base of verification links.
+    pub public_url: String,
+    /// The system address verification emails come from.
+    pub verification_from: String,
 }
 
 pub fn data_dir(common: &CommonArgs, file: &FileConfig) -> PathBuf {
@@ -106,7 +118,29 @@ impl Settings {
         let dev_account_id = AccountId::parse(&account).map_err(|_| {
             format!("invalid value '{account}' for setting dev_account_id (--dev-account-id, SESAME_DEV_ACCOUNT_ID): expected 12 digits")
         })?;
+        let public_url = serve
+            .public_url
+            .clone()
+            .or_else(|| file.public_url.clone())
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(format!(
+                "invalid value '{public_url}' for setting public_url (--public-url, SESAME_PUBLIC_URL): expected an http:// or https:// URL"
+            ));
+        }
+        let verification_from = serve
+            .verification_from
+            .clone()
+            .or_else(|| file.verification_from.clone())
+            .unwrap_or_else(|| "no-reply@sesame.localhost".to_owned());
+        if sesame_model::Mailbox::parse(&verification_from).is_err() {
+            return Err(format!(
+                "invalid value '{verification_from}' for setting verification_from (--verification-from, SESAME_VERIFICATION_FROM): expected an email address"
+            ));
+        }
         Ok(Self {
+            public_url,
+            verification_from,
             listen,
             data_dir: data_dir(common, &file),
             dev: serve.dev || file.dev.unwrap_or(false),
@@ -128,6 +162,8 @@ mod tests {
             auto_verify: false,
             no_sandbox: false,
             dev_account_id: None,
+            public_url: None,
+            verification_from: None,
         }
     }
 

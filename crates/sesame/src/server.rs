@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::mailbox;
 use axum::Router;
 use axum::routing::get;
+use sesame_core::identities::{LinkOutcome, LinkSettings};
 use sesame_core::{
     AccountService, Credentials, IdentityService, SendService, SystemClock, TemplateService,
 };
@@ -35,13 +36,20 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         settings.no_sandbox,
     ));
     let app = Arc::new(App {
-        identities: IdentityService::new(dyn_store.clone(), clock.clone(), settings.auto_verify),
+        identities: IdentityService::new(dyn_store.clone(), clock.clone(), settings.auto_verify)
+            .with_links(LinkSettings {
+                public_url: settings.public_url.clone(),
+                from: settings.verification_from.clone(),
+            }),
         credentials,
         sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
         templates: TemplateService::new(dyn_store.clone(), clock),
         accounts,
     });
-    let mut router = Router::new().route("/_sesame/health", get(health));
+    let mut router = Router::new().route("/_sesame/health", get(health)).route(
+        "/_sesame/verify/{token}",
+        get(open_link).with_state(app.clone()),
+    );
     if settings.dev {
         router = router.merge(mailbox::routes(dyn_store));
     }
@@ -97,6 +105,58 @@ async fn seed_root_key(credentials: &Credentials, settings: &Settings) -> Result
                 .into(),
         ),
     }
+}
+
+/// A verification link opened in a browser: a plain page saying what happened.
+async fn open_link(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> (axum::http::StatusCode, axum::response::Html<String>) {
+    let page = |status, title: &str, body: &str| {
+        (
+            status,
+            axum::response::Html(format!(
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+                 <body><h1>{title}</h1><p>{body}</p></body></html>"
+            )),
+        )
+    };
+    match app.identities.open_link(&token).await {
+        Ok(LinkOutcome::Verified { identity, region }) => page(
+            axum::http::StatusCode::OK,
+            "Email address verified",
+            &format!(
+                "You have verified {} for sending in region {}.",
+                html_escape(&identity),
+                html_escape(&region)
+            ),
+        ),
+        Ok(LinkOutcome::Expired { identity }) => page(
+            axum::http::StatusCode::GONE,
+            "Verification link expired",
+            &format!(
+                "This link for {} is more than 24 hours old. Request verification again to get a new link.",
+                html_escape(&identity)
+            ),
+        ),
+        Ok(LinkOutcome::Unknown) => page(
+            axum::http::StatusCode::NOT_FOUND,
+            "Verification link not valid",
+            "This link is not valid, or it was already used.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e.message, "opening a verification link failed");
+            page(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "Verification failed",
+                "Something went wrong; try the link again.",
+            )
+        }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

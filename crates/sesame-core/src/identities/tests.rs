@@ -422,3 +422,105 @@ async fn ten_thousand_identities_per_region() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn verification_links() {
+    use crate::identities::{LinkOutcome, LinkSettings};
+    use sesame_model::MessageFilter;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let svc = IdentityService::new(store.clone(), clock.clone(), false).with_links(LinkSettings {
+        public_url: "http://sesame.test:4579/".into(),
+        from: "Sesame <no-reply@sesame.test>".into(),
+    });
+    let s = scope("us-east-1");
+    let link_for = |to: &str| {
+        let store = store.clone();
+        let to = to.to_owned();
+        async move {
+            let ms = store
+                .list_messages(&MessageFilter {
+                    recipient: Some(to),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&ms[0].message.raw)
+                .unwrap();
+            let mime = parsed.body_text(0).unwrap().into_owned();
+            let start = mime
+                .find("http://sesame.test:4579/_sesame/verify/")
+                .unwrap();
+            let url: String = mime[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            (ms.len(), url.rsplit('/').next().unwrap().to_owned())
+        }
+    };
+
+    svc.create(&s, create("me@example.com")).await.unwrap();
+    let (n, token) = link_for("me@example.com").await;
+    assert_eq!(n, 1);
+    assert!(token.len() >= 43, "at least 256 bits, URL-safe: {token}");
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_eq!(
+        svc.get(&s, "me@example.com")
+            .await
+            .unwrap()
+            .verification_status,
+        VerificationStatus::Pending
+    );
+    assert_eq!(
+        svc.open_link(&token).await.unwrap(),
+        LinkOutcome::Verified {
+            identity: "me@example.com".into(),
+            region: "us-east-1".into()
+        }
+    );
+    assert!(svc.get(&s, "me@example.com").await.unwrap().is_verified());
+    assert_eq!(
+        svc.open_link(&token).await.unwrap(),
+        LinkOutcome::Unknown,
+        "a link works once"
+    );
+
+    // A link opened after 24 hours fails the identity; asking again sends a new one.
+    svc.verify_email(&s, "late@example.com").await.unwrap();
+    let (_, old) = link_for("late@example.com").await;
+    clock.advance(24 * 3600 * 1000 + 1);
+    assert_eq!(
+        svc.open_link(&old).await.unwrap(),
+        LinkOutcome::Expired {
+            identity: "late@example.com".into()
+        }
+    );
+    assert_eq!(
+        svc.get(&s, "late@example.com")
+            .await
+            .unwrap()
+            .verification_status,
+        VerificationStatus::Failed
+    );
+    svc.verify_email(&s, "late@example.com").await.unwrap();
+    let (n, new) = link_for("late@example.com").await;
+    assert_eq!(n, 2);
+    assert_ne!(new, old);
+    assert!(matches!(
+        svc.open_link(&new).await.unwrap(),
+        LinkOutcome::Verified { .. }
+    ));
+    // Domains get no link; a token from another scope still only verifies its own identity.
+    svc.create(&s, create("example.org")).await.unwrap();
+    assert_eq!(
+        svc.open_link("made-up").await.unwrap(),
+        LinkOutcome::Unknown
+    );
+}
