@@ -75,6 +75,19 @@ pub enum LinkOutcome {
     Unknown,
 }
 
+/// An address whose link is older than 24 hours and was never opened has
+/// failed verification, as in SES; read paths report it so.
+fn expire(mut i: Identity, now: Millis) -> Identity {
+    if i.verification_status == VerificationStatus::Pending
+        && i.email_link
+            .as_ref()
+            .is_some_and(|l| now - l.sent_at > sesame_model::identity::EMAIL_LINK_TTL_MS)
+    {
+        i.verification_status = VerificationStatus::Failed;
+    }
+    i
+}
+
 fn not_found(name: &str) -> Error {
     Error::not_found(format!("Email identity {name} does not exist."))
 }
@@ -534,7 +547,10 @@ impl IdentityService {
         rows.truncate(page_size as usize);
         Ok(Page {
             next_token: more.then(|| encode_token(rows.last().map(|l| l.seq).unwrap_or(after))),
-            identities: rows.into_iter().map(|l| l.identity).collect(),
+            identities: rows
+                .into_iter()
+                .map(|l| expire(l.identity, self.clock.now_ms()))
+                .collect(),
         })
     }
 
@@ -605,10 +621,12 @@ impl IdentityService {
 
     /// v2 GetEmailIdentity.
     pub async fn get(&self, scope: &Scope, name: &str) -> Result<Identity, Error> {
+        let now = self.clock.now_ms();
         self.store
             .get_identity(scope, &lookup_key(name))
             .await
             .map_err(internal)?
+            .map(|i| expire(i, now))
             .ok_or_else(|| not_found(name))
     }
 
