@@ -3,6 +3,7 @@ the SDK clients will not send (bad signatures, skewed clocks, old routes)."""
 import http.client
 import json
 import urllib.parse
+import urllib.request
 
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -69,3 +70,18 @@ def presigned_url(server, method, path, region="us-east-1", expires=60, key=ROOT
 
 def form(action, **params):
     return urllib.parse.urlencode({"Action": action, "Version": "2010-12-01", **params}).encode()
+
+
+def mailbox(server, system=False, **query):
+    """The `--dev` mailbox's messages, newest first. Verification emails
+    (system mail) are left out unless `system` asks for them alone."""
+    qs = urllib.parse.urlencode(query)
+    with urllib.request.urlopen(f"{server.url}/_sesame/messages?{qs}") as r:
+        msgs = json.loads(r.read())["messages"]
+    return [m for m in msgs if (m["operation"] == "VerificationEmail") == system]
+
+
+def error(excinfo):
+    """(code, message) of a botocore ClientError."""
+    e = excinfo.value.response["Error"]
+    return e["Code"], e["Message"]

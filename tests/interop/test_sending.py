@@ -13,19 +13,8 @@ import pytest
 from conftest import ROOT_ACCOUNT
 
 
-def err(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["Error"]["Message"]
-
-
-def mailbox(server, **query):
-    qs = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in query.items())
-    with urllib.request.urlopen(f"{server.url}/_sesame/messages?{qs}") as r:
-        msgs = json.loads(r.read())["messages"]
-    # Verification emails (system mail) are tested in test_verification.py.
-    return [m for m in msgs if m["operation"] != "VerificationEmail"]
-
-
-import urllib.parse  # noqa: E402
+from helpers import error as err
+from helpers import mailbox
 
 
 @pytest.fixture

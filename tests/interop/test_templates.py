@@ -7,14 +7,8 @@ import botocore.exceptions
 import pytest
 
 from conftest import ROOT_ACCOUNT
+from helpers import mailbox
 from test_sending import verify
-
-
-def mailbox(server, **q):
-    qs = "&".join(f"{k}={v}" for k, v in q.items())
-    with urllib.request.urlopen(f"{server.url}/_sesame/messages?{qs}") as r:
-        msgs = json.loads(r.read())["messages"]
-    return [m for m in msgs if m["operation"] != "VerificationEmail"]
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import pytest
 
 
 def verification_link(server, address):
-    with urllib.request.urlopen(f"{server.url}/_sesame/messages?recipient={urllib.parse.quote(address)}") as r:
-        msgs = [m for m in json.loads(r.read())["messages"] if m["operation"] == "VerificationEmail"]
+    msgs = mailbox(server, system=True, recipient=address)
     assert msgs, f"no verification email for {address}"
     msg = email.message_from_string(msgs[0]["mime"], policy=email.policy.default)
     assert msg["Subject"] == "Sesame – Email Address Verification Request in region US-EAST-1"
@@ -22,7 +21,7 @@ def verification_link(server, address):
     return re.search(r"(http://\S+/_sesame/verify/[A-Za-z0-9_-]+)", body).group(1), len(msgs)
 
 
-import urllib.parse  # noqa: E402
+from helpers import mailbox  # noqa: E402
 
 
 def test_the_email_flow(make_server):
