@@ -4,7 +4,7 @@
 
 use crate::{Clock, internal, random};
 use sesame_model::{
-    Account, AccountDetails, Error, ErrorKind, Millis, Review, ReviewStatus, Scope,
+    Account, AccountDetails, Error, ErrorKind, Millis, Review, ReviewStatus, Scope, SendStatPoint,
 };
 use sesame_store::Store;
 use std::sync::Arc;
@@ -66,9 +66,10 @@ impl AccountService {
         })
     }
 
-    /// v1 GetSendStatistics: recipients per 15-minute interval over the
-    /// last two weeks, as `(interval start, delivery attempts)`.
-    pub async fn statistics(&self, scope: &Scope) -> Result<Vec<(Millis, u64)>, Error> {
+    /// v1 GetSendStatistics: per 15-minute interval over the last two
+    /// weeks, the recipients sent to and the bounces and complaints that
+    /// delivery recorded.
+    pub async fn statistics(&self, scope: &Scope) -> Result<Vec<SendStatPoint>, Error> {
         let since = self.clock.now_ms() - 14 * 24 * 3600 * 1000;
         self.store
             .send_statistics(scope, since)

@@ -12,6 +12,8 @@
 //! - [`sending`]: the send rules (validation, identity checks, quotas).
 //! - [`templates`]: email templates and Handlebars rendering.
 //! - [`compose`]: MIME messages built for Simple content, and raw ones read.
+//! - [`delivery`]: the delivery engine: queue, DKIM signing, transports, the
+//!   mailbox simulator, events.
 //! - [`clock`]: the injected time source.
 //! - [`random`]: tokens and IDs from the OS's CSPRNG.
 
@@ -19,6 +21,7 @@ pub mod accounts;
 pub mod clock;
 pub mod compose;
 pub mod credentials;
+pub mod delivery;
 pub mod dkim_keys;
 pub mod identities;
 pub mod random;

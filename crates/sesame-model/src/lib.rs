@@ -6,6 +6,8 @@
 //! - [`account`]: an account's sandbox state, quotas and production-access review.
 //! - [`address`]: mailboxes as the send operations take them, SES's address
 //!   errors, the mailbox simulator, and which identities cover an address.
+//! - [`delivery`]: the outbound queue's records, per-recipient outcomes,
+//!   the retry schedule, the mailbox simulator, and delivery events.
 //! - [`message`]: accepted messages, quota checks and rejections.
 //! - [`scope`]: account IDs, regions and the (account, region) scope every
 //!   resource lives in.
@@ -21,6 +23,7 @@
 pub mod access_key;
 pub mod account;
 pub mod address;
+pub mod delivery;
 pub mod error;
 pub mod identity;
 pub mod message;
@@ -31,6 +34,11 @@ pub mod template;
 pub use access_key::AccessKey;
 pub use account::{Account, AccountDetails, Review, ReviewStatus};
 pub use address::Mailbox;
+pub use delivery::{
+    AttemptReport, DeliveryState, DeliveryUpdate, Event, EventDetail, EventFilter, EventKind,
+    MailInfo, QueueEntry, QueueSummary, QueuedDelivery, RecipientOutcome, RetryPolicy,
+    SendStatPoint,
+};
 pub use error::{Error, ErrorKind};
 pub use identity::{
     DkimOrigin, DkimSigningKey, DkimState, EmailLink, Identity, IdentityKind, IdentityName,

@@ -67,7 +67,7 @@ impl fmt::Display for Region {
 }
 
 /// The (account, region) pair that owns a resource.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Scope {
     pub account: AccountId,
     pub region: Region,

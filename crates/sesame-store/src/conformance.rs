@@ -46,6 +46,7 @@ pub async fn run(store: Arc<dyn Store>) {
     rejections(&*store).await;
     templates(&*store).await;
     email_links(&*store).await;
+    delivery_queue(&*store).await;
 }
 
 async fn email_links(store: &dyn Store) {
@@ -228,9 +229,9 @@ async fn quotas(store: &dyn Store) {
     );
     assert_eq!(store.sent_last_24h(&s, t + 1000).await.unwrap(), 2);
     let stats = store.send_statistics(&s, t - 3_600_000).await.unwrap();
-    assert_eq!(stats.iter().map(|(_, n)| n).sum::<u64>(), 2);
+    assert_eq!(stats.iter().map(|p| p.delivery_attempts).sum::<u64>(), 2);
     assert_eq!(
-        stats[0].0 % (15 * 60_000),
+        stats[0].start % (15 * 60_000),
         0,
         "intervals start on a quarter hour"
     );
@@ -375,6 +376,159 @@ async fn mailbox(store: &dyn Store) {
     assert_eq!(m.message.raw, message("m1", &[]).raw);
     assert_eq!(store.clear_messages().await.unwrap(), 2);
     assert!(store.get_message("m1").await.unwrap().is_none());
+}
+
+async fn delivery_queue(store: &dyn Store) {
+    use sesame_model::{
+        DeliveryState, DeliveryUpdate, Event, EventDetail, EventFilter, EventKind, MailInfo,
+    };
+    store.clear_messages().await.unwrap();
+    let s = scope("151515151515", "us-east-1");
+    let t = 1_700_000_000_000;
+    let q = quota(t, -1.0, 1000.0, 3);
+    store
+        .accept_message(&s, &message("d1", &["a@x.com", "b@y.com", "c@X.com"]), &q)
+        .await
+        .unwrap();
+    let over = store
+        .accept_message(&s, &message("d2", &["a@x.com"]), &quota(t, 0.0, 1000.0, 1))
+        .await
+        .unwrap();
+    assert_eq!(over, Acceptance::DailyQuotaExceeded);
+    let sum = store.queue_summary().await.unwrap();
+    assert_eq!((sum.queued, sum.sending), (2, 0), "one delivery per domain");
+    assert_eq!(sum.oldest_unfinished, Some(t));
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(t));
+
+    // Nothing is due before its time; a claim takes each delivery once.
+    assert!(
+        store
+            .claim_deliveries(t - 1, t + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = store.claim_deliveries(t, t + 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let x = claimed.iter().find(|d| d.domain == "x.com").unwrap();
+    assert_eq!(x.recipients, vec!["a@x.com", "c@X.com"]);
+    assert_eq!(x.message_id, "d1");
+    assert_eq!(x.scope, s);
+    assert_eq!(x.raw, message("d1", &[]).raw);
+    assert_eq!(x.destinations.len(), 3);
+    assert!(
+        store
+            .claim_deliveries(t + 1, t + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An expired lease makes a delivery claimable again.
+    let again = store
+        .claim_deliveries(t + 60_001, t + 120_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+
+    let y = claimed.iter().find(|d| d.domain == "y.com").unwrap();
+    let event = Event {
+        kind: EventKind::Bounce,
+        scope: s.clone(),
+        message_id: "d1".into(),
+        at: t + 5,
+        recipients: vec!["b@y.com".into()],
+        mail: MailInfo {
+            source: "sender@example.com".into(),
+            destinations: vec!["b@y.com".into()],
+            subject: None,
+            sent_at: t,
+        },
+        detail: EventDetail::Complaint {
+            feedback_type: "abuse".into(),
+            user_agent: "test".into(),
+            feedback_id: "f".into(),
+        },
+    };
+    store
+        .finish_deliveries(
+            &[
+                DeliveryUpdate::Finished {
+                    id: y.id,
+                    failed: true,
+                    at: t + 5,
+                },
+                DeliveryUpdate::Retry {
+                    id: x.id,
+                    recipients: vec!["c@X.com".into()],
+                    at: t + 1_000,
+                    error: "451 try later".into(),
+                },
+            ],
+            std::slice::from_ref(&event),
+        )
+        .await
+        .unwrap();
+    let sum = store.queue_summary().await.unwrap();
+    assert_eq!((sum.queued, sum.failed), (1, 1));
+    assert_eq!(sum.next_attempt, Some(t + 1_000));
+    let queued = store
+        .list_queue(Some(DeliveryState::Queued), 10)
+        .await
+        .unwrap();
+    assert_eq!(queued[0].recipients, vec!["c@X.com"]);
+    assert_eq!(queued[0].attempts, 1);
+    assert_eq!(queued[0].last_error.as_deref(), Some("451 try later"));
+    assert_eq!(store.list_queue(None, 10).await.unwrap().len(), 2);
+
+    // Operator actions.
+    assert_eq!(store.retry_message("d1", t + 10).await.unwrap(), 1);
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(t + 10));
+    let c = store
+        .claim_deliveries(t + 10, t + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(store.requeue_in_flight(t + 20).await.unwrap(), 1);
+    assert_eq!(store.drop_message("d1", t + 30).await.unwrap(), 1);
+    assert_eq!(store.queue_summary().await.unwrap().queued, 0);
+    assert_eq!(store.drop_message("nope", t).await.unwrap(), 0);
+
+    // Events read back as written, and bounces count in the statistics.
+    let events = store
+        .list_events(&EventFilter {
+            message_id: Some("d1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events, vec![event]);
+    let stats = store.send_statistics(&s, t - 3_600_000).await.unwrap();
+    assert_eq!(stats.iter().map(|p| p.bounces).sum::<u64>(), 1);
+    assert_eq!(stats.iter().map(|p| p.delivery_attempts).sum::<u64>(), 3);
+    let other = store
+        .list_events(&EventFilter {
+            scope: Some(scope("151515151515", "eu-west-1")),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+
+    // A message deleted before delivery ends its delivery.
+    store
+        .accept_message(&s, &message("d3", &["a@z.com"]), &quota(t, -1.0, 1000.0, 1))
+        .await
+        .unwrap();
+    store.clear_messages().await.unwrap();
+    assert!(
+        store
+            .claim_deliveries(t + 60_000, t + 120_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn rejections(store: &dyn Store) {

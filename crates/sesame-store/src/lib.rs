@@ -18,8 +18,9 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use sesame_model::{
-    Acceptance, AccessKey, Account, Identity, IdentityKind, MessageFilter, NewMessage, QuotaCheck,
-    Rejection, Scope, StoredMessage, Template, VerificationStatus,
+    Acceptance, AccessKey, Account, DeliveryState, DeliveryUpdate, Event, EventFilter, Identity,
+    IdentityKind, MessageFilter, Millis, NewMessage, QueueEntry, QueueSummary, QueuedDelivery,
+    QuotaCheck, Rejection, Scope, SendStatPoint, StoredMessage, Template, VerificationStatus,
 };
 
 pub use sqlite::SqliteStore;
@@ -113,16 +114,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recipients counted toward the daily quota in the 24 hours before `now`.
     async fn sent_last_24h(&self, scope: &Scope, now: sesame_model::Millis) -> Result<u64>;
-    /// Recipients counted per 15-minute interval since `since`, oldest first:
-    /// `(interval start, recipients)`.
-    async fn send_statistics(
-        &self,
-        scope: &Scope,
-        since: sesame_model::Millis,
-    ) -> Result<Vec<(sesame_model::Millis, u64)>>;
-    /// Checks the quotas and, if they allow it, stores the message and
-    /// counts its recipients, all in one transaction: concurrent senders can
-    /// never together exceed a quota.
+    /// Sending activity per 15-minute interval since `since`, oldest first:
+    /// recipients counted, and the bounces and complaints recorded.
+    async fn send_statistics(&self, scope: &Scope, since: Millis) -> Result<Vec<SendStatPoint>>;
+    /// Checks the quotas and, if they allow it, stores the message, counts
+    /// its recipients and queues one delivery per recipient domain, all in
+    /// one transaction: concurrent senders can never together exceed a
+    /// quota, and an accepted message is always queued.
     async fn accept_message(
         &self,
         scope: &Scope,
@@ -134,6 +132,35 @@ pub trait Store: Send + Sync + 'static {
     async fn get_message(&self, id: &str) -> Result<Option<StoredMessage>>;
     /// Empties the local mailbox; returns how many messages it held.
     async fn clear_messages(&self) -> Result<u64>;
+
+    // ------------------------------------------------------------ delivery
+
+    /// Claims up to `limit` queued deliveries due at `now`, oldest first,
+    /// marking them `sending` until `lease_until`, with their messages.
+    /// Deliveries whose lease ran out are claimable again.
+    async fn claim_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<QueuedDelivery>>;
+    /// Records attempts' results and their events in one transaction.
+    async fn finish_deliveries(&self, updates: &[DeliveryUpdate], events: &[Event]) -> Result<()>;
+    /// Puts every `sending` delivery back in the queue, due now: for a
+    /// server starting on a data directory only it uses. Returns how many.
+    async fn requeue_in_flight(&self, now: Millis) -> Result<u64>;
+    /// The earliest attempt due among queued deliveries.
+    async fn next_delivery_due(&self) -> Result<Option<Millis>>;
+    async fn queue_summary(&self) -> Result<QueueSummary>;
+    /// Queue entries in `state` (all states when `None`), oldest first.
+    async fn list_queue(&self, state: Option<DeliveryState>, limit: u32)
+    -> Result<Vec<QueueEntry>>;
+    /// Makes a message's unfinished deliveries due at `now`; how many.
+    async fn retry_message(&self, message_id: &str, now: Millis) -> Result<u64>;
+    /// Removes a message's unfinished deliveries from the queue; how many.
+    async fn drop_message(&self, message_id: &str, now: Millis) -> Result<u64>;
+    /// Recorded events, newest first.
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<Event>>;
 
     /// Records why a send was refused.
     async fn record_rejection(&self, scope: &Scope, rejection: &Rejection) -> Result<()>;

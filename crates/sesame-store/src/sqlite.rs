@@ -5,9 +5,11 @@
 use crate::cache::ReadCache;
 use crate::{Created, IdentityQuery, Insert, Listed, Result, Store, StoreError};
 use async_trait::async_trait;
+use sesame_model::delivery::group_by_domain;
 use sesame_model::{
-    Acceptance, AccessKey, Account, AccountId, Identity, IdentityKind, MessageFilter, Millis,
-    NewMessage, QuotaCheck, Region, Rejection, Scope, StoredMessage, Template,
+    Acceptance, AccessKey, Account, AccountId, DeliveryState, DeliveryUpdate, Event, EventFilter,
+    EventKind, Identity, IdentityKind, MessageFilter, Millis, NewMessage, QueueEntry, QueueSummary,
+    QueuedDelivery, QuotaCheck, Region, Rejection, Scope, SendStatPoint, StoredMessage, Template,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -399,8 +401,9 @@ impl Store for SqliteStore {
         Ok(n.max(0) as u64)
     }
 
-    async fn send_statistics(&self, scope: &Scope, since: Millis) -> Result<Vec<(Millis, u64)>> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+    async fn send_statistics(&self, scope: &Scope, since: Millis) -> Result<Vec<SendStatPoint>> {
+        const QUARTER: i64 = 15 * 60_000;
+        let sent: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT (minute / 15) * 15 AS bucket, SUM(recipients) FROM send_ledger
              WHERE account_id = ? AND region = ? AND minute >= ?
              GROUP BY bucket ORDER BY bucket",
@@ -410,10 +413,43 @@ impl Store for SqliteStore {
         .bind(since / 60_000)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(b, n)| (b * 60_000, n.max(0) as u64))
-            .collect())
+        let outcomes: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT (at / 900000) * 900000 AS bucket, kind,
+                    SUM(json_array_length(data, '$.recipients'))
+             FROM events WHERE account_id = ? AND region = ? AND at >= ?
+               AND kind IN ('Bounce', 'Complaint')
+             GROUP BY bucket, kind",
+        )
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut points: std::collections::BTreeMap<i64, SendStatPoint> = Default::default();
+        for (b, n) in sent {
+            let start = b * 60_000;
+            points
+                .entry(start)
+                .or_insert(SendStatPoint {
+                    start,
+                    ..Default::default()
+                })
+                .delivery_attempts += n.max(0) as u64;
+        }
+        for (start, kind, n) in outcomes {
+            let p = points
+                .entry(start - start % QUARTER)
+                .or_insert(SendStatPoint {
+                    start,
+                    ..Default::default()
+                });
+            match EventKind::parse(&kind) {
+                Some(EventKind::Bounce) => p.bounces += n.max(0) as u64,
+                Some(EventKind::Complaint) => p.complaints += n.max(0) as u64,
+                _ => {}
+            }
+        }
+        Ok(points.into_values().collect())
     }
 
     async fn accept_message(
@@ -485,10 +521,275 @@ impl Store for SqliteStore {
     }
 
     async fn clear_messages(&self) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM messages")
-            .execute(&self.pool)
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // A message's unfinished deliveries go with it.
+        sqlx::query("DELETE FROM deliveries WHERE state IN ('queued', 'sending')")
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM messages")
+            .execute(&mut *tx)
             .await?
-            .rows_affected())
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<QueuedDelivery>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ?
+             WHERE id IN (
+               SELECT id FROM deliveries
+               WHERE (state = 'queued' AND next_attempt_at <= ?)
+                  OR (state = 'sending' AND lease_until < ?)
+               ORDER BY next_attempt_at LIMIT ?)
+             RETURNING id, message_id, account_id, region, domain, recipients, attempts,
+                       accepted_at",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut orphans = vec![];
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let message_id: String = r.try_get("message_id")?;
+            let Some(m) =
+                sqlx::query("SELECT source, destinations, subject, raw FROM messages WHERE id = ?")
+                    .bind(&message_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            else {
+                orphans.push(id);
+                continue;
+            };
+            let recipients: String = r.try_get("recipients")?;
+            let destinations: String = m.try_get("destinations")?;
+            out.push(QueuedDelivery {
+                id,
+                scope: scope_of(r)?,
+                message_id,
+                source: m.try_get("source")?,
+                destinations: from_json(&destinations)?,
+                subject: m.try_get("subject")?,
+                domain: r.try_get("domain")?,
+                recipients: from_json(&recipients)?,
+                attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
+                accepted_at: r.try_get("accepted_at")?,
+                raw: m.try_get("raw")?,
+            });
+        }
+        // A delivery whose message was deleted (the mailbox cleared) ends.
+        for id in orphans {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'failed', lease_until = NULL,
+                   last_error = 'the message was deleted before delivery' WHERE id = ?",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn finish_deliveries(&self, updates: &[DeliveryUpdate], events: &[Event]) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for u in updates {
+            match u {
+                DeliveryUpdate::Finished { id, failed, at } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = ?, attempts = attempts + 1,
+                           lease_until = NULL, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(if *failed { "failed" } else { "delivered" })
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                DeliveryUpdate::Retry {
+                    id,
+                    recipients,
+                    at,
+                    error,
+                } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'queued', attempts = attempts + 1,
+                           recipients = ?, next_attempt_at = ?, lease_until = NULL,
+                           updated_at = ?, last_error = ? WHERE id = ?",
+                    )
+                    .bind(to_json(recipients)?)
+                    .bind(at)
+                    .bind(at)
+                    .bind(error)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        for e in events {
+            sqlx::query(
+                "INSERT INTO events (account_id, region, message_id, kind, at, data)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.scope.account.as_str())
+            .bind(e.scope.region.as_str())
+            .bind(&e.message_id)
+            .bind(e.kind.as_str())
+            .bind(e.at)
+            .bind(to_json(e)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_in_flight(&self, now: Millis) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET state = 'queued', lease_until = NULL, next_attempt_at = ?
+             WHERE state = 'sending'",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<Millis>> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
+            )
+            .fetch_one(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn queue_summary(&self) -> Result<QueueSummary> {
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut s = QueueSummary::default();
+        for (state, n) in counts {
+            let n = n.max(0) as u64;
+            match DeliveryState::parse(&state) {
+                Some(DeliveryState::Queued) => s.queued = n,
+                Some(DeliveryState::Sending) => s.sending = n,
+                Some(DeliveryState::Delivered) => s.delivered = n,
+                Some(DeliveryState::Failed) => s.failed = n,
+                None => return Err(StoreError::Corrupt(format!("delivery state {state}"))),
+            }
+        }
+        let (oldest, next): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(accepted_at),
+                    MIN(CASE WHEN state = 'queued' THEN next_attempt_at END)
+             FROM deliveries WHERE state IN ('queued', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        s.oldest_unfinished = oldest;
+        s.next_attempt = next;
+        Ok(s)
+    }
+
+    async fn list_queue(
+        &self,
+        state: Option<DeliveryState>,
+        limit: u32,
+    ) -> Result<Vec<QueueEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, message_id, account_id, region, domain, recipients, state, attempts,
+                    next_attempt_at, accepted_at, last_error
+             FROM deliveries WHERE ? IS NULL OR state = ? ORDER BY id LIMIT ?",
+        )
+        .bind(state.map(|s| s.as_str()))
+        .bind(state.map(|s| s.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let recipients: String = r.try_get("recipients")?;
+                let state: String = r.try_get("state")?;
+                Ok(QueueEntry {
+                    id: r.try_get("id")?,
+                    scope: scope_of(r)?,
+                    message_id: r.try_get("message_id")?,
+                    domain: r.try_get("domain")?,
+                    recipients: from_json(&recipients)?,
+                    state: DeliveryState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("delivery state {state}")))?,
+                    attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    accepted_at: r.try_get("accepted_at")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_message(&self, message_id: &str, now: Millis) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
+             WHERE message_id = ? AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn drop_message(&self, message_id: &str, now: Millis) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET state = 'failed', lease_until = NULL, updated_at = ?,
+               last_error = 'dropped by an operator'
+             WHERE message_id = ? AND state IN ('queued', 'sending')",
+        )
+        .bind(now)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
+        let (account, region) = match &filter.scope {
+            Some(s) => (Some(s.account.as_str()), Some(s.region.as_str())),
+            None => (None, None),
+        };
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT data FROM events
+             WHERE (? IS NULL OR account_id = ?) AND (? IS NULL OR region = ?)
+               AND (? IS NULL OR message_id = ?) AND (? IS NULL OR kind = ?)
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(account)
+        .bind(account)
+        .bind(region)
+        .bind(region)
+        .bind(filter.message_id.as_deref())
+        .bind(filter.message_id.as_deref())
+        .bind(filter.kind.map(|k| k.as_str()))
+        .bind(filter.kind.map(|k| k.as_str()))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|(d,)| from_json(d)).collect()
     }
 
     async fn record_rejection(&self, scope: &Scope, rejection: &Rejection) -> Result<()> {
@@ -821,6 +1122,35 @@ async fn accept_batch(
         }
         q.execute(&mut *tx).await?;
     }
+    // One delivery per accepted message and recipient domain.
+    let mut queued: Vec<(usize, String, String)> = vec![];
+    for &i in &accepted {
+        for (domain, recipients) in group_by_domain(&batch[i].message.destinations) {
+            queued.push((i, domain, to_json(&recipients)?));
+        }
+    }
+    for chunk in queued.chunks(100) {
+        let rows = vec!["(?, ?, ?, ?, ?, 'queued', ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO deliveries (message_id, account_id, region, domain, recipients, state,
+               next_attempt_at, accepted_at, updated_at) VALUES {rows}"
+        );
+        // Only placeholders are interpolated; values are bound.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (i, domain, recipients) in chunk {
+            let (job, m) = (&batch[*i], &batch[*i].message);
+            q = q
+                .bind(m.id.clone())
+                .bind(job.scope.account.as_str().to_owned())
+                .bind(job.scope.region.as_str().to_owned())
+                .bind(domain.clone())
+                .bind(recipients.clone())
+                .bind(m.created_at)
+                .bind(m.created_at)
+                .bind(m.created_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     quotas.extend(staged);
     Ok(out)
@@ -852,6 +1182,23 @@ async fn scope_is_full(
 }
 
 const DAY_MINUTES: i64 = 24 * 60;
+
+fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn scope_of(r: &SqliteRow) -> Result<Scope> {
+    let account: String = r.try_get("account_id")?;
+    let region: String = r.try_get("region")?;
+    Ok(Scope::new(
+        AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
+        Region::parse(&region).map_err(|e| StoreError::Corrupt(e.message))?,
+    ))
+}
 
 fn decode_message(r: &SqliteRow) -> Result<StoredMessage> {
     let account: String = r.try_get("account_id")?;

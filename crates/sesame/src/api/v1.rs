@@ -195,13 +195,13 @@ async fn run(
         A::GetSendStatistics => {
             let points = app.accounts.statistics(s).await.map_err(domain)?;
             x.open("SendDataPoints");
-            for (at, attempts) in points {
+            for p in points {
                 x.open("member");
-                x.text("Timestamp", &sesame_wire::iso8601(at));
-                x.text("DeliveryAttempts", &attempts.to_string());
-                x.text("Bounces", "0");
-                x.text("Complaints", "0");
-                x.text("Rejects", "0");
+                x.text("Timestamp", &sesame_wire::iso8601(p.start));
+                x.text("DeliveryAttempts", &p.delivery_attempts.to_string());
+                x.text("Bounces", &p.bounces.to_string());
+                x.text("Complaints", &p.complaints.to_string());
+                x.text("Rejects", &p.rejects.to_string());
                 x.close("member");
             }
             x.close("SendDataPoints");

@@ -1,0 +1,1034 @@
+//! The delivery engine: takes due deliveries from the store's queue, signs
+//! each message with DKIM, hands it to a [`Transport`] (or plays the mailbox
+//! simulator), and records the outcome and its events.
+//!
+//! # How one delivery goes
+//! 1. `claim_deliveries` marks it `sending` (one short transaction).
+//! 2. Outside any transaction: simulator recipients get their scripted
+//!    outcome; everything else is DKIM-signed and handed to the transport.
+//! 3. The outcome (delivered, retry later, failed) and its events are
+//!    written by the recorder, many attempts to one transaction.
+//!
+//! A crash between 1 and 3 leaves the delivery `sending`; the next start
+//! puts it back in the queue (`requeue_in_flight`), so an accepted message
+//! is delivered at least once, and twice only if it was in flight.
+//!
+//! The engine is owned by whoever calls [`DeliveryEngine::run`]; it stops
+//! claiming when the stop signal flips, waits up to the grace period for
+//! attempts in flight, flushes their results and returns.
+
+use crate::clock::Clock;
+use crate::random;
+use async_trait::async_trait;
+use mail_auth::common::crypto::{RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
+use sesame_model::address::SIMULATOR_DOMAIN;
+use sesame_model::delivery::{BounceSubType, BounceType, BouncedRecipient, SimulatorScenario};
+use sesame_model::{
+    AttemptReport, DeliveryUpdate, DkimOrigin, Event, EventDetail, EventKind, Identity,
+    IdentityKind, MailInfo, Millis, QueuedDelivery, RecipientOutcome, RetryPolicy, Scope,
+    VerificationStatus,
+};
+use sesame_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+/// One message on its way to one domain.
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    /// The return path (MAIL FROM).
+    pub mail_from: &'a str,
+    pub domain: &'a str,
+    pub recipients: &'a [String],
+    /// The message as it goes out, DKIM signature included.
+    pub message: &'a [u8],
+}
+
+/// Hands messages to the outside world: the local mailbox, a smarthost, or
+/// the recipients' own servers.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Attempts delivery and reports each recipient's outcome. Connection
+    /// problems are `Deferred` outcomes, never panics or errors.
+    async fn deliver(&self, envelope: &Envelope<'_>) -> AttemptReport;
+    /// `capture`, `relay` or `direct`, for logs.
+    fn mode(&self) -> &'static str;
+}
+
+/// `capture`: the message already sits in the local mailbox (the messages
+/// table), so delivery only records that it arrived.
+pub struct CaptureTransport;
+
+#[async_trait]
+impl Transport for CaptureTransport {
+    async fn deliver(&self, envelope: &Envelope<'_>) -> AttemptReport {
+        AttemptReport::all(
+            "sesame.mailbox",
+            envelope.recipients,
+            RecipientOutcome::Delivered {
+                response: "250 2.0.0 Ok: captured in the local mailbox".into(),
+            },
+        )
+    }
+    fn mode(&self) -> &'static str {
+        "capture"
+    }
+}
+
+/// How the engine works; every field has a default.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub retry: RetryPolicy,
+    /// The domain of VERP return paths (`<message-id>@<bounce_domain>`).
+    pub bounce_domain: String,
+    /// This host's name in events (`reportingMTA`).
+    pub reporting_mta: String,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+    /// How long a claim lasts before another worker may take it over.
+    pub lease: Duration,
+    /// How often to look for due deliveries when nothing wakes the engine.
+    pub poll: Duration,
+    /// How long shutdown waits for attempts in flight.
+    pub grace: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            bounce_domain: "localhost".into(),
+            reporting_mta: "localhost".into(),
+            concurrency: 64,
+            lease: Duration::from_secs(15 * 60),
+            poll: Duration::from_secs(1),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+type Signer = DkimSigner<SigningKey, Done>;
+
+/// A DKIM signing key. aws-lc-rs signs RSA keys of 2048 bits and more;
+/// SES's 1024-bit Easy DKIM keys are signed with the `rsa` crate.
+enum SigningKey {
+    Fast(RsaKey<Sha256>),
+    Small(rsa::RsaPrivateKey),
+}
+
+/// DigestInfo prefix of a SHA-256 hash in a PKCS#1 v1.5 signature.
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+impl mail_auth::common::crypto::SigningKey for SigningKey {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl mail_auth::common::headers::Writable) -> mail_auth::Result<Vec<u8>> {
+        match self {
+            Self::Fast(k) => k.sign(input),
+            Self::Small(k) => {
+                use sha2::Digest;
+                let mut data = Vec::with_capacity(256);
+                input.write(&mut data);
+                let digest = sha2::Sha256::digest(&data);
+                let scheme = rsa::Pkcs1v15Sign {
+                    hash_len: Some(32),
+                    prefix: SHA256_DIGEST_INFO.into(),
+                };
+                k.sign(scheme, &digest).map_err(|e| {
+                    mail_auth::Error::Crypto(mail_auth::common::crypto::CryptoError::Library(
+                        e.to_string(),
+                    ))
+                })
+            }
+        }
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        mail_auth::common::crypto::Algorithm::RsaSha256
+    }
+}
+
+/// The headers a signature covers, when present.
+const SIGNED_HEADERS: [&str; 11] = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+];
+
+pub struct DeliveryEngine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    transport: Arc<dyn Transport>,
+    settings: DeliverySettings,
+    wake: Arc<Notify>,
+    /// Parsed signing keys by (scope, identity, identity version).
+    signers: Mutex<HashMap<(Scope, String, i64), Arc<Signer>>>,
+}
+
+/// The result of one attempt, on its way to the recorder.
+struct Settled {
+    update: DeliveryUpdate,
+    events: Vec<Event>,
+    /// Accepted-to-finished time when the delivery finished.
+    latency_ms: Option<Millis>,
+}
+
+impl DeliveryEngine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        transport: Arc<dyn Transport>,
+        settings: DeliverySettings,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            transport,
+            settings,
+            wake: Arc::new(Notify::new()),
+            signers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Wakes the engine when new mail is queued, so it need not wait for
+    /// its next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Delivers until `stop` turns true, then drains (see the module docs).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let now = self.clock.now_ms();
+        match self.store.requeue_in_flight(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(deliveries = n, "requeued deliveries left in flight"),
+            Err(e) => tracing::error!(error = %e, "could not requeue deliveries in flight"),
+        }
+        tracing::info!(mode = self.transport.mode(), "delivery engine started");
+        let limit = self.settings.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(limit));
+        let (tx, rx) = mpsc::channel::<Settled>(limit * 2);
+        let recorder = tokio::spawn(record(self.store.clone(), rx));
+        let mut attempts = JoinSet::new();
+        while !*stop.borrow() {
+            while attempts.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = attempts.join_next() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let now = self.clock.now_ms();
+            let lease_until = now + self.settings.lease.as_millis() as Millis;
+            let claimed = match self
+                .store
+                .claim_deliveries(now, lease_until, free.min(256) as u32)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not claim deliveries");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                let wait = self.idle_wait(now).await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for d in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let (engine, tx) = (self.clone(), tx.clone());
+                attempts.spawn(async move {
+                    let settled = engine.attempt(d).await;
+                    let _ = tx.send(settled).await;
+                    drop(permit);
+                });
+            }
+        }
+        tracing::info!(in_flight = attempts.len(), "delivery engine stopping");
+        let drained = tokio::time::timeout(self.settings.grace, async {
+            while attempts.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            // Left `sending`; the next start requeues them.
+            tracing::warn!(
+                in_flight = attempts.len(),
+                "attempts still in flight at shutdown"
+            );
+            attempts.abort_all();
+        }
+        drop(tx);
+        let _ = recorder.await;
+        tracing::info!("delivery engine stopped");
+    }
+
+    async fn idle_wait(&self, now: Millis) -> Duration {
+        let poll = self.settings.poll;
+        match self.store.next_delivery_due().await {
+            Ok(Some(at)) if at > now => poll.min(Duration::from_millis((at - now) as u64)),
+            Ok(Some(_)) => Duration::from_millis(10),
+            _ => poll,
+        }
+    }
+
+    /// One attempt at one delivery, ending in its settlement.
+    async fn attempt(&self, d: QueuedDelivery) -> Settled {
+        let report = if d.domain == SIMULATOR_DOMAIN {
+            return self.simulate(&d);
+        } else {
+            let signed = self.sign(&d).await;
+            let mail_from = self.return_path(&d);
+            let envelope = Envelope {
+                mail_from: &mail_from,
+                domain: &d.domain,
+                recipients: &d.recipients,
+                message: signed.as_deref().unwrap_or(&d.raw),
+            };
+            self.transport.deliver(&envelope).await
+        };
+        self.settle(&d, report)
+    }
+
+    /// The VERP return path: the message ID at the bounce domain, so that
+    /// an asynchronous bounce names the message it is about.
+    pub fn return_path(&self, d: &QueuedDelivery) -> String {
+        format!("{}@{}", d.message_id, self.settings.bounce_domain)
+    }
+
+    /// The message with a DKIM-Signature from the most specific verified
+    /// identity that signs, or `None` to send it as it is.
+    pub async fn sign(&self, d: &QueuedDelivery) -> Option<Vec<u8>> {
+        let (domain, selector, signer) = self.signer_for(d).await?;
+        match signer.sign(&d.raw) {
+            Ok(sig) => {
+                let header = sig.to_header();
+                let mut out = Vec::with_capacity(header.len() + d.raw.len());
+                out.extend_from_slice(header.as_bytes());
+                out.extend_from_slice(&d.raw);
+                Some(out)
+            }
+            Err(e) => {
+                tracing::error!(message = %d.message_id, %domain, %selector, error = %e,
+                    "DKIM signing failed; sending unsigned");
+                None
+            }
+        }
+    }
+
+    async fn signer_for(&self, d: &QueuedDelivery) -> Option<(String, String, Arc<Signer>)> {
+        let from_domain = d.source.rsplit_once('@')?.1.trim_end_matches('>');
+        let candidates = parent_domains(&from_domain.to_ascii_lowercase());
+        let found = match self.store.get_identities(&d.scope, &candidates).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read identities for DKIM");
+                return None;
+            }
+        };
+        // Most specific first: `candidates` is ordered deepest first.
+        let identity = candidates.iter().find_map(|c| {
+            found
+                .iter()
+                .find(|i| i.name.as_str() == c && signs(i))
+                .cloned()
+        })?;
+        let domain = identity.name.as_str().to_owned();
+        let selector = match identity.dkim.origin {
+            DkimOrigin::AwsSes => identity.dkim.tokens.first()?.clone(),
+            DkimOrigin::External => identity.dkim.selector.clone()?,
+        };
+        let key = (d.scope.clone(), domain.clone(), identity.version);
+        if let Some(s) = self.signers.lock().ok()?.get(&key) {
+            return Some((domain, selector, s.clone()));
+        }
+        let signer = match build_signer(&identity, &domain, &selector) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!(%domain, error = %e, "unusable DKIM key; sending unsigned");
+                return None;
+            }
+        };
+        let mut cache = self.signers.lock().ok()?;
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, signer.clone());
+        Some((domain, selector, signer))
+    }
+
+    /// The mailbox simulator: scripted outcomes, nothing leaves the host.
+    fn simulate(&self, d: &QueuedDelivery) -> Settled {
+        let now = self.clock.now_ms();
+        let mut events = vec![];
+        for r in &d.recipients {
+            let scenario = SimulatorScenario::for_address(r).unwrap_or(SimulatorScenario::Success);
+            let one = std::slice::from_ref(r);
+            let delivered = || self.delivery_event(d, one, "250 2.6.0 Message received", now);
+            match scenario {
+                SimulatorScenario::Success => events.push(delivered()),
+                SimulatorScenario::Bounce => events.push(self.bounce_event(
+                    d,
+                    BounceType::Permanent,
+                    BounceSubType::General,
+                    vec![bounced(r, "5.1.1", "smtp; 550 5.1.1 user unknown")],
+                    now,
+                )),
+                SimulatorScenario::OutOfOffice => {
+                    events.push(delivered());
+                    events.push(self.bounce_event(
+                        d,
+                        BounceType::Transient,
+                        BounceSubType::General,
+                        vec![bounced(
+                            r,
+                            "2.0.0",
+                            "smtp; 250 2.0.0 The recipient is out of the office",
+                        )],
+                        now,
+                    ));
+                }
+                SimulatorScenario::Complaint => {
+                    events.push(delivered());
+                    events.push(self.event(
+                        d,
+                        EventKind::Complaint,
+                        one,
+                        now,
+                        EventDetail::Complaint {
+                            feedback_type: "abuse".into(),
+                            user_agent: "Amazon SES Mailbox Simulator".into(),
+                            feedback_id: feedback_id(),
+                        },
+                    ));
+                }
+                SimulatorScenario::SuppressionList => events.push(self.bounce_event(
+                    d,
+                    BounceType::Permanent,
+                    BounceSubType::Suppressed,
+                    vec![bounced(r, "5.1.1", SUPPRESSED_DIAGNOSTIC)],
+                    now,
+                )),
+            }
+        }
+        let failed = events.iter().any(|e| {
+            matches!(
+                e.detail,
+                EventDetail::Bounce {
+                    bounce_type: BounceType::Permanent,
+                    ..
+                }
+            )
+        });
+        Settled {
+            update: DeliveryUpdate::Finished {
+                id: d.id,
+                failed,
+                at: now,
+            },
+            events,
+            latency_ms: Some(now - d.accepted_at),
+        }
+    }
+
+    /// Turns an attempt's report into the delivery's next state and events.
+    fn settle(&self, d: &QueuedDelivery, report: AttemptReport) -> Settled {
+        let now = self.clock.now_ms();
+        let mut delivered: Vec<String> = vec![];
+        let mut response = String::new();
+        let mut failed: Vec<BouncedRecipient> = vec![];
+        let mut deferred: Vec<String> = vec![];
+        let mut reason = String::new();
+        for (r, o) in report.outcomes {
+            match o {
+                RecipientOutcome::Delivered { response: resp } => {
+                    if response.is_empty() {
+                        response = resp;
+                    }
+                    delivered.push(r);
+                }
+                RecipientOutcome::Failed { status, diagnostic } => {
+                    failed.push(bounced(&r, &status, &diagnostic));
+                }
+                RecipientOutcome::Deferred { reason: why } => {
+                    if reason.is_empty() {
+                        reason = why;
+                    }
+                    deferred.push(r);
+                }
+            }
+        }
+        let mut events = vec![];
+        if !delivered.is_empty() {
+            metrics::counter!("sesame_delivered_total").increment(delivered.len() as u64);
+            let mut e = self.delivery_event(d, &delivered, &response, now);
+            if let EventDetail::Delivery { remote_mta, .. } = &mut e.detail {
+                remote_mta.clone_from(&report.remote);
+            }
+            events.push(e);
+        }
+        if !failed.is_empty() {
+            metrics::counter!("sesame_bounced_total").increment(failed.len() as u64);
+            let sub = sub_type(&failed[0].status);
+            events.push(self.bounce_event(d, BounceType::Permanent, sub, failed, now));
+        }
+        let mut gave_up = false;
+        let update = if deferred.is_empty() {
+            DeliveryUpdate::Finished {
+                id: d.id,
+                failed: events.iter().any(|e| e.kind == EventKind::Bounce),
+                at: now,
+            }
+        } else {
+            match self
+                .settings
+                .retry
+                .next_attempt(d.attempts + 1, now, d.accepted_at)
+            {
+                Some(at) => {
+                    metrics::counter!("sesame_deferred_total").increment(deferred.len() as u64);
+                    tracing::info!(message = %d.message_id, domain = %d.domain,
+                        attempt = d.attempts + 1, %reason, "delivery deferred");
+                    DeliveryUpdate::Retry {
+                        id: d.id,
+                        recipients: deferred,
+                        at,
+                        error: reason,
+                    }
+                }
+                None => {
+                    // Retried for as long as allowed: a bounce.
+                    gave_up = true;
+                    metrics::counter!("sesame_bounced_total").increment(deferred.len() as u64);
+                    let diag = format!("smtp; {reason}");
+                    let list = deferred
+                        .iter()
+                        .map(|r| bounced(r, "4.4.7", &diag))
+                        .collect();
+                    events.push(self.bounce_event(
+                        d,
+                        BounceType::Transient,
+                        BounceSubType::General,
+                        list,
+                        now,
+                    ));
+                    DeliveryUpdate::Finished {
+                        id: d.id,
+                        failed: true,
+                        at: now,
+                    }
+                }
+            }
+        };
+        if gave_up {
+            tracing::warn!(message = %d.message_id, domain = %d.domain,
+                "delivery expired after retrying");
+        }
+        let finished = matches!(update, DeliveryUpdate::Finished { .. });
+        Settled {
+            update,
+            events,
+            latency_ms: finished.then_some(now - d.accepted_at),
+        }
+    }
+
+    fn event(
+        &self,
+        d: &QueuedDelivery,
+        kind: EventKind,
+        recipients: &[String],
+        at: Millis,
+        detail: EventDetail,
+    ) -> Event {
+        Event {
+            kind,
+            scope: d.scope.clone(),
+            message_id: d.message_id.clone(),
+            at,
+            recipients: recipients.to_vec(),
+            mail: MailInfo {
+                source: d.source.clone(),
+                destinations: d.destinations.clone(),
+                subject: d.subject.clone(),
+                sent_at: d.accepted_at,
+            },
+            detail,
+        }
+    }
+
+    fn delivery_event(
+        &self,
+        d: &QueuedDelivery,
+        recipients: &[String],
+        response: &str,
+        at: Millis,
+    ) -> Event {
+        self.event(
+            d,
+            EventKind::Delivery,
+            recipients,
+            at,
+            EventDetail::Delivery {
+                processing_time_ms: at - d.accepted_at,
+                smtp_response: response.to_owned(),
+                reporting_mta: self.settings.reporting_mta.clone(),
+                remote_mta: String::new(),
+            },
+        )
+    }
+
+    fn bounce_event(
+        &self,
+        d: &QueuedDelivery,
+        bounce_type: BounceType,
+        sub_type: BounceSubType,
+        bounced: Vec<BouncedRecipient>,
+        at: Millis,
+    ) -> Event {
+        let recipients: Vec<String> = bounced.iter().map(|b| b.address.clone()).collect();
+        self.event(
+            d,
+            EventKind::Bounce,
+            &recipients,
+            at,
+            EventDetail::Bounce {
+                bounce_type,
+                sub_type,
+                bounced,
+                reporting_mta: format!("dns; {}", self.settings.reporting_mta),
+                feedback_id: feedback_id(),
+            },
+        )
+    }
+}
+
+/// SES's diagnostic for an address on the suppression list.
+const SUPPRESSED_DIAGNOSTIC: &str = "Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address. For more information about how to remove an address from the suppression list, see the Amazon SES Developer Guide: http://docs.aws.amazon.com/ses/latest/DeveloperGuide/remove-from-suppressionlist.html ";
+
+fn bounced(address: &str, status: &str, diagnostic: &str) -> BouncedRecipient {
+    BouncedRecipient {
+        address: address.to_owned(),
+        action: "failed".into(),
+        status: status.to_owned(),
+        diagnostic_code: diagnostic.to_owned(),
+    }
+}
+
+fn sub_type(status: &str) -> BounceSubType {
+    match status {
+        "5.1.1" | "5.1.0" | "5.1.10" => BounceSubType::NoEmail,
+        "5.2.2" => BounceSubType::MailboxFull,
+        "5.3.4" | "5.2.3" => BounceSubType::MessageTooLarge,
+        "5.7.1" => BounceSubType::ContentRejected,
+        _ => BounceSubType::General,
+    }
+}
+
+fn feedback_id() -> String {
+    format!(
+        "{:016x}-{}-000000",
+        u64::from_be_bytes(random::bytes::<8>()),
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// `a.b.example.com` → `[a.b.example.com, b.example.com, example.com]`.
+fn parent_domains(domain: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut rest = domain;
+    loop {
+        out.push(rest.to_owned());
+        match rest.split_once('.') {
+            Some((_, r)) if r.contains('.') => rest = r,
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Whether a domain identity signs outgoing mail: verified, with DKIM
+/// verified and enabled, and a key.
+fn signs(i: &Identity) -> bool {
+    i.name.kind() == IdentityKind::Domain
+        && i.verification_status == VerificationStatus::Success
+        && i.dkim.status == VerificationStatus::Success
+        && i.dkim.signing_enabled
+        && i.dkim.key.is_some()
+}
+
+fn build_signer(identity: &Identity, domain: &str, selector: &str) -> Result<Signer, String> {
+    use base64::Engine;
+    let key = identity.dkim.key.as_ref().ok_or("no key")?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&key.private_pkcs8_b64)
+        .map_err(|e| e.to_string())?;
+    let key = if key.bits >= 2048 {
+        let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der);
+        SigningKey::Fast(RsaKey::<Sha256>::from_key_der(pkcs8.into()).map_err(|e| e.to_string())?)
+    } else {
+        use rsa::pkcs8::DecodePrivateKey;
+        SigningKey::Small(rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| e.to_string())?)
+    };
+    Ok(DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(SIGNED_HEADERS)
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed))
+}
+
+/// Writes settled attempts, many to a transaction, until every sender is
+/// gone.
+async fn record(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Settled>) {
+    let mut batch: Vec<Settled> = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let updates: Vec<DeliveryUpdate> = batch.iter().map(|s| s.update.clone()).collect();
+        let events: Vec<Event> = batch.iter().flat_map(|s| s.events.clone()).collect();
+        match store.finish_deliveries(&updates, &events).await {
+            Ok(()) => {
+                for s in &batch {
+                    if let Some(ms) = s.latency_ms {
+                        metrics::histogram!("sesame_delivery_latency_seconds")
+                            .record(ms as f64 / 1000.0);
+                    }
+                }
+            }
+            // The deliveries stay `sending` and are retried after a restart
+            // or when their lease ends: at least once, never lost.
+            Err(e) => tracing::error!(error = %e, attempts = batch.len(),
+                "could not record delivery results"),
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::dkim_keys;
+    use sesame_model::{Acceptance, KeyLength, NewMessage, QuotaCheck};
+    use sesame_store::SqliteStore;
+    use sesame_store::conformance::{identity, scope};
+
+    /// Remembers what it was handed and answers with a fixed outcome.
+    struct Recorder {
+        seen: Mutex<Vec<(String, Vec<String>, Vec<u8>)>>,
+        outcome: RecipientOutcome,
+    }
+
+    #[async_trait]
+    impl Transport for Recorder {
+        async fn deliver(&self, e: &Envelope<'_>) -> AttemptReport {
+            self.seen.lock().unwrap().push((
+                e.mail_from.to_owned(),
+                e.recipients.to_vec(),
+                e.message.to_vec(),
+            ));
+            AttemptReport::all("mx.test", e.recipients, self.outcome.clone())
+        }
+        fn mode(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    async fn setup(
+        outcome: RecipientOutcome,
+        retry: RetryPolicy,
+    ) -> (
+        tempfile::TempDir,
+        Arc<dyn Store>,
+        Arc<ManualClock>,
+        Arc<Recorder>,
+        Arc<DeliveryEngine>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let t = Arc::new(Recorder {
+            seen: Mutex::new(vec![]),
+            outcome,
+        });
+        let engine = Arc::new(DeliveryEngine::new(
+            store.clone(),
+            clock.clone(),
+            t.clone(),
+            DeliverySettings {
+                retry,
+                bounce_domain: "bounces.sesame.test".into(),
+                poll: Duration::from_millis(20),
+                ..Default::default()
+            },
+        ));
+        (dir, store, clock, t, engine)
+    }
+
+    async fn accept(store: &dyn Store, id: &str, from: &str, to: &[&str], now: Millis) {
+        let m = NewMessage {
+            id: id.into(),
+            operation: "SendEmail".into(),
+            source: from.into(),
+            destinations: to.iter().map(|s| s.to_string()).collect(),
+            subject: Some("Hi".into()),
+            created_at: now,
+            raw: b"From: a@mail.example.com\r\nTo: x@dest.test\r\nSubject: Hi\r\n\r\nbody\r\n"
+                .to_vec(),
+        };
+        let q = QuotaCheck {
+            now,
+            max_24h: -1.0,
+            max_rate: 1000.0,
+            daily_recipients: 1,
+            rate_recipients: 1,
+        };
+        let s = scope("121212121212", "us-east-1");
+        assert_eq!(
+            store.accept_message(&s, &m, &q).await.unwrap(),
+            Acceptance::Accepted
+        );
+    }
+
+    /// Runs the engine until nothing is in flight or due at the clock's time.
+    async fn drain(store: &Arc<dyn Store>, clock: &ManualClock, engine: &Arc<DeliveryEngine>) {
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(engine.clone().run(stop));
+        for _ in 0..500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let s = store.queue_summary().await.unwrap();
+            let due = s.queued > 0 && s.next_attempt.is_some_and(|at| at <= clock.now_ms());
+            if s.sending == 0 && !due {
+                break;
+            }
+        }
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+
+    async fn events(store: &Arc<dyn Store>) -> Vec<Event> {
+        store
+            .list_events(&sesame_model::EventFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn signs_with_the_most_specific_verified_identity_and_reports_delivery() {
+        let delivered = RecipientOutcome::Delivered {
+            response: "250 ok".into(),
+        };
+        let (_d, store, clock, t, engine) = setup(delivered, RetryPolicy::default()).await;
+        let s = scope("121212121212", "us-east-1");
+        for (name, bits) in [
+            ("example.com", KeyLength::Rsa2048),
+            ("mail.example.com", KeyLength::Rsa1024),
+        ] {
+            let mut i = identity(name);
+            i.verification_status = VerificationStatus::Success;
+            i.dkim.status = VerificationStatus::Success;
+            i.dkim.signing_enabled = true;
+            i.dkim.tokens = vec![format!("tok{}", bits.bits())];
+            i.dkim.key = Some(dkim_keys::generate(bits).await.unwrap());
+            store.insert_identity(&s, &i, 100).await.unwrap();
+        }
+        let now = clock.now_ms();
+        accept(&*store, "m1", "a@mail.example.com", &["x@dest.test"], now).await;
+        clock.advance(5);
+        drain(&store, &clock, &engine).await;
+        let seen = t.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, "m1@bounces.sesame.test", "VERP return path");
+        let text = String::from_utf8(seen[0].2.clone()).unwrap();
+        assert!(text.starts_with("DKIM-Signature:"), "{text}");
+        assert!(text.contains("d=mail.example.com"), "{text}");
+        assert!(text.contains("s=tok1024"), "{text}");
+        let ev = events(&store).await;
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].kind, EventKind::Delivery);
+        match &ev[0].detail {
+            EventDetail::Delivery {
+                processing_time_ms,
+                remote_mta,
+                ..
+            } => {
+                assert_eq!(*processing_time_ms, 5);
+                assert_eq!(remote_mta, "mx.test");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.queue_summary().await.unwrap().delivered, 1);
+    }
+
+    #[tokio::test]
+    async fn unverified_or_disabled_dkim_sends_unsigned() {
+        let delivered = RecipientOutcome::Delivered {
+            response: "250 ok".into(),
+        };
+        let (_d, store, clock, t, engine) = setup(delivered, RetryPolicy::default()).await;
+        let s = scope("121212121212", "us-east-1");
+        let mut i = identity("example.com");
+        i.verification_status = VerificationStatus::Success;
+        i.dkim.status = VerificationStatus::Pending;
+        i.dkim.signing_enabled = true;
+        i.dkim.tokens = vec!["tok".into()];
+        i.dkim.key = Some(dkim_keys::generate(KeyLength::Rsa1024).await.unwrap());
+        store.insert_identity(&s, &i, 100).await.unwrap();
+        accept(
+            &*store,
+            "m1",
+            "a@example.com",
+            &["x@dest.test"],
+            clock.now_ms(),
+        )
+        .await;
+        drain(&store, &clock, &engine).await;
+        let seen = t.seen.lock().unwrap().clone();
+        assert!(!String::from_utf8_lossy(&seen[0].2).contains("DKIM-Signature"));
+    }
+
+    #[tokio::test]
+    async fn the_simulator_scripts_outcomes_without_the_transport() {
+        let delivered = RecipientOutcome::Delivered {
+            response: "250 ok".into(),
+        };
+        let (_d, store, clock, t, engine) = setup(delivered, RetryPolicy::default()).await;
+        let to = [
+            "success@simulator.amazonses.com",
+            "bounce+1@simulator.amazonses.com",
+            "ooto@simulator.amazonses.com",
+            "complaint@simulator.amazonses.com",
+            "suppressionlist@simulator.amazonses.com",
+        ];
+        accept(&*store, "m1", "a@example.com", &to, clock.now_ms()).await;
+        drain(&store, &clock, &engine).await;
+        assert!(t.seen.lock().unwrap().is_empty(), "no mail leaves");
+        let ev = events(&store).await;
+        let kinds = |k| ev.iter().filter(|e| e.kind == k).count();
+        assert_eq!(kinds(EventKind::Delivery), 3);
+        assert_eq!(kinds(EventKind::Bounce), 3);
+        assert_eq!(kinds(EventKind::Complaint), 1);
+        let bounce = ev
+            .iter()
+            .find(|e| e.recipients == ["bounce+1@simulator.amazonses.com"])
+            .unwrap();
+        match &bounce.detail {
+            EventDetail::Bounce {
+                bounce_type,
+                sub_type,
+                bounced,
+                ..
+            } => {
+                assert_eq!(*bounce_type, BounceType::Permanent);
+                assert_eq!(*sub_type, BounceSubType::General);
+                assert_eq!(bounced[0].diagnostic_code, "smtp; 550 5.1.1 user unknown");
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = scope("121212121212", "us-east-1");
+        let stats = store.send_statistics(&s, 0).await.unwrap();
+        assert_eq!(stats.iter().map(|p| p.complaints).sum::<u64>(), 1);
+        assert_eq!(stats.iter().map(|p| p.bounces).sum::<u64>(), 3);
+    }
+
+    #[tokio::test]
+    async fn deferrals_retry_on_schedule_then_bounce_when_too_old() {
+        let deferred = RecipientOutcome::Deferred {
+            reason: "451 4.3.0 try again".into(),
+        };
+        let retry = RetryPolicy {
+            initial_ms: 60_000,
+            max_interval_ms: 3_600_000,
+            max_age_ms: 90_000,
+        };
+        let (_d, store, clock, t, engine) = setup(deferred, retry).await;
+        accept(
+            &*store,
+            "m1",
+            "a@example.com",
+            &["x@dest.test"],
+            clock.now_ms(),
+        )
+        .await;
+        drain(&store, &clock, &engine).await;
+        let q = store.list_queue(None, 10).await.unwrap();
+        assert_eq!(q[0].state, sesame_model::DeliveryState::Queued);
+        assert_eq!(q[0].attempts, 1);
+        assert_eq!(q[0].next_attempt_at, clock.now_ms() + 60_000);
+        assert_eq!(q[0].last_error.as_deref(), Some("451 4.3.0 try again"));
+        // The second attempt would schedule a third past the max age.
+        clock.advance(60_000);
+        drain(&store, &clock, &engine).await;
+        assert_eq!(t.seen.lock().unwrap().len(), 2);
+        let q = store.list_queue(None, 10).await.unwrap();
+        assert_eq!(q[0].state, sesame_model::DeliveryState::Failed);
+        let ev = events(&store).await;
+        assert_eq!(ev.len(), 1);
+        match &ev[0].detail {
+            EventDetail::Bounce {
+                bounce_type,
+                bounced,
+                ..
+            } => {
+                assert_eq!(*bounce_type, BounceType::Transient);
+                assert_eq!(bounced[0].diagnostic_code, "smtp; 451 4.3.0 try again");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_bounce_at_once() {
+        let failed = RecipientOutcome::Failed {
+            status: "5.1.1".into(),
+            diagnostic: "smtp; 550 5.1.1 no such user".into(),
+        };
+        let (_d, store, clock, _t, engine) = setup(failed, RetryPolicy::default()).await;
+        accept(
+            &*store,
+            "m1",
+            "a@example.com",
+            &["x@dest.test"],
+            clock.now_ms(),
+        )
+        .await;
+        drain(&store, &clock, &engine).await;
+        let ev = events(&store).await;
+        assert_eq!(ev[0].kind, EventKind::Bounce);
+        assert_eq!(store.queue_summary().await.unwrap().failed, 1);
+    }
+
+    #[test]
+    fn parent_domains_are_deepest_first() {
+        assert_eq!(
+            parent_domains("a.b.example.com"),
+            vec!["a.b.example.com", "b.example.com", "example.com"]
+        );
+        assert_eq!(parent_domains("example.com"), vec!["example.com"]);
+    }
+}

@@ -1,0 +1,422 @@
+//! Delivery: the outbound queue's records, what a delivery attempt can
+//! report per recipient, the retry schedule, the mailbox simulator's
+//! outcomes, and the events (delivery, bounce, complaint) delivery records
+//! with SES's fields.
+
+use crate::Millis;
+use crate::address::SIMULATOR_DOMAIN;
+use crate::scope::Scope;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Groups envelope recipients by their domain (lower-cased), in first-seen
+/// order. Each group is one delivery in the queue.
+pub fn group_by_domain(recipients: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = vec![];
+    for r in recipients {
+        let domain = r
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
+            .unwrap_or_default();
+        match out.iter_mut().find(|(d, _)| *d == domain) {
+            Some((_, v)) => v.push(r.clone()),
+            None => out.push((domain, vec![r.clone()])),
+        }
+    }
+    out
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Queued,
+    /// Claimed by a delivery worker; an attempt is under way.
+    Sending,
+    /// Every recipient has been handed over.
+    Delivered,
+    /// Finished with at least one recipient that could not be delivered.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Sending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One claimed delivery: a message's recipients at one domain, with the
+/// message itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedDelivery {
+    pub id: i64,
+    pub scope: Scope,
+    pub message_id: String,
+    /// The envelope sender the message was accepted with.
+    pub source: String,
+    /// All of the message's recipients, for the event's `mail` object.
+    pub destinations: Vec<String>,
+    pub subject: Option<String>,
+    pub domain: String,
+    /// The recipients still to deliver at `domain`.
+    pub recipients: Vec<String>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When the message was accepted.
+    pub accepted_at: Millis,
+    pub raw: Vec<u8>,
+}
+
+/// How a delivery attempt ends, recorded by the store in one transaction
+/// together with its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryUpdate {
+    /// Nothing is left to do: `failed` says whether any recipient failed.
+    Finished { id: i64, failed: bool, at: Millis },
+    /// Some recipients are to be tried again at `at`.
+    Retry {
+        id: i64,
+        recipients: Vec<String>,
+        at: Millis,
+        error: String,
+    },
+}
+
+/// A queue entry as `sesame queue` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub id: i64,
+    pub scope: Scope,
+    pub message_id: String,
+    pub domain: String,
+    pub recipients: Vec<String>,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: Millis,
+    pub accepted_at: Millis,
+    pub last_error: Option<String>,
+}
+
+/// The queue at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    pub queued: u64,
+    pub sending: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    /// When the oldest unfinished message was accepted.
+    pub oldest_unfinished: Option<Millis>,
+    /// The earliest scheduled attempt among queued deliveries.
+    pub next_attempt: Option<Millis>,
+}
+
+/// The retry schedule: the first retry after `initial_ms`, then doubling up
+/// to `max_interval_ms`, until the message is `max_age_ms` old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub initial_ms: Millis,
+    pub max_interval_ms: Millis,
+    pub max_age_ms: Millis,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial_ms: 60_000,
+            max_interval_ms: 3_600_000,
+            max_age_ms: 14 * 3_600_000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// When to try again after `attempts` failed attempts (1 = the first
+    /// failed), or `None` when the message would be too old by then.
+    pub fn next_attempt(&self, attempts: u32, now: Millis, accepted_at: Millis) -> Option<Millis> {
+        let shift = attempts.saturating_sub(1).min(30);
+        let delay = self
+            .initial_ms
+            .saturating_mul(1i64 << shift)
+            .min(self.max_interval_ms)
+            .max(1);
+        let at = now.saturating_add(delay);
+        (at - accepted_at <= self.max_age_ms).then_some(at)
+    }
+}
+
+/// What happened to one recipient in one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientOutcome {
+    /// The receiving server took responsibility for the message.
+    Delivered { response: String },
+    /// A transient failure; try again later.
+    Deferred { reason: String },
+    /// A permanent failure: `status` is the enhanced status (`5.1.1`) and
+    /// `diagnostic` the receiver's reply as SES reports it.
+    Failed { status: String, diagnostic: String },
+}
+
+/// The result of one attempt at one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptReport {
+    /// The host that answered (MX, relay, or a local name).
+    pub remote: String,
+    pub outcomes: Vec<(String, RecipientOutcome)>,
+}
+
+impl AttemptReport {
+    /// The same outcome for every recipient.
+    pub fn all(remote: impl Into<String>, recipients: &[String], o: RecipientOutcome) -> Self {
+        Self {
+            remote: remote.into(),
+            outcomes: recipients.iter().map(|r| (r.clone(), o.clone())).collect(),
+        }
+    }
+}
+
+/// What the mailbox simulator does for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimulatorScenario {
+    Success,
+    Bounce,
+    OutOfOffice,
+    Complaint,
+    SuppressionList,
+}
+
+impl SimulatorScenario {
+    /// The scenario for an address at the simulator domain, by its local
+    /// part without a `+label`; `None` for any other domain. Unknown local
+    /// parts are delivered, as SES does.
+    pub fn for_address(address: &str) -> Option<Self> {
+        let (local, domain) = address.rsplit_once('@')?;
+        if !domain.eq_ignore_ascii_case(SIMULATOR_DOMAIN) {
+            return None;
+        }
+        let base = local
+            .split('+')
+            .next()
+            .unwrap_or(local)
+            .to_ascii_lowercase();
+        Some(match base.as_str() {
+            "bounce" => Self::Bounce,
+            "ooto" => Self::OutOfOffice,
+            "complaint" => Self::Complaint,
+            "suppressionlist" => Self::SuppressionList,
+            _ => Self::Success,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- events
+
+/// The kinds of event delivery records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    Delivery,
+    Bounce,
+    Complaint,
+}
+
+impl EventKind {
+    /// SES's `eventType`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivery => "Delivery",
+            Self::Bounce => "Bounce",
+            Self::Complaint => "Complaint",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Delivery, Self::Bounce, Self::Complaint]
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// SES's `bounceType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BounceType {
+    Permanent,
+    Transient,
+    Undetermined,
+}
+
+impl BounceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permanent => "Permanent",
+            Self::Transient => "Transient",
+            Self::Undetermined => "Undetermined",
+        }
+    }
+}
+
+/// SES's `bounceSubType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BounceSubType {
+    General,
+    NoEmail,
+    Suppressed,
+    OnAccountSuppressionList,
+    MailboxFull,
+    MessageTooLarge,
+    ContentRejected,
+    AttachmentRejected,
+    Undetermined,
+}
+
+impl BounceSubType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::General => "General",
+            Self::NoEmail => "NoEmail",
+            Self::Suppressed => "Suppressed",
+            Self::OnAccountSuppressionList => "OnAccountSuppressionList",
+            Self::MailboxFull => "MailboxFull",
+            Self::MessageTooLarge => "MessageTooLarge",
+            Self::ContentRejected => "ContentRejected",
+            Self::AttachmentRejected => "AttachmentRejected",
+            Self::Undetermined => "Undetermined",
+        }
+    }
+}
+
+/// One entry of SES's `bouncedRecipients`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BouncedRecipient {
+    pub address: String,
+    /// `failed`, as in a DSN.
+    pub action: String,
+    /// The enhanced status code, e.g. `5.1.1`.
+    pub status: String,
+    /// e.g. `smtp; 550 5.1.1 user unknown`.
+    pub diagnostic_code: String,
+}
+
+/// What an event says beyond its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventDetail {
+    Delivery {
+        processing_time_ms: Millis,
+        smtp_response: String,
+        reporting_mta: String,
+        remote_mta: String,
+    },
+    Bounce {
+        bounce_type: BounceType,
+        sub_type: BounceSubType,
+        bounced: Vec<BouncedRecipient>,
+        reporting_mta: String,
+        feedback_id: String,
+    },
+    Complaint {
+        feedback_type: String,
+        user_agent: String,
+        feedback_id: String,
+    },
+}
+
+/// The message an event is about: SES's `mail` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailInfo {
+    pub source: String,
+    pub destinations: Vec<String>,
+    pub subject: Option<String>,
+    /// When the message was accepted.
+    pub sent_at: Millis,
+}
+
+/// A delivery, bounce or complaint, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub scope: Scope,
+    pub message_id: String,
+    pub at: Millis,
+    /// The recipients the event is about.
+    pub recipients: Vec<String>,
+    pub mail: MailInfo,
+    pub detail: EventDetail,
+}
+
+/// Filters for listing events; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub scope: Option<Scope>,
+    pub message_id: Option<String>,
+    pub kind: Option<EventKind>,
+    pub limit: u32,
+}
+
+/// Sending activity in one 15-minute interval, as GetSendStatistics shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendStatPoint {
+    pub start: Millis,
+    pub delivery_attempts: u64,
+    pub bounces: u64,
+    pub complaints: u64,
+    pub rejects: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_group_by_domain_in_order() {
+        let r = ["a@X.com", "b@y.com", "c@x.com"].map(String::from);
+        let g = group_by_domain(&r);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].0, "x.com");
+        assert_eq!(g[0].1, vec!["a@X.com", "c@x.com"]);
+        assert_eq!(g[1].1, vec!["b@y.com"]);
+    }
+
+    #[test]
+    fn retries_double_then_cap_then_stop_at_max_age() {
+        let p = RetryPolicy {
+            initial_ms: 1_000,
+            max_interval_ms: 4_000,
+            max_age_ms: 20_000,
+        };
+        assert_eq!(p.next_attempt(1, 0, 0), Some(1_000));
+        assert_eq!(p.next_attempt(2, 0, 0), Some(2_000));
+        assert_eq!(p.next_attempt(3, 0, 0), Some(4_000));
+        assert_eq!(p.next_attempt(9, 0, 0), Some(4_000));
+        assert_eq!(p.next_attempt(9, 17_000, 0), None);
+        assert_eq!(p.next_attempt(u32::MAX, 0, 0), Some(4_000));
+    }
+
+    #[test]
+    fn simulator_scenarios_follow_the_local_part() {
+        use SimulatorScenario::*;
+        let s = |a| SimulatorScenario::for_address(a);
+        assert_eq!(s("success@simulator.amazonses.com"), Some(Success));
+        assert_eq!(s("bounce+x1@simulator.amazonses.com"), Some(Bounce));
+        assert_eq!(s("OOTO@Simulator.AmazonSES.com"), Some(OutOfOffice));
+        assert_eq!(s("complaint@simulator.amazonses.com"), Some(Complaint));
+        assert_eq!(
+            s("suppressionlist@simulator.amazonses.com"),
+            Some(SuppressionList)
+        );
+        assert_eq!(s("anything@simulator.amazonses.com"), Some(Success));
+        assert_eq!(s("bounce@example.com"), None);
+    }
+}
