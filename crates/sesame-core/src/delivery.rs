@@ -117,7 +117,7 @@ type Signer = DkimSigner<SigningKey, Done>;
 /// SES's 1024-bit Easy DKIM keys are signed with the `rsa` crate.
 enum SigningKey {
     Fast(RsaKey<Sha256>),
-    Small(rsa::RsaPrivateKey),
+    Small(Box<rsa::RsaPrivateKey>),
 }
 
 /// DigestInfo prefix of a SHA-256 hash in a PKCS#1 v1.5 signature.
@@ -175,6 +175,7 @@ pub struct DeliveryEngine {
     clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
     settings: DeliverySettings,
+    /// The store's signal that deliveries were queued.
     wake: Arc<Notify>,
     /// Parsed signing keys by (scope, identity, identity version).
     signers: Mutex<HashMap<(Scope, String, i64), Arc<Signer>>>,
@@ -196,19 +197,13 @@ impl DeliveryEngine {
         settings: DeliverySettings,
     ) -> Self {
         Self {
+            wake: store.queue_signal(),
             store,
             clock,
             transport,
             settings,
-            wake: Arc::new(Notify::new()),
             signers: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Wakes the engine when new mail is queued, so it need not wait for
-    /// its next poll.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
     }
 
     /// Delivers until `stop` turns true, then drains (see the module docs).
@@ -619,7 +614,7 @@ impl DeliveryEngine {
                 bounce_type,
                 sub_type,
                 bounced,
-                reporting_mta: format!("dns; {}", self.settings.reporting_mta),
+                reporting_mta: format!("dsn; {}", self.settings.reporting_mta),
                 feedback_id: feedback_id(),
             },
         )
@@ -691,7 +686,9 @@ fn build_signer(identity: &Identity, domain: &str, selector: &str) -> Result<Sig
         SigningKey::Fast(RsaKey::<Sha256>::from_key_der(pkcs8.into()).map_err(|e| e.to_string())?)
     } else {
         use rsa::pkcs8::DecodePrivateKey;
-        SigningKey::Small(rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| e.to_string())?)
+        SigningKey::Small(Box::new(
+            rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| e.to_string())?,
+        ))
     };
     Ok(DkimSigner::from_key(key)
         .domain(domain)
@@ -736,8 +733,11 @@ mod tests {
     use sesame_store::conformance::{identity, scope};
 
     /// Remembers what it was handed and answers with a fixed outcome.
+    /// (MAIL FROM, recipients, message) of each envelope.
+    type Seen = (String, Vec<String>, Vec<u8>);
+
     struct Recorder {
-        seen: Mutex<Vec<(String, Vec<String>, Vec<u8>)>>,
+        seen: Mutex<Vec<Seen>>,
         outcome: RecipientOutcome,
     }
 

@@ -533,7 +533,10 @@ impl SendService {
             .await
             .map_err(internal)?
         {
-            Acceptance::Accepted => Ok(id),
+            Acceptance::Accepted => {
+                metrics::counter!("sesame_accepted_total").increment(1);
+                Ok(id)
+            }
             Acceptance::DailyQuotaExceeded => {
                 let e = Error::new(
                     ErrorKind::DailyQuotaExceeded,

@@ -135,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
 
     // ------------------------------------------------------------ delivery
 
+    /// Notified whenever deliveries become due: new messages accepted, or a
+    /// message retried by an operator. The delivery engine waits on it
+    /// between polls.
+    fn queue_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
     /// Claims up to `limit` queued deliveries due at `now`, oldest first,
     /// marking them `sending` until `lease_until`, with their messages.
     /// Deliveries whose lease ran out are claimable again.

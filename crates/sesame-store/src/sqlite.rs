@@ -18,9 +18,10 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub struct SqliteStore {
@@ -31,6 +32,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<AcceptJob>>>,
     /// The writer task, awaited on close.
     writer_task: Mutex<Option<JoinHandle<()>>>,
+    /// Notified after a commit that queued deliveries.
+    queued: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -53,8 +56,10 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let task = tokio::spawn(writer(pool.clone(), rx));
+        let queued = Arc::new(Notify::new());
+        let task = tokio::spawn(writer(pool.clone(), rx, queued.clone()));
         Ok(Self {
+            queued,
             pool,
             cache: ReadCache::new(dir),
             writer: Mutex::new(Some(tx)),
@@ -534,6 +539,10 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    fn queue_signal(&self) -> Arc<Notify> {
+        self.queued.clone()
+    }
+
     async fn claim_deliveries(
         &self,
         now: Millis,
@@ -742,6 +751,7 @@ impl Store for SqliteStore {
     }
 
     async fn retry_message(&self, message_id: &str, now: Millis) -> Result<u64> {
+        self.queued.notify_one();
         Ok(sqlx::query(
             "UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
              WHERE message_id = ? AND state = 'queued'",
@@ -947,7 +957,7 @@ const MAX_BATCH: usize = 512;
 /// `send_ledger` the first time the scope sends, and written back each
 /// batch) and its send-rate token bucket (kept only in memory: after a
 /// restart a bucket starts full, which is one second's worth of sending).
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>) {
+async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>, queued: Arc<Notify>) {
     let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -959,6 +969,9 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>) {
         }
         match accept_batch(&pool, &mut quotas, &batch).await {
             Ok(results) => {
+                if results.contains(&Acceptance::Accepted) {
+                    queued.notify_one();
+                }
                 for (job, r) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(r));
                 }

@@ -12,8 +12,10 @@
 //! - [`error`]: domain and authentication errors encoded for each protocol.
 //! - [`identities`]: the identity operations' input and output shapes.
 //! - [`sending`]: the sending and account operations' shapes.
+//! - [`events`]: delivery, bounce and complaint events in SES's JSON.
 
 pub mod error;
+pub mod events;
 #[rustfmt::skip]
 pub mod generated;
 pub mod identities;

@@ -5,7 +5,8 @@
 
 use clap::Args;
 use serde::Deserialize;
-use sesame_model::AccountId;
+use sesame_model::{AccountId, RetryPolicy};
+use sesame_smtp::RelayConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +26,7 @@ pub struct CommonArgs {
 }
 
 /// `sesame serve`'s own settings.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:4579]
     #[arg(long, env = "SESAME_LISTEN")]
@@ -48,6 +49,39 @@ pub struct ServeArgs {
     /// Sender of verification emails [default: no-reply@sesame.localhost]
     #[arg(long, env = "SESAME_VERIFICATION_FROM")]
     pub verification_from: Option<String>,
+    /// How accepted mail leaves: capture (the local mailbox), relay or direct [default: capture with --dev, else direct]
+    #[arg(long, env = "SESAME_DELIVERY")]
+    pub delivery: Option<String>,
+    /// Smarthost for --delivery relay: smtp[s]://[user:pass@]host[:port][?tls=none][&insecure=true]
+    #[arg(long, env = "SESAME_RELAY")]
+    pub relay: Option<String>,
+    /// DNS server for MX lookups, HOST:PORT; repeatable [default: the system's resolver]
+    #[arg(long = "dns-server", env = "SESAME_DNS_SERVERS", value_delimiter = ',')]
+    pub dns_servers: Vec<String>,
+    /// Port MX hosts are reached on in direct delivery [default: 25]
+    #[arg(long, env = "SESAME_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// This host's name in EHLO and in events [default: the system host name]
+    #[arg(long, env = "SESAME_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Domain of VERP return paths, <message-id>@DOMAIN [default: the host name]
+    #[arg(long, env = "SESAME_BOUNCE_DOMAIN")]
+    pub bounce_domain: Option<String>,
+    /// First retry after a temporary failure, e.g. 30s [default: 60s]
+    #[arg(long, env = "SESAME_RETRY_INITIAL")]
+    pub retry_initial: Option<String>,
+    /// Longest wait between retries [default: 1h]
+    #[arg(long, env = "SESAME_RETRY_MAX_INTERVAL")]
+    pub retry_max_interval: Option<String>,
+    /// Age at which a message still not delivered bounces [default: 14h]
+    #[arg(long, env = "SESAME_MAX_MESSAGE_AGE")]
+    pub max_message_age: Option<String>,
+    /// Delivery attempts in flight at once [default: 64]
+    #[arg(long, env = "SESAME_DELIVERY_CONCURRENCY")]
+    pub delivery_concurrency: Option<usize>,
+    /// Connections at once to one recipient domain in direct delivery [default: 8]
+    #[arg(long, env = "SESAME_DOMAIN_CONCURRENCY")]
+    pub domain_concurrency: Option<usize>,
 }
 
 /// The config file's keys; any other key is an error.
@@ -62,6 +96,17 @@ pub struct FileConfig {
     pub dev_account_id: Option<String>,
     pub public_url: Option<String>,
     pub verification_from: Option<String>,
+    pub delivery: Option<String>,
+    pub relay: Option<String>,
+    pub dns_servers: Option<Vec<String>>,
+    pub smtp_port: Option<u16>,
+    pub hostname: Option<String>,
+    pub bounce_domain: Option<String>,
+    pub retry_initial: Option<String>,
+    pub retry_max_interval: Option<String>,
+    pub max_message_age: Option<String>,
+    pub delivery_concurrency: Option<usize>,
+    pub domain_concurrency: Option<usize>,
 }
 
 impl FileConfig {
@@ -89,6 +134,173 @@ pub struct Settings {
     pub public_url: String,
     /// The system address verification emails come from.
     pub verification_from: String,
+    pub delivery: DeliveryConfig,
+}
+
+/// Where accepted mail goes.
+#[derive(Debug, Clone)]
+pub enum DeliveryMode {
+    Capture,
+    Relay(RelayConfig),
+    Direct,
+}
+
+/// Validated delivery settings.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub mode: DeliveryMode,
+    pub dns_servers: Vec<SocketAddr>,
+    pub smtp_port: u16,
+    pub hostname: String,
+    pub bounce_domain: String,
+    pub retry: RetryPolicy,
+    pub concurrency: usize,
+    pub per_domain: usize,
+}
+
+/// `500ms`, `30s`, `5m`, `14h`, `2d` → milliseconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(ms).filter(|v| *v > 0)
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+impl DeliveryConfig {
+    fn resolve(serve: &ServeArgs, file: &FileConfig, dev: bool) -> Result<Self, String> {
+        fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
+            flag.clone().or_else(|| file.clone())
+        }
+        let invalid = |name: &str, flag: &str, value: &str, expected: &str| {
+            let env = format!("SESAME_{}", name.to_ascii_uppercase());
+            format!(
+                "invalid value '{value}' for setting {name} (--{flag}, {env}): expected {expected}"
+            )
+        };
+        let relay = pick(&serve.relay, &file.relay);
+        let mode = match pick(&serve.delivery, &file.delivery).as_deref() {
+            None if relay.is_some() => "relay",
+            None if dev => "capture",
+            None => "direct",
+            Some(m) => m,
+        }
+        .to_owned();
+        let mode = match mode.as_str() {
+            "capture" => DeliveryMode::Capture,
+            "direct" => DeliveryMode::Direct,
+            "relay" => {
+                let url = relay.ok_or(
+                    "setting delivery is relay but no relay is set (--relay, SESAME_RELAY): expected smtp[s]://[user:pass@]host[:port]",
+                )?;
+                DeliveryMode::Relay(RelayConfig::parse(&url).map_err(|e| {
+                    // The URL may hold a password: name the setting, not the value.
+                    format!("invalid value for setting relay (--relay, SESAME_RELAY): {e}")
+                })?)
+            }
+            other => {
+                return Err(invalid(
+                    "delivery",
+                    "delivery",
+                    other,
+                    "capture, relay or direct",
+                ));
+            }
+        };
+        let servers = if serve.dns_servers.is_empty() {
+            file.dns_servers.clone().unwrap_or_default()
+        } else {
+            serve.dns_servers.clone()
+        };
+        let dns_servers = servers
+            .iter()
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| {
+                        invalid(
+                            "dns_servers",
+                            "dns-server",
+                            s,
+                            "IP:PORT such as 127.0.0.1:53",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let duration = |name: &str, flag: &str, v: Option<String>, default: i64| match v {
+            None => Ok(default),
+            Some(v) => parse_duration(&v)
+                .ok_or_else(|| invalid(name, flag, &v, "a duration such as 30s, 5m or 14h")),
+        };
+        let defaults = RetryPolicy::default();
+        let retry = RetryPolicy {
+            initial_ms: duration(
+                "retry_initial",
+                "retry-initial",
+                pick(&serve.retry_initial, &file.retry_initial),
+                defaults.initial_ms,
+            )?,
+            max_interval_ms: duration(
+                "retry_max_interval",
+                "retry-max-interval",
+                pick(&serve.retry_max_interval, &file.retry_max_interval),
+                defaults.max_interval_ms,
+            )?,
+            max_age_ms: duration(
+                "max_message_age",
+                "max-message-age",
+                pick(&serve.max_message_age, &file.max_message_age),
+                defaults.max_age_ms,
+            )?,
+        };
+        let hostname = pick(&serve.hostname, &file.hostname).unwrap_or_else(system_hostname);
+        let bounce_domain =
+            pick(&serve.bounce_domain, &file.bounce_domain).unwrap_or_else(|| hostname.clone());
+        let count = |name: &str, flag: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(invalid(name, flag, "0", "a number above 0")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        Ok(Self {
+            mode,
+            dns_servers,
+            smtp_port: pick(&serve.smtp_port, &file.smtp_port).unwrap_or(25),
+            hostname,
+            bounce_domain,
+            retry,
+            concurrency: count(
+                "delivery_concurrency",
+                "delivery-concurrency",
+                pick(&serve.delivery_concurrency, &file.delivery_concurrency),
+                64,
+            )?,
+            per_domain: count(
+                "domain_concurrency",
+                "domain-concurrency",
+                pick(&serve.domain_concurrency, &file.domain_concurrency),
+                8,
+            )?,
+        })
+    }
 }
 
 pub fn data_dir(common: &CommonArgs, file: &FileConfig) -> PathBuf {
@@ -138,12 +350,14 @@ impl Settings {
                 "invalid value '{verification_from}' for setting verification_from (--verification-from, SESAME_VERIFICATION_FROM): expected an email address"
             ));
         }
+        let dev = serve.dev || file.dev.unwrap_or(false);
         Ok(Self {
+            delivery: DeliveryConfig::resolve(serve, &file, dev)?,
             public_url,
             verification_from,
             listen,
             data_dir: data_dir(common, &file),
-            dev: serve.dev || file.dev.unwrap_or(false),
+            dev,
             auto_verify: serve.auto_verify || file.auto_verify.unwrap_or(false),
             no_sandbox: serve.no_sandbox || file.no_sandbox.unwrap_or(false),
             dev_account_id,
@@ -156,15 +370,47 @@ mod tests {
     use super::*;
 
     fn serve() -> ServeArgs {
-        ServeArgs {
-            listen: None,
-            dev: false,
-            auto_verify: false,
-            no_sandbox: false,
-            dev_account_id: None,
-            public_url: None,
-            verification_from: None,
-        }
+        ServeArgs::default()
+    }
+
+    #[test]
+    fn delivery_settings() {
+        let s = Settings::resolve(&common(None), &serve()).unwrap();
+        assert!(matches!(s.delivery.mode, DeliveryMode::Direct));
+        assert_eq!(s.delivery.retry, RetryPolicy::default());
+        let mut dev = serve();
+        dev.dev = true;
+        let s = Settings::resolve(&common(None), &dev).unwrap();
+        assert!(matches!(s.delivery.mode, DeliveryMode::Capture));
+        let mut relay = serve();
+        relay.relay = Some("smtp://u:secret@127.0.0.1:2525?tls=none".into());
+        relay.retry_initial = Some("2s".into());
+        relay.dns_servers = vec!["127.0.0.1:5353".into()];
+        let s = Settings::resolve(&common(None), &relay).unwrap();
+        assert!(matches!(s.delivery.mode, DeliveryMode::Relay(_)));
+        assert_eq!(s.delivery.retry.initial_ms, 2_000);
+        assert_eq!(s.delivery.dns_servers[0].port(), 5353);
+        let mut bad = serve();
+        bad.delivery = Some("relay".into());
+        assert!(
+            Settings::resolve(&common(None), &bad)
+                .unwrap_err()
+                .contains("no relay")
+        );
+        bad.relay = Some("http://u:secret@x".into());
+        let e = Settings::resolve(&common(None), &bad).unwrap_err();
+        assert!(e.contains("setting relay") && !e.contains("secret"), "{e}");
+        let mut bad = serve();
+        bad.max_message_age = Some("forever".into());
+        assert!(
+            Settings::resolve(&common(None), &bad)
+                .unwrap_err()
+                .contains("max_message_age")
+        );
+        assert_eq!(parse_duration("14h"), Some(14 * 3_600_000));
+        assert_eq!(parse_duration("500ms"), Some(500));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("s"), None);
     }
 
     fn common(config: Option<PathBuf>) -> CommonArgs {

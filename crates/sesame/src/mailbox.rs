@@ -1,5 +1,6 @@
 //! The local mailbox over HTTP (`--dev`): captured messages as JSON, each
-//! message's `.eml`, and clearing. Unauthenticated like the rest of
+//! message's `.eml`, clearing, and the delivery events (SES's JSON) that
+//! delivery and the mailbox simulator recorded. Unauthenticated like the rest of
 //! `/_sesame/`, so it is served only in `--dev` mode.
 
 use axum::Router;
@@ -9,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
-use sesame_model::{MessageFilter, StoredMessage};
+use sesame_model::{EventFilter, EventKind, MessageFilter, StoredMessage};
 use sesame_store::Store;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ pub fn routes<S>(store: Arc<dyn Store>) -> Router<S> {
     Router::new()
         .route("/_sesame/messages", get(list).delete(clear))
         .route("/_sesame/messages/{id}/raw", get(raw))
+        .route("/_sesame/events", get(events))
         .with_state(store)
 }
 
@@ -91,6 +93,41 @@ async fn raw(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) -> Res
 async fn clear(State(store): State<Arc<dyn Store>>) -> Response {
     match store.clear_messages().await {
         Ok(n) => axum::Json(json!({"deleted": n})).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    message_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn events(State(store): State<Arc<dyn Store>>, Query(q): Query<EventQuery>) -> Response {
+    let kind = match q.kind.as_deref().map(|k| (k, EventKind::parse(k))) {
+        None => None,
+        Some((_, Some(k))) => Some(k),
+        Some((k, None)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"message": format!("Unknown event type {k}: expected Delivery, Bounce or Complaint.")})),
+            )
+                .into_response();
+        }
+    };
+    let filter = EventFilter {
+        scope: None,
+        message_id: q.message_id,
+        kind,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    match store.list_events(&filter).await {
+        Ok(es) => axum::Json(json!({
+            "events": es.iter().map(sesame_wire::events::event_json).collect::<Vec<_>>()
+        }))
+        .into_response(),
         Err(e) => failure(e),
     }
 }

@@ -12,12 +12,13 @@
 mod api;
 mod config;
 mod mailbox;
+mod metrics;
 mod server;
 
 use clap::{Parser, Subcommand};
 use config::{CommonArgs, FileConfig, ServeArgs, Settings};
-use sesame_core::{AccountService, Credentials, IdentityService, SystemClock};
-use sesame_model::{AccountId, Region, Scope};
+use sesame_core::{AccountService, Clock, Credentials, IdentityService, SystemClock};
+use sesame_model::{AccountId, DeliveryState, Region, Scope};
 use sesame_store::{SqliteStore, Store};
 use std::process::ExitCode;
 
@@ -59,6 +60,29 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
+    /// The outbound queue: counts by state, what waits and why; retry or drop a message.
+    Queue {
+        #[command(subcommand)]
+        command: Option<QueueCommand>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Counts by state, the oldest unfinished message, the next retry, and what waits (the default).
+    Show,
+    /// Deliveries (one per message and recipient domain), oldest first.
+    List {
+        /// queued, sending, delivered or failed [default: all]
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Make a message's queued deliveries due now.
+    Retry { message_id: String },
+    /// Give up on a message's unfinished deliveries.
+    Drop { message_id: String },
 }
 
 #[derive(clap::Args)]
@@ -176,6 +200,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Accounts { command } => accounts_command(&cli.common, command).await,
+        Command::Queue { command } => {
+            let store = open_store(&cli.common).await?;
+            let result = queue_command(&*store, command.unwrap_or(QueueCommand::Show)).await;
+            store.close().await;
+            result
+        }
         Command::Identities {
             command:
                 IdentitiesCommand::Verify {
@@ -204,6 +234,89 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn queue_command(store: &dyn Store, command: QueueCommand) -> Result<(), String> {
+    let now = SystemClock.now_ms();
+    let failed = |e: sesame_store::StoreError| format!("store failure: {e}");
+    let time = |ms: i64| sesame_wire::iso8601(ms);
+    let print = |entries: &[sesame_model::QueueEntry]| {
+        for e in entries {
+            println!(
+                "{:>8}  {:<9}  {}  {}/{}  {}  {} recipient(s)  attempts {}  next {}{}",
+                e.id,
+                e.state.as_str(),
+                e.message_id,
+                e.scope.account,
+                e.scope.region,
+                e.domain,
+                e.recipients.len(),
+                e.attempts,
+                time(e.next_attempt_at),
+                e.last_error
+                    .as_deref()
+                    .map(|l| format!("  last error: {l}"))
+                    .unwrap_or_default(),
+            );
+        }
+    };
+    match command {
+        QueueCommand::Show => {
+            let s = store.queue_summary().await.map_err(failed)?;
+            println!(
+                "queued {}  sending {}  delivered {}  failed {}",
+                s.queued, s.sending, s.delivered, s.failed
+            );
+            match s.oldest_unfinished {
+                Some(t) => println!(
+                    "oldest unfinished message accepted {} ({}s ago)",
+                    time(t),
+                    (now - t) / 1000
+                ),
+                None => println!("nothing waits"),
+            }
+            if let Some(t) = s.next_attempt {
+                println!("next attempt {}", time(t));
+            }
+            let mut waiting = store
+                .list_queue(Some(DeliveryState::Queued), 50)
+                .await
+                .map_err(failed)?;
+            waiting.extend(
+                store
+                    .list_queue(Some(DeliveryState::Sending), 50)
+                    .await
+                    .map_err(failed)?,
+            );
+            print(&waiting);
+        }
+        QueueCommand::List { state, limit } => {
+            let state = match state.as_deref() {
+                None => None,
+                Some(s) => Some(DeliveryState::parse(s).ok_or_else(|| {
+                    format!("unknown state {s}: expected queued, sending, delivered or failed")
+                })?),
+            };
+            print(&store.list_queue(state, limit).await.map_err(failed)?);
+        }
+        QueueCommand::Retry { message_id } => {
+            match store
+                .retry_message(&message_id, now)
+                .await
+                .map_err(failed)?
+            {
+                0 => return Err(format!("no queued delivery of message {message_id}")),
+                n => println!("{n} deliveries of {message_id} are due now"),
+            }
+        }
+        QueueCommand::Drop { message_id } => {
+            match store.drop_message(&message_id, now).await.map_err(failed)? {
+                0 => return Err(format!("no unfinished delivery of message {message_id}")),
+                n => println!("dropped {n} deliveries of {message_id}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn scope_of(a: &ScopeArgs) -> Result<Scope, String> {

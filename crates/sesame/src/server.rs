@@ -1,17 +1,20 @@
 //! The HTTP server: binds the listener, serves the SES APIs and Sesame's own
-//! `/_sesame/` endpoints, and shuts down gracefully on SIGTERM or SIGINT,
-//! letting requests in flight finish before the store is closed.
+//! `/_sesame/` endpoints, runs the delivery engine, and shuts down
+//! gracefully on SIGTERM or SIGINT: requests in flight finish, then the
+//! engine drains its attempts in flight, then the store is closed.
 
 use crate::api::{self, App};
-use crate::config::Settings;
+use crate::config::{DeliveryMode, Settings};
 use crate::mailbox;
 use axum::Router;
 use axum::routing::get;
+use sesame_core::delivery::{CaptureTransport, DeliveryEngine, DeliverySettings, Transport};
 use sesame_core::identities::{LinkOutcome, LinkSettings};
 use sesame_core::{
     AccountService, Credentials, IdentityService, SendService, SystemClock, TemplateService,
 };
 use sesame_model::AccountId;
+use sesame_smtp::{DirectSettings, DirectTransport, RelayTransport};
 use sesame_store::{SqliteStore, Store};
 use std::sync::Arc;
 
@@ -46,10 +49,28 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         templates: TemplateService::new(dyn_store.clone(), clock),
         accounts,
     });
-    let mut router = Router::new().route("/_sesame/health", get(health)).route(
-        "/_sesame/verify/{token}",
-        get(open_link).with_state(app.clone()),
-    );
+    let engine = Arc::new(DeliveryEngine::new(
+        dyn_store.clone(),
+        Arc::new(SystemClock),
+        transport(&settings)?,
+        DeliverySettings {
+            retry: settings.delivery.retry,
+            bounce_domain: settings.delivery.bounce_domain.clone(),
+            reporting_mta: settings.delivery.hostname.clone(),
+            concurrency: settings.delivery.concurrency,
+            ..Default::default()
+        },
+    ));
+    let metrics = crate::metrics::install();
+    let (stop_delivery, stop) = tokio::sync::watch::channel(false);
+    let delivery = tokio::spawn(engine.run(stop));
+    let mut router = Router::new()
+        .route("/_sesame/health", get(health))
+        .route(
+            "/_sesame/verify/{token}",
+            get(open_link).with_state(app.clone()),
+        )
+        .merge(crate::metrics::routes(metrics, dyn_store.clone()));
     if settings.dev {
         router = router.merge(mailbox::routes(dyn_store));
     }
@@ -67,14 +88,41 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         dev = settings.dev,
         auto_verify = settings.auto_verify,
         no_sandbox = settings.no_sandbox,
+        delivery = ?settings.delivery.mode,
         "sesame is listening"
     );
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    let _ = stop_delivery.send(true);
+    if let Err(e) = delivery.await {
+        tracing::error!(error = %e, "the delivery engine failed");
+    }
     store.close().await;
     tracing::info!("sesame stopped");
     served.map_err(|e| format!("server error: {e}"))
+}
+
+/// The transport `--delivery` names.
+fn transport(settings: &Settings) -> Result<Arc<dyn Transport>, String> {
+    let d = &settings.delivery;
+    Ok(match &d.mode {
+        DeliveryMode::Capture => Arc::new(CaptureTransport),
+        DeliveryMode::Relay(relay) => Arc::new(
+            RelayTransport::new(relay.clone(), &d.hostname, d.concurrency)
+                .map_err(|e| format!("cannot set up the relay: {e}"))?,
+        ),
+        DeliveryMode::Direct => Arc::new(
+            DirectTransport::new(DirectSettings {
+                port: d.smtp_port,
+                dns_servers: d.dns_servers.clone(),
+                per_domain: d.per_domain,
+                helo: d.hostname.clone(),
+                ..Default::default()
+            })
+            .map_err(|e| format!("cannot set up direct delivery: {e}"))?,
+        ),
+    })
 }
 
 /// `SESAME_ROOT_ACCESS_KEY_ID` / `SESAME_ROOT_SECRET_ACCESS_KEY` seed one

@@ -1,0 +1,290 @@
+//! `--delivery direct`: each domain's mail goes to its own MX hosts.
+
+use crate::relay::boxed;
+use crate::{COMMAND_TIMEOUT, Conn, deferred_all, error_text, permanent, transact};
+use async_trait::async_trait;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use mail_send::SmtpClient;
+use sesame_core::delivery::{Envelope, Transport};
+use sesame_model::{AttemptReport, RecipientOutcome};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone)]
+pub struct DirectSettings {
+    /// The port MX hosts listen on: 25, except in tests.
+    pub port: u16,
+    /// DNS servers to ask; the system's resolver when empty.
+    pub dns_servers: Vec<SocketAddr>,
+    /// Connections at once to one recipient domain.
+    pub per_domain: usize,
+    /// Idle connections kept per MX host.
+    pub max_idle: usize,
+    pub helo: String,
+    pub connect_timeout: Duration,
+}
+
+impl Default for DirectSettings {
+    fn default() -> Self {
+        Self {
+            port: 25,
+            dns_servers: vec![],
+            per_domain: 8,
+            max_idle: 4,
+            helo: "localhost".into(),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct DirectTransport {
+    settings: DirectSettings,
+    resolver: TokioResolver,
+    /// Opportunistic TLS: certificates are not checked (RFC 7435), as
+    /// MTAs do.
+    tls: tokio_rustls::TlsConnector,
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Where a domain's mail goes, or why it cannot go anywhere.
+enum Route {
+    Hosts(Vec<String>),
+    Refused(RecipientOutcome),
+}
+
+impl DirectTransport {
+    pub fn new(settings: DirectSettings) -> Result<Self, String> {
+        let mut builder = if settings.dns_servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
+        } else {
+            let servers = settings
+                .dns_servers
+                .iter()
+                .map(|sa| {
+                    let mut ns = NameServerConfig::udp_and_tcp(sa.ip());
+                    for c in &mut ns.connections {
+                        c.port = sa.port();
+                    }
+                    ns
+                })
+                .collect();
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        builder.options_mut().timeout = Duration::from_secs(5);
+        builder.options_mut().attempts = 2;
+        let resolver = builder.build().map_err(|e| e.to_string())?;
+        Ok(Self {
+            tls: mail_send::smtp::tls::build_tls_connector(true)?,
+            settings,
+            resolver,
+            idle: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn limit(&self, domain: &str) -> Arc<Semaphore> {
+        let mut l = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        if l.len() > 100_000 {
+            l.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        l.entry(domain.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_domain.max(1))))
+            .clone()
+    }
+
+    /// MX hosts by preference; the domain itself when it has no MX.
+    async fn route(&self, domain: &str) -> Route {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        match self.resolver.mx_lookup(fqdn.as_str()).await {
+            Ok(lookup) => {
+                let mut mx: Vec<(u16, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(m) => Some((m.preference, m.exchange.to_ascii())),
+                        _ => None,
+                    })
+                    .collect();
+                mx.sort_by_key(|(p, _)| *p);
+                if mx.len() == 1 && (mx[0].1 == "." || mx[0].1.is_empty()) {
+                    return Route::Refused(RecipientOutcome::Failed {
+                        status: "5.1.10".into(),
+                        diagnostic: format!(
+                            "smtp; 556 5.1.10 Recipient address rejected: {domain} has a null MX"
+                        ),
+                    });
+                }
+                if mx.is_empty() {
+                    return Route::Hosts(vec![fqdn]);
+                }
+                Route::Hosts(mx.into_iter().map(|(_, h)| h).collect())
+            }
+            Err(e) if e.is_nx_domain() => Route::Refused(RecipientOutcome::Failed {
+                status: "5.1.2".into(),
+                diagnostic: format!(
+                    "smtp; 550 5.1.2 Host or domain name not found. Name service error for name={domain} type=MX: Host not found"
+                ),
+            }),
+            Err(e) if e.is_no_records_found() => Route::Hosts(vec![fqdn]),
+            Err(e) => Route::Refused(RecipientOutcome::Deferred {
+                reason: format!("DNS lookup of MX {domain} failed: {e}"),
+            }),
+        }
+    }
+
+    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        if let Ok(ip) = host.trim_end_matches('.').parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        match self.resolver.lookup_ip(host).await {
+            Ok(ips) => Ok(ips.iter().collect()),
+            Err(e) => Err(format!("DNS lookup of {host} failed: {e}")),
+        }
+    }
+
+    /// Connects, reads the greeting, says EHLO and upgrades to TLS when the
+    /// host offers STARTTLS. If the TLS handshake fails, tries once more in
+    /// the clear, as opportunistic TLS allows.
+    async fn connect(&self, ip: IpAddr, host: &str) -> Result<Conn, mail_send::Error> {
+        match self.connect_once(ip, host, true).await {
+            Err(mail_send::Error::Tls(e)) => {
+                tracing::info!(%host, error = %e, "STARTTLS failed; retrying without TLS");
+                self.connect_once(ip, host, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_once(
+        &self,
+        ip: IpAddr,
+        host: &str,
+        tls: bool,
+    ) -> Result<Conn, mail_send::Error> {
+        let addr = SocketAddr::new(ip, self.settings.port);
+        let stream = tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| mail_send::Error::Timeout)??;
+        let mut c = SmtpClient {
+            stream,
+            timeout: COMMAND_TIMEOUT,
+        };
+        let greeting = c.read().await?;
+        if greeting.code != 220 {
+            return Err(mail_send::Error::UnexpectedReply(greeting));
+        }
+        let ehlo = c.ehlo(&self.settings.helo).await?;
+        if tls && ehlo.has_capability(smtp_proto::EXT_START_TLS) {
+            let name = host.trim_end_matches('.');
+            let mut t = c.start_tls(&self.tls, name).await?;
+            t.ehlo(&self.settings.helo).await?;
+            return Ok(boxed(t));
+        }
+        Ok(boxed(c))
+    }
+
+    fn take_idle(&self, key: &str) -> Option<Conn> {
+        self.idle.lock().ok()?.get_mut(key)?.pop()
+    }
+
+    fn put_idle(&self, key: String, conn: Conn) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let v = idle.entry(key).or_default();
+            if v.len() < self.settings.max_idle {
+                v.push(conn);
+            }
+        }
+    }
+
+    /// One host: reuse an idle connection or open one to any of its
+    /// addresses, then run the transaction.
+    async fn try_host(
+        &self,
+        host: &str,
+        env: &Envelope<'_>,
+    ) -> Result<Vec<(String, RecipientOutcome)>, String> {
+        let key = format!("{}:{}", host.trim_end_matches('.'), self.settings.port);
+        if let Some(mut conn) = self.take_idle(&key)
+            && let Ok(out) = transact(&mut conn, env).await
+        {
+            self.put_idle(key, conn);
+            return Ok(out);
+        }
+        let mut last = format!("{host} has no address");
+        for ip in self.addresses(host).await? {
+            match self.connect(ip, host).await {
+                Ok(mut conn) => match transact(&mut conn, env).await {
+                    Ok(out) => {
+                        self.put_idle(key, conn);
+                        return Ok(out);
+                    }
+                    Err(e) => last = format!("{host} [{ip}]: {}", error_text(&e)),
+                },
+                Err(e) => {
+                    if let Some(o) = permanent(&e) {
+                        return Ok(env
+                            .recipients
+                            .iter()
+                            .map(|r| (r.clone(), o.clone()))
+                            .collect());
+                    }
+                    last = format!("{host} [{ip}]: {}", error_text(&e));
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+#[async_trait]
+impl Transport for DirectTransport {
+    async fn deliver(&self, env: &Envelope<'_>) -> AttemptReport {
+        let limit = self.limit(env.domain);
+        let Ok(_permit) = limit.acquire_owned().await else {
+            return AttemptReport {
+                remote: env.domain.to_owned(),
+                outcomes: deferred_all(env, "the transport is closing"),
+            };
+        };
+        let hosts = match self.route(env.domain).await {
+            Route::Hosts(h) => h,
+            Route::Refused(o) => {
+                return AttemptReport::all(env.domain, env.recipients, o);
+            }
+        };
+        let mut last = String::new();
+        for host in &hosts {
+            match self.try_host(host, env).await {
+                Ok(outcomes) => {
+                    return AttemptReport {
+                        remote: host.trim_end_matches('.').to_owned(),
+                        outcomes,
+                    };
+                }
+                Err(e) => last = e,
+            }
+        }
+        AttemptReport {
+            remote: hosts.first().cloned().unwrap_or_default(),
+            outcomes: deferred_all(
+                env,
+                &format!("no MX host of {} took the message: {last}", env.domain),
+            ),
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        "direct"
+    }
+}

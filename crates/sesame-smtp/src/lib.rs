@@ -1,0 +1,165 @@
+//! SMTP transports for the delivery engine (`sesame_core::delivery`).
+//!
+//! # Layout
+//! - this file: one SMTP transaction over an open connection (MAIL, RCPT
+//!   per recipient, DATA) and how replies become per-recipient outcomes:
+//!   2xx delivered, 5xx failed, 4xx and connection errors deferred.
+//! - [`relay`]: `--delivery relay`, through one smarthost with STARTTLS or
+//!   implicit TLS and AUTH, reusing connections.
+//! - [`direct`]: `--delivery direct`, to each domain's MX hosts (A/AAAA when
+//!   there is no MX), opportunistic STARTTLS, connection reuse per host and
+//!   a concurrency limit per domain.
+//!
+//! Connections use mail-send's client; MX lookups use hickory.
+
+pub mod direct;
+pub mod relay;
+
+pub use direct::{DirectSettings, DirectTransport};
+pub use relay::{RelayConfig, RelayTransport};
+
+use mail_send::SmtpClient;
+use sesame_core::delivery::Envelope;
+use sesame_model::RecipientOutcome;
+use smtp_proto::Response;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A connection's byte stream, plain or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// An open, greeted and (if needed) authenticated SMTP connection.
+pub type Conn = SmtpClient<Box<dyn Stream>>;
+
+/// How long one command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `550 5.1.1 text`, as SES's `diagnosticCode` quotes a reply.
+pub fn reply_text(r: &Response<String>) -> String {
+    let msg = r.message.trim().replace(['\r', '\n'], " ");
+    if r.esc[0] > 0 {
+        format!("{} {}.{}.{} {}", r.code, r.esc[0], r.esc[1], r.esc[2], msg)
+    } else {
+        format!("{} {}", r.code, msg)
+    }
+}
+
+fn enhanced(r: &Response<String>) -> String {
+    if r.esc[0] > 0 {
+        format!("{}.{}.{}", r.esc[0], r.esc[1], r.esc[2])
+    } else if r.code >= 500 {
+        "5.0.0".into()
+    } else {
+        "4.0.0".into()
+    }
+}
+
+/// What a reply means for the recipients it concerns, or `None` for 2xx/3xx.
+fn refusal(r: &Response<String>) -> Option<RecipientOutcome> {
+    match r.code {
+        500..=599 => Some(RecipientOutcome::Failed {
+            status: enhanced(r),
+            diagnostic: format!("smtp; {}", reply_text(r)),
+        }),
+        400..=499 => Some(RecipientOutcome::Deferred {
+            reason: reply_text(r),
+        }),
+        _ if r.code < 200 || r.code >= 600 => Some(RecipientOutcome::Deferred {
+            reason: format!("unexpected reply {}", reply_text(r)),
+        }),
+        _ => None,
+    }
+}
+
+/// Runs one mail transaction. `Err` means the connection failed (it must
+/// not be reused; every recipient not yet settled is deferred by the
+/// caller). `Ok` gives every recipient's outcome, and the connection can
+/// carry the next transaction.
+pub async fn transact(
+    conn: &mut Conn,
+    env: &Envelope<'_>,
+) -> Result<Vec<(String, RecipientOutcome)>, mail_send::Error> {
+    let all = |o: RecipientOutcome| {
+        env.recipients
+            .iter()
+            .map(|r| (r.clone(), o.clone()))
+            .collect::<Vec<_>>()
+    };
+    let r = conn
+        .cmd(format!("MAIL FROM:<{}>\r\n", env.mail_from))
+        .await?;
+    if let Some(o) = refusal(&r) {
+        let _ = conn.rset().await;
+        return Ok(all(o));
+    }
+    let mut out = Vec::with_capacity(env.recipients.len());
+    let mut accepted = vec![];
+    for rcpt in env.recipients {
+        let r = conn.cmd(format!("RCPT TO:<{rcpt}>\r\n")).await?;
+        match refusal(&r) {
+            Some(o) => out.push((rcpt.clone(), o)),
+            None => accepted.push(rcpt.clone()),
+        }
+    }
+    if accepted.is_empty() {
+        let _ = conn.rset().await;
+        return Ok(out);
+    }
+    let r = conn.cmd(b"DATA\r\n").await?;
+    let outcome = if r.code == 354 {
+        let r = tokio::time::timeout(conn.timeout, async {
+            conn.write_message(env.message).await?;
+            conn.read().await
+        })
+        .await
+        .map_err(|_| mail_send::Error::Timeout)??;
+        refusal(&r).unwrap_or(RecipientOutcome::Delivered {
+            response: reply_text(&r),
+        })
+    } else {
+        let o = refusal(&r).unwrap_or(RecipientOutcome::Deferred {
+            reason: format!("DATA was answered {}", reply_text(&r)),
+        });
+        let _ = conn.rset().await;
+        o
+    };
+    out.extend(accepted.into_iter().map(|r| (r, outcome.clone())));
+    Ok(out)
+}
+
+/// Every recipient deferred because the connection failed.
+pub fn deferred_all(env: &Envelope<'_>, why: &str) -> Vec<(String, RecipientOutcome)> {
+    env.recipients
+        .iter()
+        .map(|r| {
+            (
+                r.clone(),
+                RecipientOutcome::Deferred {
+                    reason: why.to_owned(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// A connection error as a reason: the server's reply where there was one.
+pub fn error_text(e: &mail_send::Error) -> String {
+    match e {
+        mail_send::Error::UnexpectedReply(r) | mail_send::Error::AuthenticationFailed(r) => {
+            reply_text(r)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether a connection error is permanent for every recipient: the
+/// receiving server refused us with a 5xx reply at greeting or EHLO. A
+/// failed AUTH is not: that is the operator's configuration to fix, and
+/// the mail waits for it.
+pub fn permanent(e: &mail_send::Error) -> Option<RecipientOutcome> {
+    match e {
+        mail_send::Error::UnexpectedReply(r) if r.code >= 500 => refusal(r),
+        _ => None,
+    }
+}
