@@ -108,8 +108,11 @@ pub async fn transact(
     }
     let r = conn.cmd(b"DATA\r\n").await?;
     let outcome = if r.code == 354 {
+        let data = dot_stuff(env.message);
         let r = tokio::time::timeout(conn.timeout, async {
-            conn.write_message(env.message).await?;
+            use tokio::io::AsyncWriteExt;
+            conn.stream.write_all(&data).await?;
+            conn.stream.flush().await?;
             conn.read().await
         })
         .await
@@ -126,6 +129,28 @@ pub async fn transact(
     };
     out.extend(accepted.into_iter().map(|r| (r, outcome.clone())));
     Ok(out)
+}
+
+/// The DATA payload: lines starting with `.` get another (RFC 5321
+/// 4.5.2), then the terminator. mail-send's `write_message` always adds a
+/// CRLF before the final `.`, which would append an empty line to every
+/// message that already ends with one; the receiver must get the message
+/// byte for byte.
+pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut line_start = true;
+    for &b in message {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !message.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
 }
 
 /// Every recipient deferred because the connection failed.
@@ -161,5 +186,41 @@ pub fn permanent(e: &mail_send::Error) -> Option<RecipientOutcome> {
     match e {
         mail_send::Error::UnexpectedReply(r) if r.code >= 500 => refusal(r),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing_keeps_the_message_intact() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\r\n"), b"a\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\r\n\r\n"), b"a\r\n\r\n.\r\n");
+    }
+
+    #[test]
+    fn replies_are_classified() {
+        let r = |code, esc: [u8; 3], m: &str| Response {
+            code,
+            esc,
+            message: m.to_owned(),
+        };
+        assert_eq!(
+            refusal(&r(550, [5, 1, 1], "no such user")),
+            Some(RecipientOutcome::Failed {
+                status: "5.1.1".into(),
+                diagnostic: "smtp; 550 5.1.1 no such user".into()
+            })
+        );
+        assert_eq!(
+            refusal(&r(451, [0, 0, 0], "later")),
+            Some(RecipientOutcome::Deferred {
+                reason: "451 later".into()
+            })
+        );
+        assert_eq!(refusal(&r(250, [2, 0, 0], "ok")), None);
     }
 }

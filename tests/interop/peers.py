@@ -1,0 +1,198 @@
+"""Real network peers on loopback for the delivery tests: an SMTP server
+(aiosmtpd) that records what it receives and can answer scripted replies,
+and an authoritative DNS server (dnslib) whose zone the tests change."""
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from dnslib import QTYPE, RR, A, MX, TXT, CNAME
+from dnslib.server import BaseResolver, DNSServer
+
+from conftest import free_port
+
+
+class Received:
+    def __init__(self, mail_from, rcpts, data, tls, login):
+        self.mail_from = mail_from
+        self.rcpts = rcpts
+        self.data = data
+        self.tls = tls
+        self.login = login
+
+
+class _Handler:
+    def __init__(self, sink):
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0].lower()
+        with self.sink.lock:
+            script = self.sink.script.get(local)
+            reply = None
+            if script:
+                reply = script.pop(0) if len(script) > 1 else script[0]
+        if reply and not reply.startswith("250"):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.sink.delay:
+            import asyncio
+
+            await asyncio.sleep(self.sink.delay)
+        login = session.auth_data.login.decode() if session.auth_data else None
+        with self.sink.lock:
+            self.sink.received.append(
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.original_content,
+                    session.ssl is not None,
+                    login,
+                )
+            )
+        return "250 2.0.0 Ok: queued as test"
+
+
+def self_signed_cert(directory):
+    """A certificate and key for 127.0.0.1/localhost, made with openssl."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+class Sink:
+    """An SMTP server on loopback. `script` maps a recipient's local part to
+    the replies its RCPT gets, in order (the last one repeats)."""
+
+    def __init__(self, script=None, tls=False, auth=None, delay=0.0):
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.received = []
+        self.lock = threading.Lock()
+        self.delay = delay
+        self.port = free_port()
+        kwargs = {}
+        if tls:
+            self.tmp = tempfile.mkdtemp(prefix="sesame-sink-")
+            cert, key = self_signed_cert(self.tmp)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cert, key)
+            kwargs.update(tls_context=ctx, require_starttls=True)
+        if auth:
+            user, password = auth
+
+            def authenticator(server, session, envelope, mechanism, auth_data):
+                ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+                return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=tls)
+        self.controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, server_hostname="mx.test",
+            **kwargs,
+        )
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+    def messages(self):
+        with self.lock:
+            return list(self.received)
+
+    def wait_for(self, count, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.messages()
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} messages at the sink, got {len(self.messages())}")
+
+
+class _Zone(BaseResolver):
+    def __init__(self):
+        self.records = {}  # (name, qtype) -> [rdata]
+        self.lock = threading.Lock()
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        q = request.q
+        name = str(q.qname).rstrip(".").lower()
+        qtype = QTYPE[q.qtype]
+        with self.lock:
+            answers = list(self.records.get((name, qtype), []))
+            exists = any(n == name for (n, _) in self.records)
+        for rdata in answers:
+            reply.add_answer(RR(q.qname, getattr(QTYPE, qtype), rdata=rdata, ttl=1))
+        if not answers and not exists:
+            reply.header.rcode = 3  # NXDOMAIN
+        return reply
+
+
+class Dns:
+    """An authoritative DNS server on loopback (UDP and TCP) whose records
+    the tests set: `dns.mx("example.test", "mx.example.test")`."""
+
+    def __init__(self):
+        self.zone = _Zone()
+        self.port = free_udp_port()
+        self.udp = DNSServer(self.zone, port=self.port, address="127.0.0.1")
+        self.tcp = DNSServer(self.zone, port=self.port, address="127.0.0.1", tcp=True)
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.udp.start_thread()
+        self.tcp.start_thread()
+        return self
+
+    def __exit__(self, *exc):
+        self.udp.stop()
+        self.tcp.stop()
+
+    def set(self, name, qtype, rdatas):
+        with self.zone.lock:
+            self.zone.records[(name.lower(), qtype)] = rdatas
+
+    def a(self, name, ip="127.0.0.1"):
+        self.set(name, "A", [A(ip)])
+
+    def mx(self, name, *hosts):
+        self.set(name, "MX", [MX(h, preference=10 * (i + 1)) for i, h in enumerate(hosts)])
+
+    def txt(self, name, value):
+        self.set(name, "TXT", [TXT(value)])
+
+    def cname(self, name, target):
+        self.set(name, "CNAME", [CNAME(target)])
+
+
+def free_udp_port():
+    """A port free for both UDP and TCP on loopback."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket() as t:
+                    t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
