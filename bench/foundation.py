@@ -35,11 +35,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(binary, data_dir):
+def start(binary, data_dir, extra=("--delivery", "capture")):
+    """Starts sesame; by default it captures mail, so that no benchmark
+    reaches for the internet."""
     port = free_port()
     env = dict(os.environ, SESAME_ROOT_ACCESS_KEY_ID=KEY, SESAME_ROOT_SECRET_ACCESS_KEY=SECRET, SESAME_LOG="warn")
     t0 = time.perf_counter()
-    p = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir], env=env,
+    p = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, *extra], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     while True:

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""End-to-end delivery benchmark (issue 4): SendEmail accepted → DKIM-signed
+(RSA-2048, Easy DKIM) → relayed over SMTP to a loopback sink, sustained for
+--duration seconds, with the sink's receive rate, the queue depth and
+sesame's RSS sampled every --every seconds.
+
+Usage: bench/delivery.py [--bin target/release/sesame]
+                         [--sink target/release/examples/smtp_sink]
+                         [--duration 60] [--conns 16] [--rate N]
+  --rate caps the offered SendEmail load (requests/s, wrk2-style pacing is
+  not available, so the cap is wrk connections × a Lua delay); without it
+  wrk offers as much as it can and the queue shows whether delivery keeps up.
+Needs: the test venv (boto3) and wrk. Loopback only; bounded by --duration.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from foundation import KEY, SECRET, free_port, rss_mb, signed_lua, start, stop  # noqa: E402
+
+import boto3  # noqa: E402
+
+DOMAIN = "bench.example.com"
+
+
+def lua_for(url, delay_ms):
+    body = ("Action=SendEmail&Version=2010-12-01&Source=sender%40bench.example.com"
+            "&Destination.ToAddresses.member.1=rcpt%40sink.example.org"
+            "&Message.Subject.Data=Benchmark&Message.Body.Text.Data=Hello+from+the+delivery+benchmark")
+    path = signed_lua(url, body)
+    if delay_ms:
+        with open(path, "a") as f:
+            f.write(f"function delay()\n  return {delay_ms}\nend\n")
+    return path
+
+
+def queue_depth(url):
+    with urllib.request.urlopen(url + "/_sesame/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('sesame_queue_depth{state="queued"}'):
+                return int(float(line.split()[-1]))
+    return -1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/sesame")
+    ap.add_argument("--sink", default="target/release/examples/smtp_sink")
+    ap.add_argument("--duration", type=int, default=60)
+    ap.add_argument("--every", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=16)
+    ap.add_argument("--rate", type=int, default=0)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    sink_port = free_port()
+    sink = subprocess.Popen([args.sink, str(sink_port)], stdout=subprocess.PIPE, text=True)
+    received = [0]
+
+    def read_sink():
+        for line in sink.stdout:
+            received[0] = int(line)
+
+    threading.Thread(target=read_sink, daemon=True).start()
+
+    d = tempfile.mkdtemp(prefix="sesame-bench-")
+    conf = os.path.join(d, "sesame.toml")
+    with open(conf, "w") as f:
+        f.write("no_sandbox = true\n")
+    extra = ("--config", conf, "--auto-verify", "--delivery", "relay",
+             "--relay", f"smtp://127.0.0.1:{sink_port}?tls=none")
+    p, url, _ = start(args.bin, d, extra)
+    try:
+        ses = boto3.client("sesv2", region_name="us-east-1", endpoint_url=url,
+                           aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+        ses.create_email_identity(EmailIdentity=DOMAIN,
+                                  DkimSigningAttributes={"NextSigningKeyLength": "RSA_2048_BIT"})
+        subprocess.run([args.bin, "--config", conf, "--data-dir", d, "accounts", "set-quota",
+                        "--account", "000000000000", "--region", "us-east-1",
+                        "--max-send-rate", "1000000", "--max-24h-send", "-1"], check=True,
+                       capture_output=True)
+        delay = int(args.conns * 1000 / args.rate) if args.rate else 0
+        lua = lua_for(url, delay)
+        wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration}s", "-s", lua, url + "/"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        print(f"{'t (s)':>6} {'received':>9} {'rcv/s':>7} {'queued':>7} {'RSS MB':>7}")
+        t0 = time.time()
+        last_n, last_t = received[0], t0
+        samples = []
+        while wrk.poll() is None:
+            time.sleep(args.every)
+            now, n = time.time(), received[0]
+            rate = (n - last_n) / (now - last_t)
+            q = queue_depth(url)
+            rss = rss_mb(p.pid)
+            samples.append((now - t0, n, rate, q, rss))
+            print(f"{now - t0:6.0f} {n:9d} {rate:7.0f} {q:7d} {rss:7.1f}", flush=True)
+            last_n, last_t = n, now
+        out, err = wrk.communicate()
+        if "status" in err:
+            sys.exit("the server refused benchmark requests: " + err[:300])
+        rps = next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec"))
+        sent = next(int(l.split()[0]) for l in out.splitlines() if "requests in" in l)
+        # Drain: how long until the sink has everything that was accepted.
+        drain0 = time.time()
+        while received[0] < sent and time.time() - drain0 < 120:
+            time.sleep(0.2)
+        elapsed = time.time() - t0
+        print(f"accepted {sent} SendEmail ({float(rps):,.0f}/s over {args.duration}s); "
+              f"received {received[0]} at the sink; drained {time.time() - drain0:.1f}s after the load stopped")
+        print(f"end to end: {received[0] / elapsed:,.0f} messages/s over {elapsed:.0f}s "
+              f"(accept → DKIM RSA-2048 → SMTP), peak RSS {max(s[4] for s in samples):.1f} MB")
+        steady = [s[2] for s in samples[1:]] or [samples[0][2]]
+        print(f"receive rate while loaded: median {sorted(steady)[len(steady) // 2]:,.0f}/s")
+    finally:
+        stop(p)
+        sink.terminate()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
