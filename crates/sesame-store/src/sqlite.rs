@@ -28,8 +28,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Accounts and identities as sends read them; see [`crate::cache`].
     cache: ReadCache,
-    /// Hands acceptances to the writer task; `None` once closed.
-    writer: Mutex<Option<mpsc::Sender<AcceptJob>>>,
+    /// Hands queue writes to the writer task; `None` once closed.
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
     /// The writer task, awaited on close.
     writer_task: Mutex<Option<JoinHandle<()>>>,
     /// Notified after a commit that queued deliveries.
@@ -65,6 +65,23 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_task: Mutex::new(Some(task)),
         })
+    }
+
+    /// Hands a job to the writer task and waits for its answer.
+    async fn submit<T>(&self, job: Job, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
+        let sender = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Batch("the writer lock is poisoned".into()))?
+            .clone()
+            .ok_or_else(|| StoreError::Batch("the store is closed".into()))?;
+        sender
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Batch("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Batch("the writer dropped a request".into()))?
     }
 
     /// Stops the writer after the acceptances already handed to it, then
@@ -463,25 +480,17 @@ impl Store for SqliteStore {
         message: &NewMessage,
         quota: &QuotaCheck,
     ) -> Result<Acceptance> {
-        let sender = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Batch("the writer lock is poisoned".into()))?
-            .clone()
-            .ok_or_else(|| StoreError::Batch("the store is closed".into()))?;
         let (reply, answer) = oneshot::channel();
-        sender
-            .send(AcceptJob {
+        self.submit(
+            Job::Accept(AcceptJob {
                 scope: scope.clone(),
                 message: message.clone(),
                 quota: *quota,
                 reply,
-            })
-            .await
-            .map_err(|_| StoreError::Batch("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Batch("the writer dropped a request".into()))?
+            }),
+            answer,
+        )
+        .await
     }
 
     async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>> {
@@ -549,120 +558,30 @@ impl Store for SqliteStore {
         lease_until: Millis,
         limit: u32,
     ) -> Result<Vec<QueuedDelivery>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ?
-             WHERE id IN (
-               SELECT id FROM deliveries
-               WHERE (state = 'queued' AND next_attempt_at <= ?)
-                  OR (state = 'sending' AND lease_until < ?)
-               ORDER BY next_attempt_at LIMIT ?)
-             RETURNING id, message_id, account_id, region, domain, recipients, attempts,
-                       accepted_at",
+        let (reply, answer) = oneshot::channel();
+        self.submit(
+            Job::Queue(QueueJob::Claim {
+                now,
+                lease_until,
+                limit,
+                reply,
+            }),
+            answer,
         )
-        .bind(lease_until)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        let mut orphans = vec![];
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let message_id: String = r.try_get("message_id")?;
-            let Some(m) =
-                sqlx::query("SELECT source, destinations, subject, raw FROM messages WHERE id = ?")
-                    .bind(&message_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            else {
-                orphans.push(id);
-                continue;
-            };
-            let recipients: String = r.try_get("recipients")?;
-            let destinations: String = m.try_get("destinations")?;
-            out.push(QueuedDelivery {
-                id,
-                scope: scope_of(r)?,
-                message_id,
-                source: m.try_get("source")?,
-                destinations: from_json(&destinations)?,
-                subject: m.try_get("subject")?,
-                domain: r.try_get("domain")?,
-                recipients: from_json(&recipients)?,
-                attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
-                accepted_at: r.try_get("accepted_at")?,
-                raw: m.try_get("raw")?,
-            });
-        }
-        // A delivery whose message was deleted (the mailbox cleared) ends.
-        for id in orphans {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'failed', lease_until = NULL,
-                   last_error = 'the message was deleted before delivery' WHERE id = ?",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(out)
+        .await
     }
 
     async fn finish_deliveries(&self, updates: &[DeliveryUpdate], events: &[Event]) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for u in updates {
-            match u {
-                DeliveryUpdate::Finished { id, failed, at } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = ?, attempts = attempts + 1,
-                           lease_until = NULL, updated_at = ? WHERE id = ?",
-                    )
-                    .bind(if *failed { "failed" } else { "delivered" })
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                DeliveryUpdate::Retry {
-                    id,
-                    recipients,
-                    at,
-                    error,
-                } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'queued', attempts = attempts + 1,
-                           recipients = ?, next_attempt_at = ?, lease_until = NULL,
-                           updated_at = ?, last_error = ? WHERE id = ?",
-                    )
-                    .bind(to_json(recipients)?)
-                    .bind(at)
-                    .bind(at)
-                    .bind(error)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
-        for e in events {
-            sqlx::query(
-                "INSERT INTO events (account_id, region, message_id, kind, at, data)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.scope.account.as_str())
-            .bind(e.scope.region.as_str())
-            .bind(&e.message_id)
-            .bind(e.kind.as_str())
-            .bind(e.at)
-            .bind(to_json(e)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let (reply, answer) = oneshot::channel();
+        self.submit(
+            Job::Queue(QueueJob::Finish {
+                updates: updates.to_vec(),
+                events: events.to_vec(),
+                reply,
+            }),
+            answer,
+        )
+        .await
     }
 
     async fn requeue_in_flight(&self, now: Millis) -> Result<u64> {
@@ -934,6 +853,153 @@ impl Store for SqliteStore {
     }
 }
 
+async fn claim_deliveries(
+    pool: &SqlitePool,
+    now: Millis,
+    lease_until: Millis,
+    limit: u32,
+) -> Result<Vec<QueuedDelivery>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let rows = sqlx::query(
+        "UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ?
+         WHERE id IN (
+           SELECT id FROM deliveries
+           WHERE (state = 'queued' AND next_attempt_at <= ?)
+              OR (state = 'sending' AND lease_until < ?)
+           ORDER BY next_attempt_at LIMIT ?)
+         RETURNING id, message_id, account_id, region, domain, recipients, attempts,
+                   accepted_at",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut orphans = vec![];
+    for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        let message_id: String = r.try_get("message_id")?;
+        let Some(m) =
+            sqlx::query("SELECT source, destinations, subject, raw FROM messages WHERE id = ?")
+                .bind(&message_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            orphans.push(id);
+            continue;
+        };
+        let recipients: String = r.try_get("recipients")?;
+        let destinations: String = m.try_get("destinations")?;
+        out.push(QueuedDelivery {
+            id,
+            scope: scope_of(r)?,
+            message_id,
+            source: m.try_get("source")?,
+            destinations: from_json(&destinations)?,
+            subject: m.try_get("subject")?,
+            domain: r.try_get("domain")?,
+            recipients: from_json(&recipients)?,
+            attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
+            accepted_at: r.try_get("accepted_at")?,
+            raw: m.try_get("raw")?,
+        });
+    }
+    // A delivery whose message was deleted (the mailbox cleared) ends.
+    for id in orphans {
+        sqlx::query(
+            "UPDATE deliveries SET state = 'failed', lease_until = NULL,
+               last_error = 'the message was deleted before delivery' WHERE id = ?",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn finish_deliveries(
+    pool: &SqlitePool,
+    updates: &[DeliveryUpdate],
+    events: &[Event],
+) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for u in updates {
+        match u {
+            DeliveryUpdate::Finished { id, failed, at } => {
+                sqlx::query(
+                    "UPDATE deliveries SET state = ?, attempts = attempts + 1,
+                       lease_until = NULL, updated_at = ? WHERE id = ?",
+                )
+                .bind(if *failed { "failed" } else { "delivered" })
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            DeliveryUpdate::Retry {
+                id,
+                recipients,
+                at,
+                error,
+            } => {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'queued', attempts = attempts + 1,
+                       recipients = ?, next_attempt_at = ?, lease_until = NULL,
+                       updated_at = ?, last_error = ? WHERE id = ?",
+                )
+                .bind(to_json(recipients)?)
+                .bind(at)
+                .bind(at)
+                .bind(error)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    for e in events {
+        sqlx::query(
+            "INSERT INTO events (account_id, region, message_id, kind, at, data)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.scope.account.as_str())
+        .bind(e.scope.region.as_str())
+        .bind(&e.message_id)
+        .bind(e.kind.as_str())
+        .bind(e.at)
+        .bind(to_json(e)?)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A write waiting for the writer task.
+enum Job {
+    Accept(AcceptJob),
+    Queue(QueueJob),
+}
+
+/// A delivery-queue write: claims and recorded outcomes.
+enum QueueJob {
+    Claim {
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+        reply: oneshot::Sender<Result<Vec<QueuedDelivery>>>,
+    },
+    Finish {
+        updates: Vec<DeliveryUpdate>,
+        events: Vec<Event>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
 /// One acceptance waiting for the writer.
 struct AcceptJob {
     scope: Scope,
@@ -945,10 +1011,13 @@ struct AcceptJob {
 /// The most acceptances committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// Owns all message acceptance: takes waiting jobs in arrival order, decides
-/// each one's quotas, writes the accepted ones in one shared transaction,
-/// commits, then answers each. One writer means no lock contention between
-/// requests, and one commit serves many of them. A reply is sent only after
+/// Owns all message acceptance and every delivery-queue write (claims and
+/// recorded outcomes): takes waiting jobs in arrival order, decides each
+/// acceptance's quotas, writes the accepted ones in one shared transaction,
+/// commits, then answers each; then runs the queue writes, one transaction
+/// each. One writer means no lock contention between requests and the
+/// delivery engine (SQLite's busy waits would otherwise throttle both), and
+/// one commit serves many acceptances. A reply is sent only after
 /// the commit, so an accepted message is durable. The writer ends when every
 /// sender is gone (the store closed or dropped).
 ///
@@ -957,29 +1026,58 @@ const MAX_BATCH: usize = 512;
 /// `send_ledger` the first time the scope sends, and written back each
 /// batch) and its send-rate token bucket (kept only in memory: after a
 /// restart a bucket starts full, which is one second's worth of sending).
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<AcceptJob>, queued: Arc<Notify>) {
+async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, queued: Arc<Notify>) {
     let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
-        match accept_batch(&pool, &mut quotas, &batch).await {
-            Ok(results) => {
-                if results.contains(&Acceptance::Accepted) {
-                    queued.notify_one();
+        let mut batch = Vec::with_capacity(jobs.len());
+        let mut others = vec![];
+        for job in jobs {
+            match job {
+                Job::Accept(a) => batch.push(a),
+                Job::Queue(q) => others.push(q),
+            }
+        }
+        if !batch.is_empty() {
+            match accept_batch(&pool, &mut quotas, &batch).await {
+                Ok(results) => {
+                    if results.contains(&Acceptance::Accepted) {
+                        queued.notify_one();
+                    }
+                    for (job, r) in batch.into_iter().zip(results) {
+                        let _ = job.reply.send(Ok(r));
+                    }
                 }
-                for (job, r) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(r));
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = batch.len(), "a batch of acceptances failed");
+                    for job in batch {
+                        let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
+                    }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, jobs = batch.len(), "a batch of acceptances failed");
-                for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
+        }
+        for job in others {
+            match job {
+                QueueJob::Claim {
+                    now,
+                    lease_until,
+                    limit,
+                    reply,
+                } => {
+                    let _ = reply.send(claim_deliveries(&pool, now, lease_until, limit).await);
+                }
+                QueueJob::Finish {
+                    updates,
+                    events,
+                    reply,
+                } => {
+                    let _ = reply.send(finish_deliveries(&pool, &updates, &events).await);
                 }
             }
         }
