@@ -223,7 +223,9 @@ impl DeliveryEngine {
         while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
             let free = slots.available_permits();
-            if free == 0 {
+            // Claim in batches: with most slots busy, wait for attempts to
+            // finish rather than claiming one or two at a time.
+            if free == 0 || (free < limit / 4 && !attempts.is_empty()) {
                 tokio::select! {
                     _ = attempts.join_next() => {}
                     _ = stop.changed() => {}

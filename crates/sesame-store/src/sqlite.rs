@@ -860,15 +860,14 @@ async fn claim_deliveries(
     limit: u32,
 ) -> Result<Vec<QueuedDelivery>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let rows = sqlx::query(
+    let ids: Vec<(i64,)> = sqlx::query_as(
         "UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ?
          WHERE id IN (
            SELECT id FROM deliveries
            WHERE (state = 'queued' AND next_attempt_at <= ?)
               OR (state = 'sending' AND lease_until < ?)
            ORDER BY next_attempt_at LIMIT ?)
-         RETURNING id, message_id, account_id, region, domain, recipients, attempts,
-                   accepted_at",
+         RETURNING id",
     )
     .bind(lease_until)
     .bind(now)
@@ -877,46 +876,50 @@ async fn claim_deliveries(
     .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(vec![]);
+    }
+    let ids = to_json(&ids.iter().map(|(i,)| *i).collect::<Vec<_>>())?;
+    // The claimed deliveries with their messages, in one query.
+    let rows = sqlx::query(
+        "SELECT d.id, d.message_id, d.account_id, d.region, d.domain, d.recipients,
+                d.attempts, d.accepted_at, m.source, m.destinations, m.subject, m.raw
+         FROM deliveries d JOIN messages m ON m.id = d.message_id
+         WHERE d.id IN (SELECT value FROM json_each(?))
+         ORDER BY d.next_attempt_at",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
-    let mut orphans = vec![];
     for r in &rows {
-        let id: i64 = r.try_get("id")?;
-        let message_id: String = r.try_get("message_id")?;
-        let Some(m) =
-            sqlx::query("SELECT source, destinations, subject, raw FROM messages WHERE id = ?")
-                .bind(&message_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            orphans.push(id);
-            continue;
-        };
         let recipients: String = r.try_get("recipients")?;
-        let destinations: String = m.try_get("destinations")?;
+        let destinations: String = r.try_get("destinations")?;
         out.push(QueuedDelivery {
-            id,
+            id: r.try_get("id")?,
             scope: scope_of(r)?,
-            message_id,
-            source: m.try_get("source")?,
+            message_id: r.try_get("message_id")?,
+            source: r.try_get("source")?,
             destinations: from_json(&destinations)?,
-            subject: m.try_get("subject")?,
+            subject: r.try_get("subject")?,
             domain: r.try_get("domain")?,
             recipients: from_json(&recipients)?,
             attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
             accepted_at: r.try_get("accepted_at")?,
-            raw: m.try_get("raw")?,
+            raw: r.try_get("raw")?,
         });
     }
     // A delivery whose message was deleted (the mailbox cleared) ends.
-    for id in orphans {
-        sqlx::query(
-            "UPDATE deliveries SET state = 'failed', lease_until = NULL,
-               last_error = 'the message was deleted before delivery' WHERE id = ?",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    sqlx::query(
+        "UPDATE deliveries SET state = 'failed', lease_until = NULL,
+           last_error = 'the message was deleted before delivery'
+         WHERE id IN (SELECT value FROM json_each(?))
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id)",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(out)
 }
@@ -927,53 +930,68 @@ async fn finish_deliveries(
     events: &[Event],
 ) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for u in updates {
-        match u {
-            DeliveryUpdate::Finished { id, failed, at } => {
-                sqlx::query(
-                    "UPDATE deliveries SET state = ?, attempts = attempts + 1,
-                       lease_until = NULL, updated_at = ? WHERE id = ?",
-                )
-                .bind(if *failed { "failed" } else { "delivered" })
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            DeliveryUpdate::Retry {
-                id,
-                recipients,
-                at,
-                error,
-            } => {
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'queued', attempts = attempts + 1,
-                       recipients = ?, next_attempt_at = ?, lease_until = NULL,
-                       updated_at = ?, last_error = ? WHERE id = ?",
-                )
-                .bind(to_json(recipients)?)
-                .bind(at)
-                .bind(at)
-                .bind(error)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
+    // Finished deliveries: one statement per outcome.
+    for failed in [false, true] {
+        let (ids, at): (Vec<i64>, Vec<Millis>) = updates
+            .iter()
+            .filter_map(|u| match u {
+                DeliveryUpdate::Finished { id, failed: f, at } if *f == failed => Some((*id, *at)),
+                _ => None,
+            })
+            .unzip();
+        if ids.is_empty() {
+            continue;
         }
-    }
-    for e in events {
         sqlx::query(
-            "INSERT INTO events (account_id, region, message_id, kind, at, data)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, lease_until = NULL,
+               updated_at = ? WHERE id IN (SELECT value FROM json_each(?))",
         )
-        .bind(e.scope.account.as_str())
-        .bind(e.scope.region.as_str())
-        .bind(&e.message_id)
-        .bind(e.kind.as_str())
-        .bind(e.at)
-        .bind(to_json(e)?)
+        .bind(if failed { "failed" } else { "delivered" })
+        .bind(at.iter().max().copied().unwrap_or_default())
+        .bind(to_json(&ids)?)
         .execute(&mut *tx)
         .await?;
+    }
+    for u in updates {
+        if let DeliveryUpdate::Retry {
+            id,
+            recipients,
+            at,
+            error,
+        } = u
+        {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'queued', attempts = attempts + 1,
+                   recipients = ?, next_attempt_at = ?, lease_until = NULL,
+                   updated_at = ?, last_error = ? WHERE id = ?",
+            )
+            .bind(to_json(recipients)?)
+            .bind(at)
+            .bind(at)
+            .bind(error)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    // Events, many rows to a statement.
+    for chunk in events.chunks(100) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO events (account_id, region, message_id, kind, at, data) VALUES {rows}"
+        );
+        // Only placeholders are interpolated; values are bound.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.scope.account.as_str().to_owned())
+                .bind(e.scope.region.as_str().to_owned())
+                .bind(e.message_id.clone())
+                .bind(e.kind.as_str())
+                .bind(e.at)
+                .bind(to_json(e)?);
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
