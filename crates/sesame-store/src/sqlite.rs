@@ -854,12 +854,11 @@ impl Store for SqliteStore {
 }
 
 async fn claim_deliveries(
-    pool: &SqlitePool,
+    tx: &mut sqlx::SqliteConnection,
     now: Millis,
     lease_until: Millis,
     limit: u32,
 ) -> Result<Vec<QueuedDelivery>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let ids: Vec<(i64,)> = sqlx::query_as(
         "UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ?
          WHERE id IN (
@@ -885,7 +884,6 @@ async fn claim_deliveries(
     .fetch_all(&mut *tx)
     .await?;
     if ids.is_empty() {
-        tx.commit().await?;
         return Ok(vec![]);
     }
     let ids = to_json(&ids.iter().map(|(i,)| *i).collect::<Vec<_>>())?;
@@ -928,16 +926,14 @@ async fn claim_deliveries(
     .bind(&ids)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(out)
 }
 
 async fn finish_deliveries(
-    pool: &SqlitePool,
+    tx: &mut sqlx::SqliteConnection,
     updates: &[DeliveryUpdate],
     events: &[Event],
 ) -> Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // Finished deliveries: one statement per outcome.
     for failed in [false, true] {
         let (ids, at): (Vec<i64>, Vec<Millis>) = updates
@@ -1001,7 +997,6 @@ async fn finish_deliveries(
         }
         q.execute(&mut *tx).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -1070,9 +1065,82 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, queued: Arc<Notif
                 Job::Queue(q) => others.push(q),
             }
         }
+        write_all(&pool, &mut quotas, batch, others, &queued).await;
+    }
+}
+
+/// What one queue job's answer will be, sent after the commit.
+enum QueueAnswer {
+    Claim(
+        oneshot::Sender<Result<Vec<QueuedDelivery>>>,
+        Result<Vec<QueuedDelivery>>,
+    ),
+    Finish(oneshot::Sender<Result<()>>, Result<()>),
+}
+
+/// Runs one round of the writer in one transaction: the acceptances, then
+/// the queue jobs, each in its own savepoint so that one failing job fails
+/// alone. One commit serves them all; every answer waits for it.
+async fn write_all(
+    pool: &SqlitePool,
+    quotas: &mut HashMap<Scope, ScopeQuota>,
+    batch: Vec<AcceptJob>,
+    others: Vec<QueueJob>,
+    queued: &Notify,
+) {
+    let round = async {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut accepted = None;
         if !batch.is_empty() {
-            match accept_batch(&pool, &mut quotas, &batch).await {
-                Ok(results) => {
+            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+            match accept_batch(&mut sp, quotas, &batch).await {
+                Ok(r) => {
+                    sp.commit().await?;
+                    accepted = Some(Ok(r));
+                }
+                Err(e) => {
+                    sp.rollback().await?;
+                    accepted = Some(Err(e));
+                }
+            }
+        }
+        let mut answers = Vec::with_capacity(others.len());
+        for job in others {
+            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+            let (ok, answer) = match job {
+                QueueJob::Claim {
+                    now,
+                    lease_until,
+                    limit,
+                    reply,
+                } => {
+                    let r = claim_deliveries(&mut sp, now, lease_until, limit).await;
+                    (r.is_ok(), QueueAnswer::Claim(reply, r))
+                }
+                QueueJob::Finish {
+                    updates,
+                    events,
+                    reply,
+                } => {
+                    let r = finish_deliveries(&mut sp, &updates, &events).await;
+                    (r.is_ok(), QueueAnswer::Finish(reply, r))
+                }
+            };
+            if ok {
+                sp.commit().await?;
+            } else {
+                sp.rollback().await?;
+            }
+            answers.push(answer);
+        }
+        tx.commit().await?;
+        Ok::<_, StoreError>((accepted, answers))
+    };
+    match round.await {
+        Ok((accepted, answers)) => {
+            match accepted {
+                Some(Ok((results, staged))) => {
+                    quotas.extend(staged);
                     if results.contains(&Acceptance::Accepted) {
                         queued.notify_one();
                     }
@@ -1080,31 +1148,31 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, queued: Arc<Notif
                         let _ = job.reply.send(Ok(r));
                     }
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::error!(error = %e, jobs = batch.len(), "a batch of acceptances failed");
                     for job in batch {
                         let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
                     }
                 }
+                None => {}
+            }
+            for a in answers {
+                match a {
+                    QueueAnswer::Claim(reply, r) => {
+                        let _ = reply.send(r);
+                    }
+                    QueueAnswer::Finish(reply, r) => {
+                        let _ = reply.send(r);
+                    }
+                }
             }
         }
-        for job in others {
-            match job {
-                QueueJob::Claim {
-                    now,
-                    lease_until,
-                    limit,
-                    reply,
-                } => {
-                    let _ = reply.send(claim_deliveries(&pool, now, lease_until, limit).await);
-                }
-                QueueJob::Finish {
-                    updates,
-                    events,
-                    reply,
-                } => {
-                    let _ = reply.send(finish_deliveries(&pool, &updates, &events).await);
-                }
+        Err(e) => {
+            // The round's transaction failed as a whole: nothing was written,
+            // and every job hears so. (Queue jobs' replies went with `others`.)
+            tracing::error!(error = %e, jobs = batch.len(), "a write round failed");
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
             }
         }
     }
@@ -1183,12 +1251,13 @@ impl ScopeQuota {
     }
 }
 
+/// Decides and writes a batch of acceptances on `tx`; returns each decision
+/// and the quota state to keep once the transaction commits.
 async fn accept_batch(
-    pool: &SqlitePool,
-    quotas: &mut HashMap<Scope, ScopeQuota>,
+    tx: &mut sqlx::SqliteConnection,
+    quotas: &HashMap<Scope, ScopeQuota>,
     batch: &[AcceptJob],
-) -> Result<Vec<Acceptance>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+) -> Result<(Vec<Acceptance>, HashMap<Scope, ScopeQuota>)> {
     let mut out = Vec::with_capacity(batch.len());
     // Decide on copies, so a failed commit leaves the kept state untouched.
     let mut staged: HashMap<Scope, ScopeQuota> = HashMap::new();
@@ -1198,7 +1267,7 @@ async fn accept_batch(
         if !staged.contains_key(&job.scope) {
             let state = match quotas.get(&job.scope) {
                 Some(s) => s.clone(),
-                None => ScopeQuota::load(&mut tx, &job.scope, job.quota.now / 60_000).await?,
+                None => ScopeQuota::load(&mut *tx, &job.scope, job.quota.now / 60_000).await?,
             };
             staged.insert(job.scope.clone(), state);
         }
@@ -1288,9 +1357,7 @@ async fn accept_batch(
         }
         q.execute(&mut *tx).await?;
     }
-    tx.commit().await?;
-    quotas.extend(staged);
-    Ok(out)
+    Ok((out, staged))
 }
 
 /// Tables whose rows count toward a per-scope limit.
