@@ -358,3 +358,61 @@ def test_kill_9_loses_nothing(make_server, unique):
         print(f"kill -9 after {before} of {n} delivered: {duplicates} duplicate(s)")
         assert duplicates <= 8, "only messages in flight at the crash may repeat"
         assert "requeued deliveries left in flight" in s.read_log() or duplicates == 0
+
+
+def test_custom_mail_from_api_and_return_path(make_server, unique):
+    with Sink() as sink:
+        s = make_server(base_args("--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
+        ses, sesv2 = s.client("ses"), s.client("sesv2")
+        domain = f"mf-{unique}.example.com"
+        sesv2.create_email_identity(EmailIdentity=domain)
+        attrs = sesv2.get_email_identity(EmailIdentity=domain)["MailFromAttributes"]
+        assert attrs == {"BehaviorOnMxFailure": "USE_DEFAULT_VALUE"}
+        # Not a subdomain of the identity: refused, nothing changes.
+        with pytest.raises(ses.exceptions.ClientError) as e:
+            ses.set_identity_mail_from_domain(Identity=domain, MailFromDomain="bounce.other.com")
+        assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+        assert "is not subdomain of the domain of the identity" in e.value.response["Error"]["Message"]
+        with pytest.raises(sesv2.exceptions.BadRequestException):
+            sesv2.put_email_identity_mail_from_attributes(EmailIdentity=domain, MailFromDomain=domain)
+        ses.set_identity_mail_from_domain(Identity=domain, MailFromDomain=f"bounce.{domain}",
+                                          BehaviorOnMXFailure="RejectMessage")
+        v1 = ses.get_identity_mail_from_domain_attributes(Identities=[domain])["MailFromDomainAttributes"][domain]
+        # --auto-verify: the MAIL FROM domain is verified at once.
+        assert v1 == {"MailFromDomain": f"bounce.{domain}", "MailFromDomainStatus": "Success",
+                      "BehaviorOnMXFailure": "RejectMessage"}
+        v2 = sesv2.get_email_identity(EmailIdentity=domain)["MailFromAttributes"]
+        assert v2 == {"MailFromDomain": f"bounce.{domain}", "MailFromDomainStatus": "SUCCESS",
+                      "BehaviorOnMxFailure": "REJECT_MESSAGE"}
+        mid = simple(sesv2, f"a@{domain}", ["x@dest.test"])
+        assert sink.wait_for(1)[0].mail_from == f"{mid}@bounce.{domain}"
+        # Removing it goes back to the default bounce domain.
+        sesv2.put_email_identity_mail_from_attributes(EmailIdentity=domain)
+        assert "MailFromDomain" not in sesv2.get_email_identity(EmailIdentity=domain)["MailFromAttributes"]
+        mid2 = simple(sesv2, f"a@{domain}", ["x@dest.test"])
+        assert sink.wait_for(2)[1].mail_from == f"{mid2}@{BOUNCE_DOMAIN}"
+
+
+def test_unverified_mail_from_with_reject_refuses_sends(make_server, unique):
+    s = make_server(["--dev", "--no-sandbox"])
+    ses, sesv2 = s.client("ses"), s.client("sesv2")
+    domain = f"mfr-{unique}.example.com"
+    sesv2.create_email_identity(EmailIdentity=domain)
+    s.sesame("identities", "verify", "--account", "111111111111", "--region", "us-east-1", domain)
+    sesv2.put_email_identity_mail_from_attributes(
+        EmailIdentity=domain, MailFromDomain=f"mail.{domain}", BehaviorOnMxFailure="REJECT_MESSAGE")
+    assert sesv2.get_email_identity(EmailIdentity=domain)["MailFromAttributes"]["MailFromDomainStatus"] == "PENDING"
+    with pytest.raises(sesv2.exceptions.MailFromDomainNotVerifiedException):
+        simple(sesv2, f"a@{domain}", ["x@dest.test"])
+    with pytest.raises(ses.exceptions.ClientError) as e:
+        ses.send_email(Source=f"a@{domain}", Destination={"ToAddresses": ["x@dest.test"]},
+                       Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}})
+    assert e.value.response["Error"]["Code"] == "MailFromDomainNotVerifiedException"
+    # UseDefaultValue sends, with the default return path.
+    ses.set_identity_mail_from_domain(Identity=domain, MailFromDomain=f"mail.{domain}",
+                                      BehaviorOnMXFailure="UseDefaultValue")
+    simple(sesv2, f"a@{domain}", ["x@dest.test"])
+    with pytest.raises(ses.exceptions.ClientError) as e:
+        ses.set_identity_mail_from_domain(Identity=domain, MailFromDomain=f"mail.{domain}",
+                                          BehaviorOnMXFailure="Sometimes")
+    assert e.value.response["Error"]["Code"] == "ValidationError"

@@ -305,36 +305,63 @@ impl DeliveryEngine {
 
     /// One attempt at one delivery, ending in its settlement.
     async fn attempt(&self, d: QueuedDelivery) -> Settled {
-        let report = if d.domain == SIMULATOR_DOMAIN {
+        if d.domain == SIMULATOR_DOMAIN {
             return self.simulate(&d);
+        }
+        let identities = self.sender_identities(&d).await;
+        let signed = if self.transport.wants_signature() {
+            self.sign(&d, &identities)
         } else {
-            let signed = if self.transport.wants_signature() {
-                self.sign(&d).await
-            } else {
-                None
-            };
-            let mail_from = self.return_path(&d);
-            let envelope = Envelope {
-                mail_from: &mail_from,
-                domain: &d.domain,
-                recipients: &d.recipients,
-                message: signed.as_deref().unwrap_or(&d.raw),
-            };
-            self.transport.deliver(&envelope).await
+            None
         };
+        let mail_from = self.return_path(&d, &identities);
+        let envelope = Envelope {
+            mail_from: &mail_from,
+            domain: &d.domain,
+            recipients: &d.recipients,
+            message: signed.as_deref().unwrap_or(&d.raw),
+        };
+        let report = self.transport.deliver(&envelope).await;
         self.settle(&d, report)
     }
 
-    /// The VERP return path: the message ID at the bounce domain, so that
-    /// an asynchronous bounce names the message it is about.
-    pub fn return_path(&self, d: &QueuedDelivery) -> String {
-        format!("{}@{}", d.message_id, self.settings.bounce_domain)
+    /// The identities that could cover the sender, most specific first
+    /// (the address, then its domain and each parent), those that exist.
+    async fn sender_identities(&self, d: &QueuedDelivery) -> Vec<Identity> {
+        let Ok(mailbox) = sesame_model::Mailbox::parse(&d.source) else {
+            return vec![];
+        };
+        let candidates = mailbox.covering_identities();
+        let found = match self.store.get_identities(&d.scope, &candidates).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the sender's identities");
+                return vec![];
+            }
+        };
+        candidates
+            .iter()
+            .filter_map(|c| found.iter().find(|i| i.name.as_str() == c).cloned())
+            .collect()
+    }
+
+    /// The VERP return path, `<message-id>@<domain>`, so that an
+    /// asynchronous bounce names the message it is about. The domain is the
+    /// custom MAIL FROM domain of the sender's most specific verified
+    /// identity when that is verified, else the default bounce domain.
+    pub fn return_path(&self, d: &QueuedDelivery, identities: &[Identity]) -> String {
+        let domain = identities
+            .iter()
+            .find(|i| i.is_verified())
+            .and_then(|i| i.mail_from.verified_domain())
+            .unwrap_or(&self.settings.bounce_domain);
+        format!("{}@{}", d.message_id, domain)
     }
 
     /// The message with a DKIM-Signature from the most specific verified
-    /// identity that signs, or `None` to send it as it is.
-    pub async fn sign(&self, d: &QueuedDelivery) -> Option<Vec<u8>> {
-        let (domain, selector, signer) = self.signer_for(d).await?;
+    /// domain identity that signs, or `None` to send it as it is.
+    fn sign(&self, d: &QueuedDelivery, identities: &[Identity]) -> Option<Vec<u8>> {
+        let (domain, selector, signer) = self.signer_for(d, identities)?;
         match signer.sign(&d.raw) {
             Ok(sig) => {
                 let header = sig.to_header();
@@ -351,23 +378,12 @@ impl DeliveryEngine {
         }
     }
 
-    async fn signer_for(&self, d: &QueuedDelivery) -> Option<(String, String, Arc<Signer>)> {
-        let from_domain = d.source.rsplit_once('@')?.1.trim_end_matches('>');
-        let candidates = parent_domains(&from_domain.to_ascii_lowercase());
-        let found = match self.store.get_identities(&d.scope, &candidates).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(error = %e, "could not read identities for DKIM");
-                return None;
-            }
-        };
-        // Most specific first: `candidates` is ordered deepest first.
-        let identity = candidates.iter().find_map(|c| {
-            found
-                .iter()
-                .find(|i| i.name.as_str() == c && signs(i))
-                .cloned()
-        })?;
+    fn signer_for(
+        &self,
+        d: &QueuedDelivery,
+        identities: &[Identity],
+    ) -> Option<(String, String, Arc<Signer>)> {
+        let identity = identities.iter().find(|i| signs(i))?;
         let domain = identity.name.as_str().to_owned();
         let selector = match identity.dkim.origin {
             DkimOrigin::AwsSes => identity.dkim.tokens.first()?.clone(),
@@ -377,7 +393,7 @@ impl DeliveryEngine {
         if let Some(s) = self.signers.lock().ok()?.get(&key) {
             return Some((domain, selector, s.clone()));
         }
-        let signer = match build_signer(&identity, &domain, &selector) {
+        let signer = match build_signer(identity, &domain, &selector) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(%domain, error = %e, "unusable DKIM key; sending unsigned");
@@ -667,20 +683,6 @@ fn feedback_id() -> String {
     )
 }
 
-/// `a.b.example.com` → `[a.b.example.com, b.example.com, example.com]`.
-fn parent_domains(domain: &str) -> Vec<String> {
-    let mut out = vec![];
-    let mut rest = domain;
-    loop {
-        out.push(rest.to_owned());
-        match rest.split_once('.') {
-            Some((_, r)) if r.contains('.') => rest = r,
-            _ => break,
-        }
-    }
-    out
-}
-
 /// Whether a domain identity signs outgoing mail: verified, with DKIM
 /// verified and enabled, and a key.
 fn signs(i: &Identity) -> bool {
@@ -871,6 +873,11 @@ mod tests {
             i.dkim.signing_enabled = true;
             i.dkim.tokens = vec![format!("tok{}", bits.bits())];
             i.dkim.key = Some(dkim_keys::generate(bits).await.unwrap());
+            i.mail_from = sesame_model::MailFrom {
+                domain: Some(format!("bounce.{name}")),
+                status: Some(VerificationStatus::Success),
+                reject_on_mx_failure: false,
+            };
             store.insert_identity(&s, &i, 100).await.unwrap();
         }
         let now = clock.now_ms();
@@ -879,7 +886,10 @@ mod tests {
         drain(&store, &clock, &engine).await;
         let seen = t.seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].0, "m1@bounces.sesame.test", "VERP return path");
+        assert_eq!(
+            seen[0].0, "m1@bounce.mail.example.com",
+            "VERP return path at the most specific identity's verified MAIL FROM domain"
+        );
         let text = String::from_utf8(seen[0].2.clone()).unwrap();
         assert!(text.starts_with("DKIM-Signature:"), "{text}");
         assert!(text.contains("d=mail.example.com"), "{text}");
@@ -914,6 +924,11 @@ mod tests {
         i.dkim.signing_enabled = true;
         i.dkim.tokens = vec!["tok".into()];
         i.dkim.key = Some(dkim_keys::generate(KeyLength::Rsa1024).await.unwrap());
+        i.mail_from = sesame_model::MailFrom {
+            domain: Some("bounce.example.com".into()),
+            status: Some(VerificationStatus::Pending),
+            reject_on_mx_failure: false,
+        };
         store.insert_identity(&s, &i, 100).await.unwrap();
         accept(
             &*store,
@@ -1037,14 +1052,5 @@ mod tests {
         let ev = events(&store).await;
         assert_eq!(ev[0].kind, EventKind::Bounce);
         assert_eq!(store.queue_summary().await.unwrap().failed, 1);
-    }
-
-    #[test]
-    fn parent_domains_are_deepest_first() {
-        assert_eq!(
-            parent_domains("a.b.example.com"),
-            vec!["a.b.example.com", "b.example.com", "example.com"]
-        );
-        assert_eq!(parent_domains("example.com"), vec!["example.com"]);
     }
 }

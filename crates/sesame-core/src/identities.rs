@@ -280,6 +280,7 @@ impl IdentityService {
             configuration_set: None,
             tags: vec![],
             email_link: None,
+            mail_from: Default::default(),
             version: 0,
         }
     }
@@ -701,8 +702,56 @@ impl IdentityService {
         .await
     }
 
+    /// v1 SetIdentityMailFromDomain and v2 PutEmailIdentityMailFromAttributes:
+    /// sets (or with `None` removes) the custom MAIL FROM domain, which must
+    /// be a subdomain of the identity's domain. A new domain starts
+    /// `Pending` (`Success` under `--auto-verify`).
+    pub async fn set_mail_from(
+        &self,
+        scope: &Scope,
+        name: &str,
+        domain: Option<&str>,
+        reject_on_mx_failure: bool,
+    ) -> Result<Identity, Error> {
+        let key = lookup_key(name);
+        let own = key
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_else(|| key.to_ascii_lowercase());
+        let domain = match domain.map(str::trim).filter(|d| !d.is_empty()) {
+            None => None,
+            Some(d) => {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                if IdentityName::parse(&d).map(|n| n.kind()) != Ok(IdentityKind::Domain)
+                    || !d.ends_with(&format!(".{own}"))
+                {
+                    return Err(Error::invalid(format!(
+                        "Provided MAIL-FROM domain '{d}' is not subdomain of the domain of the identity '{name}'."
+                    )));
+                }
+                Some(d)
+            }
+        };
+        let status = self.initial_status();
+        self.modify(
+            scope,
+            &key,
+            || not_found(name),
+            |i| {
+                let changed = i.mail_from.domain != domain;
+                i.mail_from.reject_on_mx_failure = reject_on_mx_failure;
+                if changed {
+                    i.mail_from.status = domain.as_ref().map(|_| status);
+                    i.mail_from.domain = domain.clone();
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
     /// Operator action (`sesame identities verify`): marks an identity, and
-    /// its DKIM if set up, verified.
+    /// its DKIM and custom MAIL FROM if set up, verified.
     pub async fn mark_verified(&self, scope: &Scope, name: &str) -> Result<Identity, Error> {
         self.modify(
             scope,
@@ -712,6 +761,9 @@ impl IdentityService {
                 i.verification_status = VerificationStatus::Success;
                 if i.dkim.is_set_up() {
                     i.dkim.status = VerificationStatus::Success;
+                }
+                if i.mail_from.domain.is_some() {
+                    i.mail_from.status = Some(VerificationStatus::Success);
                 }
                 Ok(())
             },

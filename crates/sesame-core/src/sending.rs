@@ -9,10 +9,11 @@ use crate::templates;
 use crate::{AccountService, Clock, internal};
 use sesame_model::address::SIMULATOR_DOMAIN;
 use sesame_model::{
-    Acceptance, Error, ErrorKind, Mailbox, NewMessage, QuotaCheck, Rejection, Scope, TemplateParts,
+    Acceptance, Error, ErrorKind, Identity, Mailbox, NewMessage, QuotaCheck, Rejection, Scope,
+    TemplateParts,
 };
 use sesame_store::Store;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// SES's limit of recipients (To, Cc and Bcc together) per message.
@@ -182,12 +183,13 @@ impl SendService {
         err
     }
 
-    /// The verified identities among those that could cover `mailboxes`.
+    /// The verified identities among those that could cover `mailboxes`,
+    /// by name.
     async fn verified_among(
         &self,
         scope: &Scope,
         mailboxes: &[&Mailbox],
-    ) -> Result<HashSet<String>, Error> {
+    ) -> Result<HashMap<String, Identity>, Error> {
         let mut names: Vec<String> = mailboxes
             .iter()
             .flat_map(|m| m.covering_identities())
@@ -202,7 +204,7 @@ impl SendService {
         Ok(found
             .into_iter()
             .filter(|i| i.is_verified())
-            .map(|i| i.name.to_string())
+            .map(|i| (i.name.to_string(), i))
             .collect())
     }
 
@@ -395,7 +397,8 @@ impl SendService {
         if sandbox {
             to_check.extend(recipient_boxes.iter().filter(|m| !m.is_simulator()));
         }
-        let verified = self.verified_among(scope, &to_check).await?;
+        let verified_identities = self.verified_among(scope, &to_check).await?;
+        let verified: HashSet<String> = verified_identities.keys().cloned().collect();
         let mut failed: Vec<String> = vec![];
         let mut rule = "sender-not-verified";
         for m in &sender_boxes {
@@ -424,6 +427,27 @@ impl SendService {
                 ),
             );
             return Err(self.reject(scope, op, rule, e, failed).await);
+        }
+
+        // The sender's settings come from its most specific verified
+        // identity: a custom MAIL FROM that is not verified refuses the
+        // send when its behaviour on MX failure says so.
+        let settings = sender_boxes[0]
+            .covering_identities()
+            .into_iter()
+            .find_map(|n| verified_identities.get(&n));
+        if let Some(i) = settings.filter(|i| i.mail_from.rejects_sending()) {
+            let d = i.mail_from.domain.clone().unwrap_or_default();
+            let e = Error::new(
+                ErrorKind::MailFromDomainNotVerified,
+                format!(
+                    "Could not read the MX record required to use the MAIL FROM domain {d} of identity {}.",
+                    i.name
+                ),
+            );
+            return Err(self
+                .reject(scope, op, "mail-from-domain-not-verified", e, vec![d])
+                .await);
         }
 
         // A template renders now; SES accepts a send whose data does not

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     /// Sending is disabled for the account (v1 `AccountSendingPausedException`,
     /// v2 `SendingPausedException`).
     SendingPaused,
+    /// A custom MAIL FROM domain is not verified and its behaviour on MX
+    /// failure is to reject (`MailFromDomainNotVerifiedException`).
+    MailFromDomainNotVerified,
     /// The rolling 24-hour quota is used up (v1 `Throttling`, v2 `LimitExceededException`).
     DailyQuotaExceeded,
     /// The per-second rate is exceeded (v1 `Throttling`, v2 `TooManyRequestsException`).

@@ -303,8 +303,40 @@ pub struct Identity {
     /// The outstanding verification link of an email address identity.
     #[serde(default)]
     pub email_link: Option<EmailLink>,
+    /// The custom MAIL FROM domain, if any.
+    #[serde(default)]
+    pub mail_from: MailFrom,
     /// Optimistic-concurrency version, bumped by the store on each update.
     pub version: i64,
+}
+
+/// An identity's custom MAIL FROM setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailFrom {
+    /// A subdomain of the identity's domain; `None` uses the default.
+    pub domain: Option<String>,
+    /// `Pending` until its MX record is found; never `NotStarted` while set.
+    pub status: Option<VerificationStatus>,
+    /// `RejectMessage` (true) or `UseDefaultValue` (false) while the
+    /// domain is not verified.
+    pub reject_on_mx_failure: bool,
+}
+
+impl MailFrom {
+    /// The domain to use for return paths, when it is set and verified.
+    pub fn verified_domain(&self) -> Option<&str> {
+        match (&self.domain, self.status) {
+            (Some(d), Some(VerificationStatus::Success)) => Some(d),
+            _ => None,
+        }
+    }
+    /// Whether sending must be refused: set, not verified, and the
+    /// behaviour on MX failure is to reject.
+    pub fn rejects_sending(&self) -> bool {
+        self.domain.is_some()
+            && self.reject_on_mx_failure
+            && self.status != Some(VerificationStatus::Success)
+    }
 }
 
 /// How long a verification link works, as in SES.

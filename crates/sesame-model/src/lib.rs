@@ -42,7 +42,7 @@ pub use delivery::{
 pub use error::{Error, ErrorKind};
 pub use identity::{
     DkimOrigin, DkimSigningKey, DkimState, EmailLink, Identity, IdentityKind, IdentityName,
-    KeyLength, VerificationStatus,
+    KeyLength, MailFrom, VerificationStatus,
 };
 pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};
 pub use scope::{AccountId, Region, Scope};

@@ -28,6 +28,7 @@ pub fn identity(name: &str) -> Identity {
         configuration_set: None,
         tags: vec![],
         email_link: None,
+        mail_from: Default::default(),
         version: 0,
     }
 }

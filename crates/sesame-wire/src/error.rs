@@ -32,6 +32,9 @@ impl WireError {
             (Protocol::Query, ErrorKind::LimitExceeded) => ("LimitExceeded", 400),
             (Protocol::Query, ErrorKind::MessageRejected) => ("MessageRejected", 400),
             (Protocol::Query, ErrorKind::SendingPaused) => ("AccountSendingPausedException", 400),
+            (Protocol::Query, ErrorKind::MailFromDomainNotVerified) => {
+                ("MailFromDomainNotVerifiedException", 400)
+            }
             (Protocol::Query, ErrorKind::DailyQuotaExceeded | ErrorKind::RateExceeded) => {
                 ("Throttling", 400)
             }
@@ -57,6 +60,9 @@ impl WireError {
             (Protocol::RestJson, ErrorKind::LimitExceeded) => ("LimitExceededException", 400),
             (Protocol::RestJson, ErrorKind::MessageRejected) => ("MessageRejected", 400),
             (Protocol::RestJson, ErrorKind::SendingPaused) => ("SendingPausedException", 400),
+            (Protocol::RestJson, ErrorKind::MailFromDomainNotVerified) => {
+                ("MailFromDomainNotVerifiedException", 400)
+            }
             (Protocol::RestJson, ErrorKind::DailyQuotaExceeded) => ("LimitExceededException", 400),
             (Protocol::RestJson, ErrorKind::RateExceeded) => ("TooManyRequestsException", 429),
             (Protocol::RestJson, ErrorKind::Conflict) => ("ConflictException", 409),

@@ -39,7 +39,74 @@ pub fn v1_dkim_attributes(x: &mut XmlOut, identities: &[Identity]) {
     x.close("DkimAttributes");
 }
 
+/// v1 GetIdentityMailFromDomainAttributes.
+pub fn v1_mail_from_attributes(x: &mut XmlOut, identities: &[Identity]) {
+    x.open("MailFromDomainAttributes");
+    for i in identities {
+        x.entry(i.name.as_str(), |x| {
+            if let (Some(d), Some(st)) = (&i.mail_from.domain, i.mail_from.status) {
+                x.text("MailFromDomain", d);
+                x.text("MailFromDomainStatus", st.v1());
+            }
+            x.text(
+                "BehaviorOnMXFailure",
+                if i.mail_from.reject_on_mx_failure {
+                    "RejectMessage"
+                } else {
+                    "UseDefaultValue"
+                },
+            );
+        });
+    }
+    x.close("MailFromDomainAttributes");
+}
+
+/// v1 `BehaviorOnMXFailure`: `RejectMessage` is true; absent is the default.
+pub fn v1_reject_on_mx_failure(v: Option<&str>) -> Result<bool, Error> {
+    match v {
+        None | Some("UseDefaultValue") => Ok(false),
+        Some("RejectMessage") => Ok(true),
+        Some(other) => Err(Error::constraint(
+            "BehaviorOnMXFailure",
+            other,
+            "Member must satisfy enum value set: [RejectMessage, UseDefaultValue]",
+        )),
+    }
+}
+
 // ---------------------------------------------------------------- v2 (JSON)
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutMailFromAttributesIn {
+    pub mail_from_domain: Option<String>,
+    pub behavior_on_mx_failure: Option<String>,
+}
+
+impl PutMailFromAttributesIn {
+    pub fn reject_on_mx_failure(&self) -> Result<bool, Error> {
+        match self.behavior_on_mx_failure.as_deref() {
+            None | Some("USE_DEFAULT_VALUE") => Ok(false),
+            Some("REJECT_MESSAGE") => Ok(true),
+            Some(other) => Err(Error::constraint(
+                "BehaviorOnMxFailure",
+                other,
+                "Member must satisfy enum value set: [REJECT_MESSAGE, USE_DEFAULT_VALUE]",
+            )),
+        }
+    }
+}
+
+fn mail_from_attributes(i: &Identity) -> Value {
+    let mut v = json!({
+        "BehaviorOnMxFailure": if i.mail_from.reject_on_mx_failure { "REJECT_MESSAGE" } else { "USE_DEFAULT_VALUE" },
+    });
+    if let (Some(d), Some(st)) = (&i.mail_from.domain, i.mail_from.status) {
+        v["MailFromDomain"] = json!(d);
+        v["MailFromDomainStatus"] = json!(st.v2());
+    }
+    v
+}
 
 /// Parses a JSON request body; an empty body is `{}`. Malformed JSON and
 /// wrongly typed members are `BadRequestException`s that say what is wrong.
@@ -183,7 +250,7 @@ pub fn get_email_identity_out(i: &Identity) -> Value {
         "FeedbackForwardingStatus": i.feedback_forwarding,
         "VerifiedForSendingStatus": i.is_verified(),
         "DkimAttributes": dkim_attributes(i),
-        "MailFromAttributes": {"BehaviorOnMxFailure": "USE_DEFAULT_VALUE"},
+        "MailFromAttributes": mail_from_attributes(i),
         "Policies": {},
         "Tags": tags_out(&i.tags),
         "VerificationStatus": i.verification_status.v2(),
@@ -220,6 +287,7 @@ mod tests {
             configuration_set: None,
             tags: vec![],
             email_link: None,
+            mail_from: Default::default(),
             version: 1,
         }
     }

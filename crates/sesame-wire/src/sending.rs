@@ -165,6 +165,7 @@ pub fn bulk_status_v1(kind: ErrorKind) -> &'static str {
         ErrorKind::DailyQuotaExceeded => "AccountDailyQuotaExceeded",
         ErrorKind::RateExceeded => "AccountThrottled",
         ErrorKind::SendingPaused => "AccountSendingPaused",
+        ErrorKind::MailFromDomainNotVerified => "MailFromDomainNotVerified",
         ErrorKind::ConfigurationSetDoesNotExist => "ConfigurationSetDoesNotExist",
         ErrorKind::TemplateDoesNotExist => "TemplateDoesNotExist",
         ErrorKind::InvalidParameter
@@ -182,6 +183,7 @@ pub fn bulk_status_v2(kind: ErrorKind) -> &'static str {
         ErrorKind::DailyQuotaExceeded => "ACCOUNT_DAILY_QUOTA_EXCEEDED",
         ErrorKind::RateExceeded => "ACCOUNT_THROTTLED",
         ErrorKind::SendingPaused => "ACCOUNT_SENDING_PAUSED",
+        ErrorKind::MailFromDomainNotVerified => "MAIL_FROM_DOMAIN_NOT_VERIFIED",
         ErrorKind::ConfigurationSetDoesNotExist => "CONFIGURATION_SET_NOT_FOUND",
         ErrorKind::TemplateDoesNotExist => "TEMPLATE_NOT_FOUND",
         ErrorKind::InvalidParameter

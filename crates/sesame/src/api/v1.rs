@@ -134,6 +134,19 @@ async fn run(
             let found = ids.get_many(s, &names).await.map_err(domain)?;
             shapes::v1_dkim_attributes(&mut x, &found);
         }
+        A::SetIdentityMailFromDomain => {
+            let identity = p.required("Identity").map_err(domain)?;
+            let reject =
+                shapes::v1_reject_on_mx_failure(p.get("BehaviorOnMXFailure")).map_err(domain)?;
+            ids.set_mail_from(s, identity, p.get("MailFromDomain"), reject)
+                .await
+                .map_err(domain)?;
+        }
+        A::GetIdentityMailFromDomainAttributes => {
+            let names = p.required_list("Identities").map_err(domain)?;
+            let found = ids.get_many(s, &names).await.map_err(domain)?;
+            shapes::v1_mail_from_attributes(&mut x, &found);
+        }
         A::SetIdentityDkimEnabled => {
             let identity = p.required("Identity").map_err(domain)?;
             let enabled = p

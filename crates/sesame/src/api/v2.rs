@@ -192,6 +192,19 @@ async fn run(
             }
             Ok(out)
         }
+        O::PutEmailIdentityMailFromAttributes => {
+            let input: shapes::PutMailFromAttributesIn = parse_json(body).map_err(domain)?;
+            let reject = input.reject_on_mx_failure().map_err(domain)?;
+            ids.set_mail_from(
+                s,
+                label(m, "EmailIdentity")?,
+                input.mail_from_domain.as_deref(),
+                reject,
+            )
+            .await
+            .map_err(domain)?;
+            Ok(json!({}))
+        }
         O::PutEmailIdentityDkimAttributes => {
             let input: shapes::PutDkimAttributesIn = parse_json(body).map_err(domain)?;
             ids.set_dkim_enabled(
