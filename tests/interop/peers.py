@@ -18,12 +18,14 @@ from conftest import free_port
 
 
 class Received:
-    def __init__(self, mail_from, rcpts, data, tls, login):
+    def __init__(self, mail_from, rcpts, data, tls, login, connection):
         self.mail_from = mail_from
         self.rcpts = rcpts
         self.data = data
         self.tls = tls
         self.login = login
+        # Which SMTP connection carried it (the peer's address and port).
+        self.connection = connection
 
 
 class _Handler:
@@ -56,6 +58,7 @@ class _Handler:
                     envelope.original_content,
                     session.ssl is not None,
                     login,
+                    session.peer,
                 )
             )
         return "250 2.0.0 Ok: queued as test"

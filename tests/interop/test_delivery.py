@@ -416,3 +416,25 @@ def test_unverified_mail_from_with_reject_refuses_sends(make_server, unique):
         ses.set_identity_mail_from_domain(Identity=domain, MailFromDomain=f"mail.{domain}",
                                           BehaviorOnMXFailure="Sometimes")
     assert e.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_direct_reuses_connections_within_the_domain_limit(make_server, unique):
+    with Sink(delay=0.02) as sink, Dns() as dns:
+        dns.mx(f"busy-{unique}.test", f"mx.busy-{unique}.test")
+        dns.a(f"mx.busy-{unique}.test")
+        s = make_server(base_args(
+            "--delivery", "direct", "--dns-server", dns.address, "--smtp-port", str(sink.port),
+            "--domain-concurrency", "2",
+        ))
+        conf = os.path.join(s.data_dir, "ops.toml")
+        with open(conf, "w") as f:
+            f.write("no_sandbox = true\n")
+        s.sesame("--config", conf, "accounts", "set-quota", "--account", "111111111111",
+                 "--region", "us-east-1", "--max-send-rate", "1000")
+        sesv2 = s.client("sesv2")
+        sesv2.create_email_identity(EmailIdentity=f"busy-{unique}.example.com")
+        for i in range(20):
+            simple(sesv2, f"a@busy-{unique}.example.com", [f"u{i}@busy-{unique}.test"])
+        got = sink.wait_for(20)
+        connections = {m.connection for m in got}
+        assert len(connections) <= 2, f"{len(connections)} connections for one domain limited to 2"
