@@ -471,6 +471,7 @@ async fn delivery_queue(store: &dyn Store) {
         .unwrap();
     let sum = store.queue_summary().await.unwrap();
     assert_eq!((sum.queued, sum.failed), (1, 1));
+    assert_eq!(store.queue_depth().await.unwrap(), (1, 0));
     assert_eq!(sum.next_attempt, Some(t + 1_000));
     let queued = store
         .list_queue(Some(DeliveryState::Queued), 10)

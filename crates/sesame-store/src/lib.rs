@@ -155,7 +155,12 @@ pub trait Store: Send + Sync + 'static {
     async fn requeue_in_flight(&self, now: Millis) -> Result<u64>;
     /// The earliest attempt due among queued deliveries.
     async fn next_delivery_due(&self) -> Result<Option<Millis>>;
+    /// Counts by state, the oldest unfinished message, the next attempt.
+    /// Counting finished deliveries reads the whole table: for operators.
     async fn queue_summary(&self) -> Result<QueueSummary>;
+    /// Deliveries `(queued, sending)`, from indexes: cheap enough for every
+    /// metrics scrape.
+    async fn queue_depth(&self) -> Result<(u64, u64)>;
     /// Queue entries in `state` (all states when `None`), oldest first.
     async fn list_queue(&self, state: Option<DeliveryState>, limit: u32)
     -> Result<Vec<QueueEntry>>;

@@ -49,6 +49,9 @@ impl SqliteStore {
             // WAL + NORMAL: a commit survives a process crash; fsync per checkpoint.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            // Checkpoint every 64 MB of WAL rather than 4 MB: each
+            // checkpoint syncs, and the writer commits many times a second.
+            .pragma("wal_autocheckpoint", "16384")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -622,9 +625,11 @@ impl Store for SqliteStore {
             }
         }
         let (oldest, next): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT MIN(accepted_at),
-                    MIN(CASE WHEN state = 'queued' THEN next_attempt_at END)
-             FROM deliveries WHERE state IN ('queued', 'sending')",
+            "SELECT MIN(a), MIN(n) FROM (
+               SELECT MIN(accepted_at) AS a, MIN(next_attempt_at) AS n
+               FROM deliveries WHERE state = 'queued'
+               UNION ALL
+               SELECT MIN(accepted_at), NULL FROM deliveries WHERE state = 'sending')",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -667,6 +672,16 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn queue_depth(&self) -> Result<(u64, u64)> {
+        let (queued, sending): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'queued'),
+                    (SELECT COUNT(*) FROM deliveries WHERE state = 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((queued.max(0) as u64, sending.max(0) as u64))
     }
 
     async fn retry_message(&self, message_id: &str, now: Millis) -> Result<u64> {

@@ -75,10 +75,10 @@ async fn render(State((handle, store)): State<MetricsState>) -> Response {
     let Some(handle) = handle else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are unavailable\n").into_response();
     };
-    match store.queue_summary().await {
-        Ok(q) => {
-            metrics::gauge!("sesame_queue_depth", "state" => "queued").set(q.queued as f64);
-            metrics::gauge!("sesame_queue_depth", "state" => "sending").set(q.sending as f64);
+    match store.queue_depth().await {
+        Ok((queued, sending)) => {
+            metrics::gauge!("sesame_queue_depth", "state" => "queued").set(queued as f64);
+            metrics::gauge!("sesame_queue_depth", "state" => "sending").set(sending as f64);
         }
         Err(e) => tracing::error!(error = %e, "could not read the queue for metrics"),
     }

@@ -17,7 +17,10 @@ CREATE TABLE deliveries (
     updated_at INTEGER NOT NULL,
     last_error TEXT
 );
-CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+-- Only unfinished deliveries are indexed for claiming: finishing one drops
+-- it from an index instead of moving it within one.
+CREATE INDEX deliveries_queued ON deliveries (next_attempt_at) WHERE state = 'queued';
+CREATE INDEX deliveries_sending ON deliveries (lease_until) WHERE state = 'sending';
 CREATE INDEX deliveries_message ON deliveries (message_id);
 
 -- Delivery outcomes with SES's fields: Delivery, Bounce, Complaint.
