@@ -49,9 +49,6 @@ impl SqliteStore {
             // WAL + NORMAL: a commit survives a process crash; fsync per checkpoint.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            // Checkpoint every 64 MB of WAL rather than 4 MB: each
-            // checkpoint syncs, and the writer commits many times a second.
-            .pragma("wal_autocheckpoint", "16384")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
