@@ -80,19 +80,22 @@ class Sink:
     """An SMTP server on loopback. `script` maps a recipient's local part to
     the replies its RCPT gets, in order (the last one repeats)."""
 
-    def __init__(self, script=None, tls=False, auth=None, delay=0.0):
+    def __init__(self, script=None, tls=False, auth=None, delay=0.0, implicit_tls=False):
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.received = []
         self.lock = threading.Lock()
         self.delay = delay
         self.port = free_port()
         kwargs = {}
-        if tls:
+        if tls or implicit_tls:
             self.tmp = tempfile.mkdtemp(prefix="sesame-sink-")
             cert, key = self_signed_cert(self.tmp)
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(cert, key)
-            kwargs.update(tls_context=ctx, require_starttls=True)
+            if implicit_tls:
+                kwargs.update(ssl_context=ctx)
+            else:
+                kwargs.update(tls_context=ctx, require_starttls=True)
         if auth:
             user, password = auth
 
@@ -100,6 +103,8 @@ class Sink:
                 ok = auth_data.login.decode() == user and auth_data.password.decode() == password
                 return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; an implicit-TLS
+            # connection is encrypted from the start anyway.
             kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=tls)
         self.controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=self.port, server_hostname="mx.test",

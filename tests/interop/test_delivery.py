@@ -438,3 +438,28 @@ def test_direct_reuses_connections_within_the_domain_limit(make_server, unique):
         got = sink.wait_for(20)
         connections = {m.connection for m in got}
         assert len(connections) <= 2, f"{len(connections)} connections for one domain limited to 2"
+
+
+def test_relay_with_implicit_tls(make_server, unique):
+    with Sink(implicit_tls=True, auth=("u", "p")) as sink:
+        s = make_server(base_args("--relay", f"smtps://u:p@127.0.0.1:{sink.port}?insecure=true"))
+        sesv2 = s.client("sesv2")
+        sesv2.create_email_identity(EmailIdentity=f"smtps-{unique}.example.com")
+        simple(sesv2, f"a@smtps-{unique}.example.com", ["x@dest.test"])
+        m = sink.wait_for(1)[0]
+        assert m.login == "u"
+
+
+def test_direct_uses_starttls_when_offered(make_server, unique):
+    """The MX requires STARTTLS (and has a self-signed certificate, as MX
+    hosts often do): opportunistic TLS upgrades anyway."""
+    with Sink(tls=True) as sink, Dns() as dns:
+        dns.mx(f"tls-{unique}.test", f"mx.tls-{unique}.test")
+        dns.a(f"mx.tls-{unique}.test")
+        s = make_server(base_args(
+            "--delivery", "direct", "--dns-server", dns.address, "--smtp-port", str(sink.port),
+        ))
+        sesv2 = s.client("sesv2")
+        sesv2.create_email_identity(EmailIdentity=f"dtls-{unique}.example.com")
+        simple(sesv2, f"a@dtls-{unique}.example.com", [f"x@tls-{unique}.test"])
+        assert sink.wait_for(1)[0].tls
