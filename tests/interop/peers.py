@@ -32,6 +32,14 @@ class _Handler:
     def __init__(self, sink):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.pipelining:
+            # aiosmtpd reads commands one line at a time, so it handles
+            # pipelined ones; it just does not say so.
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0].lower()
         with self.sink.lock:
@@ -80,7 +88,9 @@ class Sink:
     """An SMTP server on loopback. `script` maps a recipient's local part to
     the replies its RCPT gets, in order (the last one repeats)."""
 
-    def __init__(self, script=None, tls=False, auth=None, delay=0.0, implicit_tls=False):
+    def __init__(self, script=None, tls=False, auth=None, delay=0.0, implicit_tls=False,
+                 pipelining=False):
+        self.pipelining = pipelining
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.received = []
         self.lock = threading.Lock()

@@ -86,8 +86,9 @@ def simple(sesv2, source, to, subject="Hello", cc=()):
     )["MessageId"]
 
 
-def test_relay_delivers_mail_signed_with_byodkim(make_server, unique):
-    with Sink() as sink:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_relay_delivers_mail_signed_with_byodkim(make_server, unique, pipelining):
+    with Sink(pipelining=pipelining) as sink:
         s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
         sesv2 = s.client("sesv2")
         domain = f"byo-{unique}.example.com"
@@ -200,9 +201,10 @@ def test_direct_to_a_domain_that_does_not_exist_bounces(make_server, unique):
         assert "Host or domain name not found" in b["bouncedRecipients"][0]["diagnosticCode"]
 
 
-def test_451_is_retried_and_550_bounces(make_server, unique):
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_451_is_retried_and_550_bounces(make_server, unique, pipelining):
     script = {"later": ["451 4.3.0 Try again later", "250 OK"], "nouser": ["550 5.1.1 No such user here"]}
-    with Sink(script=script) as sink:
+    with Sink(script=script, pipelining=pipelining) as sink:
         s = make_server(base_args("--relay", f"smtp://127.0.0.1:{sink.port}?tls=none", "--retry-initial", "1s"))
         sesv2 = s.client("sesv2")
         sesv2.create_email_identity(EmailIdentity=f"r-{unique}.example.com")

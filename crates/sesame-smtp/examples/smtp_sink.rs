@@ -51,7 +51,7 @@ async fn main() -> std::io::Result<()> {
                 }
                 let upper = line.to_ascii_uppercase();
                 let reply: &[u8] = if upper.starts_with(b"EHLO") {
-                    b"250-sink\r\n250 8BITMIME\r\n"
+                    b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
                 } else if upper.starts_with(b"DATA") {
                     in_data = true;
                     b"354 go ahead\r\n"

@@ -1,6 +1,5 @@
 //! `--delivery direct`: each domain's mail goes to its own MX hosts.
 
-use crate::relay::boxed;
 use crate::{COMMAND_TIMEOUT, Conn, deferred_all, error_text, permanent, transact};
 use async_trait::async_trait;
 use hickory_resolver::TokioResolver;
@@ -188,10 +187,16 @@ impl DirectTransport {
         if tls && ehlo.has_capability(smtp_proto::EXT_START_TLS) {
             let name = host.trim_end_matches('.');
             let mut t = c.start_tls(&self.tls, name).await?;
-            t.ehlo(&self.settings.helo).await?;
-            return Ok(boxed(t));
+            let ehlo = t.ehlo(&self.settings.helo).await?;
+            return Ok(Conn::new(
+                t,
+                ehlo.has_capability(smtp_proto::EXT_PIPELINING),
+            ));
         }
-        Ok(boxed(c))
+        Ok(Conn::new(
+            c,
+            ehlo.has_capability(smtp_proto::EXT_PIPELINING),
+        ))
     }
 
     fn take_idle(&self, key: &str) -> Option<Conn> {

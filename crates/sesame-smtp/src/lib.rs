@@ -30,7 +30,24 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// An open, greeted and (if needed) authenticated SMTP connection.
-pub type Conn = SmtpClient<Box<dyn Stream>>;
+pub struct Conn {
+    pub client: SmtpClient<Box<dyn Stream>>,
+    /// The server offered PIPELINING (RFC 2920): MAIL, RCPT and DATA go
+    /// out together and their replies come back together.
+    pub pipelining: bool,
+}
+
+impl Conn {
+    pub fn new<T: Stream + 'static>(c: SmtpClient<T>, pipelining: bool) -> Self {
+        Self {
+            client: SmtpClient {
+                stream: Box::new(c.stream) as Box<dyn Stream>,
+                timeout: c.timeout,
+            },
+            pipelining,
+        }
+    }
+}
 
 /// How long one command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -86,34 +103,75 @@ pub async fn transact(
             .map(|r| (r.clone(), o.clone()))
             .collect::<Vec<_>>()
     };
-    let r = conn
-        .cmd(format!("MAIL FROM:<{}>\r\n", env.mail_from))
-        .await?;
-    if let Some(o) = refusal(&r) {
-        let _ = conn.rset().await;
+    let mail = format!("MAIL FROM:<{}>\r\n", env.mail_from);
+    let rcpts: Vec<String> = env
+        .recipients
+        .iter()
+        .map(|r| format!("RCPT TO:<{r}>\r\n"))
+        .collect();
+    // The replies to MAIL, each RCPT, and (pipelined) DATA.
+    let (mail_reply, rcpt_replies, data_reply) = if conn.pipelining {
+        let mut cmds: Vec<&[u8]> = vec![mail.as_bytes()];
+        cmds.extend(rcpts.iter().map(|r| r.as_bytes()));
+        cmds.push(b"DATA\r\n");
+        let mut replies = conn.client.cmds(cmds).await?;
+        let data = replies.pop();
+        let mail = if replies.is_empty() {
+            None
+        } else {
+            Some(replies.remove(0))
+        };
+        match (mail, data) {
+            (Some(m), Some(d)) if replies.len() == rcpts.len() => (m, replies, Some(d)),
+            _ => return Err(mail_send::Error::UnparseableReply),
+        }
+    } else {
+        let m = conn.client.cmd(mail.as_bytes()).await?;
+        if refusal(&m).is_some() {
+            (m, vec![], None)
+        } else {
+            let mut replies = Vec::with_capacity(rcpts.len());
+            for r in &rcpts {
+                replies.push(conn.client.cmd(r.as_bytes()).await?);
+            }
+            (m, replies, None)
+        }
+    };
+    if let Some(o) = refusal(&mail_reply) {
+        if data_reply.as_ref().is_some_and(|d| d.code == 354) {
+            // A server that opened DATA anyway gets an empty message's end.
+            conn.client.cmd(b".\r\n").await?;
+        }
+        let _ = conn.client.rset().await;
         return Ok(all(o));
     }
     let mut out = Vec::with_capacity(env.recipients.len());
     let mut accepted = vec![];
-    for rcpt in env.recipients {
-        let r = conn.cmd(format!("RCPT TO:<{rcpt}>\r\n")).await?;
-        match refusal(&r) {
+    for (rcpt, r) in env.recipients.iter().zip(&rcpt_replies) {
+        match refusal(r) {
             Some(o) => out.push((rcpt.clone(), o)),
             None => accepted.push(rcpt.clone()),
         }
     }
     if accepted.is_empty() {
-        let _ = conn.rset().await;
+        if data_reply.as_ref().is_some_and(|d| d.code == 354) {
+            conn.client.cmd(b".\r\n").await?;
+        }
+        let _ = conn.client.rset().await;
         return Ok(out);
     }
-    let r = conn.cmd(b"DATA\r\n").await?;
+    let r = match data_reply {
+        Some(r) => r,
+        None => conn.client.cmd(b"DATA\r\n").await?,
+    };
     let outcome = if r.code == 354 {
         let data = dot_stuff(env.message);
-        let r = tokio::time::timeout(conn.timeout, async {
+        let client = &mut conn.client;
+        let r = tokio::time::timeout(client.timeout, async {
             use tokio::io::AsyncWriteExt;
-            conn.stream.write_all(&data).await?;
-            conn.stream.flush().await?;
-            conn.read().await
+            client.stream.write_all(&data).await?;
+            client.stream.flush().await?;
+            client.read().await
         })
         .await
         .map_err(|_| mail_send::Error::Timeout)??;
@@ -124,7 +182,7 @@ pub async fn transact(
         let o = refusal(&r).unwrap_or(RecipientOutcome::Deferred {
             reason: format!("DATA was answered {}", reply_text(&r)),
         });
-        let _ = conn.rset().await;
+        let _ = conn.client.rset().await;
         o
     };
     out.extend(accepted.into_iter().map(|r| (r, outcome.clone())));

@@ -126,9 +126,11 @@ pub struct RelayTransport {
 
 impl RelayTransport {
     pub fn new(config: RelayConfig, helo: &str, max_idle: usize) -> Result<Self, String> {
+        // EHLO after TLS and AUTH are done here, to keep the capabilities.
         let mut b = SmtpClientBuilder::new(config.host.clone(), config.port)?
             .implicit_tls(config.tls == RelayTls::Implicit)
             .helo_host(helo)
+            .say_ehlo(false)
             .timeout(COMMAND_TIMEOUT);
         if config.insecure {
             b = b.allow_invalid_certs();
@@ -145,10 +147,31 @@ impl RelayTransport {
     }
 
     async fn connect(&self) -> Result<Conn, mail_send::Error> {
-        Ok(match self.config.tls {
-            RelayTls::None => boxed(self.builder.connect_plain().await?),
-            _ => boxed(self.builder.connect().await?),
-        })
+        match self.config.tls {
+            RelayTls::None => {
+                let c = self.builder.connect_plain().await?;
+                self.greet(c).await
+            }
+            _ => {
+                let c = self.builder.connect().await?;
+                self.greet(c).await
+            }
+        }
+    }
+
+    /// EHLO, then AUTH when credentials are set.
+    async fn greet<T: Stream + 'static>(
+        &self,
+        mut c: SmtpClient<T>,
+    ) -> Result<Conn, mail_send::Error> {
+        let ehlo = c.ehlo(&self.builder.local_host).await?;
+        if let Some(credentials) = &self.builder.credentials {
+            c.authenticate(credentials, &ehlo).await?;
+        }
+        Ok(Conn::new(
+            c,
+            ehlo.has_capability(smtp_proto::EXT_PIPELINING),
+        ))
     }
 
     fn take_idle(&self) -> Option<Conn> {
@@ -161,13 +184,6 @@ impl RelayTransport {
         {
             idle.push(conn);
         }
-    }
-}
-
-pub(crate) fn boxed<T: Stream + 'static>(c: SmtpClient<T>) -> Conn {
-    SmtpClient {
-        stream: Box::new(c.stream) as Box<dyn Stream>,
-        timeout: c.timeout,
     }
 }
 
