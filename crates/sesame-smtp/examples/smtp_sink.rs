@@ -26,6 +26,7 @@ async fn main() -> std::io::Result<()> {
     });
     loop {
         let (sock, _) = listener.accept().await?;
+        sock.set_nodelay(true)?;
         let count = count.clone();
         tokio::spawn(async move {
             let (r, mut w) = sock.into_split();

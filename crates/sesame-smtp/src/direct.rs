@@ -175,6 +175,8 @@ impl DirectTransport {
         let stream = tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| mail_send::Error::Timeout)??;
+        // Small commands must not wait for ACKs (Nagle).
+        stream.set_nodelay(true)?;
         let mut c = SmtpClient {
             stream,
             timeout: COMMAND_TIMEOUT,

@@ -150,10 +150,13 @@ impl RelayTransport {
         match self.config.tls {
             RelayTls::None => {
                 let c = self.builder.connect_plain().await?;
+                // Small commands must not wait for ACKs (Nagle).
+                c.stream.set_nodelay(true)?;
                 self.greet(c).await
             }
             _ => {
                 let c = self.builder.connect().await?;
+                c.stream.get_ref().0.set_nodelay(true)?;
                 self.greet(c).await
             }
         }
