@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -78,6 +77,24 @@ def dkim_verifies(message, records):
     return dkim.verify(message, dnsfunc=dnsfunc), asked
 
 
+def published(server, identity, csv=False):
+    """`sesame identities records`: {(name, type): value}."""
+    args = ["identities", "records", "--account", "111111111111", "--region", "us-east-1", identity]
+    out = server.sesame(*args, *(["--csv"] if csv else [])).stdout
+    if csv:
+        import csv as csvlib
+        import io
+
+        rows = list(csvlib.reader(io.StringIO(out)))
+        assert rows[0] == ["name", "type", "value"]
+        return {(r[0], r[1]): r[2] for r in rows[1:]}
+    records = {}
+    for line in out.splitlines():
+        name, kind, value = line.split("\t")
+        records[(name, kind)] = value.strip('"')
+    return records
+
+
 def simple(sesv2, source, to, subject="Hello", cc=()):
     return sesv2.send_email(
         FromEmailAddress=source,
@@ -104,6 +121,14 @@ def test_relay_delivers_mail_signed_with_byodkim(make_server, unique, pipelining
         ok, asked = dkim_verifies(m.data, {f"sel1._domainkey.{domain}": txt})
         assert ok, m.data.decode(errors="replace")[:2000]
         assert asked == [f"sel1._domainkey.{domain}"]
+        # What Sesame tells the owner to publish (SubjectPublicKeyInfo, where
+        # the test wrote PKCS#1) is the same key: the signature verifies with it.
+        for csv in (False, True):
+            record = published(s, domain, csv=csv)[(f"sel1._domainkey.{domain}", "TXT")]
+            assert dkim_verifies(m.data, {f"sel1._domainkey.{domain}": record.encode()})[0]
+        email = s.sesame("identities", "records", "--account", "111111111111", "--region", "us-east-1",
+                         f"x@{domain}", check=False)
+        assert email.returncode != 0
         # The message the receiver got is the accepted one plus the signature.
         with urllib.request.urlopen(f"{s.url}/_sesame/messages/{mid}/raw") as r:
             assert m.data.endswith(r.read())
@@ -175,17 +200,17 @@ def test_direct_delivery_through_mx_and_a_fallback(make_server, unique):
         mid = simple(sesv2, f"a@{domain}", [f"u1@mx-{unique}.test", f"u2@a-only-{unique}.test"])
         got = sink.wait_for(2)
         assert sorted(r for m in got for r in m.rcpts) == [f"u1@mx-{unique}.test", f"u2@a-only-{unique}.test"]
-        # Easy DKIM: the key Sesame made, as its DNS record would publish it.
+        # Easy DKIM: the records Sesame says to publish for the domain.
         tokens = sesv2.get_email_identity(EmailIdentity=domain)["DkimAttributes"]["Tokens"]
-        db = sqlite3.connect(os.path.join(s.data_dir, "sesame.db"))
-        (data,) = db.execute("SELECT data FROM identities WHERE name = ?", (domain,)).fetchone()
-        db.close()
-        key = json.loads(data)["dkim"]["key"]
-        assert key["bits"] == 1024
-        txt = f"v=DKIM1; k=rsa; p={key['public_spki_b64']}".encode()
+        records = published(s, domain)
+        assert records[(f"_amazonses.{domain}", "TXT")]
+        txt = records[(f"{tokens[0]}._domainkey.{domain}", "TXT")].encode()
+        assert all(records[(f"{t}._domainkey.{domain}", "TXT")] == txt.decode() for t in tokens)
         for m in got:
             ok, asked = dkim_verifies(m.data, {f"{t}._domainkey.{domain}": txt for t in tokens})
             assert ok and asked[0].split(".")[0] in tokens
+        # A 1024-bit key, as asked for.
+        assert len(base64.b64decode(txt.decode().split("p=")[1])) < 200
         wait_events(s, 2, message_id=mid, type="Delivery")
 
 

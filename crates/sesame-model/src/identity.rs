@@ -370,6 +370,50 @@ impl Identity {
     pub fn resource(&self) -> String {
         format!("identity/{}", self.name)
     }
+
+    /// The DNS records a domain owner publishes for this identity: the
+    /// `_amazonses` verification TXT, and the DKIM public key as a TXT under
+    /// each Easy DKIM token (the form to use when no DKIM zone serves the
+    /// tokens' CNAME targets) or under the BYODKIM selector. Email address
+    /// identities have none.
+    pub fn dns_records(&self) -> Vec<DnsRecord> {
+        let domain = self.name.as_str();
+        let mut out = vec![];
+        if self.kind() != IdentityKind::Domain {
+            return out;
+        }
+        if let Some(token) = &self.verification_token {
+            out.push(DnsRecord {
+                name: format!("_amazonses.{domain}"),
+                kind: "TXT",
+                value: token.clone(),
+            });
+        }
+        if let Some(key) = &self.dkim.key {
+            let value = format!("v=DKIM1; k=rsa; p={}", key.public_spki_b64);
+            let selectors: Vec<&String> = match self.dkim.origin {
+                DkimOrigin::AwsSes => self.dkim.tokens.iter().collect(),
+                DkimOrigin::External => self.dkim.selector.iter().collect(),
+            };
+            for s in selectors {
+                out.push(DnsRecord {
+                    name: format!("{s}._domainkey.{domain}"),
+                    kind: "TXT",
+                    value: value.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One DNS record to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    pub name: String,
+    /// `TXT`, `CNAME`, `MX`.
+    pub kind: &'static str,
+    pub value: String,
 }
 
 #[cfg(test)]

@@ -41,8 +41,8 @@ pub use delivery::{
 };
 pub use error::{Error, ErrorKind};
 pub use identity::{
-    DkimOrigin, DkimSigningKey, DkimState, EmailLink, Identity, IdentityKind, IdentityName,
-    KeyLength, MailFrom, VerificationStatus,
+    DkimOrigin, DkimSigningKey, DkimState, DnsRecord, EmailLink, Identity, IdentityKind,
+    IdentityName, KeyLength, MailFrom, VerificationStatus,
 };
 pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};
 pub use scope::{AccountId, Region, Scope};

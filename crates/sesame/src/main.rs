@@ -128,6 +128,18 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum IdentitiesCommand {
+    /// Print the DNS records to publish for a domain identity: the
+    /// verification TXT and the DKIM public key.
+    Records {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        region: String,
+        identity: String,
+        /// As CSV (name,type,value), for a DNS provider's import.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Mark an identity (and its DKIM) verified, as an operator.
     Verify {
         #[arg(long)]
@@ -205,6 +217,51 @@ async fn run(cli: Cli) -> Result<(), String> {
             let result = queue_command(&*store, command.unwrap_or(QueueCommand::Show)).await;
             store.close().await;
             result
+        }
+        Command::Identities {
+            command:
+                IdentitiesCommand::Records {
+                    account,
+                    region,
+                    identity,
+                    csv,
+                },
+        } => {
+            let store = open_store(&cli.common).await?;
+            let scope = Scope::new(
+                AccountId::parse(&account).map_err(|e| e.message)?,
+                Region::parse(&region).map_err(|e| e.message)?,
+            );
+            let svc = IdentityService::new(
+                store.clone() as Arc<dyn Store>,
+                Arc::new(SystemClock),
+                false,
+            );
+            let found = svc.get_many(&scope, std::slice::from_ref(&identity)).await;
+            store.close().await;
+            let Some(i) = found.map_err(|e| e.message)?.into_iter().next() else {
+                return Err(format!(
+                    "no identity {identity} in account {} region {}",
+                    scope.account, scope.region
+                ));
+            };
+            let records = i.dns_records();
+            if records.is_empty() {
+                return Err(format!(
+                    "{identity} is an email address: it is verified by the link emailed to it, not by DNS"
+                ));
+            }
+            if csv {
+                println!("name,type,value");
+            }
+            for r in records {
+                if csv {
+                    println!("{},{},\"{}\"", r.name, r.kind, r.value.replace('"', "\"\""));
+                } else {
+                    println!("{}\t{}\t\"{}\"", r.name, r.kind, r.value);
+                }
+            }
+            Ok(())
         }
         Command::Identities {
             command:
