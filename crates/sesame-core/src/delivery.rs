@@ -761,23 +761,26 @@ fn build_signer(identity: &Identity, domain: &str, selector: &str) -> Result<Sig
 async fn record(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Settled>) {
     let mut batch: Vec<Settled> = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
-        let updates: Vec<DeliveryUpdate> = batch.iter().map(|s| s.update.clone()).collect();
-        let events: Vec<Event> = batch.iter().flat_map(|s| s.events.clone()).collect();
-        match store.finish_deliveries(&updates, &events).await {
+        let attempts = batch.len();
+        let mut updates = Vec::with_capacity(attempts);
+        let mut events = Vec::with_capacity(attempts);
+        let mut latencies = Vec::with_capacity(attempts);
+        for s in batch.drain(..) {
+            updates.push(s.update);
+            events.extend(s.events);
+            latencies.extend(s.latency_ms);
+        }
+        match store.finish_deliveries(updates, events).await {
             Ok(()) => {
-                for s in &batch {
-                    if let Some(ms) = s.latency_ms {
-                        metrics::histogram!("sesame_delivery_latency_seconds")
-                            .record(ms as f64 / 1000.0);
-                    }
+                for ms in latencies {
+                    metrics::histogram!("sesame_delivery_latency_seconds")
+                        .record(ms as f64 / 1000.0);
                 }
             }
             // The deliveries stay `sending` and are retried after a restart
             // or when their lease ends: at least once, never lost.
-            Err(e) => tracing::error!(error = %e, attempts = batch.len(),
-                "could not record delivery results"),
+            Err(e) => tracing::error!(error = %e, attempts, "could not record delivery results"),
         }
-        batch.clear();
     }
 }
 
@@ -896,6 +899,24 @@ mod tests {
             .unwrap()
     }
 
+    /// A verified domain with DKIM enabled and a key (token `tok<bits>`),
+    /// and a MAIL FROM domain `bounce.<name>`; `status` is both its DKIM
+    /// and its MAIL FROM status.
+    async fn signing_identity(name: &str, bits: KeyLength, status: VerificationStatus) -> Identity {
+        let mut i = identity(name);
+        i.verification_status = VerificationStatus::Success;
+        i.dkim.status = status;
+        i.dkim.signing_enabled = true;
+        i.dkim.tokens = vec![format!("tok{}", bits.bits())];
+        i.dkim.key = Some(dkim_keys::generate(bits).await.unwrap());
+        i.mail_from = sesame_model::MailFrom {
+            domain: Some(format!("bounce.{name}")),
+            status: Some(status),
+            reject_on_mx_failure: false,
+        };
+        i
+    }
+
     #[tokio::test]
     async fn signs_with_the_most_specific_verified_identity_and_reports_delivery() {
         let delivered = RecipientOutcome::Delivered {
@@ -907,17 +928,7 @@ mod tests {
             ("example.com", KeyLength::Rsa2048),
             ("mail.example.com", KeyLength::Rsa1024),
         ] {
-            let mut i = identity(name);
-            i.verification_status = VerificationStatus::Success;
-            i.dkim.status = VerificationStatus::Success;
-            i.dkim.signing_enabled = true;
-            i.dkim.tokens = vec![format!("tok{}", bits.bits())];
-            i.dkim.key = Some(dkim_keys::generate(bits).await.unwrap());
-            i.mail_from = sesame_model::MailFrom {
-                domain: Some(format!("bounce.{name}")),
-                status: Some(VerificationStatus::Success),
-                reject_on_mx_failure: false,
-            };
+            let i = signing_identity(name, bits, VerificationStatus::Success).await;
             store.insert_identity(&s, &i, 100).await.unwrap();
         }
         let now = clock.now_ms();
@@ -958,17 +969,12 @@ mod tests {
         };
         let (_d, store, clock, t, engine) = setup(delivered, RetryPolicy::default()).await;
         let s = scope("121212121212", "us-east-1");
-        let mut i = identity("example.com");
-        i.verification_status = VerificationStatus::Success;
-        i.dkim.status = VerificationStatus::Pending;
-        i.dkim.signing_enabled = true;
-        i.dkim.tokens = vec!["tok".into()];
-        i.dkim.key = Some(dkim_keys::generate(KeyLength::Rsa1024).await.unwrap());
-        i.mail_from = sesame_model::MailFrom {
-            domain: Some("bounce.example.com".into()),
-            status: Some(VerificationStatus::Pending),
-            reject_on_mx_failure: false,
-        };
+        let i = signing_identity(
+            "example.com",
+            KeyLength::Rsa1024,
+            VerificationStatus::Pending,
+        )
+        .await;
         store.insert_identity(&s, &i, 100).await.unwrap();
         accept(
             &*store,

@@ -180,12 +180,17 @@ pub struct AttemptReport {
     pub outcomes: Vec<(String, RecipientOutcome)>,
 }
 
+/// The same outcome for every recipient.
+pub fn for_all(recipients: &[String], o: &RecipientOutcome) -> Vec<(String, RecipientOutcome)> {
+    recipients.iter().map(|r| (r.clone(), o.clone())).collect()
+}
+
 impl AttemptReport {
     /// The same outcome for every recipient.
     pub fn all(remote: impl Into<String>, recipients: &[String], o: RecipientOutcome) -> Self {
         Self {
             remote: remote.into(),
-            outcomes: recipients.iter().map(|r| (r.clone(), o.clone())).collect(),
+            outcomes: for_all(recipients, &o),
         }
     }
 }

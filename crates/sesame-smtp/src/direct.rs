@@ -1,6 +1,6 @@
 //! `--delivery direct`: each domain's mail goes to its own MX hosts.
 
-use crate::{COMMAND_TIMEOUT, Conn, deferred_all, error_text, permanent, transact};
+use crate::{COMMAND_TIMEOUT, Conn, connect_failed, deferred_all, error_text, permanent, transact};
 use async_trait::async_trait;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
@@ -239,12 +239,8 @@ impl DirectTransport {
                     Err(e) => last = format!("{host} [{ip}]: {}", error_text(&e)),
                 },
                 Err(e) => {
-                    if let Some(o) = permanent(&e) {
-                        return Ok(env
-                            .recipients
-                            .iter()
-                            .map(|r| (r.clone(), o.clone()))
-                            .collect());
+                    if permanent(&e).is_some() {
+                        return Ok(connect_failed(env, host, &e));
                     }
                     last = format!("{host} [{ip}]: {}", error_text(&e));
                 }

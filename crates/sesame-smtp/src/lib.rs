@@ -21,6 +21,7 @@ pub use relay::{RelayConfig, RelayTransport};
 use mail_send::SmtpClient;
 use sesame_core::delivery::Envelope;
 use sesame_model::RecipientOutcome;
+use sesame_model::delivery::for_all;
 use smtp_proto::Response;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -97,12 +98,6 @@ pub async fn transact(
     conn: &mut Conn,
     env: &Envelope<'_>,
 ) -> Result<Vec<(String, RecipientOutcome)>, mail_send::Error> {
-    let all = |o: RecipientOutcome| {
-        env.recipients
-            .iter()
-            .map(|r| (r.clone(), o.clone()))
-            .collect::<Vec<_>>()
-    };
     let mail = format!("MAIL FROM:<{}>\r\n", env.mail_from);
     let rcpts: Vec<String> = env
         .recipients
@@ -143,7 +138,7 @@ pub async fn transact(
             conn.client.cmd(b".\r\n").await?;
         }
         let _ = conn.client.rset().await;
-        return Ok(all(o));
+        return Ok(for_all(env.recipients, &o));
     }
     let mut out = Vec::with_capacity(env.recipients.len());
     let mut accepted = vec![];
@@ -211,19 +206,25 @@ pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every recipient deferred because the connection failed.
+/// Every recipient deferred, for `why`.
 pub fn deferred_all(env: &Envelope<'_>, why: &str) -> Vec<(String, RecipientOutcome)> {
-    env.recipients
-        .iter()
-        .map(|r| {
-            (
-                r.clone(),
-                RecipientOutcome::Deferred {
-                    reason: why.to_owned(),
-                },
-            )
-        })
-        .collect()
+    let o = RecipientOutcome::Deferred {
+        reason: why.to_owned(),
+    };
+    for_all(env.recipients, &o)
+}
+
+/// Every recipient's outcome when connecting to `remote` failed with `e`:
+/// failed if the server refused us with a 5xx reply, else deferred.
+pub fn connect_failed(
+    env: &Envelope<'_>,
+    remote: &str,
+    e: &mail_send::Error,
+) -> Vec<(String, RecipientOutcome)> {
+    match permanent(e) {
+        Some(o) => for_all(env.recipients, &o),
+        None => deferred_all(env, &format!("{remote}: {}", error_text(e))),
+    }
 }
 
 /// A connection error as a reason: the server's reply where there was one.

@@ -1,6 +1,6 @@
 //! `--delivery relay`: every message goes to one smarthost.
 
-use crate::{COMMAND_TIMEOUT, Conn, Stream, deferred_all, error_text, permanent, transact};
+use crate::{COMMAND_TIMEOUT, Conn, Stream, connect_failed, deferred_all, error_text, transact};
 use async_trait::async_trait;
 use mail_send::{Credentials, SmtpClient, SmtpClientBuilder};
 use sesame_core::delivery::{Envelope, Transport};
@@ -204,16 +204,7 @@ impl Transport for RelayTransport {
                 None => match self.connect().await {
                     Ok(c) => c,
                     Err(e) => {
-                        let outcomes = match permanent(&e) {
-                            Some(o) => env
-                                .recipients
-                                .iter()
-                                .map(|r| (r.clone(), o.clone()))
-                                .collect(),
-                            None => {
-                                deferred_all(env, &format!("relay {remote}: {}", error_text(&e)))
-                            }
-                        };
+                        let outcomes = connect_failed(env, &format!("relay {remote}"), &e);
                         return AttemptReport { remote, outcomes };
                     }
                 },

@@ -452,7 +452,7 @@ async fn delivery_queue(store: &dyn Store) {
     };
     store
         .finish_deliveries(
-            &[
+            vec![
                 DeliveryUpdate::Finished {
                     id: y.id,
                     failed: true,
@@ -465,7 +465,7 @@ async fn delivery_queue(store: &dyn Store) {
                     error: "451 try later".into(),
                 },
             ],
-            std::slice::from_ref(&event),
+            vec![event.clone()],
         )
         .await
         .unwrap();

@@ -149,7 +149,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<QueuedDelivery>>;
     /// Records attempts' results and their events in one transaction.
-    async fn finish_deliveries(&self, updates: &[DeliveryUpdate], events: &[Event]) -> Result<()>;
+    async fn finish_deliveries(
+        &self,
+        updates: Vec<DeliveryUpdate>,
+        events: Vec<Event>,
+    ) -> Result<()>;
     /// Puts every `sending` delivery back in the queue, due now: for a
     /// server starting on a data directory only it uses. Returns how many.
     async fn requeue_in_flight(&self, now: Millis) -> Result<u64>;

@@ -571,12 +571,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn finish_deliveries(&self, updates: &[DeliveryUpdate], events: &[Event]) -> Result<()> {
+    async fn finish_deliveries(
+        &self,
+        updates: Vec<DeliveryUpdate>,
+        events: Vec<Event>,
+    ) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.submit(
             Job::Queue(QueueJob::Finish {
-                updates: updates.to_vec(),
-                events: events.to_vec(),
+                updates,
+                events,
                 reply,
             }),
             answer,
@@ -992,12 +996,11 @@ async fn finish_deliveries(
     }
     // Events, many rows to a statement.
     for chunk in events.chunks(100) {
-        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO events (account_id, region, message_id, kind, at, data) VALUES {rows}"
-        );
-        // Only placeholders are interpolated; values are bound.
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(insert_rows(
+            "events (account_id, region, message_id, kind, at, data)",
+            "(?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+        ));
         for e in chunk {
             q = q
                 .bind(e.scope.account.as_str().to_owned())
@@ -1316,13 +1319,12 @@ async fn accept_batch(
     }
     // The accepted messages, many rows to a statement.
     for chunk in accepted.chunks(100) {
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO messages (id, account_id, region, operation, source, destinations,
-               subject, created_at, raw) VALUES {rows}"
-        );
-        // Only placeholders are interpolated; values are bound.
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(insert_rows(
+            "messages (id, account_id, region, operation, source, destinations, subject,
+               created_at, raw)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+        ));
         for &i in chunk {
             let (job, m) = (&batch[i], &batch[i].message);
             let destinations = serde_json::to_string(&m.destinations)
@@ -1348,13 +1350,12 @@ async fn accept_batch(
         }
     }
     for chunk in queued.chunks(100) {
-        let rows = vec!["(?, ?, ?, ?, ?, 'queued', ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO deliveries (message_id, account_id, region, domain, recipients, state,
-               next_attempt_at, accepted_at, updated_at) VALUES {rows}"
-        );
-        // Only placeholders are interpolated; values are bound.
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(insert_rows(
+            "deliveries (message_id, account_id, region, domain, recipients, state,
+               next_attempt_at, accepted_at, updated_at)",
+            "(?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            chunk.len(),
+        ));
         for (i, domain, recipients) in chunk {
             let (job, m) = (&batch[*i], &batch[*i].message);
             q = q
@@ -1398,6 +1399,15 @@ async fn scope_is_full(
 }
 
 const DAY_MINUTES: i64 = 24 * 60;
+
+/// `INSERT INTO {table} VALUES row, row, …` with `n` copies of `row`. Only
+/// these fixed fragments are interpolated; values are bound.
+fn insert_rows(table: &str, row: &str, n: usize) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!(
+        "INSERT INTO {table} VALUES {}",
+        vec![row; n].join(", ")
+    ))
+}
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))

@@ -131,10 +131,8 @@ enum IdentitiesCommand {
     /// Print the DNS records to publish for a domain identity: the
     /// verification TXT and the DKIM public key.
     Records {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        region: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
         identity: String,
         /// As CSV (name,type,value), for a DNS provider's import.
         #[arg(long)]
@@ -142,10 +140,8 @@ enum IdentitiesCommand {
     },
     /// Mark an identity (and its DKIM) verified, as an operator.
     Verify {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        region: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
         identity: String,
     },
 }
@@ -218,28 +214,36 @@ async fn run(cli: Cli) -> Result<(), String> {
             store.close().await;
             result
         }
-        Command::Identities {
-            command:
-                IdentitiesCommand::Records {
-                    account,
-                    region,
-                    identity,
-                    csv,
-                },
-        } => {
+        Command::Identities { command } => {
             let store = open_store(&cli.common).await?;
-            let scope = Scope::new(
-                AccountId::parse(&account).map_err(|e| e.message)?,
-                Region::parse(&region).map_err(|e| e.message)?,
-            );
             let svc = IdentityService::new(
                 store.clone() as Arc<dyn Store>,
                 Arc::new(SystemClock),
                 false,
             );
-            let found = svc.get_many(&scope, std::slice::from_ref(&identity)).await;
+            let result = identities_command(&svc, command).await;
             store.close().await;
-            let Some(i) = found.map_err(|e| e.message)?.into_iter().next() else {
+            result
+        }
+    }
+}
+
+async fn identities_command(
+    svc: &IdentityService,
+    command: IdentitiesCommand,
+) -> Result<(), String> {
+    match command {
+        IdentitiesCommand::Records {
+            scope,
+            identity,
+            csv,
+        } => {
+            let scope = scope_of(&scope)?;
+            let found = svc
+                .get_many(&scope, std::slice::from_ref(&identity))
+                .await
+                .map_err(|e| e.message)?;
+            let Some(i) = found.into_iter().next() else {
                 return Err(format!(
                     "no identity {identity} in account {} region {}",
                     scope.account, scope.region
@@ -261,36 +265,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                     println!("{}\t{}\t\"{}\"", r.name, r.kind, r.value);
                 }
             }
-            Ok(())
         }
-        Command::Identities {
-            command:
-                IdentitiesCommand::Verify {
-                    account,
-                    region,
-                    identity,
-                },
-        } => {
-            let store = open_store(&cli.common).await?;
-            let scope = Scope::new(
-                AccountId::parse(&account).map_err(|e| e.message)?,
-                Region::parse(&region).map_err(|e| e.message)?,
-            );
-            let svc = IdentityService::new(
-                store.clone() as Arc<dyn Store>,
-                Arc::new(SystemClock),
-                false,
-            );
-            let result = svc.mark_verified(&scope, &identity).await;
-            store.close().await;
-            let i = result.map_err(|e| e.message)?;
+        IdentitiesCommand::Verify { scope, identity } => {
+            let scope = scope_of(&scope)?;
+            let i = svc
+                .mark_verified(&scope, &identity)
+                .await
+                .map_err(|e| e.message)?;
             println!(
                 "{} is verified in account {} region {}",
                 i.name, scope.account, scope.region
             );
-            Ok(())
         }
     }
+    Ok(())
 }
 
 async fn queue_command(store: &dyn Store, command: QueueCommand) -> Result<(), String> {
