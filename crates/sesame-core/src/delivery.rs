@@ -987,6 +987,10 @@ mod tests {
         drain(&store, &clock, &engine).await;
         let seen = t.seen.lock().unwrap().clone();
         assert!(!String::from_utf8_lossy(&seen[0].2).contains("DKIM-Signature"));
+        assert_eq!(
+            seen[0].0, "m1@bounces.sesame.test",
+            "an unverified MAIL FROM domain falls back to the default"
+        );
     }
 
     #[tokio::test]
