@@ -6,6 +6,7 @@
 use crate::{Clock, dkim_keys, internal, random};
 use base64::Engine;
 use sesame_model::identity::MAX_IDENTITIES;
+use sesame_model::verification::Track;
 use sesame_model::{
     DkimOrigin, DkimState, Error, ErrorKind, Identity, IdentityKind, IdentityName, KeyLength,
     Millis, Scope, Tag, VerificationStatus, tags,
@@ -281,6 +282,7 @@ impl IdentityService {
             tags: vec![],
             email_link: None,
             mail_from: Default::default(),
+            dns: Default::default(),
             version: 0,
         }
     }
@@ -301,6 +303,7 @@ impl IdentityService {
         d.last_key_generation = Some(now);
         d.signing_enabled = true;
         d.status = self.initial_status();
+        identity.dns.dkim = Track::restart(now);
         Ok(())
     }
 
@@ -325,6 +328,7 @@ impl IdentityService {
         d.last_key_generation = Some(self.clock.now_ms());
         d.signing_enabled = true;
         d.status = self.initial_status();
+        identity.dns.dkim = Track::restart(self.clock.now_ms());
         Ok(())
     }
 
@@ -420,6 +424,23 @@ impl IdentityService {
         let name = IdentityName::domain(domain)?;
         let identity = self.new_identity(name);
         match self.insert(scope, &identity).await? {
+            // Asking again for a domain whose verification failed starts it
+            // over: `Pending`, with another 72 hours.
+            Insert::Exists(existing)
+                if existing.verification_status == VerificationStatus::Failed =>
+            {
+                let now = self.clock.now_ms();
+                let updated = self
+                    .modify(scope, domain, || not_found(domain), |i| {
+                        i.verification_status = VerificationStatus::Pending;
+                        i.dns.identity = Track::restart(now);
+                        Ok(())
+                    })
+                    .await?;
+                updated
+                    .verification_token
+                    .ok_or_else(|| Error::internal("stored domain has no verification token"))
+            }
             Insert::Exists(existing) => existing
                 .verification_token
                 .ok_or_else(|| Error::internal("stored domain has no verification token")),
@@ -733,6 +754,7 @@ impl IdentityService {
             }
         };
         let status = self.initial_status();
+        let now = self.clock.now_ms();
         self.modify(
             scope,
             &key,
@@ -743,6 +765,7 @@ impl IdentityService {
                 if changed {
                     i.mail_from.status = domain.as_ref().map(|_| status);
                     i.mail_from.domain = domain.clone();
+                    i.dns.mail_from = Track::restart(now);
                 }
                 Ok(())
             },

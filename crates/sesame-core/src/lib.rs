@@ -14,6 +14,8 @@
 //! - [`compose`]: MIME messages built for Simple content, and raw ones read.
 //! - [`delivery`]: the delivery engine: queue, DKIM signing, transports, the
 //!   mailbox simulator, events.
+//! - [`verifier`]: the DNS verifier of domain identities (schedule, on
+//!   demand, SES's statuses, diagnoses), behind the `DnsLookup` trait.
 //! - [`clock`]: the injected time source.
 //! - [`random`]: tokens and IDs from the OS's CSPRNG.
 
@@ -27,6 +29,7 @@ pub mod identities;
 pub mod random;
 pub mod sending;
 pub mod templates;
+pub mod verifier;
 
 pub use accounts::AccountService;
 pub use clock::{Clock, SystemClock};
@@ -34,6 +37,7 @@ pub use credentials::{Credentials, Resolution};
 pub use identities::IdentityService;
 pub use sending::SendService;
 pub use templates::TemplateService;
+pub use verifier::{DnsLookup, Verifier, VerifierSettings};
 
 use sesame_model::Error;
 use sesame_store::StoreError;

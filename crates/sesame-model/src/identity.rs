@@ -7,6 +7,7 @@
 use crate::Millis;
 use crate::error::{Error, Result};
 use crate::tags::Tag;
+use crate::verification::{DnsPublishing, DnsState, Expected, ExpectedValue, RecordType};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -306,6 +307,9 @@ pub struct Identity {
     /// The custom MAIL FROM domain, if any.
     #[serde(default)]
     pub mail_from: MailFrom,
+    /// What the DNS verifier found, and when.
+    #[serde(default)]
+    pub dns: DnsState,
     /// Optimistic-concurrency version, bumped by the store on each update.
     pub version: i64,
 }
@@ -372,39 +376,101 @@ impl Identity {
     }
 
     /// The DNS records a domain owner publishes for this identity: the
-    /// `_amazonses` verification TXT, and the DKIM public key as a TXT under
-    /// each Easy DKIM token (the form to use when no DKIM zone serves the
-    /// tokens' CNAME targets) or under the BYODKIM selector. Email address
+    /// `_amazonses` verification TXT; for Easy DKIM a CNAME per token to
+    /// Sesame's DKIM zone, or (with no zone served) the public key as a TXT
+    /// under each token; for BYODKIM the key under the selector; for a
+    /// custom MAIL FROM domain its MX and SPF records. Email address
     /// identities have none.
-    pub fn dns_records(&self) -> Vec<DnsRecord> {
-        let domain = self.name.as_str();
-        let mut out = vec![];
-        if self.kind() != IdentityKind::Domain {
-            return out;
-        }
-        if let Some(token) = &self.verification_token {
+    pub fn dns_records(&self, publishing: &DnsPublishing) -> Vec<DnsRecord> {
+        let checks = self.dns_checks(publishing);
+        let mut out: Vec<DnsRecord> = checks
+            .identity
+            .into_iter()
+            .chain(checks.dkim.into_iter().map(|(e, _)| e))
+            .chain(checks.mail_from)
+            .map(|e| DnsRecord {
+                name: e.name,
+                kind: e.kind.as_str(),
+                value: match e.value {
+                    ExpectedValue::Exact(v) => v,
+                    ExpectedValue::DkimKey(k) => format!("v=DKIM1; k=rsa; p={k}"),
+                },
+            })
+            .collect();
+        if let Some(d) = &self.mail_from.domain {
             out.push(DnsRecord {
-                name: format!("_amazonses.{domain}"),
+                name: d.clone(),
                 kind: "TXT",
-                value: token.clone(),
+                value: publishing.spf(),
             });
-        }
-        if let Some(key) = &self.dkim.key {
-            let value = format!("v=DKIM1; k=rsa; p={}", key.public_spki_b64);
-            let selectors: Vec<&String> = match self.dkim.origin {
-                DkimOrigin::AwsSes => self.dkim.tokens.iter().collect(),
-                DkimOrigin::External => self.dkim.selector.iter().collect(),
-            };
-            for s in selectors {
-                out.push(DnsRecord {
-                    name: format!("{s}._domainkey.{domain}"),
-                    kind: "TXT",
-                    value: value.clone(),
-                });
-            }
         }
         out
     }
+
+    /// What the DNS verifier looks for. Each DKIM check carries the TXT
+    /// alternative to its CNAME (the key itself under the token's name).
+    pub fn dns_checks(&self, publishing: &DnsPublishing) -> DnsChecks {
+        let mut out = DnsChecks::default();
+        if self.kind() != IdentityKind::Domain {
+            return out;
+        }
+        let domain = self.name.as_str();
+        if let Some(token) = &self.verification_token {
+            out.identity = Some(Expected {
+                name: format!("_amazonses.{domain}"),
+                kind: RecordType::Txt,
+                value: ExpectedValue::Exact(token.clone()),
+            });
+        }
+        if let Some(key) = &self.dkim.key {
+            let key_txt = |s: &str| Expected {
+                name: format!("{s}._domainkey.{domain}"),
+                kind: RecordType::Txt,
+                value: ExpectedValue::DkimKey(key.public_spki_b64.clone()),
+            };
+            match self.dkim.origin {
+                DkimOrigin::AwsSes => {
+                    for t in &self.dkim.tokens {
+                        out.dkim.push(match &publishing.cname_zone {
+                            Some(zone) => (
+                                Expected {
+                                    name: format!("{t}._domainkey.{domain}"),
+                                    kind: RecordType::Cname,
+                                    value: ExpectedValue::Exact(format!("{t}.{zone}")),
+                                },
+                                Some(key_txt(t)),
+                            ),
+                            None => (key_txt(t), None),
+                        });
+                    }
+                }
+                DkimOrigin::External => {
+                    out.dkim
+                        .extend(self.dkim.selector.iter().map(|s| (key_txt(s), None)));
+                }
+            }
+        }
+        if let Some(d) = &self.mail_from.domain {
+            out.mail_from = Some(Expected {
+                name: d.clone(),
+                kind: RecordType::Mx,
+                value: ExpectedValue::Exact(publishing.mail_from_mx.clone()),
+            });
+        }
+        out
+    }
+}
+
+/// The records a domain identity's verification looks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsChecks {
+    /// The `_amazonses` TXT record.
+    pub identity: Option<Expected>,
+    /// One per Easy DKIM token or BYODKIM selector, with an accepted
+    /// alternative.
+    pub dkim: Vec<(Expected, Option<Expected>)>,
+    /// The custom MAIL FROM domain's MX record.
+    pub mail_from: Option<Expected>,
 }
 
 /// One DNS record to publish.

@@ -15,6 +15,8 @@
 //!   the edge, and the identity record with its verification and DKIM state.
 //! - [`tags`]: resource tags and SES's rules for them.
 //! - [`template`]: email templates and their limits.
+//! - [`verification`]: DNS verification without the DNS: the records
+//!   checked, SES's statuses and timings, diagnoses of publishing mistakes.
 //! - [`error`]: the domain error, which the wire layer turns into each
 //!   protocol's code and status.
 //!
@@ -30,6 +32,7 @@ pub mod message;
 pub mod scope;
 pub mod tags;
 pub mod template;
+pub mod verification;
 
 pub use access_key::AccessKey;
 pub use account::{Account, AccountDetails, Review, ReviewStatus};
@@ -41,7 +44,7 @@ pub use delivery::{
 };
 pub use error::{Error, ErrorKind};
 pub use identity::{
-    DkimOrigin, DkimSigningKey, DkimState, DnsRecord, EmailLink, Identity, IdentityKind,
+    DkimOrigin, DkimSigningKey, DkimState, DnsChecks, DnsRecord, EmailLink, Identity, IdentityKind,
     IdentityName, KeyLength, MailFrom, VerificationStatus,
 };
 pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};

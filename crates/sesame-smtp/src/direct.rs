@@ -3,8 +3,6 @@
 use crate::{COMMAND_TIMEOUT, Conn, connect_failed, deferred_all, error_text, permanent, transact};
 use async_trait::async_trait;
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use mail_send::SmtpClient;
 use sesame_core::delivery::{Envelope, Transport};
@@ -61,28 +59,7 @@ enum Route {
 
 impl DirectTransport {
     pub fn new(settings: DirectSettings) -> Result<Self, String> {
-        let mut builder = if settings.dns_servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
-        } else {
-            let servers = settings
-                .dns_servers
-                .iter()
-                .map(|sa| {
-                    let mut ns = NameServerConfig::udp_and_tcp(sa.ip());
-                    for c in &mut ns.connections {
-                        c.port = sa.port();
-                    }
-                    ns
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        builder.options_mut().timeout = Duration::from_secs(5);
-        builder.options_mut().attempts = 2;
-        let resolver = builder.build().map_err(|e| e.to_string())?;
+        let resolver = sesame_dns::resolver(&settings.dns_servers, sesame_dns::Tuning::delivery())?;
         Ok(Self {
             tls: mail_send::smtp::tls::build_tls_connector(true)?,
             settings,

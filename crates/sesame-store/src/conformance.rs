@@ -29,6 +29,7 @@ pub fn identity(name: &str) -> Identity {
         tags: vec![],
         email_link: None,
         mail_from: Default::default(),
+        dns: Default::default(),
         version: 0,
     }
 }

@@ -95,6 +95,21 @@ pub trait Store: Send + Sync + 'static {
     /// `identity.version`, bumping the version. `false` when it changed or
     /// vanished in between.
     async fn update_identity(&self, scope: &Scope, identity: &Identity) -> Result<bool>;
+    /// Writes many identities in one transaction, each only if its version
+    /// is still `identity.version` (bumping it); per identity, whether it
+    /// was written.
+    async fn update_identities(&self, identities: &[(Scope, Identity)]) -> Result<Vec<bool>>;
+    /// Every identity of every scope after position `after`, in position
+    /// order, at most `limit`: `(position, scope, identity)`. For the
+    /// verifier's passes.
+    async fn list_all_identities(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Scope, Identity)>>;
+    /// The Easy DKIM public key (base64 SubjectPublicKeyInfo) published
+    /// under `token`, if an identity whose DKIM is set up has that token.
+    async fn dkim_key_by_token(&self, token: &str) -> Result<Option<String>>;
     /// `false` when there was nothing to delete.
     async fn delete_identity(&self, scope: &Scope, name: &str) -> Result<bool>;
     /// Identities after position `after`, in creation order, at most `limit`.

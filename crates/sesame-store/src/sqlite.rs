@@ -312,24 +312,77 @@ impl Store for SqliteStore {
     }
 
     async fn update_identity(&self, scope: &Scope, identity: &Identity) -> Result<bool> {
-        let data = encode(identity)?;
-        let done = sqlx::query(
-            "UPDATE identities SET data = ?, verification_status = ?, dkim_status = ?,
-               verify_token = ?, version = version + 1
-             WHERE account_id = ? AND region = ? AND name = ? AND version = ?",
-        )
-        .bind(&data)
-        .bind(identity.verification_status.v1())
-        .bind(identity.dkim.status.v1())
-        .bind(identity.email_link.as_ref().map(|l| l.token.as_str()))
-        .bind(scope.account.as_str())
-        .bind(scope.region.as_str())
-        .bind(identity.name.as_str())
-        .bind(identity.version)
-        .execute(&self.pool)
-        .await?;
+        let written = self
+            .update_identities(&[(scope.clone(), identity.clone())])
+            .await?;
+        Ok(written[0])
+    }
+
+    async fn update_identities(&self, identities: &[(Scope, Identity)]) -> Result<Vec<bool>> {
+        if identities.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut out = Vec::with_capacity(identities.len());
+        let mut tx = self.pool.begin().await?;
+        for (scope, identity) in identities {
+            let done = sqlx::query(
+                "UPDATE identities SET data = ?, verification_status = ?, dkim_status = ?,
+                   verify_token = ?, version = version + 1
+                 WHERE account_id = ? AND region = ? AND name = ? AND version = ?",
+            )
+            .bind(encode(identity)?)
+            .bind(identity.verification_status.v1())
+            .bind(identity.dkim.status.v1())
+            .bind(identity.email_link.as_ref().map(|l| l.token.as_str()))
+            .bind(scope.account.as_str())
+            .bind(scope.region.as_str())
+            .bind(identity.name.as_str())
+            .bind(identity.version)
+            .execute(&mut *tx)
+            .await?;
+            out.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
         self.cache.bump();
-        Ok(done.rows_affected() == 1)
+        Ok(out)
+    }
+
+    async fn list_all_identities(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Scope, Identity)>> {
+        let rows = sqlx::query(
+            "SELECT seq, account_id, region, data, version FROM identities
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("seq")?, scope_of(r)?, decode(r)?)))
+            .collect()
+    }
+
+    async fn dkim_key_by_token(&self, token: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT data, version FROM identities
+             WHERE json_extract(data, '$.dkim.tokens[0]') = ?1
+                OR json_extract(data, '$.dkim.tokens[1]') = ?1
+                OR json_extract(data, '$.dkim.tokens[2]') = ?1
+             LIMIT 1",
+        )
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let identity = decode(&row)?;
+        Ok(identity
+            .dkim
+            .key
+            .filter(|_| identity.dkim.origin == sesame_model::DkimOrigin::AwsSes)
+            .map(|k| k.public_spki_b64))
     }
 
     async fn delete_identity(&self, scope: &Scope, name: &str) -> Result<bool> {

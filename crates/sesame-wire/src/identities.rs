@@ -254,10 +254,34 @@ pub fn get_email_identity_out(i: &Identity) -> Value {
         "Policies": {},
         "Tags": tags_out(&i.tags),
         "VerificationStatus": i.verification_status.v2(),
-        "VerificationInfo": {},
+        "VerificationInfo": verification_info(i),
     });
     if let Some(cs) = &i.configuration_set {
         v["ConfigurationSetName"] = json!(cs);
+    }
+    v
+}
+
+/// v2 `VerificationInfo`: what the DNS verifier last found (empty until
+/// it has checked, and for email addresses).
+pub fn verification_info(i: &Identity) -> Value {
+    let d = &i.dns;
+    let mut v = json!({});
+    if let Some(t) = d.last_checked_at {
+        v["LastCheckedTimestamp"] = epoch_seconds(t);
+    }
+    if let Some(t) = d.identity.last_success_at {
+        v["LastSuccessTimestamp"] = epoch_seconds(t);
+    }
+    if let Some(e) = d.error {
+        v["ErrorType"] = json!(e.v2());
+    }
+    if let Some(s) = &d.soa {
+        v["SOARecord"] = json!({
+            "PrimaryNameServer": s.primary_name_server,
+            "AdminEmail": s.admin_email,
+            "SerialNumber": s.serial_number,
+        });
     }
     v
 }
@@ -288,6 +312,7 @@ mod tests {
             tags: vec![],
             email_link: None,
             mail_from: Default::default(),
+            dns: Default::default(),
             version: 1,
         }
     }

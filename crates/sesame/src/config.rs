@@ -5,6 +5,7 @@
 
 use clap::Args;
 use serde::Deserialize;
+use sesame_model::verification::DnsPublishing;
 use sesame_model::{AccountId, RetryPolicy};
 use sesame_smtp::RelayConfig;
 use std::net::SocketAddr;
@@ -23,6 +24,20 @@ pub struct CommonArgs {
     /// Directory of the embedded store [default: ./sesame-data]
     #[arg(long, env = "SESAME_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// DNS settings `sesame serve` and `sesame identities check` share.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DnsArgs {
+    /// DNS server for MX lookups and verification, HOST:PORT; repeatable [default: the system's resolver]
+    #[arg(long = "dns-server", env = "SESAME_DNS_SERVERS", value_delimiter = ',')]
+    pub dns_servers: Vec<String>,
+    /// Zone Easy DKIM CNAMEs point into: <token>._domainkey.<domain> CNAME <token>.ZONE [default: none; keys are published as TXT]
+    #[arg(long, env = "SESAME_DKIM_CNAME_ZONE")]
+    pub dkim_cname_zone: Option<String>,
+    /// Host that custom MAIL FROM domains' MX records must name [default: the host name]
+    #[arg(long, env = "SESAME_MAIL_FROM_MX")]
+    pub mail_from_mx: Option<String>,
 }
 
 /// `sesame serve`'s own settings.
@@ -55,9 +70,17 @@ pub struct ServeArgs {
     /// Smarthost for --delivery relay: smtp[s]://[user:pass@]host[:port][?tls=none][&insecure=true]
     #[arg(long, env = "SESAME_RELAY")]
     pub relay: Option<String>,
-    /// DNS server for MX lookups, HOST:PORT; repeatable [default: the system's resolver]
-    #[arg(long = "dns-server", env = "SESAME_DNS_SERVERS", value_delimiter = ',')]
-    pub dns_servers: Vec<String>,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// Serve the DKIM zone (--dkim-cname-zone) on this address, UDP and TCP, e.g. 0.0.0.0:53
+    #[arg(long, env = "SESAME_DNS_LISTEN")]
+    pub dns_listen: Option<String>,
+    /// How often domain identities' DNS records are checked, e.g. 30s, 5m [default: 5m]
+    #[arg(long, env = "SESAME_VERIFY_INTERVAL")]
+    pub verify_interval: Option<String>,
+    /// Most DNS queries the verifier has in flight at once [default: 64]
+    #[arg(long, env = "SESAME_DNS_MAX_IN_FLIGHT")]
+    pub dns_max_in_flight: Option<usize>,
     /// Port MX hosts are reached on in direct delivery [default: 25]
     #[arg(long, env = "SESAME_SMTP_PORT")]
     pub smtp_port: Option<u16>,
@@ -107,6 +130,25 @@ pub struct FileConfig {
     pub max_message_age: Option<String>,
     pub delivery_concurrency: Option<usize>,
     pub domain_concurrency: Option<usize>,
+    pub mail_from_mx: Option<String>,
+    pub dkim: Option<DkimFile>,
+    pub dns: Option<DnsFile>,
+}
+
+/// `[dkim]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimFile {
+    pub cname_zone: Option<String>,
+}
+
+/// `[dns]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsFile {
+    pub listen: Option<String>,
+    pub verify_interval: Option<String>,
+    pub max_in_flight: Option<usize>,
 }
 
 impl FileConfig {
@@ -135,6 +177,112 @@ pub struct Settings {
     /// The system address verification emails come from.
     pub verification_from: String,
     pub delivery: DeliveryConfig,
+    pub verify: VerifyConfig,
+}
+
+/// Validated settings of the DNS verifier and the DKIM zone listener.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub dns_servers: Vec<SocketAddr>,
+    pub publishing: DnsPublishing,
+    pub interval: std::time::Duration,
+    pub max_in_flight: usize,
+    /// Where the DKIM zone is served, if at all.
+    pub listen: Option<SocketAddr>,
+    /// The zone's name server (the host name).
+    pub hostname: String,
+}
+
+impl VerifyConfig {
+    pub fn resolve(
+        dns: &DnsArgs,
+        serve: &ServeArgs,
+        file: &FileConfig,
+        hostname: &str,
+    ) -> Result<Self, String> {
+        let dns_file = file.dns.clone().unwrap_or_default();
+        let cname_zone = dns
+            .dkim_cname_zone
+            .clone()
+            .or_else(|| file.dkim.as_ref().and_then(|d| d.cname_zone.clone()))
+            .map(|z| z.trim_end_matches('.').to_ascii_lowercase());
+        if let Some(z) = &cname_zone
+            && sesame_model::IdentityName::domain(z).is_err()
+        {
+            return Err(format!(
+                "invalid value '{z}' for setting dkim.cname_zone (--dkim-cname-zone, SESAME_DKIM_CNAME_ZONE): expected a domain name"
+            ));
+        }
+        let listen = match serve.dns_listen.clone().or(dns_file.listen) {
+            None => None,
+            Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
+                format!("invalid value '{l}' for setting dns.listen (--dns-listen, SESAME_DNS_LISTEN): expected HOST:PORT such as 0.0.0.0:53")
+            })?),
+        };
+        if listen.is_some() && cname_zone.is_none() {
+            return Err("setting dns.listen (--dns-listen) serves the DKIM zone, but no zone is set: set dkim.cname_zone (--dkim-cname-zone)".into());
+        }
+        let interval = match serve.verify_interval.clone().or(dns_file.verify_interval) {
+            None => 300_000,
+            Some(v) => parse_duration(&v).ok_or_else(|| {
+                format!("invalid value '{v}' for setting dns.verify_interval (--verify-interval, SESAME_VERIFY_INTERVAL): expected a duration such as 30s or 5m")
+            })?,
+        };
+        let max_in_flight = match serve.dns_max_in_flight.or(dns_file.max_in_flight) {
+            Some(0) => {
+                return Err("invalid value '0' for setting dns.max_in_flight (--dns-max-in-flight, SESAME_DNS_MAX_IN_FLIGHT): expected a number above 0".into());
+            }
+            Some(n) => n,
+            None => 64,
+        };
+        Ok(Self {
+            dns_servers: dns_servers(dns, file)?,
+            publishing: DnsPublishing {
+                cname_zone,
+                mail_from_mx: dns
+                    .mail_from_mx
+                    .clone()
+                    .or_else(|| file.mail_from_mx.clone())
+                    .unwrap_or_else(|| hostname.to_owned())
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+            },
+            interval: std::time::Duration::from_millis(interval as u64),
+            max_in_flight,
+            listen,
+            hostname: hostname.to_owned(),
+        })
+    }
+}
+
+/// `--dns-server` (or `dns_servers` in the file) as socket addresses.
+pub fn dns_servers(dns: &DnsArgs, file: &FileConfig) -> Result<Vec<SocketAddr>, String> {
+    let servers = if dns.dns_servers.is_empty() {
+        file.dns_servers.clone().unwrap_or_default()
+    } else {
+        dns.dns_servers.clone()
+    };
+    servers
+        .iter()
+        .map(|s| {
+            s.parse::<SocketAddr>()
+                .or_else(|_| {
+                    s.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    format!("invalid value '{s}' for setting dns_servers (--dns-server, SESAME_DNS_SERVERS): expected IP:PORT such as 127.0.0.1:53")
+                })
+        })
+        .collect()
+}
+
+/// The host name: `--hostname`, the file's, or the system's.
+pub fn hostname(serve_hostname: &Option<String>, file: &FileConfig) -> String {
+    serve_hostname
+        .clone()
+        .or_else(|| file.hostname.clone())
+        .unwrap_or_else(system_hostname)
 }
 
 /// Where accepted mail goes.
@@ -223,29 +371,7 @@ impl DeliveryConfig {
                 ));
             }
         };
-        let servers = if serve.dns_servers.is_empty() {
-            file.dns_servers.clone().unwrap_or_default()
-        } else {
-            serve.dns_servers.clone()
-        };
-        let dns_servers = servers
-            .iter()
-            .map(|s| {
-                s.parse::<SocketAddr>()
-                    .or_else(|_| {
-                        s.parse::<std::net::IpAddr>()
-                            .map(|ip| SocketAddr::new(ip, 53))
-                    })
-                    .map_err(|_| {
-                        invalid(
-                            "dns_servers",
-                            "dns-server",
-                            s,
-                            "IP:PORT such as 127.0.0.1:53",
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let dns_servers = dns_servers(&serve.dns, file)?;
         let duration = |name: &str, flag: &str, v: Option<String>, default: i64| match v {
             None => Ok(default),
             Some(v) => parse_duration(&v)
@@ -272,7 +398,7 @@ impl DeliveryConfig {
                 defaults.max_age_ms,
             )?,
         };
-        let hostname = pick(&serve.hostname, &file.hostname).unwrap_or_else(system_hostname);
+        let hostname = hostname(&serve.hostname, file);
         let bounce_domain =
             pick(&serve.bounce_domain, &file.bounce_domain).unwrap_or_else(|| hostname.clone());
         let count = |name: &str, flag: &str, v: Option<usize>, default: usize| match v {
@@ -351,8 +477,10 @@ impl Settings {
             ));
         }
         let dev = serve.dev || file.dev.unwrap_or(false);
+        let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {
-            delivery: DeliveryConfig::resolve(serve, &file, dev)?,
+            verify: VerifyConfig::resolve(&serve.dns, serve, &file, &delivery.hostname)?,
+            delivery,
             public_url,
             verification_from,
             listen,
@@ -385,7 +513,7 @@ mod tests {
         let mut relay = serve();
         relay.relay = Some("smtp://u:secret@127.0.0.1:2525?tls=none".into());
         relay.retry_initial = Some("2s".into());
-        relay.dns_servers = vec!["127.0.0.1:5353".into()];
+        relay.dns.dns_servers = vec!["127.0.0.1:5353".into()];
         let s = Settings::resolve(&common(None), &relay).unwrap();
         assert!(matches!(s.delivery.mode, DeliveryMode::Relay(_)));
         assert_eq!(s.delivery.retry.initial_ms, 2_000);

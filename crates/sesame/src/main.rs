@@ -129,7 +129,8 @@ enum KeysCommand {
 #[derive(Subcommand)]
 enum IdentitiesCommand {
     /// Print the DNS records to publish for a domain identity: the
-    /// verification TXT and the DKIM public key.
+    /// verification TXT, the DKIM records, and a custom MAIL FROM domain's
+    /// MX and SPF.
     Records {
         #[command(flatten)]
         scope: ScopeArgs,
@@ -137,6 +138,23 @@ enum IdentitiesCommand {
         /// As CSV (name,type,value), for a DNS provider's import.
         #[arg(long)]
         csv: bool,
+        #[command(flatten)]
+        dns: config::DnsArgs,
+    },
+    /// Show an identity's verification: statuses, when DNS was last checked,
+    /// what was found wrong and how to fix it.
+    Show {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        identity: String,
+    },
+    /// Check a domain identity's DNS records now, store the result and show it.
+    Check {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        identity: String,
+        #[command(flatten)]
+        dns: config::DnsArgs,
     },
     /// Mark an identity (and its DKIM) verified, as an operator.
     Verify {
@@ -216,40 +234,51 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Identities { command } => {
             let store = open_store(&cli.common).await?;
-            let svc = IdentityService::new(
-                store.clone() as Arc<dyn Store>,
-                Arc::new(SystemClock),
-                false,
-            );
-            let result = identities_command(&svc, command).await;
+            let result = identities_command(&cli.common, store.clone(), command).await;
             store.close().await;
             result
         }
     }
 }
 
+/// The verifier's settings as an operator command sees them: its flags,
+/// then the config file.
+fn verify_config(common: &CommonArgs, dns: &config::DnsArgs) -> Result<config::VerifyConfig, String> {
+    let file = FileConfig::load(common.config.as_deref())?;
+    let hostname = config::hostname(&None, &file);
+    config::VerifyConfig::resolve(dns, &ServeArgs::default(), &file, &hostname)
+}
+
 async fn identities_command(
-    svc: &IdentityService,
+    common: &CommonArgs,
+    store: Arc<SqliteStore>,
     command: IdentitiesCommand,
 ) -> Result<(), String> {
+    let store = store as Arc<dyn Store>;
+    let svc = IdentityService::new(store.clone(), Arc::new(SystemClock), false);
+    let missing = |identity: &str, scope: &Scope| {
+        format!(
+            "no identity {identity} in account {} region {}",
+            scope.account, scope.region
+        )
+    };
     match command {
         IdentitiesCommand::Records {
             scope,
             identity,
             csv,
+            dns,
         } => {
             let scope = scope_of(&scope)?;
+            let publishing = verify_config(common, &dns)?.publishing;
             let found = svc
                 .get_many(&scope, std::slice::from_ref(&identity))
                 .await
                 .map_err(|e| e.message)?;
             let Some(i) = found.into_iter().next() else {
-                return Err(format!(
-                    "no identity {identity} in account {} region {}",
-                    scope.account, scope.region
-                ));
+                return Err(missing(&identity, &scope));
             };
-            let records = i.dns_records();
+            let records = i.dns_records(&publishing);
             if records.is_empty() {
                 return Err(format!(
                     "{identity} is an email address: it is verified by the link emailed to it, not by DNS"
@@ -266,6 +295,35 @@ async fn identities_command(
                 }
             }
         }
+        IdentitiesCommand::Show { scope, identity } => {
+            let scope = scope_of(&scope)?;
+            let i = svc.get(&scope, &identity).await.map_err(|e| e.message)?;
+            print!("{}", describe(&i));
+        }
+        IdentitiesCommand::Check {
+            scope,
+            identity,
+            dns,
+        } => {
+            let scope = scope_of(&scope)?;
+            let v = verify_config(common, &dns)?;
+            let lookup = sesame_dns::HickoryLookup::new(&v.dns_servers, v.max_in_flight)?;
+            let verifier = sesame_core::Verifier::new(
+                store.clone(),
+                Arc::new(SystemClock),
+                Arc::new(lookup),
+                sesame_core::VerifierSettings {
+                    publishing: v.publishing,
+                    interval: v.interval,
+                    max_in_flight: v.max_in_flight,
+                },
+            );
+            let i = verifier
+                .check(&scope, &identity)
+                .await
+                .map_err(|e| e.message)?;
+            print!("{}", describe(&i));
+        }
         IdentitiesCommand::Verify { scope, identity } => {
             let scope = scope_of(&scope)?;
             let i = svc
@@ -279,6 +337,53 @@ async fn identities_command(
         }
     }
     Ok(())
+}
+
+/// An identity's verification, for `sesame identities show` and `check`.
+fn describe(i: &sesame_model::Identity) -> String {
+    use std::fmt::Write;
+    let time = |t: Option<i64>| t.map(sesame_wire::iso8601).unwrap_or_else(|| "never".into());
+    let mut out = String::new();
+    let kind = match i.kind() {
+        sesame_model::IdentityKind::Domain => "domain",
+        sesame_model::IdentityKind::EmailAddress => "email address",
+    };
+    let _ = writeln!(out, "identity      {} ({kind})", i.name);
+    let _ = writeln!(out, "verification  {}", i.verification_status.v1());
+    if i.kind() == sesame_model::IdentityKind::Domain {
+        let d = &i.dns;
+        let _ = writeln!(out, "last checked  {}", time(d.last_checked_at));
+        let _ = writeln!(out, "last success  {}", time(d.identity.last_success_at));
+        if let Some(e) = d.error {
+            let _ = writeln!(out, "error type    {}", e.v2());
+        }
+        if let Some(soa) = &d.soa {
+            let _ = writeln!(
+                out,
+                "SOA           {} {} serial {}",
+                soa.primary_name_server, soa.admin_email, soa.serial_number
+            );
+        }
+    }
+    if i.dkim.is_set_up() {
+        let _ = writeln!(
+            out,
+            "DKIM          {} ({}, signing {})",
+            i.dkim.status.v1(),
+            i.dkim.origin.v2(),
+            if i.dkim.signing_enabled { "enabled" } else { "disabled" }
+        );
+    }
+    if let (Some(d), Some(s)) = (&i.mail_from.domain, i.mail_from.status) {
+        let _ = writeln!(out, "MAIL FROM     {d} {}", s.v1());
+    }
+    if !i.dns.diagnoses.is_empty() {
+        let _ = writeln!(out, "diagnoses:");
+        for d in &i.dns.diagnoses {
+            let _ = writeln!(out, "  [{}] {}", d.kind.as_str(), d.message);
+        }
+    }
+    out
 }
 
 async fn queue_command(store: &dyn Store, command: QueueCommand) -> Result<(), String> {

@@ -1,7 +1,9 @@
 //! The HTTP server: binds the listener, serves the SES APIs and Sesame's own
-//! `/_sesame/` endpoints, runs the delivery engine, and shuts down
-//! gracefully on SIGTERM or SIGINT: requests in flight finish, then the
-//! engine drains its attempts in flight, then the store is closed.
+//! `/_sesame/` endpoints, runs the delivery engine, the DNS verifier and
+//! (with `--dns-listen`) the DKIM zone listener, and shuts down gracefully
+//! on SIGTERM or SIGINT: requests in flight finish, then the engine drains
+//! its attempts in flight while the verifier and the zone listener stop,
+//! then the store is closed.
 
 use crate::api::{self, App};
 use crate::config::{DeliveryMode, Settings};
@@ -12,6 +14,7 @@ use sesame_core::delivery::{CaptureTransport, DeliveryEngine, DeliverySettings, 
 use sesame_core::identities::{LinkOutcome, LinkSettings};
 use sesame_core::{
     AccountService, Credentials, IdentityService, SendService, SystemClock, TemplateService,
+    Verifier, VerifierSettings,
 };
 use sesame_model::AccountId;
 use sesame_smtp::{DirectSettings, DirectTransport, RelayTransport};
@@ -62,7 +65,46 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         },
     ));
     let metrics = crate::metrics::install();
-    let (stop_delivery, stop) = tokio::sync::watch::channel(false);
+    let (stop_tasks, stop) = tokio::sync::watch::channel(false);
+    let zone = match (settings.verify.listen, &settings.verify.publishing.cname_zone) {
+        (Some(addr), Some(name)) => {
+            let udp = tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for DNS on {addr} (UDP): {e}"))?;
+            let tcp = tokio::net::TcpListener::bind(udp.local_addr().map_err(|e| e.to_string())?)
+                .await
+                .map_err(|e| format!("cannot listen for DNS on {addr} (TCP): {e}"))?;
+            let zone = Arc::new(sesame_dns::zone::DkimZone::new(
+                dyn_store.clone(),
+                name,
+                &settings.verify.hostname,
+            )?);
+            Some(tokio::spawn(zone.serve(udp, tcp, stop.clone())))
+        }
+        _ => None,
+    };
+    let verifier = match sesame_dns::HickoryLookup::new(
+        &settings.verify.dns_servers,
+        settings.verify.max_in_flight,
+    ) {
+        Ok(lookup) => {
+            let v = Arc::new(Verifier::new(
+                dyn_store.clone(),
+                Arc::new(SystemClock),
+                Arc::new(lookup),
+                VerifierSettings {
+                    publishing: settings.verify.publishing.clone(),
+                    interval: settings.verify.interval,
+                    max_in_flight: settings.verify.max_in_flight,
+                },
+            ));
+            Some(tokio::spawn(v.run(stop.clone())))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no DNS resolver: domain identities will not be verified (set --dns-server)");
+            None
+        }
+    };
     let delivery = tokio::spawn(engine.run(stop));
     let mut router = Router::new()
         .route("/_sesame/health", get(health))
@@ -89,14 +131,24 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         auto_verify = settings.auto_verify,
         no_sandbox = settings.no_sandbox,
         delivery = ?settings.delivery.mode,
+        dkim_zone = ?settings.verify.publishing.cname_zone,
+        dns_listen = ?settings.verify.listen,
         "sesame is listening"
     );
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
-    let _ = stop_delivery.send(true);
+    let _ = stop_tasks.send(true);
     if let Err(e) = delivery.await {
         tracing::error!(error = %e, "the delivery engine failed");
+    }
+    for (name, task) in [("the DNS verifier", verifier), ("the DKIM zone listener", zone)] {
+        if let Some(Err(e)) = match task {
+            Some(t) => Some(t.await),
+            None => None,
+        } {
+            tracing::error!(error = %e, "{name} failed");
+        }
     }
     store.close().await;
     tracing::info!("sesame stopped");

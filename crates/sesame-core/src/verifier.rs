@@ -1,0 +1,449 @@
+//! The DNS verifier: checks domain identities' records on a schedule and on
+//! demand, moves their statuses as SES does, and stores what it found
+//! (timestamps, SOA, error type, diagnoses).
+//!
+//! Each identity is examined outside any transaction (DNS only), then its
+//! result is applied to the identity as read and written back with the
+//! store's optimistic version. A pass writes its results in batches.
+//! Queries in flight never exceed `max_in_flight`, however many identities
+//! are examined at once.
+//!
+//! The rules themselves (what is expected, how an answer is judged, the
+//! 72-hour windows, the diagnoses) live in `sesame_model::verification`.
+
+use crate::{Clock, internal};
+use sesame_model::verification::{
+    Answer, Diagnosis, DiagnosisKind, DnsPublishing, Expected, Finding, RecordType, SoaRecord,
+    VerificationError, diagnose, probes,
+};
+use sesame_model::{Error, ErrorKind, Identity, IdentityKind, Millis, Scope, VerificationStatus};
+use sesame_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// DNS as the verifier needs it: one question, one answer. Implemented
+/// with hickory in `sesame-dns`.
+#[async_trait::async_trait]
+pub trait DnsLookup: Send + Sync + 'static {
+    async fn query(&self, name: &str, kind: RecordType) -> Answer;
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    pub publishing: DnsPublishing,
+    /// How often every identity under verification is checked again.
+    pub interval: Duration,
+    /// At most this many DNS queries in flight.
+    pub max_in_flight: usize,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Identities examined (DNS asked).
+    pub checked: u64,
+    /// Identities whose verification, DKIM or MAIL FROM status changed.
+    pub changed: u64,
+    /// Results not written because the identity changed meanwhile (the next
+    /// pass checks it again).
+    pub conflicts: u64,
+}
+
+pub struct Verifier {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    dns: Arc<dyn DnsLookup>,
+    settings: VerifierSettings,
+    queries: Arc<Semaphore>,
+}
+
+/// What the DNS said about one identity.
+#[derive(Debug, Clone)]
+struct Examined {
+    identity: Finding,
+    dkim: Finding,
+    mail_from: Finding,
+    error: Option<VerificationError>,
+    soa: Option<SoaRecord>,
+    diagnoses: Vec<Diagnosis>,
+}
+
+/// Whether a status is still being verified (and so worth asking DNS).
+fn live(s: VerificationStatus) -> bool {
+    matches!(
+        s,
+        VerificationStatus::Pending | VerificationStatus::Success | VerificationStatus::TemporaryFailure
+    )
+}
+
+/// Whether a pass has anything to ask DNS about this identity.
+fn needs_dns(i: &Identity) -> bool {
+    i.kind() == IdentityKind::Domain
+        && (live(i.verification_status)
+            || (i.dkim.is_set_up() && live(i.dkim.status))
+            || i.mail_from.status.is_some_and(live))
+}
+
+/// Email address identities whose link ran out are `Failed`, as in SES.
+fn link_expired(i: &Identity, now: Millis) -> bool {
+    i.kind() == IdentityKind::EmailAddress
+        && i.verification_status == VerificationStatus::Pending
+        && i.email_link
+            .as_ref()
+            .is_some_and(|l| now - l.sent_at > sesame_model::identity::EMAIL_LINK_TTL_MS)
+}
+
+const PAGE: u32 = 1000;
+
+impl Verifier {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        dns: Arc<dyn DnsLookup>,
+        settings: VerifierSettings,
+    ) -> Self {
+        let queries = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+        Self {
+            store,
+            clock,
+            dns,
+            settings,
+            queries,
+        }
+    }
+
+    pub fn settings(&self) -> &VerifierSettings {
+        &self.settings
+    }
+
+    /// Checks every identity under verification, then every `interval`,
+    /// until `stop` turns true. A pass cut short by `stop` loses only the
+    /// results not yet written; the next start checks them again.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        tracing::info!(
+            interval = ?self.settings.interval,
+            max_in_flight = self.settings.max_in_flight,
+            "DNS verifier started"
+        );
+        while !*stop.borrow() {
+            tokio::select! {
+                r = self.pass() => match r {
+                    Ok(r) if r.changed > 0 || r.conflicts > 0 => tracing::info!(
+                        checked = r.checked, changed = r.changed, conflicts = r.conflicts,
+                        "verification pass"
+                    ),
+                    Ok(r) => tracing::debug!(checked = r.checked, "verification pass"),
+                    Err(e) => tracing::error!(error = %e.message, "verification pass failed"),
+                },
+                _ = stop.changed() => break,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.interval) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("DNS verifier stopped");
+    }
+
+    /// One pass over every identity of every account and region.
+    pub async fn pass(self: &Arc<Self>) -> Result<PassReport, Error> {
+        let mut report = PassReport::default();
+        let mut after = 0;
+        let width = self.settings.max_in_flight.max(1);
+        loop {
+            let page = self
+                .store
+                .list_all_identities(after, PAGE)
+                .await
+                .map_err(internal)?;
+            let Some((last, _, _)) = page.last() else {
+                break;
+            };
+            after = *last;
+            let mut results: Vec<(Scope, Identity)> = Vec::new();
+            let mut changed = 0;
+            let mut tasks = JoinSet::new();
+            for (_, scope, identity) in page {
+                let now = self.clock.now_ms();
+                if link_expired(&identity, now) {
+                    let mut i = identity;
+                    i.verification_status = VerificationStatus::Failed;
+                    results.push((scope, i));
+                    changed += 1;
+                    continue;
+                }
+                if !needs_dns(&identity) {
+                    continue;
+                }
+                while tasks.len() >= width {
+                    if let Some(Ok((scope, i, c))) = tasks.join_next().await {
+                        changed += u64::from(c);
+                        results.push((scope, i));
+                    }
+                }
+                let me = self.clone();
+                tasks.spawn(async move {
+                    let ex = me.examine(&identity).await;
+                    let mut i = identity;
+                    let c = apply(&mut i, ex, me.clock.now_ms());
+                    (scope, i, c)
+                });
+                report.checked += 1;
+            }
+            while let Some(done) = tasks.join_next().await {
+                if let Ok((scope, i, c)) = done {
+                    changed += u64::from(c);
+                    results.push((scope, i));
+                }
+            }
+            let written = self
+                .store
+                .update_identities(&results)
+                .await
+                .map_err(internal)?;
+            for ok in written {
+                if !ok {
+                    report.conflicts += 1;
+                }
+            }
+            report.changed += changed;
+        }
+        Ok(report)
+    }
+
+    /// Checks one identity now (`sesame identities check`) and stores the
+    /// result.
+    pub async fn check(&self, scope: &Scope, name: &str) -> Result<Identity, Error> {
+        let key = if name.contains('@') {
+            name.to_owned()
+        } else {
+            name.trim_end_matches('.').to_ascii_lowercase()
+        };
+        for _ in 0..5 {
+            let identity = self
+                .store
+                .get_identity(scope, &key)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| Error::not_found(format!("Email identity {name} does not exist.")))?;
+            if identity.kind() != IdentityKind::Domain {
+                return Err(Error::invalid(format!(
+                    "{name} is an email address: it is verified by the link sent to it, not by DNS."
+                )));
+            }
+            let ex = self.examine(&identity).await;
+            let mut updated = identity.clone();
+            apply(&mut updated, ex, self.clock.now_ms());
+            if self
+                .store
+                .update_identity(scope, &updated)
+                .await
+                .map_err(internal)?
+            {
+                updated.version += 1;
+                return Ok(updated);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::ConcurrentModification,
+            format!("Identity {name} is being modified concurrently; try again."),
+        ))
+    }
+
+    async fn ask(&self, name: &str, kind: RecordType) -> Answer {
+        let _permit = self.queries.acquire().await;
+        self.dns.query(name, kind).await
+    }
+
+    /// Asks for `expected` (and its alternative), diagnosing when neither is
+    /// there.
+    async fn look(
+        &self,
+        domain: &str,
+        expected: &Expected,
+        alternative: Option<&Expected>,
+        diagnoses: &mut Vec<Diagnosis>,
+    ) -> Finding {
+        let answer = self.ask(&expected.name, expected.kind).await;
+        let mut finding = expected.judge(&answer);
+        if finding == Finding::Found {
+            return finding;
+        }
+        if let Some(alt) = alternative {
+            let alt_answer = self.ask(&alt.name, alt.kind).await;
+            match alt.judge(&alt_answer) {
+                Finding::Found => return Finding::Found,
+                // A CNAME that exists but points elsewhere is the problem
+                // to report; otherwise the TXT answer says more.
+                f if !matches!(answer, Answer::Records(_)) && finding != Finding::Unknown => {
+                    finding = f
+                }
+                _ => {}
+            }
+        }
+        let mut asked = Vec::new();
+        for p in probes(expected, domain) {
+            let a = self.ask(&p.name, p.kind).await;
+            asked.push((p, a));
+        }
+        diagnoses.extend(diagnose(expected, domain, &answer, &asked));
+        finding
+    }
+
+    async fn examine(&self, i: &Identity) -> Examined {
+        let domain = i.name.as_str();
+        let checks = i.dns_checks(&self.settings.publishing);
+        let mut dkim_diag = Vec::new();
+        let mut dkim = Finding::Unknown;
+        if i.dkim.is_set_up() && live(i.dkim.status) && !checks.dkim.is_empty() {
+            dkim = Finding::Found;
+            for (expected, alt) in &checks.dkim {
+                let f = self
+                    .look(domain, expected, alt.as_ref(), &mut dkim_diag)
+                    .await;
+                dkim = match (dkim, f) {
+                    (Finding::Missing(e), _) => Finding::Missing(e),
+                    (_, Finding::Missing(e)) => Finding::Missing(e),
+                    (Finding::Unknown, _) | (_, Finding::Unknown) => Finding::Unknown,
+                    _ => Finding::Found,
+                };
+            }
+            if self.settings.publishing.cname_zone.is_none()
+                && i.dkim.origin == sesame_model::DkimOrigin::AwsSes
+            {
+                self.explain_cnames(&mut dkim_diag).await;
+            }
+        }
+        // The domain is verified by its `_amazonses` TXT or by its DKIM.
+        let mut id_diag = Vec::new();
+        let mut identity = dkim;
+        if dkim != Finding::Found && live(i.verification_status) {
+            if let Some(expected) = &checks.identity {
+                let f = self.look(domain, expected, None, &mut id_diag).await;
+                identity = match (f, dkim) {
+                    (Finding::Found, _) => Finding::Found,
+                    // With DKIM set up, its error says more to a v2 user.
+                    (_, Finding::Missing(e)) => Finding::Missing(e),
+                    (f, _) => f,
+                };
+            }
+        }
+        let mut mail_from = Finding::Unknown;
+        let mut mf_diag = Vec::new();
+        if let (Some(expected), Some(status)) = (&checks.mail_from, i.mail_from.status) {
+            if live(status) {
+                mail_from = self.look(domain, expected, None, &mut mf_diag).await;
+                let spf = self.ask(&expected.name, RecordType::Txt).await;
+                let has_spf = matches!(&spf, Answer::Records(rs) if rs.iter().any(|r| r.trim_start().starts_with("v=spf1")));
+                if !has_spf && !matches!(spf, Answer::Error(_)) {
+                    mf_diag.push(Diagnosis {
+                        record: expected.name.clone(),
+                        kind: DiagnosisKind::SpfMissing,
+                        message: format!(
+                            "{} has no SPF record. Publish TXT {} \"{}\" so receivers accept mail whose return path is there.",
+                            expected.name,
+                            expected.name,
+                            self.settings.publishing.spf()
+                        ),
+                    });
+                }
+            }
+        }
+        let soa = self.soa(domain).await;
+        let mut diagnoses = Vec::new();
+        if identity != Finding::Found {
+            if i.dkim.is_set_up() {
+                diagnoses.append(&mut dkim_diag);
+                diagnoses.append(&mut id_diag);
+            } else {
+                diagnoses.append(&mut id_diag);
+            }
+        } else if dkim != Finding::Found {
+            diagnoses.append(&mut dkim_diag);
+        }
+        diagnoses.append(&mut mf_diag);
+        Examined {
+            error: identity.error(),
+            identity,
+            dkim,
+            mail_from,
+            soa,
+            diagnoses,
+        }
+    }
+
+    /// Without a DKIM zone, Easy DKIM keys are published as TXT. A CNAME at
+    /// a token's name (most often to SES's own zone) is the mistake to name.
+    async fn explain_cnames(&self, diagnoses: &mut [Diagnosis]) {
+        for d in diagnoses.iter_mut() {
+            if let Answer::Records(targets) = self.ask(&d.record, RecordType::Cname).await {
+                d.kind = DiagnosisKind::NoDkimZone;
+                d.message = format!(
+                    "{} is a CNAME to {}, but this Sesame serves no DKIM zone (dkim.cname_zone is not set): replace it with the TXT record `sesame identities records` prints.",
+                    d.record,
+                    targets.join(", ")
+                );
+            }
+        }
+    }
+
+    /// The SOA of the zone holding `domain`: the domain's own, or its
+    /// nearest parent's.
+    async fn soa(&self, domain: &str) -> Option<SoaRecord> {
+        let mut name = domain;
+        for _ in 0..4 {
+            match self.ask(name, RecordType::Soa).await {
+                Answer::Records(rs) => return rs.iter().find_map(|r| SoaRecord::parse(r)),
+                Answer::Error(_) => return None,
+                Answer::NoData | Answer::NxDomain => {}
+            }
+            match name.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => name = parent,
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+/// Applies what DNS said to `i`, moving its statuses; whether one moved.
+fn apply(i: &mut Identity, ex: Examined, now: Millis) -> bool {
+    let before = (i.verification_status, i.dkim.status, i.mail_from.status);
+    let created = i.created_at;
+    i.verification_status = i
+        .dns
+        .identity
+        .step(i.verification_status, ex.identity, now, created);
+    if i.dkim.is_set_up() {
+        i.dkim.status = i.dns.dkim.step(i.dkim.status, ex.dkim, now, created);
+    }
+    if let Some(s) = i.mail_from.status {
+        i.mail_from.status = Some(i.dns.mail_from.step(s, ex.mail_from, now, created));
+    }
+    i.dns.last_checked_at = Some(now);
+    i.dns.error = if i.verification_status == VerificationStatus::Success {
+        None
+    } else {
+        ex.error
+    };
+    if ex.soa.is_some() {
+        i.dns.soa = ex.soa;
+    }
+    i.dns.diagnoses = ex.diagnoses;
+    let changed = before != (i.verification_status, i.dkim.status, i.mail_from.status);
+    if changed {
+        tracing::info!(
+            identity = %i.name,
+            verification = i.verification_status.v1(),
+            dkim = i.dkim.status.v1(),
+            mail_from = i.mail_from.status.map(|s| s.v1()),
+            "verification status changed"
+        );
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests;
