@@ -11,7 +11,7 @@ import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from dnslib import QTYPE, RR, A, MX, TXT, CNAME
+from dnslib import QTYPE, RR, A, MX, SOA, TXT, CNAME
 from dnslib.server import BaseResolver, DNSServer
 
 from conftest import free_port
@@ -149,12 +149,22 @@ class _Zone(BaseResolver):
 
     def resolve(self, request, handler):
         reply = request.reply()
+        reply.header.aa = 1
         q = request.q
         name = str(q.qname).rstrip(".").lower()
         qtype = QTYPE[q.qtype]
         with self.lock:
             answers = list(self.records.get((name, qtype), []))
+            cname = list(self.records.get((name, "CNAME"), [])) if qtype != "CNAME" else []
             exists = any(n == name for (n, _) in self.records)
+            if not answers and cname:
+                # As an authoritative server does: the CNAME, then what its
+                # target holds when the target is in this zone.
+                target = str(cname[0].label).rstrip(".").lower()
+                reply.add_answer(RR(q.qname, QTYPE.CNAME, rdata=cname[0], ttl=1))
+                for rdata in self.records.get((target, qtype), []):
+                    reply.add_answer(RR(target + ".", getattr(QTYPE, qtype), rdata=rdata, ttl=1))
+                return reply
         for rdata in answers:
             reply.add_answer(RR(q.qname, getattr(QTYPE, qtype), rdata=rdata, ttl=1))
         if not answers and not exists:
@@ -196,10 +206,20 @@ class Dns:
         self.set(name, "MX", [MX(h, preference=10 * (i + 1)) for i, h in enumerate(hosts)])
 
     def txt(self, name, value):
-        self.set(name, "TXT", [TXT(value)])
+        """One TXT record; a value over 255 bytes is split into strings."""
+        self.set(name, "TXT", [TXT([value[i:i + 255] for i in range(0, len(value), 255)] or [""])])
 
     def cname(self, name, target):
         self.set(name, "CNAME", [CNAME(target)])
+
+    def soa(self, name, mname, rname, serial):
+        self.set(name, "SOA", [SOA(mname, rname, (serial, 3600, 600, 86400, 60))])
+
+    def remove(self, name, qtype=None):
+        """Removes the name's records of `qtype`, or all of them."""
+        with self.zone.lock:
+            for key in [k for k in self.zone.records if k[0] == name.lower() and qtype in (None, k[1])]:
+                del self.zone.records[key]
 
 
 def free_udp_port():

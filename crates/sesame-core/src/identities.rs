@@ -431,11 +431,16 @@ impl IdentityService {
             {
                 let now = self.clock.now_ms();
                 let updated = self
-                    .modify(scope, domain, || not_found(domain), |i| {
-                        i.verification_status = VerificationStatus::Pending;
-                        i.dns.identity = Track::restart(now);
-                        Ok(())
-                    })
+                    .modify(
+                        scope,
+                        domain,
+                        || not_found(domain),
+                        |i| {
+                            i.verification_status = VerificationStatus::Pending;
+                            i.dns.identity = Track::restart(now);
+                            Ok(())
+                        },
+                    )
                     .await?;
                 updated
                     .verification_token

@@ -74,7 +74,9 @@ struct Examined {
 fn live(s: VerificationStatus) -> bool {
     matches!(
         s,
-        VerificationStatus::Pending | VerificationStatus::Success | VerificationStatus::TemporaryFailure
+        VerificationStatus::Pending
+            | VerificationStatus::Success
+            | VerificationStatus::TemporaryFailure
     )
 }
 
@@ -128,13 +130,16 @@ impl Verifier {
             "DNS verifier started"
         );
         while !*stop.borrow() {
+            let started = std::time::Instant::now();
             tokio::select! {
                 r = self.pass() => match r {
-                    Ok(r) if r.changed > 0 || r.conflicts > 0 => tracing::info!(
-                        checked = r.checked, changed = r.changed, conflicts = r.conflicts,
+                    Ok(r) => tracing::info!(
+                        checked = r.checked,
+                        changed = r.changed,
+                        conflicts = r.conflicts,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
                         "verification pass"
                     ),
-                    Ok(r) => tracing::debug!(checked = r.checked, "verification pass"),
                     Err(e) => tracing::error!(error = %e.message, "verification pass failed"),
                 },
                 _ = stop.changed() => break,
@@ -227,7 +232,9 @@ impl Verifier {
                 .get_identity(scope, &key)
                 .await
                 .map_err(internal)?
-                .ok_or_else(|| Error::not_found(format!("Email identity {name} does not exist.")))?;
+                .ok_or_else(|| {
+                    Error::not_found(format!("Email identity {name} does not exist."))
+                })?;
             if identity.kind() != IdentityKind::Domain {
                 return Err(Error::invalid(format!(
                     "{name} is an email address: it is verified by the link sent to it, not by DNS."

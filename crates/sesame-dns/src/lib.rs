@@ -96,9 +96,7 @@ impl HickoryLookup {
 }
 
 fn host(name: &hickory_resolver::proto::rr::Name) -> String {
-    name.to_ascii()
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
+    name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// A record's value as `sesame_model::verification::Answer` carries it.

@@ -392,6 +392,8 @@ impl Identity {
                 name: e.name,
                 kind: e.kind.as_str(),
                 value: match e.value {
+                    // An MX record's value carries its preference.
+                    ExpectedValue::Exact(v) if e.kind == RecordType::Mx => format!("10 {v}"),
                     ExpectedValue::Exact(v) => v,
                     ExpectedValue::DkimKey(k) => format!("v=DKIM1; k=rsa; p={k}"),
                 },

@@ -330,16 +330,12 @@ pub fn diagnose(
                     "The verification token is published at {domain} itself (the name field was left empty); it belongs at {name}."
                 ),
             ),
-            ProbeKind::TxtForCname
-                if rs.iter().any(|r| host(&unquoted(r)) == host(&want)) =>
-            {
-                say(
-                    DiagnosisKind::TxtForCname,
-                    format!(
-                        "{name} has a TXT record holding {want}; it must be a CNAME record pointing there."
-                    ),
-                )
-            }
+            ProbeKind::TxtForCname if rs.iter().any(|r| host(&unquoted(r)) == host(&want)) => say(
+                DiagnosisKind::TxtForCname,
+                format!(
+                    "{name} has a TXT record holding {want}; it must be a CNAME record pointing there."
+                ),
+            ),
             _ => {}
         }
     }
@@ -358,9 +354,7 @@ pub fn diagnose(
                         "The record at {name} holds its own name ({value}) as its value: the name was typed into the value field. Its value must be {want}."
                     ),
                 );
-            } else if value.contains(['"', '\\'])
-                && expected.matches(&unquoted(value))
-            {
+            } else if value.contains(['"', '\\']) && expected.matches(&unquoted(value)) {
                 say(
                     DiagnosisKind::Quoted,
                     format!(
@@ -553,7 +547,10 @@ mod tests {
         assert_eq!(t.step(Success, Finding::Unknown, 11 * H, 0), Success);
         assert_eq!(t.step(Success, missing, 12 * H, 0), TemporaryFailure);
         assert_eq!(t.lost_at, Some(12 * H));
-        assert_eq!(t.step(TemporaryFailure, missing, 83 * H, 0), TemporaryFailure);
+        assert_eq!(
+            t.step(TemporaryFailure, missing, 83 * H, 0),
+            TemporaryFailure
+        );
         assert_eq!(t.step(TemporaryFailure, Finding::Found, 84 * H, 0), Success);
         assert_eq!(t.lost_at, None);
         assert_eq!(t.step(Success, missing, 85 * H, 0), TemporaryFailure);
@@ -626,14 +623,38 @@ mod tests {
                 .map(|(j, p)| (p.clone(), if i == j { a.clone() } else { Answer::NxDomain }))
                 .collect::<Vec<_>>()
         };
-        let d = diagnose(&e, "example.com", &Answer::NxDomain, &answered(0, rec("tok123")));
+        let d = diagnose(
+            &e,
+            "example.com",
+            &Answer::NxDomain,
+            &answered(0, rec("tok123")),
+        );
         assert_eq!(kinds(&d), vec![ZoneAppended]);
-        assert!(d[0].message.contains("Enter the name as _amazonses"), "{}", d[0].message);
-        let d = diagnose(&e, "example.com", &Answer::NxDomain, &answered(1, rec("tok123")));
+        assert!(
+            d[0].message.contains("Enter the name as _amazonses"),
+            "{}",
+            d[0].message
+        );
+        let d = diagnose(
+            &e,
+            "example.com",
+            &Answer::NxDomain,
+            &answered(1, rec("tok123")),
+        );
         assert_eq!(kinds(&d), vec![MissingUnderscore]);
-        let d = diagnose(&e, "example.com", &Answer::NoData, &answered(2, rec("\"tok123\"")));
+        let d = diagnose(
+            &e,
+            "example.com",
+            &Answer::NoData,
+            &answered(2, rec("\"tok123\"")),
+        );
         assert_eq!(kinds(&d), vec![AtApex]);
-        let d = diagnose(&e, "example.com", &rec("\"tok123\""), &answered(9, Answer::NoData));
+        let d = diagnose(
+            &e,
+            "example.com",
+            &rec("\"tok123\""),
+            &answered(9, Answer::NoData),
+        );
         assert_eq!(kinds(&d), vec![Quoted]);
         let d = diagnose(
             &e,
@@ -642,9 +663,19 @@ mod tests {
             &answered(9, Answer::NoData),
         );
         assert_eq!(kinds(&d), vec![WrongField]);
-        let d = diagnose(&e, "example.com", &rec("nope"), &answered(9, Answer::NoData));
+        let d = diagnose(
+            &e,
+            "example.com",
+            &rec("nope"),
+            &answered(9, Answer::NoData),
+        );
         assert_eq!(kinds(&d), vec![WrongValue]);
-        let d = diagnose(&e, "example.com", &Answer::NxDomain, &answered(9, Answer::NoData));
+        let d = diagnose(
+            &e,
+            "example.com",
+            &Answer::NxDomain,
+            &answered(9, Answer::NoData),
+        );
         assert_eq!(kinds(&d), vec![NotFound]);
 
         let c = Expected {

@@ -49,6 +49,81 @@ pub async fn run(store: Arc<dyn Store>) {
     templates(&*store).await;
     email_links(&*store).await;
     delivery_queue(&*store).await;
+    verifier_reads_and_writes(&*store).await;
+}
+
+async fn verifier_reads_and_writes(store: &dyn Store) {
+    let a = scope("313131313131", "us-east-1");
+    let b = scope("414141414141", "eu-west-1");
+    let mut d = identity("verify-me.example");
+    d.dkim.tokens = vec!["zonetokA".into(), "zonetokB".into(), "zonetokC".into()];
+    d.dkim.status = VerificationStatus::Pending;
+    d.dkim.key = Some(sesame_model::DkimSigningKey {
+        private_pkcs8_b64: "private".into(),
+        public_spki_b64: "PUBLIC".into(),
+        bits: 2048,
+    });
+    store.insert_identity(&a, &d, 10).await.unwrap();
+    store
+        .insert_identity(&b, &identity("other.example"), 10)
+        .await
+        .unwrap();
+    // Every scope, in position order, paged.
+    let mut seen = vec![];
+    let mut after = 0;
+    loop {
+        let page = store.list_all_identities(after, 2).await.unwrap();
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        seen.extend(page.into_iter().map(|(_, s, i)| (s, i.name.to_string())));
+    }
+    assert!(seen.contains(&(a.clone(), "verify-me.example".into())));
+    assert!(seen.contains(&(b.clone(), "other.example".into())));
+    // Tokens find the key; others find nothing.
+    for t in ["zonetokA", "zonetokC"] {
+        assert_eq!(
+            store.dkim_key_by_token(t).await.unwrap().as_deref(),
+            Some("PUBLIC")
+        );
+    }
+    assert_eq!(store.dkim_key_by_token("nope").await.unwrap(), None);
+    // A batch writes what is current and skips what changed meanwhile.
+    let fresh = store
+        .get_identity(&a, "verify-me.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut stale = store
+        .get_identity(&b, "other.example")
+        .await
+        .unwrap()
+        .unwrap();
+    stale.version -= 1;
+    let mut ok = fresh.clone();
+    ok.verification_status = VerificationStatus::Success;
+    stale.verification_status = VerificationStatus::Success;
+    assert_eq!(
+        store
+            .update_identities(&[(a.clone(), ok), (b.clone(), stale)])
+            .await
+            .unwrap(),
+        vec![true, false]
+    );
+    let got = store
+        .get_identity(&a, "verify-me.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.verification_status, VerificationStatus::Success);
+    assert_eq!(got.version, fresh.version + 1);
+    let got = store
+        .get_identity(&b, "other.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.verification_status, VerificationStatus::Pending);
 }
 
 async fn email_links(store: &dyn Store) {

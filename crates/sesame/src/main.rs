@@ -243,7 +243,10 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 /// The verifier's settings as an operator command sees them: its flags,
 /// then the config file.
-fn verify_config(common: &CommonArgs, dns: &config::DnsArgs) -> Result<config::VerifyConfig, String> {
+fn verify_config(
+    common: &CommonArgs,
+    dns: &config::DnsArgs,
+) -> Result<config::VerifyConfig, String> {
     let file = FileConfig::load(common.config.as_deref())?;
     let hostname = config::hostname(&None, &file);
     config::VerifyConfig::resolve(dns, &ServeArgs::default(), &file, &hostname)
@@ -342,7 +345,10 @@ async fn identities_command(
 /// An identity's verification, for `sesame identities show` and `check`.
 fn describe(i: &sesame_model::Identity) -> String {
     use std::fmt::Write;
-    let time = |t: Option<i64>| t.map(sesame_wire::iso8601).unwrap_or_else(|| "never".into());
+    let time = |t: Option<i64>| {
+        t.map(sesame_wire::iso8601)
+            .unwrap_or_else(|| "never".into())
+    };
     let mut out = String::new();
     let kind = match i.kind() {
         sesame_model::IdentityKind::Domain => "domain",
@@ -371,7 +377,11 @@ fn describe(i: &sesame_model::Identity) -> String {
             "DKIM          {} ({}, signing {})",
             i.dkim.status.v1(),
             i.dkim.origin.v2(),
-            if i.dkim.signing_enabled { "enabled" } else { "disabled" }
+            if i.dkim.signing_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            }
         );
     }
     if let (Some(d), Some(s)) = (&i.mail_from.domain, i.mail_from.status) {

@@ -66,7 +66,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     ));
     let metrics = crate::metrics::install();
     let (stop_tasks, stop) = tokio::sync::watch::channel(false);
-    let zone = match (settings.verify.listen, &settings.verify.publishing.cname_zone) {
+    let zone = match (
+        settings.verify.listen,
+        &settings.verify.publishing.cname_zone,
+    ) {
         (Some(addr), Some(name)) => {
             let udp = tokio::net::UdpSocket::bind(addr)
                 .await
@@ -142,7 +145,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     if let Err(e) = delivery.await {
         tracing::error!(error = %e, "the delivery engine failed");
     }
-    for (name, task) in [("the DNS verifier", verifier), ("the DKIM zone listener", zone)] {
+    for (name, task) in [
+        ("the DNS verifier", verifier),
+        ("the DKIM zone listener", zone),
+    ] {
         if let Some(Err(e)) = match task {
             Some(t) => Some(t.await),
             None => None,

@@ -115,7 +115,11 @@ async fn legacy_txt_verifies_then_lapses_then_fails() {
     let f = fixture(None, 8).await;
     let s = scope();
     let token = f.ids.verify_domain(&s, "example.com").await.unwrap();
-    f.zone.set("example.com", RecordType::Soa, &["ns1.example.com. admin.example.com. 7"]);
+    f.zone.set(
+        "example.com",
+        RecordType::Soa,
+        &["ns1.example.com. admin.example.com. 7"],
+    );
 
     let r = f.verifier.pass().await.unwrap();
     assert_eq!((r.checked, r.changed), (1, 0));
@@ -126,7 +130,8 @@ async fn legacy_txt_verifies_then_lapses_then_fails() {
     assert_eq!(i.dns.soa.as_ref().unwrap().serial_number, 7);
     assert!(i.dns.last_checked_at.is_some());
 
-    f.zone.set("_amazonses.example.com", RecordType::Txt, &[&token]);
+    f.zone
+        .set("_amazonses.example.com", RecordType::Txt, &[&token]);
     let r = f.verifier.pass().await.unwrap();
     assert_eq!(r.changed, 1);
     let i = f.ids.get(&s, "example.com").await.unwrap();
@@ -267,8 +272,11 @@ async fn mail_from_mx_and_spf() {
     f.verifier.pass().await.unwrap();
     let i = f.ids.get(&s, "example.net").await.unwrap();
     assert_eq!(i.mail_from.status, Some(VerificationStatus::Pending));
-    f.zone
-        .set("bounce.example.net", RecordType::Mx, &["feedback.sesame.test"]);
+    f.zone.set(
+        "bounce.example.net",
+        RecordType::Mx,
+        &["feedback.sesame.test"],
+    );
     let checked = f.verifier.check(&s, "example.net").await.unwrap();
     assert_eq!(checked.mail_from.status, Some(VerificationStatus::Success));
     let kinds: Vec<_> = checked.dns.diagnoses.iter().map(|d| d.kind).collect();
