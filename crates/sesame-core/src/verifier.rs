@@ -326,36 +326,37 @@ impl Verifier {
         // The domain is verified by its `_amazonses` TXT or by its DKIM.
         let mut id_diag = Vec::new();
         let mut identity = dkim;
-        if dkim != Finding::Found && live(i.verification_status) {
-            if let Some(expected) = &checks.identity {
-                let f = self.look(domain, expected, None, &mut id_diag).await;
-                identity = match (f, dkim) {
-                    (Finding::Found, _) => Finding::Found,
-                    // With DKIM set up, its error says more to a v2 user.
-                    (_, Finding::Missing(e)) => Finding::Missing(e),
-                    (f, _) => f,
-                };
-            }
+        if dkim != Finding::Found
+            && live(i.verification_status)
+            && let Some(expected) = &checks.identity
+        {
+            let f = self.look(domain, expected, None, &mut id_diag).await;
+            identity = match (f, dkim) {
+                (Finding::Found, _) => Finding::Found,
+                // With DKIM set up, its error says more to a v2 user.
+                (_, Finding::Missing(e)) => Finding::Missing(e),
+                (f, _) => f,
+            };
         }
         let mut mail_from = Finding::Unknown;
         let mut mf_diag = Vec::new();
-        if let (Some(expected), Some(status)) = (&checks.mail_from, i.mail_from.status) {
-            if live(status) {
-                mail_from = self.look(domain, expected, None, &mut mf_diag).await;
-                let spf = self.ask(&expected.name, RecordType::Txt).await;
-                let has_spf = matches!(&spf, Answer::Records(rs) if rs.iter().any(|r| r.trim_start().starts_with("v=spf1")));
-                if !has_spf && !matches!(spf, Answer::Error(_)) {
-                    mf_diag.push(Diagnosis {
-                        record: expected.name.clone(),
-                        kind: DiagnosisKind::SpfMissing,
-                        message: format!(
-                            "{} has no SPF record. Publish TXT {} \"{}\" so receivers accept mail whose return path is there.",
-                            expected.name,
-                            expected.name,
-                            self.settings.publishing.spf()
-                        ),
-                    });
-                }
+        if let (Some(expected), Some(status)) = (&checks.mail_from, i.mail_from.status)
+            && live(status)
+        {
+            mail_from = self.look(domain, expected, None, &mut mf_diag).await;
+            let spf = self.ask(&expected.name, RecordType::Txt).await;
+            let has_spf = matches!(&spf, Answer::Records(rs) if rs.iter().any(|r| r.trim_start().starts_with("v=spf1")));
+            if !has_spf && !matches!(spf, Answer::Error(_)) {
+                mf_diag.push(Diagnosis {
+                    record: expected.name.clone(),
+                    kind: DiagnosisKind::SpfMissing,
+                    message: format!(
+                        "{} has no SPF record. Publish TXT {} \"{}\" so receivers accept mail whose return path is there.",
+                        expected.name,
+                        expected.name,
+                        self.settings.publishing.spf()
+                    ),
+                });
             }
         }
         let soa = self.soa(domain).await;
