@@ -67,10 +67,14 @@ pub enum LinkOutcome {
     Verified {
         identity: String,
         region: String,
+        /// A custom verification template's SuccessRedirectionURL.
+        redirect: Option<String>,
     },
     /// The link was older than 24 hours; the identity is now `Failed`.
     Expired {
         identity: String,
+        /// A custom verification template's FailureRedirectionURL.
+        redirect: Option<String>,
     },
     /// No outstanding link has this token (never sent, or already used).
     Unknown,
@@ -146,12 +150,28 @@ impl IdentityService {
         {
             return false;
         }
-        identity.email_link = Some(sesame_model::EmailLink {
-            token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::bytes::<32>()),
-            sent_at: self.clock.now_ms(),
-        });
+        identity.email_link = Some(self.fresh_link(None));
         identity.verification_status = VerificationStatus::Pending;
         true
+    }
+
+    fn fresh_link(&self, redirect: Option<sesame_model::LinkRedirect>) -> sesame_model::EmailLink {
+        sesame_model::EmailLink {
+            token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::bytes::<32>()),
+            sent_at: self.clock.now_ms(),
+            redirect,
+        }
+    }
+
+    /// The URL of `link`.
+    fn link_url(&self, link: &sesame_model::EmailLink) -> Option<String> {
+        self.links.as_ref().map(|l| {
+            format!(
+                "{}/_sesame/verify/{}",
+                l.public_url.trim_end_matches('/'),
+                link.token
+            )
+        })
     }
 
     /// Hands the verification email for `identity`'s link to delivery. It is
@@ -160,17 +180,43 @@ impl IdentityService {
         let (Some(links), Some(link)) = (&self.links, &identity.email_link) else {
             return Ok(());
         };
-        let from = sesame_model::Mailbox::parse(&links.from)?;
-        let to = [sesame_model::Mailbox::parse(identity.name.as_str())?];
-        let url = format!(
-            "{}/_sesame/verify/{}",
-            links.public_url.trim_end_matches('/'),
-            link.token
-        );
+        let Some(url) = self.link_url(link) else {
+            return Ok(());
+        };
         let region = scope.region.upper();
         let text = format!(
             "Dear Sesame customer,\r\n\r\nWe have received a request to authorize this email address for use with Sesame in region {region}. If you requested this verification, please go to the following URL to confirm that you are authorized to use this email address:\r\n\r\n{url}\r\n\r\nYour request will not be processed unless you confirm the address using this URL. This link expires 24 hours after your original verification request.\r\n\r\nIf you did NOT request to verify this email address, do not click on the link.\r\n"
         );
+        let subject = format!("Sesame – Email Address Verification Request in region {region}");
+        self.send_system_mail(
+            scope,
+            "VerificationEmail",
+            &links.from,
+            identity.name.as_str(),
+            &subject,
+            Some(&text),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Accepts a message Sesame itself sends (verification mail) through
+    /// the same durable path as any send, outside the sandbox and quotas.
+    /// Returns its MessageId.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_system_mail(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        from: &str,
+        to: &str,
+        subject: &str,
+        text: Option<&str>,
+        html: Option<&str>,
+    ) -> Result<String, Error> {
+        let from = sesame_model::Mailbox::parse(from)?;
+        let to = [sesame_model::Mailbox::parse(to)?];
         let now = self.clock.now_ms();
         let id = crate::sending::message_id(now);
         let raw = crate::compose::build(&crate::compose::Compose {
@@ -178,22 +224,20 @@ impl IdentityService {
             to: &to,
             cc: &[],
             reply_to: &[],
-            subject: &format!("Sesame – Email Address Verification Request in region {region}"),
-            text: Some(&text),
-            html: None,
+            subject,
+            text,
+            html,
             headers: &[],
             attachments: &[],
             message_id: &format!("{id}@{}", from.domain()),
             date: now,
         })?;
         let message = sesame_model::NewMessage {
-            id,
-            operation: "VerificationEmail".into(),
+            id: id.clone(),
+            operation: operation.into(),
             source: from.address.clone(),
-            destinations: vec![identity.name.to_string()],
-            subject: Some(format!(
-                "Sesame – Email Address Verification Request in region {region}"
-            )),
+            destinations: vec![to[0].address.clone()],
+            subject: Some(subject.to_owned()),
             created_at: now,
             raw,
         };
@@ -208,7 +252,89 @@ impl IdentityService {
             .accept_message(scope, &message, &system)
             .await
             .map_err(internal)?;
-        Ok(())
+        Ok(id)
+    }
+
+    /// Whether a verified identity (the address, or a domain it is in)
+    /// covers `address`.
+    pub async fn covers(&self, scope: &Scope, address: &str) -> Result<bool, Error> {
+        let Ok(m) = sesame_model::Mailbox::parse(address) else {
+            return Ok(false);
+        };
+        let names = m.covering_identities();
+        let found = self
+            .store
+            .get_identities(scope, &names)
+            .await
+            .map_err(internal)?;
+        Ok(found
+            .iter()
+            .any(|i| expire(i.clone(), self.clock.now_ms()).is_verified()))
+    }
+
+    /// SendCustomVerificationEmail, once the template and the account have
+    /// been checked: creates the address identity if needed, gives it a new
+    /// single-use link that redirects to the template's URLs, and sends the
+    /// template's content with the link and SES's disclaimer.
+    pub async fn send_custom_verification(
+        &self,
+        scope: &Scope,
+        address: &str,
+        template: &sesame_model::CustomVerificationTemplate,
+    ) -> Result<String, Error> {
+        let name = IdentityName::email(address)?;
+        let redirect = Some(sesame_model::LinkRedirect {
+            success: template.success_redirection_url.clone(),
+            failure: template.failure_redirection_url.clone(),
+        });
+        let mut fresh = self.new_identity(name);
+        let link = self.fresh_link(redirect.clone());
+        fresh.email_link = Some(link.clone());
+        if !fresh.is_verified() {
+            fresh.verification_status = VerificationStatus::Pending;
+        }
+        let link = match self.insert(scope, &fresh).await? {
+            Insert::Inserted => link,
+            _ => {
+                let updated = self
+                    .modify(
+                        scope,
+                        address,
+                        || not_found(address),
+                        |i| {
+                            i.email_link = Some(link.clone());
+                            if !i.is_verified() {
+                                i.verification_status = VerificationStatus::Pending;
+                            }
+                            Ok(())
+                        },
+                    )
+                    .await?;
+                updated.email_link.unwrap_or(link)
+            }
+        };
+        let url = self
+            .link_url(&link)
+            .ok_or_else(|| Error::internal("verification links are not configured"))?;
+        let html = format!(
+            "{}\r\n<p><a href=\"{url}\">{url}</a></p>\r\n<p>{}</p>\r\n",
+            template.content,
+            sesame_model::custom_verification::DISCLAIMER
+        );
+        let text = format!(
+            "Open this link to verify {address}:\r\n\r\n{url}\r\n\r\n{}\r\n",
+            sesame_model::custom_verification::DISCLAIMER
+        );
+        self.send_system_mail(
+            scope,
+            "SendCustomVerificationEmail",
+            &template.from_email_address,
+            address,
+            &template.subject,
+            Some(&text),
+            Some(&html),
+        )
+        .await
     }
 
     /// Opening a verification link: verifies its identity if the link is
@@ -228,6 +354,10 @@ impl IdentityService {
             .as_ref()
             .is_some_and(|l| now - l.sent_at <= sesame_model::identity::EMAIL_LINK_TTL_MS);
         let name = identity.name.to_string();
+        let redirect = identity
+            .email_link
+            .as_ref()
+            .and_then(|l| l.redirect.clone());
         self.modify(
             &scope,
             &name,
@@ -250,9 +380,13 @@ impl IdentityService {
             LinkOutcome::Verified {
                 identity: name,
                 region: scope.region.to_string(),
+                redirect: redirect.map(|r| r.success),
             }
         } else {
-            LinkOutcome::Expired { identity: name }
+            LinkOutcome::Expired {
+                identity: name,
+                redirect: redirect.map(|r| r.failure),
+            }
         })
     }
 

@@ -7,6 +7,8 @@
 //!   settings and tags.
 //! - [`credentials`]: access keys, and how a request's key resolves to an
 //!   account (including `--dev`'s acceptance of any well-formed key).
+//! - [`custom_verification`]: custom verification email templates, the HTML
+//!   SES allows in them, and SendCustomVerificationEmail.
 //! - [`dkim_keys`]: RSA key pairs for Easy DKIM and BYODKIM validation.
 //! - [`accounts`]: sandbox, quotas, production-access requests and their review.
 //! - [`sending`]: the send rules (validation, identity checks, quotas).
@@ -23,6 +25,7 @@ pub mod accounts;
 pub mod clock;
 pub mod compose;
 pub mod credentials;
+pub mod custom_verification;
 pub mod delivery;
 pub mod dkim_keys;
 pub mod identities;
@@ -34,6 +37,7 @@ pub mod verifier;
 pub use accounts::AccountService;
 pub use clock::{Clock, SystemClock};
 pub use credentials::{Credentials, Resolution};
+pub use custom_verification::CustomVerificationService;
 pub use identities::IdentityService;
 pub use sending::SendService;
 pub use templates::TemplateService;

@@ -39,6 +39,16 @@ pub enum ErrorKind {
     InvalidRenderingParameter,
     /// The template itself is not valid.
     InvalidTemplate,
+    /// A custom verification email template of that name exists.
+    CustomVerificationTemplateAlreadyExists,
+    /// The named custom verification email template does not exist.
+    CustomVerificationTemplateDoesNotExist,
+    /// A custom verification email template's content is not allowed.
+    CustomVerificationInvalidContent,
+    /// A custom verification template's From address is not verified.
+    FromEmailAddressNotVerified,
+    /// The operation needs production access; the account is in the sandbox.
+    ProductionAccessNotGranted,
     /// A concurrent update won; the caller may retry.
     ConcurrentModification,
     /// Sesame does not implement this yet; the message names what.

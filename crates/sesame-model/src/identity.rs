@@ -352,6 +352,17 @@ pub struct EmailLink {
     /// At least 128 random bits, URL-safe.
     pub token: String,
     pub sent_at: Millis,
+    /// Where to send the user after the click, for a link sent by
+    /// SendCustomVerificationEmail.
+    #[serde(default)]
+    pub redirect: Option<LinkRedirect>,
+}
+
+/// A custom verification template's redirection URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRedirect {
+    pub success: String,
+    pub failure: String,
 }
 
 impl fmt::Debug for EmailLink {

@@ -6,6 +6,8 @@
 //! - [`account`]: an account's sandbox state, quotas and production-access review.
 //! - [`address`]: mailboxes as the send operations take them, SES's address
 //!   errors, the mailbox simulator, and which identities cover an address.
+//! - [`custom_verification`]: custom verification email templates and
+//!   SES's limits on them.
 //! - [`delivery`]: the outbound queue's records, per-recipient outcomes,
 //!   the retry schedule, the mailbox simulator, and delivery events.
 //! - [`message`]: accepted messages, quota checks and rejections.
@@ -25,6 +27,7 @@
 pub mod access_key;
 pub mod account;
 pub mod address;
+pub mod custom_verification;
 pub mod delivery;
 pub mod error;
 pub mod identity;
@@ -37,6 +40,7 @@ pub mod verification;
 pub use access_key::AccessKey;
 pub use account::{Account, AccountDetails, Review, ReviewStatus};
 pub use address::Mailbox;
+pub use custom_verification::CustomVerificationTemplate;
 pub use delivery::{
     AttemptReport, DeliveryState, DeliveryUpdate, Event, EventDetail, EventFilter, EventKind,
     MailInfo, QueueEntry, QueueSummary, QueuedDelivery, RecipientOutcome, RetryPolicy,
@@ -45,7 +49,7 @@ pub use delivery::{
 pub use error::{Error, ErrorKind};
 pub use identity::{
     DkimOrigin, DkimSigningKey, DkimState, DnsChecks, DnsRecord, EmailLink, Identity, IdentityKind,
-    IdentityName, KeyLength, MailFrom, VerificationStatus,
+    IdentityName, KeyLength, LinkRedirect, MailFrom, VerificationStatus,
 };
 pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};
 pub use scope::{AccountId, Region, Scope};

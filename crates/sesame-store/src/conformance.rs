@@ -132,6 +132,7 @@ async fn email_links(store: &dyn Store) {
     id.email_link = Some(sesame_model::EmailLink {
         token: "tok-abc".into(),
         sent_at: 1,
+        redirect: None,
     });
     store.insert_identity(&s, &id, 10).await.unwrap();
     let (found_scope, found) = store

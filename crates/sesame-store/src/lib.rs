@@ -18,9 +18,10 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use sesame_model::{
-    Acceptance, AccessKey, Account, DeliveryState, DeliveryUpdate, Event, EventFilter, Identity,
-    IdentityKind, MessageFilter, Millis, NewMessage, QueueEntry, QueueSummary, QueuedDelivery,
-    QuotaCheck, Rejection, Scope, SendStatPoint, StoredMessage, Template, VerificationStatus,
+    Acceptance, AccessKey, Account, CustomVerificationTemplate, DeliveryState, DeliveryUpdate,
+    Event, EventFilter, Identity, IdentityKind, MessageFilter, Millis, NewMessage, QueueEntry,
+    QueueSummary, QueuedDelivery, QuotaCheck, Rejection, Scope, SendStatPoint, StoredMessage,
+    Template, VerificationStatus,
 };
 
 pub use sqlite::SqliteStore;
@@ -214,4 +215,32 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<(i64, Template)>>;
+
+    /// Creates a custom verification email template unless one of that name
+    /// exists or the scope holds `limit` already, atomically.
+    async fn insert_cv_template(
+        &self,
+        scope: &Scope,
+        template: &CustomVerificationTemplate,
+        limit: u32,
+    ) -> Result<Created>;
+    async fn get_cv_template(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<CustomVerificationTemplate>>;
+    /// Replaces a custom verification template; `false` when it does not exist.
+    async fn update_cv_template(
+        &self,
+        scope: &Scope,
+        template: &CustomVerificationTemplate,
+    ) -> Result<bool>;
+    async fn delete_cv_template(&self, scope: &Scope, name: &str) -> Result<bool>;
+    /// Custom verification templates after position `after`, in creation order.
+    async fn list_cv_templates(
+        &self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, CustomVerificationTemplate)>>;
 }

@@ -50,6 +50,21 @@ impl WireError {
                 ("InvalidRenderingParameter", 400)
             }
             (Protocol::Query, ErrorKind::InvalidTemplate) => ("InvalidTemplate", 400),
+            (Protocol::Query, ErrorKind::CustomVerificationTemplateAlreadyExists) => {
+                ("CustomVerificationEmailTemplateAlreadyExists", 400)
+            }
+            (Protocol::Query, ErrorKind::CustomVerificationTemplateDoesNotExist) => {
+                ("CustomVerificationEmailTemplateDoesNotExist", 400)
+            }
+            (Protocol::Query, ErrorKind::CustomVerificationInvalidContent) => {
+                ("CustomVerificationEmailInvalidContent", 400)
+            }
+            (Protocol::Query, ErrorKind::FromEmailAddressNotVerified) => {
+                ("FromEmailAddressNotVerified", 400)
+            }
+            (Protocol::Query, ErrorKind::ProductionAccessNotGranted) => {
+                ("ProductionAccessNotGranted", 400)
+            }
             (Protocol::Query, ErrorKind::ConcurrentModification) => ("InternalFailure", 500),
             (Protocol::Query, ErrorKind::Internal) => ("InternalFailure", 500),
             (Protocol::RestJson, ErrorKind::InvalidParameter | ErrorKind::Validation) => {
@@ -75,6 +90,21 @@ impl WireError {
                 ErrorKind::MissingRenderingAttribute
                 | ErrorKind::InvalidRenderingParameter
                 | ErrorKind::InvalidTemplate,
+            ) => ("BadRequestException", 400),
+            (Protocol::RestJson, ErrorKind::CustomVerificationTemplateAlreadyExists) => {
+                ("AlreadyExistsException", 400)
+            }
+            // SESv2 has no exceptions of its own for these: a missing template
+            // or an unverified From address is NotFound, bad content and the
+            // sandbox are BadRequest.
+            (
+                Protocol::RestJson,
+                ErrorKind::CustomVerificationTemplateDoesNotExist
+                | ErrorKind::FromEmailAddressNotVerified,
+            ) => ("NotFoundException", 404),
+            (
+                Protocol::RestJson,
+                ErrorKind::CustomVerificationInvalidContent | ErrorKind::ProductionAccessNotGranted,
             ) => ("BadRequestException", 400),
             (Protocol::RestJson, ErrorKind::ConcurrentModification) => {
                 ("ConcurrentModificationException", 500)

@@ -13,8 +13,8 @@ use axum::routing::get;
 use sesame_core::delivery::{CaptureTransport, DeliveryEngine, DeliverySettings, Transport};
 use sesame_core::identities::{LinkOutcome, LinkSettings};
 use sesame_core::{
-    AccountService, Credentials, IdentityService, SendService, SystemClock, TemplateService,
-    Verifier, VerifierSettings,
+    AccountService, Credentials, CustomVerificationService, IdentityService, SendService,
+    SystemClock, TemplateService, Verifier, VerifierSettings,
 };
 use sesame_model::AccountId;
 use sesame_smtp::{DirectSettings, DirectTransport, RelayTransport};
@@ -49,7 +49,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             }),
         credentials,
         sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
-        templates: TemplateService::new(dyn_store.clone(), clock),
+        templates: TemplateService::new(dyn_store.clone(), clock.clone()),
+        custom_verification: CustomVerificationService::new(
+            dyn_store.clone(),
+            clock,
+            accounts.clone(),
+        ),
         accounts,
     });
     let engine = Arc::new(DeliveryEngine::new(
@@ -217,7 +222,8 @@ async fn seed_root_key(credentials: &Credentials, settings: &Settings) -> Result
 async fn open_link(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
     axum::extract::Path(token): axum::extract::Path<String>,
-) -> (axum::http::StatusCode, axum::response::Html<String>) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let page = |status, title: &str, body: &str| {
         (
             status,
@@ -226,9 +232,29 @@ async fn open_link(
                  <body><h1>{title}</h1><p>{body}</p></body></html>"
             )),
         )
+            .into_response()
+    };
+    // A link sent by SendCustomVerificationEmail sends the user on to the
+    // template's SuccessRedirectionURL or FailureRedirectionURL.
+    let redirect = |url: &str| {
+        (
+            axum::http::StatusCode::FOUND,
+            [(axum::http::header::LOCATION, url.to_owned())],
+        )
+            .into_response()
     };
     match app.identities.open_link(&token).await {
-        Ok(LinkOutcome::Verified { identity, region }) => page(
+        Ok(LinkOutcome::Verified {
+            redirect: Some(url),
+            ..
+        })
+        | Ok(LinkOutcome::Expired {
+            redirect: Some(url),
+            ..
+        }) => redirect(&url),
+        Ok(LinkOutcome::Verified {
+            identity, region, ..
+        }) => page(
             axum::http::StatusCode::OK,
             "Email address verified",
             &format!(
@@ -237,7 +263,7 @@ async fn open_link(
                 html_escape(&region)
             ),
         ),
-        Ok(LinkOutcome::Expired { identity }) => page(
+        Ok(LinkOutcome::Expired { identity, .. }) => page(
             axum::http::StatusCode::GONE,
             "Verification link expired",
             &format!(

@@ -482,7 +482,8 @@ async fn verification_links() {
         svc.open_link(&token).await.unwrap(),
         LinkOutcome::Verified {
             identity: "me@example.com".into(),
-            region: "us-east-1".into()
+            region: "us-east-1".into(),
+            redirect: None,
         }
     );
     assert!(svc.get(&s, "me@example.com").await.unwrap().is_verified());
@@ -499,7 +500,8 @@ async fn verification_links() {
     assert_eq!(
         svc.open_link(&old).await.unwrap(),
         LinkOutcome::Expired {
-            identity: "late@example.com".into()
+            identity: "late@example.com".into(),
+            redirect: None,
         }
     );
     assert_eq!(

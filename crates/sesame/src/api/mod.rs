@@ -25,6 +25,7 @@ pub struct App {
     pub accounts: Arc<AccountService>,
     pub sending: SendService,
     pub templates: TemplateService,
+    pub custom_verification: sesame_core::CustomVerificationService,
 }
 
 /// Who is calling, once the signature checks out.

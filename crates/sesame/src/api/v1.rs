@@ -4,6 +4,7 @@
 use super::{App, Caller, Failure};
 use axum::http::request::Parts;
 use base64::Engine;
+use sesame_core::custom_verification::CvTemplateInput;
 use sesame_core::sending::{BulkDestination, Content, Outgoing, TemplateRef};
 use sesame_model::{Error, IdentityKind, TemplateParts};
 use sesame_store::IdentityQuery;
@@ -291,6 +292,84 @@ async fn run(
             if let Some(t) = token {
                 x.text("NextToken", &t);
             }
+        }
+        A::CreateCustomVerificationEmailTemplate | A::UpdateCustomVerificationEmailTemplate => {
+            let name = p.required("TemplateName").map_err(domain)?;
+            let input = CvTemplateInput {
+                from_email_address: p.get("FromEmailAddress").map(str::to_owned),
+                subject: p.get("TemplateSubject").map(str::to_owned),
+                content: p.get("TemplateContent").map(str::to_owned),
+                success_redirection_url: p.get("SuccessRedirectionURL").map(str::to_owned),
+                failure_redirection_url: p.get("FailureRedirectionURL").map(str::to_owned),
+                tags: vec![],
+            };
+            if action == A::CreateCustomVerificationEmailTemplate {
+                app.custom_verification
+                    .create(&app.identities, s, name, input)
+                    .await
+            } else {
+                app.custom_verification
+                    .update(&app.identities, s, name, input)
+                    .await
+            }
+            .map_err(domain)?;
+        }
+        A::GetCustomVerificationEmailTemplate => {
+            let t = app
+                .custom_verification
+                .get(s, p.required("TemplateName").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+            sesame_wire::sending::cv_template_v1(&mut x, &t, true);
+        }
+        A::DeleteCustomVerificationEmailTemplate => {
+            // v1 succeeds whether or not the template existed.
+            app.custom_verification
+                .delete(s, p.required("TemplateName").map_err(domain)?)
+                .await
+                .map_err(domain)?;
+        }
+        A::ListCustomVerificationEmailTemplates => {
+            let max = match p.int("MaxResults").map_err(domain)? {
+                None => 50,
+                Some(n) if (1..=50).contains(&n) => n as u32,
+                Some(n) => {
+                    return Err(domain(Error::constraint(
+                        "maxResults",
+                        &n.to_string(),
+                        "Member must have value between 1 and 50",
+                    )));
+                }
+            };
+            let (list, token) = app
+                .custom_verification
+                .list(s, p.get("NextToken"), max)
+                .await
+                .map_err(domain)?;
+            x.open("CustomVerificationEmailTemplates");
+            for t in &list {
+                x.open("member");
+                sesame_wire::sending::cv_template_v1(&mut x, t, false);
+                x.close("member");
+            }
+            x.close("CustomVerificationEmailTemplates");
+            if let Some(t) = token {
+                x.text("NextToken", &t);
+            }
+        }
+        A::SendCustomVerificationEmail => {
+            let id = app
+                .custom_verification
+                .send(
+                    &app.identities,
+                    s,
+                    p.required("EmailAddress").map_err(domain)?,
+                    p.required("TemplateName").map_err(domain)?,
+                    p.get("ConfigurationSetName"),
+                )
+                .await
+                .map_err(domain)?;
+            x.text("MessageId", &id);
         }
         A::TestRenderTemplate => {
             let rendered = app

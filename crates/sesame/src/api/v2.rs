@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sesame_core::accounts::DetailsRequest;
 use sesame_core::compose::Attachment;
+use sesame_core::custom_verification::CvTemplateInput;
 use sesame_core::identities::{CreateIdentity, DkimRequest};
 use sesame_core::sending::{BulkDestination, Content, Outgoing, TemplateRef};
 use sesame_model::TemplateParts;
@@ -409,6 +410,107 @@ async fn run(
                 out["NextToken"] = json!(t);
             }
             Ok(out)
+        }
+        O::CreateCustomVerificationEmailTemplate | O::UpdateCustomVerificationEmailTemplate => {
+            let i: send_shapes::CvTemplateIn = parse_json(body).map_err(domain)?;
+            // SESv2 requires every member on both.
+            let need = |v: Option<String>, member: &str| {
+                v.ok_or_else(|| domain(Error::missing(member))).map(Some)
+            };
+            let input = CvTemplateInput {
+                from_email_address: need(i.from_email_address, "FromEmailAddress")?,
+                subject: need(i.template_subject, "TemplateSubject")?,
+                content: need(i.template_content, "TemplateContent")?,
+                success_redirection_url: need(i.success_redirection_url, "SuccessRedirectionURL")?,
+                failure_redirection_url: need(i.failure_redirection_url, "FailureRedirectionURL")?,
+                tags: shapes::tags_in(i.tags).map_err(domain)?,
+            };
+            if m.op == O::CreateCustomVerificationEmailTemplate {
+                let name = i
+                    .template_name
+                    .ok_or_else(|| domain(Error::missing("TemplateName")))?;
+                app.custom_verification
+                    .create(&app.identities, s, &name, input)
+                    .await
+            } else {
+                app.custom_verification
+                    .update(&app.identities, s, label(m, "TemplateName")?, input)
+                    .await
+            }
+            .map_err(domain)?;
+            Ok(json!({}))
+        }
+        O::GetCustomVerificationEmailTemplate => {
+            let t = app
+                .custom_verification
+                .get(s, label(m, "TemplateName")?)
+                .await
+                .map_err(domain)?;
+            Ok(send_shapes::cv_template_v2(&t, true))
+        }
+        O::DeleteCustomVerificationEmailTemplate => {
+            let name = label(m, "TemplateName")?;
+            if !app
+                .custom_verification
+                .delete(s, name)
+                .await
+                .map_err(domain)?
+            {
+                return Err(domain(sesame_model::custom_verification::does_not_exist(
+                    name,
+                )));
+            }
+            Ok(json!({}))
+        }
+        O::ListCustomVerificationEmailTemplates => {
+            let size = match query_one(q, "PageSize") {
+                None => 50,
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=50).contains(n))
+                    .ok_or_else(|| {
+                        domain(Error::invalid(format!(
+                            "PageSize {v} is out of range: it must be from 1 to 50."
+                        )))
+                    })?,
+            };
+            let (list, token) = app
+                .custom_verification
+                .list(s, query_one(q, "NextToken"), size)
+                .await
+                .map_err(domain)?;
+            let mut out = json!({
+                "CustomVerificationEmailTemplates": list
+                    .iter()
+                    .map(|t| send_shapes::cv_template_v2(t, false))
+                    .collect::<Vec<_>>(),
+            });
+            if let Some(t) = token {
+                out["NextToken"] = json!(t);
+            }
+            Ok(out)
+        }
+        O::SendCustomVerificationEmail => {
+            let i: send_shapes::SendCustomVerificationIn = parse_json(body).map_err(domain)?;
+            let address = i
+                .email_address
+                .ok_or_else(|| domain(Error::missing("EmailAddress")))?;
+            let template = i
+                .template_name
+                .ok_or_else(|| domain(Error::missing("TemplateName")))?;
+            let id = app
+                .custom_verification
+                .send(
+                    &app.identities,
+                    s,
+                    &address,
+                    &template,
+                    i.configuration_set_name.as_deref(),
+                )
+                .await
+                .map_err(domain)?;
+            Ok(json!({ "MessageId": id }))
         }
         O::TestRenderEmailTemplate => {
             let i: send_shapes::TestRenderIn = parse_json(body).map_err(domain)?;

@@ -1,0 +1,457 @@
+//! Custom verification email templates (v1 and v2): their lifecycle, the
+//! HTML SES allows in them, and SendCustomVerificationEmail.
+//!
+//! The HTML is read with html5ever's tokenizer, so the check sees tags and
+//! attributes as a browser would; anything outside SES's allow-list, and any
+//! comment, is `CustomVerificationEmailInvalidContent`, naming what.
+
+use crate::{AccountService, Clock, IdentityService, internal};
+use base64::Engine;
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::{
+    BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+};
+use sesame_model::custom_verification::{
+    MAX_CV_TEMPLATES, already_exists, does_not_exist, invalid_content, validate_name,
+    validate_size, validate_url,
+};
+use sesame_model::{CustomVerificationTemplate, Error, ErrorKind, Scope, Tag, tags};
+use sesame_store::{Created, Store};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// SES's allowed tags, each with its allowed attributes
+/// (`shared/reference/custom-verification-html.md`).
+const COMMON: &[&str] = &["class", "id", "style", "title"];
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("abbr", &[]),
+    ("acronym", &[]),
+    ("address", &[]),
+    ("area", &[]),
+    ("b", &[]),
+    ("bdo", &[]),
+    ("big", &[]),
+    ("blockquote", &["cite"]),
+    ("body", &[]),
+    ("br", &[]),
+    ("button", &[]),
+    ("caption", &[]),
+    ("center", &[]),
+    ("cite", &[]),
+    ("code", &[]),
+    ("col", &["span", "width"]),
+    ("colgroup", &["span", "width"]),
+    ("dd", &[]),
+    ("del", &[]),
+    ("dfn", &[]),
+    ("dir", &[]),
+    ("div", &[]),
+    ("dl", &[]),
+    ("dt", &[]),
+    ("em", &[]),
+    ("fieldset", &[]),
+    ("font", &[]),
+    ("form", &[]),
+    ("h1", &[]),
+    ("h2", &[]),
+    ("h3", &[]),
+    ("h4", &[]),
+    ("h5", &[]),
+    ("h6", &[]),
+    ("head", &[]),
+    ("hr", &[]),
+    ("html", &[]),
+    ("i", &[]),
+    ("img", &["align", "alt", "height", "src", "width"]),
+    ("input", &[]),
+    ("ins", &[]),
+    ("kbd", &[]),
+    ("label", &[]),
+    ("legend", &[]),
+    ("li", &[]),
+    ("map", &[]),
+    ("menu", &[]),
+    ("ol", &["start", "type"]),
+    ("optgroup", &[]),
+    ("option", &[]),
+    ("p", &[]),
+    ("pre", &[]),
+    ("q", &["cite"]),
+    ("s", &[]),
+    ("samp", &[]),
+    ("select", &[]),
+    ("small", &[]),
+    ("span", &[]),
+    ("strike", &[]),
+    ("strong", &[]),
+    ("sub", &[]),
+    ("sup", &[]),
+    ("table", &["summary", "width"]),
+    ("tbody", &[]),
+    ("td", &["abbr", "axis", "colspan", "rowspan", "width"]),
+    ("textarea", &[]),
+    ("tfoot", &[]),
+    (
+        "th",
+        &["abbr", "axis", "colspan", "rowspan", "scope", "width"],
+    ),
+    ("thead", &[]),
+    ("tr", &[]),
+    ("tt", &[]),
+    ("u", &[]),
+    ("ul", &["type"]),
+    ("var", &[]),
+];
+
+/// Collects the first thing SES would refuse.
+#[derive(Default)]
+struct Check {
+    problem: RefCell<Option<String>>,
+}
+
+impl Check {
+    fn refuse(&self, why: String) {
+        let mut p = self.problem.borrow_mut();
+        if p.is_none() {
+            *p = Some(why);
+        }
+    }
+}
+
+impl TokenSink for Check {
+    type Handle = ();
+
+    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
+        match token {
+            Token::CommentToken(_) => {
+                self.refuse("HTML comments (<!-- -->) are not allowed.".into());
+            }
+            Token::TagToken(tag) if tag.kind == TagKind::StartTag => {
+                let name = tag.name.to_string();
+                match ALLOWED.iter().find(|(t, _)| *t == name) {
+                    None => self.refuse(format!("The tag <{name}> is not allowed.")),
+                    Some((_, extra)) => {
+                        for a in &tag.attrs {
+                            let attr = a.name.local.to_string();
+                            if !COMMON.contains(&attr.as_str()) && !extra.contains(&attr.as_str()) {
+                                self.refuse(format!(
+                                    "The attribute {attr} is not allowed on <{name}>."
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        TokenSinkResult::Continue
+    }
+}
+
+/// Checks a template's HTML against SES's allow-list.
+pub fn check_html(content: &str) -> Result<(), Error> {
+    let tokenizer = Tokenizer::new(Check::default(), TokenizerOpts::default());
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(content));
+    let _ = tokenizer.feed(&input);
+    tokenizer.end();
+    match tokenizer.sink.problem.take() {
+        Some(why) => Err(invalid_content(format!(
+            "The custom verification email template content is not valid: {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A template as CreateCustomVerificationEmailTemplate gives it; for an
+/// update, members left out keep their stored values.
+#[derive(Debug, Clone, Default)]
+pub struct CvTemplateInput {
+    pub from_email_address: Option<String>,
+    pub subject: Option<String>,
+    pub content: Option<String>,
+    pub success_redirection_url: Option<String>,
+    pub failure_redirection_url: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+pub struct CustomVerificationService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    accounts: Arc<AccountService>,
+}
+
+fn encode_token(seq: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("cvt:{seq}"))
+}
+
+fn decode_token(token: Option<&str>) -> Result<i64, Error> {
+    let Some(t) = token.filter(|t| !t.is_empty()) else {
+        return Ok(0);
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("cvt:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| Error::invalid(format!("Invalid NextToken: {t}")))
+}
+
+impl CustomVerificationService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        accounts: Arc<AccountService>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            accounts,
+        }
+    }
+
+    /// Every check on a complete template, before any write.
+    async fn validate(
+        &self,
+        identities: &IdentityService,
+        scope: &Scope,
+        t: &CustomVerificationTemplate,
+    ) -> Result<(), Error> {
+        validate_name(&t.name)?;
+        sesame_model::Mailbox::parse(&t.from_email_address)?;
+        validate_size(&t.subject, &t.content)?;
+        check_html(&t.content)?;
+        validate_url("SuccessRedirectionURL", &t.success_redirection_url)?;
+        validate_url("FailureRedirectionURL", &t.failure_redirection_url)?;
+        if !identities.covers(scope, &t.from_email_address).await? {
+            return Err(Error::new(
+                ErrorKind::FromEmailAddressNotVerified,
+                format!(
+                    "The from email address <{}> is not verified",
+                    t.from_email_address
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn create(
+        &self,
+        identities: &IdentityService,
+        scope: &Scope,
+        name: &str,
+        input: CvTemplateInput,
+    ) -> Result<(), Error> {
+        let required = |v: Option<String>, member: &str| v.ok_or_else(|| Error::missing(member));
+        let mut t = CustomVerificationTemplate {
+            name: name.to_owned(),
+            from_email_address: required(input.from_email_address, "FromEmailAddress")?,
+            subject: required(input.subject, "TemplateSubject")?,
+            content: required(input.content, "TemplateContent")?,
+            success_redirection_url: required(
+                input.success_redirection_url,
+                "SuccessRedirectionURL",
+            )?,
+            failure_redirection_url: required(
+                input.failure_redirection_url,
+                "FailureRedirectionURL",
+            )?,
+            created_at: self.clock.now_ms(),
+            tags: vec![],
+        };
+        tags::merge(&mut t.tags, input.tags)?;
+        self.validate(identities, scope, &t).await?;
+        match self
+            .store
+            .insert_cv_template(scope, &t, MAX_CV_TEMPLATES)
+            .await
+            .map_err(internal)?
+        {
+            Created::Created => Ok(()),
+            Created::Exists => Err(already_exists(name)),
+            Created::LimitReached => Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "Maximum number of custom verification email templates ({MAX_CV_TEMPLATES}) reached in region {}.",
+                    scope.region
+                ),
+            )),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<CustomVerificationTemplate, Error> {
+        self.store
+            .get_cv_template(scope, name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| does_not_exist(name))
+    }
+
+    /// Changes the members given; the result is checked whole before it is
+    /// written.
+    pub async fn update(
+        &self,
+        identities: &IdentityService,
+        scope: &Scope,
+        name: &str,
+        input: CvTemplateInput,
+    ) -> Result<(), Error> {
+        let mut t = self.get(scope, name).await?;
+        let set = |field: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut t.from_email_address, input.from_email_address);
+        set(&mut t.subject, input.subject);
+        set(&mut t.content, input.content);
+        set(
+            &mut t.success_redirection_url,
+            input.success_redirection_url,
+        );
+        set(
+            &mut t.failure_redirection_url,
+            input.failure_redirection_url,
+        );
+        self.validate(identities, scope, &t).await?;
+        if self
+            .store
+            .update_cv_template(scope, &t)
+            .await
+            .map_err(internal)?
+        {
+            Ok(())
+        } else {
+            Err(does_not_exist(name))
+        }
+    }
+
+    /// `false` when there was nothing to delete (v1 succeeds anyway; v2
+    /// answers NotFound).
+    pub async fn delete(&self, scope: &Scope, name: &str) -> Result<bool, Error> {
+        self.store
+            .delete_cv_template(scope, name)
+            .await
+            .map_err(internal)
+    }
+
+    pub async fn list(
+        &self,
+        scope: &Scope,
+        next_token: Option<&str>,
+        max: u32,
+    ) -> Result<(Vec<CustomVerificationTemplate>, Option<String>), Error> {
+        let after = decode_token(next_token)?;
+        let mut rows = self
+            .store
+            .list_cv_templates(scope, after, max + 1)
+            .await
+            .map_err(internal)?;
+        let more = rows.len() > max as usize;
+        rows.truncate(max as usize);
+        let token = more.then(|| encode_token(rows.last().map(|(s, _)| *s).unwrap_or(after)));
+        Ok((rows.into_iter().map(|(_, t)| t).collect(), token))
+    }
+
+    /// SendCustomVerificationEmail: SES's checks in SES's order, then the
+    /// email, through delivery like any message. Returns its MessageId.
+    pub async fn send(
+        &self,
+        identities: &IdentityService,
+        scope: &Scope,
+        address: &str,
+        template_name: &str,
+        configuration_set: Option<&str>,
+    ) -> Result<String, Error> {
+        sesame_model::IdentityName::email(address)?;
+        let t = self
+            .store
+            .get_cv_template(scope, template_name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| does_not_exist(template_name))?;
+        if !identities.covers(scope, &t.from_email_address).await? {
+            return Err(Error::new(
+                ErrorKind::FromEmailAddressNotVerified,
+                format!(
+                    "Email address is not verified. The following identities failed the check in region {}: {}",
+                    scope.region.upper(),
+                    t.from_email_address
+                ),
+            ));
+        }
+        if let Some(cs) = configuration_set.filter(|c| !c.is_empty()) {
+            return Err(Error::new(
+                ErrorKind::ConfigurationSetDoesNotExist,
+                format!("Configuration set <{cs}> does not exist."),
+            ));
+        }
+        let account = self.accounts.get(scope).await?;
+        if !account.production_access {
+            return Err(Error::new(
+                ErrorKind::ProductionAccessNotGranted,
+                format!(
+                    "Custom verification emails can be sent only by accounts with production access; this account is in the sandbox in region {}.",
+                    scope.region.upper()
+                ),
+            ));
+        }
+        if !account.sending_enabled {
+            return Err(Error::new(
+                ErrorKind::SendingPaused,
+                "Sending is paused for this account.",
+            ));
+        }
+        identities
+            .send_custom_verification(scope, address, &t)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_allow_list() {
+        assert!(check_html("<html><body><h1 class=\"x\">Hi</h1><p style=\"c\">Verify <b>now</b></p><img src=\"a.png\" alt=\"a\" width=\"1\"><table summary=\"s\"><tr><td colspan=\"2\">x</td></tr></table></body></html>").is_ok());
+        assert!(check_html("plain text & more").is_ok());
+        assert!(check_html("<!DOCTYPE html><html></html>").is_ok());
+        let refused = |html: &str| check_html(html).unwrap_err();
+        let e = refused("<p>hi</p><script>alert(1)</script>");
+        assert_eq!(e.kind, ErrorKind::CustomVerificationInvalidContent);
+        assert!(e.message.contains("<script>"), "{}", e.message);
+        assert!(
+            refused("<p>a<!-- hidden --></p>")
+                .message
+                .contains("comments")
+        );
+        let e = refused("<a href=\"https://x\">link</a>");
+        assert!(e.message.contains("<a>"), "{}", e.message);
+        let e = refused("<p onclick=\"x()\">hi</p>");
+        assert!(e.message.contains("onclick"), "{}", e.message);
+        assert!(refused("<img src=x onerror=y>").message.contains("onerror"));
+        assert!(
+            refused("<td scope=\"row\">x</td>")
+                .message
+                .contains("scope")
+        );
+        assert!(check_html("<th scope=\"row\">x</th>").is_ok());
+        assert!(
+            refused("<IFRAME src=x></IFRAME>")
+                .message
+                .contains("iframe")
+        );
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        assert_eq!(decode_token(Some(&encode_token(42))).unwrap(), 42);
+        assert_eq!(decode_token(None).unwrap(), 0);
+        assert!(decode_token(Some("garbage!")).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+-- Custom verification email templates, scoped by account and region.
+CREATE TABLE cv_templates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (account_id, region, name)
+);
