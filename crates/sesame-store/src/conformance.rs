@@ -50,6 +50,66 @@ pub async fn run(store: Arc<dyn Store>) {
     email_links(&*store).await;
     delivery_queue(&*store).await;
     verifier_reads_and_writes(&*store).await;
+    custom_verification_templates(&*store).await;
+}
+
+async fn custom_verification_templates(store: &dyn Store) {
+    let s = scope("515151515151", "us-west-2");
+    let other = scope("515151515151", "eu-west-1");
+    let t = |name: &str| sesame_model::CustomVerificationTemplate {
+        name: name.into(),
+        from_email_address: "from@example.com".into(),
+        subject: "Subject".into(),
+        content: "<p>hi</p>".into(),
+        success_redirection_url: "https://example.com/ok".into(),
+        failure_redirection_url: "https://example.com/no".into(),
+        created_at: 1,
+        tags: vec![],
+    };
+    assert_eq!(
+        store.insert_cv_template(&s, &t("a"), 2).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        store.insert_cv_template(&s, &t("a"), 2).await.unwrap(),
+        Created::Exists
+    );
+    assert_eq!(
+        store.insert_cv_template(&s, &t("b"), 2).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        store.insert_cv_template(&s, &t("c"), 2).await.unwrap(),
+        Created::LimitReached
+    );
+    // Email templates and custom verification templates are counted apart.
+    assert!(store.get_template(&s, "a").await.unwrap().is_none());
+    assert!(store.get_cv_template(&other, "a").await.unwrap().is_none());
+    let mut changed = t("a");
+    changed.subject = "Changed".into();
+    assert!(store.update_cv_template(&s, &changed).await.unwrap());
+    assert!(!store.update_cv_template(&other, &changed).await.unwrap());
+    assert_eq!(
+        store
+            .get_cv_template(&s, "a")
+            .await
+            .unwrap()
+            .unwrap()
+            .subject,
+        "Changed"
+    );
+    let listed = store.list_cv_templates(&s, 0, 10).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(_, t)| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let after_first = store.list_cv_templates(&s, listed[0].0, 10).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert!(store.delete_cv_template(&s, "a").await.unwrap());
+    assert!(!store.delete_cv_template(&s, "a").await.unwrap());
 }
 
 async fn verifier_reads_and_writes(store: &dyn Store) {
