@@ -6,7 +6,6 @@
 //! comment, is `CustomVerificationEmailInvalidContent`, naming what.
 
 use crate::{AccountService, Clock, IdentityService, internal};
-use base64::Engine;
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::{
     BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
@@ -181,22 +180,6 @@ pub struct CustomVerificationService {
     accounts: Arc<AccountService>,
 }
 
-fn encode_token(seq: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("cvt:{seq}"))
-}
-
-fn decode_token(token: Option<&str>) -> Result<i64, Error> {
-    let Some(t) = token.filter(|t| !t.is_empty()) else {
-        return Ok(0);
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(t)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("cvt:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| Error::invalid(format!("Invalid NextToken: {t}")))
-}
-
 impl CustomVerificationService {
     pub fn new(
         store: Arc<dyn Store>,
@@ -345,16 +328,13 @@ impl CustomVerificationService {
         next_token: Option<&str>,
         max: u32,
     ) -> Result<(Vec<CustomVerificationTemplate>, Option<String>), Error> {
-        let after = decode_token(next_token)?;
-        let mut rows = self
+        let after = crate::paging::after(next_token)?;
+        let rows = self
             .store
             .list_cv_templates(scope, after, max + 1)
             .await
             .map_err(internal)?;
-        let more = rows.len() > max as usize;
-        rows.truncate(max as usize);
-        let token = more.then(|| encode_token(rows.last().map(|(s, _)| *s).unwrap_or(after)));
-        Ok((rows.into_iter().map(|(_, t)| t).collect(), token))
+        Ok(crate::paging::page(rows, max, after))
     }
 
     /// SendCustomVerificationEmail: SES's checks in SES's order, then the
@@ -446,12 +426,5 @@ mod tests {
                 .message
                 .contains("iframe")
         );
-    }
-
-    #[test]
-    fn tokens_round_trip() {
-        assert_eq!(decode_token(Some(&encode_token(42))).unwrap(), 42);
-        assert_eq!(decode_token(None).unwrap(), 0);
-        assert!(decode_token(Some("garbage!")).is_err());
     }
 }

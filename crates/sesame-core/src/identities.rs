@@ -110,22 +110,6 @@ fn lookup_key(name: &str) -> String {
     }
 }
 
-fn encode_token(seq: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("sesame:{seq}"))
-}
-
-fn decode_token(token: Option<&str>) -> Result<i64, Error> {
-    let Some(t) = token.filter(|t| !t.is_empty()) else {
-        return Ok(0);
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(t)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("sesame:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| Error::invalid(format!("Invalid NextToken: {t}")))
-}
-
 impl IdentityService {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auto_verify: bool) -> Self {
         Self {
@@ -698,20 +682,23 @@ impl IdentityService {
         next_token: Option<&str>,
         page_size: u32,
     ) -> Result<Page, Error> {
-        let after = decode_token(next_token)?;
-        let mut rows = self
+        let after = crate::paging::after(next_token)?;
+        let rows = self
             .store
             .list_identities(scope, query, after, page_size + 1)
             .await
             .map_err(internal)?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        Ok(Page {
-            next_token: more.then(|| encode_token(rows.last().map(|l| l.seq).unwrap_or(after))),
-            identities: rows
-                .into_iter()
-                .map(|l| expire(l.identity, self.clock.now_ms()))
+        let now = self.clock.now_ms();
+        let (identities, next_token) = crate::paging::page(
+            rows.into_iter()
+                .map(|l| (l.seq, expire(l.identity, now)))
                 .collect(),
+            page_size,
+            after,
+        );
+        Ok(Page {
+            identities,
+            next_token,
         })
     }
 

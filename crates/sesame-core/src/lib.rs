@@ -29,6 +29,7 @@ pub mod custom_verification;
 pub mod delivery;
 pub mod dkim_keys;
 pub mod identities;
+mod paging;
 pub mod random;
 pub mod sending;
 pub mod templates;

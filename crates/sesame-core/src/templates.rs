@@ -186,21 +186,13 @@ impl TemplateService {
         next_token: Option<&str>,
         max: u32,
     ) -> Result<(Vec<Template>, Option<String>), Error> {
-        let after = match next_token.filter(|t| !t.is_empty()) {
-            None => 0,
-            Some(t) => t
-                .parse::<i64>()
-                .map_err(|_| Error::invalid(format!("Invalid NextToken: {t}")))?,
-        };
-        let mut rows = self
+        let after = crate::paging::after(next_token)?;
+        let rows = self
             .store
             .list_templates(scope, after, max + 1)
             .await
             .map_err(internal)?;
-        let more = rows.len() > max as usize;
-        rows.truncate(max as usize);
-        let token = more.then(|| rows.last().map(|(s, _)| s.to_string()).unwrap_or_default());
-        Ok((rows.into_iter().map(|(_, t)| t).collect(), token))
+        Ok(crate::paging::page(rows, max, after))
     }
 
     /// v1 TestRenderTemplate / v2 TestRenderEmailTemplate: the MIME message

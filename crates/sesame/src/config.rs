@@ -558,6 +558,55 @@ mod tests {
     }
 
     #[test]
+    fn dns_settings_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sesame.toml");
+        std::fs::write(
+            &path,
+            "hostname = \"mx.example.net\"\n[dkim]\ncname_zone = \"DKIM.Example.net.\"\n[dns]\nlisten = \"127.0.0.1:5353\"\nverify_interval = \"30s\"\nmax_in_flight = 8\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&common(Some(path.clone())), &serve()).unwrap();
+        let v = &s.verify;
+        assert_eq!(v.publishing.cname_zone.as_deref(), Some("dkim.example.net"));
+        assert_eq!(v.publishing.mail_from_mx, "mx.example.net");
+        assert_eq!(v.listen.unwrap().port(), 5353);
+        assert_eq!(v.interval, std::time::Duration::from_secs(30));
+        assert_eq!(v.max_in_flight, 8);
+        let mut flags = serve();
+        flags.verify_interval = Some("1s".into());
+        flags.dns.mail_from_mx = Some("feedback.example.net".into());
+        let s = Settings::resolve(&common(Some(path)), &flags).unwrap();
+        assert_eq!(s.verify.interval, std::time::Duration::from_secs(1));
+        assert_eq!(s.verify.publishing.mail_from_mx, "feedback.example.net");
+        // Defaults: no zone, no listener, five minutes, 64 in flight.
+        let d = Settings::resolve(&common(None), &serve()).unwrap().verify;
+        assert_eq!(
+            (
+                d.publishing.cname_zone,
+                d.listen,
+                d.interval.as_secs(),
+                d.max_in_flight
+            ),
+            (None, None, 300, 64)
+        );
+        let mut bad = serve();
+        bad.dns_max_in_flight = Some(0);
+        assert!(
+            Settings::resolve(&common(None), &bad)
+                .unwrap_err()
+                .contains("max_in_flight")
+        );
+        bad.dns_max_in_flight = None;
+        bad.dns.dkim_cname_zone = Some("not a zone".into());
+        assert!(
+            Settings::resolve(&common(None), &bad)
+                .unwrap_err()
+                .contains("cname_zone")
+        );
+    }
+
+    #[test]
     fn file_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sesame.toml");
