@@ -108,6 +108,9 @@ def test_from_address_must_be_verified_and_fifty_at_most(dev):
     assert error(e) == ("FromEmailAddressNotVerified", "The from email address <me@unverified.example> is not verified")
     with pytest.raises(sesv2.exceptions.NotFoundException):
         sesv2.create_custom_verification_email_template(**template("t", FromEmailAddress="me@unverified.example"))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ses.create_custom_verification_email_template(**template("t", FromEmailAddress="Brand <hello@brand.example>"))
+    assert error(e)[0] == "InvalidParameterValue" and "display name" in error(e)[1]
     for n in range(50):
         ses.create_custom_verification_email_template(**template(f"t{n}"))
     with pytest.raises(botocore.exceptions.ClientError) as e:

@@ -201,7 +201,14 @@ impl CustomVerificationService {
         t: &CustomVerificationTemplate,
     ) -> Result<(), Error> {
         validate_name(&t.name)?;
-        sesame_model::Mailbox::parse(&t.from_email_address)?;
+        let from = sesame_model::Mailbox::parse(&t.from_email_address)?;
+        if from.address != t.from_email_address.trim() {
+            // SES's custom verification emails carry no display name.
+            return Err(Error::invalid(format!(
+                "FromEmailAddress must be a bare email address, without a display name: {}",
+                t.from_email_address
+            )));
+        }
         validate_size(&t.subject, &t.content)?;
         check_html(&t.content)?;
         validate_url("SuccessRedirectionURL", &t.success_redirection_url)?;
