@@ -3,7 +3,9 @@ zone the tests edit, Sesame's verifier reads it, statuses move as in SES,
 and the usual publishing mistakes are diagnosed. Sesame's own DKIM zone
 listener answers the Easy DKIM keys."""
 import base64
+import re
 import time
+import urllib.request
 
 import botocore.exceptions
 import pytest
@@ -79,6 +81,11 @@ def test_legacy_txt_pending_success_temporary_failure(make_server):
         assert got["VerifiedForSendingStatus"] is True and got["VerificationStatus"] == "SUCCESS"
         assert "ErrorType" not in got["VerificationInfo"]
         assert got["VerificationInfo"]["LastSuccessTimestamp"]
+        with urllib.request.urlopen(f"{s.url}/_sesame/metrics") as r:
+            metrics = r.read().decode()
+        checks = re.search(r"^sesame_verification_checks_total (\d+)", metrics, re.M)
+        changes = re.search(r"^sesame_verification_changes_total (\d+)", metrics, re.M)
+        assert checks and int(checks.group(1)) >= 2 and changes and int(changes.group(1)) >= 1, metrics
 
         # The record disappears: TemporaryFailure; it comes back: Success.
         dns.remove(f"_amazonses.{domain}")

@@ -80,12 +80,21 @@ fn live(s: VerificationStatus) -> bool {
     )
 }
 
+/// Whether DNS can still move this status: it is being verified, and it
+/// is not a `Success` no check has seen (set by `--auto-verify` or an
+/// operator), which a missing record never takes back.
+fn checkable(s: VerificationStatus, track: &sesame_model::verification::Track) -> bool {
+    live(s) && !(s == VerificationStatus::Success && track.last_success_at.is_none())
+}
+
 /// Whether a pass has anything to ask DNS about this identity.
 fn needs_dns(i: &Identity) -> bool {
     i.kind() == IdentityKind::Domain
-        && (live(i.verification_status)
-            || (i.dkim.is_set_up() && live(i.dkim.status))
-            || i.mail_from.status.is_some_and(live))
+        && (checkable(i.verification_status, &i.dns.identity)
+            || (i.dkim.is_set_up() && checkable(i.dkim.status, &i.dns.dkim))
+            || i.mail_from
+                .status
+                .is_some_and(|s| checkable(s, &i.dns.mail_from)))
 }
 
 /// Email address identities whose link ran out are `Failed`, as in SES.
@@ -133,13 +142,18 @@ impl Verifier {
             let started = std::time::Instant::now();
             tokio::select! {
                 r = self.pass() => match r {
-                    Ok(r) => tracing::info!(
+                    Ok(r) => {
+                        metrics::counter!("sesame_verification_checks_total").increment(r.checked);
+                        metrics::counter!("sesame_verification_changes_total").increment(r.changed);
+                        metrics::gauge!("sesame_verification_pass_seconds")
+                            .set(started.elapsed().as_secs_f64());
+                        tracing::info!(
                         checked = r.checked,
                         changed = r.changed,
                         conflicts = r.conflicts,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "verification pass"
-                    ),
+                    )},
                     Err(e) => tracing::error!(error = %e.message, "verification pass failed"),
                 },
                 _ = stop.changed() => break,

@@ -61,6 +61,18 @@ fn describe() {
         "sesame_delivery_latency_seconds",
         "Time from acceptance to the end of delivery."
     );
+    metrics::describe_counter!(
+        "sesame_verification_checks_total",
+        "Domain identities whose DNS records the verifier checked."
+    );
+    metrics::describe_counter!(
+        "sesame_verification_changes_total",
+        "Verification, DKIM or MAIL FROM statuses the verifier changed."
+    );
+    metrics::describe_gauge!(
+        "sesame_verification_pass_seconds",
+        "How long the last verification pass took."
+    );
 }
 
 type MetricsState = (Option<PrometheusHandle>, Arc<dyn Store>);

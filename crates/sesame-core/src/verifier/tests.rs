@@ -168,6 +168,21 @@ async fn legacy_txt_verifies_then_lapses_then_fails() {
 }
 
 #[tokio::test]
+async fn statuses_no_check_saw_are_left_alone() {
+    let f = fixture(None, 8).await;
+    let s = scope();
+    f.ids.verify_domain(&s, "operator.example").await.unwrap();
+    f.ids.mark_verified(&s, "operator.example").await.unwrap();
+    let r = f.verifier.pass().await.unwrap();
+    assert_eq!(r.checked, 0, "nothing DNS could change");
+    assert_eq!(f.zone.queries.load(Ordering::SeqCst), 0);
+    // Asked explicitly, it is checked, and its Success stands.
+    let i = f.verifier.check(&s, "operator.example").await.unwrap();
+    assert_eq!(i.verification_status, VerificationStatus::Success);
+    assert!(i.dns.last_checked_at.is_some());
+}
+
+#[tokio::test]
 async fn pending_fails_after_72_hours() {
     let f = fixture(None, 8).await;
     let s = scope();
