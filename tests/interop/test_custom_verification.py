@@ -149,11 +149,16 @@ def test_send_needs_production_access_then_verifies_and_redirects(dev):
     assert "If you did not request to verify this email address, please disregard this message." in html
     link = re.search(r'href="(http://[^"]+/_sesame/verify/[A-Za-z0-9_-]+)"', html).group(1)
 
-    u = urllib.parse.urlparse(link)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-    conn.request("GET", u.path)
-    r = conn.getresponse()
-    assert r.status == 302 and r.getheader("Location") == "https://brand.example/ok"
-    conn.close()
+    def click():
+        u = urllib.parse.urlparse(link)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn.request("GET", u.path)
+        r = conn.getresponse()
+        conn.close()
+        return r.status, r.getheader("Location")
+
+    assert click() == (302, "https://brand.example/ok")
+    # The link works once: clicked again it is invalid, and leads to the failure URL.
+    assert click() == (302, "https://brand.example/failed")
     attrs = ses.get_identity_verification_attributes(Identities=["new.user@customer.example"])
     assert attrs["VerificationAttributes"]["new.user@customer.example"]["VerificationStatus"] == "Success"

@@ -78,6 +78,11 @@ pub enum LinkOutcome {
     },
     /// No outstanding link has this token (never sent, or already used).
     Unknown,
+    /// A custom verification link opened a second time.
+    Used {
+        /// The template's FailureRedirectionURL.
+        redirect: Option<String>,
+    },
 }
 
 /// An address whose link is older than 24 hours and was never opened has
@@ -144,6 +149,7 @@ impl IdentityService {
             token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::bytes::<32>()),
             sent_at: self.clock.now_ms(),
             redirect,
+            used_at: None,
         }
     }
 
@@ -342,6 +348,17 @@ impl IdentityService {
             .email_link
             .as_ref()
             .and_then(|l| l.redirect.clone());
+        if identity
+            .email_link
+            .as_ref()
+            .is_some_and(|l| l.used_at.is_some())
+        {
+            // Only links with redirects are kept once used: clicked again,
+            // they are invalid and lead to the FailureRedirectionURL.
+            return Ok(LinkOutcome::Used {
+                redirect: redirect.map(|r| r.failure),
+            });
+        }
         self.modify(
             &scope,
             &name,
@@ -350,7 +367,10 @@ impl IdentityService {
                 if i.email_link.as_ref().map(|l| l.token.as_str()) != Some(token) {
                     return Err(not_found(&name));
                 }
-                i.email_link = None;
+                match &mut i.email_link {
+                    Some(l) if l.redirect.is_some() => l.used_at = Some(now),
+                    _ => i.email_link = None,
+                }
                 i.verification_status = if fresh {
                     VerificationStatus::Success
                 } else {

@@ -356,6 +356,9 @@ pub struct EmailLink {
     /// SendCustomVerificationEmail.
     #[serde(default)]
     pub redirect: Option<LinkRedirect>,
+    /// When it was opened, for a link kept after use (one with a redirect).
+    #[serde(default)]
+    pub used_at: Option<Millis>,
 }
 
 /// A custom verification template's redirection URLs.

@@ -193,6 +193,7 @@ async fn email_links(store: &dyn Store) {
         token: "tok-abc".into(),
         sent_at: 1,
         redirect: None,
+        used_at: None,
     });
     store.insert_identity(&s, &id, 10).await.unwrap();
     let (found_scope, found) = store

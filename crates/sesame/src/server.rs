@@ -251,6 +251,9 @@ async fn open_link(
         | Ok(LinkOutcome::Expired {
             redirect: Some(url),
             ..
+        })
+        | Ok(LinkOutcome::Used {
+            redirect: Some(url),
         }) => redirect(&url),
         Ok(LinkOutcome::Verified {
             identity, region, ..
@@ -271,7 +274,7 @@ async fn open_link(
                 html_escape(&identity)
             ),
         ),
-        Ok(LinkOutcome::Unknown) => page(
+        Ok(LinkOutcome::Unknown) | Ok(LinkOutcome::Used { redirect: None }) => page(
             axum::http::StatusCode::NOT_FOUND,
             "Verification link not valid",
             "This link is not valid, or it was already used.",
