@@ -62,7 +62,7 @@ def verify_run(binary, data_dir, dns_port, max_in_flight):
     log = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
     port = free_port()
     env = dict(os.environ, SESAME_ROOT_ACCESS_KEY_ID=KEY, SESAME_ROOT_SECRET_ACCESS_KEY=SECRET,
-               SESAME_LOG="info,sesame_core::verifier=info")
+               SESAME_LOG="info,sesame_core::verifier=debug")
     p = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
                           "--delivery", "capture", "--dns-server", f"127.0.0.1:{dns_port}",
                           "--verify-interval", "1h", "--dns-max-in-flight", str(max_in_flight)],

@@ -147,13 +147,21 @@ impl Verifier {
                         metrics::counter!("sesame_verification_changes_total").increment(r.changed);
                         metrics::gauge!("sesame_verification_pass_seconds")
                             .set(started.elapsed().as_secs_f64());
-                        tracing::info!(
-                        checked = r.checked,
-                        changed = r.changed,
-                        conflicts = r.conflicts,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "verification pass"
-                    )},
+                        let elapsed_ms = started.elapsed().as_millis() as u64;
+                        // Quiet passes are debug-level: one line every
+                        // interval would only be noise.
+                        if r.changed > 0 || r.conflicts > 0 {
+                            tracing::info!(
+                                checked = r.checked, changed = r.changed,
+                                conflicts = r.conflicts, elapsed_ms, "verification pass"
+                            );
+                        } else {
+                            tracing::debug!(
+                                checked = r.checked, changed = r.changed,
+                                conflicts = r.conflicts, elapsed_ms, "verification pass"
+                            );
+                        }
+                    }
                     Err(e) => tracing::error!(error = %e.message, "verification pass failed"),
                 },
                 _ = stop.changed() => break,
