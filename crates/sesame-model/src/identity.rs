@@ -381,8 +381,13 @@ impl Identity {
     pub fn kind(&self) -> IdentityKind {
         self.name.kind()
     }
+    /// Verified for sending: `Success`, or `TemporaryFailure`, the 72-hour
+    /// grace a verified domain gets when its records disappear.
     pub fn is_verified(&self) -> bool {
-        self.verification_status == VerificationStatus::Success
+        matches!(
+            self.verification_status,
+            VerificationStatus::Success | VerificationStatus::TemporaryFailure
+        )
     }
     /// SES resource name segment: `identity/{name}`.
     pub fn resource(&self) -> String {

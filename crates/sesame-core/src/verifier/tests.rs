@@ -146,6 +146,10 @@ async fn legacy_txt_verifies_then_lapses_then_fails() {
     f.verifier.pass().await.unwrap();
     let i = f.ids.get(&s, "example.com").await.unwrap();
     assert_eq!(i.verification_status, VerificationStatus::TemporaryFailure);
+    assert!(
+        i.is_verified(),
+        "still allowed to send during the grace period"
+    );
     // A DNS outage changes nothing.
     *f.zone.broken.lock().unwrap() = true;
     f.clock.advance(71 * H);
@@ -158,6 +162,7 @@ async fn legacy_txt_verifies_then_lapses_then_fails() {
     f.verifier.pass().await.unwrap();
     let i = f.ids.get(&s, "example.com").await.unwrap();
     assert_eq!(i.verification_status, VerificationStatus::Failed);
+    assert!(!i.is_verified());
     // A failed identity is no longer asked about.
     let r = f.verifier.pass().await.unwrap();
     assert_eq!(r.checked, 0);
