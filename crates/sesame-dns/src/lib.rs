@@ -89,8 +89,12 @@ pub struct HickoryLookup {
 
 impl HickoryLookup {
     pub fn new(servers: &[SocketAddr], max_in_flight: usize) -> Result<Self, String> {
+        Self::tuned(servers, Tuning::verification(max_in_flight))
+    }
+
+    pub fn tuned(servers: &[SocketAddr], tuning: Tuning) -> Result<Self, String> {
         Ok(Self {
-            resolver: resolver(servers, Tuning::verification(max_in_flight))?,
+            resolver: resolver(servers, tuning)?,
         })
     }
 }

@@ -258,6 +258,29 @@ mod tests {
     use sesame_store::SqliteStore;
 
     #[tokio::test]
+    async fn an_unreachable_server_is_an_error_not_a_hang() {
+        // Nothing listens on this port: the answer is an error, soon.
+        let port = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let tuning = crate::Tuning {
+            timeout: Duration::from_millis(500),
+            attempts: 1,
+            ..crate::Tuning::verification(4)
+        };
+        let dns =
+            HickoryLookup::tuned(&[format!("127.0.0.1:{port}").parse().unwrap()], tuning).unwrap();
+        let a = tokio::time::timeout(
+            Duration::from_secs(30),
+            dns.query("_amazonses.example.com", R::Txt),
+        )
+        .await
+        .expect("bounded by the resolver's timeout");
+        assert!(matches!(a, Answer::Error(_)), "{a:?}");
+    }
+
+    #[tokio::test]
     async fn answers_each_token_with_its_key_over_udp_and_tcp() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
@@ -325,6 +348,52 @@ mod tests {
             dns.query("other.test", R::Txt).await,
             Answer::Error(_)
         ));
+        // Garbage, truncated packets and odd questions get no panic and no
+        // hang: the listener goes on answering.
+        let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let garbage: [&[u8]; 4] = [b"", b"\x00", &[0xff; 12], &[0u8; 600]];
+        for g in garbage {
+            raw.send_to(g, ("127.0.0.1", port)).await.unwrap();
+        }
+        let mut q = Message::query();
+        q.metadata.id = 4242;
+        q.add_query(hickory_resolver::proto::op::Query::query(
+            Name::from_ascii("tok0.dkim.sesame.test.").unwrap(),
+            RecordType::TXT,
+        ));
+        q.queries[0].query_class = DNSClass::CH;
+        raw.send_to(&q.to_vec().unwrap(), ("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        // The all-zero packet is a query with no question: FORMERR. Ours,
+        // in class CH, is refused.
+        let mut codes = vec![];
+        while codes.len() < 2 {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), raw.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let reply = Message::from_vec(&buf[..n]).unwrap();
+            codes.push((reply.metadata.id, reply.metadata.response_code));
+        }
+        codes.sort_by_key(|(id, _)| *id);
+        assert_eq!(
+            codes,
+            vec![(0, ResponseCode::FormErr), (4242, ResponseCode::Refused)]
+        );
+        // Over TCP too: a bad message ends that session only.
+        let mut bad = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        bad.write_all(&[0, 3, 1, 2, 3]).await.unwrap();
+        let mut one = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), bad.read(&mut one))
+            .await
+            .unwrap();
+        assert!(matches!(closed, Ok(0) | Err(_)), "the session is closed");
+        assert_eq!(
+            dns.query("tok1.dkim.sesame.test", R::Txt).await,
+            Answer::Records(vec![format!("v=DKIM1; k=rsa; p={long_key}")])
+        );
         stop_tx.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(5), server)
             .await
