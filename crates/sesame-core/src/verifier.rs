@@ -87,14 +87,21 @@ fn checkable(s: VerificationStatus, track: &sesame_model::verification::Track) -
     live(s) && !(s == VerificationStatus::Success && track.last_success_at.is_none())
 }
 
-/// Whether a pass has anything to ask DNS about this identity.
+/// Whether a pass has anything to ask DNS about this identity. An email
+/// address has only its custom MAIL FROM domain to check.
 fn needs_dns(i: &Identity) -> bool {
-    i.kind() == IdentityKind::Domain
-        && (checkable(i.verification_status, &i.dns.identity)
-            || (i.dkim.is_set_up() && checkable(i.dkim.status, &i.dns.dkim))
-            || i.mail_from
-                .status
-                .is_some_and(|s| checkable(s, &i.dns.mail_from)))
+    let mail_from = i
+        .mail_from
+        .status
+        .is_some_and(|s| checkable(s, &i.dns.mail_from));
+    match i.kind() {
+        IdentityKind::Domain => {
+            mail_from
+                || checkable(i.verification_status, &i.dns.identity)
+                || (i.dkim.is_set_up() && checkable(i.dkim.status, &i.dns.dkim))
+        }
+        IdentityKind::EmailAddress => mail_from,
+    }
 }
 
 /// Email address identities whose link ran out are `Failed`, as in SES.
@@ -257,7 +264,7 @@ impl Verifier {
                 .ok_or_else(|| {
                     Error::not_found(format!("Email identity {name} does not exist."))
                 })?;
-            if identity.kind() != IdentityKind::Domain {
+            if identity.kind() != IdentityKind::Domain && identity.mail_from.domain.is_none() {
                 return Err(Error::invalid(format!(
                     "{name} is an email address: it is verified by the link sent to it, not by DNS."
                 )));
@@ -322,11 +329,13 @@ impl Verifier {
     }
 
     async fn examine(&self, i: &Identity) -> Examined {
-        let domain = i.name.as_str();
+        let own = i.name.domain_part();
+        let domain = own.as_str();
+        let is_domain = i.kind() == IdentityKind::Domain;
         let checks = i.dns_checks(&self.settings.publishing);
         let mut dkim_diag = Vec::new();
         let mut dkim = Finding::Unknown;
-        if i.dkim.is_set_up() && live(i.dkim.status) && !checks.dkim.is_empty() {
+        if is_domain && i.dkim.is_set_up() && live(i.dkim.status) && !checks.dkim.is_empty() {
             dkim = Finding::Found;
             for (expected, alt) in &checks.dkim {
                 let f = self
@@ -348,7 +357,8 @@ impl Verifier {
         // The domain is verified by its `_amazonses` TXT or by its DKIM.
         let mut id_diag = Vec::new();
         let mut identity = dkim;
-        if dkim != Finding::Found
+        if is_domain
+            && dkim != Finding::Found
             && live(i.verification_status)
             && let Some(expected) = &checks.identity
         {
@@ -381,7 +391,11 @@ impl Verifier {
                 });
             }
         }
-        let soa = self.soa(domain).await;
+        let soa = if is_domain {
+            self.soa(domain).await
+        } else {
+            None
+        };
         let mut diagnoses = Vec::new();
         if identity != Finding::Found {
             if i.dkim.is_set_up() {
@@ -442,18 +456,21 @@ impl Verifier {
 fn apply(i: &mut Identity, ex: Examined, now: Millis) -> bool {
     let before = (i.verification_status, i.dkim.status, i.mail_from.status);
     let created = i.created_at;
-    i.verification_status = i
-        .dns
-        .identity
-        .step(i.verification_status, ex.identity, now, created);
-    if i.dkim.is_set_up() {
+    let is_domain = i.kind() == IdentityKind::Domain;
+    if is_domain {
+        i.verification_status =
+            i.dns
+                .identity
+                .step(i.verification_status, ex.identity, now, created);
+    }
+    if is_domain && i.dkim.is_set_up() {
         i.dkim.status = i.dns.dkim.step(i.dkim.status, ex.dkim, now, created);
     }
     if let Some(s) = i.mail_from.status {
         i.mail_from.status = Some(i.dns.mail_from.step(s, ex.mail_from, now, created));
     }
     i.dns.last_checked_at = Some(now);
-    i.dns.error = if i.verification_status == VerificationStatus::Success {
+    i.dns.error = if !is_domain || i.verification_status == VerificationStatus::Success {
         None
     } else {
         ex.error

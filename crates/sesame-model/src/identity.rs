@@ -398,8 +398,8 @@ impl Identity {
     /// `_amazonses` verification TXT; for Easy DKIM a CNAME per token to
     /// Sesame's DKIM zone, or (with no zone served) the public key as a TXT
     /// under each token; for BYODKIM the key under the selector; for a
-    /// custom MAIL FROM domain its MX and SPF records. Email address
-    /// identities have none.
+    /// custom MAIL FROM domain its MX and SPF records (the only records of
+    /// an email address identity).
     pub fn dns_records(&self, publishing: &DnsPublishing) -> Vec<DnsRecord> {
         let checks = self.dns_checks(publishing);
         let mut out: Vec<DnsRecord> = checks
@@ -432,6 +432,15 @@ impl Identity {
     /// alternative to its CNAME (the key itself under the token's name).
     pub fn dns_checks(&self, publishing: &DnsPublishing) -> DnsChecks {
         let mut out = DnsChecks::default();
+        if let Some(d) = &self.mail_from.domain {
+            out.mail_from = Some(Expected {
+                name: d.clone(),
+                kind: RecordType::Mx,
+                value: ExpectedValue::Exact(publishing.mail_from_mx.clone()),
+            });
+        }
+        // An email address is verified by its link; only its custom MAIL
+        // FROM domain is checked in DNS.
         if self.kind() != IdentityKind::Domain {
             return out;
         }
@@ -470,13 +479,6 @@ impl Identity {
                         .extend(self.dkim.selector.iter().map(|s| (key_txt(s), None)));
                 }
             }
-        }
-        if let Some(d) = &self.mail_from.domain {
-            out.mail_from = Some(Expected {
-                name: d.clone(),
-                kind: RecordType::Mx,
-                value: ExpectedValue::Exact(publishing.mail_from_mx.clone()),
-            });
         }
         out
     }

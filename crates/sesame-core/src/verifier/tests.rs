@@ -318,6 +318,42 @@ async fn mail_from_mx_and_spf() {
 }
 
 #[tokio::test]
+async fn an_email_identitys_mail_from_domain_is_checked_too() {
+    let f = fixture(None, 8).await;
+    let s = scope();
+    f.ids.verify_email(&s, "me@shop.example").await.unwrap();
+    f.ids.mark_verified(&s, "me@shop.example").await.unwrap();
+    f.ids
+        .set_mail_from(&s, "me@shop.example", Some("mail.shop.example"), true)
+        .await
+        .unwrap();
+    f.verifier.pass().await.unwrap();
+    let i = f.ids.get(&s, "me@shop.example").await.unwrap();
+    assert_eq!(i.mail_from.status, Some(VerificationStatus::Pending));
+    assert_eq!(i.dns.diagnoses[0].record, "mail.shop.example");
+    f.zone.set(
+        "mail.shop.example",
+        RecordType::Mx,
+        &["feedback.sesame.test"],
+    );
+    let r = f.verifier.pass().await.unwrap();
+    assert_eq!((r.checked, r.changed), (1, 1));
+    let i = f.ids.get(&s, "me@shop.example").await.unwrap();
+    assert_eq!(i.mail_from.status, Some(VerificationStatus::Success));
+    assert_eq!(
+        i.verification_status,
+        VerificationStatus::Success,
+        "the address itself is untouched"
+    );
+    // Its records are the MAIL FROM domain's.
+    let records = i.dns_records(&f.verifier.settings().publishing);
+    assert_eq!(
+        records.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        vec!["MX", "TXT"]
+    );
+}
+
+#[tokio::test]
 async fn queries_in_flight_stay_within_the_limit() {
     let f = fixture(None, 4).await;
     let s = scope();
