@@ -465,6 +465,13 @@ fn apply(i: &mut Identity, ex: Examined, now: Millis) -> bool {
     }
     if is_domain && i.dkim.is_set_up() {
         i.dkim.status = i.dns.dkim.step(i.dkim.status, ex.dkim, now, created);
+        // "The domain's verification status also changes to Success when it
+        // is DKIM verified", even after it had failed.
+        if ex.dkim == Finding::Found && i.verification_status == VerificationStatus::Failed {
+            i.verification_status = VerificationStatus::Success;
+            i.dns.identity.last_success_at = Some(now);
+            i.dns.identity.lost_at = None;
+        }
     }
     if let Some(s) = i.mail_from.status {
         i.mail_from.status = Some(i.dns.mail_from.step(s, ex.mail_from, now, created));

@@ -249,6 +249,45 @@ async fn easy_dkim_cnames_verify_the_domain() {
 }
 
 #[tokio::test]
+async fn dkim_verified_later_verifies_a_failed_domain() {
+    let f = fixture(Some("dkim.sesame.test"), 8).await;
+    let s = scope();
+    let i = f
+        .ids
+        .create(&s, create("late.example", None))
+        .await
+        .unwrap();
+    f.clock.advance(73 * H);
+    f.verifier.pass().await.unwrap();
+    let i2 = f.ids.get(&s, "late.example").await.unwrap();
+    assert_eq!(
+        (i2.verification_status, i2.dkim.status),
+        (VerificationStatus::Failed, VerificationStatus::Failed)
+    );
+    // A new key restarts DKIM; once its records are found the domain is
+    // verified again.
+    f.ids
+        .put_dkim_signing(
+            &s,
+            "late.example",
+            DkimRequest::Easy(Some(sesame_model::KeyLength::Rsa1024)),
+        )
+        .await
+        .unwrap();
+    for t in &i.dkim.tokens {
+        f.zone.set(
+            &format!("{t}._domainkey.late.example"),
+            RecordType::Cname,
+            &[&format!("{t}.dkim.sesame.test")],
+        );
+    }
+    f.verifier.pass().await.unwrap();
+    let i3 = f.ids.get(&s, "late.example").await.unwrap();
+    assert_eq!(i3.dkim.status, VerificationStatus::Success);
+    assert_eq!(i3.verification_status, VerificationStatus::Success);
+}
+
+#[tokio::test]
 async fn dkim_key_as_txt_without_a_zone_and_byodkim() {
     let f = fixture(None, 8).await;
     let s = scope();
