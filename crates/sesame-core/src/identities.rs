@@ -88,11 +88,7 @@ pub enum LinkOutcome {
 /// An address whose link is older than 24 hours and was never opened has
 /// failed verification, as in SES; read paths report it so.
 fn expire(mut i: Identity, now: Millis) -> Identity {
-    if i.verification_status == VerificationStatus::Pending
-        && i.email_link
-            .as_ref()
-            .is_some_and(|l| now - l.sent_at > sesame_model::identity::EMAIL_LINK_TTL_MS)
-    {
+    if i.link_expired(now) {
         i.verification_status = VerificationStatus::Failed;
     }
     i
@@ -107,7 +103,7 @@ fn not_dkim_verified(domain: &str) -> Error {
 }
 
 /// The stored form of a name as given: domains are case-insensitive.
-fn lookup_key(name: &str) -> String {
+pub(crate) fn lookup_key(name: &str) -> String {
     if name.contains('@') {
         name.to_owned()
     } else {
@@ -251,15 +247,8 @@ impl IdentityService {
         let Ok(m) = sesame_model::Mailbox::parse(address) else {
             return Ok(false);
         };
-        let names = m.covering_identities();
-        let found = self
-            .store
-            .get_identities(scope, &names)
-            .await
-            .map_err(internal)?;
-        Ok(found
-            .iter()
-            .any(|i| expire(i.clone(), self.clock.now_ms()).is_verified()))
+        let verified = crate::sending::verified_among(&*self.store, scope, &[&m]).await?;
+        Ok(!verified.is_empty())
     }
 
     /// SendCustomVerificationEmail, once the template and the account have
@@ -280,9 +269,6 @@ impl IdentityService {
         let mut fresh = self.new_identity(name);
         let link = self.fresh_link(redirect.clone());
         fresh.email_link = Some(link.clone());
-        if !fresh.is_verified() {
-            fresh.verification_status = VerificationStatus::Pending;
-        }
         let link = match self.insert(scope, &fresh).await? {
             Insert::Inserted => link,
             _ => {
@@ -342,7 +328,7 @@ impl IdentityService {
         let fresh = identity
             .email_link
             .as_ref()
-            .is_some_and(|l| now - l.sent_at <= sesame_model::identity::EMAIL_LINK_TTL_MS);
+            .is_some_and(|l| !l.expired(now));
         let name = identity.name.to_string();
         let redirect = identity
             .email_link

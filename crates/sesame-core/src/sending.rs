@@ -148,6 +148,30 @@ pub fn message_id(now: sesame_model::Millis) -> String {
     format!("{:016x}-{}-000000", now, uuid::Uuid::new_v4())
 }
 
+/// The verified identities among those that could cover `mailboxes`, by
+/// name: the addresses themselves, and their domains and parent domains.
+pub(crate) async fn verified_among(
+    store: &dyn Store,
+    scope: &Scope,
+    mailboxes: &[&Mailbox],
+) -> Result<HashMap<String, Identity>, Error> {
+    let mut names: Vec<String> = mailboxes
+        .iter()
+        .flat_map(|m| m.covering_identities())
+        .collect();
+    names.sort();
+    names.dedup();
+    let found = store
+        .get_identities(scope, &names)
+        .await
+        .map_err(internal)?;
+    Ok(found
+        .into_iter()
+        .filter(|i| i.is_verified())
+        .map(|i| (i.name.to_string(), i))
+        .collect())
+}
+
 impl SendService {
     pub fn new(
         store: Arc<dyn Store>,
@@ -181,31 +205,6 @@ impl SendService {
             tracing::error!(error = %e, "could not record a rejection");
         }
         err
-    }
-
-    /// The verified identities among those that could cover `mailboxes`,
-    /// by name.
-    async fn verified_among(
-        &self,
-        scope: &Scope,
-        mailboxes: &[&Mailbox],
-    ) -> Result<HashMap<String, Identity>, Error> {
-        let mut names: Vec<String> = mailboxes
-            .iter()
-            .flat_map(|m| m.covering_identities())
-            .collect();
-        names.sort();
-        names.dedup();
-        let found = self
-            .store
-            .get_identities(scope, &names)
-            .await
-            .map_err(internal)?;
-        Ok(found
-            .into_iter()
-            .filter(|i| i.is_verified())
-            .map(|i| (i.name.to_string(), i))
-            .collect())
     }
 
     /// The parts of a template reference; a named one must exist.
@@ -397,7 +396,7 @@ impl SendService {
         if sandbox {
             to_check.extend(recipient_boxes.iter().filter(|m| !m.is_simulator()));
         }
-        let verified_identities = self.verified_among(scope, &to_check).await?;
+        let verified_identities = verified_among(&*self.store, scope, &to_check).await?;
         let verified: HashSet<String> = verified_identities.keys().cloned().collect();
         let mut failed: Vec<String> = vec![];
         let mut rule = "sender-not-verified";

@@ -14,7 +14,7 @@
 use crate::{Clock, internal};
 use sesame_model::verification::{
     Answer, Diagnosis, DiagnosisKind, DnsPublishing, Expected, Finding, RecordType, SoaRecord,
-    VerificationError, diagnose, probes,
+    diagnose, probes,
 };
 use sesame_model::{Error, ErrorKind, Identity, IdentityKind, Millis, Scope, VerificationStatus};
 use sesame_store::Store;
@@ -65,7 +65,6 @@ struct Examined {
     identity: Finding,
     dkim: Finding,
     mail_from: Finding,
-    error: Option<VerificationError>,
     soa: Option<SoaRecord>,
     diagnoses: Vec<Diagnosis>,
 }
@@ -102,15 +101,6 @@ fn needs_dns(i: &Identity) -> bool {
         }
         IdentityKind::EmailAddress => mail_from,
     }
-}
-
-/// Email address identities whose link ran out are `Failed`, as in SES.
-fn link_expired(i: &Identity, now: Millis) -> bool {
-    i.kind() == IdentityKind::EmailAddress
-        && i.verification_status == VerificationStatus::Pending
-        && i.email_link
-            .as_ref()
-            .is_some_and(|l| now - l.sent_at > sesame_model::identity::EMAIL_LINK_TTL_MS)
 }
 
 const PAGE: u32 = 1000;
@@ -152,9 +142,10 @@ impl Verifier {
                     Ok(r) => {
                         metrics::counter!("sesame_verification_checks_total").increment(r.checked);
                         metrics::counter!("sesame_verification_changes_total").increment(r.changed);
+                        let elapsed = started.elapsed();
                         metrics::gauge!("sesame_verification_pass_seconds")
-                            .set(started.elapsed().as_secs_f64());
-                        let elapsed_ms = started.elapsed().as_millis() as u64;
+                            .set(elapsed.as_secs_f64());
+                        let elapsed_ms = elapsed.as_millis() as u64;
                         // Quiet passes are debug-level: one line every
                         // interval would only be noise.
                         if r.changed > 0 || r.conflicts > 0 {
@@ -201,7 +192,7 @@ impl Verifier {
             let mut tasks = JoinSet::new();
             for (_, scope, identity) in page {
                 let now = self.clock.now_ms();
-                if link_expired(&identity, now) {
+                if identity.link_expired(now) {
                     let mut i = identity;
                     i.verification_status = VerificationStatus::Failed;
                     results.push((scope, i));
@@ -250,11 +241,7 @@ impl Verifier {
     /// Checks one identity now (`sesame identities check`) and stores the
     /// result.
     pub async fn check(&self, scope: &Scope, name: &str) -> Result<Identity, Error> {
-        let key = if name.contains('@') {
-            name.to_owned()
-        } else {
-            name.trim_end_matches('.').to_ascii_lowercase()
-        };
+        let key = crate::identities::lookup_key(name);
         for _ in 0..5 {
             let identity = self
                 .store
@@ -396,20 +383,12 @@ impl Verifier {
         } else {
             None
         };
-        let mut diagnoses = Vec::new();
-        if identity != Finding::Found {
-            if i.dkim.is_set_up() {
-                diagnoses.append(&mut dkim_diag);
-                diagnoses.append(&mut id_diag);
-            } else {
-                diagnoses.append(&mut id_diag);
-            }
-        } else if dkim != Finding::Found {
-            diagnoses.append(&mut dkim_diag);
-        }
+        // Each list is empty when its records were found: what is left is
+        // what is wrong, DKIM first (what a v2 user publishes).
+        let mut diagnoses = dkim_diag;
+        diagnoses.append(&mut id_diag);
         diagnoses.append(&mut mf_diag);
         Examined {
-            error: identity.error(),
             identity,
             dkim,
             mail_from,
@@ -480,7 +459,7 @@ fn apply(i: &mut Identity, ex: Examined, now: Millis) -> bool {
     i.dns.error = if !is_domain || i.verification_status == VerificationStatus::Success {
         None
     } else {
-        ex.error
+        ex.identity.error()
     };
     if ex.soa.is_some() {
         i.dns.soa = ex.soa;

@@ -140,7 +140,7 @@ impl DkimZone {
                 reply.add_authority(self.soa());
             }
             Some(key) if qtype == RecordType::TXT || qtype == RecordType::ANY => {
-                let value = format!("v=DKIM1; k=rsa; p={key}");
+                let value = sesame_model::verification::dkim_key_record(&key);
                 // A TXT character-string holds at most 255 bytes.
                 let parts = value
                     .as_bytes()
@@ -251,10 +251,7 @@ mod tests {
     use crate::HickoryLookup;
     use sesame_core::DnsLookup;
     use sesame_model::verification::{Answer, RecordType as R};
-    use sesame_model::{
-        AccountId, DkimOrigin, DkimSigningKey, DkimState, Identity, IdentityName, KeyLength,
-        Region, Scope, VerificationStatus,
-    };
+    use sesame_model::{AccountId, DkimOrigin, DkimSigningKey, Region, Scope, VerificationStatus};
     use sesame_store::SqliteStore;
 
     #[tokio::test]
@@ -289,7 +286,8 @@ mod tests {
             Region::parse("us-east-1").unwrap(),
         );
         let long_key = "A".repeat(392);
-        let mut dkim = DkimState::not_started(KeyLength::Rsa2048);
+        let mut identity = sesame_store::conformance::identity("example.com");
+        let dkim = &mut identity.dkim;
         dkim.status = VerificationStatus::Pending;
         dkim.origin = DkimOrigin::AwsSes;
         dkim.tokens = vec!["tok0".into(), "tok1".into(), "tok2".into()];
@@ -298,20 +296,6 @@ mod tests {
             public_spki_b64: long_key.clone(),
             bits: 2048,
         });
-        let identity = Identity {
-            name: IdentityName::domain("example.com").unwrap(),
-            created_at: 0,
-            verification_status: VerificationStatus::Pending,
-            verification_token: Some("t".into()),
-            dkim,
-            feedback_forwarding: true,
-            configuration_set: None,
-            tags: vec![],
-            email_link: None,
-            mail_from: Default::default(),
-            dns: Default::default(),
-            version: 0,
-        };
         store.insert_identity(&scope, &identity, 10).await.unwrap();
 
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();

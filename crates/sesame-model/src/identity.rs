@@ -368,6 +368,13 @@ pub struct LinkRedirect {
     pub failure: String,
 }
 
+impl EmailLink {
+    /// Whether the link is more than 24 hours old at `now`.
+    pub fn expired(&self, now: Millis) -> bool {
+        now - self.sent_at > EMAIL_LINK_TTL_MS
+    }
+}
+
 impl fmt::Debug for EmailLink {
     // The token is a credential for the identity; it never reaches logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -388,6 +395,12 @@ impl Identity {
             self.verification_status,
             VerificationStatus::Success | VerificationStatus::TemporaryFailure
         )
+    }
+    /// A pending address whose link is older than 24 hours and was never
+    /// opened: SES counts its verification as failed.
+    pub fn link_expired(&self, now: Millis) -> bool {
+        self.verification_status == VerificationStatus::Pending
+            && self.email_link.as_ref().is_some_and(|l| l.expired(now))
     }
     /// SES resource name segment: `identity/{name}`.
     pub fn resource(&self) -> String {
@@ -410,11 +423,10 @@ impl Identity {
             .map(|e| DnsRecord {
                 name: e.name,
                 kind: e.kind.as_str(),
-                value: match e.value {
-                    // An MX record's value carries its preference.
-                    ExpectedValue::Exact(v) if e.kind == RecordType::Mx => format!("10 {v}"),
-                    ExpectedValue::Exact(v) => v,
-                    ExpectedValue::DkimKey(k) => format!("v=DKIM1; k=rsa; p={k}"),
+                // An MX record's value carries its preference.
+                value: match e.kind {
+                    RecordType::Mx => format!("10 {}", e.value.shown()),
+                    _ => e.value.shown(),
                 },
             })
             .collect();

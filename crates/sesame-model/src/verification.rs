@@ -109,11 +109,17 @@ pub enum ExpectedValue {
     DkimKey(String),
 }
 
+/// The DKIM key record publishing `public_key` (base64 SubjectPublicKeyInfo).
+pub fn dkim_key_record(public_key: &str) -> String {
+    format!("v=DKIM1; k=rsa; p={public_key}")
+}
+
 impl ExpectedValue {
-    fn shown(&self) -> String {
+    /// The value as it is published.
+    pub fn shown(&self) -> String {
         match self {
             Self::Exact(v) => v.clone(),
-            Self::DkimKey(k) => format!("v=DKIM1; k=rsa; p={k}"),
+            Self::DkimKey(k) => dkim_key_record(k),
         }
     }
 }

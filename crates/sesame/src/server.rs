@@ -154,10 +154,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ("the DNS verifier", verifier),
         ("the DKIM zone listener", zone),
     ] {
-        if let Some(Err(e)) = match task {
-            Some(t) => Some(t.await),
-            None => None,
-        } {
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
             tracing::error!(error = %e, "{name} failed");
         }
     }

@@ -5,7 +5,7 @@ use super::*;
 use crate::IdentityService;
 use crate::clock::ManualClock;
 use crate::identities::{CreateIdentity, DkimRequest};
-use sesame_model::verification::DiagnosisKind;
+use sesame_model::verification::{DiagnosisKind, VerificationError};
 use sesame_model::{AccountId, Region};
 use sesame_store::SqliteStore;
 use std::collections::HashMap;
