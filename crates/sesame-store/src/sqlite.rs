@@ -5,7 +5,6 @@
 use crate::cache::ReadCache;
 use crate::{Created, IdentityQuery, Insert, Listed, Result, Store, StoreError};
 use async_trait::async_trait;
-use sesame_model::delivery::group_by_domain;
 use sesame_model::{
     Acceptance, AccessKey, Account, AccountId, CustomVerificationTemplate, DeliveryState,
     DeliveryUpdate, Event, EventFilter, EventKind, Identity, IdentityKind, MessageFilter, Millis,
@@ -17,22 +16,23 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use writer::{AcceptJob, Job, QueueJob};
+
+mod writer;
 
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Accounts and identities as sends read them; see [`crate::cache`].
     cache: ReadCache,
-    /// Hands queue writes to the writer task; `None` once closed.
+    /// Hands acceptances and queue writes to the writer thread; `None` once closed.
     writer: Mutex<Option<mpsc::Sender<Job>>>,
-    /// The writer task, awaited on close.
-    writer_task: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread, joined on close.
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Notified after a commit that queued deliveries.
     queued: Arc<Notify>,
 }
@@ -56,15 +56,14 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let queued = Arc::new(Notify::new());
-        let task = tokio::spawn(writer(pool.clone(), rx, queued.clone()));
+        let (tx, thread) = writer::spawn(&dir.join("sesame.db"), queued.clone())?;
         Ok(Self {
             queued,
             pool,
             cache: ReadCache::new(dir),
             writer: Mutex::new(Some(tx)),
-            writer_task: Mutex::new(Some(task)),
+            writer_thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -91,9 +90,9 @@ impl SqliteStore {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
-        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
+        let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         self.pool.close().await;
     }
@@ -925,510 +924,6 @@ impl Store for SqliteStore {
     }
 }
 
-async fn claim_deliveries(
-    tx: &mut sqlx::SqliteConnection,
-    now: Millis,
-    lease_until: Millis,
-    limit: u32,
-) -> Result<Vec<QueuedDelivery>> {
-    let ids: Vec<(i64,)> = sqlx::query_as(
-        "UPDATE deliveries SET state = 'sending', lease_until = ?, updated_at = ?
-         WHERE id IN (
-           SELECT id FROM (
-             SELECT id FROM (
-               SELECT id FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ?
-               ORDER BY next_attempt_at LIMIT ?)
-             UNION ALL
-             SELECT id FROM (
-               SELECT id FROM deliveries WHERE state = 'sending' AND lease_until < ? LIMIT ?))
-           LIMIT ?)
-         RETURNING id",
-    )
-    // Two index searches (due, and expired leases) instead of one OR that
-    // would sort every due delivery.
-    .bind(lease_until)
-    .bind(now)
-    .bind(now)
-    .bind(i64::from(limit))
-    .bind(now)
-    .bind(i64::from(limit))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?;
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    let ids = to_json(&ids.iter().map(|(i,)| *i).collect::<Vec<_>>())?;
-    // The claimed deliveries with their messages, in one query.
-    let rows = sqlx::query(
-        "SELECT d.id, d.message_id, d.account_id, d.region, d.domain, d.recipients,
-                d.attempts, d.accepted_at, m.source, m.destinations, m.subject, m.raw
-         FROM deliveries d JOIN messages m ON m.id = d.message_id
-         WHERE d.id IN (SELECT value FROM json_each(?))
-         ORDER BY d.next_attempt_at",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let recipients: String = r.try_get("recipients")?;
-        let destinations: String = r.try_get("destinations")?;
-        out.push(QueuedDelivery {
-            id: r.try_get("id")?,
-            scope: scope_of(r)?,
-            message_id: r.try_get("message_id")?,
-            source: r.try_get("source")?,
-            destinations: from_json(&destinations)?,
-            subject: r.try_get("subject")?,
-            domain: r.try_get("domain")?,
-            recipients: from_json(&recipients)?,
-            attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
-            accepted_at: r.try_get("accepted_at")?,
-            raw: r.try_get("raw")?,
-        });
-    }
-    // A delivery whose message was deleted (the mailbox cleared) ends.
-    sqlx::query(
-        "UPDATE deliveries SET state = 'failed', lease_until = NULL,
-           last_error = 'the message was deleted before delivery'
-         WHERE id IN (SELECT value FROM json_each(?))
-           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id)",
-    )
-    .bind(&ids)
-    .execute(&mut *tx)
-    .await?;
-    Ok(out)
-}
-
-async fn finish_deliveries(
-    tx: &mut sqlx::SqliteConnection,
-    updates: &[DeliveryUpdate],
-    events: &[Event],
-) -> Result<()> {
-    // Finished deliveries: one statement per outcome.
-    for failed in [false, true] {
-        let (ids, at): (Vec<i64>, Vec<Millis>) = updates
-            .iter()
-            .filter_map(|u| match u {
-                DeliveryUpdate::Finished { id, failed: f, at } if *f == failed => Some((*id, *at)),
-                _ => None,
-            })
-            .unzip();
-        if ids.is_empty() {
-            continue;
-        }
-        sqlx::query(
-            "UPDATE deliveries SET state = ?, attempts = attempts + 1, lease_until = NULL,
-               updated_at = ? WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(if failed { "failed" } else { "delivered" })
-        .bind(at.iter().max().copied().unwrap_or_default())
-        .bind(to_json(&ids)?)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for u in updates {
-        if let DeliveryUpdate::Retry {
-            id,
-            recipients,
-            at,
-            error,
-        } = u
-        {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'queued', attempts = attempts + 1,
-                   recipients = ?, next_attempt_at = ?, lease_until = NULL,
-                   updated_at = ?, last_error = ? WHERE id = ?",
-            )
-            .bind(to_json(recipients)?)
-            .bind(at)
-            .bind(at)
-            .bind(error)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    // Events, many rows to a statement.
-    for chunk in events.chunks(100) {
-        let mut q = sqlx::query(insert_rows(
-            "events (account_id, region, message_id, kind, at, data)",
-            "(?, ?, ?, ?, ?, ?)",
-            chunk.len(),
-        ));
-        for e in chunk {
-            q = q
-                .bind(e.scope.account.as_str().to_owned())
-                .bind(e.scope.region.as_str().to_owned())
-                .bind(e.message_id.clone())
-                .bind(e.kind.as_str())
-                .bind(e.at)
-                .bind(to_json(e)?);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// A write waiting for the writer task.
-enum Job {
-    Accept(AcceptJob),
-    Queue(QueueJob),
-}
-
-/// A delivery-queue write: claims and recorded outcomes.
-enum QueueJob {
-    Claim {
-        now: Millis,
-        lease_until: Millis,
-        limit: u32,
-        reply: oneshot::Sender<Result<Vec<QueuedDelivery>>>,
-    },
-    Finish {
-        updates: Vec<DeliveryUpdate>,
-        events: Vec<Event>,
-        reply: oneshot::Sender<Result<()>>,
-    },
-}
-
-/// One acceptance waiting for the writer.
-struct AcceptJob {
-    scope: Scope,
-    message: NewMessage,
-    quota: QuotaCheck,
-    reply: oneshot::Sender<Result<Acceptance>>,
-}
-
-/// The most acceptances committed in one transaction.
-const MAX_BATCH: usize = 512;
-
-/// Owns all message acceptance and every delivery-queue write (claims and
-/// recorded outcomes): takes waiting jobs in arrival order, decides each
-/// acceptance's quotas, writes the accepted ones in one shared transaction,
-/// commits, then answers each; then runs the queue writes, one transaction
-/// each. One writer means no lock contention between requests and the
-/// delivery engine (SQLite's busy waits would otherwise throttle both), and
-/// one commit serves many acceptances. A reply is sent only after
-/// the commit, so an accepted message is durable. The writer ends when every
-/// sender is gone (the store closed or dropped).
-///
-/// The writer is the only writer of quota state, so it keeps that state in
-/// memory: each scope's last 24 hours of counted recipients (loaded from
-/// `send_ledger` the first time the scope sends, and written back each
-/// batch) and its send-rate token bucket (kept only in memory: after a
-/// restart a bucket starts full, which is one second's worth of sending).
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, queued: Arc<Notify>) {
-    let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut batch = Vec::with_capacity(jobs.len());
-        let mut others = vec![];
-        for job in jobs {
-            match job {
-                Job::Accept(a) => batch.push(a),
-                Job::Queue(q) => others.push(q),
-            }
-        }
-        write_all(&pool, &mut quotas, batch, others, &queued).await;
-    }
-}
-
-/// What one queue job's answer will be, sent after the commit.
-enum QueueAnswer {
-    Claim(
-        oneshot::Sender<Result<Vec<QueuedDelivery>>>,
-        Result<Vec<QueuedDelivery>>,
-    ),
-    Finish(oneshot::Sender<Result<()>>, Result<()>),
-}
-
-/// Runs one round of the writer in one transaction: the acceptances, then
-/// the queue jobs, each in its own savepoint so that one failing job fails
-/// alone. One commit serves them all; every answer waits for it.
-async fn write_all(
-    pool: &SqlitePool,
-    quotas: &mut HashMap<Scope, ScopeQuota>,
-    batch: Vec<AcceptJob>,
-    others: Vec<QueueJob>,
-    queued: &Notify,
-) {
-    let round = async {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut accepted = None;
-        if !batch.is_empty() {
-            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-            match accept_batch(&mut sp, quotas, &batch).await {
-                Ok(r) => {
-                    sp.commit().await?;
-                    accepted = Some(Ok(r));
-                }
-                Err(e) => {
-                    sp.rollback().await?;
-                    accepted = Some(Err(e));
-                }
-            }
-        }
-        let mut answers = Vec::with_capacity(others.len());
-        for job in others {
-            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-            let (ok, answer) = match job {
-                QueueJob::Claim {
-                    now,
-                    lease_until,
-                    limit,
-                    reply,
-                } => {
-                    let r = claim_deliveries(&mut sp, now, lease_until, limit).await;
-                    (r.is_ok(), QueueAnswer::Claim(reply, r))
-                }
-                QueueJob::Finish {
-                    updates,
-                    events,
-                    reply,
-                } => {
-                    let r = finish_deliveries(&mut sp, &updates, &events).await;
-                    (r.is_ok(), QueueAnswer::Finish(reply, r))
-                }
-            };
-            if ok {
-                sp.commit().await?;
-            } else {
-                sp.rollback().await?;
-            }
-            answers.push(answer);
-        }
-        tx.commit().await?;
-        Ok::<_, StoreError>((accepted, answers))
-    };
-    match round.await {
-        Ok((accepted, answers)) => {
-            match accepted {
-                Some(Ok((results, staged))) => {
-                    quotas.extend(staged);
-                    if results.contains(&Acceptance::Accepted) {
-                        queued.notify_one();
-                    }
-                    for (job, r) in batch.into_iter().zip(results) {
-                        let _ = job.reply.send(Ok(r));
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, jobs = batch.len(), "a batch of acceptances failed");
-                    for job in batch {
-                        let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
-                    }
-                }
-                None => {}
-            }
-            for a in answers {
-                match a {
-                    QueueAnswer::Claim(reply, r) => {
-                        let _ = reply.send(r);
-                    }
-                    QueueAnswer::Finish(reply, r) => {
-                        let _ = reply.send(r);
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            // The round's transaction failed as a whole: nothing was written,
-            // and every job hears so. (Queue jobs' replies went with `others`.)
-            tracing::error!(error = %e, jobs = batch.len(), "a write round failed");
-            for job in batch {
-                let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
-            }
-        }
-    }
-}
-
-/// One scope's quota state, as the writer keeps it.
-#[derive(Clone, Default)]
-struct ScopeQuota {
-    /// Counted recipients per minute over the last 24 hours, oldest first.
-    minutes: VecDeque<(i64, i64)>,
-    /// Their sum.
-    sent: i64,
-    /// The rate bucket: tokens at a time (ms); `None` means full.
-    bucket: Option<(i64, f64)>,
-}
-
-impl ScopeQuota {
-    async fn load(conn: &mut sqlx::SqliteConnection, scope: &Scope, minute: i64) -> Result<Self> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT minute, recipients FROM send_ledger
-             WHERE account_id = ? AND region = ? AND minute > ? ORDER BY minute",
-        )
-        .bind(scope.account.as_str())
-        .bind(scope.region.as_str())
-        .bind(minute - DAY_MINUTES)
-        .fetch_all(conn)
-        .await?;
-        let sent = rows.iter().map(|(_, n)| n).sum();
-        Ok(Self {
-            minutes: rows.into(),
-            sent,
-            bucket: None,
-        })
-    }
-
-    /// Forgets minutes that have left the 24-hour window at `minute`.
-    fn roll(&mut self, minute: i64) {
-        while let Some(&(m, n)) = self.minutes.front() {
-            if m > minute - DAY_MINUTES {
-                break;
-            }
-            self.sent -= n;
-            self.minutes.pop_front();
-        }
-    }
-
-    /// Decides one message and, if it is accepted, counts it.
-    fn decide(&mut self, q: &QuotaCheck) -> Acceptance {
-        let minute = q.now / 60_000;
-        self.roll(minute);
-        let daily = i64::from(q.daily_recipients);
-        if q.max_24h >= 0.0 && daily > 0 && (self.sent + daily) as f64 > q.max_24h {
-            return Acceptance::DailyQuotaExceeded;
-        }
-        // The rate is a token bucket holding one second's worth. A message
-        // needs as many tokens as it has recipients (at most a full bucket)
-        // and takes them all, so a large message waits out its debt after.
-        let cap = q.max_rate;
-        let tokens = match self.bucket {
-            None => cap,
-            Some((at, t)) => (t + (q.now - at).max(0) as f64 / 1000.0 * q.max_rate).min(cap),
-        };
-        let want = f64::from(q.rate_recipients);
-        if tokens < want.min(cap) {
-            return Acceptance::RateExceeded;
-        }
-        self.bucket = Some((q.now, tokens - want));
-        if daily > 0 {
-            self.sent += daily;
-            match self.minutes.back_mut() {
-                Some((m, n)) if *m >= minute => *n += daily,
-                _ => self.minutes.push_back((minute, daily)),
-            }
-        }
-        Acceptance::Accepted
-    }
-}
-
-/// Decides and writes a batch of acceptances on `tx`; returns each decision
-/// and the quota state to keep once the transaction commits.
-async fn accept_batch(
-    tx: &mut sqlx::SqliteConnection,
-    quotas: &HashMap<Scope, ScopeQuota>,
-    batch: &[AcceptJob],
-) -> Result<(Vec<Acceptance>, HashMap<Scope, ScopeQuota>)> {
-    let mut out = Vec::with_capacity(batch.len());
-    // Decide on copies, so a failed commit leaves the kept state untouched.
-    let mut staged: HashMap<Scope, ScopeQuota> = HashMap::new();
-    let mut touched: Vec<(Scope, i64, i64)> = vec![];
-    let mut accepted = vec![];
-    for (i, job) in batch.iter().enumerate() {
-        if !staged.contains_key(&job.scope) {
-            let state = match quotas.get(&job.scope) {
-                Some(s) => s.clone(),
-                None => ScopeQuota::load(&mut *tx, &job.scope, job.quota.now / 60_000).await?,
-            };
-            staged.insert(job.scope.clone(), state);
-        }
-        let state = staged.get_mut(&job.scope).expect("staged above");
-        let decision = state.decide(&job.quota);
-        if decision == Acceptance::Accepted {
-            accepted.push(i);
-            if job.quota.daily_recipients > 0 {
-                let minute = job.quota.now / 60_000;
-                let n = i64::from(job.quota.daily_recipients);
-                match touched
-                    .iter_mut()
-                    .find(|(s, m, _)| *s == job.scope && *m == minute)
-                {
-                    Some((_, _, total)) => *total += n,
-                    None => touched.push((job.scope.clone(), minute, n)),
-                }
-            }
-        }
-        out.push(decision);
-    }
-    for (scope, minute, n) in &touched {
-        sqlx::query(
-            "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
-             ON CONFLICT (account_id, region, minute) DO UPDATE SET
-               recipients = send_ledger.recipients + excluded.recipients",
-        )
-        .bind(scope.account.as_str())
-        .bind(scope.region.as_str())
-        .bind(minute)
-        .bind(n)
-        .execute(&mut *tx)
-        .await?;
-    }
-    // The accepted messages, many rows to a statement.
-    for chunk in accepted.chunks(100) {
-        let mut q = sqlx::query(insert_rows(
-            "messages (id, account_id, region, operation, source, destinations, subject,
-               created_at, raw)",
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            chunk.len(),
-        ));
-        for &i in chunk {
-            let (job, m) = (&batch[i], &batch[i].message);
-            let destinations = serde_json::to_string(&m.destinations)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            q = q
-                .bind(m.id.clone())
-                .bind(job.scope.account.as_str().to_owned())
-                .bind(job.scope.region.as_str().to_owned())
-                .bind(m.operation.clone())
-                .bind(m.source.clone())
-                .bind(destinations)
-                .bind(m.subject.clone())
-                .bind(m.created_at)
-                .bind(m.raw.clone());
-        }
-        q.execute(&mut *tx).await?;
-    }
-    // One delivery per accepted message and recipient domain.
-    let mut queued: Vec<(usize, String, String)> = vec![];
-    for &i in &accepted {
-        for (domain, recipients) in group_by_domain(&batch[i].message.destinations) {
-            queued.push((i, domain, to_json(&recipients)?));
-        }
-    }
-    for chunk in queued.chunks(100) {
-        let mut q = sqlx::query(insert_rows(
-            "deliveries (message_id, account_id, region, domain, recipients, state,
-               next_attempt_at, accepted_at, updated_at)",
-            "(?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-            chunk.len(),
-        ));
-        for (i, domain, recipients) in chunk {
-            let (job, m) = (&batch[*i], &batch[*i].message);
-            q = q
-                .bind(m.id.clone())
-                .bind(job.scope.account.as_str().to_owned())
-                .bind(job.scope.region.as_str().to_owned())
-                .bind(domain.clone())
-                .bind(recipients.clone())
-                .bind(m.created_at)
-                .bind(m.created_at)
-                .bind(m.created_at);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    Ok((out, staged))
-}
-
 /// Tables whose rows count toward a per-scope limit.
 #[derive(Clone, Copy)]
 enum Scoped {
@@ -1593,15 +1088,6 @@ async fn scope_is_full(
 }
 
 const DAY_MINUTES: i64 = 24 * 60;
-
-/// `INSERT INTO {table} VALUES row, row, …` with `n` copies of `row`. Only
-/// these fixed fragments are interpolated; values are bound.
-fn insert_rows(table: &str, row: &str, n: usize) -> AssertSqlSafe<String> {
-    AssertSqlSafe(format!(
-        "INSERT INTO {table} VALUES {}",
-        vec![row; n].join(", ")
-    ))
-}
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))

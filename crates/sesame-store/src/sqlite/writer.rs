@@ -1,0 +1,513 @@
+//! The writer thread: every message acceptance and every delivery-queue
+//! write (claims and recorded outcomes) of the SQLite backend.
+//!
+//! It is a dedicated OS thread owning one SQLite connection (rusqlite), not
+//! a task on the async pool: a writer round runs a dozen statements, and
+//! through sqlx each of them was a hand-off to the connection's worker
+//! thread and back (two thread wake-ups a statement). Here a round is one
+//! thread running prepared statements back to back; the only hand-offs
+//! are the jobs coming in and the answers going out.
+//!
+//! One writer means no lock contention between requests and the delivery
+//! engine (SQLite's busy waits would otherwise throttle both), and one
+//! commit serves many acceptances. It takes the waiting jobs in arrival
+//! order, decides each acceptance's quotas, writes the accepted messages
+//! and the queue jobs in one transaction (each part in its own savepoint,
+//! so that one failing part fails alone), commits, and only then answers
+//! each job: an accepted message is durable before its sender hears so.
+//!
+//! The writer is the only writer of quota state, so it keeps that state in
+//! memory: each scope's last 24 hours of counted recipients (loaded from
+//! `send_ledger` the first time the scope sends, and written back each
+//! round) and its send-rate token bucket (kept only in memory: after a
+//! restart a bucket starts full, which is one second's worth of sending).
+
+use super::{DAY_MINUTES, from_json, to_json};
+use crate::{Result, StoreError};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use sesame_model::delivery::group_by_domain;
+use sesame_model::{
+    Acceptance, AccountId, DeliveryUpdate, Event, Millis, NewMessage, QueuedDelivery, QuotaCheck,
+    Region, Scope,
+};
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// The most jobs taken into one round.
+const MAX_BATCH: usize = 512;
+
+/// A write waiting for the writer.
+pub(super) enum Job {
+    Accept(AcceptJob),
+    Queue(QueueJob),
+}
+
+/// One acceptance waiting for the writer.
+pub(super) struct AcceptJob {
+    pub scope: Scope,
+    pub message: NewMessage,
+    pub quota: QuotaCheck,
+    pub reply: oneshot::Sender<Result<Acceptance>>,
+}
+
+/// A delivery-queue write: a claim or recorded outcomes.
+pub(super) enum QueueJob {
+    Claim {
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+        reply: oneshot::Sender<Result<Vec<QueuedDelivery>>>,
+    },
+    Finish {
+        updates: Vec<DeliveryUpdate>,
+        events: Vec<Event>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// Opens the writer's connection to the (already migrated) database at
+/// `path` and starts the thread. It ends when every sender is gone.
+pub(super) fn spawn(
+    path: &Path,
+    queued: Arc<Notify>,
+) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // The same settings as the pool's connections: WAL (a property of the
+    // file, set at open), NORMAL sync (a commit survives a process crash),
+    // the same patience with other processes' writes.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+    let thread = std::thread::Builder::new()
+        .name("sesame-writer".into())
+        .spawn(move || run(conn, rx, &queued))
+        .map_err(|e| StoreError::Batch(format!("cannot start the writer thread: {e}")))?;
+    Ok((tx, thread))
+}
+
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify) {
+    let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.blocking_recv_many(&mut jobs, MAX_BATCH) > 0 {
+        let mut accepts = Vec::with_capacity(jobs.len());
+        let mut others = vec![];
+        for job in jobs.drain(..) {
+            match job {
+                Job::Accept(a) => accepts.push(a),
+                Job::Queue(q) => others.push(q),
+            }
+        }
+        round(&mut conn, &mut quotas, accepts, others, queued);
+    }
+}
+
+/// What one queue job's answer will be, sent after the commit.
+enum QueueAnswer {
+    Claim(
+        oneshot::Sender<Result<Vec<QueuedDelivery>>>,
+        Result<Vec<QueuedDelivery>>,
+    ),
+    Finish(oneshot::Sender<Result<()>>, Result<()>),
+}
+
+/// What an accepted batch decided, and the quota state to keep.
+type Decided = (Vec<Acceptance>, HashMap<Scope, ScopeQuota>);
+
+/// Runs one round in one transaction: the acceptances, then the queue jobs,
+/// each in its own savepoint. One commit serves them all; every answer
+/// waits for it.
+fn round(
+    conn: &mut Connection,
+    quotas: &mut HashMap<Scope, ScopeQuota>,
+    batch: Vec<AcceptJob>,
+    others: Vec<QueueJob>,
+    queued: &Notify,
+) {
+    let written = (|| {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut accepted: Option<Result<Decided>> = None;
+        if !batch.is_empty() {
+            let sp = tx.savepoint()?;
+            let r = accept_batch(&sp, quotas, &batch);
+            if r.is_ok() {
+                sp.commit()?;
+            } else {
+                sp.finish()?;
+            }
+            accepted = Some(r);
+        }
+        let mut answers = Vec::with_capacity(others.len());
+        for job in others {
+            let sp = tx.savepoint()?;
+            let (ok, answer) = match job {
+                QueueJob::Claim {
+                    now,
+                    lease_until,
+                    limit,
+                    reply,
+                } => {
+                    let r = claim_deliveries(&sp, now, lease_until, limit);
+                    (r.is_ok(), QueueAnswer::Claim(reply, r))
+                }
+                QueueJob::Finish {
+                    updates,
+                    events,
+                    reply,
+                } => {
+                    let r = finish_deliveries(&sp, &updates, &events);
+                    (r.is_ok(), QueueAnswer::Finish(reply, r))
+                }
+            };
+            if ok {
+                sp.commit()?;
+            } else {
+                sp.finish()?;
+            }
+            answers.push(answer);
+        }
+        tx.commit()?;
+        Ok::<_, StoreError>((accepted, answers))
+    })();
+    match written {
+        Ok((accepted, answers)) => {
+            match accepted {
+                Some(Ok((results, staged))) => {
+                    quotas.extend(staged);
+                    if results.contains(&Acceptance::Accepted) {
+                        queued.notify_one();
+                    }
+                    for (job, r) in batch.into_iter().zip(results) {
+                        let _ = job.reply.send(Ok(r));
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, jobs = batch.len(), "a batch of acceptances failed");
+                    for job in batch {
+                        let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
+                    }
+                }
+                None => {}
+            }
+            for a in answers {
+                match a {
+                    QueueAnswer::Claim(reply, r) => {
+                        let _ = reply.send(r);
+                    }
+                    QueueAnswer::Finish(reply, r) => {
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            // The round's transaction failed as a whole: nothing was written,
+            // and every job hears so. (Queue jobs' replies went with `others`
+            // and are dropped, which their callers see as an error.)
+            tracing::error!(error = %e, jobs = batch.len(), "a write round failed");
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::Batch(e.to_string())));
+            }
+        }
+    }
+}
+
+/// One scope's quota state, as the writer keeps it.
+#[derive(Clone, Default)]
+struct ScopeQuota {
+    /// Counted recipients per minute over the last 24 hours, oldest first.
+    minutes: VecDeque<(i64, i64)>,
+    /// Their sum.
+    sent: i64,
+    /// The rate bucket: tokens at a time (ms); `None` means full.
+    bucket: Option<(i64, f64)>,
+}
+
+impl ScopeQuota {
+    fn load(conn: &Connection, scope: &Scope, minute: i64) -> Result<Self> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT minute, recipients FROM send_ledger
+             WHERE account_id = ? AND region = ? AND minute > ? ORDER BY minute",
+        )?;
+        let minutes = stmt
+            .query_map(
+                params![
+                    scope.account.as_str(),
+                    scope.region.as_str(),
+                    minute - DAY_MINUTES
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )?
+            .collect::<rusqlite::Result<VecDeque<_>>>()?;
+        let sent = minutes.iter().map(|(_, n)| n).sum();
+        Ok(Self {
+            minutes,
+            sent,
+            bucket: None,
+        })
+    }
+
+    /// Forgets minutes that have left the 24-hour window at `minute`.
+    fn roll(&mut self, minute: i64) {
+        while let Some(&(m, n)) = self.minutes.front() {
+            if m > minute - DAY_MINUTES {
+                break;
+            }
+            self.sent -= n;
+            self.minutes.pop_front();
+        }
+    }
+
+    /// Decides one message and, if it is accepted, counts it.
+    fn decide(&mut self, q: &QuotaCheck) -> Acceptance {
+        let minute = q.now / 60_000;
+        self.roll(minute);
+        let daily = i64::from(q.daily_recipients);
+        if q.max_24h >= 0.0 && daily > 0 && (self.sent + daily) as f64 > q.max_24h {
+            return Acceptance::DailyQuotaExceeded;
+        }
+        // The rate is a token bucket holding one second's worth. A message
+        // needs as many tokens as it has recipients (at most a full bucket)
+        // and takes them all, so a large message waits out its debt after.
+        let cap = q.max_rate;
+        let tokens = match self.bucket {
+            None => cap,
+            Some((at, t)) => (t + (q.now - at).max(0) as f64 / 1000.0 * q.max_rate).min(cap),
+        };
+        let want = f64::from(q.rate_recipients);
+        if tokens < want.min(cap) {
+            return Acceptance::RateExceeded;
+        }
+        self.bucket = Some((q.now, tokens - want));
+        if daily > 0 {
+            self.sent += daily;
+            match self.minutes.back_mut() {
+                Some((m, n)) if *m >= minute => *n += daily,
+                _ => self.minutes.push_back((minute, daily)),
+            }
+        }
+        Acceptance::Accepted
+    }
+}
+
+/// Decides and writes a batch of acceptances; returns each decision and the
+/// quota state to keep once the transaction commits.
+fn accept_batch(
+    conn: &Connection,
+    quotas: &HashMap<Scope, ScopeQuota>,
+    batch: &[AcceptJob],
+) -> Result<Decided> {
+    let mut out = Vec::with_capacity(batch.len());
+    // Decide on copies, so a failed commit leaves the kept state untouched.
+    let mut staged: HashMap<Scope, ScopeQuota> = HashMap::new();
+    let mut touched: Vec<(&Scope, i64, i64)> = vec![];
+    let mut accepted = vec![];
+    for job in batch {
+        if !staged.contains_key(&job.scope) {
+            let state = match quotas.get(&job.scope) {
+                Some(s) => s.clone(),
+                None => ScopeQuota::load(conn, &job.scope, job.quota.now / 60_000)?,
+            };
+            staged.insert(job.scope.clone(), state);
+        }
+        let state = staged.get_mut(&job.scope).expect("staged above");
+        let decision = state.decide(&job.quota);
+        if decision == Acceptance::Accepted {
+            accepted.push(job);
+            if job.quota.daily_recipients > 0 {
+                let minute = job.quota.now / 60_000;
+                let n = i64::from(job.quota.daily_recipients);
+                match touched
+                    .iter_mut()
+                    .find(|(s, m, _)| **s == job.scope && *m == minute)
+                {
+                    Some((_, _, total)) => *total += n,
+                    None => touched.push((&job.scope, minute, n)),
+                }
+            }
+        }
+        out.push(decision);
+    }
+    let mut ledger = conn.prepare_cached(
+        "INSERT INTO send_ledger (account_id, region, minute, recipients) VALUES (?, ?, ?, ?)
+         ON CONFLICT (account_id, region, minute) DO UPDATE SET
+           recipients = send_ledger.recipients + excluded.recipients",
+    )?;
+    for (scope, minute, n) in touched {
+        ledger.execute(params![
+            scope.account.as_str(),
+            scope.region.as_str(),
+            minute,
+            n
+        ])?;
+    }
+    let mut message = conn.prepare_cached(
+        "INSERT INTO messages (id, account_id, region, operation, source, destinations,
+           subject, created_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    // One delivery per accepted message and recipient domain.
+    let mut delivery = conn.prepare_cached(
+        "INSERT INTO deliveries (message_id, account_id, region, domain, recipients, state,
+           next_attempt_at, accepted_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+    )?;
+    for job in accepted {
+        let m = &job.message;
+        let (account, region) = (job.scope.account.as_str(), job.scope.region.as_str());
+        message.execute(params![
+            m.id,
+            account,
+            region,
+            m.operation,
+            m.source,
+            to_json(&m.destinations)?,
+            m.subject,
+            m.created_at,
+            m.raw,
+        ])?;
+        for (domain, recipients) in group_by_domain(&m.destinations) {
+            delivery.execute(params![
+                m.id,
+                account,
+                region,
+                domain,
+                to_json(&recipients)?,
+                m.created_at,
+                m.created_at,
+                m.created_at,
+            ])?;
+        }
+    }
+    Ok((out, staged))
+}
+
+/// Claims up to `limit` due deliveries (and any whose lease ran out) and
+/// returns them with their messages.
+fn claim_deliveries(
+    conn: &Connection,
+    now: Millis,
+    lease_until: Millis,
+    limit: u32,
+) -> Result<Vec<QueuedDelivery>> {
+    let limit = i64::from(limit);
+    // Two index searches (due, and expired leases) instead of one OR that
+    // would sort every due delivery.
+    let ids = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2
+             WHERE id IN (
+               SELECT id FROM (
+                 SELECT id FROM (
+                   SELECT id FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ?2
+                   ORDER BY next_attempt_at LIMIT ?3)
+                 UNION ALL
+                 SELECT id FROM (
+                   SELECT id FROM deliveries WHERE state = 'sending' AND lease_until < ?2
+                   LIMIT ?3))
+               LIMIT ?3)
+             RETURNING id",
+        )?
+        .query_map(params![lease_until, now, limit], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids = to_json(&ids)?;
+    // The claimed deliveries with their messages, in one query.
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.message_id, d.account_id, d.region, d.domain, d.recipients,
+                d.attempts, d.accepted_at, m.source, m.destinations, m.subject, m.raw
+         FROM deliveries d JOIN messages m ON m.id = d.message_id
+         WHERE d.id IN (SELECT value FROM json_each(?))
+         ORDER BY d.next_attempt_at",
+    )?;
+    let mut rows = stmt.query([&ids])?;
+    let mut out = vec![];
+    while let Some(r) = rows.next()? {
+        let recipients: String = r.get("recipients")?;
+        let destinations: String = r.get("destinations")?;
+        out.push(QueuedDelivery {
+            id: r.get("id")?,
+            scope: scope_from(r.get("account_id")?, r.get("region")?)?,
+            message_id: r.get("message_id")?,
+            source: r.get("source")?,
+            destinations: from_json(&destinations)?,
+            subject: r.get("subject")?,
+            domain: r.get("domain")?,
+            recipients: from_json(&recipients)?,
+            attempts: r.get::<_, i64>("attempts")?.clamp(0, u32::MAX as i64) as u32,
+            accepted_at: r.get("accepted_at")?,
+            raw: r.get("raw")?,
+        });
+    }
+    // A delivery whose message was deleted (the mailbox cleared) ends.
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = 'failed', lease_until = NULL,
+           last_error = 'the message was deleted before delivery'
+         WHERE id IN (SELECT value FROM json_each(?))
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id)",
+    )?
+    .execute([&ids])?;
+    Ok(out)
+}
+
+/// Records outcomes (finished or to retry) and their events.
+fn finish_deliveries(
+    conn: &Connection,
+    updates: &[DeliveryUpdate],
+    events: &[Event],
+) -> Result<()> {
+    let mut finished = conn.prepare_cached(
+        "UPDATE deliveries SET state = ?, attempts = attempts + 1, lease_until = NULL,
+           updated_at = ? WHERE id = ?",
+    )?;
+    let mut retry = conn.prepare_cached(
+        "UPDATE deliveries SET state = 'queued', attempts = attempts + 1,
+           recipients = ?, next_attempt_at = ?, lease_until = NULL,
+           updated_at = ?, last_error = ? WHERE id = ?",
+    )?;
+    for u in updates {
+        match u {
+            DeliveryUpdate::Finished { id, failed, at } => {
+                let state = if *failed { "failed" } else { "delivered" };
+                finished.execute(params![state, at, id])?;
+            }
+            DeliveryUpdate::Retry {
+                id,
+                recipients,
+                at,
+                error,
+            } => {
+                retry.execute(params![to_json(recipients)?, at, at, error, id])?;
+            }
+        }
+    }
+    let mut event = conn.prepare_cached(
+        "INSERT INTO events (account_id, region, message_id, kind, at, data)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )?;
+    for e in events {
+        event.execute(params![
+            e.scope.account.as_str(),
+            e.scope.region.as_str(),
+            e.message_id,
+            e.kind.as_str(),
+            e.at,
+            to_json(e)?,
+        ])?;
+    }
+    Ok(())
+}
+
+fn scope_from(account: String, region: String) -> Result<Scope> {
+    Ok(Scope::new(
+        AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
+        Region::parse(&region).map_err(|e| StoreError::Corrupt(e.message))?,
+    ))
+}
