@@ -83,6 +83,9 @@ pub(super) fn spawn(
     // the same patience with other processes' writes.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Statement journals (a multi-row UPDATE inside a savepoint) in memory,
+    // not in a temporary file created and deleted for each statement.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(32);
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
