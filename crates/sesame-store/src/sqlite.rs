@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
-use writer::{AcceptJob, Job, QueueJob};
+use writer::{AcceptJob, HandOff, Job, QueueJob};
 
 mod writer;
 
@@ -35,6 +35,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Notified after a commit that queued deliveries.
     queued: Arc<Notify>,
+    /// Deliveries born claimed, for the engine's next claim.
+    handoff: Arc<HandOff>,
 }
 
 impl SqliteStore {
@@ -57,13 +59,15 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let queued = Arc::new(Notify::new());
-        let (tx, thread) = writer::spawn(&dir.join("sesame.db"), queued.clone())?;
+        let handoff = Arc::new(HandOff::default());
+        let (tx, thread) = writer::spawn(&dir.join("sesame.db"), queued.clone(), handoff.clone())?;
         Ok(Self {
             queued,
             pool,
             cache: ReadCache::new(dir),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
+            handoff,
         })
     }
 
@@ -588,17 +592,9 @@ impl Store for SqliteStore {
     }
 
     async fn clear_messages(&self) -> Result<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // A message's unfinished deliveries go with it.
-        sqlx::query("DELETE FROM deliveries WHERE state IN ('queued', 'sending')")
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("DELETE FROM messages")
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(n)
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Queue(QueueJob::Clear { reply }), answer)
+            .await
     }
 
     fn queue_signal(&self) -> Arc<Notify> {
@@ -611,17 +607,29 @@ impl Store for SqliteStore {
         lease_until: Millis,
         limit: u32,
     ) -> Result<Vec<QueuedDelivery>> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(
-            Job::Queue(QueueJob::Claim {
-                now,
-                lease_until,
-                limit,
-                reply,
-            }),
-            answer,
-        )
-        .await
+        let (mut claimed, rest) = self.handoff.take(now, lease_until, limit);
+        if rest > 0 {
+            let (reply, answer) = oneshot::channel();
+            let found = self
+                .submit(
+                    Job::Queue(QueueJob::Claim {
+                        now,
+                        lease_until,
+                        limit: rest,
+                        reply,
+                    }),
+                    answer,
+                )
+                .await;
+            match found {
+                Ok(found) => claimed.extend(found),
+                // Those already taken are claimed in the database; they
+                // must not be lost with the error.
+                Err(e) if claimed.is_empty() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "could not search the queue"),
+            }
+        }
+        Ok(claimed)
     }
 
     async fn finish_deliveries(
@@ -1224,6 +1232,130 @@ mod tests {
             )
             .await;
         assert_eq!(r.unwrap(), Acceptance::Accepted);
+    }
+
+    /// Once the engine has claimed, new deliveries are born claimed and
+    /// handed to its next claim: each exactly once, `sending` in the
+    /// database all along, requeued after a restart, claimable from the
+    /// queue again when their lease runs out, and never starving what the
+    /// queue itself holds.
+    #[tokio::test]
+    async fn deliveries_born_claimed_are_handed_off_once_and_survive_a_restart() {
+        use crate::conformance::{message, scope};
+        use sesame_model::DeliveryUpdate;
+        let dir = tempfile::tempdir().unwrap();
+        let s = scope("212121212121", "us-east-1");
+        let t = 1_700_000_000_000;
+        let lease = 60_000;
+        let q = QuotaCheck {
+            now: t,
+            max_24h: -1.0,
+            max_rate: 1000.0,
+            daily_recipients: 1,
+            rate_recipients: 1,
+        };
+        let at = |id: &str, to: &[&str], created_at: i64| NewMessage {
+            created_at,
+            ..message(id, to)
+        };
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        // Before any claim, deliveries are queued.
+        store
+            .accept_message(&s, &at("h0", &["a@x.com"], t), &q)
+            .await
+            .unwrap();
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.queued, sum.sending), (1, 0));
+        assert_eq!(
+            store
+                .claim_deliveries(t, t + lease, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // Now they are born claimed, and the next claim takes them.
+        store
+            .accept_message(&s, &at("h1", &["a@x.com", "b@y.com"], t + 1), &q)
+            .await
+            .unwrap();
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.queued, sum.sending), (0, 3), "born claimed");
+        let got = store
+            .claim_deliveries(t + 2, t + 2 + lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        let x = got.iter().find(|d| d.domain == "x.com").unwrap();
+        assert_eq!(x.message_id, "h1");
+        assert_eq!(x.recipients, vec!["a@x.com"]);
+        assert_eq!(x.destinations.len(), 2);
+        assert_eq!(x.scope, s);
+        assert_eq!(x.raw, message("h1", &[]).raw);
+        assert_eq!(x.accepted_at, t + 1);
+        assert!(
+            store
+                .claim_deliveries(t + 3, t + 3 + lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "handed off once"
+        );
+
+        // A retry in the queue is found even while the hand-off is busy.
+        store
+            .finish_deliveries(
+                vec![DeliveryUpdate::Retry {
+                    id: x.id,
+                    recipients: x.recipients.clone(),
+                    at: t + 10,
+                    error: "451".into(),
+                }],
+                vec![],
+            )
+            .await
+            .unwrap();
+        store
+            .accept_message(&s, &at("h2", &["c@z.com"], t + 11), &q)
+            .await
+            .unwrap();
+        let got = store
+            .claim_deliveries(t + 200, t + 200 + lease, 10)
+            .await
+            .unwrap();
+        let mut ids: Vec<_> = got.iter().map(|d| d.message_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["h1", "h2"]);
+
+        // A delivery left in the hand-off past its lease is claimed from
+        // the queue instead, once.
+        store
+            .accept_message(&s, &at("h3", &["d@w.com"], t + 300), &q)
+            .await
+            .unwrap();
+        let late = t + 300 + lease + 1;
+        let got = store
+            .claim_deliveries(late, late + lease, 10)
+            .await
+            .unwrap();
+        let h3: Vec<_> = got.iter().filter(|d| d.message_id == "h3").collect();
+        assert_eq!(h3.len(), 1, "{got:?}");
+
+        // Handed off but never claimed when the process ends: the next
+        // start requeues it.
+        store
+            .accept_message(&s, &at("h4", &["e@v.com"], late + 1), &q)
+            .await
+            .unwrap();
+        store.close().await;
+        let again = SqliteStore::open(dir.path()).await.unwrap();
+        assert!(again.requeue_in_flight(late + 2).await.unwrap() >= 1);
+        let got = again
+            .claim_deliveries(late + 2, late + 2 + lease, 10)
+            .await
+            .unwrap();
+        assert!(got.iter().any(|d| d.message_id == "h4"), "{got:?}");
     }
 
     #[tokio::test]

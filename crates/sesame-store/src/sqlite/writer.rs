@@ -32,12 +32,99 @@ use sesame_model::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// The most jobs taken into one round.
 const MAX_BATCH: usize = 512;
+
+/// The most deliveries waiting in the hand-off.
+const HANDOFF_CAP: usize = 1024;
+
+/// While the hand-off serves claims, the queue itself is still searched
+/// this often, so that retries and expired leases are never starved.
+const QUEUE_SEARCH_EVERY_MS: Millis = 100;
+
+/// Deliveries born claimed. Once the delivery engine has claimed (so it is
+/// running, and its lease length is known), the writer inserts each new
+/// delivery already `sending` with a lease, and after the commit hands it
+/// to the engine here, in memory: the engine's next claim takes it without
+/// a query that would mark it `sending` and read back the message just
+/// written. The database holds the same state as if the engine had claimed
+/// it, so a crash loses nothing (the next start requeues `sending`
+/// deliveries), and a delivery left here past its lease is claimable from
+/// the queue again, as any expired claim is (it is then dropped from here).
+#[derive(Default)]
+pub(super) struct HandOff {
+    state: Mutex<HandOffState>,
+}
+
+#[derive(Default)]
+struct HandOffState {
+    /// The engine's lease length, known from its first claim.
+    lease_ms: Option<Millis>,
+    ready: VecDeque<Born>,
+    /// When a claim last searched the queue.
+    searched_at: Millis,
+}
+
+impl HandOff {
+    /// Takes up to `limit` handed-off deliveries whose lease still holds at
+    /// `now`, and says how many to claim from the queue as well.
+    pub(super) fn take(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> (Vec<QueuedDelivery>, u32) {
+        let Ok(mut st) = self.state.lock() else {
+            return (vec![], limit);
+        };
+        st.lease_ms = Some((lease_until - now).max(0));
+        let mut out = Vec::with_capacity(st.ready.len().min(limit as usize));
+        while out.len() < limit as usize {
+            match st.ready.pop_front() {
+                Some(d) if d.lease_until >= now => out.push(d.delivery),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let rest = limit - out.len() as u32;
+        if rest > 0 && (out.is_empty() || now - st.searched_at >= QUEUE_SEARCH_EVERY_MS) {
+            st.searched_at = now;
+            (out, rest)
+        } else {
+            (out, 0)
+        }
+    }
+
+    /// The lease to give new deliveries and how many may be handed off,
+    /// or `None` while no engine has claimed.
+    fn room(&self) -> Option<(Millis, usize)> {
+        let st = self.state.lock().ok()?;
+        let lease = st.lease_ms?;
+        Some((lease, HANDOFF_CAP.saturating_sub(st.ready.len())))
+    }
+
+    fn push(&self, born: Vec<Born>) {
+        if let Ok(mut st) = self.state.lock() {
+            st.ready.extend(born);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.ready.clear();
+        }
+    }
+}
+
+/// A delivery inserted already claimed, until its lease ends.
+struct Born {
+    delivery: QueuedDelivery,
+    lease_until: Millis,
+}
 
 /// A write waiting for the writer.
 pub(super) enum Job {
@@ -66,6 +153,9 @@ pub(super) enum QueueJob {
         events: Vec<Event>,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Empties the local mailbox: every message and its unfinished
+    /// deliveries (here, so that none is handed off after it).
+    Clear { reply: oneshot::Sender<Result<u64>> },
 }
 
 /// Opens the writer's connection to the (already migrated) database at
@@ -73,6 +163,7 @@ pub(super) enum QueueJob {
 pub(super) fn spawn(
     path: &Path,
     queued: Arc<Notify>,
+    handoff: Arc<HandOff>,
 ) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let conn = Connection::open_with_flags(
         path,
@@ -91,12 +182,12 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
     let thread = std::thread::Builder::new()
         .name("sesame-writer".into())
-        .spawn(move || run(conn, rx, &queued))
+        .spawn(move || run(conn, rx, &queued, &handoff))
         .map_err(|e| StoreError::Batch(format!("cannot start the writer thread: {e}")))?;
     Ok((tx, thread))
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify, handoff: &HandOff) {
     let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut jobs, MAX_BATCH) > 0 {
@@ -108,7 +199,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify) {
                 Job::Queue(q) => others.push(q),
             }
         }
-        round(&mut conn, &mut quotas, accepts, others, queued);
+        round(&mut conn, &mut quotas, accepts, others, queued, handoff);
     }
 }
 
@@ -119,10 +210,12 @@ enum QueueAnswer {
         Result<Vec<QueuedDelivery>>,
     ),
     Finish(oneshot::Sender<Result<()>>, Result<()>),
+    Clear(oneshot::Sender<Result<u64>>, Result<u64>),
 }
 
-/// What an accepted batch decided, and the quota state to keep.
-type Decided = (Vec<Acceptance>, HashMap<Scope, ScopeQuota>);
+/// What an accepted batch decided, the quota state to keep, and the
+/// deliveries born claimed.
+type Decided = (Vec<Acceptance>, HashMap<Scope, ScopeQuota>, Vec<Born>);
 
 /// Runs one round in one transaction: the acceptances, then the queue jobs,
 /// each in its own savepoint. One commit serves them all; every answer
@@ -133,13 +226,15 @@ fn round(
     batch: Vec<AcceptJob>,
     others: Vec<QueueJob>,
     queued: &Notify,
+    handoff: &HandOff,
 ) {
+    let room = handoff.room();
     let written = (|| {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut accepted: Option<Result<Decided>> = None;
         if !batch.is_empty() {
             let sp = tx.savepoint()?;
-            let r = accept_batch(&sp, quotas, &batch);
+            let r = accept_batch(&sp, quotas, &batch, room);
             if r.is_ok() {
                 sp.commit()?;
             } else {
@@ -168,6 +263,10 @@ fn round(
                     let r = finish_deliveries(&sp, &updates, &events);
                     (r.is_ok(), QueueAnswer::Finish(reply, r))
                 }
+                QueueJob::Clear { reply } => {
+                    let r = clear_messages(&sp);
+                    (r.is_ok(), QueueAnswer::Clear(reply, r))
+                }
             };
             if ok {
                 sp.commit()?;
@@ -181,9 +280,18 @@ fn round(
     })();
     match written {
         Ok((accepted, answers)) => {
+            let cleared = answers
+                .iter()
+                .any(|a| matches!(a, QueueAnswer::Clear(_, Ok(_))));
+            if cleared {
+                handoff.clear();
+            }
             match accepted {
-                Some(Ok((results, staged))) => {
+                Some(Ok((results, staged, born))) => {
                     quotas.extend(staged);
+                    if !cleared {
+                        handoff.push(born);
+                    }
                     if results.contains(&Acceptance::Accepted) {
                         queued.notify_one();
                     }
@@ -205,6 +313,9 @@ fn round(
                         let _ = reply.send(r);
                     }
                     QueueAnswer::Finish(reply, r) => {
+                        let _ = reply.send(r);
+                    }
+                    QueueAnswer::Clear(reply, r) => {
                         let _ = reply.send(r);
                     }
                 }
@@ -306,6 +417,7 @@ fn accept_batch(
     conn: &Connection,
     quotas: &HashMap<Scope, ScopeQuota>,
     batch: &[AcceptJob],
+    room: Option<(Millis, usize)>,
 ) -> Result<Decided> {
     let mut out = Vec::with_capacity(batch.len());
     // Decide on copies, so a failed commit leaves the kept state untouched.
@@ -355,11 +467,15 @@ fn accept_batch(
         "INSERT INTO messages (id, account_id, region, operation, source, destinations,
            subject, created_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
-    // One delivery per accepted message and recipient domain.
+    // One delivery per accepted message and recipient domain: queued, or
+    // born claimed while the hand-off has room.
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (message_id, account_id, region, domain, recipients, state,
-           next_attempt_at, accepted_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+           lease_until, next_attempt_at, accepted_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
+    let (lease_ms, mut room) = room.unwrap_or((0, 0));
+    let mut born = vec![];
     for job in accepted {
         let m = &job.message;
         let (account, region) = (job.scope.account.as_str(), job.scope.region.as_str());
@@ -375,19 +491,51 @@ fn accept_batch(
             m.raw,
         ])?;
         for (domain, recipients) in group_by_domain(&m.destinations) {
+            let claimed = room > 0;
+            let lease_until = claimed.then_some(m.created_at + lease_ms);
             delivery.execute(params![
                 m.id,
                 account,
                 region,
                 domain,
                 to_json(&recipients)?,
+                if claimed { "sending" } else { "queued" },
+                lease_until,
                 m.created_at,
                 m.created_at,
                 m.created_at,
             ])?;
+            if let Some(lease_until) = lease_until {
+                room -= 1;
+                born.push(Born {
+                    lease_until,
+                    delivery: QueuedDelivery {
+                        id: conn.last_insert_rowid(),
+                        scope: job.scope.clone(),
+                        message_id: m.id.clone(),
+                        source: m.source.clone(),
+                        destinations: m.destinations.clone(),
+                        subject: m.subject.clone(),
+                        domain,
+                        recipients,
+                        attempts: 0,
+                        accepted_at: m.created_at,
+                        raw: m.raw.clone(),
+                    },
+                });
+            }
         }
     }
-    Ok((out, staged))
+    Ok((out, staged, born))
+}
+
+/// Deletes every message and its unfinished deliveries.
+fn clear_messages(conn: &Connection) -> Result<u64> {
+    conn.execute(
+        "DELETE FROM deliveries WHERE state IN ('queued', 'sending')",
+        [],
+    )?;
+    Ok(conn.execute("DELETE FROM messages", [])? as u64)
 }
 
 /// Claims up to `limit` due deliveries (and any whose lease ran out) and
