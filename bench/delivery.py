@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, free_port, rss_mb, signed_lua, start, stop  # noqa: E402
+from foundation import KEY, SECRET, cpu_by_thread, cpu_report, free_port, rss_mb, signed_lua, start, steal_share, stop  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -89,6 +89,7 @@ def main():
                        capture_output=True)
         delay = int(args.conns * 1000 / args.rate) if args.rate else 0
         lua = lua_for(url, delay)
+        c0, s0 = cpu_by_thread(p.pid), steal_share()
         wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration}s", "-s", lua, url + "/"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         print(f"{'t (s)':>6} {'received':>9} {'rcv/s':>7} {'queued':>7} {'RSS MB':>7}")
@@ -114,12 +115,14 @@ def main():
         while received[0] < sent and time.time() - drain0 < 120:
             time.sleep(0.2)
         elapsed = time.time() - t0
+        c1, s1 = cpu_by_thread(p.pid), steal_share()
         print(f"accepted {sent} SendEmail ({float(rps):,.0f}/s over {args.duration}s); "
               f"received {received[0]} at the sink; drained {time.time() - drain0:.1f}s after the load stopped")
         print(f"end to end: {received[0] / elapsed:,.0f} messages/s over {elapsed:.0f}s "
               f"(accept → DKIM RSA-2048 → SMTP), peak RSS {max(s[4] for s in samples):.1f} MB")
         steady = [s[2] for s in samples[1:]] or [samples[0][2]]
         print(f"receive rate while loaded: median {sorted(steady)[len(steady) // 2]:,.0f}/s")
+        print(cpu_report(c0, c1, received[0], s0, s1) + " (runtime includes DKIM signing)")
     finally:
         stop(p)
         sink.terminate()

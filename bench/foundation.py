@@ -79,6 +79,40 @@ def rss_mb(pid):
     return float("nan")
 
 
+def cpu_by_thread(pid):
+    """CPU seconds (user + system) used so far by the process's threads,
+    grouped by name: the store's writer thread, and everything else (the
+    async runtime: HTTP, the delivery engine, signing on the blocking pool)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"writer": 0.0, "runtime": 0.0}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            st = open(f"/proc/{pid}/task/{t}/stat").read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        f = st[st.rindex(")") + 2:].split()
+        out["writer" if name.startswith("sesame-writer") else "runtime"] += (int(f[11]) + int(f[12])) / tick
+    return out
+
+
+def steal_share():
+    """The machine's CPU counters (total, stolen) from /proc/stat; the
+    difference of two readings says how much of the time the hypervisor
+    gave to others."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f), f[7]
+
+
+def cpu_report(before, after, messages, steal0, steal1):
+    """One line: CPU microseconds per message by thread group, and the
+    share of the machine stolen meanwhile."""
+    per = {k: (after[k] - before[k]) / max(messages, 1) * 1e6 for k in after}
+    stolen = (steal1[1] - steal0[1]) / max(steal1[0] - steal0[0], 1) * 100
+    return (f"CPU per message: runtime {per['runtime']:.0f} us, writer {per['writer']:.0f} us; "
+            f"{stolen:.0f}% of the machine stolen by the hypervisor meanwhile")
+
+
 def stop(p):
     p.terminate()
     p.wait(timeout=10)

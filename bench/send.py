@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, rss_mb, signed_lua, start, stop  # noqa: E402
+from foundation import KEY, SECRET, cpu_by_thread, cpu_report, rss_mb, signed_lua, start, steal_share, stop  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -116,8 +116,12 @@ def main():
         lua = lua_for(url)
         print(f"idle RSS: {rss_mb(p.pid):.1f} MB")
         for conns in (1, 16):
+            c0, s0 = cpu_by_thread(p.pid), steal_share()
             out = wrk(url, lua, conns, args.duration)
+            c1, s1 = cpu_by_thread(p.pid), steal_share()
+            n = int(next(l.split()[0] for l in out.splitlines() if "requests in" in l))
             print(f"SendEmail, {conns} connection(s), {args.duration} s: {summary(out)}; RSS {rss_mb(p.pid):.1f} MB")
+            print(f"  {cpu_report(c0, c1, n, s0, s1)}")
         if args.soak:
             stored = 0
             t0 = time.time()

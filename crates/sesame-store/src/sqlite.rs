@@ -650,14 +650,19 @@ impl Store for SqliteStore {
     }
 
     async fn requeue_in_flight(&self, now: Millis) -> Result<u64> {
-        Ok(sqlx::query(
+        // Every claim ends, the handed-off ones included.
+        self.handoff.clear();
+        let n = sqlx::query(
             "UPDATE deliveries SET state = 'queued', lease_until = NULL, next_attempt_at = ?
              WHERE state = 'sending'",
         )
         .bind(now)
         .execute(&self.pool)
         .await?
-        .rows_affected())
+        .rows_affected();
+        // The writer did not see this change: the next claim searches.
+        self.handoff.queued_behind();
+        Ok(n)
     }
 
     async fn next_delivery_due(&self) -> Result<Option<Millis>> {
@@ -747,8 +752,7 @@ impl Store for SqliteStore {
     }
 
     async fn retry_message(&self, message_id: &str, now: Millis) -> Result<u64> {
-        self.queued.notify_one();
-        Ok(sqlx::query(
+        let n = sqlx::query(
             "UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
              WHERE message_id = ? AND state = 'queued'",
         )
@@ -757,7 +761,11 @@ impl Store for SqliteStore {
         .bind(message_id)
         .execute(&self.pool)
         .await?
-        .rows_affected())
+        .rows_affected();
+        // The writer did not see this change: the next claim searches.
+        self.handoff.queued_behind();
+        self.queued.notify_one();
+        Ok(n)
     }
 
     async fn drop_message(&self, message_id: &str, now: Millis) -> Result<u64> {

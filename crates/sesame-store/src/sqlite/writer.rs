@@ -67,6 +67,12 @@ struct HandOffState {
     ready: VecDeque<Born>,
     /// When a claim last searched the queue.
     searched_at: Millis,
+    /// The queue may hold due deliveries the hand-off does not: some were
+    /// queued since the last search, or it found as many as it asked for.
+    queued_behind: bool,
+    /// When the earliest delivery waiting in the queue is due, as far as
+    /// this process's writes tell.
+    next_due: Option<Millis>,
 }
 
 impl HandOff {
@@ -91,11 +97,39 @@ impl HandOff {
             }
         }
         let rest = limit - out.len() as u32;
-        if rest > 0 && (out.is_empty() || now - st.searched_at >= QUEUE_SEARCH_EVERY_MS) {
+        let search = st.queued_behind
+            || st.next_due.is_some_and(|at| at <= now)
+            || now.abs_diff(st.searched_at) >= QUEUE_SEARCH_EVERY_MS.unsigned_abs();
+        if rest > 0 && search {
             st.searched_at = now;
+            st.queued_behind = false;
             (out, rest)
         } else {
             (out, 0)
+        }
+    }
+
+    /// A search of the queue for `asked` deliveries found `found`, and
+    /// left the earliest waiting one due at `next_due`.
+    fn searched(&self, asked: u32, found: usize, next_due: Option<Millis>) {
+        if let Ok(mut st) = self.state.lock() {
+            st.next_due = next_due;
+            st.queued_behind |= found >= asked as usize;
+        }
+    }
+
+    /// A delivery was queued (or requeued) due at `at`.
+    fn due_at(&self, at: Millis) {
+        if let Ok(mut st) = self.state.lock() {
+            st.next_due = Some(st.next_due.map_or(at, |d| d.min(at)));
+        }
+    }
+
+    /// The queue changed in a way the writer did not see (an operator's
+    /// retry, a requeue at start): search it at the next claim.
+    pub(super) fn queued_behind(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.queued_behind = true;
         }
     }
 
@@ -113,7 +147,7 @@ impl HandOff {
         }
     }
 
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         if let Ok(mut st) = self.state.lock() {
             st.ready.clear();
         }
@@ -207,15 +241,17 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify, hando
 enum QueueAnswer {
     Claim(
         oneshot::Sender<Result<Vec<QueuedDelivery>>>,
-        Result<Vec<QueuedDelivery>>,
+        u32,
+        Result<(Vec<QueuedDelivery>, Option<Millis>)>,
     ),
-    Finish(oneshot::Sender<Result<()>>, Result<()>),
+    /// With the earliest retry it scheduled.
+    Finish(oneshot::Sender<Result<()>>, Option<Millis>, Result<()>),
     Clear(oneshot::Sender<Result<u64>>, Result<u64>),
 }
 
-/// What an accepted batch decided, the quota state to keep, and the
-/// deliveries born claimed.
-type Decided = (Vec<Acceptance>, HashMap<Scope, ScopeQuota>, Vec<Born>);
+/// What an accepted batch decided, the quota state to keep, the deliveries
+/// born claimed, and whether any was queued instead.
+type Decided = (Vec<Acceptance>, HashMap<Scope, ScopeQuota>, Vec<Born>, bool);
 
 /// Runs one round in one transaction: the acceptances, then the queue jobs,
 /// each in its own savepoint. One commit serves them all; every answer
@@ -253,7 +289,7 @@ fn round(
                     reply,
                 } => {
                     let r = claim_deliveries(&sp, now, lease_until, limit);
-                    (r.is_ok(), QueueAnswer::Claim(reply, r))
+                    (r.is_ok(), QueueAnswer::Claim(reply, limit, r))
                 }
                 QueueJob::Finish {
                     updates,
@@ -261,7 +297,14 @@ fn round(
                     reply,
                 } => {
                     let r = finish_deliveries(&sp, &updates, &events);
-                    (r.is_ok(), QueueAnswer::Finish(reply, r))
+                    let retry_at = updates
+                        .iter()
+                        .filter_map(|u| match u {
+                            DeliveryUpdate::Retry { at, .. } => Some(*at),
+                            DeliveryUpdate::Finished { .. } => None,
+                        })
+                        .min();
+                    (r.is_ok(), QueueAnswer::Finish(reply, retry_at, r))
                 }
                 QueueJob::Clear { reply } => {
                     let r = clear_messages(&sp);
@@ -287,10 +330,13 @@ fn round(
                 handoff.clear();
             }
             match accepted {
-                Some(Ok((results, staged, born))) => {
+                Some(Ok((results, staged, born, queued_any))) => {
                     quotas.extend(staged);
                     if !cleared {
                         handoff.push(born);
+                    }
+                    if queued_any {
+                        handoff.queued_behind();
                     }
                     if results.contains(&Acceptance::Accepted) {
                         queued.notify_one();
@@ -309,10 +355,17 @@ fn round(
             }
             for a in answers {
                 match a {
-                    QueueAnswer::Claim(reply, r) => {
+                    QueueAnswer::Claim(reply, asked, r) => {
+                        let r = r.map(|(found, next_due)| {
+                            handoff.searched(asked, found.len(), next_due);
+                            found
+                        });
                         let _ = reply.send(r);
                     }
-                    QueueAnswer::Finish(reply, r) => {
+                    QueueAnswer::Finish(reply, retry_at, r) => {
+                        if let (Ok(()), Some(at)) = (&r, retry_at) {
+                            handoff.due_at(at);
+                        }
                         let _ = reply.send(r);
                     }
                     QueueAnswer::Clear(reply, r) => {
@@ -476,6 +529,7 @@ fn accept_batch(
     )?;
     let (lease_ms, mut room) = room.unwrap_or((0, 0));
     let mut born = vec![];
+    let mut queued_any = false;
     for job in accepted {
         let m = &job.message;
         let (account, region) = (job.scope.account.as_str(), job.scope.region.as_str());
@@ -492,6 +546,7 @@ fn accept_batch(
         ])?;
         for (domain, recipients) in group_by_domain(&m.destinations) {
             let claimed = room > 0;
+            queued_any |= !claimed;
             let lease_until = claimed.then_some(m.created_at + lease_ms);
             delivery.execute(params![
                 m.id,
@@ -526,7 +581,7 @@ fn accept_batch(
             }
         }
     }
-    Ok((out, staged, born))
+    Ok((out, staged, born, queued_any))
 }
 
 /// Deletes every message and its unfinished deliveries.
@@ -539,13 +594,14 @@ fn clear_messages(conn: &Connection) -> Result<u64> {
 }
 
 /// Claims up to `limit` due deliveries (and any whose lease ran out) and
-/// returns them with their messages.
+/// returns them with their messages, and when the earliest delivery left
+/// queued is due.
 fn claim_deliveries(
     conn: &Connection,
     now: Millis,
     lease_until: Millis,
     limit: u32,
-) -> Result<Vec<QueuedDelivery>> {
+) -> Result<(Vec<QueuedDelivery>, Option<Millis>)> {
     let limit = i64::from(limit);
     // Two index searches (due, and expired leases) instead of one OR that
     // would sort every due delivery.
@@ -566,8 +622,11 @@ fn claim_deliveries(
         )?
         .query_map(params![lease_until, now, limit], |r| r.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let next_due: Option<Millis> = conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'")?
+        .query_row([], |r| r.get(0))?;
     if ids.is_empty() {
-        return Ok(vec![]);
+        return Ok((vec![], next_due));
     }
     let ids = to_json(&ids)?;
     // The claimed deliveries with their messages, in one query.
@@ -605,7 +664,7 @@ fn claim_deliveries(
            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id)",
     )?
     .execute([&ids])?;
-    Ok(out)
+    Ok((out, next_due))
 }
 
 /// Records outcomes (finished or to retry) and their events.
