@@ -1366,6 +1366,88 @@ mod tests {
         assert!(got.iter().any(|d| d.message_id == "h4"), "{got:?}");
     }
 
+    /// A part of a write round that fails (here a second message with the
+    /// same id) fails alone, whether it shares its round with others or
+    /// not: it writes and counts nothing, the others stand, and the writer
+    /// goes on.
+    #[tokio::test]
+    async fn a_failing_write_fails_alone() {
+        use crate::conformance::{message, scope};
+        use sesame_model::{DeliveryUpdate, EventFilter};
+        let dir = tempfile::tempdir().unwrap();
+        let s = scope("232323232323", "us-east-1");
+        let t = 1_700_000_000_000;
+        let q = QuotaCheck {
+            now: t,
+            max_24h: -1.0,
+            max_rate: 1000.0,
+            daily_recipients: 1,
+            rate_recipients: 1,
+        };
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store
+            .accept_message(&s, &message("p1", &["a@x.com"]), &q)
+            .await
+            .unwrap();
+        let d = store.claim_deliveries(t, t + 60_000, 10).await.unwrap();
+        let event = |id: &str| Event {
+            kind: EventKind::Delivery,
+            scope: s.clone(),
+            message_id: id.into(),
+            at: t,
+            recipients: vec!["a@x.com".into()],
+            mail: sesame_model::MailInfo {
+                source: "sender@example.com".into(),
+                destinations: vec!["a@x.com".into()],
+                subject: None,
+                sent_at: t,
+            },
+            detail: sesame_model::EventDetail::Delivery {
+                smtp_response: "250 ok".into(),
+                remote_mta: "127.0.0.1".into(),
+                reporting_mta: "test".into(),
+                processing_time_ms: 1,
+            },
+        };
+        for round in 0..20 {
+            let id = format!("f{round}");
+            let again = message("p1", &["a@x.com"]);
+            let (dup, fin) = tokio::join!(
+                store.accept_message(&s, &again, &q),
+                store.finish_deliveries(
+                    vec![DeliveryUpdate::Finished {
+                        id: d[0].id,
+                        failed: false,
+                        at: t + 1,
+                    }],
+                    vec![event(&id)],
+                ),
+            );
+            assert!(dup.is_err(), "a second message p1 is refused");
+            fin.unwrap();
+            let got = store
+                .list_events(&EventFilter {
+                    message_id: Some(id),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1, "the outcome beside it stands");
+        }
+        assert_eq!(
+            store.sent_last_24h(&s, t).await.unwrap(),
+            1,
+            "refused ones are not counted"
+        );
+        let ok = store
+            .accept_message(&s, &message("p2", &["a@x.com"]), &q)
+            .await
+            .unwrap();
+        assert_eq!(ok, Acceptance::Accepted);
+        assert_eq!(store.sent_last_24h(&s, t).await.unwrap(), 2);
+    }
+
     #[tokio::test]
     async fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();

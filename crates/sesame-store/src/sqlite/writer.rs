@@ -24,7 +24,7 @@
 
 use super::{DAY_MINUTES, from_json, to_json};
 use crate::{Result, StoreError};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, params};
 use sesame_model::delivery::group_by_domain;
 use sesame_model::{
     Acceptance, AccountId, DeliveryUpdate, Event, Millis, NewMessage, QueuedDelivery, QuotaCheck,
@@ -265,38 +265,42 @@ fn round(
     handoff: &HandOff,
 ) {
     let room = handoff.room();
+    // Savepoints only when the round has more than one part: a lone part
+    // that fails rolls the whole (otherwise empty) transaction back.
+    let savepoints = usize::from(!batch.is_empty()) + others.len() > 1;
     let written = (|| {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        control(conn, "BEGIN IMMEDIATE")?;
         let mut accepted: Option<Result<Decided>> = None;
+        let mut failed_alone = false;
         if !batch.is_empty() {
-            let sp = tx.savepoint()?;
-            let r = accept_batch(&sp, quotas, &batch, room);
-            if r.is_ok() {
-                sp.commit()?;
-            } else {
-                sp.finish()?;
-            }
+            let r = part(conn, savepoints, |c| accept_batch(c, quotas, &batch, room))?;
+            failed_alone |= !savepoints && r.is_err();
             accepted = Some(r);
         }
         let mut answers = Vec::with_capacity(others.len());
         for job in others {
-            let sp = tx.savepoint()?;
-            let (ok, answer) = match job {
+            let answer = match job {
                 QueueJob::Claim {
                     now,
                     lease_until,
                     limit,
                     reply,
                 } => {
-                    let r = claim_deliveries(&sp, now, lease_until, limit);
-                    (r.is_ok(), QueueAnswer::Claim(reply, limit, r))
+                    let r = part(conn, savepoints, |c| {
+                        claim_deliveries(c, now, lease_until, limit)
+                    })?;
+                    failed_alone |= !savepoints && r.is_err();
+                    QueueAnswer::Claim(reply, limit, r)
                 }
                 QueueJob::Finish {
                     updates,
                     events,
                     reply,
                 } => {
-                    let r = finish_deliveries(&sp, &updates, &events);
+                    let r = part(conn, savepoints, |c| {
+                        finish_deliveries(c, &updates, &events)
+                    })?;
+                    failed_alone |= !savepoints && r.is_err();
                     let retry_at = updates
                         .iter()
                         .filter_map(|u| match u {
@@ -304,23 +308,25 @@ fn round(
                             DeliveryUpdate::Finished { .. } => None,
                         })
                         .min();
-                    (r.is_ok(), QueueAnswer::Finish(reply, retry_at, r))
+                    QueueAnswer::Finish(reply, retry_at, r)
                 }
                 QueueJob::Clear { reply } => {
-                    let r = clear_messages(&sp);
-                    (r.is_ok(), QueueAnswer::Clear(reply, r))
+                    let r = part(conn, savepoints, clear_messages)?;
+                    failed_alone |= !savepoints && r.is_err();
+                    QueueAnswer::Clear(reply, r)
                 }
             };
-            if ok {
-                sp.commit()?;
-            } else {
-                sp.finish()?;
-            }
             answers.push(answer);
         }
-        tx.commit()?;
+        control(conn, if failed_alone { "ROLLBACK" } else { "COMMIT" })?;
         Ok::<_, StoreError>((accepted, answers))
     })();
+    if written.is_err()
+        && !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(error = %e, "could not roll back a failed write round");
+    }
     match written {
         Ok((accepted, answers)) => {
             let cleared = answers
@@ -462,6 +468,32 @@ impl ScopeQuota {
         }
         Acceptance::Accepted
     }
+}
+
+/// Runs a transaction-control statement through the statement cache, so
+/// that it is parsed once, not at every round.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Runs one part of a round, in its own savepoint when `savepoint` is set,
+/// so that a part that fails leaves the others' writes standing. The outer
+/// error is the savepoint's own failure, which fails the round.
+fn part<T>(
+    conn: &Connection,
+    savepoint: bool,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<Result<T>> {
+    if !savepoint {
+        return Ok(f(conn));
+    }
+    control(conn, "SAVEPOINT part")?;
+    let r = f(conn);
+    if r.is_err() {
+        control(conn, "ROLLBACK TO part")?;
+    }
+    control(conn, "RELEASE part")?;
+    Ok(r)
 }
 
 /// Decides and writes a batch of acceptances; returns each decision and the
