@@ -2,8 +2,8 @@
 //! `/_sesame/` endpoints, runs the delivery engine, the DNS verifier and
 //! (with `--dns-listen`) the DKIM zone listener, and shuts down gracefully
 //! on SIGTERM or SIGINT: requests in flight finish, then the engine drains
-//! its attempts in flight while the verifier and the zone listener stop,
-//! then the store is closed.
+//! its attempts in flight while the verifier, the zone listener and the
+//! metrics upkeep stop, then the store is closed.
 
 use crate::api::{self, App};
 use crate::config::{DeliveryMode, Settings};
@@ -113,6 +113,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             None
         }
     };
+    let upkeep = metrics
+        .clone()
+        .map(|h| tokio::spawn(crate::metrics::upkeep(h, stop.clone())));
     let delivery = tokio::spawn(engine.run(stop));
     let mut router = Router::new()
         .route("/_sesame/health", get(health))
@@ -153,6 +156,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     for (name, task) in [
         ("the DNS verifier", verifier),
         ("the DKIM zone listener", zone),
+        ("the metrics upkeep", upkeep),
     ] {
         if let Some(task) = task
             && let Err(e) = task.await
