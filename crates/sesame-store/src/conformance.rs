@@ -331,7 +331,9 @@ pub fn message(id: &str, to: &[&str]) -> NewMessage {
     }
 }
 
-fn quota(now: i64, max_24h: f64, max_rate: f64, n: u32) -> QuotaCheck {
+/// A quota check counting `n` recipients at `now` (a negative `max_24h`
+/// means no daily limit).
+pub fn quota(now: i64, max_24h: f64, max_rate: f64, n: u32) -> QuotaCheck {
     QuotaCheck {
         now,
         max_24h,

@@ -1249,19 +1249,13 @@ mod tests {
     /// queue itself holds.
     #[tokio::test]
     async fn deliveries_born_claimed_are_handed_off_once_and_survive_a_restart() {
-        use crate::conformance::{message, scope};
+        use crate::conformance::{message, quota, scope};
         use sesame_model::DeliveryUpdate;
         let dir = tempfile::tempdir().unwrap();
         let s = scope("212121212121", "us-east-1");
         let t = 1_700_000_000_000;
         let lease = 60_000;
-        let q = QuotaCheck {
-            now: t,
-            max_24h: -1.0,
-            max_rate: 1000.0,
-            daily_recipients: 1,
-            rate_recipients: 1,
-        };
+        let q = quota(t, -1.0, 1000.0, 1);
         let at = |id: &str, to: &[&str], created_at: i64| NewMessage {
             created_at,
             ..message(id, to)
@@ -1372,18 +1366,12 @@ mod tests {
     /// goes on.
     #[tokio::test]
     async fn a_failing_write_fails_alone() {
-        use crate::conformance::{message, scope};
+        use crate::conformance::{message, quota, scope};
         use sesame_model::{DeliveryUpdate, EventFilter};
         let dir = tempfile::tempdir().unwrap();
         let s = scope("232323232323", "us-east-1");
         let t = 1_700_000_000_000;
-        let q = QuotaCheck {
-            now: t,
-            max_24h: -1.0,
-            max_rate: 1000.0,
-            daily_recipients: 1,
-            rate_recipients: 1,
-        };
+        let q = quota(t, -1.0, 1000.0, 1);
         let store = SqliteStore::open(dir.path()).await.unwrap();
         store
             .accept_message(&s, &message("p1", &["a@x.com"]), &q)
