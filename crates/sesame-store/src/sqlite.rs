@@ -661,7 +661,7 @@ impl Store for SqliteStore {
         .await?
         .rows_affected();
         // The writer did not see this change: the next claim searches.
-        self.handoff.queued_behind();
+        self.handoff.due_at(now);
         Ok(n)
     }
 
@@ -763,7 +763,7 @@ impl Store for SqliteStore {
         .await?
         .rows_affected();
         // The writer did not see this change: the next claim searches.
-        self.handoff.queued_behind();
+        self.handoff.due_at(now);
         self.queued.notify_one();
         Ok(n)
     }
@@ -1113,24 +1113,21 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn scope_of(r: &SqliteRow) -> Result<Scope> {
-    let account: String = r.try_get("account_id")?;
-    let region: String = r.try_get("region")?;
+fn scope_from(account: &str, region: &str) -> Result<Scope> {
     Ok(Scope::new(
-        AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
-        Region::parse(&region).map_err(|e| StoreError::Corrupt(e.message))?,
+        AccountId::parse(account).map_err(|e| StoreError::Corrupt(e.message))?,
+        Region::parse(region).map_err(|e| StoreError::Corrupt(e.message))?,
     ))
 }
 
+fn scope_of(r: &SqliteRow) -> Result<Scope> {
+    scope_from(r.try_get("account_id")?, r.try_get("region")?)
+}
+
 fn decode_message(r: &SqliteRow) -> Result<StoredMessage> {
-    let account: String = r.try_get("account_id")?;
-    let region: String = r.try_get("region")?;
     let destinations: String = r.try_get("destinations")?;
     Ok(StoredMessage {
-        scope: Scope::new(
-            AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
-            Region::parse(&region).map_err(|e| StoreError::Corrupt(e.message))?,
-        ),
+        scope: scope_of(r)?,
         message: NewMessage {
             id: r.try_get("id")?,
             operation: r.try_get("operation")?,

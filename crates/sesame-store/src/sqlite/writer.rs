@@ -12,8 +12,9 @@
 //! engine (SQLite's busy waits would otherwise throttle both), and one
 //! commit serves many acceptances. It takes the waiting jobs in arrival
 //! order, decides each acceptance's quotas, writes the accepted messages
-//! and the queue jobs in one transaction (each part in its own savepoint,
-//! so that one failing part fails alone), commits, and only then answers
+//! and the queue jobs in one transaction (each part in its own savepoint
+//! when there are several, so that one failing part fails alone), commits,
+//! and only then answers
 //! each job: an accepted message is durable before its sender hears so.
 //!
 //! The writer is the only writer of quota state, so it keeps that state in
@@ -22,13 +23,12 @@
 //! round) and its send-rate token bucket (kept only in memory: after a
 //! restart a bucket starts full, which is one second's worth of sending).
 
-use super::{DAY_MINUTES, from_json, to_json};
+use super::{DAY_MINUTES, from_json, scope_from, to_json};
 use crate::{Result, StoreError};
 use rusqlite::{Connection, OpenFlags, params};
 use sesame_model::delivery::group_by_domain;
 use sesame_model::{
-    Acceptance, AccountId, DeliveryUpdate, Event, Millis, NewMessage, QueuedDelivery, QuotaCheck,
-    Region, Scope,
+    Acceptance, DeliveryUpdate, Event, Millis, NewMessage, QueuedDelivery, QuotaCheck, Scope,
 };
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -67,11 +67,9 @@ struct HandOffState {
     ready: VecDeque<Born>,
     /// When a claim last searched the queue.
     searched_at: Millis,
-    /// The queue may hold due deliveries the hand-off does not: some were
-    /// queued since the last search, or it found as many as it asked for.
-    queued_behind: bool,
     /// When the earliest delivery waiting in the queue is due, as far as
-    /// this process's writes tell.
+    /// this process's writes tell: the last search's answer, lowered by
+    /// every delivery queued or requeued since.
     next_due: Option<Millis>,
 }
 
@@ -97,39 +95,29 @@ impl HandOff {
             }
         }
         let rest = limit - out.len() as u32;
-        let search = st.queued_behind
-            || st.next_due.is_some_and(|at| at <= now)
+        let search = st.next_due.is_some_and(|at| at <= now)
             || now.abs_diff(st.searched_at) >= QUEUE_SEARCH_EVERY_MS.unsigned_abs();
         if rest > 0 && search {
             st.searched_at = now;
-            st.queued_behind = false;
             (out, rest)
         } else {
             (out, 0)
         }
     }
 
-    /// A search of the queue for `asked` deliveries found `found`, and
-    /// left the earliest waiting one due at `next_due`.
-    fn searched(&self, asked: u32, found: usize, next_due: Option<Millis>) {
+    /// A search of the queue left the earliest waiting delivery due at
+    /// `next_due`.
+    fn searched(&self, next_due: Option<Millis>) {
         if let Ok(mut st) = self.state.lock() {
             st.next_due = next_due;
-            st.queued_behind |= found >= asked as usize;
         }
     }
 
-    /// A delivery was queued (or requeued) due at `at`.
-    fn due_at(&self, at: Millis) {
+    /// A delivery was queued (or requeued, by the writer or elsewhere) due
+    /// at `at`.
+    pub(super) fn due_at(&self, at: Millis) {
         if let Ok(mut st) = self.state.lock() {
             st.next_due = Some(st.next_due.map_or(at, |d| d.min(at)));
-        }
-    }
-
-    /// The queue changed in a way the writer did not see (an operator's
-    /// retry, a requeue at start): search it at the next claim.
-    pub(super) fn queued_behind(&self) {
-        if let Ok(mut st) = self.state.lock() {
-            st.queued_behind = true;
         }
     }
 
@@ -239,22 +227,27 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify, hando
 
 /// What one queue job's answer will be, sent after the commit.
 enum QueueAnswer {
+    /// With when the earliest delivery left queued is due.
     Claim(
         oneshot::Sender<Result<Vec<QueuedDelivery>>>,
-        u32,
         Result<(Vec<QueuedDelivery>, Option<Millis>)>,
     ),
     /// With the earliest retry it scheduled.
-    Finish(oneshot::Sender<Result<()>>, Option<Millis>, Result<()>),
+    Finish(oneshot::Sender<Result<()>>, Result<Option<Millis>>),
     Clear(oneshot::Sender<Result<u64>>, Result<u64>),
 }
 
 /// What an accepted batch decided, the quota state to keep, the deliveries
-/// born claimed, and whether any was queued instead.
-type Decided = (Vec<Acceptance>, HashMap<Scope, ScopeQuota>, Vec<Born>, bool);
+/// born claimed, and when the earliest one queued instead is due.
+type Decided = (
+    Vec<Acceptance>,
+    HashMap<Scope, ScopeQuota>,
+    Vec<Born>,
+    Option<Millis>,
+);
 
 /// Runs one round in one transaction: the acceptances, then the queue jobs,
-/// each in its own savepoint. One commit serves them all; every answer
+/// each in its own savepoint when there are several. One commit serves them all; every answer
 /// waits for it.
 fn round(
     conn: &mut Connection,
@@ -273,9 +266,9 @@ fn round(
         let mut accepted: Option<Result<Decided>> = None;
         let mut failed_alone = false;
         if !batch.is_empty() {
-            let r = part(conn, savepoints, |c| accept_batch(c, quotas, &batch, room))?;
-            failed_alone |= !savepoints && r.is_err();
-            accepted = Some(r);
+            accepted = Some(part(conn, savepoints, &mut failed_alone, |c| {
+                accept_batch(c, quotas, &batch, room)
+            })?);
         }
         let mut answers = Vec::with_capacity(others.len());
         for job in others {
@@ -286,33 +279,23 @@ fn round(
                     limit,
                     reply,
                 } => {
-                    let r = part(conn, savepoints, |c| {
+                    let r = part(conn, savepoints, &mut failed_alone, |c| {
                         claim_deliveries(c, now, lease_until, limit)
                     })?;
-                    failed_alone |= !savepoints && r.is_err();
-                    QueueAnswer::Claim(reply, limit, r)
+                    QueueAnswer::Claim(reply, r)
                 }
                 QueueJob::Finish {
                     updates,
                     events,
                     reply,
                 } => {
-                    let r = part(conn, savepoints, |c| {
+                    let r = part(conn, savepoints, &mut failed_alone, |c| {
                         finish_deliveries(c, &updates, &events)
                     })?;
-                    failed_alone |= !savepoints && r.is_err();
-                    let retry_at = updates
-                        .iter()
-                        .filter_map(|u| match u {
-                            DeliveryUpdate::Retry { at, .. } => Some(*at),
-                            DeliveryUpdate::Finished { .. } => None,
-                        })
-                        .min();
-                    QueueAnswer::Finish(reply, retry_at, r)
+                    QueueAnswer::Finish(reply, r)
                 }
                 QueueJob::Clear { reply } => {
-                    let r = part(conn, savepoints, clear_messages)?;
-                    failed_alone |= !savepoints && r.is_err();
+                    let r = part(conn, savepoints, &mut failed_alone, clear_messages)?;
                     QueueAnswer::Clear(reply, r)
                 }
             };
@@ -336,13 +319,13 @@ fn round(
                 handoff.clear();
             }
             match accepted {
-                Some(Ok((results, staged, born, queued_any))) => {
+                Some(Ok((results, staged, born, queued_at))) => {
                     quotas.extend(staged);
                     if !cleared {
                         handoff.push(born);
                     }
-                    if queued_any {
-                        handoff.queued_behind();
+                    if let Some(at) = queued_at {
+                        handoff.due_at(at);
                     }
                     if results.contains(&Acceptance::Accepted) {
                         queued.notify_one();
@@ -361,17 +344,19 @@ fn round(
             }
             for a in answers {
                 match a {
-                    QueueAnswer::Claim(reply, asked, r) => {
+                    QueueAnswer::Claim(reply, r) => {
                         let r = r.map(|(found, next_due)| {
-                            handoff.searched(asked, found.len(), next_due);
+                            handoff.searched(next_due);
                             found
                         });
                         let _ = reply.send(r);
                     }
-                    QueueAnswer::Finish(reply, retry_at, r) => {
-                        if let (Ok(()), Some(at)) = (&r, retry_at) {
-                            handoff.due_at(at);
-                        }
+                    QueueAnswer::Finish(reply, r) => {
+                        let r = r.map(|retry_at| {
+                            if let Some(at) = retry_at {
+                                handoff.due_at(at);
+                            }
+                        });
                         let _ = reply.send(r);
                     }
                     QueueAnswer::Clear(reply, r) => {
@@ -477,15 +462,20 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Runs one part of a round, in its own savepoint when `savepoint` is set,
-/// so that a part that fails leaves the others' writes standing. The outer
-/// error is the savepoint's own failure, which fails the round.
+/// so that a part that fails leaves the others' writes standing. Without a
+/// savepoint (the round's only part), a failure sets `failed_alone`, and
+/// the round rolls back instead of committing. The outer error is the
+/// savepoint's own failure, which fails the round.
 fn part<T>(
     conn: &Connection,
     savepoint: bool,
+    failed_alone: &mut bool,
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<Result<T>> {
     if !savepoint {
-        return Ok(f(conn));
+        let r = f(conn);
+        *failed_alone |= r.is_err();
+        return Ok(r);
     }
     control(conn, "SAVEPOINT part")?;
     let r = f(conn);
@@ -561,7 +551,7 @@ fn accept_batch(
     )?;
     let (lease_ms, mut room) = room.unwrap_or((0, 0));
     let mut born = vec![];
-    let mut queued_any = false;
+    let mut queued_at: Option<Millis> = None;
     for job in accepted {
         let m = &job.message;
         let (account, region) = (job.scope.account.as_str(), job.scope.region.as_str());
@@ -578,7 +568,9 @@ fn accept_batch(
         ])?;
         for (domain, recipients) in group_by_domain(&m.destinations) {
             let claimed = room > 0;
-            queued_any |= !claimed;
+            if !claimed {
+                queued_at = Some(queued_at.map_or(m.created_at, |at| at.min(m.created_at)));
+            }
             let lease_until = claimed.then_some(m.created_at + lease_ms);
             delivery.execute(params![
                 m.id,
@@ -613,7 +605,7 @@ fn accept_batch(
             }
         }
     }
-    Ok((out, staged, born, queued_any))
+    Ok((out, staged, born, queued_at))
 }
 
 /// Deletes every message and its unfinished deliveries.
@@ -676,7 +668,10 @@ fn claim_deliveries(
         let destinations: String = r.get("destinations")?;
         out.push(QueuedDelivery {
             id: r.get("id")?,
-            scope: scope_from(r.get("account_id")?, r.get("region")?)?,
+            scope: scope_from(
+                &r.get::<_, String>("account_id")?,
+                &r.get::<_, String>("region")?,
+            )?,
             message_id: r.get("message_id")?,
             source: r.get("source")?,
             destinations: from_json(&destinations)?,
@@ -699,12 +694,13 @@ fn claim_deliveries(
     Ok((out, next_due))
 }
 
-/// Records outcomes (finished or to retry) and their events.
+/// Records outcomes (finished or to retry) and their events; returns when
+/// the earliest retry is due.
 fn finish_deliveries(
     conn: &Connection,
     updates: &[DeliveryUpdate],
     events: &[Event],
-) -> Result<()> {
+) -> Result<Option<Millis>> {
     let mut finished = conn.prepare_cached(
         "UPDATE deliveries SET state = ?, attempts = attempts + 1, lease_until = NULL,
            updated_at = ? WHERE id = ?",
@@ -714,6 +710,7 @@ fn finish_deliveries(
            recipients = ?, next_attempt_at = ?, lease_until = NULL,
            updated_at = ?, last_error = ? WHERE id = ?",
     )?;
+    let mut retry_at: Option<Millis> = None;
     for u in updates {
         match u {
             DeliveryUpdate::Finished { id, failed, at } => {
@@ -727,6 +724,7 @@ fn finish_deliveries(
                 error,
             } => {
                 retry.execute(params![to_json(recipients)?, at, at, error, id])?;
+                retry_at = Some(retry_at.map_or(*at, |r| r.min(*at)));
             }
         }
     }
@@ -744,12 +742,5 @@ fn finish_deliveries(
             to_json(e)?,
         ])?;
     }
-    Ok(())
-}
-
-fn scope_from(account: String, region: String) -> Result<Scope> {
-    Ok(Scope::new(
-        AccountId::parse(&account).map_err(|e| StoreError::Corrupt(e.message))?,
-        Region::parse(&region).map_err(|e| StoreError::Corrupt(e.message))?,
-    ))
+    Ok(retry_at)
 }
