@@ -296,7 +296,11 @@ impl DeliveryEngine {
 
     async fn idle_wait(&self, now: Millis) -> Duration {
         let poll = self.settings.poll;
-        match self.store.next_delivery_due().await {
+        let due = match self.store.next_delivery_due_hint() {
+            Some(known) => Ok(known),
+            None => self.store.next_delivery_due().await,
+        };
+        match due {
             Ok(Some(at)) if at > now => poll.min(Duration::from_millis((at - now) as u64)),
             Ok(Some(_)) => Duration::from_millis(10),
             _ => poll,

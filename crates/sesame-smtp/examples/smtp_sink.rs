@@ -36,6 +36,10 @@ async fn main() -> std::io::Result<()> {
                 return;
             }
             let mut in_data = false;
+            // Replies wait in `out` until every command already received is
+            // answered, so a pipelined group (MAIL, RCPT, DATA) gets its
+            // replies in one write, as Postfix sends them.
+            let mut out: Vec<u8> = Vec::with_capacity(256);
             loop {
                 line.clear();
                 match r.read_until(b'\n', &mut line).await {
@@ -46,24 +50,28 @@ async fn main() -> std::io::Result<()> {
                     if line == b".\r\n" {
                         in_data = false;
                         count.fetch_add(1, Ordering::Relaxed);
-                        let _ = w.write_all(b"250 2.0.0 Ok\r\n").await;
+                        out.extend_from_slice(b"250 2.0.0 Ok\r\n");
                     }
-                    continue;
-                }
-                let upper = line.to_ascii_uppercase();
-                let reply: &[u8] = if upper.starts_with(b"EHLO") {
-                    b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
-                } else if upper.starts_with(b"DATA") {
-                    in_data = true;
-                    b"354 go ahead\r\n"
-                } else if upper.starts_with(b"QUIT") {
-                    let _ = w.write_all(b"221 bye\r\n").await;
-                    return;
                 } else {
-                    b"250 2.0.0 Ok\r\n"
-                };
-                if w.write_all(reply).await.is_err() {
-                    return;
+                    let upper = line.to_ascii_uppercase();
+                    if upper.starts_with(b"EHLO") {
+                        out.extend_from_slice(b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+                    } else if upper.starts_with(b"DATA") {
+                        in_data = true;
+                        out.extend_from_slice(b"354 go ahead\r\n");
+                    } else if upper.starts_with(b"QUIT") {
+                        out.extend_from_slice(b"221 bye\r\n");
+                        let _ = w.write_all(&out).await;
+                        return;
+                    } else {
+                        out.extend_from_slice(b"250 2.0.0 Ok\r\n");
+                    }
+                }
+                if !out.is_empty() && r.buffer().is_empty() {
+                    if w.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    out.clear();
                 }
             }
         });

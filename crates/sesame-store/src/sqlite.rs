@@ -665,6 +665,10 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    fn next_delivery_due_hint(&self) -> Option<Option<Millis>> {
+        self.handoff.next_due()
+    }
+
     async fn next_delivery_due(&self) -> Result<Option<Millis>> {
         Ok(
             sqlx::query_scalar(
@@ -1258,13 +1262,15 @@ mod tests {
             ..message(id, to)
         };
         let store = SqliteStore::open(dir.path()).await.unwrap();
-        // Before any claim, deliveries are queued.
+        // Before any claim, deliveries are queued, and when the queue is
+        // next due is not known without reading it.
         store
             .accept_message(&s, &at("h0", &["a@x.com"], t), &q)
             .await
             .unwrap();
         let sum = store.queue_summary().await.unwrap();
         assert_eq!((sum.queued, sum.sending), (1, 0));
+        assert_eq!(store.next_delivery_due_hint(), None);
         assert_eq!(
             store
                 .claim_deliveries(t, t + lease, 10)
@@ -1273,6 +1279,8 @@ mod tests {
                 .len(),
             1
         );
+        // The claim's search told: nothing else is queued.
+        assert_eq!(store.next_delivery_due_hint(), Some(None));
 
         // Now they are born claimed, and the next claim takes them.
         store
@@ -1315,6 +1323,9 @@ mod tests {
             )
             .await
             .unwrap();
+        // The retry is known due without reading the queue.
+        assert_eq!(store.next_delivery_due_hint(), Some(Some(t + 10)));
+        assert_eq!(store.next_delivery_due().await.unwrap(), Some(t + 10));
         store
             .accept_message(&s, &at("h2", &["c@z.com"], t + 11), &q)
             .await
@@ -1326,6 +1337,7 @@ mod tests {
         let mut ids: Vec<_> = got.iter().map(|d| d.message_id.as_str()).collect();
         ids.sort();
         assert_eq!(ids, ["h1", "h2"]);
+        assert_eq!(store.next_delivery_due_hint(), Some(None));
 
         // A delivery left in the hand-off past its lease is claimed from
         // the queue instead, once.
@@ -1350,6 +1362,8 @@ mod tests {
         store.close().await;
         let again = SqliteStore::open(dir.path()).await.unwrap();
         assert!(again.requeue_in_flight(late + 2).await.unwrap() >= 1);
+        assert_eq!(again.next_delivery_due_hint(), None, "a new process reads");
+        assert_eq!(again.next_delivery_due().await.unwrap(), Some(late + 2));
         let got = again
             .claim_deliveries(late + 2, late + 2 + lease, 10)
             .await

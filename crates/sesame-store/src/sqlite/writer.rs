@@ -71,6 +71,8 @@ struct HandOffState {
     /// this process's writes tell: the last search's answer, lowered by
     /// every delivery queued or requeued since.
     next_due: Option<Millis>,
+    /// Whether a search has set `next_due` yet.
+    known: bool,
 }
 
 impl HandOff {
@@ -110,7 +112,17 @@ impl HandOff {
     fn searched(&self, next_due: Option<Millis>) {
         if let Ok(mut st) = self.state.lock() {
             st.next_due = next_due;
+            st.known = true;
         }
+    }
+
+    /// When the queue is next due, once a search has told: never later
+    /// than the truth for this process's writes, possibly earlier (a due
+    /// delivery since claimed keeps it), so a claim made then finds work
+    /// or corrects it.
+    pub(super) fn next_due(&self) -> Option<Option<Millis>> {
+        let st = self.state.lock().ok()?;
+        st.known.then_some(st.next_due)
     }
 
     /// A delivery was queued (or requeued, by the writer or elsewhere) due
