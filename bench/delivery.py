@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, cpu_by_thread, cpu_report, free_port, rss_mb, signed_lua, start, steal_share, stop  # noqa: E402
+from foundation import KEY, SECRET, cpu_by_thread, cpu_report, free_port, rss_mb, signed_lua, start, steal_share, stop, wrk_requests  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -109,7 +109,7 @@ def main():
         if "status" in err:
             sys.exit("the server refused benchmark requests: " + err[:300])
         rps = next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec"))
-        sent = next(int(l.split()[0]) for l in out.splitlines() if "requests in" in l)
+        sent = wrk_requests(out)
         # Drain: how long until the sink has everything that was accepted.
         drain0 = time.time()
         while received[0] < sent and time.time() - drain0 < 120:

@@ -79,6 +79,11 @@ def rss_mb(pid):
     return float("nan")
 
 
+def wrk_requests(out):
+    """How many requests wrk's summary says it completed."""
+    return next(int(l.split()[0]) for l in out.splitlines() if "requests in" in l)
+
+
 def cpu_by_thread(pid):
     """CPU seconds (user + system) used so far by the process's threads,
     grouped by name: the store's writer thread, and everything else (the

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, cpu_by_thread, cpu_report, rss_mb, signed_lua, start, steal_share, stop  # noqa: E402
+from foundation import KEY, SECRET, cpu_by_thread, cpu_report, rss_mb, signed_lua, start, steal_share, stop, wrk_requests  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -119,7 +119,7 @@ def main():
             c0, s0 = cpu_by_thread(p.pid), steal_share()
             out = wrk(url, lua, conns, args.duration)
             c1, s1 = cpu_by_thread(p.pid), steal_share()
-            n = int(next(l.split()[0] for l in out.splitlines() if "requests in" in l))
+            n = wrk_requests(out)
             print(f"SendEmail, {conns} connection(s), {args.duration} s: {summary(out)}; RSS {rss_mb(p.pid):.1f} MB")
             print(f"  {cpu_report(c0, c1, n, s0, s1)}")
         if args.soak:
@@ -127,7 +127,7 @@ def main():
             t0 = time.time()
             while stored < args.soak:
                 out = wrk(url, lua, 16, 20)
-                n = int(next(l.split()[0] for l in out.splitlines() if "requests in" in l))
+                n = wrk_requests(out)
                 stored += n
                 print(f"  soak: {stored:,} messages stored, {time.time() - t0:.0f} s, RSS {rss_mb(p.pid):.1f} MB, "
                       f"db {sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)) / 1e6:.0f} MB", flush=True)
