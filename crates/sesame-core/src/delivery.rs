@@ -27,10 +27,10 @@ use sesame_model::address::SIMULATOR_DOMAIN;
 use sesame_model::delivery::{BounceSubType, BounceType, BouncedRecipient, SimulatorScenario};
 use sesame_model::{
     AttemptReport, DeliveryUpdate, DkimOrigin, Event, EventDetail, EventKind, Identity,
-    IdentityKind, MailInfo, Millis, QueuedDelivery, RecipientOutcome, RetryPolicy, Scope,
-    VerificationStatus,
+    IdentityKind, MailInfo, Millis, NewMessage, QueuedDelivery, RecipientOutcome, RetryPolicy,
+    Scope, VerificationStatus,
 };
-use sesame_store::Store;
+use sesame_store::{AcceptanceDelivery, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,7 +62,18 @@ pub trait Transport: Send + Sync + 'static {
     fn wants_signature(&self) -> bool {
         true
     }
+    /// Whether storing an accepted message already delivers it (the local
+    /// mailbox). The engine then has the store record those deliveries at
+    /// acceptance ([`CaptureOnAcceptance`]); the mailbox simulator's, and
+    /// any left queued from an earlier run, still come through here.
+    fn delivers_on_acceptance(&self) -> bool {
+        false
+    }
 }
+
+/// The host and reply a capture reports.
+const MAILBOX_HOST: &str = "sesame.mailbox";
+const CAPTURED: &str = "250 2.0.0 Ok: captured in the local mailbox";
 
 /// `capture`: the message already sits in the local mailbox (the messages
 /// table), so delivery only records that it arrived.
@@ -72,10 +83,10 @@ pub struct CaptureTransport;
 impl Transport for CaptureTransport {
     async fn deliver(&self, envelope: &Envelope<'_>) -> AttemptReport {
         AttemptReport::all(
-            "sesame.mailbox",
+            MAILBOX_HOST,
             envelope.recipients,
             RecipientOutcome::Delivered {
-                response: "250 2.0.0 Ok: captured in the local mailbox".into(),
+                response: CAPTURED.into(),
             },
         )
     }
@@ -87,6 +98,111 @@ impl Transport for CaptureTransport {
     fn wants_signature(&self) -> bool {
         false
     }
+    fn delivers_on_acceptance(&self) -> bool {
+        true
+    }
+}
+
+/// Capture at acceptance: every recipient domain but the mailbox
+/// simulator's is delivered the moment the message is stored, with the
+/// same Delivery event the engine's capture would record (its processing
+/// time zero). The acceptance's transaction writes the delivery and its
+/// event, so a captured message costs no queue round trip.
+pub struct CaptureOnAcceptance {
+    pub reporting_mta: String,
+}
+
+impl AcceptanceDelivery for CaptureOnAcceptance {
+    fn delivered(
+        &self,
+        scope: &Scope,
+        m: &NewMessage,
+        domain: &str,
+        recipients: &[String],
+    ) -> Option<Event> {
+        if domain == SIMULATOR_DOMAIN {
+            return None;
+        }
+        let mail = MailInfo {
+            source: m.source.clone(),
+            destinations: m.destinations.clone(),
+            subject: m.subject.clone(),
+            sent_at: m.created_at,
+        };
+        Some(delivery_event(
+            scope,
+            &m.id,
+            mail,
+            recipients,
+            m.created_at,
+            Delivered {
+                response: CAPTURED,
+                reporting_mta: &self.reporting_mta,
+                remote_mta: MAILBOX_HOST,
+            },
+        ))
+    }
+
+    fn recorded(&self, events: &[Event]) {
+        let recipients: usize = events.iter().map(|e| e.recipients.len()).sum();
+        metrics::counter!("sesame_delivered_total").increment(recipients as u64);
+        for _ in events {
+            metrics::histogram!("sesame_delivery_latency_seconds").record(0.0);
+        }
+    }
+}
+
+/// What a Delivery event says of the exchange.
+struct Delivered<'a> {
+    response: &'a str,
+    reporting_mta: &'a str,
+    remote_mta: &'a str,
+}
+
+/// An event about one message, with SES's `mail` object.
+fn event(
+    scope: &Scope,
+    message_id: &str,
+    mail: MailInfo,
+    kind: EventKind,
+    recipients: &[String],
+    at: Millis,
+    detail: EventDetail,
+) -> Event {
+    Event {
+        kind,
+        scope: scope.clone(),
+        message_id: message_id.to_owned(),
+        at,
+        recipients: recipients.to_vec(),
+        mail,
+        detail,
+    }
+}
+
+fn delivery_event(
+    scope: &Scope,
+    message_id: &str,
+    mail: MailInfo,
+    recipients: &[String],
+    at: Millis,
+    how: Delivered<'_>,
+) -> Event {
+    let processing_time_ms = at - mail.sent_at;
+    event(
+        scope,
+        message_id,
+        mail,
+        EventKind::Delivery,
+        recipients,
+        at,
+        EventDetail::Delivery {
+            processing_time_ms,
+            smtp_response: how.response.to_owned(),
+            reporting_mta: how.reporting_mta.to_owned(),
+            remote_mta: how.remote_mta.to_owned(),
+        },
+    )
 }
 
 /// How the engine works; every field has a default.
@@ -206,6 +322,11 @@ impl DeliveryEngine {
         transport: Arc<dyn Transport>,
         settings: DeliverySettings,
     ) -> Self {
+        if transport.delivers_on_acceptance() {
+            store.deliver_on_acceptance(Arc::new(CaptureOnAcceptance {
+                reporting_mta: settings.reporting_mta.clone(),
+            }));
+        }
         Self {
             wake: store.queue_signal(),
             store,
@@ -433,7 +554,7 @@ impl DeliveryEngine {
         for r in &d.recipients {
             let scenario = SimulatorScenario::for_address(r).unwrap_or(SimulatorScenario::Success);
             let one = std::slice::from_ref(r);
-            let delivered = || self.delivery_event(d, one, "250 2.6.0 Message received", now);
+            let delivered = || self.delivery_event(d, one, "250 2.6.0 Message received", "", now);
             match scenario {
                 SimulatorScenario::Success => events.push(delivered()),
                 SimulatorScenario::Bounce => events.push(self.bounce_event(
@@ -530,11 +651,7 @@ impl DeliveryEngine {
         let mut events = vec![];
         if !delivered.is_empty() {
             metrics::counter!("sesame_delivered_total").increment(delivered.len() as u64);
-            let mut e = self.delivery_event(d, &delivered, &response, now);
-            if let EventDetail::Delivery { remote_mta, .. } = &mut e.detail {
-                remote_mta.clone_from(&report.remote);
-            }
-            events.push(e);
+            events.push(self.delivery_event(d, &delivered, &response, &report.remote, now));
         }
         if !failed.is_empty() {
             metrics::counter!("sesame_bounced_total").increment(failed.len() as u64);
@@ -609,20 +726,15 @@ impl DeliveryEngine {
         at: Millis,
         detail: EventDetail,
     ) -> Event {
-        Event {
+        event(
+            &d.scope,
+            &d.message_id,
+            mail_of(d),
             kind,
-            scope: d.scope.clone(),
-            message_id: d.message_id.clone(),
+            recipients,
             at,
-            recipients: recipients.to_vec(),
-            mail: MailInfo {
-                source: d.source.clone(),
-                destinations: d.destinations.clone(),
-                subject: d.subject.clone(),
-                sent_at: d.accepted_at,
-            },
             detail,
-        }
+        )
     }
 
     fn delivery_event(
@@ -630,18 +742,19 @@ impl DeliveryEngine {
         d: &QueuedDelivery,
         recipients: &[String],
         response: &str,
+        remote_mta: &str,
         at: Millis,
     ) -> Event {
-        self.event(
-            d,
-            EventKind::Delivery,
+        delivery_event(
+            &d.scope,
+            &d.message_id,
+            mail_of(d),
             recipients,
             at,
-            EventDetail::Delivery {
-                processing_time_ms: at - d.accepted_at,
-                smtp_response: response.to_owned(),
-                reporting_mta: self.settings.reporting_mta.clone(),
-                remote_mta: String::new(),
+            Delivered {
+                response,
+                reporting_mta: &self.settings.reporting_mta,
+                remote_mta,
             },
         )
     }
@@ -668,6 +781,16 @@ impl DeliveryEngine {
                 feedback_id: feedback_id(),
             },
         )
+    }
+}
+
+/// The `mail` object of a queued delivery's events.
+fn mail_of(d: &QueuedDelivery) -> MailInfo {
+    MailInfo {
+        source: d.source.clone(),
+        destinations: d.destinations.clone(),
+        subject: d.subject.clone(),
+        sent_at: d.accepted_at,
     }
 }
 
@@ -919,6 +1042,76 @@ mod tests {
             reject_on_mx_failure: false,
         };
         i
+    }
+
+    /// Capture delivers at acceptance with the event the engine's capture
+    /// records (a delivery left queued from before is captured by the
+    /// engine), and leaves the mailbox simulator to the engine.
+    #[tokio::test]
+    async fn capture_delivers_at_acceptance_as_the_engine_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let t0 = clock.now_ms();
+        // Accepted before any engine: queued.
+        accept(&*store, "q1", "a@mail.example.com", &["w@dest.test"], t0).await;
+        let engine = Arc::new(DeliveryEngine::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(CaptureTransport),
+            DeliverySettings {
+                reporting_mta: "mta.sesame.test".into(),
+                poll: Duration::from_millis(20),
+                ..Default::default()
+            },
+        ));
+        let to = [
+            "x@dest.test",
+            "success@simulator.amazonses.com",
+            "y@Dest.test",
+        ];
+        accept(&*store, "c1", "a@mail.example.com", &to, t0 + 5).await;
+        // Before the engine runs, c1's dest.test delivery is made; q1's and
+        // the simulator's wait for it.
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.queued, sum.delivered), (2, 1));
+        let at_acceptance = events(&store).await;
+        assert_eq!(at_acceptance.len(), 1);
+        let e = &at_acceptance[0];
+        assert_eq!((e.message_id.as_str(), e.at), ("c1", t0 + 5));
+        assert_eq!(e.recipients, ["x@dest.test", "y@Dest.test"]);
+        assert_eq!(e.mail.destinations, to);
+        assert_eq!(e.mail.sent_at, t0 + 5);
+        clock.advance(40);
+        drain(&store, &clock, &engine).await;
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.queued, sum.sending, sum.delivered), (0, 0, 3));
+        let all = events(&store).await;
+        let by_engine = all.iter().find(|e| e.message_id == "q1").unwrap();
+        let captured = |e: &Event| match &e.detail {
+            EventDetail::Delivery {
+                smtp_response,
+                reporting_mta,
+                remote_mta,
+                processing_time_ms,
+            } => (
+                smtp_response.clone(),
+                reporting_mta.clone(),
+                remote_mta.clone(),
+                *processing_time_ms,
+            ),
+            other => panic!("not a delivery: {other:?}"),
+        };
+        let (resp, mta, remote, _) = captured(by_engine);
+        assert_eq!(captured(e), (resp, mta, remote, 0));
+        assert_eq!(captured(e).0, CAPTURED);
+        assert_eq!(captured(e).2, MAILBOX_HOST);
+        assert_eq!(captured(e).1, "mta.sesame.test");
+        let simulated = all
+            .iter()
+            .find(|e| e.message_id == "c1" && e.recipients == ["success@simulator.amazonses.com"])
+            .expect("the simulator's delivery is the engine's");
+        assert_eq!(simulated.kind, EventKind::Delivery);
     }
 
     #[tokio::test]

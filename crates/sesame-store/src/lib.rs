@@ -42,6 +42,26 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Deliveries that storing a message makes by itself. In capture mode the
+/// local mailbox is the stored message, so each recipient domain is
+/// delivered the moment the message is accepted. A store given one (by
+/// [`Store::deliver_on_acceptance`]) records such a delivery as delivered,
+/// with its event, in the acceptance's own transaction, instead of queueing
+/// it for the delivery engine to record later.
+pub trait AcceptanceDelivery: Send + Sync {
+    /// The Delivery event of an accepted message's delivery to `recipients`
+    /// (all at `domain`), or `None` to queue that delivery as usual.
+    fn delivered(
+        &self,
+        scope: &Scope,
+        message: &NewMessage,
+        domain: &str,
+        recipients: &[String],
+    ) -> Option<Event>;
+    /// The events of deliveries made this way, once they are committed.
+    fn recorded(&self, events: &[Event]);
+}
+
 /// What inserting an identity did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Insert {
@@ -157,6 +177,11 @@ pub trait Store: Send + Sync + 'static {
     /// message retried by an operator. The delivery engine waits on it
     /// between polls.
     fn queue_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    /// From now on, acceptances record the deliveries `hook` says storing
+    /// makes (see [`AcceptanceDelivery`]), replacing any hook given before.
+    /// A backend without this leaves them queued, and the delivery engine
+    /// records them as it would any other.
+    fn deliver_on_acceptance(&self, _hook: std::sync::Arc<dyn AcceptanceDelivery>) {}
     /// Claims up to `limit` queued deliveries due at `now`, oldest first,
     /// marking them `sending` until `lease_until`, with their messages.
     /// Deliveries whose lease ran out are claimable again.

@@ -3,7 +3,9 @@
 //! open the same file; SQLite serialises their writes.
 
 use crate::cache::ReadCache;
-use crate::{Created, IdentityQuery, Insert, Listed, Result, Store, StoreError};
+use crate::{
+    AcceptanceDelivery, Created, IdentityQuery, Insert, Listed, Result, Store, StoreError,
+};
 use async_trait::async_trait;
 use sesame_model::{
     Acceptance, AccessKey, Account, AccountId, CustomVerificationTemplate, DeliveryState,
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
-use writer::{AcceptJob, HandOff, Job, QueueJob};
+use writer::{AcceptJob, HandOff, Job, OnAcceptance, QueueJob};
 
 mod writer;
 
@@ -37,6 +39,9 @@ pub struct SqliteStore {
     queued: Arc<Notify>,
     /// Deliveries born claimed, for the engine's next claim.
     handoff: Arc<HandOff>,
+    /// Deliveries that acceptances make by themselves, shared with the
+    /// writer.
+    on_acceptance: OnAcceptance,
 }
 
 impl SqliteStore {
@@ -60,7 +65,13 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let queued = Arc::new(Notify::new());
         let handoff = Arc::new(HandOff::default());
-        let (tx, thread) = writer::spawn(&dir.join("sesame.db"), queued.clone(), handoff.clone())?;
+        let on_acceptance = OnAcceptance::default();
+        let (tx, thread) = writer::spawn(
+            &dir.join("sesame.db"),
+            queued.clone(),
+            handoff.clone(),
+            on_acceptance.clone(),
+        )?;
         Ok(Self {
             queued,
             pool,
@@ -68,6 +79,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
             handoff,
+            on_acceptance,
         })
     }
 
@@ -599,6 +611,10 @@ impl Store for SqliteStore {
 
     fn queue_signal(&self) -> Arc<Notify> {
         self.queued.clone()
+    }
+
+    fn deliver_on_acceptance(&self, hook: Arc<dyn AcceptanceDelivery>) {
+        self.on_acceptance.set(hook);
     }
 
     async fn claim_deliveries(
@@ -1445,6 +1461,115 @@ mod tests {
             .unwrap();
         assert_eq!(ok, Acceptance::Accepted);
         assert_eq!(store.sent_last_24h(&s, t).await.unwrap(), 2);
+    }
+
+    /// Delivers the domains it names at acceptance, and counts what it is
+    /// told was recorded.
+    struct DeliversTo {
+        domains: Vec<&'static str>,
+        recorded: Mutex<Vec<String>>,
+    }
+
+    impl AcceptanceDelivery for DeliversTo {
+        fn delivered(
+            &self,
+            scope: &Scope,
+            m: &NewMessage,
+            domain: &str,
+            recipients: &[String],
+        ) -> Option<Event> {
+            self.domains.contains(&domain).then(|| Event {
+                kind: EventKind::Delivery,
+                scope: scope.clone(),
+                message_id: m.id.clone(),
+                at: m.created_at,
+                recipients: recipients.to_vec(),
+                mail: sesame_model::MailInfo {
+                    source: m.source.clone(),
+                    destinations: m.destinations.clone(),
+                    subject: m.subject.clone(),
+                    sent_at: m.created_at,
+                },
+                detail: sesame_model::EventDetail::Delivery {
+                    smtp_response: "250 captured".into(),
+                    remote_mta: "mailbox".into(),
+                    reporting_mta: "test".into(),
+                    processing_time_ms: 0,
+                },
+            })
+        }
+
+        fn recorded(&self, events: &[Event]) {
+            let mut r = self.recorded.lock().unwrap();
+            r.extend(events.iter().map(|e| e.message_id.clone()));
+        }
+    }
+
+    /// With a hook, an acceptance records the deliveries it makes (finished,
+    /// with their events, in its own transaction) and queues the rest; a
+    /// refused message records nothing.
+    #[tokio::test]
+    async fn an_acceptance_records_the_deliveries_it_makes() {
+        use crate::conformance::{message, quota, scope};
+        use sesame_model::EventFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let s = scope("242424242424", "us-east-1");
+        let t = 1_700_000_000_000;
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let hook = Arc::new(DeliversTo {
+            domains: vec!["x.com"],
+            recorded: Mutex::new(vec![]),
+        });
+        store.deliver_on_acceptance(hook.clone());
+        let q = quota(t, -1.0, 1.0, 1);
+        let got = store
+            .accept_message(&s, &message("c1", &["a@x.com", "b@y.com", "c@X.com"]), &q)
+            .await
+            .unwrap();
+        assert_eq!(got, Acceptance::Accepted);
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.queued, sum.sending, sum.delivered), (1, 0, 1));
+        let events = store
+            .list_events(&EventFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].message_id, "c1");
+        assert_eq!(events[0].recipients, ["a@x.com", "c@X.com"]);
+        assert_eq!(*hook.recorded.lock().unwrap(), ["c1"]);
+        // What is left to the engine is y.com's delivery alone.
+        let claimed = store.claim_deliveries(t, t + 60_000, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].domain, "y.com");
+        assert_eq!(claimed[0].recipients, ["b@y.com"]);
+        // Over the rate: refused, and nothing is delivered or recorded.
+        let refused = store
+            .accept_message(&s, &message("c2", &["d@x.com"]), &q)
+            .await
+            .unwrap();
+        assert_eq!(refused, Acceptance::RateExceeded);
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.queued, sum.sending, sum.delivered), (0, 1, 1));
+        assert_eq!(*hook.recorded.lock().unwrap(), ["c1"]);
+        let c2 = store
+            .list_events(&EventFilter {
+                message_id: Some("c2".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(c2.is_empty());
+        // A delivery made at acceptance is finished: a restart has nothing
+        // of it to requeue.
+        drop(store);
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        assert_eq!(store.requeue_in_flight(t + 1).await.unwrap(), 1);
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.queued, sum.delivered), (1, 1));
     }
 
     #[tokio::test]

@@ -16,6 +16,9 @@
 //! when there are several, so that one failing part fails alone), commits,
 //! and only then answers
 //! each job: an accepted message is durable before its sender hears so.
+//! A delivery the acceptance makes itself (capture mode, see
+//! [`crate::AcceptanceDelivery`]) is inserted finished, with its event, in
+//! the same transaction.
 //!
 //! The writer is the only writer of quota state, so it keeps that state in
 //! memory: each scope's last 24 hours of counted recipients (loaded from
@@ -24,7 +27,7 @@
 //! restart a bucket starts full, which is one second's worth of sending).
 
 use super::{DAY_MINUTES, from_json, scope_from, to_json};
-use crate::{Result, StoreError};
+use crate::{AcceptanceDelivery, Result, StoreError};
 use rusqlite::{Connection, OpenFlags, params};
 use sesame_model::delivery::group_by_domain;
 use sesame_model::{
@@ -32,7 +35,7 @@ use sesame_model::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -154,6 +157,23 @@ impl HandOff {
     }
 }
 
+/// The deliveries acceptances make by themselves (capture mode), if the
+/// delivery engine said so; read at the start of each round.
+#[derive(Clone, Default)]
+pub(super) struct OnAcceptance(Arc<RwLock<Option<Arc<dyn AcceptanceDelivery>>>>);
+
+impl OnAcceptance {
+    pub(super) fn set(&self, hook: Arc<dyn AcceptanceDelivery>) {
+        if let Ok(mut h) = self.0.write() {
+            *h = Some(hook);
+        }
+    }
+
+    fn get(&self) -> Option<Arc<dyn AcceptanceDelivery>> {
+        self.0.read().ok()?.clone()
+    }
+}
+
 /// A delivery inserted already claimed, until its lease ends.
 struct Born {
     delivery: QueuedDelivery,
@@ -198,6 +218,7 @@ pub(super) fn spawn(
     path: &Path,
     queued: Arc<Notify>,
     handoff: Arc<HandOff>,
+    on_acceptance: OnAcceptance,
 ) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let conn = Connection::open_with_flags(
         path,
@@ -216,12 +237,18 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
     let thread = std::thread::Builder::new()
         .name("sesame-writer".into())
-        .spawn(move || run(conn, rx, &queued, &handoff))
+        .spawn(move || run(conn, rx, &queued, &handoff, &on_acceptance))
         .map_err(|e| StoreError::Batch(format!("cannot start the writer thread: {e}")))?;
     Ok((tx, thread))
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify, handoff: &HandOff) {
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    queued: &Notify,
+    handoff: &HandOff,
+    on_acceptance: &OnAcceptance,
+) {
     let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut jobs, MAX_BATCH) > 0 {
@@ -233,7 +260,16 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, queued: &Notify, hando
                 Job::Queue(q) => others.push(q),
             }
         }
-        round(&mut conn, &mut quotas, accepts, others, queued, handoff);
+        let hook = on_acceptance.get();
+        round(
+            &mut conn,
+            &mut quotas,
+            accepts,
+            others,
+            queued,
+            handoff,
+            hook.as_deref(),
+        );
     }
 }
 
@@ -249,14 +285,18 @@ enum QueueAnswer {
     Clear(oneshot::Sender<Result<u64>>, Result<u64>),
 }
 
-/// What an accepted batch decided, the quota state to keep, the deliveries
-/// born claimed, and when the earliest one queued instead is due.
-type Decided = (
-    Vec<Acceptance>,
-    HashMap<Scope, ScopeQuota>,
-    Vec<Born>,
-    Option<Millis>,
-);
+/// What an accepted batch decided, and what to do once it is committed.
+struct Decided {
+    results: Vec<Acceptance>,
+    /// The quota state to keep.
+    staged: HashMap<Scope, ScopeQuota>,
+    /// Deliveries born claimed, for the hand-off.
+    born: Vec<Born>,
+    /// When the earliest delivery queued instead is due.
+    queued_at: Option<Millis>,
+    /// The events of deliveries the acceptances made themselves.
+    delivered: Vec<Event>,
+}
 
 /// Runs one round in one transaction: the acceptances, then the queue jobs,
 /// each in its own savepoint when there are several. One commit serves them all; every answer
@@ -268,6 +308,7 @@ fn round(
     others: Vec<QueueJob>,
     queued: &Notify,
     handoff: &HandOff,
+    hook: Option<&dyn AcceptanceDelivery>,
 ) {
     let room = handoff.room();
     // Savepoints only when the round has more than one part: a lone part
@@ -279,7 +320,7 @@ fn round(
         let mut failed_alone = false;
         if !batch.is_empty() {
             accepted = Some(part(conn, savepoints, &mut failed_alone, |c| {
-                accept_batch(c, quotas, &batch, room)
+                accept_batch(c, quotas, &batch, room, hook)
             })?);
         }
         let mut answers = Vec::with_capacity(others.len());
@@ -331,18 +372,25 @@ fn round(
                 handoff.clear();
             }
             match accepted {
-                Some(Ok((results, staged, born, queued_at))) => {
-                    quotas.extend(staged);
+                Some(Ok(d)) => {
+                    quotas.extend(d.staged);
+                    // The engine hears of every delivery left to it.
+                    let to_deliver = !d.born.is_empty() || d.queued_at.is_some();
                     if !cleared {
-                        handoff.push(born);
+                        handoff.push(d.born);
                     }
-                    if let Some(at) = queued_at {
+                    if let Some(at) = d.queued_at {
                         handoff.due_at(at);
                     }
-                    if results.contains(&Acceptance::Accepted) {
+                    if to_deliver {
                         queued.notify_one();
                     }
-                    for (job, r) in batch.into_iter().zip(results) {
+                    if let Some(hook) = hook
+                        && !d.delivered.is_empty()
+                    {
+                        hook.recorded(&d.delivered);
+                    }
+                    for (job, r) in batch.into_iter().zip(d.results) {
                         let _ = job.reply.send(Ok(r));
                     }
                 }
@@ -505,6 +553,7 @@ fn accept_batch(
     quotas: &HashMap<Scope, ScopeQuota>,
     batch: &[AcceptJob],
     room: Option<(Millis, usize)>,
+    hook: Option<&dyn AcceptanceDelivery>,
 ) -> Result<Decided> {
     let mut out = Vec::with_capacity(batch.len());
     // Decide on copies, so a failed commit leaves the kept state untouched.
@@ -561,9 +610,16 @@ fn accept_batch(
            lease_until, next_attempt_at, accepted_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
+    // A delivery the acceptance makes itself is finished as it is born.
+    let mut made = conn.prepare_cached(
+        "INSERT INTO deliveries (message_id, account_id, region, domain, recipients, state,
+           attempts, next_attempt_at, accepted_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'delivered', 1, ?, ?, ?)",
+    )?;
     let (lease_ms, mut room) = room.unwrap_or((0, 0));
     let mut born = vec![];
     let mut queued_at: Option<Millis> = None;
+    let mut delivered = vec![];
     for job in accepted {
         let m = &job.message;
         let (account, region) = (job.scope.account.as_str(), job.scope.region.as_str());
@@ -579,6 +635,21 @@ fn accept_batch(
             m.raw,
         ])?;
         for (domain, recipients) in group_by_domain(&m.destinations) {
+            if let Some(event) = hook.and_then(|h| h.delivered(&job.scope, m, &domain, &recipients))
+            {
+                made.execute(params![
+                    m.id,
+                    account,
+                    region,
+                    domain,
+                    to_json(&recipients)?,
+                    m.created_at,
+                    m.created_at,
+                    event.at,
+                ])?;
+                delivered.push(event);
+                continue;
+            }
             let claimed = room > 0;
             if !claimed {
                 queued_at = Some(queued_at.map_or(m.created_at, |at| at.min(m.created_at)));
@@ -617,7 +688,14 @@ fn accept_batch(
             }
         }
     }
-    Ok((out, staged, born, queued_at))
+    insert_events(conn, &delivered)?;
+    Ok(Decided {
+        results: out,
+        staged,
+        born,
+        queued_at,
+        delivered,
+    })
 }
 
 /// Deletes every message and its unfinished deliveries.
@@ -740,6 +818,11 @@ fn finish_deliveries(
             }
         }
     }
+    insert_events(conn, events)?;
+    Ok(retry_at)
+}
+
+fn insert_events(conn: &Connection, events: &[Event]) -> Result<()> {
     let mut event = conn.prepare_cached(
         "INSERT INTO events (account_id, region, message_id, kind, at, data)
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -754,5 +837,5 @@ fn finish_deliveries(
             to_json(e)?,
         ])?;
     }
-    Ok(retry_at)
+    Ok(())
 }
