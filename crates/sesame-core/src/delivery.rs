@@ -123,16 +123,10 @@ impl AcceptanceDelivery for CaptureOnAcceptance {
         if domain == SIMULATOR_DOMAIN {
             return None;
         }
-        let mail = MailInfo {
-            source: m.source.clone(),
-            destinations: m.destinations.clone(),
-            subject: m.subject.clone(),
-            sent_at: m.created_at,
-        };
         Some(delivery_event(
             scope,
             &m.id,
-            mail,
+            MailInfo::of(m),
             recipients,
             m.created_at,
             Delivered {
@@ -316,6 +310,9 @@ struct Settled {
 }
 
 impl DeliveryEngine {
+    /// An engine for `transport`. A transport that delivers on acceptance
+    /// (capture) has the store record its deliveries from now on
+    /// ([`CaptureOnAcceptance`]).
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -729,7 +726,7 @@ impl DeliveryEngine {
         event(
             &d.scope,
             &d.message_id,
-            mail_of(d),
+            d.mail(),
             kind,
             recipients,
             at,
@@ -748,7 +745,7 @@ impl DeliveryEngine {
         delivery_event(
             &d.scope,
             &d.message_id,
-            mail_of(d),
+            d.mail(),
             recipients,
             at,
             Delivered {
@@ -781,16 +778,6 @@ impl DeliveryEngine {
                 feedback_id: feedback_id(),
             },
         )
-    }
-}
-
-/// The `mail` object of a queued delivery's events.
-fn mail_of(d: &QueuedDelivery) -> MailInfo {
-    MailInfo {
-        source: d.source.clone(),
-        destinations: d.destinations.clone(),
-        subject: d.subject.clone(),
-        sent_at: d.accepted_at,
     }
 }
 

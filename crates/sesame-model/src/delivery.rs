@@ -5,6 +5,7 @@
 
 use crate::Millis;
 use crate::address::SIMULATOR_DOMAIN;
+use crate::message::NewMessage;
 use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -81,6 +82,18 @@ pub struct QueuedDelivery {
     /// When the message was accepted.
     pub accepted_at: Millis,
     pub raw: Vec<u8>,
+}
+
+impl QueuedDelivery {
+    /// The `mail` object of this delivery's events.
+    pub fn mail(&self) -> MailInfo {
+        MailInfo {
+            source: self.source.clone(),
+            destinations: self.destinations.clone(),
+            subject: self.subject.clone(),
+            sent_at: self.accepted_at,
+        }
+    }
 }
 
 /// How a delivery attempt ends, recorded by the store in one transaction
@@ -346,6 +359,18 @@ pub struct MailInfo {
     pub subject: Option<String>,
     /// When the message was accepted.
     pub sent_at: Millis,
+}
+
+impl MailInfo {
+    /// The `mail` object of an accepted message's events.
+    pub fn of(m: &NewMessage) -> Self {
+        Self {
+            source: m.source.clone(),
+            destinations: m.destinations.clone(),
+            subject: m.subject.clone(),
+            sent_at: m.created_at,
+        }
+    }
 }
 
 /// A delivery, bounce or complaint, as recorded.

@@ -1405,25 +1405,8 @@ mod tests {
             .await
             .unwrap();
         let d = store.claim_deliveries(t, t + 60_000, 10).await.unwrap();
-        let event = |id: &str| Event {
-            kind: EventKind::Delivery,
-            scope: s.clone(),
-            message_id: id.into(),
-            at: t,
-            recipients: vec!["a@x.com".into()],
-            mail: sesame_model::MailInfo {
-                source: "sender@example.com".into(),
-                destinations: vec!["a@x.com".into()],
-                subject: None,
-                sent_at: t,
-            },
-            detail: sesame_model::EventDetail::Delivery {
-                smtp_response: "250 ok".into(),
-                remote_mta: "127.0.0.1".into(),
-                reporting_mta: "test".into(),
-                processing_time_ms: 1,
-            },
-        };
+        let to = ["a@x.com".to_owned()];
+        let event = |id: &str| delivery_event(&s, &message(id, &["a@x.com"]), &to);
         for round in 0..20 {
             let id = format!("f{round}");
             let again = message("p1", &["a@x.com"]);
@@ -1463,6 +1446,24 @@ mod tests {
         assert_eq!(store.sent_last_24h(&s, t).await.unwrap(), 2);
     }
 
+    /// A Delivery event of `m` to `recipients`, at its acceptance.
+    fn delivery_event(scope: &Scope, m: &NewMessage, recipients: &[String]) -> Event {
+        Event {
+            kind: EventKind::Delivery,
+            scope: scope.clone(),
+            message_id: m.id.clone(),
+            at: m.created_at,
+            recipients: recipients.to_vec(),
+            mail: sesame_model::MailInfo::of(m),
+            detail: sesame_model::EventDetail::Delivery {
+                smtp_response: "250 ok".into(),
+                remote_mta: "mailbox".into(),
+                reporting_mta: "test".into(),
+                processing_time_ms: 0,
+            },
+        }
+    }
+
     /// Delivers the domains it names at acceptance, and counts what it is
     /// told was recorded.
     struct DeliversTo {
@@ -1478,25 +1479,9 @@ mod tests {
             domain: &str,
             recipients: &[String],
         ) -> Option<Event> {
-            self.domains.contains(&domain).then(|| Event {
-                kind: EventKind::Delivery,
-                scope: scope.clone(),
-                message_id: m.id.clone(),
-                at: m.created_at,
-                recipients: recipients.to_vec(),
-                mail: sesame_model::MailInfo {
-                    source: m.source.clone(),
-                    destinations: m.destinations.clone(),
-                    subject: m.subject.clone(),
-                    sent_at: m.created_at,
-                },
-                detail: sesame_model::EventDetail::Delivery {
-                    smtp_response: "250 captured".into(),
-                    remote_mta: "mailbox".into(),
-                    reporting_mta: "test".into(),
-                    processing_time_ms: 0,
-                },
-            })
+            self.domains
+                .contains(&domain)
+                .then(|| delivery_event(scope, m, recipients))
         }
 
         fn recorded(&self, events: &[Event]) {

@@ -603,18 +603,13 @@ fn accept_batch(
         "INSERT INTO messages (id, account_id, region, operation, source, destinations,
            subject, created_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
-    // One delivery per accepted message and recipient domain: queued, or
-    // born claimed while the hand-off has room.
+    // One delivery per accepted message and recipient domain: made by the
+    // acceptance itself (finished as it is born), born claimed while the
+    // hand-off has room, or queued.
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (message_id, account_id, region, domain, recipients, state,
-           lease_until, next_attempt_at, accepted_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )?;
-    // A delivery the acceptance makes itself is finished as it is born.
-    let mut made = conn.prepare_cached(
-        "INSERT INTO deliveries (message_id, account_id, region, domain, recipients, state,
-           attempts, next_attempt_at, accepted_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'delivered', 1, ?, ?, ?)",
+           attempts, lease_until, next_attempt_at, accepted_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     let (lease_ms, mut room) = room.unwrap_or((0, 0));
     let mut born = vec![];
@@ -635,25 +630,16 @@ fn accept_batch(
             m.raw,
         ])?;
         for (domain, recipients) in group_by_domain(&m.destinations) {
-            if let Some(event) = hook.and_then(|h| h.delivered(&job.scope, m, &domain, &recipients))
-            {
-                made.execute(params![
-                    m.id,
-                    account,
-                    region,
-                    domain,
-                    to_json(&recipients)?,
-                    m.created_at,
-                    m.created_at,
-                    event.at,
-                ])?;
-                delivered.push(event);
-                continue;
-            }
-            let claimed = room > 0;
-            if !claimed {
-                queued_at = Some(queued_at.map_or(m.created_at, |at| at.min(m.created_at)));
-            }
+            let made = hook.and_then(|h| h.delivered(&job.scope, m, &domain, &recipients));
+            let claimed = made.is_none() && room > 0;
+            let (state, attempts, updated_at) = match &made {
+                Some(event) => ("delivered", 1, event.at),
+                None if claimed => ("sending", 0, m.created_at),
+                None => {
+                    queued_at = Some(queued_at.map_or(m.created_at, |at| at.min(m.created_at)));
+                    ("queued", 0, m.created_at)
+                }
+            };
             let lease_until = claimed.then_some(m.created_at + lease_ms);
             delivery.execute(params![
                 m.id,
@@ -661,12 +647,17 @@ fn accept_batch(
                 region,
                 domain,
                 to_json(&recipients)?,
-                if claimed { "sending" } else { "queued" },
+                state,
+                attempts,
                 lease_until,
                 m.created_at,
                 m.created_at,
-                m.created_at,
+                updated_at,
             ])?;
+            if let Some(event) = made {
+                delivered.push(event);
+                continue;
+            }
             if let Some(lease_until) = lease_until {
                 room -= 1;
                 born.push(Born {
