@@ -97,7 +97,13 @@ def main():
         last_n, last_t = received[0], t0
         samples = []
         while wrk.poll() is None:
-            time.sleep(args.every)
+            # Wakes as soon as wrk ends, so that the time it took is not
+            # rounded up to the next sample.
+            try:
+                wrk.wait(timeout=args.every)
+                break
+            except subprocess.TimeoutExpired:
+                pass
             now, n = time.time(), received[0]
             rate = (n - last_n) / (now - last_t)
             q = queue_depth(url)
@@ -119,8 +125,8 @@ def main():
         print(f"accepted {sent} SendEmail ({float(rps):,.0f}/s over {args.duration}s); "
               f"received {received[0]} at the sink; drained {time.time() - drain0:.1f}s after the load stopped")
         print(f"end to end: {received[0] / elapsed:,.0f} messages/s over {elapsed:.0f}s "
-              f"(accept → DKIM RSA-2048 → SMTP), peak RSS {max(s[4] for s in samples):.1f} MB")
-        steady = [s[2] for s in samples[1:]] or [samples[0][2]]
+              f"(accept → DKIM RSA-2048 → SMTP), peak RSS {max((s[4] for s in samples), default=rss_mb(p.pid)):.1f} MB")
+        steady = [s[2] for s in samples[1:]] or [s[2] for s in samples] or [received[0] / elapsed]
         print(f"receive rate while loaded: median {sorted(steady)[len(steady) // 2]:,.0f}/s")
         print(cpu_report(c0, c1, received[0], s0, s1) + " (runtime includes DKIM signing)")
     finally:

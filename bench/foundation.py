@@ -86,10 +86,11 @@ def wrk_requests(out):
 
 def cpu_by_thread(pid):
     """CPU seconds (user + system) used so far by the process's threads,
-    grouped by name: the store's writer thread, and everything else (the
-    async runtime: HTTP, the delivery engine, signing on the blocking pool)."""
+    grouped by name: the store's writer thread, its checkpoint thread, and
+    everything else (the async runtime: HTTP, the delivery engine, signing
+    on the blocking pool)."""
     tick = os.sysconf("SC_CLK_TCK")
-    out = {"writer": 0.0, "runtime": 0.0}
+    out = {"writer": 0.0, "checkpoint": 0.0, "runtime": 0.0}
     for t in os.listdir(f"/proc/{pid}/task"):
         try:
             st = open(f"/proc/{pid}/task/{t}/stat").read()
@@ -97,7 +98,9 @@ def cpu_by_thread(pid):
             continue
         name = st[st.index("(") + 1:st.rindex(")")]
         f = st[st.rindex(")") + 2:].split()
-        out["writer" if name.startswith("sesame-writer") else "runtime"] += (int(f[11]) + int(f[12])) / tick
+        group = ("writer" if name.startswith("sesame-writer")
+                 else "checkpoint" if name.startswith("sesame-checkpoi") else "runtime")
+        out[group] += (int(f[11]) + int(f[12])) / tick
     return out
 
 
@@ -114,7 +117,8 @@ def cpu_report(before, after, messages, steal0, steal1):
     share of the machine stolen meanwhile."""
     per = {k: (after[k] - before[k]) / max(messages, 1) * 1e6 for k in after}
     stolen = (steal1[1] - steal0[1]) / max(steal1[0] - steal0[0], 1) * 100
-    return (f"CPU per message: runtime {per['runtime']:.0f} us, writer {per['writer']:.0f} us; "
+    return (f"CPU per message: runtime {per['runtime']:.0f} us, writer {per['writer']:.0f} us, "
+            f"checkpoints {per['checkpoint']:.0f} us; "
             f"{stolen:.0f}% of the machine stolen by the hypervisor meanwhile")
 
 

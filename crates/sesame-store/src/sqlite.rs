@@ -57,6 +57,9 @@ impl SqliteStore {
             // WAL + NORMAL: a commit survives a process crash; fsync per checkpoint.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            // Checkpoints are the writer's checkpoint thread's work; a
+            // pool connection checkpoints only past the same safety net.
+            .pragma("wal_autocheckpoint", writer::WAL_HARD_LIMIT.to_string())
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -1555,6 +1558,81 @@ mod tests {
         assert_eq!(store.requeue_in_flight(t + 1).await.unwrap(), 1);
         let sum = store.queue_summary().await.unwrap();
         assert_eq!((sum.queued, sum.delivered), (1, 1));
+    }
+
+    /// Accepts `n` messages of `size` bytes each, one after another, from
+    /// `first` on.
+    async fn accept_many(store: &SqliteStore, s: &Scope, first: usize, n: usize, size: usize) {
+        use crate::conformance::{message, quota};
+        for i in first..first + n {
+            let mut m = message(&format!("w{i:06}"), &["x@y.z"]);
+            m.raw = vec![b'x'; size];
+            let r = store
+                .accept_message(s, &m, &quota(1_700_000_000_000 + i as i64, -1.0, 1e9, 1))
+                .await;
+            assert_eq!(r.unwrap(), Acceptance::Accepted);
+        }
+    }
+
+    /// The WAL's checkpoint sequence number, which SQLite raises each time
+    /// it starts the WAL over.
+    fn wal_restarts(dir: &Path) -> u32 {
+        let wal = std::fs::read(dir.join("sesame.db-wal")).unwrap_or_default();
+        wal.get(12..16)
+            .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap()))
+    }
+
+    /// The checkpoint thread copies committed pages into the database
+    /// while the WAL is far below the writer's own automatic checkpoint.
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_the_wal_beside_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::conformance::scope("222222222222", "us-east-1");
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let db = dir.path().join("sesame.db");
+        let before = std::fs::metadata(&db).unwrap().len();
+        // About 80 pages of messages: nothing near 16,000.
+        accept_many(&store, &s, 0, 40, 8 * 1024).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut after = before;
+        while after < before + 40 * 8 * 1024 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            after = std::fs::metadata(&db).unwrap().len();
+        }
+        assert!(
+            after >= before + 40 * 8 * 1024,
+            "the database file grew from {before} to {after} bytes only"
+        );
+        store.close().await;
+    }
+
+    /// Under writes that never pause, the WAL still starts over (the
+    /// checkpointer hands the writer the tail) and stays far below the
+    /// safety net's length.
+    #[tokio::test]
+    async fn the_wal_starts_over_under_continuous_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::conformance::scope("232323232323", "us-east-1");
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let frame = 4096 + 24;
+        let mut longest = 0;
+        let (mut sent, start) = (0, wal_restarts(dir.path()));
+        // Each message is about four pages; 4,000 pages is 1,000 of them.
+        while wal_restarts(dir.path()) < start + 2 && sent < 20_000 {
+            accept_many(&store, &s, sent, 50, 12 * 1024).await;
+            sent += 50;
+            let len = std::fs::metadata(dir.path().join("sesame.db-wal")).map_or(0, |m| m.len());
+            longest = longest.max(len);
+        }
+        assert!(
+            wal_restarts(dir.path()) >= start + 2,
+            "the WAL did not start over in {sent} messages"
+        );
+        assert!(
+            longest < writer::WAL_HARD_LIMIT as u64 * frame,
+            "the WAL grew to {longest} bytes"
+        );
+        store.close().await;
     }
 
     #[tokio::test]

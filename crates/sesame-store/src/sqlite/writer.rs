@@ -20,6 +20,9 @@
 //! [`crate::AcceptanceDelivery`]) is inserted finished, with its event, in
 //! the same transaction.
 //!
+//! Checkpoints run beside it, on the checkpoint thread the writer owns
+//! (see [`checkpoints`]).
+//!
 //! The writer is the only writer of quota state, so it keeps that state in
 //! memory: each scope's last 24 hours of counted recipients (loaded from
 //! `send_ledger` the first time the scope sends, and written back each
@@ -35,12 +38,33 @@ use sesame_model::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// The most jobs taken into one round.
 const MAX_BATCH: usize = 512;
+
+/// WAL pages at which the checkpointer catches up and hands the rest of
+/// the checkpoint to the writer, so that the next round starts the WAL
+/// again from its beginning (see [`checkpoints`]).
+const RESTART_AT: i64 = 4000;
+
+/// WAL pages past which the writer checkpoints by itself after a commit
+/// (SQLite's own automatic checkpoint), should the checkpointer fall behind.
+pub(super) const WAL_HARD_LIMIT: i64 = 4 * RESTART_AT;
+
+/// A catch-up pass that found at most this many new pages leaves the
+/// writer a short tail to copy.
+const SHORT_TAIL: i64 = 256;
+
+/// The most catch-up passes before the writer is handed the rest anyway.
+const CATCH_UP_PASSES: usize = 8;
+
+/// How long the checkpointer rests after each checkpoint, so that one
+/// pass copies the last version of pages many commits rewrote.
+const CHECKPOINT_REST: Duration = Duration::from_millis(20);
 
 /// The most deliveries waiting in the hand-off.
 const HANDOFF_CAP: usize = 1024;
@@ -234,24 +258,116 @@ pub(super) fn spawn(
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(32);
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_HARD_LIMIT)?;
+    let checkpoint_conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    checkpoint_conn.busy_timeout(Duration::from_secs(10))?;
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
     let thread = std::thread::Builder::new()
         .name("sesame-writer".into())
-        .spawn(move || run(conn, rx, &queued, &handoff, &on_acceptance))
+        .spawn(move || {
+            // The writer owns the checkpointer: it ends when the writer
+            // drops its end of `wrote`, and the writer waits for it.
+            let (wrote, written) = std::sync::mpsc::sync_channel(1);
+            let tail = Arc::new(AtomicBool::new(false));
+            let tail_ready = tail.clone();
+            let checkpointer = std::thread::Builder::new()
+                .name("sesame-checkpoint".into())
+                .spawn(move || checkpoints(&checkpoint_conn, &written, &tail_ready))
+                .inspect_err(|e| {
+                    tracing::error!(error = %e,
+                        "cannot start the checkpoint thread; the writer checkpoints alone");
+                })
+                .ok();
+            let signals = Signals {
+                queued: &queued,
+                wrote: &wrote,
+                tail: &tail,
+            };
+            run(conn, rx, &signals, &handoff, &on_acceptance);
+            drop(wrote);
+            if let Some(t) = checkpointer {
+                let _ = t.join();
+            }
+        })
         .map_err(|e| StoreError::Batch(format!("cannot start the writer thread: {e}")))?;
     Ok((tx, thread))
+}
+
+/// What the writer tells others, and hears from the checkpointer.
+struct Signals<'a> {
+    /// Notified after a commit that queued deliveries.
+    queued: &'a Notify,
+    /// Told after each round: the checkpointer has work.
+    wrote: &'a std::sync::mpsc::SyncSender<()>,
+    /// Set by the checkpointer when only a short tail of the WAL is left
+    /// to copy.
+    tail: &'a AtomicBool,
+}
+
+/// The checkpointer: copies the WAL into the database while the writer
+/// keeps writing, so that the writer's rounds do not stop for it.
+///
+/// A checkpoint that runs beside a writer never finishes the WAL (the
+/// writer appends while it copies), and SQLite starts the WAL again from
+/// its beginning only when a write finds every page of it copied. So
+/// once the WAL is `RESTART_AT` pages long, the checkpointer catches up
+/// in passes without rest until little is left, and then sets `tail`: the
+/// writer copies that short tail itself between two rounds, and its next
+/// round starts the WAL over. Should this thread fall behind, SQLite's
+/// automatic checkpoint in the writer bounds the WAL at `WAL_HARD_LIMIT`.
+/// Ends when the writer drops its end of `written`.
+fn checkpoints(conn: &Connection, written: &std::sync::mpsc::Receiver<()>, tail: &AtomicBool) {
+    while written.recv().is_ok() {
+        if let Some(mut pages) = checkpoint(conn)
+            && pages >= RESTART_AT
+        {
+            for _ in 0..CATCH_UP_PASSES {
+                let Some(now) = checkpoint(conn) else { break };
+                let new = now - pages;
+                pages = now;
+                if new <= SHORT_TAIL {
+                    break;
+                }
+            }
+            tail.store(true, Ordering::Release);
+        }
+        std::thread::sleep(CHECKPOINT_REST);
+    }
+}
+
+/// A passive checkpoint (it waits for nobody); returns the WAL's length in
+/// pages, or `None` when it could not run.
+fn checkpoint(conn: &Connection) -> Option<i64> {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    }) {
+        Ok((0, pages)) => Some(pages),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "a background checkpoint failed");
+            None
+        }
+    }
 }
 
 fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Job>,
-    queued: &Notify,
+    signals: &Signals<'_>,
     handoff: &HandOff,
     on_acceptance: &OnAcceptance,
 ) {
     let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut jobs, MAX_BATCH) > 0 {
+        if signals.tail.swap(false, Ordering::Acquire) {
+            // Copies what the checkpointer left, so that this round's
+            // first write starts the WAL over.
+            checkpoint(&conn);
+        }
         let mut accepts = Vec::with_capacity(jobs.len());
         let mut others = vec![];
         for job in jobs.drain(..) {
@@ -266,10 +382,12 @@ fn run(
             &mut quotas,
             accepts,
             others,
-            queued,
+            signals.queued,
             handoff,
             hook.as_deref(),
         );
+        // Full means the checkpointer has been told already.
+        let _ = signals.wrote.try_send(());
     }
 }
 
