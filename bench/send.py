@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -95,6 +96,30 @@ def bench_peer(name, cmd, port, duration):
         proc.wait(timeout=10)
 
 
+class WalWatch:
+    """Samples the WAL file's size every 100 ms while in use; `longest` is
+    the largest seen (it shows whether checkpoints keep up)."""
+
+    def __init__(self, path):
+        self.path, self.longest, self.done = path, 0, threading.Event()
+
+    def _run(self):
+        while not self.done.wait(0.1):
+            try:
+                self.longest = max(self.longest, os.path.getsize(self.path))
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/sesame")
@@ -117,11 +142,12 @@ def main():
         print(f"idle RSS: {rss_mb(p.pid):.1f} MB")
         for conns in (1, 16):
             c0, s0 = cpu_by_thread(p.pid), steal_share()
-            out = wrk(url, lua, conns, args.duration)
+            with WalWatch(os.path.join(d, "sesame.db-wal")) as wal:
+                out = wrk(url, lua, conns, args.duration)
             c1, s1 = cpu_by_thread(p.pid), steal_share()
             n = wrk_requests(out)
             print(f"SendEmail, {conns} connection(s), {args.duration} s: {summary(out)}; RSS {rss_mb(p.pid):.1f} MB")
-            print(f"  {cpu_report(c0, c1, n, s0, s1)}")
+            print(f"  {cpu_report(c0, c1, n, s0, s1)}; WAL at most {wal.longest / 1e6:.1f} MB")
         if args.soak:
             stored = 0
             t0 = time.time()
