@@ -41,6 +41,20 @@ def lua_for(url, delay_ms):
     return path
 
 
+def rsa_sign_ms():
+    """What one RSA-2048 signature costs on one core right now, by
+    `openssl speed`, so that a run can be read against the machine's speed
+    at the time (it varies); None without openssl."""
+    if not shutil.which("openssl"):
+        return None
+    out = subprocess.run(["openssl", "speed", "-seconds", "2", "rsa2048"],
+                         capture_output=True, text=True, timeout=60).stdout
+    for line in out.splitlines():
+        if line.startswith("rsa 2048 bits"):
+            return float(line.split()[3].rstrip("s")) * 1000
+    return None
+
+
 def queue_depth(url):
     with urllib.request.urlopen(url + "/_sesame/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
@@ -61,6 +75,9 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
 
+    rsa_ms = rsa_sign_ms()
+    if rsa_ms:
+        print(f"RSA-2048 signing on this machine now (openssl speed, one core): {rsa_ms:.3f} ms a signature")
     sink_port = free_port()
     sink = subprocess.Popen([args.sink, str(sink_port)], stdout=subprocess.PIPE, text=True)
     received = [0]
