@@ -775,16 +775,13 @@ impl Store for SqliteStore {
     }
 
     async fn retry_message(&self, message_id: &str, now: Millis) -> Result<u64> {
-        let n = sqlx::query(
-            "UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
-             WHERE message_id = ? AND state = 'queued'",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(RETRY_MESSAGE)
+            .bind(now)
+            .bind(now)
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         // The writer did not see this change: the next claim searches.
         self.handoff.due_at(now);
         self.queued.notify_one();
@@ -792,16 +789,12 @@ impl Store for SqliteStore {
     }
 
     async fn drop_message(&self, message_id: &str, now: Millis) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE deliveries SET state = 'failed', lease_until = NULL, updated_at = ?,
-               last_error = 'dropped by an operator'
-             WHERE message_id = ? AND state IN ('queued', 'sending')",
-        )
-        .bind(now)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        Ok(sqlx::query(DROP_MESSAGE)
+            .bind(now)
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
@@ -1142,6 +1135,17 @@ fn scope_from(account: &str, region: &str) -> Result<Scope> {
         Region::parse(region).map_err(|e| StoreError::Corrupt(e.message))?,
     ))
 }
+
+/// An operator's retry of a message's queued deliveries. Its condition on
+/// `state` lets SQLite search the partial index `deliveries_message`.
+const RETRY_MESSAGE: &str = "UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
+     WHERE message_id = ? AND state = 'queued'";
+
+/// An operator's drop of a message's unfinished deliveries, its condition
+/// spelled as the partial index `deliveries_message` is.
+const DROP_MESSAGE: &str = "UPDATE deliveries SET state = 'failed', lease_until = NULL,
+       updated_at = ?, last_error = 'dropped by an operator'
+     WHERE message_id = ? AND (state = 'queued' OR state = 'sending')";
 
 fn scope_of(r: &SqliteRow) -> Result<Scope> {
     scope_from(r.try_get("account_id")?, r.try_get("region")?)
@@ -1632,6 +1636,36 @@ mod tests {
             longest < writer::WAL_HARD_LIMIT as u64 * frame,
             "the WAL grew to {longest} bytes"
         );
+        store.close().await;
+    }
+
+    /// Deliveries are indexed by message only while unfinished, and an
+    /// operator's retry or drop of a message searches that index.
+    #[tokio::test]
+    async fn per_message_queue_operations_search_the_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let (index,): (String,) =
+            sqlx::query_as("SELECT sql FROM sqlite_schema WHERE name = 'deliveries_message'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert!(
+            index.ends_with("WHERE state = 'queued' OR state = 'sending'"),
+            "{index}"
+        );
+        for sql in [RETRY_MESSAGE, DROP_MESSAGE] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+            assert!(
+                plan.iter()
+                    .any(|(.., d)| d.contains("USING INDEX deliveries_message (message_id=?)")),
+                "{sql}: {plan:?}"
+            );
+        }
         store.close().await;
     }
 
