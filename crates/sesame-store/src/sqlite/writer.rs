@@ -347,7 +347,7 @@ fn checkpoint(conn: &Connection) -> Option<i64> {
         Ok((0, pages)) => Some(pages),
         Ok(_) => None,
         Err(e) => {
-            tracing::warn!(error = %e, "a background checkpoint failed");
+            tracing::warn!(error = %e, "a WAL checkpoint failed");
             None
         }
     }
