@@ -113,7 +113,7 @@ def main():
         t0 = time.time()
         last_n, last_t = received[0], t0
         samples = []
-        while wrk.poll() is None:
+        while True:
             # Wakes as soon as wrk ends, so that the time it took is not
             # rounded up to the next sample.
             try:
