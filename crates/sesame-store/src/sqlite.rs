@@ -1453,6 +1453,51 @@ mod tests {
         assert_eq!(store.sent_last_24h(&s, t).await.unwrap(), 2);
     }
 
+    /// A refused write takes back what its decision counted in the writer's
+    /// quota state: its recipients against the 24-hour quota and its tokens
+    /// from the rate bucket. Without that, each refused message would use up
+    /// quota that nothing was sent with.
+    #[tokio::test]
+    async fn a_refused_write_takes_back_what_it_counted() {
+        use crate::conformance::{message, quota, scope};
+        let dir = tempfile::tempdir().unwrap();
+        let s = scope("242424242424", "us-east-1");
+        let t = 1_700_000_000_000;
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        // Two recipients a day, one a second.
+        let at = |ms: i64| quota(t + ms, 2.0, 1.0, 1);
+        let first = store
+            .accept_message(&s, &message("q1", &["a@x.com"]), &at(0))
+            .await
+            .unwrap();
+        assert_eq!(first, Acceptance::Accepted);
+        for i in 1..=3 {
+            let again = message("q1", &["a@x.com"]);
+            assert!(
+                store
+                    .accept_message(&s, &again, &at(i * 1000))
+                    .await
+                    .is_err(),
+                "a second message q1 is refused"
+            );
+        }
+        let second = store
+            .accept_message(&s, &message("q2", &["a@x.com"]), &at(3000))
+            .await
+            .unwrap();
+        assert_eq!(
+            second,
+            Acceptance::Accepted,
+            "neither the day's quota nor this second's token went to the refused writes"
+        );
+        let third = store
+            .accept_message(&s, &message("q3", &["a@x.com"]), &at(5000))
+            .await
+            .unwrap();
+        assert_eq!(third, Acceptance::DailyQuotaExceeded);
+        assert_eq!(store.sent_last_24h(&s, t + 5000).await.unwrap(), 2);
+    }
+
     /// A Delivery event of `m` to `recipients`, at its acceptance.
     fn delivery_event(scope: &Scope, m: &NewMessage, recipients: &[String]) -> Event {
         Event {

@@ -406,8 +406,6 @@ enum QueueAnswer {
 /// What an accepted batch decided, and what to do once it is committed.
 struct Decided {
     results: Vec<Acceptance>,
-    /// The quota state to keep.
-    staged: HashMap<Scope, ScopeQuota>,
     /// Deliveries born claimed, for the hand-off.
     born: Vec<Born>,
     /// When the earliest delivery queued instead is due.
@@ -432,13 +430,15 @@ fn round(
     // Savepoints only when the round has more than one part: a lone part
     // that fails rolls the whole (otherwise empty) transaction back.
     let savepoints = usize::from(!batch.is_empty()) + others.len() > 1;
+    // What the batch's decisions counted, to take back unless committed.
+    let mut counted = Counted::default();
     let written = (|| {
         control(conn, "BEGIN IMMEDIATE")?;
         let mut accepted: Option<Result<Decided>> = None;
         let mut failed_alone = false;
         if !batch.is_empty() {
             accepted = Some(part(conn, savepoints, &mut failed_alone, |c| {
-                accept_batch(c, quotas, &batch, room, hook)
+                accept_batch(c, quotas, &mut counted, &batch, room, hook)
             })?);
         }
         let mut answers = Vec::with_capacity(others.len());
@@ -475,6 +475,10 @@ fn round(
         control(conn, if failed_alone { "ROLLBACK" } else { "COMMIT" })?;
         Ok::<_, StoreError>((accepted, answers))
     })();
+    let committed = matches!(&written, Ok((Some(Ok(_)), _))) && conn.is_autocommit();
+    if !committed {
+        counted.take_back(quotas);
+    }
     if written.is_err()
         && !conn.is_autocommit()
         && let Err(e) = conn.execute_batch("ROLLBACK")
@@ -491,7 +495,6 @@ fn round(
             }
             match accepted {
                 Some(Ok(d)) => {
-                    quotas.extend(d.staged);
                     // The engine hears of every delivery left to it.
                     let to_deliver = !d.born.is_empty() || d.queued_at.is_some();
                     if !cleared {
@@ -556,7 +559,7 @@ fn round(
 }
 
 /// One scope's quota state, as the writer keeps it.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct ScopeQuota {
     /// Counted recipients per minute over the last 24 hours, oldest first.
     minutes: VecDeque<(i64, i64)>,
@@ -598,6 +601,14 @@ impl ScopeQuota {
             }
             self.sent -= n;
             self.minutes.pop_front();
+        }
+    }
+
+    /// Takes back `n` recipients counted in `minute`.
+    fn uncount(&mut self, minute: i64, n: i64) {
+        if let Some((_, m)) = self.minutes.iter_mut().rev().find(|(m, _)| *m == minute) {
+            *m -= n;
+            self.sent -= n;
         }
     }
 
@@ -664,41 +675,66 @@ fn part<T>(
     Ok(r)
 }
 
-/// Decides and writes a batch of acceptances; returns each decision and the
-/// quota state to keep once the transaction commits.
-fn accept_batch(
+/// What a batch's decisions counted in the kept quota state: each touched
+/// scope's rate bucket as it was, and the recipients counted per scope and
+/// minute. A batch that is not committed takes them back.
+#[derive(Default)]
+struct Counted<'a> {
+    buckets: Vec<(&'a Scope, Option<(i64, f64)>)>,
+    recipients: Vec<(&'a Scope, i64, i64)>,
+}
+
+impl Counted<'_> {
+    fn take_back(self, quotas: &mut HashMap<Scope, ScopeQuota>) {
+        for (scope, bucket) in self.buckets {
+            if let Some(q) = quotas.get_mut(scope) {
+                q.bucket = bucket;
+            }
+        }
+        for (scope, minute, n) in self.recipients {
+            if let Some(q) = quotas.get_mut(scope) {
+                q.uncount(minute, n);
+            }
+        }
+    }
+}
+
+/// Decides and writes a batch of acceptances; returns each decision. The
+/// decisions count in `quotas` at once (no copy of a scope's 24 hours per
+/// round), and `counted` says what to take back if the batch is not
+/// committed.
+fn accept_batch<'a>(
     conn: &Connection,
-    quotas: &HashMap<Scope, ScopeQuota>,
-    batch: &[AcceptJob],
+    quotas: &mut HashMap<Scope, ScopeQuota>,
+    counted: &mut Counted<'a>,
+    batch: &'a [AcceptJob],
     room: Option<(Millis, usize)>,
     hook: Option<&dyn AcceptanceDelivery>,
 ) -> Result<Decided> {
     let mut out = Vec::with_capacity(batch.len());
-    // Decide on copies, so a failed commit leaves the kept state untouched.
-    let mut staged: HashMap<Scope, ScopeQuota> = HashMap::new();
-    let mut touched: Vec<(&Scope, i64, i64)> = vec![];
     let mut accepted = vec![];
     for job in batch {
-        if !staged.contains_key(&job.scope) {
-            let state = match quotas.get(&job.scope) {
-                Some(s) => s.clone(),
-                None => ScopeQuota::load(conn, &job.scope, job.quota.now / 60_000)?,
-            };
-            staged.insert(job.scope.clone(), state);
+        if !quotas.contains_key(&job.scope) {
+            let state = ScopeQuota::load(conn, &job.scope, job.quota.now / 60_000)?;
+            quotas.insert(job.scope.clone(), state);
         }
-        let state = staged.get_mut(&job.scope).expect("staged above");
+        let state = quotas.get_mut(&job.scope).expect("loaded above");
+        if !counted.buckets.iter().any(|(s, _)| **s == job.scope) {
+            counted.buckets.push((&job.scope, state.bucket));
+        }
         let decision = state.decide(&job.quota);
         if decision == Acceptance::Accepted {
             accepted.push(job);
             if job.quota.daily_recipients > 0 {
                 let minute = job.quota.now / 60_000;
                 let n = i64::from(job.quota.daily_recipients);
-                match touched
+                match counted
+                    .recipients
                     .iter_mut()
                     .find(|(s, m, _)| **s == job.scope && *m == minute)
                 {
                     Some((_, _, total)) => *total += n,
-                    None => touched.push((&job.scope, minute, n)),
+                    None => counted.recipients.push((&job.scope, minute, n)),
                 }
             }
         }
@@ -709,7 +745,7 @@ fn accept_batch(
          ON CONFLICT (account_id, region, minute) DO UPDATE SET
            recipients = send_ledger.recipients + excluded.recipients",
     )?;
-    for (scope, minute, n) in touched {
+    for &(scope, minute, n) in &counted.recipients {
         ledger.execute(params![
             scope.account.as_str(),
             scope.region.as_str(),
@@ -800,7 +836,6 @@ fn accept_batch(
     insert_events(conn, &delivered)?;
     Ok(Decided {
         results: out,
-        staged,
         born,
         queued_at,
         delivered,
