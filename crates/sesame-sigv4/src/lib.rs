@@ -12,6 +12,8 @@
 use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use subtle::ConstantTimeEq;
 use time::{OffsetDateTime, PrimitiveDateTime, macros::format_description};
 
@@ -317,6 +319,7 @@ pub fn verify(
     secret: &str,
     service: &str,
     now: OffsetDateTime,
+    keys: &SigningKeys,
 ) -> Result<(), AuthError> {
     let Some(t) = parse_amz_date(&auth.amz_date) else {
         return Err(AuthError::IncompleteSignature(format!(
@@ -351,8 +354,9 @@ pub fn verify(
         None if auth.presigned_expires.is_some() => vec![req.body_sha256, "UNSIGNED-PAYLOAD"],
         None => vec![req.body_sha256],
     };
+    let key = keys.key(secret, auth);
     for payload in payloads {
-        let expected = signature(req, auth, secret, payload);
+        let expected = signature_with(req, auth, &key, payload);
         if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
             return Ok(());
         }
@@ -390,10 +394,66 @@ fn check_time(auth: &Auth, t: OffsetDateTime, now: OffsetDateTime) -> Result<(),
 
 /// The hex signature the client should have sent.
 pub fn signature(req: &Request<'_>, auth: &Auth, secret: &str, payload_hash: &str) -> String {
+    let key = signing_key(secret, &auth.scope_date, &auth.region, &auth.service);
+    signature_with(req, auth, &key, payload_hash)
+}
+
+fn signature_with(req: &Request<'_>, auth: &Auth, key: &[u8], payload_hash: &str) -> String {
     let creq = canonical_request(req, auth, payload_hash);
     let sts = string_to_sign(&auth.amz_date, &auth.scope(), &creq);
-    let key = signing_key(secret, &auth.scope_date, &auth.region, &auth.service);
-    hex::encode(hmac(&key, sts.as_bytes()))
+    hex::encode(hmac(key, sts.as_bytes()))
+}
+
+/// How many derived keys [`SigningKeys`] holds before it starts over.
+const MAX_SIGNING_KEYS: usize = 4096;
+
+/// Signing keys already derived, by access key and credential scope. A key
+/// serves one access key's requests for a day in one region and service,
+/// and deriving it takes four HMACs, so a verifier keeps the ones it made
+/// (as the AWS SDKs do on the signing side). An entry also holds the secret
+/// it was derived from and serves only that secret, so a key whose secret
+/// changed is derived again. Bounded: at `MAX_SIGNING_KEYS` entries it is
+/// emptied.
+#[derive(Default)]
+pub struct SigningKeys {
+    keys: Mutex<HashMap<KeyScope, (String, Vec<u8>)>>,
+}
+
+/// Access key id, date, region and service.
+type KeyScope = (String, String, String, String);
+
+impl SigningKeys {
+    fn key(&self, secret: &str, auth: &Auth) -> Vec<u8> {
+        let scope = (
+            auth.access_key_id.clone(),
+            auth.scope_date.clone(),
+            auth.region.clone(),
+            auth.service.clone(),
+        );
+        if let Ok(keys) = self.keys.lock()
+            && let Some((s, key)) = keys.get(&scope)
+            && s == secret
+        {
+            return key.clone();
+        }
+        let key = signing_key(secret, &auth.scope_date, &auth.region, &auth.service);
+        if let Ok(mut keys) = self.keys.lock() {
+            if keys.len() >= MAX_SIGNING_KEYS {
+                keys.clear();
+            }
+            keys.insert(scope, (secret.to_owned(), key.clone()));
+        }
+        key
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.keys.lock().map_or(0, |k| k.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Characters SigV4 leaves unencoded: `A-Z a-z 0-9 - _ . ~`.

@@ -38,7 +38,14 @@ fn check(method: &str, path: &str, query: &str, body: &[u8], sig: &str) -> Resul
         body_sha256: &body_sha,
     };
     let auth = parse(&req)?;
-    verify(&req, &auth, SECRET, "service", at("20150830T123600Z"))
+    verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T123600Z"),
+        &SigningKeys::default(),
+    )
 }
 
 #[test]
@@ -264,15 +271,47 @@ fn request_expired_both_ways() {
     };
     let auth = parse(&req).unwrap();
     // 15 minutes either way is still fine.
-    verify(&req, &auth, SECRET, "service", at("20150830T125100Z")).unwrap();
-    verify(&req, &auth, SECRET, "service", at("20150830T122100Z")).unwrap();
-    let late = verify(&req, &auth, SECRET, "service", at("20150830T125101Z")).unwrap_err();
+    verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T125100Z"),
+        &SigningKeys::default(),
+    )
+    .unwrap();
+    verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T122100Z"),
+        &SigningKeys::default(),
+    )
+    .unwrap();
+    let late = verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T125101Z"),
+        &SigningKeys::default(),
+    )
+    .unwrap_err();
     assert_eq!(late.code(), "RequestExpired");
     assert_eq!(
         late.message(),
         "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T125101Z - 15 min.)"
     );
-    let early = verify(&req, &auth, SECRET, "service", at("20150830T122059Z")).unwrap_err();
+    let early = verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T122059Z"),
+        &SigningKeys::default(),
+    )
+    .unwrap_err();
     assert_eq!(early.code(), "RequestExpired");
 }
 
@@ -292,12 +331,28 @@ fn wrong_service_and_scope_date() {
         body_sha256: EMPTY_SHA256,
     };
     let auth = parse(&req).unwrap();
-    let e = verify(&req, &auth, SECRET, "ses", at("20150830T123600Z")).unwrap_err();
+    let e = verify(
+        &req,
+        &auth,
+        SECRET,
+        "ses",
+        at("20150830T123600Z"),
+        &SigningKeys::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "SignatureDoesNotMatch");
     assert!(e.message().contains("scoped to correct service: 'ses'"));
     let mut other = auth.clone();
     other.scope_date = "20150829".into();
-    let e = verify(&req, &other, SECRET, "service", at("20150830T123600Z")).unwrap_err();
+    let e = verify(
+        &req,
+        &other,
+        SECRET,
+        "service",
+        at("20150830T123600Z"),
+        &SigningKeys::default(),
+    )
+    .unwrap_err();
     assert!(
         e.message()
             .starts_with("Date in Credential scope does not match")
@@ -328,11 +383,48 @@ fn presigned_query() {
     req.raw_query = &full;
     let auth = parse(&req).unwrap();
     assert_eq!(auth.presigned_expires, Some(60));
-    verify(&req, &auth, SECRET, "service", at("20150830T123700Z")).unwrap();
-    let e = verify(&req, &auth, SECRET, "service", at("20150830T123701Z")).unwrap_err();
+    let keys = SigningKeys::default();
+    verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T123700Z"),
+        &keys,
+    )
+    .unwrap();
+    assert_eq!(keys.len(), 1, "the derived key is kept");
+    let e = verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T123701Z"),
+        &keys,
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "RequestExpired");
-    let e = verify(&req, &auth, "other", "service", at("20150830T123600Z")).unwrap_err();
+    // The kept key was derived from SECRET: it does not serve another
+    // secret for the same access key and scope.
+    let e = verify(
+        &req,
+        &auth,
+        "other",
+        "service",
+        at("20150830T123600Z"),
+        &keys,
+    )
+    .unwrap_err();
     assert_eq!(e.code(), "SignatureDoesNotMatch");
+    verify(
+        &req,
+        &auth,
+        SECRET,
+        "service",
+        at("20150830T123600Z"),
+        &keys,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -340,4 +432,24 @@ fn normalizes_dot_segments() {
     assert_eq!(normalize_path("/a/./b/../c"), "/a/c");
     assert_eq!(normalize_path("/a/b/"), "/a/b/");
     assert_eq!(normalize_path("/.."), "/");
+}
+
+#[test]
+fn kept_signing_keys_are_bounded() {
+    let keys = SigningKeys::default();
+    for i in 0..MAX_SIGNING_KEYS + 10 {
+        let auth = Auth {
+            access_key_id: format!("AKID{i}"),
+            scope_date: "20150830".into(),
+            region: "us-east-1".into(),
+            service: "service".into(),
+            signed_headers: vec![],
+            signature: String::new(),
+            amz_date: "20150830T123600Z".into(),
+            presigned_expires: None,
+        };
+        keys.key(SECRET, &auth);
+        assert!(keys.len() <= MAX_SIGNING_KEYS);
+    }
+    assert_eq!(keys.len(), 10, "emptied once full, then filled again");
 }

@@ -48,6 +48,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                 from: settings.verification_from.clone(),
             }),
         credentials,
+        signing_keys: sesame_sigv4::SigningKeys::default(),
         sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
         templates: TemplateService::new(dyn_store.clone(), clock.clone()),
         custom_verification: CustomVerificationService::new(

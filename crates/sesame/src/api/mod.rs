@@ -22,6 +22,8 @@ use std::time::Instant;
 pub struct App {
     pub identities: IdentityService,
     pub credentials: Credentials,
+    /// SigV4 signing keys already derived, per access key and scope.
+    pub signing_keys: sigv4::SigningKeys,
     pub accounts: Arc<AccountService>,
     pub sending: SendService,
     pub templates: TemplateService,
@@ -145,8 +147,8 @@ async fn authenticate(
         .map_err(domain_err)?
     {
         Resolution::Verify { secret, account } => {
-            sigv4::verify(&req, &auth, &secret, "ses", time::OffsetDateTime::now_utc())
-                .map_err(auth_err)?;
+            let now = time::OffsetDateTime::now_utc();
+            sigv4::verify(&req, &auth, &secret, "ses", now, &app.signing_keys).map_err(auth_err)?;
             account
         }
         Resolution::AcceptUnverified { account } => account,
