@@ -25,7 +25,10 @@ pub(crate) struct Entries {
     /// cannot store what it found after the write cleared the cache.
     pub generation: u64,
     accounts: HashMap<Scope, Option<Account>>,
-    identities: HashMap<(Scope, String), Option<Identity>>,
+    /// By scope, then name, so that a lookup borrows its key.
+    identities: HashMap<Scope, HashMap<String, Option<Identity>>>,
+    /// How many names `identities` holds, over all scopes.
+    identity_count: usize,
 }
 
 impl Entries {
@@ -33,6 +36,7 @@ impl Entries {
         self.generation += 1;
         self.accounts.clear();
         self.identities.clear();
+        self.identity_count = 0;
     }
 
     pub fn account(&self, scope: &Scope) -> Option<Option<Account>> {
@@ -51,8 +55,9 @@ impl Entries {
     pub fn identities(&self, scope: &Scope, names: &[String]) -> (Vec<Identity>, Vec<String>) {
         let mut hits = vec![];
         let mut misses = vec![];
+        let cached = self.identities.get(scope);
         for n in names {
-            match self.identities.get(&(scope.clone(), n.clone())) {
+            match cached.and_then(|c| c.get(n.as_str())) {
                 Some(Some(i)) => hits.push(i.clone()),
                 Some(None) => {}
                 None => misses.push(n.clone()),
@@ -63,12 +68,16 @@ impl Entries {
 
     /// Records what a read of `names` found, absent names included.
     pub fn put_identities(&mut self, scope: &Scope, names: &[String], found: &[Identity]) {
-        if self.identities.len() + names.len() >= MAX_ENTRIES {
+        if self.identity_count + names.len() >= MAX_ENTRIES {
             self.identities.clear();
+            self.identity_count = 0;
         }
+        let cached = self.identities.entry(scope.clone()).or_default();
         for n in names {
             let hit = found.iter().find(|i| i.name.as_str() == n).cloned();
-            self.identities.insert((scope.clone(), n.clone()), hit);
+            if cached.insert(n.clone(), hit).is_none() {
+                self.identity_count += 1;
+            }
         }
     }
 }
@@ -173,4 +182,38 @@ fn rand_value() -> u128 {
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u128;
     t ^ (u128::from(std::process::id()) << 96) ^ (n << 64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{identity, scope};
+
+    /// A lookup finds what was put for its scope only, tells found, absent
+    /// and unknown names apart, and the count of names stays bounded.
+    #[test]
+    fn identities_are_kept_by_scope_and_name_and_bounded() {
+        let (a, b) = (
+            scope("111111111111", "us-east-1"),
+            scope("111111111111", "eu-west-1"),
+        );
+        let mut e = Entries::default();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        e.put_identities(&a, &names(&["x.com", "y.com"]), &[identity("x.com")]);
+        let (hits, misses) = e.identities(&a, &names(&["x.com", "y.com", "z.com"]));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].name.as_str(), "x.com");
+        assert_eq!(misses, names(&["z.com"]), "y.com is known to be absent");
+        let (hits, misses) = e.identities(&b, &names(&["x.com"]));
+        assert!(hits.is_empty());
+        assert_eq!(misses, names(&["x.com"]), "another region knows nothing");
+        for i in 0..MAX_ENTRIES + 5 {
+            e.put_identities(&b, &[format!("n{i}.com")], &[]);
+            assert!(e.identity_count < MAX_ENTRIES);
+        }
+        assert_eq!(
+            e.identity_count,
+            e.identities.values().map(HashMap::len).sum::<usize>()
+        );
+    }
 }
