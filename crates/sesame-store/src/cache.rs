@@ -68,6 +68,9 @@ impl Entries {
 
     /// Records what a read of `names` found, absent names included.
     pub fn put_identities(&mut self, scope: &Scope, names: &[String], found: &[Identity]) {
+        if names.is_empty() {
+            return;
+        }
         if self.identity_count + names.len() >= MAX_ENTRIES {
             self.identities.clear();
             self.identity_count = 0;
