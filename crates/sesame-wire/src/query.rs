@@ -3,11 +3,12 @@
 //! as the bare key `X=`.
 
 use sesame_model::Error;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+/// Kept sorted, so that a list's members (`key.member.…`) are one range.
 #[derive(Debug, Clone, Default)]
 pub struct QueryParams {
-    map: HashMap<String, String>,
+    map: BTreeMap<String, String>,
 }
 
 impl QueryParams {
@@ -29,7 +30,7 @@ impl QueryParams {
         self.get("Action")
     }
 
-    /// Every parameter, in no particular order.
+    /// Every parameter, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
@@ -48,7 +49,7 @@ impl QueryParams {
     pub fn list(&self, key: &str) -> Option<Vec<String>> {
         let prefix = format!("{key}.member.");
         let mut items = BTreeMap::new();
-        for (k, v) in &self.map {
+        for (k, v) in self.under(&prefix) {
             if let Some(n) = k.strip_prefix(&prefix).and_then(|n| n.parse::<u32>().ok()) {
                 items.insert(n, v.clone());
             }
@@ -63,14 +64,23 @@ impl QueryParams {
     pub fn indexes(&self, key: &str) -> Vec<u32> {
         let prefix = format!("{key}.member.");
         let mut out: Vec<u32> = self
-            .map
-            .keys()
-            .filter_map(|k| k.strip_prefix(&prefix))
+            .under(&prefix)
+            .filter_map(|(k, _)| k.strip_prefix(&prefix))
             .filter_map(|rest| rest.split('.').next()?.parse().ok())
             .collect();
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// The parameters whose keys start with `prefix`.
+    fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a String)> {
+        self.map
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(k, _)| k.starts_with(prefix))
     }
 
     pub fn required_list(&self, key: &str) -> Result<Vec<String>, Error> {
@@ -125,10 +135,15 @@ mod tests {
     #[test]
     fn member_indexes_sort_numerically() {
         let body: String = (1..=11).map(|i| format!("I.member.{i}=v{i}&")).collect();
+        // Neighbours in key order that are not members of I.
+        let body =
+            format!("{body}H.member.1=h&I.members.1=x&I.member=y&J.member.1=j&I.member.2.Name=n");
         let q = QueryParams::parse(body.as_bytes());
         let l = q.list("I").unwrap();
+        assert_eq!(l.len(), 11);
         assert_eq!(l.first().unwrap(), "v1");
         assert_eq!(l.last().unwrap(), "v11");
+        assert_eq!(q.indexes("I"), (1..=11).collect::<Vec<u32>>());
     }
 
     #[test]
