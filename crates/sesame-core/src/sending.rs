@@ -101,6 +101,8 @@ pub struct SendService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     accounts: Arc<AccountService>,
+    /// Taken once, from the recorder installed when the service is made.
+    accepted_total: metrics::Counter,
 }
 
 fn parse_all(list: &[String]) -> Result<Vec<Mailbox>, Error> {
@@ -182,6 +184,7 @@ impl SendService {
             store,
             clock,
             accounts,
+            accepted_total: metrics::counter!("sesame_accepted_total"),
         }
     }
 
@@ -557,7 +560,7 @@ impl SendService {
             .map_err(internal)?
         {
             Acceptance::Accepted => {
-                metrics::counter!("sesame_accepted_total").increment(1);
+                self.accepted_total.increment(1);
                 Ok(id)
             }
             Acceptance::DailyQuotaExceeded => {

@@ -22,6 +22,8 @@ use sesame_store::{SqliteStore, Store};
 use std::sync::Arc;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
+    // First: the services below take their metrics from this recorder.
+    let metrics = crate::metrics::install();
     let store = Arc::new(SqliteStore::open(&settings.data_dir).await.map_err(|e| {
         format!(
             "cannot open the store in {}: {e}",
@@ -70,7 +72,6 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             ..Default::default()
         },
     ));
-    let metrics = crate::metrics::install();
     let (stop_tasks, stop) = tokio::sync::watch::channel(false);
     let zone = match (
         settings.verify.listen,
