@@ -491,7 +491,7 @@ impl DeliveryEngine {
 
     /// The identities that could cover the sender, most specific first
     /// (the address, then its domain and each parent), those that exist.
-    async fn sender_identities(&self, d: &QueuedDelivery) -> Vec<Identity> {
+    async fn sender_identities(&self, d: &QueuedDelivery) -> Vec<Arc<Identity>> {
         let Ok(mailbox) = sesame_model::Mailbox::parse(&d.source) else {
             return vec![];
         };
@@ -513,7 +513,7 @@ impl DeliveryEngine {
     /// asynchronous bounce names the message it is about. The domain is the
     /// custom MAIL FROM domain of the sender's most specific verified
     /// identity when that is verified, else the default bounce domain.
-    pub fn return_path(&self, d: &QueuedDelivery, identities: &[Identity]) -> String {
+    pub fn return_path(&self, d: &QueuedDelivery, identities: &[Arc<Identity>]) -> String {
         let domain = identities
             .iter()
             .find(|i| i.is_verified())
@@ -523,7 +523,7 @@ impl DeliveryEngine {
     }
 
     /// The signer of the most specific verified domain identity that signs.
-    fn signer_for(&self, d: &QueuedDelivery, identities: &[Identity]) -> Option<SignerFor> {
+    fn signer_for(&self, d: &QueuedDelivery, identities: &[Arc<Identity>]) -> Option<SignerFor> {
         let identity = identities.iter().find(|i| signs(i))?;
         let domain = identity.name.as_str().to_owned();
         let selector = match identity.dkim.origin {

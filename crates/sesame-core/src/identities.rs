@@ -719,10 +719,12 @@ impl IdentityService {
             ));
         }
         let keys: Vec<String> = names.iter().map(|n| lookup_key(n)).collect();
-        self.store
+        let found = self
+            .store
             .get_identities(scope, &keys)
             .await
-            .map_err(internal)
+            .map_err(internal)?;
+        Ok(found.into_iter().map(Arc::unwrap_or_clone).collect())
     }
 
     // ------------------------------------------------------------ v2

@@ -156,7 +156,7 @@ pub(crate) async fn verified_among(
     store: &dyn Store,
     scope: &Scope,
     mailboxes: &[&Mailbox],
-) -> Result<HashMap<String, Identity>, Error> {
+) -> Result<HashMap<String, Arc<Identity>>, Error> {
     let mut names: Vec<String> = mailboxes
         .iter()
         .flat_map(|m| m.covering_identities())

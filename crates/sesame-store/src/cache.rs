@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// More entries than this and the cache starts over, bounding its memory.
 const MAX_ENTRIES: usize = 100_000;
@@ -26,7 +26,7 @@ pub(crate) struct Entries {
     pub generation: u64,
     accounts: HashMap<Scope, Option<Account>>,
     /// By scope, then name, so that a lookup borrows its key.
-    identities: HashMap<Scope, HashMap<String, Option<Identity>>>,
+    identities: HashMap<Scope, HashMap<String, Option<Arc<Identity>>>>,
     /// How many names `identities` holds, over all scopes.
     identity_count: usize,
 }
@@ -52,7 +52,7 @@ impl Entries {
 
     /// The cached identities among `names` (found ones only), and the names
     /// not cached at all.
-    pub fn identities(&self, scope: &Scope, names: &[String]) -> (Vec<Identity>, Vec<String>) {
+    pub fn identities(&self, scope: &Scope, names: &[String]) -> (Vec<Arc<Identity>>, Vec<String>) {
         let mut hits = vec![];
         let mut misses = vec![];
         let cached = self.identities.get(scope);
@@ -67,7 +67,7 @@ impl Entries {
     }
 
     /// Records what a read of `names` found, absent names included.
-    pub fn put_identities(&mut self, scope: &Scope, names: &[String], found: &[Identity]) {
+    pub fn put_identities(&mut self, scope: &Scope, names: &[String], found: &[Arc<Identity>]) {
         if names.is_empty() {
             return;
         }
@@ -202,7 +202,11 @@ mod tests {
         );
         let mut e = Entries::default();
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        e.put_identities(&a, &names(&["x.com", "y.com"]), &[identity("x.com")]);
+        e.put_identities(
+            &a,
+            &names(&["x.com", "y.com"]),
+            &[Arc::new(identity("x.com"))],
+        );
         let (hits, misses) = e.identities(&a, &names(&["x.com", "y.com", "z.com"]));
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].name.as_str(), "x.com");

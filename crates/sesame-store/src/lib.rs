@@ -112,8 +112,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_identity(&self, scope: &Scope, name: &str) -> Result<Option<Identity>>;
     /// The identity whose outstanding verification link has this token.
     async fn find_identity_by_link(&self, token: &str) -> Result<Option<(Scope, Identity)>>;
-    /// The identities of these names that exist, in the order asked.
-    async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>>;
+    /// The identities of these names that exist, in the order asked. Shared:
+    /// every send reads them, most often from a cache, and only reads them.
+    async fn get_identities(
+        &self,
+        scope: &Scope,
+        names: &[String],
+    ) -> Result<Vec<std::sync::Arc<Identity>>>;
     /// Replaces the stored identity if its version is still
     /// `identity.version`, bumping the version. `false` when it changed or
     /// vanished in between.

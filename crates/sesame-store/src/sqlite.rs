@@ -297,7 +297,7 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Identity>> {
+    async fn get_identities(&self, scope: &Scope, names: &[String]) -> Result<Vec<Arc<Identity>>> {
         let (mut out, misses, generation) = match self.cache.entries() {
             Some(g) => {
                 let (hits, misses) = g.1.identities(scope, names);
@@ -319,7 +319,7 @@ impl Store for SqliteStore {
                 q = q.bind(n);
             }
             for row in q.fetch_all(&self.pool).await? {
-                read.push(decode(&row)?);
+                read.push(Arc::new(decode(&row)?));
             }
         }
         if let Some(mut g) = generation.and_then(|n| self.cache.entries_since(n)) {
@@ -1215,7 +1215,7 @@ mod tests {
         );
         let mut found = server.get_identities(&s, &["x.com".into()]).await.unwrap();
         assert_eq!(found.len(), 1);
-        let mut verified = found.remove(0);
+        let mut verified = Arc::unwrap_or_clone(found.remove(0));
         verified.verification_status = sesame_model::VerificationStatus::Success;
         assert!(operator.update_identity(&s, &verified).await.unwrap());
         assert!(server.get_identities(&s, &["x.com".into()]).await.unwrap()[0].is_verified());
