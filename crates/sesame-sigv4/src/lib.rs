@@ -6,7 +6,7 @@
 //! each sign a different set), so no client's choice is second-guessed.
 //!
 //! Use: [`parse`] the request's authentication parameters, look the access
-//! key up (the caller owns the credential store), then [`verify`] with the
+//! key up (the caller owns the credential store), then [`SigningKeys::verify`] with the
 //! secret. Parsing never needs the secret; verification never does I/O.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -311,59 +311,6 @@ fn amz(t: OffsetDateTime) -> String {
     t.format(fmt).unwrap_or_default()
 }
 
-/// Checks the request's time and signature against `secret`. `service` is
-/// the signing name the server answers to (`ses`).
-pub fn verify(
-    req: &Request<'_>,
-    auth: &Auth,
-    secret: &str,
-    service: &str,
-    now: OffsetDateTime,
-    keys: &SigningKeys,
-) -> Result<(), AuthError> {
-    let Some(t) = parse_amz_date(&auth.amz_date) else {
-        return Err(AuthError::IncompleteSignature(format!(
-            "X-Amz-Date '{}' must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'.",
-            auth.amz_date
-        )));
-    };
-    check_time(auth, t, now)?;
-    if auth.service != service {
-        return Err(AuthError::SignatureDoesNotMatch(format!(
-            "Credential should be scoped to correct service: '{service}'. "
-        )));
-    }
-    if auth.scope_date != auth.amz_date[..8] {
-        return Err(AuthError::SignatureDoesNotMatch(format!(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
-            auth.scope_date,
-            &auth.amz_date[..8],
-            auth.amz_date
-        )));
-    }
-    for h in &auth.signed_headers {
-        if req.header(h).is_none() {
-            return Err(AuthError::SignatureDoesNotMatch(format!(
-                "The request signed header '{h}' but did not send it."
-            )));
-        }
-    }
-    // A presigned URL may sign UNSIGNED-PAYLOAD instead of the body's hash.
-    let payloads: Vec<&str> = match req.header("x-amz-content-sha256") {
-        Some(v) => vec![v],
-        None if auth.presigned_expires.is_some() => vec![req.body_sha256, "UNSIGNED-PAYLOAD"],
-        None => vec![req.body_sha256],
-    };
-    let key = keys.key(secret, auth);
-    for payload in payloads {
-        let expected = signature_with(req, auth, &key, payload);
-        if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
-            return Ok(());
-        }
-    }
-    Err(AuthError::SignatureDoesNotMatch(MISMATCH.into()))
-}
-
 fn check_time(auth: &Auth, t: OffsetDateTime, now: OffsetDateTime) -> Result<(), AuthError> {
     let skew = time::Duration::seconds(MAX_SKEW_SECS);
     if t > now + skew {
@@ -398,61 +345,131 @@ pub fn signature(req: &Request<'_>, auth: &Auth, secret: &str, payload_hash: &st
     signature_with(req, auth, &key, payload_hash)
 }
 
-fn signature_with(req: &Request<'_>, auth: &Auth, key: &[u8], payload_hash: &str) -> String {
+fn signature_with(req: &Request<'_>, auth: &Auth, key: &Key, payload_hash: &str) -> String {
     let creq = canonical_request(req, auth, payload_hash);
     let sts = string_to_sign(&auth.amz_date, &auth.scope(), &creq);
     hex::encode(hmac(key, sts.as_bytes()))
 }
 
-/// How many derived keys [`SigningKeys`] holds before it starts over.
+/// A derived signing key: an HMAC-SHA256 output.
+pub type Key = [u8; 32];
+
+/// How many access keys [`SigningKeys`] holds before it starts over.
 const MAX_SIGNING_KEYS: usize = 4096;
 
-/// Signing keys already derived, by access key and credential scope. A key
-/// serves one access key's requests for a day in one region and service,
-/// and deriving it takes four HMACs, so a verifier keeps the ones it made
-/// (as the AWS SDKs do on the signing side). An entry also holds the secret
-/// it was derived from and serves only that secret, so a key whose secret
-/// changed is derived again. Bounded: at `MAX_SIGNING_KEYS` entries it is
-/// emptied.
+/// Signing keys already derived. A key serves one access key's requests for
+/// a day in one region and service, and deriving it takes four HMACs, so a
+/// verifier keeps, per access key, the one it derived last. A request for
+/// another scope (a client alternating regions) derives its key again, as
+/// without this. A kept key also serves only the secret it was derived
+/// from. Bounded: at `MAX_SIGNING_KEYS` access keys it is emptied.
 #[derive(Default)]
 pub struct SigningKeys {
-    keys: Mutex<HashMap<KeyScope, (String, Vec<u8>)>>,
+    keys: Mutex<HashMap<String, Kept>>,
 }
 
-/// Access key id, date, region and service.
-type KeyScope = (String, String, String, String);
+/// One access key's last signing key, with what it was derived from.
+struct Kept {
+    scope_date: String,
+    region: String,
+    service: String,
+    secret: String,
+    key: Key,
+}
+
+impl Kept {
+    fn serves(&self, secret: &str, auth: &Auth) -> bool {
+        self.scope_date == auth.scope_date
+            && self.region == auth.region
+            && self.service == auth.service
+            && self.secret == secret
+    }
+}
 
 impl SigningKeys {
-    fn key(&self, secret: &str, auth: &Auth) -> Vec<u8> {
-        let scope = (
-            auth.access_key_id.clone(),
-            auth.scope_date.clone(),
-            auth.region.clone(),
-            auth.service.clone(),
-        );
+    /// Checks the request's time and signature against `secret`. `service`
+    /// is the signing name the server answers to (`ses`). The signing key
+    /// is derived only once the time and scope have passed, and only when
+    /// the access key's kept one does not serve this request.
+    pub fn verify(
+        &self,
+        req: &Request<'_>,
+        auth: &Auth,
+        secret: &str,
+        service: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        let Some(t) = parse_amz_date(&auth.amz_date) else {
+            return Err(AuthError::IncompleteSignature(format!(
+                "X-Amz-Date '{}' must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'.",
+                auth.amz_date
+            )));
+        };
+        check_time(auth, t, now)?;
+        if auth.service != service {
+            return Err(AuthError::SignatureDoesNotMatch(format!(
+                "Credential should be scoped to correct service: '{service}'. "
+            )));
+        }
+        if auth.scope_date != auth.amz_date[..8] {
+            return Err(AuthError::SignatureDoesNotMatch(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
+                auth.scope_date,
+                &auth.amz_date[..8],
+                auth.amz_date
+            )));
+        }
+        for h in &auth.signed_headers {
+            if req.header(h).is_none() {
+                return Err(AuthError::SignatureDoesNotMatch(format!(
+                    "The request signed header '{h}' but did not send it."
+                )));
+            }
+        }
+        // A presigned URL may sign UNSIGNED-PAYLOAD instead of the body's hash.
+        let payloads: Vec<&str> = match req.header("x-amz-content-sha256") {
+            Some(v) => vec![v],
+            None if auth.presigned_expires.is_some() => vec![req.body_sha256, "UNSIGNED-PAYLOAD"],
+            None => vec![req.body_sha256],
+        };
+        let key = self.key(secret, auth);
+        for payload in payloads {
+            let expected = signature_with(req, auth, &key, payload);
+            if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+                return Ok(());
+            }
+        }
+        Err(AuthError::SignatureDoesNotMatch(MISMATCH.into()))
+    }
+
+    fn key(&self, secret: &str, auth: &Auth) -> Key {
         if let Ok(keys) = self.keys.lock()
-            && let Some((s, key)) = keys.get(&scope)
-            && s == secret
+            && let Some(kept) = keys.get(auth.access_key_id.as_str())
+            && kept.serves(secret, auth)
         {
-            return key.clone();
+            return kept.key;
         }
         let key = signing_key(secret, &auth.scope_date, &auth.region, &auth.service);
         if let Ok(mut keys) = self.keys.lock() {
-            if keys.len() >= MAX_SIGNING_KEYS {
+            if keys.len() >= MAX_SIGNING_KEYS && !keys.contains_key(auth.access_key_id.as_str()) {
                 keys.clear();
             }
-            keys.insert(scope, (secret.to_owned(), key.clone()));
+            let kept = Kept {
+                scope_date: auth.scope_date.clone(),
+                region: auth.region.clone(),
+                service: auth.service.clone(),
+                secret: secret.to_owned(),
+                key,
+            };
+            keys.insert(auth.access_key_id.clone(), kept);
         }
         key
     }
 
-    /// How many keys are held.
-    pub fn len(&self) -> usize {
+    /// How many access keys have a key kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.keys.lock().map_or(0, |k| k.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -555,17 +572,17 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> S
     )
 }
 
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Key {
     let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k = hmac(&k, region.as_bytes());
     let k = hmac(&k, service.as_bytes());
     hmac(&k, b"aws4_request")
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+fn hmac(key: &[u8], data: &[u8]) -> Key {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(data);
-    m.finalize().into_bytes().to_vec()
+    m.finalize().into_bytes().into()
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

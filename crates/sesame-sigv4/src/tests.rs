@@ -10,6 +10,17 @@ fn at(s: &str) -> OffsetDateTime {
     parse_amz_date(s).unwrap()
 }
 
+/// Verification with nothing kept from an earlier request.
+fn verify(
+    req: &Request<'_>,
+    auth: &Auth,
+    secret: &str,
+    service: &str,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
+    SigningKeys::default().verify(req, auth, secret, service, now)
+}
+
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -38,14 +49,7 @@ fn check(method: &str, path: &str, query: &str, body: &[u8], sig: &str) -> Resul
         body_sha256: &body_sha,
     };
     let auth = parse(&req)?;
-    verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T123600Z"),
-        &SigningKeys::default(),
-    )
+    verify(&req, &auth, SECRET, "service", at("20150830T123600Z"))
 }
 
 #[test]
@@ -271,47 +275,15 @@ fn request_expired_both_ways() {
     };
     let auth = parse(&req).unwrap();
     // 15 minutes either way is still fine.
-    verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T125100Z"),
-        &SigningKeys::default(),
-    )
-    .unwrap();
-    verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T122100Z"),
-        &SigningKeys::default(),
-    )
-    .unwrap();
-    let late = verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T125101Z"),
-        &SigningKeys::default(),
-    )
-    .unwrap_err();
+    verify(&req, &auth, SECRET, "service", at("20150830T125100Z")).unwrap();
+    verify(&req, &auth, SECRET, "service", at("20150830T122100Z")).unwrap();
+    let late = verify(&req, &auth, SECRET, "service", at("20150830T125101Z")).unwrap_err();
     assert_eq!(late.code(), "RequestExpired");
     assert_eq!(
         late.message(),
         "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T125101Z - 15 min.)"
     );
-    let early = verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T122059Z"),
-        &SigningKeys::default(),
-    )
-    .unwrap_err();
+    let early = verify(&req, &auth, SECRET, "service", at("20150830T122059Z")).unwrap_err();
     assert_eq!(early.code(), "RequestExpired");
 }
 
@@ -331,28 +303,12 @@ fn wrong_service_and_scope_date() {
         body_sha256: EMPTY_SHA256,
     };
     let auth = parse(&req).unwrap();
-    let e = verify(
-        &req,
-        &auth,
-        SECRET,
-        "ses",
-        at("20150830T123600Z"),
-        &SigningKeys::default(),
-    )
-    .unwrap_err();
+    let e = verify(&req, &auth, SECRET, "ses", at("20150830T123600Z")).unwrap_err();
     assert_eq!(e.code(), "SignatureDoesNotMatch");
     assert!(e.message().contains("scoped to correct service: 'ses'"));
     let mut other = auth.clone();
     other.scope_date = "20150829".into();
-    let e = verify(
-        &req,
-        &other,
-        SECRET,
-        "service",
-        at("20150830T123600Z"),
-        &SigningKeys::default(),
-    )
-    .unwrap_err();
+    let e = verify(&req, &other, SECRET, "service", at("20150830T123600Z")).unwrap_err();
     assert!(
         e.message()
             .starts_with("Date in Credential scope does not match")
@@ -384,47 +340,21 @@ fn presigned_query() {
     let auth = parse(&req).unwrap();
     assert_eq!(auth.presigned_expires, Some(60));
     let keys = SigningKeys::default();
-    verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T123700Z"),
-        &keys,
-    )
-    .unwrap();
+    keys.verify(&req, &auth, SECRET, "service", at("20150830T123700Z"))
+        .unwrap();
     assert_eq!(keys.len(), 1, "the derived key is kept");
-    let e = verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T123701Z"),
-        &keys,
-    )
-    .unwrap_err();
+    let e = keys
+        .verify(&req, &auth, SECRET, "service", at("20150830T123701Z"))
+        .unwrap_err();
     assert_eq!(e.code(), "RequestExpired");
     // The kept key was derived from SECRET: it does not serve another
     // secret for the same access key and scope.
-    let e = verify(
-        &req,
-        &auth,
-        "other",
-        "service",
-        at("20150830T123600Z"),
-        &keys,
-    )
-    .unwrap_err();
+    let e = keys
+        .verify(&req, &auth, "other", "service", at("20150830T123600Z"))
+        .unwrap_err();
     assert_eq!(e.code(), "SignatureDoesNotMatch");
-    verify(
-        &req,
-        &auth,
-        SECRET,
-        "service",
-        at("20150830T123600Z"),
-        &keys,
-    )
-    .unwrap();
+    keys.verify(&req, &auth, SECRET, "service", at("20150830T123600Z"))
+        .unwrap();
 }
 
 #[test]

@@ -475,8 +475,9 @@ fn round(
         control(conn, if failed_alone { "ROLLBACK" } else { "COMMIT" })?;
         Ok::<_, StoreError>((accepted, answers))
     })();
-    let committed = matches!(&written, Ok((Some(Ok(_)), _))) && conn.is_autocommit();
-    if !committed {
+    // Acceptances that decided without error were committed: only a lone
+    // part that failed rolls the round back.
+    if !matches!(&written, Ok((Some(Ok(_)), _))) {
         counted.take_back(quotas);
     }
     if written.is_err()

@@ -148,7 +148,9 @@ async fn authenticate(
     {
         Resolution::Verify { secret, account } => {
             let now = time::OffsetDateTime::now_utc();
-            sigv4::verify(&req, &auth, &secret, "ses", now, &app.signing_keys).map_err(auth_err)?;
+            app.signing_keys
+                .verify(&req, &auth, &secret, "ses", now)
+                .map_err(auth_err)?;
             account
         }
         Resolution::AcceptUnverified { account } => account,
