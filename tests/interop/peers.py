@@ -142,6 +142,68 @@ class Sink:
         raise AssertionError(f"expected {count} messages at the sink, got {len(self.messages())}")
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class RustSink:
+    """The benchmark's SMTP sink (`crates/sesame-smtp/examples/smtp_sink.rs`,
+    built from source if missing): PIPELINING and CHUNKING as Postfix offers
+    them, commands and data read with Stalwart's smtp-proto receivers. It
+    stores every message with its envelope and whether it came by DATA or
+    BDAT. A recipient whose local part starts with `refuse550` or
+    `refuse451` is refused with that code."""
+
+    BIN = os.path.join(ROOT, "target", "debug", "examples", "smtp_sink")
+
+    def __init__(self, chunking=True):
+        if not os.path.exists(self.BIN):
+            subprocess.run(["cargo", "build", "--quiet", "-p", "sesame-smtp", "--example", "smtp_sink"],
+                           cwd=ROOT, check=True)
+        self.dir = tempfile.mkdtemp(prefix="sesame-rust-sink-")
+        self.port = free_port()
+        self.args = [self.BIN, str(self.port), "--store", self.dir] + ([] if chunking else ["--no-chunking"])
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("the sink did not start")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def messages(self):
+        out = []
+        n = 1
+        while os.path.exists(os.path.join(self.dir, f"{n}.env")):
+            with open(os.path.join(self.dir, f"{n}.env")) as f:
+                lines = f.read().splitlines()
+            with open(os.path.join(self.dir, f"{n}.eml"), "rb") as f:
+                data = f.read()
+            via, conn, mail_from = (line.split(" ", 1)[1] for line in lines[:3])
+            rcpts = [line.split(" ", 1)[1] for line in lines[3:]]
+            m = Received(mail_from, rcpts, data, False, None, int(conn))
+            m.via = via
+            out.append(m)
+            n += 1
+        return out
+
+    def wait_for(self, count, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.messages()
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} messages at the sink, got {len(self.messages())}")
+
+
 class _Zone(BaseResolver):
     def __init__(self):
         self.records = {}  # (name, qtype) -> [rdata]

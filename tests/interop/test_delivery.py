@@ -15,7 +15,7 @@ import dkim
 import pytest
 import rsa  # python-rsa, installed with awscli
 
-from peers import Dns, Sink
+from peers import Dns, RustSink, Sink
 
 BOUNCE_DOMAIN = "bounces.sesame.test"
 
@@ -140,6 +140,55 @@ def test_relay_delivers_mail_signed_with_byodkim(make_server, unique, pipelining
         assert d["reportingMTA"] == "sesame.test"
         assert ev[0]["mail"]["messageId"] == mid
         assert ev[0]["mail"]["sendingAccountId"] == "111111111111"
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+def test_relay_to_a_server_offering_chunking(make_server, unique, chunking):
+    """A server that offers CHUNKING and PIPELINING (as Postfix does) gets
+    each transaction in one write: envelope and the message as one BDAT
+    LAST chunk, not dot-stuffed. One that offers only PIPELINING gets
+    DATA. Either way the message arrives byte for byte and DKIM verifies,
+    a refused recipient bounces while the others are delivered, and a
+    transaction with every recipient refused leaves the connection in step
+    for the next message."""
+    with RustSink(chunking=chunking) as sink:
+        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
+        sesv2 = s.client("sesv2")
+        domain = f"chunk-{unique}.example.com"
+        txt = byodkim_domain(sesv2, domain)
+        dest = f"dest-{unique}.test"
+        body = b".leading dot\r\n..two dots\r\n.\r\nlast line\r\n"
+        raw = f"From: sender@{domain}\r\nTo: to@{dest}\r\nSubject: Dots\r\n\r\n".encode() + body
+        mid = sesv2.send_email(
+            FromEmailAddress=f"sender@{domain}",
+            Destination={"ToAddresses": [f"to@{dest}", f"refuse550@{dest}"]},
+            Content={"Raw": {"Data": raw}},
+        )["MessageId"]
+        m = sink.wait_for(1)[0]
+        assert m.via == ("BDAT" if chunking else "DATA")
+        assert m.mail_from == f"{mid}@{BOUNCE_DOMAIN}"
+        assert m.rcpts == [f"to@{dest}"], "the refused recipient is not in the transaction"
+        with urllib.request.urlopen(f"{s.url}/_sesame/messages/{mid}/raw") as r:
+            stored = r.read()
+        assert m.data.startswith(b"DKIM-Signature:") and m.data.endswith(stored)
+        assert m.data.endswith(b"\r\n\r\n" + body)
+        assert dkim_verifies(m.data, {f"sel1._domainkey.{domain}": txt})[0]
+        by_kind = {e["eventType"]: e for e in wait_events(s, 2, message_id=mid)}
+        assert by_kind["Delivery"]["delivery"]["recipients"] == [f"to@{dest}"]
+        assert by_kind["Delivery"]["delivery"]["smtpResponse"] == "250 2.0.0 Ok: queued"
+        bounce = by_kind["Bounce"]["bounce"]
+        assert bounce["bounceType"] == "Permanent"
+        assert [r["emailAddress"] for r in bounce["bouncedRecipients"]] == [f"refuse550@{dest}"]
+        assert bounce["bouncedRecipients"][0]["diagnosticCode"] == "smtp; 550 5.1.1 no such user here"
+        # Every recipient refused: the chunk (or DATA) is refused too and
+        # the transaction reset; the same connection carries the next one.
+        refused = simple(sesv2, f"sender@{domain}", [f"refuse550-b@{dest}"])
+        assert wait_events(s, 1, message_id=refused)[0]["eventType"] == "Bounce"
+        after = simple(sesv2, f"sender@{domain}", [f"after@{dest}"])
+        got = sink.wait_for(2)
+        assert got[1].rcpts == [f"after@{dest}"]
+        assert got[1].connection == got[0].connection, "the connection stayed in step"
+        assert wait_events(s, 1, message_id=after)[0]["eventType"] == "Delivery"
 
 
 def test_tampered_message_fails_dkim(make_server, unique):

@@ -167,15 +167,9 @@ impl DirectTransport {
             let name = host.trim_end_matches('.');
             let mut t = c.start_tls(&self.tls, name).await?;
             let ehlo = t.ehlo(&self.settings.helo).await?;
-            return Ok(Conn::new(
-                t,
-                ehlo.has_capability(smtp_proto::EXT_PIPELINING),
-            ));
+            return Ok(Conn::new(t, &ehlo));
         }
-        Ok(Conn::new(
-            c,
-            ehlo.has_capability(smtp_proto::EXT_PIPELINING),
-        ))
+        Ok(Conn::new(c, &ehlo))
     }
 
     fn take_idle(&self, key: &str) -> Option<Conn> {

@@ -22,7 +22,7 @@ use mail_send::SmtpClient;
 use sesame_core::delivery::Envelope;
 use sesame_model::RecipientOutcome;
 use sesame_model::delivery::for_all;
-use smtp_proto::Response;
+use smtp_proto::{EhloResponse, Response};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -33,20 +33,46 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// An open, greeted and (if needed) authenticated SMTP connection.
 pub struct Conn {
     pub client: SmtpClient<Box<dyn Stream>>,
-    /// The server offered PIPELINING (RFC 2920): MAIL, RCPT and DATA go
-    /// out together and their replies come back together.
+    /// The server offered PIPELINING (RFC 2920): a transaction's commands
+    /// go out in one write and their replies come back together.
     pub pipelining: bool,
+    /// The server offered CHUNKING (RFC 3030) as well: the message goes
+    /// out as one `BDAT n LAST` chunk in the same write as its envelope,
+    /// so that a transaction takes one round trip instead of two and the
+    /// message is sent as it is, without dot-stuffing.
+    pub chunking: bool,
 }
 
 impl Conn {
-    pub fn new<T: Stream + 'static>(c: SmtpClient<T>, pipelining: bool) -> Self {
+    /// A connection whose server answered EHLO with `ehlo`.
+    pub fn new<T: Stream + 'static>(c: SmtpClient<T>, ehlo: &EhloResponse<String>) -> Self {
+        let pipelining = ehlo.has_capability(smtp_proto::EXT_PIPELINING);
         Self {
             client: SmtpClient {
                 stream: Box::new(c.stream) as Box<dyn Stream>,
                 timeout: c.timeout,
             },
             pipelining,
+            chunking: pipelining && ehlo.has_capability(smtp_proto::EXT_CHUNKING),
         }
+    }
+
+    /// Writes `group` (pipelined commands, and with BDAT the chunk) at
+    /// once and reads `replies` replies.
+    async fn exchange(
+        &mut self,
+        group: &[u8],
+        replies: usize,
+    ) -> Result<Vec<Response<String>>, mail_send::Error> {
+        let client = &mut self.client;
+        tokio::time::timeout(client.timeout, async {
+            use tokio::io::AsyncWriteExt;
+            client.stream.write_all(group).await?;
+            client.stream.flush().await?;
+            client.read_many(replies).await
+        })
+        .await
+        .map_err(|_| mail_send::Error::Timeout)?
     }
 }
 
@@ -98,49 +124,62 @@ pub async fn transact(
     conn: &mut Conn,
     env: &Envelope<'_>,
 ) -> Result<Vec<(String, RecipientOutcome)>, mail_send::Error> {
-    let mail = format!("MAIL FROM:<{}>\r\n", env.mail_from);
-    let rcpts: Vec<String> = env
-        .recipients
-        .iter()
-        .map(|r| format!("RCPT TO:<{r}>\r\n"))
-        .collect();
-    // The replies to MAIL, each RCPT, and (pipelined) DATA.
-    let (mail_reply, rcpt_replies, data_reply) = if conn.pipelining {
-        let mut cmds: Vec<&[u8]> = vec![mail.as_bytes()];
-        cmds.extend(rcpts.iter().map(|r| r.as_bytes()));
-        cmds.push(b"DATA\r\n");
-        let mut replies = conn.client.cmds(cmds).await?;
-        let data = replies.pop();
-        let mail = if replies.is_empty() {
-            None
+    use std::io::Write;
+    let n = env.recipients.len();
+    // MAIL and each RCPT; then, pipelined, DATA or the whole message as
+    // one BDAT chunk.
+    let mut group = Vec::with_capacity(
+        40 + env.mail_from.len()
+            + env.recipients.iter().map(|r| 12 + r.len()).sum::<usize>()
+            + if conn.chunking {
+                32 + env.message.len()
+            } else {
+                8
+            },
+    );
+    let _ = write!(group, "MAIL FROM:<{}>\r\n", env.mail_from);
+    let rcpts_at = group.len();
+    for r in env.recipients {
+        let _ = write!(group, "RCPT TO:<{r}>\r\n");
+    }
+    // The replies to MAIL, each RCPT, and (pipelined) DATA or BDAT.
+    let (mail_reply, rcpt_replies, last_reply) = if conn.pipelining {
+        if conn.chunking {
+            let _ = write!(group, "BDAT {} LAST\r\n", env.message.len());
+            group.extend_from_slice(env.message);
         } else {
-            Some(replies.remove(0))
-        };
-        match (mail, data) {
-            (Some(m), Some(d)) if replies.len() == rcpts.len() => (m, replies, Some(d)),
+            group.extend_from_slice(b"DATA\r\n");
+        }
+        let mut replies = conn.exchange(&group, n + 2).await?;
+        let last = replies.pop();
+        let mail = replies.drain(..1).next();
+        match (mail, last) {
+            (Some(m), Some(l)) if replies.len() == n => (m, replies, Some(l)),
             _ => return Err(mail_send::Error::UnparseableReply),
         }
     } else {
-        let m = conn.client.cmd(mail.as_bytes()).await?;
+        let m = conn.client.cmd(&group[..rcpts_at]).await?;
         if refusal(&m).is_some() {
             (m, vec![], None)
         } else {
-            let mut replies = Vec::with_capacity(rcpts.len());
-            for r in &rcpts {
-                replies.push(conn.client.cmd(r.as_bytes()).await?);
+            let mut replies = Vec::with_capacity(n);
+            for line in group[rcpts_at..].split_inclusive(|&b| b == b'\n') {
+                replies.push(conn.client.cmd(line).await?);
             }
             (m, replies, None)
         }
     };
+    // A server that opened DATA for a refused transaction gets an empty
+    // message's end; a BDAT chunk was already consumed (RFC 3030 4.2).
+    let data_opened = !conn.chunking && last_reply.as_ref().is_some_and(|d| d.code == 354);
     if let Some(o) = refusal(&mail_reply) {
-        if data_reply.as_ref().is_some_and(|d| d.code == 354) {
-            // A server that opened DATA anyway gets an empty message's end.
+        if data_opened {
             conn.client.cmd(b".\r\n").await?;
         }
         let _ = conn.client.rset().await;
         return Ok(for_all(env.recipients, &o));
     }
-    let mut out = Vec::with_capacity(env.recipients.len());
+    let mut out = Vec::with_capacity(n);
     let mut accepted = vec![];
     for (rcpt, r) in env.recipients.iter().zip(&rcpt_replies) {
         match refusal(r) {
@@ -149,36 +188,45 @@ pub async fn transact(
         }
     }
     if accepted.is_empty() {
-        if data_reply.as_ref().is_some_and(|d| d.code == 354) {
+        if data_opened {
             conn.client.cmd(b".\r\n").await?;
         }
         let _ = conn.client.rset().await;
         return Ok(out);
     }
-    let r = match data_reply {
-        Some(r) => r,
-        None => conn.client.cmd(b"DATA\r\n").await?,
-    };
-    let outcome = if r.code == 354 {
-        let data = dot_stuff(env.message);
-        let client = &mut conn.client;
-        let r = tokio::time::timeout(client.timeout, async {
-            use tokio::io::AsyncWriteExt;
-            client.stream.write_all(&data).await?;
-            client.stream.flush().await?;
-            client.read().await
-        })
-        .await
-        .map_err(|_| mail_send::Error::Timeout)??;
-        refusal(&r).unwrap_or(RecipientOutcome::Delivered {
-            response: reply_text(&r),
-        })
+    let outcome = if conn.chunking {
+        // The BDAT LAST reply is the message's.
+        let r = last_reply.ok_or(mail_send::Error::UnparseableReply)?;
+        match refusal(&r) {
+            Some(o) => {
+                let _ = conn.client.rset().await;
+                o
+            }
+            None => RecipientOutcome::Delivered {
+                response: reply_text(&r),
+            },
+        }
     } else {
-        let o = refusal(&r).unwrap_or(RecipientOutcome::Deferred {
-            reason: format!("DATA was answered {}", reply_text(&r)),
-        });
-        let _ = conn.client.rset().await;
-        o
+        let r = match last_reply {
+            Some(r) => r,
+            None => conn.client.cmd(b"DATA\r\n").await?,
+        };
+        if r.code == 354 {
+            let r = conn.exchange(&dot_stuff(env.message), 1).await?;
+            let r = r
+                .into_iter()
+                .next()
+                .ok_or(mail_send::Error::UnparseableReply)?;
+            refusal(&r).unwrap_or(RecipientOutcome::Delivered {
+                response: reply_text(&r),
+            })
+        } else {
+            let o = refusal(&r).unwrap_or(RecipientOutcome::Deferred {
+                reason: format!("DATA was answered {}", reply_text(&r)),
+            });
+            let _ = conn.client.rset().await;
+            o
+        }
     };
     out.extend(accepted.into_iter().map(|r| (r, outcome.clone())));
     Ok(out)

@@ -171,10 +171,7 @@ impl RelayTransport {
         if let Some(credentials) = &self.builder.credentials {
             c.authenticate(credentials, &ehlo).await?;
         }
-        Ok(Conn::new(
-            c,
-            ehlo.has_capability(smtp_proto::EXT_PIPELINING),
-        ))
+        Ok(Conn::new(c, &ehlo))
     }
 
     fn take_idle(&self) -> Option<Conn> {
