@@ -84,7 +84,21 @@ def self_signed_cert(directory):
     return cert, key
 
 
-class Sink:
+class _Receiver:
+    """What a test asks of an SMTP receiver: `messages()` so far, and
+    `wait_for(count)` of them."""
+
+    def wait_for(self, count, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.messages()
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} messages at the sink, got {len(self.messages())}")
+
+
+class Sink(_Receiver):
     """An SMTP server on loopback. `script` maps a recipient's local part to
     the replies its RCPT gets, in order (the last one repeats)."""
 
@@ -132,20 +146,11 @@ class Sink:
         with self.lock:
             return list(self.received)
 
-    def wait_for(self, count, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = self.messages()
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} messages at the sink, got {len(self.messages())}")
-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class RustSink:
+class RustSink(_Receiver):
     """The benchmark's SMTP sink (`crates/sesame-smtp/examples/smtp_sink.rs`,
     built from source if missing): PIPELINING and CHUNKING as Postfix offers
     them, commands and data read with Stalwart's smtp-proto receivers. It
@@ -193,15 +198,6 @@ class RustSink:
             out.append(m)
             n += 1
         return out
-
-    def wait_for(self, count, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = self.messages()
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} messages at the sink, got {len(self.messages())}")
 
 
 class _Zone(BaseResolver):
