@@ -631,7 +631,15 @@ async fn delivery_queue(store: &dyn Store) {
         .unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(store.requeue_in_flight(t + 20).await.unwrap(), 1);
+    // A delivery in flight is dropped too.
+    let c = store
+        .claim_deliveries(t + 30, t + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(store.queue_depth().await.unwrap(), (0, 1));
     assert_eq!(store.drop_message("d1", t + 30).await.unwrap(), 1);
+    assert_eq!(store.queue_depth().await.unwrap(), (0, 0));
     assert_eq!(store.queue_summary().await.unwrap().queued, 0);
     assert_eq!(store.drop_message("nope", t).await.unwrap(), 0);
 

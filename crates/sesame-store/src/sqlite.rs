@@ -1141,11 +1141,15 @@ fn scope_from(account: &str, region: &str) -> Result<Scope> {
 const RETRY_MESSAGE: &str = "UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
      WHERE message_id = ? AND state = 'queued'";
 
-/// An operator's drop of a message's unfinished deliveries, its condition
-/// spelled as the partial index `deliveries_message` is.
+/// An operator's drop of a message's unfinished deliveries: the queued
+/// ones through the partial index `deliveries_message`, the ones in flight
+/// through `deliveries_sending` (which holds only what is in flight).
 const DROP_MESSAGE: &str = "UPDATE deliveries SET state = 'failed', lease_until = NULL,
-       updated_at = ?, last_error = 'dropped by an operator'
-     WHERE message_id = ? AND (state = 'queued' OR state = 'sending')";
+       updated_at = ?1, last_error = 'dropped by an operator'
+     WHERE id IN (
+       SELECT id FROM deliveries WHERE message_id = ?2 AND state = 'queued'
+       UNION ALL
+       SELECT id FROM deliveries WHERE state = 'sending' AND message_id = ?2)";
 
 fn scope_of(r: &SqliteRow) -> Result<Scope> {
     scope_from(r.try_get("account_id")?, r.try_get("region")?)
@@ -1684,8 +1688,9 @@ mod tests {
         store.close().await;
     }
 
-    /// Deliveries are indexed by message only while unfinished, and an
-    /// operator's retry or drop of a message searches that index.
+    /// Deliveries are indexed by message only while queued, and an
+    /// operator's retry or drop of a message searches that index (a drop
+    /// finds deliveries in flight through `deliveries_sending`).
     #[tokio::test]
     async fn per_message_queue_operations_search_the_partial_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -1695,10 +1700,7 @@ mod tests {
                 .fetch_one(&store.pool)
                 .await
                 .unwrap();
-        assert!(
-            index.ends_with("WHERE state = 'queued' OR state = 'sending'"),
-            "{index}"
-        );
+        assert!(index.ends_with("WHERE state = 'queued'"), "{index}");
         for sql in [RETRY_MESSAGE, DROP_MESSAGE] {
             let plan: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
@@ -1707,9 +1709,22 @@ mod tests {
                     .unwrap();
             assert!(
                 plan.iter()
-                    .any(|(.., d)| d.contains("USING INDEX deliveries_message (message_id=?)")),
+                    .any(|(.., d)| d.contains("INDEX deliveries_message (message_id=?)")),
                 "{sql}: {plan:?}"
             );
+            if sql == DROP_MESSAGE {
+                // Deliveries in flight through their own partial index, not
+                // a scan of the table.
+                assert!(
+                    plan.iter()
+                        .any(|(.., d)| d.contains("USING INDEX deliveries_sending")),
+                    "{sql}: {plan:?}"
+                );
+                assert!(
+                    !plan.iter().any(|(.., d)| d == "SCAN deliveries"),
+                    "{sql}: {plan:?}"
+                );
+            }
         }
         store.close().await;
     }
