@@ -14,11 +14,11 @@ from aiosmtpd.smtp import AuthResult
 from dnslib import QTYPE, RR, A, MX, SOA, TXT, CNAME
 from dnslib.server import BaseResolver, DNSServer
 
-from conftest import free_port
+from conftest import ROOT, free_port
 
 
 class Received:
-    def __init__(self, mail_from, rcpts, data, tls, login, connection):
+    def __init__(self, mail_from, rcpts, data, tls, login, connection, via="DATA"):
         self.mail_from = mail_from
         self.rcpts = rcpts
         self.data = data
@@ -26,6 +26,8 @@ class Received:
         self.login = login
         # Which SMTP connection carried it (the peer's address and port).
         self.connection = connection
+        # How the content came: DATA or BDAT.
+        self.via = via
 
 
 class _Handler:
@@ -147,9 +149,6 @@ class Sink(_Receiver):
             return list(self.received)
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
 class RustSink(_Receiver):
     """The benchmark's SMTP sink (`crates/sesame-smtp/examples/smtp_sink.rs`,
     built from source if missing): PIPELINING and CHUNKING as Postfix offers
@@ -193,9 +192,7 @@ class RustSink(_Receiver):
                 data = f.read()
             via, conn, mail_from = (line.split(" ", 1)[1] for line in lines[:3])
             rcpts = [line.split(" ", 1)[1] for line in lines[3:]]
-            m = Received(mail_from, rcpts, data, False, None, int(conn))
-            m.via = via
-            out.append(m)
+            out.append(Received(mail_from, rcpts, data, False, None, int(conn), via))
             n += 1
         return out
 

@@ -91,8 +91,6 @@ enum State {
 /// The transaction in progress.
 #[derive(Default)]
 struct Transaction {
-    /// The connection carrying it.
-    conn: u64,
     from: Option<String>,
     to: Vec<String>,
     body: Vec<u8>,
@@ -103,10 +101,7 @@ async fn session(mut sock: tokio::net::TcpStream, conn: u64, sink: &Sink) -> std
     let mut buf = vec![0u8; 64 * 1024];
     let mut requests = RequestReceiver::default();
     let mut state = State::Command;
-    let mut tx = Transaction {
-        conn,
-        ..Transaction::default()
-    };
+    let mut tx = Transaction::default();
     let mut out: Vec<u8> = Vec::with_capacity(512);
     loop {
         let n = sock.read(&mut buf).await?;
@@ -117,13 +112,14 @@ async fn session(mut sock: tokio::net::TcpStream, conn: u64, sink: &Sink) -> std
         loop {
             match &mut state {
                 State::Command => match requests.ingest(&mut bytes) {
+                    Ok(Request::Quit) => {
+                        out.extend_from_slice(b"221 bye\r\n");
+                        sock.write_all(&out).await?;
+                        return Ok(());
+                    }
                     Ok(request) => {
                         if let Some(next) = command(request, &mut tx, &mut out, sink) {
                             state = next;
-                        }
-                        if out.ends_with(b"221 bye\r\n") {
-                            sock.write_all(&out).await?;
-                            return Ok(());
                         }
                     }
                     Err(Error::NeedsMoreData { .. }) => break,
@@ -134,7 +130,7 @@ async fn session(mut sock: tokio::net::TcpStream, conn: u64, sink: &Sink) -> std
                     if !data.ingest(&mut bytes, &mut tx.body) {
                         break;
                     }
-                    received(&mut tx, "DATA", &mut out, sink);
+                    received(&mut tx, conn, "DATA", &mut out, sink);
                     state = State::Command;
                 }
                 State::Bdat(chunk) => {
@@ -142,7 +138,7 @@ async fn session(mut sock: tokio::net::TcpStream, conn: u64, sink: &Sink) -> std
                         break;
                     }
                     if chunk.is_last {
-                        received(&mut tx, "BDAT", &mut out, sink);
+                        received(&mut tx, conn, "BDAT", &mut out, sink);
                     } else {
                         out.extend_from_slice(b"250 2.0.0 chunk taken\r\n");
                     }
@@ -236,7 +232,6 @@ fn command(
             out.extend_from_slice(b"250 2.0.0 Ok\r\n");
         }
         Request::Noop { .. } => out.extend_from_slice(b"250 2.0.0 Ok\r\n"),
-        Request::Quit => out.extend_from_slice(b"221 bye\r\n"),
         _ => out.extend_from_slice(b"502 5.5.1 not implemented\r\n"),
     }
     None
@@ -244,12 +239,12 @@ fn command(
 
 /// A whole message arrived: counts it, stores it when asked, and ends the
 /// transaction.
-fn received(tx: &mut Transaction, via: &str, out: &mut Vec<u8>, sink: &Sink) {
+fn received(tx: &mut Transaction, conn: u64, via: &str, out: &mut Vec<u8>, sink: &Sink) {
     let n = sink.count.fetch_add(1, Ordering::Relaxed) + 1;
     if let Some(dir) = &sink.store {
         let mut env = format!(
             "via {via}\nconn {}\nfrom {}\n",
-            tx.conn,
+            conn,
             tx.from.as_deref().unwrap_or("")
         );
         for to in &tx.to {

@@ -128,15 +128,8 @@ pub async fn transact(
     let n = env.recipients.len();
     // MAIL and each RCPT; then, pipelined, DATA or the whole message as
     // one BDAT chunk.
-    let mut group = Vec::with_capacity(
-        40 + env.mail_from.len()
-            + env.recipients.iter().map(|r| 12 + r.len()).sum::<usize>()
-            + if conn.chunking {
-                32 + env.message.len()
-            } else {
-                8
-            },
-    );
+    let chunk = if conn.chunking { env.message.len() } else { 0 };
+    let mut group = Vec::with_capacity(256 + chunk);
     let _ = write!(group, "MAIL FROM:<{}>\r\n", env.mail_from);
     let rcpts_at = group.len();
     for r in env.recipients {
