@@ -6,17 +6,25 @@ sesame's RSS sampled every --every seconds.
 
 Usage: bench/delivery.py [--bin target/release/sesame]
                          [--sink target/release/examples/smtp_sink]
-                         [--duration 60] [--conns 16] [--rate N]
+                         [--duration 60] [--conns 16] [--rate N] [--no-dkim]
+                         [--backlog]
   --rate offers SendEmail at that many requests/s (wrk2-style pacing: the
   Lua script gives each request the next slot of a fixed schedule, timed
   with clock_gettime through LuaJIT's FFI), so that the queue shows whether
   delivery keeps up with that rate; without it wrk offers as much as it
   can, and the delivered rate includes draining what was left queued.
+  --no-dkim turns the identity's signing off, so that a run measures what a
+  message costs besides its RSA signature.
+  --backlog stops the sink (SIGSTOP) while wrk sends, so that what is
+  accepted waits in the queue, then lets it go (SIGCONT) and measures how
+  fast that backlog drains through the queue's claim path, with the CPU
+  each drained message cost.
 Needs: the test venv (boto3) and wrk. Loopback only; bounded by --duration.
 """
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +109,10 @@ def main():
     ap.add_argument("--every", type=int, default=5)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--rate", type=int, default=0)
+    ap.add_argument("--backlog", action="store_true",
+                    help="accept with the sink stopped, then measure draining the queue")
+    ap.add_argument("--no-dkim", action="store_true",
+                    help="turn the identity's DKIM signing off, to measure what a message costs besides RSA")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -130,11 +142,15 @@ def main():
                            aws_access_key_id=KEY, aws_secret_access_key=SECRET)
         ses.create_email_identity(EmailIdentity=DOMAIN,
                                   DkimSigningAttributes={"NextSigningKeyLength": "RSA_2048_BIT"})
+        if args.no_dkim:
+            ses.put_email_identity_dkim_attributes(EmailIdentity=DOMAIN, SigningEnabled=False)
         subprocess.run([args.bin, "--config", conf, "--data-dir", d, "accounts", "set-quota",
                         "--account", "000000000000", "--region", "us-east-1",
                         "--max-send-rate", "1000000", "--max-24h-send", "-1"], check=True,
                        capture_output=True)
         lua = lua_for(url, args.rate)
+        if args.backlog:
+            sink.send_signal(signal.SIGSTOP)
         c0, s0 = cpu_by_thread(p.pid), steal_share()
         wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration}s", "-s", lua, url + "/"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -162,19 +178,30 @@ def main():
             sys.exit("the server refused benchmark requests: " + err[:300])
         rps = next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec"))
         sent = wrk_requests(out)
+        if args.backlog:
+            backlog, held = queue_depth(url), received[0]
+            b0, bs0, bt0 = cpu_by_thread(p.pid), steal_share(), time.time()
+            sink.send_signal(signal.SIGCONT)
         # Drain: how long until the sink has everything that was accepted.
         drain0 = time.time()
         while received[0] < sent and time.time() - drain0 < 120:
-            time.sleep(0.2)
+            time.sleep(0.05 if args.backlog else 0.2)
+        if args.backlog:
+            took = time.time() - bt0
+            drained = received[0] - held
+            print(f"backlog: {backlog} queued when the sink was let go; {drained} drained in {took:.1f}s: "
+                  f"{drained / took:,.0f} messages/s")
+            print("while draining: " + cpu_report(b0, cpu_by_thread(p.pid), drained, bs0, steal_share()))
         elapsed = time.time() - t0
         c1, s1 = cpu_by_thread(p.pid), steal_share()
         print(f"accepted {sent} SendEmail ({float(rps):,.0f}/s over {args.duration}s); "
               f"received {received[0]} at the sink; drained {time.time() - drain0:.1f}s after the load stopped")
+        how = "accept → SMTP, DKIM off" if args.no_dkim else "accept → DKIM RSA-2048 → SMTP"
         print(f"end to end: {received[0] / elapsed:,.0f} messages/s over {elapsed:.0f}s "
-              f"(accept → DKIM RSA-2048 → SMTP), peak RSS {max((s[4] for s in samples), default=rss_mb(p.pid)):.1f} MB")
+              f"({how}), peak RSS {max((s[4] for s in samples), default=rss_mb(p.pid)):.1f} MB")
         steady = [s[2] for s in samples[1:]] or [s[2] for s in samples] or [received[0] / elapsed]
         print(f"receive rate while loaded: median {sorted(steady)[len(steady) // 2]:,.0f}/s")
-        print(cpu_report(c0, c1, received[0], s0, s1) + " (runtime includes DKIM signing)")
+        print(cpu_report(c0, c1, received[0], s0, s1) + ("" if args.no_dkim else " (runtime includes DKIM signing)"))
     finally:
         stop(p)
         sink.terminate()

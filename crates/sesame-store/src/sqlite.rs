@@ -1730,6 +1730,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_claimed_delivery_whose_message_is_gone_ends_failed() {
+        use crate::conformance::{message, quota, scope};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let s = scope("212121212121", "us-east-1");
+        let t = 1_700_000_000_000;
+        for id in ["kept", "gone"] {
+            store
+                .accept_message(&s, &message(id, &["a@z.com"]), &quota(t, -1.0, 1000.0, 1))
+                .await
+                .unwrap();
+        }
+        // Removed behind the store's back (clear_messages takes the
+        // deliveries with it), as an operator's sqlite3 might.
+        sqlx::query("DELETE FROM messages WHERE id = 'gone'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_deliveries(t + 60_000, t + 120_000, 10)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = claimed.iter().map(|d| d.message_id.as_str()).collect();
+        assert_eq!(ids, ["kept"]);
+        let states: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT message_id, state, last_error FROM deliveries ORDER BY message_id",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            states,
+            [
+                (
+                    "gone".into(),
+                    "failed".into(),
+                    Some("the message was deleted before delivery".into())
+                ),
+                ("kept".into(), "sending".into(), None),
+            ]
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
