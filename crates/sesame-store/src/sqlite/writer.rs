@@ -918,8 +918,10 @@ fn claim_deliveries(
             raw: r.get("raw")?,
         });
     }
-    // A delivery whose message was deleted (the mailbox cleared) ends.
-    // The join left those out, so this costs nothing when none was.
+    // A delivery whose message is gone ends. (Clearing the mailbox takes
+    // unfinished deliveries with it; this is for a message deleted behind
+    // the store's back.) The join left those out, so the check costs
+    // nothing when it came back whole.
     if out.len() < ids.len() {
         let found: std::collections::HashSet<i64> = out.iter().map(|d| d.id).collect();
         let orphans: Vec<i64> = ids.into_iter().filter(|id| !found.contains(id)).collect();
