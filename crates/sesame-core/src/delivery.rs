@@ -222,12 +222,6 @@ pub struct DeliverySettings {
     pub reporting_mta: String,
     /// Attempts in flight at once.
     pub concurrency: usize,
-    /// DKIM signatures computed at once, each on a thread of the blocking
-    /// pool. Enough of them that signing wins the CPU from request
-    /// handling when both want it (so accepted mail does not pile up in
-    /// the queue), few enough that the threads do not spend it preempting
-    /// each other: eight per core.
-    pub signing_concurrency: usize,
     /// How long a claim lasts before another worker may take it over.
     pub lease: Duration,
     /// How often to look for due deliveries when nothing wakes the engine.
@@ -243,7 +237,6 @@ impl Default for DeliverySettings {
             bounce_domain: "localhost".into(),
             reporting_mta: "localhost".into(),
             concurrency: 64,
-            signing_concurrency: std::thread::available_parallelism().map_or(16, |n| n.get() * 8),
             lease: Duration::from_secs(15 * 60),
             poll: Duration::from_secs(1),
             grace: Duration::from_secs(10),
@@ -319,8 +312,6 @@ pub struct DeliveryEngine {
     wake: Arc<Notify>,
     /// Parsed signing keys by (scope, identity, identity version).
     signers: Mutex<HashMap<(Scope, String, i64), Arc<Signer>>>,
-    /// Permits to sign, `settings.signing_concurrency` of them.
-    signing: Semaphore,
 }
 
 /// The result of one attempt, on its way to the recorder.
@@ -351,9 +342,8 @@ impl DeliveryEngine {
             store,
             clock,
             transport,
-            signers: Mutex::new(HashMap::new()),
-            signing: Semaphore::new(settings.signing_concurrency.max(1)),
             settings,
+            signers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -459,10 +449,18 @@ impl DeliveryEngine {
             .wants_signature()
             .then(|| self.signer_for(&d, &identities))
             .flatten();
+        // RSA signing is CPU work (about 0.4 ms for 2048 bits): it runs on
+        // the blocking pool so that it never stalls the runtime's workers,
+        // which serve requests and the store's writer.
         let (id, recipients) = (d.id, d.recipients.clone());
         let (d, signed) = match signer {
             None => (d, None),
-            Some(signer) => match self.sign_on_pool(d, signer).await {
+            Some(signer) => match tokio::task::spawn_blocking(move || {
+                let signed = sign(&d, &signer);
+                (d, signed)
+            })
+            .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "the signing task failed");
@@ -489,24 +487,6 @@ impl DeliveryEngine {
         };
         let report = self.transport.deliver(&envelope).await;
         self.settle(&d, report)
-    }
-
-    /// RSA signing is CPU work (about 0.4 ms for 2048 bits): it runs on the
-    /// blocking pool so that it never stalls the runtime's workers, which
-    /// serve requests. One of the signing permits, held until the
-    /// signature is back, bounds the threads doing it.
-    async fn sign_on_pool(
-        &self,
-        d: QueuedDelivery,
-        signer: SignerFor,
-    ) -> Result<(QueuedDelivery, Option<Vec<u8>>), tokio::task::JoinError> {
-        // Never closed, so acquiring cannot fail.
-        let _permit = self.signing.acquire().await;
-        tokio::task::spawn_blocking(move || {
-            let signed = sign(&d, &signer);
-            (d, signed)
-        })
-        .await
     }
 
     /// The identities that could cover the sender, most specific first
@@ -964,28 +944,16 @@ mod tests {
         }
     }
 
-    type Setup = (
+    async fn setup(
+        outcome: RecipientOutcome,
+        retry: RetryPolicy,
+    ) -> (
         tempfile::TempDir,
         Arc<dyn Store>,
         Arc<ManualClock>,
         Arc<Recorder>,
         Arc<DeliveryEngine>,
-    );
-
-    async fn setup(outcome: RecipientOutcome, retry: RetryPolicy) -> Setup {
-        setup_with(
-            outcome,
-            DeliverySettings {
-                retry,
-                bounce_domain: "bounces.sesame.test".into(),
-                poll: Duration::from_millis(20),
-                ..Default::default()
-            },
-        )
-        .await
-    }
-
-    async fn setup_with(outcome: RecipientOutcome, settings: DeliverySettings) -> Setup {
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
@@ -997,7 +965,12 @@ mod tests {
             store.clone(),
             clock.clone(),
             t.clone(),
-            settings,
+            DeliverySettings {
+                retry,
+                bounce_domain: "bounces.sesame.test".into(),
+                poll: Duration::from_millis(20),
+                ..Default::default()
+            },
         ));
         (dir, store, clock, t, engine)
     }
@@ -1184,45 +1157,6 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(store.queue_summary().await.unwrap().delivered, 1);
-    }
-
-    #[tokio::test]
-    async fn attempts_take_turns_at_signing_when_permits_are_fewer() {
-        let delivered = RecipientOutcome::Delivered {
-            response: "250 ok".into(),
-        };
-        let (_d, store, clock, t, engine) = setup_with(
-            delivered,
-            DeliverySettings {
-                signing_concurrency: 1,
-                poll: Duration::from_millis(20),
-                ..Default::default()
-            },
-        )
-        .await;
-        let s = scope("121212121212", "us-east-1");
-        let i = signing_identity(
-            "example.com",
-            KeyLength::Rsa1024,
-            VerificationStatus::Success,
-        )
-        .await;
-        store.insert_identity(&s, &i, 100).await.unwrap();
-        let now = clock.now_ms();
-        for n in 0..6 {
-            let id = format!("m{n}");
-            accept(&*store, &id, "a@example.com", &["x@dest.test"], now).await;
-        }
-        drain(&store, &clock, &engine).await;
-        // Six attempts in flight at once, one permit: each signed in turn,
-        // none left waiting.
-        let seen = t.seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 6);
-        for (_, _, message) in &seen {
-            let text = String::from_utf8_lossy(message);
-            assert!(text.starts_with("DKIM-Signature:"), "{text}");
-        }
-        assert_eq!(store.queue_summary().await.unwrap().delivered, 6);
     }
 
     #[tokio::test]
