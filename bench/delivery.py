@@ -190,16 +190,16 @@ def main():
             sys.exit("the server refused benchmark requests: " + err[:300])
         rps = next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec"))
         sent = wrk_requests(out)
-        if args.backlog:
-            backlog, held = queue_depth(url), received[0]
-            b0, bs0, bt0 = cpu_by_thread(p.pid), steal_share(), time.time()
-            sink.send_signal(signal.SIGCONT)
         # Drain: how long until the sink has everything that was accepted.
         drain0 = time.time()
-        while received[0] < sent and time.time() - drain0 < 120:
-            time.sleep(0.05 if args.backlog else 0.2)
         if args.backlog:
-            took = time.time() - bt0
+            backlog, held = queue_depth(url), received[0]
+            b0, bs0 = cpu_by_thread(p.pid), steal_share()
+            sink.send_signal(signal.SIGCONT)
+        while received[0] < sent and time.time() - drain0 < 120:
+            time.sleep(0.05)
+        if args.backlog:
+            took = time.time() - drain0
             drained = received[0] - held
             print(f"backlog: {backlog} queued when the sink was let go; {drained} drained in {took:.1f}s: "
                   f"{drained / took:,.0f} messages/s")

@@ -887,7 +887,8 @@ fn claim_deliveries(
     if ids.is_empty() {
         return Ok((vec![], next_due));
     }
-    let claimed = to_json(&ids)?;
+    let claimed = ids.len();
+    let ids = to_json(&ids)?;
     // The claimed deliveries with their messages, in one query.
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, d.message_id, d.account_id, d.region, d.domain, d.recipients,
@@ -896,7 +897,7 @@ fn claim_deliveries(
          WHERE d.id IN (SELECT value FROM json_each(?))
          ORDER BY d.next_attempt_at",
     )?;
-    let mut rows = stmt.query([&claimed])?;
+    let mut rows = stmt.query([&ids])?;
     let mut out = vec![];
     while let Some(r) = rows.next()? {
         let recipients: String = r.get("recipients")?;
@@ -922,15 +923,14 @@ fn claim_deliveries(
     // unfinished deliveries with it; this is for a message deleted behind
     // the store's back.) The join left those out, so the check costs
     // nothing when it came back whole.
-    if out.len() < ids.len() {
-        let found: std::collections::HashSet<i64> = out.iter().map(|d| d.id).collect();
-        let orphans: Vec<i64> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+    if out.len() < claimed {
         conn.prepare_cached(
             "UPDATE deliveries SET state = 'failed', lease_until = NULL,
                last_error = 'the message was deleted before delivery'
-             WHERE id IN (SELECT value FROM json_each(?))",
+             WHERE id IN (SELECT value FROM json_each(?))
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id)",
         )?
-        .execute([to_json(&orphans)?])?;
+        .execute([&ids])?;
     }
     Ok((out, next_due))
 }
