@@ -274,11 +274,16 @@ impl mail_auth::common::crypto::SigningKey for SigningKey {
                     hash_len: Some(32),
                     prefix: SHA256_DIGEST_INFO.into(),
                 };
-                k.sign(scheme, &digest).map_err(|e| {
-                    mail_auth::Error::Crypto(mail_auth::common::crypto::CryptoError::Library(
-                        e.to_string(),
-                    ))
-                })
+                // With a random number generator the `rsa` crate blinds
+                // the private-key operation; without one it runs
+                // unblinded, and its timing depends on the key
+                // (RUSTSEC-2023-0071).
+                k.sign_with_rng(&mut rand_core::OsRng, scheme, &digest)
+                    .map_err(|e| {
+                        mail_auth::Error::Crypto(mail_auth::common::crypto::CryptoError::Library(
+                            e.to_string(),
+                        ))
+                    })
             }
         }
     }
