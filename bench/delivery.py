@@ -27,6 +27,7 @@ Needs: the test venv (boto3) and wrk. Loopback only; bounded by --duration.
 """
 import argparse
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -107,6 +108,12 @@ def rsa_signatures(bits=2048):
     return ms, ceiling
 
 
+def proc_cpu(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def queue_depth(url):
     with urllib.request.urlopen(url + "/_sesame/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
@@ -172,6 +179,8 @@ def main():
         if args.backlog:
             sink.send_signal(signal.SIGSTOP)
         c0, s0 = cpu_by_thread(p.pid), steal_share()
+        k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sk0 = proc_cpu(sink.pid)
         wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration}s", "-s", lua, url + "/"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         print(f"{'t (s)':>6} {'received':>9} {'rcv/s':>7} {'queued':>7} {'RSS MB':>7}")
@@ -194,6 +203,8 @@ def main():
             print(f"{now - t0:6.0f} {n:9d} {rate:7.0f} {q:7d} {rss:7.1f}", flush=True)
             last_n, last_t = n, now
         out, err = wrk.communicate()
+        k1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_cpu = (k1.ru_utime - k0.ru_utime) + (k1.ru_stime - k0.ru_stime)
         if "status" in err:
             sys.exit("the server refused benchmark requests: " + err[:300])
         rps = next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec"))
@@ -220,6 +231,8 @@ def main():
         print(f"end to end: {received[0] / elapsed:,.0f} messages/s over {elapsed:.0f}s "
               f"({how}), peak RSS {max((s[4] for s in samples), default=rss_mb(p.pid)):.1f} MB")
         steady = [s[2] for s in samples[1:]] or [s[2] for s in samples] or [received[0] / elapsed]
+        print(f"on the same cores: wrk {wrk_cpu / max(sent, 1) * 1e6:.0f} us CPU a request, "
+              f"the sink {(proc_cpu(sink.pid) - sk0) / max(received[0], 1) * 1e6:.0f} us a message")
         print(f"receive rate while loaded: median {sorted(steady)[len(steady) // 2]:,.0f}/s")
         print(cpu_report(c0, c1, received[0], s0, s1) + ("" if args.no_dkim else " (runtime includes DKIM signing)"))
         if ceiling and not args.no_dkim:
