@@ -5,6 +5,7 @@ queue survives kill -9."""
 import base64
 import json
 import os
+import platform
 import signal
 import subprocess
 import threading
@@ -363,6 +364,51 @@ def test_queue_command_shows_retries_and_drops(make_server, unique):
         assert mid2 in s.sesame("queue", "list", "--state", "failed").stdout
         bad = s.sesame("queue", "list", "--state", "lost", check=False)
         assert bad.returncode != 0 and "unknown state" in bad.stderr
+
+
+def cpu_flags():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="aws-lc's RSA code paths are x86-64's")
+@pytest.mark.parametrize("path", ["avx2", "default"])
+def test_rsa_path_starts_again_with_adx_masked_and_both_paths_sign_verifiably(make_server, unique, path):
+    if "OPENSSL_ia32cap" in os.environ:
+        pytest.skip("OPENSSL_ia32cap is set for the tests; Sesame leaves it alone")
+    if path == "avx2" and "avx2" not in cpu_flags():
+        pytest.skip("this CPU has no AVX2")
+    with Sink() as sink:
+        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none",
+                                  "--rsa-path", path))
+        # The process that answers is the one the test started: the restart
+        # is an exec, same process id, with aws-lc's ADX bit masked.
+        environ = open(f"/proc/{s.proc.pid}/environ", "rb").read().split(b"\0")
+        assert (b"OPENSSL_ia32cap=:~0x80000" in environ) == (path == "avx2"), environ
+        log = s.read_log()
+        assert ("aws-lc signs RSA with its AVX2 code" in log) == (path == "avx2"), log
+        assert log.count("DKIM signing:") == 1, log
+        sesv2 = s.client("sesv2")
+        domain = f"rsa-{path}-{unique}.example.com"
+        txt = byodkim_domain(sesv2, domain)
+        simple(sesv2, f"sender@{domain}", [f"to@dest-{unique}.test"])
+        m = sink.wait_for(1)[0]
+        assert dkim_verifies(m.data, {f"sel1._domainkey.{domain}": txt})[0], m.data[:2000]
+
+
+def test_rsa_path_refuses_unknown_values(tmp_path):
+    from conftest import BIN
+
+    p = subprocess.run([BIN, "serve", "--data-dir", str(tmp_path), "--rsa-path", "fast"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and 'invalid RSA path "fast"' in p.stderr, p.stderr
+    conf = tmp_path / "sesame.toml"
+    conf.write_text('[dkim]\nrsa_path = "avx512"\n')
+    p = subprocess.run([BIN, "--config", str(conf), "serve", "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and 'invalid RSA path "avx512"' in p.stderr, p.stderr
 
 
 def test_metrics(make_server, unique):

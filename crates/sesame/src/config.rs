@@ -105,6 +105,23 @@ pub struct ServeArgs {
     /// Connections at once to one recipient domain in direct delivery [default: 8]
     #[arg(long, env = "SESAME_DOMAIN_CONCURRENCY")]
     pub domain_concurrency: Option<usize>,
+    /// aws-lc's RSA code for DKIM signing: auto (its AVX2 code on AMD CPUs without AVX-512 IFMA, where that is faster), avx2 or default [default: auto]
+    #[arg(long, env = "SESAME_RSA_PATH")]
+    pub rsa_path: Option<String>,
+}
+
+impl ServeArgs {
+    /// `--rsa-path`, else `[dkim] rsa_path`, else auto. Read before the
+    /// server starts (see `rsa_path`), so it is not part of [`Settings`].
+    pub fn rsa_path(&self, file: &FileConfig) -> Result<crate::rsa_path::RsaPath, String> {
+        let v = self
+            .rsa_path
+            .clone()
+            .or_else(|| file.dkim.as_ref().and_then(|d| d.rsa_path.clone()));
+        v.map_or(Ok(crate::rsa_path::RsaPath::Auto), |v| {
+            crate::rsa_path::RsaPath::parse(&v)
+        })
+    }
 }
 
 /// The config file's keys; any other key is an error.
@@ -140,6 +157,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct DkimFile {
     pub cname_zone: Option<String>,
+    pub rsa_path: Option<String>,
 }
 
 /// `[dns]` in the config file.

@@ -13,6 +13,7 @@ mod api;
 mod config;
 mod mailbox;
 mod metrics;
+mod rsa_path;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -166,6 +167,26 @@ enum IdentitiesCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything else runs: `serve` may start itself again so that
+    // aws-lc picks its faster RSA code for this CPU (see `rsa_path`).
+    let rsa_note = match &cli.command {
+        Command::Serve(args) => {
+            let file = FileConfig::load(cli.common.config.as_deref()).unwrap_or_default();
+            let wanted = match args.rsa_path(&file) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let current = std::env::var_os(rsa_path::VAR);
+            match rsa_path::plan(wanted, &rsa_path::Cpu::detect(), current.as_ref()) {
+                rsa_path::Plan::Restart => Some(Err(rsa_path::restart())),
+                rsa_path::Plan::Stay(why) => Some(Ok(why)),
+            }
+        }
+        _ => None,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
@@ -175,6 +196,13 @@ fn main() -> ExitCode {
         // Colour only on a terminal, so log files and journald stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    match rsa_note {
+        Some(Ok(why)) => tracing::info!("DKIM signing: {why}"),
+        Some(Err(e)) => tracing::warn!(error = %e,
+            "DKIM signing: could not start again with {}={}; aws-lc chooses its RSA path",
+            rsa_path::VAR, rsa_path::MASK),
+        None => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
