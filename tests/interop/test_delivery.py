@@ -403,12 +403,12 @@ def test_rsa_path_refuses_unknown_values(tmp_path):
 
     p = subprocess.run([BIN, "serve", "--data-dir", str(tmp_path), "--rsa-path", "fast"],
                        capture_output=True, text=True, timeout=30)
-    assert p.returncode != 0 and 'invalid RSA path "fast"' in p.stderr, p.stderr
+    assert p.returncode != 0 and '--rsa-path: invalid RSA path "fast"' in p.stderr, p.stderr
     conf = tmp_path / "sesame.toml"
     conf.write_text('[dkim]\nrsa_path = "avx512"\n')
     p = subprocess.run([BIN, "--config", str(conf), "serve", "--data-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=30)
-    assert p.returncode != 0 and 'invalid RSA path "avx512"' in p.stderr, p.stderr
+    assert p.returncode != 0 and '[dkim] rsa_path: invalid RSA path "avx512"' in p.stderr, p.stderr
 
 
 def test_metrics(make_server, unique):

@@ -114,13 +114,15 @@ impl ServeArgs {
     /// `--rsa-path`, else `[dkim] rsa_path`, else auto. Read before the
     /// server starts (see `rsa_path`), so it is not part of [`Settings`].
     pub fn rsa_path(&self, file: &FileConfig) -> Result<crate::rsa_path::RsaPath, String> {
-        let v = self
-            .rsa_path
-            .clone()
-            .or_else(|| file.dkim.as_ref().and_then(|d| d.rsa_path.clone()));
-        v.map_or(Ok(crate::rsa_path::RsaPath::Auto), |v| {
-            crate::rsa_path::RsaPath::parse(&v)
-        })
+        let (v, name) = match (
+            &self.rsa_path,
+            file.dkim.as_ref().and_then(|d| d.rsa_path.as_ref()),
+        ) {
+            (Some(v), _) => (v, "--rsa-path"),
+            (None, Some(v)) => (v, "[dkim] rsa_path"),
+            (None, None) => return Ok(crate::rsa_path::RsaPath::Auto),
+        };
+        crate::rsa_path::RsaPath::parse(v).map_err(|e| format!("{name}: {e}"))
     }
 }
 
