@@ -102,11 +102,11 @@ pub fn plan(wanted: RsaPath, cpu: &Cpu, current: Option<&OsString>) -> Plan {
             format!("OPENSSL_ia32cap is set ({v:?}): aws-lc's RSA path is left to it")
         });
     }
-    let x86 = cfg!(target_arch = "x86_64");
+    // Off x86-64, `Cpu::detect` reports no features, so nothing restarts.
     match wanted {
-        RsaPath::Avx2 if x86 && cpu.avx2 => Plan::Restart,
+        RsaPath::Avx2 if cpu.avx2 => Plan::Restart,
         RsaPath::Avx2 => Plan::Stay("--rsa-path avx2: this CPU has no AVX2; aws-lc chooses".into()),
-        RsaPath::Auto if x86 && cpu.prefers_avx2() => Plan::Restart,
+        RsaPath::Auto if cpu.prefers_avx2() => Plan::Restart,
         RsaPath::Auto | RsaPath::Default => Plan::Stay("aws-lc chooses its RSA path".into()),
     }
 }
@@ -146,8 +146,7 @@ mod tests {
 
     #[test]
     fn auto_restarts_only_on_amd_without_ifma() {
-        let x86 = cfg!(target_arch = "x86_64");
-        assert_eq!(plan(RsaPath::Auto, &ZEN3, None) == Plan::Restart, x86);
+        assert_eq!(plan(RsaPath::Auto, &ZEN3, None), Plan::Restart);
         let zen4 = Cpu {
             avx512ifma: true,
             ..ZEN3
@@ -164,9 +163,12 @@ mod tests {
 
     #[test]
     fn explicit_choices_and_the_operators_variable_win() {
-        let x86 = cfg!(target_arch = "x86_64");
         let intel = Cpu { amd: false, ..ZEN3 };
-        assert_eq!(plan(RsaPath::Avx2, &intel, None) == Plan::Restart, x86);
+        assert_eq!(plan(RsaPath::Avx2, &intel, None), Plan::Restart);
+        assert!(matches!(
+            plan(RsaPath::Avx2, &Cpu::default(), None),
+            Plan::Stay(_)
+        ));
         assert!(matches!(plan(RsaPath::Default, &ZEN3, None), Plan::Stay(_)));
         let theirs = OsString::from("~0x0:~0x100");
         match plan(RsaPath::Avx2, &ZEN3, Some(&theirs)) {
