@@ -192,6 +192,34 @@ def test_relay_to_a_server_offering_chunking(make_server, unique, chunking):
         assert wait_events(s, 1, message_id=after)[0]["eventType"] == "Delivery"
 
 
+def test_a_message_to_several_domains_is_signed_once(make_server, unique):
+    """SendEmail to recipients at two domains: two SMTP transactions, one
+    a domain, carrying the same DKIM signature, made once (the metric
+    counts RSA signatures), and dkimpy verifies both."""
+    with Sink() as sink:
+        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
+        sesv2 = s.client("sesv2")
+        domain = f"once-{unique}.example.com"
+        txt = byodkim_domain(sesv2, domain)
+        to = [f"a@dest-a-{unique}.test", f"b@dest-b-{unique}.test", "success@simulator.amazonses.com"]
+        mid = simple(sesv2, f"sender@{domain}", to, cc=[f"c@DEST-B-{unique}.test"])
+        got = sink.wait_for(2)
+        assert sorted(sorted(m.rcpts) for m in got) == [
+            [f"a@dest-a-{unique}.test"], sorted([f"b@dest-b-{unique}.test", f"c@DEST-B-{unique}.test"])]
+        with urllib.request.urlopen(f"{s.url}/_sesame/messages/{mid}/raw") as r:
+            stored = r.read()
+        assert all(m.data.endswith(stored) for m in got)
+        signatures = [m.data[:-len(stored)] for m in got]
+        assert signatures[0].startswith(b"DKIM-Signature:") and b" b=" in signatures[0]
+        assert signatures[0] == signatures[1]
+        for m in got:
+            assert dkim_verifies(m.data, {f"sel1._domainkey.{domain}": txt})[0]
+        wait_events(s, 3, message_id=mid)
+        with urllib.request.urlopen(f"{s.url}/_sesame/metrics") as r:
+            text = r.read().decode()
+        assert "sesame_dkim_signatures_total 1\n" in text, text
+
+
 def test_tampered_message_fails_dkim(make_server, unique):
     """The verification above is not vacuous: dkimpy rejects a changed body."""
     with Sink() as sink:

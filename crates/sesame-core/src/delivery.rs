@@ -31,7 +31,7 @@ use sesame_model::{
     Scope, VerificationStatus,
 };
 use sesame_store::{AcceptanceDelivery, Store};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -317,6 +317,117 @@ pub struct DeliveryEngine {
     wake: Arc<Notify>,
     /// Parsed signing keys by (scope, identity, identity version).
     signers: Mutex<HashMap<(Scope, String, i64), Arc<Signer>>>,
+    /// Signatures of messages with several recipient domains, shared by
+    /// their deliveries.
+    shared: SharedSignatures,
+    /// RSA signatures made (`sesame_dkim_signatures_total`), taken once.
+    signatures_made: metrics::Counter,
+}
+
+/// A message's DKIM-Signature header once made: `None` when signing failed
+/// and the message goes unsigned.
+type SignatureCell = Arc<tokio::sync::OnceCell<Option<Arc<str>>>>;
+
+/// Signatures shared by the deliveries of one message. A message to
+/// several domains becomes one delivery a domain, and each would sign the
+/// same bytes with the same key: the first to get here signs, the others
+/// wait for it and reuse the header. An entry goes when every domain has
+/// taken it, or when [`SharedSignatures::KEEP`] newer ones push it out (a
+/// domain whose delivery never comes, such as one whose recipients were
+/// all suppressed). A retry signs afresh.
+struct SharedSignatures {
+    inner: Mutex<SharedInner>,
+}
+
+#[derive(Default)]
+struct SharedInner {
+    cells: HashMap<(Scope, String), SharedEntry>,
+    /// Keys in the order they came, for pushing out the oldest; may name
+    /// keys already gone.
+    order: VecDeque<(Scope, String)>,
+}
+
+struct SharedEntry {
+    signer: Arc<Signer>,
+    cell: SignatureCell,
+    /// Deliveries yet to take it.
+    takers: usize,
+}
+
+impl SharedSignatures {
+    /// Entries kept at most (a header is about 500 bytes).
+    const KEEP: usize = 4096;
+
+    fn new() -> Self {
+        Self {
+            inner: Mutex::new(SharedInner::default()),
+        }
+    }
+
+    /// The cell for `message` signed by `signer`, made for `domains`
+    /// deliveries when it is new. `None` when the entry there was made with
+    /// another signer (the key changed in between): sign afresh.
+    fn take(
+        &self,
+        scope: &Scope,
+        message: &str,
+        signer: &Arc<Signer>,
+        domains: usize,
+    ) -> Option<SignatureCell> {
+        let mut inner = self.inner.lock().ok()?;
+        let key = (scope.clone(), message.to_owned());
+        if let Some(e) = inner.cells.get_mut(&key) {
+            if !Arc::ptr_eq(&e.signer, signer) {
+                return None;
+            }
+            let cell = e.cell.clone();
+            e.takers = e.takers.saturating_sub(1);
+            if e.takers == 0 {
+                inner.cells.remove(&key);
+            }
+            return Some(cell);
+        }
+        let cell = SignatureCell::default();
+        inner.cells.insert(
+            key.clone(),
+            SharedEntry {
+                signer: signer.clone(),
+                cell: cell.clone(),
+                takers: domains.saturating_sub(1),
+            },
+        );
+        inner.order.push_back(key);
+        while inner.cells.len() > Self::KEEP || inner.order.len() > 2 * Self::KEEP {
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
+            inner.cells.remove(&oldest);
+        }
+        Some(cell)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.inner.lock().unwrap().cells.len()
+    }
+}
+
+/// How many recipient domains of the message sign: all but the mailbox
+/// simulator's, compared as the queue groups them (ASCII case-blind).
+fn signing_domains(destinations: &[String]) -> usize {
+    let mut seen: Vec<&str> = Vec::new();
+    for r in destinations {
+        let domain = r
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('>'))
+            .unwrap_or_default();
+        if !domain.eq_ignore_ascii_case(SIMULATOR_DOMAIN)
+            && !seen.iter().any(|s| s.eq_ignore_ascii_case(domain))
+        {
+            seen.push(domain);
+        }
+    }
+    seen.len()
 }
 
 /// The result of one attempt, on its way to the recorder.
@@ -349,6 +460,8 @@ impl DeliveryEngine {
             transport,
             settings,
             signers: Mutex::new(HashMap::new()),
+            shared: SharedSignatures::new(),
+            signatures_made: metrics::counter!("sesame_dkim_signatures_total"),
         }
     }
 
@@ -444,7 +557,7 @@ impl DeliveryEngine {
     }
 
     /// One attempt at one delivery, ending in its settlement.
-    async fn attempt(&self, d: QueuedDelivery) -> Settled {
+    async fn attempt(&self, mut d: QueuedDelivery) -> Settled {
         if d.domain == SIMULATOR_DOMAIN {
             return self.simulate(&d);
         }
@@ -454,26 +567,17 @@ impl DeliveryEngine {
             .wants_signature()
             .then(|| self.signer_for(&d, &identities))
             .flatten();
-        // RSA signing is CPU work (about 0.4 ms for 2048 bits): it runs on
-        // the blocking pool so that it never stalls the runtime's workers,
-        // which serve requests and the store's writer.
-        let (id, recipients) = (d.id, d.recipients.clone());
-        let (d, signed) = match signer {
-            None => (d, None),
-            Some(signer) => match tokio::task::spawn_blocking(move || {
-                let signed = sign(&d, &signer);
-                (d, signed)
-            })
-            .await
-            {
-                Ok(r) => r,
+        let signed = match signer {
+            None => None,
+            Some(signer) => match self.signature(&mut d, signer).await {
+                Ok(header) => header.map(|h| [h.as_bytes(), &d.raw].concat()),
                 Err(e) => {
                     tracing::error!(error = %e, "the signing task failed");
                     // The message stays queued and is tried again later.
                     return Settled {
                         update: DeliveryUpdate::Retry {
-                            id,
-                            recipients,
+                            id: d.id,
+                            recipients: d.recipients.clone(),
                             at: self.clock.now_ms() + self.settings.retry.initial_ms,
                             error: "internal error while signing".into(),
                         },
@@ -492,6 +596,53 @@ impl DeliveryEngine {
         };
         let report = self.transport.deliver(&envelope).await;
         self.settle(&d, report)
+    }
+
+    /// The message's DKIM-Signature header. A first attempt at a message
+    /// with several signing domains shares one signature among them
+    /// ([`SharedSignatures`]); anything else signs on its own.
+    async fn signature(
+        &self,
+        d: &mut QueuedDelivery,
+        signer: SignerFor,
+    ) -> Result<Option<Arc<str>>, tokio::task::JoinError> {
+        let domains = signing_domains(&d.destinations);
+        let cell = (d.attempts == 0 && domains > 1)
+            .then(|| {
+                self.shared
+                    .take(&d.scope, &d.message_id, &signer.signer, domains)
+            })
+            .flatten();
+        let Some(cell) = cell else {
+            return self.sign_now(d, signer).await;
+        };
+        cell.get_or_try_init(|| self.sign_now(d, signer))
+            .await
+            .cloned()
+    }
+
+    /// Signs on the blocking pool: RSA is CPU work (0.4–0.8 ms for 2048
+    /// bits), which must never stall the runtime's workers, which serve
+    /// requests and the store's writer. The message goes to the pool and
+    /// comes back, not copied.
+    async fn sign_now(
+        &self,
+        d: &mut QueuedDelivery,
+        signer: SignerFor,
+    ) -> Result<Option<Arc<str>>, tokio::task::JoinError> {
+        let raw = std::mem::take(&mut d.raw);
+        let message_id = d.message_id.clone();
+        let made = self.signatures_made.clone();
+        let (raw, header) = tokio::task::spawn_blocking(move || {
+            let header = header(&raw, &message_id, &signer);
+            if header.is_some() {
+                made.increment(1);
+            }
+            (raw, header)
+        })
+        .await?;
+        d.raw = raw;
+        Ok(header)
     }
 
     /// The identities that could cover the sender, most specific first
@@ -554,7 +705,9 @@ impl DeliveryEngine {
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(key, signer.clone());
+        // Another attempt may have parsed the same key meanwhile: all use
+        // the first, so that they can share a message's signature.
+        let signer = cache.entry(key).or_insert(signer).clone();
         Some(SignerFor {
             domain,
             selector,
@@ -806,19 +959,13 @@ struct SignerFor {
     signer: Arc<Signer>,
 }
 
-/// The message with a DKIM-Signature prepended, or `None` to send it as it
-/// is when signing fails.
-fn sign(d: &QueuedDelivery, s: &SignerFor) -> Option<Vec<u8>> {
-    match s.signer.sign(&d.raw) {
-        Ok(sig) => {
-            let header = sig.to_header();
-            let mut out = Vec::with_capacity(header.len() + d.raw.len());
-            out.extend_from_slice(header.as_bytes());
-            out.extend_from_slice(&d.raw);
-            Some(out)
-        }
+/// The DKIM-Signature header for `raw`, or `None` to send the message as
+/// it is when signing fails.
+fn header(raw: &[u8], message_id: &str, s: &SignerFor) -> Option<Arc<str>> {
+    match s.signer.sign(raw) {
+        Ok(sig) => Some(sig.to_header().into()),
         Err(e) => {
-            tracing::error!(message = %d.message_id, domain = %s.domain,
+            tracing::error!(message = %message_id, domain = %s.domain,
                 selector = %s.selector, error = %e, "DKIM signing failed; sending unsigned");
             None
         }
@@ -1162,6 +1309,121 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(store.queue_summary().await.unwrap().delivered, 1);
+    }
+
+    /// A first attempt at a message with several recipient domains signs
+    /// once for all of them (the simulator's domain does not sign); a
+    /// retry signs afresh.
+    #[tokio::test]
+    async fn a_message_to_several_domains_is_signed_once() {
+        let deferred = RecipientOutcome::Deferred {
+            reason: "451 4.3.0 try again".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let t = Arc::new(Recorder {
+            seen: Mutex::new(vec![]),
+            outcome: deferred,
+        });
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        let engine = metrics::with_local_recorder(&recorder, || {
+            Arc::new(DeliveryEngine::new(
+                store.clone(),
+                clock.clone(),
+                t.clone(),
+                DeliverySettings {
+                    poll: Duration::from_millis(20),
+                    ..Default::default()
+                },
+            ))
+        });
+        let made = || {
+            let text = metrics.render();
+            text.lines()
+                .find_map(|l| l.strip_prefix("sesame_dkim_signatures_total "))
+                .map(|n| n.trim().parse::<u64>().unwrap())
+                .unwrap_or(0)
+        };
+        let s = scope("121212121212", "us-east-1");
+        let i = signing_identity(
+            "example.com",
+            KeyLength::Rsa2048,
+            VerificationStatus::Success,
+        )
+        .await;
+        store.insert_identity(&s, &i, 100).await.unwrap();
+        let to = [
+            "x@dest-a.test",
+            "y@dest-b.test",
+            "z@DEST-B.test",
+            "success@simulator.amazonses.com",
+        ];
+        assert_eq!(signing_domains(&to.map(String::from)), 2);
+        accept(&*store, "m1", "a@example.com", &to, clock.now_ms()).await;
+        drain(&store, &clock, &engine).await;
+        let headers = |from: usize| -> Vec<String> {
+            t.seen.lock().unwrap()[from..]
+                .iter()
+                .map(|(_, _, m)| {
+                    let text = String::from_utf8(m.clone()).unwrap();
+                    // The accepted message starts here (the signature's
+                    // h= tag names "From:" too, without the space).
+                    let end = text.find("From: a@mail.example.com").unwrap();
+                    assert!(text.starts_with("DKIM-Signature:"), "{text}");
+                    assert!(text[..end].contains(" b="), "{text}");
+                    text[..end].to_owned()
+                })
+                .collect()
+        };
+        let first = headers(0);
+        assert_eq!(first.len(), 2, "one transaction a domain");
+        assert_eq!(first[0], first[1], "both domains got the same signature");
+        assert_eq!(made(), 1, "signed once for two domains");
+        assert_eq!(engine.shared.len(), 0, "both domains took the shared entry");
+        // Deferred: each domain's retry signs on its own.
+        clock.advance(60_000);
+        drain(&store, &clock, &engine).await;
+        assert_eq!(headers(2).len(), 2);
+        assert_eq!(made(), 3);
+        assert_eq!(engine.shared.len(), 0);
+    }
+
+    /// The shared entries are bounded, go when every domain took them, and
+    /// are not used by a different signer.
+    #[tokio::test]
+    async fn shared_signatures_are_bounded_and_tied_to_their_signer() {
+        let i = signing_identity(
+            "example.com",
+            KeyLength::Rsa1024,
+            VerificationStatus::Success,
+        )
+        .await;
+        let a = Arc::new(build_signer(&i, "example.com", "tok1024").unwrap());
+        let b = Arc::new(build_signer(&i, "example.com", "tok1024").unwrap());
+        let s = scope("121212121212", "us-east-1");
+        let shared = SharedSignatures::new();
+        let first = shared.take(&s, "m1", &a, 3).unwrap();
+        assert!(
+            shared.take(&s, "m1", &b, 3).is_none(),
+            "another signer signs afresh"
+        );
+        let second = shared.take(&s, "m1", &a, 3).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(shared.len(), 1);
+        shared.take(&s, "m1", &a, 3).unwrap();
+        assert_eq!(shared.len(), 0, "the third domain took the last share");
+        for n in 0..SharedSignatures::KEEP + 100 {
+            shared.take(&s, &format!("m{n}"), &a, 2).unwrap();
+        }
+        assert_eq!(shared.len(), SharedSignatures::KEEP);
+        let inner = shared.inner.lock().unwrap();
+        assert!(inner.order.len() <= 2 * SharedSignatures::KEEP);
+        assert!(
+            !inner.cells.contains_key(&(s.clone(), "m0".to_owned())),
+            "the oldest went first"
+        );
     }
 
     #[tokio::test]

@@ -72,6 +72,10 @@ fn describe() {
         "Recipients that bounced (permanently, or after retrying for the maximum age)."
     );
     metrics::describe_counter!(
+        "sesame_dkim_signatures_total",
+        "DKIM signatures made: one a message, however many recipient domains it has, and one a retry."
+    );
+    metrics::describe_counter!(
         "sesame_deferred_total",
         "Recipients whose attempt failed temporarily and will be retried."
     );
