@@ -332,9 +332,9 @@ type SignatureCell = Arc<tokio::sync::OnceCell<Option<Arc<str>>>>;
 /// several domains becomes one delivery a domain, and each would sign the
 /// same bytes with the same key: the first to get here signs, the others
 /// wait for it and reuse the header. An entry goes when every domain has
-/// taken it, or when [`SharedSignatures::KEEP`] newer ones push it out (a
-/// domain whose delivery never comes, such as one whose recipients were
-/// all suppressed). A retry signs afresh.
+/// taken it, or when [`SharedSignatures::KEEP`] newer ones push it out
+/// (when the others never come: after a restart, a requeued delivery finds
+/// its message's other domains delivered before it). A retry signs afresh.
 struct SharedSignatures {
     inner: Mutex<SharedInner>,
 }
