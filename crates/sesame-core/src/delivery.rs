@@ -222,6 +222,13 @@ pub struct DeliverySettings {
     pub reporting_mta: String,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// Bytes that attempts in flight may hold at once. Besides the
+    /// message, which a message's deliveries share, an attempt holds about
+    /// twice it (the signed copy and the SMTP client's buffer) and is
+    /// counted so; without this bound `concurrency` large messages (up to
+    /// 40 MB on v2) would take gigabytes. An attempt larger than the budget
+    /// goes alone.
+    pub memory: usize,
     /// How long a claim lasts before another worker may take it over.
     pub lease: Duration,
     /// How often to look for due deliveries when nothing wakes the engine.
@@ -237,6 +244,7 @@ impl Default for DeliverySettings {
             bounce_domain: "localhost".into(),
             reporting_mta: "localhost".into(),
             concurrency: 64,
+            memory: 256 << 20,
             lease: Duration::from_secs(15 * 60),
             poll: Duration::from_secs(1),
             grace: Duration::from_secs(10),
@@ -476,6 +484,9 @@ impl DeliveryEngine {
         tracing::info!(mode = self.transport.mode(), "delivery engine started");
         let limit = self.settings.concurrency.max(1);
         let slots = Arc::new(Semaphore::new(limit));
+        // The memory budget in KiB, a permit each.
+        let budget_kb = (self.settings.memory / 1024).clamp(1, u32::MAX as usize >> 1) as u32;
+        let memory = Arc::new(Semaphore::new(budget_kb as usize));
         let (tx, rx) = mpsc::channel::<Settled>(limit * 2);
         let recorder = tokio::spawn(record(self.store.clone(), rx));
         let mut attempts = JoinSet::new();
@@ -517,11 +528,17 @@ impl DeliveryEngine {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
+                let kb = (2 * d.raw.len())
+                    .div_ceil(1024)
+                    .clamp(1, budget_kb as usize) as u32;
+                let Ok(room) = memory.clone().acquire_many_owned(kb).await else {
+                    break;
+                };
                 let (engine, tx) = (self.clone(), tx.clone());
                 attempts.spawn(async move {
                     let settled = engine.attempt(d).await;
                     let _ = tx.send(settled).await;
-                    drop(permit);
+                    drop((permit, room));
                 });
             }
         }
@@ -557,7 +574,7 @@ impl DeliveryEngine {
     }
 
     /// One attempt at one delivery, ending in its settlement.
-    async fn attempt(&self, mut d: QueuedDelivery) -> Settled {
+    async fn attempt(&self, d: QueuedDelivery) -> Settled {
         if d.domain == SIMULATOR_DOMAIN {
             return self.simulate(&d);
         }
@@ -569,7 +586,7 @@ impl DeliveryEngine {
             .flatten();
         let signed = match signer {
             None => None,
-            Some(signer) => match self.signature(&mut d, signer).await {
+            Some(signer) => match self.signature(&d, signer).await {
                 Ok(header) => header.map(|h| [h.as_bytes(), &d.raw].concat()),
                 Err(e) => {
                     tracing::error!(error = %e, "the signing task failed");
@@ -603,7 +620,7 @@ impl DeliveryEngine {
     /// ([`SharedSignatures`]); anything else signs on its own.
     async fn signature(
         &self,
-        d: &mut QueuedDelivery,
+        d: &QueuedDelivery,
         signer: SignerFor,
     ) -> Result<Option<Arc<str>>, tokio::task::JoinError> {
         let domains = signing_domains(&d.destinations);
@@ -623,26 +640,23 @@ impl DeliveryEngine {
 
     /// Signs on the blocking pool: RSA is CPU work (0.4–0.8 ms for 2048
     /// bits), which must never stall the runtime's workers, which serve
-    /// requests and the store's writer. The message goes to the pool and
-    /// comes back, not copied.
+    /// requests and the store's writer. The pool gets the message's
+    /// shared bytes, not a copy.
     async fn sign_now(
         &self,
-        d: &mut QueuedDelivery,
+        d: &QueuedDelivery,
         signer: SignerFor,
     ) -> Result<Option<Arc<str>>, tokio::task::JoinError> {
-        let raw = std::mem::take(&mut d.raw);
-        let message_id = d.message_id.clone();
+        let (raw, message_id) = (d.raw.clone(), d.message_id.clone());
         let made = self.signatures_made.clone();
-        let (raw, header) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let header = header(&raw, &message_id, &signer);
             if header.is_some() {
                 made.increment(1);
             }
-            (raw, header)
+            header
         })
-        .await?;
-        d.raw = raw;
-        Ok(header)
+        .await
     }
 
     /// The identities that could cover the sender, most specific first
@@ -1388,6 +1402,95 @@ mod tests {
         assert_eq!(headers(2).len(), 2);
         assert_eq!(made(), 3);
         assert_eq!(engine.shared.len(), 0);
+    }
+
+    /// Counts the attempts in its hands at once.
+    struct Slow {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+        done: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Transport for Slow {
+        async fn deliver(&self, e: &Envelope<'_>) -> AttemptReport {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(n, SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.now.fetch_sub(1, SeqCst);
+            self.done.fetch_add(1, SeqCst);
+            AttemptReport::all(
+                "mx.test",
+                e.recipients,
+                RecipientOutcome::Delivered {
+                    response: "250 ok".into(),
+                },
+            )
+        }
+        fn mode(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    /// Large messages wait for room in the memory budget: with room for
+    /// two attempts at 100 KiB messages (each counted twice), no more than
+    /// two are in flight, however many attempts the concurrency allows;
+    /// one larger than the whole budget still goes, alone.
+    #[tokio::test]
+    async fn the_memory_budget_bounds_large_messages_in_flight() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let t = Arc::new(Slow {
+            now: 0.into(),
+            most: 0.into(),
+            done: 0.into(),
+        });
+        let engine = Arc::new(DeliveryEngine::new(
+            store.clone(),
+            clock.clone(),
+            t.clone(),
+            DeliverySettings {
+                poll: Duration::from_millis(20),
+                memory: 500 << 10,
+                ..Default::default()
+            },
+        ));
+        let s = scope("121212121212", "us-east-1");
+        let q = QuotaCheck {
+            now: clock.now_ms(),
+            max_24h: -1.0,
+            max_rate: 1000.0,
+            daily_recipients: 1,
+            rate_recipients: 1,
+        };
+        let body = |kib: usize| {
+            let mut raw = b"From: a@example.com\r\nSubject: Big\r\n\r\n".to_vec();
+            raw.resize(kib << 10, b'x');
+            raw
+        };
+        for (n, kib) in [100, 100, 100, 100, 100, 400].into_iter().enumerate() {
+            let m = NewMessage {
+                id: format!("big{n}"),
+                operation: "SendEmail".into(),
+                source: "a@example.com".into(),
+                destinations: vec![format!("x@dest{n}.test")],
+                subject: Some("Big".into()),
+                created_at: clock.now_ms(),
+                raw: body(kib),
+            };
+            store.accept_message(&s, &m, &q).await.unwrap();
+        }
+        drain(&store, &clock, &engine).await;
+        assert_eq!(t.done.load(SeqCst), 6, "every message went");
+        assert_eq!(
+            t.most.load(SeqCst),
+            2,
+            "two attempts at 100 KiB messages fit in 500 KiB"
+        );
+        assert_eq!(store.queue_summary().await.unwrap().delivered, 6);
     }
 
     /// The shared entries are bounded, go when every domain took them, and

@@ -81,7 +81,9 @@ pub struct QueuedDelivery {
     pub attempts: u32,
     /// When the message was accepted.
     pub accepted_at: Millis,
-    pub raw: Vec<u8>,
+    /// The message as accepted, shared (not copied) by the deliveries of
+    /// one message to its several domains.
+    pub raw: bytes::Bytes,
 }
 
 impl QueuedDelivery {

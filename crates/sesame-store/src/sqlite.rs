@@ -1270,6 +1270,37 @@ mod tests {
         assert_eq!(r.unwrap(), Acceptance::Accepted);
     }
 
+    /// A message to several domains is one delivery a domain, and they
+    /// share one copy of its bytes, whether claimed from the queue or
+    /// born claimed.
+    #[tokio::test]
+    async fn a_messages_deliveries_share_its_bytes() {
+        use crate::conformance::{message, quota, scope};
+        let dir = tempfile::tempdir().unwrap();
+        let s = scope("212121212121", "us-east-1");
+        let t = 1_700_000_000_000;
+        let q = quota(t, -1.0, 1000.0, 3);
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let to = ["a@x.com", "b@y.com", "c@z.com"];
+        for (id, now) in [("queued", t), ("born", t + 10)] {
+            store
+                .accept_message(&s, &message(id, &to), &q)
+                .await
+                .unwrap();
+            let queued = store.queue_summary().await.unwrap().queued;
+            assert_eq!(queued, if id == "queued" { 3 } else { 0 }, "{id}");
+            let got = store.claim_deliveries(now, now + 60_000, 10).await.unwrap();
+            assert_eq!(got.len(), 3, "{id}");
+            assert!(got.iter().all(|d| d.raw == message(id, &[]).raw), "{id}");
+            assert!(
+                got.iter().all(|d| d.raw.as_ptr() == got[0].raw.as_ptr()),
+                "{id}: one copy for the three domains"
+            );
+        }
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!(sum.sending, 6, "both claims took all three domains");
+    }
+
     /// Once the engine has claimed, new deliveries are born claimed and
     /// handed to its next claim: each exactly once, `sending` in the
     /// database all along, requeued after a restart, claimable from the

@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// Delivery attempts in flight at once [default: 64]
     #[arg(long, env = "SESAME_DELIVERY_CONCURRENCY")]
     pub delivery_concurrency: Option<usize>,
+    /// MiB that delivery attempts may hold at once (about twice each message); large messages wait for room [default: 256]
+    #[arg(long, env = "SESAME_DELIVERY_MEMORY")]
+    pub delivery_memory: Option<usize>,
     /// Connections at once to one recipient domain in direct delivery [default: 8]
     #[arg(long, env = "SESAME_DOMAIN_CONCURRENCY")]
     pub domain_concurrency: Option<usize>,
@@ -148,6 +151,7 @@ pub struct FileConfig {
     pub retry_max_interval: Option<String>,
     pub max_message_age: Option<String>,
     pub delivery_concurrency: Option<usize>,
+    pub delivery_memory: Option<usize>,
     pub domain_concurrency: Option<usize>,
     pub mail_from_mx: Option<String>,
     pub dkim: Option<DkimFile>,
@@ -323,6 +327,8 @@ pub struct DeliveryConfig {
     pub bounce_domain: String,
     pub retry: RetryPolicy,
     pub concurrency: usize,
+    /// Bytes of messages in delivery at once.
+    pub memory: usize,
     pub per_domain: usize,
 }
 
@@ -439,6 +445,14 @@ impl DeliveryConfig {
                 pick(&serve.delivery_concurrency, &file.delivery_concurrency),
                 64,
             )?,
+            memory: count(
+                "delivery_memory",
+                "delivery-memory",
+                pick(&serve.delivery_memory, &file.delivery_memory),
+                256,
+            )?
+            .min(1 << 20)
+                << 20,
             per_domain: count(
                 "domain_concurrency",
                 "domain-concurrency",
@@ -526,6 +540,14 @@ mod tests {
         let s = Settings::resolve(&common(None), &serve()).unwrap();
         assert!(matches!(s.delivery.mode, DeliveryMode::Direct));
         assert_eq!(s.delivery.retry, RetryPolicy::default());
+        assert_eq!(s.delivery.memory, 256 << 20);
+        let mut small = serve();
+        small.delivery_memory = Some(16);
+        let s = Settings::resolve(&common(None), &small).unwrap();
+        assert_eq!(s.delivery.memory, 16 << 20);
+        small.delivery_memory = Some(0);
+        let e = Settings::resolve(&common(None), &small).unwrap_err();
+        assert!(e.contains("delivery_memory"), "{e}");
         let mut dev = serve();
         dev.dev = true;
         let s = Settings::resolve(&common(None), &dev).unwrap();

@@ -69,6 +69,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             bounce_domain: settings.delivery.bounce_domain.clone(),
             reporting_mta: settings.delivery.hostname.clone(),
             concurrency: settings.delivery.concurrency,
+            memory: settings.delivery.memory,
             ..Default::default()
         },
     ));

@@ -31,6 +31,7 @@
 
 use super::{DAY_MINUTES, from_json, scope_from, to_json};
 use crate::{AcceptanceDelivery, Result, StoreError};
+use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, params};
 use sesame_model::delivery::group_by_domain;
 use sesame_model::{
@@ -784,6 +785,8 @@ fn accept_batch<'a>(
             m.created_at,
             m.raw,
         ])?;
+        // One copy of the message for all its domains' born deliveries.
+        let mut shared: Option<Bytes> = None;
         for (domain, recipients) in group_by_domain(&m.destinations) {
             let made = hook.and_then(|h| h.delivered(&job.scope, m, &domain, &recipients));
             let claimed = made.is_none() && room > 0;
@@ -828,7 +831,9 @@ fn accept_batch<'a>(
                         recipients,
                         attempts: 0,
                         accepted_at: m.created_at,
-                        raw: m.raw.clone(),
+                        raw: shared
+                            .get_or_insert_with(|| Bytes::copy_from_slice(&m.raw))
+                            .clone(),
                     },
                 });
             }
@@ -899,16 +904,27 @@ fn claim_deliveries(
     )?;
     let mut rows = stmt.query([&ids])?;
     let mut out = vec![];
+    // Deliveries of one message (one a domain) share its bytes, read once.
+    let mut raws: HashMap<String, Bytes> = HashMap::new();
     while let Some(r) = rows.next()? {
         let recipients: String = r.get("recipients")?;
         let destinations: String = r.get("destinations")?;
+        let message_id: String = r.get("message_id")?;
+        let raw = match raws.get(&message_id) {
+            Some(raw) => raw.clone(),
+            None => {
+                let raw = Bytes::from(r.get::<_, Vec<u8>>("raw")?);
+                raws.insert(message_id.clone(), raw.clone());
+                raw
+            }
+        };
         out.push(QueuedDelivery {
             id: r.get("id")?,
             scope: scope_from(
                 &r.get::<_, String>("account_id")?,
                 &r.get::<_, String>("region")?,
             )?,
-            message_id: r.get("message_id")?,
+            message_id,
             source: r.get("source")?,
             destinations: from_json(&destinations)?,
             subject: r.get("subject")?,
@@ -916,7 +932,7 @@ fn claim_deliveries(
             recipients: from_json(&recipients)?,
             attempts: r.get::<_, i64>("attempts")?.clamp(0, u32::MAX as i64) as u32,
             accepted_at: r.get("accepted_at")?,
-            raw: r.get("raw")?,
+            raw,
         });
     }
     // A delivery whose message is gone ends. (Clearing the mailbox takes
