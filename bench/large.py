@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Large messages through delivery: --count messages of --size-mb MB each,
+sent by 8 concurrent SendEmail (v2, Raw) calls, each to one recipient at
+each of --domains domains, relayed to the loopback sink. Prints how long
+until the sink had every transaction and Sesame's peak RSS (sampled every
+50 ms), which is what the delivery memory budget and the shared message
+bytes bound.
+
+Usage: bench/large.py [--bin target/release/sesame]
+                      [--sink target/release/examples/smtp_sink]
+                      [--count 24] [--size-mb 8] [--domains 8]
+                      [--delivery-memory MIB]
+Needs: the test venv (boto3). Loopback only; bounded by --count and 120 s.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(__file__))
+from foundation import KEY, SECRET, free_port, rss_mb, start, stop  # noqa: E402
+
+import boto3  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/sesame")
+    ap.add_argument("--sink", default="target/release/examples/smtp_sink")
+    ap.add_argument("--count", type=int, default=24)
+    ap.add_argument("--size-mb", type=float, default=8)
+    ap.add_argument("--domains", type=int, default=8)
+    ap.add_argument("--delivery-memory", type=int, default=0, help="MiB; Sesame's default without it")
+    args = ap.parse_args()
+
+    port = free_port()
+    sink = subprocess.Popen([args.sink, str(port)], stdout=subprocess.PIPE, text=True)
+    got = [0]
+
+    def read_sink():
+        for line in sink.stdout:
+            got[0] = int(line)
+
+    threading.Thread(target=read_sink, daemon=True).start()
+    d = tempfile.mkdtemp(prefix="sesame-large-")
+    conf = os.path.join(d, "sesame.toml")
+    with open(conf, "w") as f:
+        f.write("no_sandbox = true\n")
+    extra = ["--config", conf, "--auto-verify", "--delivery", "relay",
+             "--relay", f"smtp://127.0.0.1:{port}?tls=none"]
+    if args.delivery_memory:
+        extra += ["--delivery-memory", str(args.delivery_memory)]
+    p, url, _ = start(args.bin, d, tuple(extra))
+    try:
+        ses = boto3.client("sesv2", region_name="us-east-1", endpoint_url=url,
+                           aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+        ses.create_email_identity(EmailIdentity="large.example.com")
+        subprocess.run([args.bin, "--config", conf, "--data-dir", d, "accounts", "set-quota",
+                        "--account", "000000000000", "--region", "us-east-1",
+                        "--max-send-rate", "100000", "--max-24h-send", "-1"], check=True, capture_output=True)
+        line = "x" * 76 + "\r\n"
+        body = line * int(args.size_mb * 1024 * 1024 / len(line))
+        raw = ("From: a@large.example.com\r\nTo: r@example.org\r\nSubject: large\r\n\r\n" + body).encode()
+        to = [f"r@d{k}.example.org" for k in range(args.domains)]
+        idle = rss_mb(p.pid)
+        peak, done = [idle], [False]
+
+        def watch():
+            while not done[0]:
+                peak[0] = max(peak[0], rss_mb(p.pid))
+                time.sleep(0.05)
+
+        threading.Thread(target=watch, daemon=True).start()
+        t0 = time.time()
+
+        def send(_):
+            ses.send_email(FromEmailAddress="a@large.example.com", Destination={"ToAddresses": to},
+                           Content={"Raw": {"Data": raw}})
+
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(send, range(args.count)))
+        want = args.count * args.domains
+        while got[0] < want and time.time() - t0 < 120:
+            time.sleep(0.05)
+        done[0] = True
+        print(f"{args.count} messages of {args.size_mb:g} MB to {args.domains} domains: "
+              f"{got[0]} of {want} transactions at the sink in {time.time() - t0:.1f}s; "
+              f"RSS idle {idle:.0f} MB, peak {peak[0]:.0f} MB")
+    finally:
+        stop(p)
+        sink.terminate()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
