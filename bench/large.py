@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Large messages through delivery: --count messages of --size-mb MB each,
-sent by 8 concurrent SendEmail (v2, Raw) calls, each to one recipient at
+sent by --senders (8) concurrent SendEmail (v2, Raw) calls, each to one recipient at
 each of --domains domains, relayed to the loopback sink. Prints how long
 until the sink had every transaction and Sesame's peak RSS (sampled every
 50 ms), which is what the delivery memory budget and the shared message
@@ -9,7 +9,7 @@ bytes bound.
 Usage: bench/large.py [--bin target/release/sesame]
                       [--sink target/release/examples/smtp_sink]
                       [--count 24] [--size-mb 8] [--domains 8]
-                      [--delivery-memory MIB]
+                      [--senders 8] [--delivery-memory MIB] [--request-memory MIB]
 Needs: the test venv (boto3). Loopback only; bounded by --count and 120 s.
 """
 import argparse
@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from foundation import KEY, SECRET, free_port, rss_mb, start, stop  # noqa: E402
 
 import boto3  # noqa: E402
+import botocore.config  # noqa: E402
 
 
 def main():
@@ -35,7 +36,9 @@ def main():
     ap.add_argument("--count", type=int, default=24)
     ap.add_argument("--size-mb", type=float, default=8)
     ap.add_argument("--domains", type=int, default=8)
+    ap.add_argument("--senders", type=int, default=8)
     ap.add_argument("--delivery-memory", type=int, default=0, help="MiB; Sesame's default without it")
+    ap.add_argument("--request-memory", type=int, default=0, help="MiB; Sesame's default without it")
     args = ap.parse_args()
 
     port = free_port()
@@ -55,10 +58,13 @@ def main():
              "--relay", f"smtp://127.0.0.1:{port}?tls=none"]
     if args.delivery_memory:
         extra += ["--delivery-memory", str(args.delivery_memory)]
+    if args.request_memory:
+        extra += ["--request-memory", str(args.request_memory)]
     p, url, _ = start(args.bin, d, tuple(extra))
     try:
         ses = boto3.client("sesv2", region_name="us-east-1", endpoint_url=url,
-                           aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+                           aws_access_key_id=KEY, aws_secret_access_key=SECRET,
+                           config=botocore.config.Config(max_pool_connections=args.senders))
         ses.create_email_identity(EmailIdentity="large.example.com")
         subprocess.run([args.bin, "--config", conf, "--data-dir", d, "accounts", "set-quota",
                         "--account", "000000000000", "--region", "us-east-1",
@@ -82,13 +88,13 @@ def main():
             ses.send_email(FromEmailAddress="a@large.example.com", Destination={"ToAddresses": to},
                            Content={"Raw": {"Data": raw}})
 
-        with ThreadPoolExecutor(8) as ex:
+        with ThreadPoolExecutor(args.senders) as ex:
             list(ex.map(send, range(args.count)))
         want = args.count * args.domains
         while got[0] < want and time.time() - t0 < 120:
             time.sleep(0.05)
         done[0] = True
-        print(f"{args.count} messages of {args.size_mb:g} MB to {args.domains} domains: "
+        print(f"{args.count} messages of {args.size_mb:g} MB to {args.domains} domains, {args.senders} at once: "
               f"{got[0]} of {want} transactions at the sink in {time.time() - t0:.1f}s; "
               f"RSS idle {idle:.0f} MB, peak {peak[0]:.0f} MB")
     finally:

@@ -228,6 +228,34 @@ def test_raw_and_v2_raw(dev):
     assert err(e)[1].endswith(": Shop <evil@elsewhere.com>")
 
 
+def test_large_requests_wait_for_room_and_all_go_through(make_server):
+    """With room for about one 1 MB request in hand at a time
+    (--request-memory 3: each body counts three times), four large raw
+    sends at once still all succeed, on both APIs; one larger than the
+    whole budget goes alone."""
+    s = make_server(["--dev", "--request-memory", "3"])
+    verify(s, "us-east-1", "example.com")
+    s.sesame("accounts", "set-quota", "--account", ROOT_ACCOUNT, "--region", "us-east-1", "--max-send-rate", "100")
+    body = b"x" * 76 + b"\r\n"
+
+    def raw(n, size):
+        return (f"From: shop@example.com\r\nTo: big{n}@example.com\r\nSubject: big {n}\r\n\r\n".encode()
+                + body * (size // len(body)))
+
+    def v1(n):
+        return s.client("ses").send_raw_email(RawMessage={"Data": raw(n, 700_000)})["MessageId"]
+
+    def v2(n):
+        return s.client("sesv2").send_email(Content={"Raw": {"Data": raw(n, 700_000)}})["MessageId"]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        ids = list(ex.map(lambda f: f[0](f[1]), [(v1, 0), (v2, 1), (v1, 2), (v2, 3)]))
+    big = s.client("sesv2").send_email(Content={"Raw": {"Data": raw(4, 2_000_000)}})["MessageId"]
+    for n, mid in enumerate(ids + [big]):
+        [m] = mailbox(s, recipient=f"big{n}@example.com")
+        assert m["id"] == mid
+
+
 def test_input_errors(dev):
     ses = dev.client("ses")
     verify(dev, "us-east-1", "example.com")

@@ -1301,6 +1301,48 @@ mod tests {
         assert_eq!(sum.sending, 6, "both claims took all three domains");
     }
 
+    /// The hand-off holds at most 64 MiB of messages: a delivery that
+    /// would take more is queued instead, and room comes back as the
+    /// engine takes what waits there.
+    #[tokio::test]
+    async fn the_hand_off_holds_a_bounded_number_of_bytes() {
+        use crate::conformance::{message, quota, scope};
+        let dir = tempfile::tempdir().unwrap();
+        let s = scope("212121212121", "us-east-1");
+        let t = 1_700_000_000_000;
+        let q = quota(t, -1.0, 1000.0, 1);
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        // The engine's first claim opens the hand-off.
+        assert!(
+            store
+                .claim_deliveries(t, t + 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let large = |id: &str| NewMessage {
+            raw: vec![b'x'; 15 << 20],
+            ..message(id, &["a@x.com"])
+        };
+        for n in 0..5 {
+            store
+                .accept_message(&s, &large(&format!("l{n}")), &q)
+                .await
+                .unwrap();
+        }
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!(
+            (sum.sending, sum.queued),
+            (4, 1),
+            "60 MiB born, the fifth queued"
+        );
+        let got = store.claim_deliveries(t + 1, t + 60_000, 10).await.unwrap();
+        assert_eq!(got.len(), 5, "the four handed off and the queued one");
+        store.accept_message(&s, &large("l5"), &q).await.unwrap();
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.sending, sum.queued), (6, 0), "room again once taken");
+    }
+
     /// Once the engine has claimed, new deliveries are born claimed and
     /// handed to its next claim: each exactly once, `sending` in the
     /// database all along, requeued after a restart, claimable from the

@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Sender of verification emails [default: no-reply@sesame.localhost]
     #[arg(long, env = "SESAME_VERIFICATION_FROM")]
     pub verification_from: Option<String>,
+    /// MiB that API requests in hand may take at once (about three times each body); large ones wait for room [default: 256]
+    #[arg(long, env = "SESAME_REQUEST_MEMORY")]
+    pub request_memory: Option<usize>,
     /// How accepted mail leaves: capture (the local mailbox), relay or direct [default: capture with --dev, else direct]
     #[arg(long, env = "SESAME_DELIVERY")]
     pub delivery: Option<String>,
@@ -141,6 +144,7 @@ pub struct FileConfig {
     pub dev_account_id: Option<String>,
     pub public_url: Option<String>,
     pub verification_from: Option<String>,
+    pub request_memory: Option<usize>,
     pub delivery: Option<String>,
     pub relay: Option<String>,
     pub dns_servers: Option<Vec<String>>,
@@ -200,6 +204,8 @@ pub struct Settings {
     pub public_url: String,
     /// The system address verification emails come from.
     pub verification_from: String,
+    /// Bytes that API requests in hand may take at once.
+    pub request_memory: usize,
     pub delivery: DeliveryConfig,
     pub verify: VerifyConfig,
 }
@@ -510,6 +516,13 @@ impl Settings {
                 "invalid value '{verification_from}' for setting verification_from (--verification-from, SESAME_VERIFICATION_FROM): expected an email address"
             ));
         }
+        let request_memory = match serve.request_memory.or(file.request_memory) {
+            Some(0) => {
+                return Err("invalid value '0' for setting request_memory (--request-memory, SESAME_REQUEST_MEMORY): expected a number above 0".to_owned());
+            }
+            Some(mib) => mib.min(1 << 20) << 20,
+            None => 256 << 20,
+        };
         let dev = serve.dev || file.dev.unwrap_or(false);
         let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {
@@ -517,6 +530,7 @@ impl Settings {
             delivery,
             public_url,
             verification_from,
+            request_memory,
             listen,
             data_dir: data_dir(common, &file),
             dev,
@@ -541,6 +555,18 @@ mod tests {
         assert!(matches!(s.delivery.mode, DeliveryMode::Direct));
         assert_eq!(s.delivery.retry, RetryPolicy::default());
         assert_eq!(s.delivery.memory, 256 << 20);
+        assert_eq!(s.request_memory, 256 << 20);
+        let mut requests = serve();
+        requests.request_memory = Some(64);
+        assert_eq!(
+            Settings::resolve(&common(None), &requests)
+                .unwrap()
+                .request_memory,
+            64 << 20
+        );
+        requests.request_memory = Some(0);
+        let e = Settings::resolve(&common(None), &requests).unwrap_err();
+        assert!(e.contains("request_memory"), "{e}");
         let mut small = serve();
         small.delivery_memory = Some(16);
         let s = Settings::resolve(&common(None), &small).unwrap();

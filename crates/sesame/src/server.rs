@@ -59,6 +59,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             accounts.clone(),
         ),
         accounts,
+        bodies: crate::api::BodyBudget::new(settings.request_memory),
     });
     let engine = Arc::new(DeliveryEngine::new(
         dyn_store.clone(),

@@ -70,6 +70,12 @@ const CHECKPOINT_REST: Duration = Duration::from_millis(20);
 /// The most deliveries waiting in the hand-off.
 const HANDOFF_CAP: usize = 1024;
 
+/// The most message bytes waiting in the hand-off (each delivery counted
+/// with its message's length). A delivery that would take more is queued
+/// instead, so that large messages arriving faster than they are delivered
+/// wait in the database, not in memory.
+const HANDOFF_BYTES: usize = 64 << 20;
+
 /// While the hand-off serves claims, the queue itself is still searched
 /// this often, so that retries and expired leases are never starved.
 const QUEUE_SEARCH_EVERY_MS: Millis = 100;
@@ -93,6 +99,8 @@ struct HandOffState {
     /// The engine's lease length, known from its first claim.
     lease_ms: Option<Millis>,
     ready: VecDeque<Born>,
+    /// The message bytes of `ready`, each delivery counted.
+    bytes: usize,
     /// When a claim last searched the queue.
     searched_at: Millis,
     /// When the earliest delivery waiting in the queue is due, as far as
@@ -118,10 +126,12 @@ impl HandOff {
         st.lease_ms = Some((lease_until - now).max(0));
         let mut out = Vec::with_capacity(st.ready.len().min(limit as usize));
         while out.len() < limit as usize {
-            match st.ready.pop_front() {
-                Some(d) if d.lease_until >= now => out.push(d.delivery),
-                Some(_) => {}
-                None => break,
+            let Some(d) = st.ready.pop_front() else {
+                break;
+            };
+            st.bytes = st.bytes.saturating_sub(d.delivery.raw.len());
+            if d.lease_until >= now {
+                out.push(d.delivery);
             }
         }
         let rest = limit - out.len() as u32;
@@ -161,25 +171,38 @@ impl HandOff {
         }
     }
 
-    /// The lease to give new deliveries and how many may be handed off,
-    /// or `None` while no engine has claimed.
-    fn room(&self) -> Option<(Millis, usize)> {
+    /// The lease to give new deliveries, and how many and how many bytes
+    /// of them may be handed off, or `None` while no engine has claimed.
+    fn room(&self) -> Option<Room> {
         let st = self.state.lock().ok()?;
-        let lease = st.lease_ms?;
-        Some((lease, HANDOFF_CAP.saturating_sub(st.ready.len())))
+        Some(Room {
+            lease_ms: st.lease_ms?,
+            deliveries: HANDOFF_CAP.saturating_sub(st.ready.len()),
+            bytes: HANDOFF_BYTES.saturating_sub(st.bytes),
+        })
     }
 
     fn push(&self, born: Vec<Born>) {
         if let Ok(mut st) = self.state.lock() {
+            st.bytes += born.iter().map(|b| b.delivery.raw.len()).sum::<usize>();
             st.ready.extend(born);
         }
     }
 
     pub(super) fn clear(&self) {
         if let Ok(mut st) = self.state.lock() {
+            st.bytes = 0;
             st.ready.clear();
         }
     }
+}
+
+/// What the hand-off can take in a round.
+#[derive(Clone, Copy)]
+struct Room {
+    lease_ms: Millis,
+    deliveries: usize,
+    bytes: usize,
 }
 
 /// The deliveries acceptances make by themselves (capture mode), if the
@@ -710,7 +733,7 @@ fn accept_batch<'a>(
     quotas: &mut HashMap<Scope, ScopeQuota>,
     counted: &mut Counted<'a>,
     batch: &'a [AcceptJob],
-    room: Option<(Millis, usize)>,
+    room: Option<Room>,
     hook: Option<&dyn AcceptanceDelivery>,
 ) -> Result<Decided> {
     let mut out = Vec::with_capacity(batch.len());
@@ -767,7 +790,11 @@ fn accept_batch<'a>(
            attempts, lease_until, next_attempt_at, accepted_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
-    let (lease_ms, mut room) = room.unwrap_or((0, 0));
+    let mut room = room.unwrap_or(Room {
+        lease_ms: 0,
+        deliveries: 0,
+        bytes: 0,
+    });
     let mut born = vec![];
     let mut queued_at: Option<Millis> = None;
     let mut delivered = vec![];
@@ -789,7 +816,7 @@ fn accept_batch<'a>(
         let mut shared: Option<Bytes> = None;
         for (domain, recipients) in group_by_domain(&m.destinations) {
             let made = hook.and_then(|h| h.delivered(&job.scope, m, &domain, &recipients));
-            let claimed = made.is_none() && room > 0;
+            let claimed = made.is_none() && room.deliveries > 0 && m.raw.len() <= room.bytes;
             let (state, attempts, updated_at) = match &made {
                 Some(event) => ("delivered", 1, event.at),
                 None if claimed => ("sending", 0, m.created_at),
@@ -798,7 +825,7 @@ fn accept_batch<'a>(
                     ("queued", 0, m.created_at)
                 }
             };
-            let lease_until = claimed.then_some(m.created_at + lease_ms);
+            let lease_until = claimed.then_some(m.created_at + room.lease_ms);
             delivery.execute(params![
                 m.id,
                 account,
@@ -817,7 +844,8 @@ fn accept_batch<'a>(
                 continue;
             }
             if let Some(lease_until) = lease_until {
-                room -= 1;
+                room.deliveries -= 1;
+                room.bytes -= m.raw.len();
                 born.push(Born {
                     lease_until,
                     delivery: QueuedDelivery {

@@ -5,7 +5,7 @@
 pub mod v1;
 pub mod v2;
 
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -17,6 +17,7 @@ use sesame_sigv4 as sigv4;
 use sesame_wire::{Protocol, WireError, WireResponse, encode_error};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The use cases the API calls into.
 pub struct App {
@@ -28,6 +29,46 @@ pub struct App {
     pub sending: SendService,
     pub templates: TemplateService,
     pub custom_verification: sesame_core::CustomVerificationService,
+    /// What request bodies in hand may take at once.
+    pub bodies: BodyBudget,
+}
+
+/// Bounds the memory that requests in hand take together. A request is
+/// counted at three times its body (the body, its decoded message and the
+/// copies made on the way to the store: about what a large SendRawEmail
+/// takes) from before its body is read until its response is made. One
+/// that does not fit waits, unread, for others to finish, so that many
+/// large requests at once (v2 allows 40 MB each) cannot take all memory;
+/// one larger than the whole budget goes alone.
+pub struct BodyBudget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = (bytes / 1024).clamp(1, u32::MAX as usize >> 1) as u32;
+        Self {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// KiB counted for a body of `declared` bytes, or of up to `limit`
+    /// when its length is not declared (chunked).
+    fn cost(&self, declared: Option<u64>, limit: usize) -> u32 {
+        let bytes = declared.unwrap_or(limit as u64).min(limit as u64);
+        (3 * bytes).div_ceil(1024).clamp(1, self.total_kib as u64) as u32
+    }
+
+    async fn admit(&self, declared: Option<u64>, limit: usize) -> OwnedSemaphorePermit {
+        let cost = self.cost(declared, limit);
+        self.kib
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .expect("the budget's semaphore is never closed")
+    }
 }
 
 /// Who is calling, once the signature checks out.
@@ -46,7 +87,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = parts.uri.path().to_owned();
 
     let outcome = async {
-        let body = read_body(&parts.headers, body, protocol).await?;
+        let (body, _room) = read_body(&app.bodies, &parts.headers, body, protocol).await?;
         let caller = authenticate(&app, &parts, &body, protocol).await?;
         let result = match protocol {
             Protocol::Query => v1::dispatch(&app, &caller, &parts, &body, &request_id).await,
@@ -78,11 +119,14 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 /// An error on the way, and the operation name if it was known by then.
 pub type Failure = (Option<&'static str>, WireError);
 
+/// The body, once it fits in the budget, and its room there, which the
+/// request holds until its response is made.
 async fn read_body(
+    budget: &BodyBudget,
     headers: &axum::http::HeaderMap,
     body: Body,
     protocol: Protocol,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<(Bytes, OwnedSemaphorePermit), Failure> {
     let limit = protocol.body_limit();
     let too_large = || {
         (
@@ -101,10 +145,9 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    to_bytes(body, limit)
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|_| too_large())
+    let room = budget.admit(declared, limit).await;
+    let body = to_bytes(body, limit).await.map_err(|_| too_large())?;
+    Ok((body, room))
 }
 
 async fn authenticate(
@@ -177,4 +220,44 @@ fn into_response(r: WireResponse) -> Response {
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::time::timeout;
+
+    #[test]
+    fn a_body_is_counted_at_three_times_its_length_within_the_budget() {
+        let b = BodyBudget::new(3 << 20);
+        assert_eq!(b.cost(Some(1024), 10 << 20), 3);
+        assert_eq!(b.cost(Some(0), 10 << 20), 1, "at least one KiB");
+        assert_eq!(b.cost(None, 512 << 10), 1536, "undeclared: at the limit");
+        assert_eq!(b.cost(Some(40 << 20), 40 << 20), 3072, "at most the budget");
+    }
+
+    /// A full budget holds the next request back until room is freed; a
+    /// request larger than the whole budget waits for all the others and
+    /// then goes alone.
+    #[tokio::test]
+    async fn a_full_budget_holds_requests_back_until_room_is_freed() {
+        let b = BodyBudget::new(3 << 20);
+        let limit = 40 << 20;
+        let first = b.admit(Some(512 << 10), limit).await;
+        let second = b.admit(Some(512 << 10), limit).await;
+        let waited = timeout(Duration::from_millis(50), b.admit(Some(1), limit)).await;
+        assert!(waited.is_err(), "the budget is full");
+        drop(first);
+        let small = timeout(Duration::from_secs(5), b.admit(Some(1), limit))
+            .await
+            .expect("room was freed");
+        let big = timeout(Duration::from_millis(50), b.admit(Some(30 << 20), limit)).await;
+        assert!(big.is_err(), "a large one waits for the others");
+        drop((second, small));
+        let alone = timeout(Duration::from_secs(5), b.admit(Some(30 << 20), limit))
+            .await
+            .expect("alone, it goes");
+        assert_eq!(alone.num_permits(), 3072, "the whole budget");
+    }
 }
