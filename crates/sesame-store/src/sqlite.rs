@@ -1301,9 +1301,10 @@ mod tests {
         assert_eq!(sum.sending, 6, "both claims took all three domains");
     }
 
-    /// The hand-off holds at most 64 MiB of messages: a delivery that
-    /// would take more is queued instead, and room comes back as the
-    /// engine takes what waits there.
+    /// The hand-off holds at most 64 MiB of messages, each counted once
+    /// however many domains it goes to: a message that would take more is
+    /// queued instead, and room comes back as the engine takes what waits
+    /// there.
     #[tokio::test]
     async fn the_hand_off_holds_a_bounded_number_of_bytes() {
         use crate::conformance::{message, quota, scope};
@@ -1341,6 +1342,23 @@ mod tests {
         store.accept_message(&s, &large("l5"), &q).await.unwrap();
         let sum = store.queue_summary().await.unwrap();
         assert_eq!((sum.sending, sum.queued), (6, 0), "room again once taken");
+        // A message to three domains counts once: 30 MiB wait, not 60.
+        let three = NewMessage {
+            destinations: vec!["a@x.com".into(), "b@y.com".into(), "c@z.com".into()],
+            ..large("l6")
+        };
+        store
+            .accept_message(&s, &three, &quota(t, -1.0, 1000.0, 3))
+            .await
+            .unwrap();
+        for id in ["l7", "l8"] {
+            store.accept_message(&s, &large(id), &q).await.unwrap();
+        }
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.sending, sum.queued), (11, 0), "60 MiB in the hand-off");
+        store.accept_message(&s, &large("l9"), &q).await.unwrap();
+        let sum = store.queue_summary().await.unwrap();
+        assert_eq!((sum.sending, sum.queued), (11, 1), "75 would not fit");
     }
 
     /// Once the engine has claimed, new deliveries are born claimed and

@@ -70,10 +70,10 @@ const CHECKPOINT_REST: Duration = Duration::from_millis(20);
 /// The most deliveries waiting in the hand-off.
 const HANDOFF_CAP: usize = 1024;
 
-/// The most message bytes waiting in the hand-off (each delivery counted
-/// with its message's length). A delivery that would take more is queued
-/// instead, so that large messages arriving faster than they are delivered
-/// wait in the database, not in memory.
+/// The most message bytes waiting in the hand-off (each message counted
+/// once, however many of its deliveries wait). A message that would take
+/// more is queued instead, so that large messages arriving faster than
+/// they are delivered wait in the database, not in memory.
 const HANDOFF_BYTES: usize = 64 << 20;
 
 /// While the hand-off serves claims, the queue itself is still searched
@@ -99,7 +99,7 @@ struct HandOffState {
     /// The engine's lease length, known from its first claim.
     lease_ms: Option<Millis>,
     ready: VecDeque<Born>,
-    /// The message bytes of `ready`, each delivery counted.
+    /// The message bytes of `ready` (`Born::bytes`).
     bytes: usize,
     /// When a claim last searched the queue.
     searched_at: Millis,
@@ -129,7 +129,7 @@ impl HandOff {
             let Some(d) = st.ready.pop_front() else {
                 break;
             };
-            st.bytes = st.bytes.saturating_sub(d.delivery.raw.len());
+            st.bytes = st.bytes.saturating_sub(d.bytes);
             if d.lease_until >= now {
                 out.push(d.delivery);
             }
@@ -184,7 +184,7 @@ impl HandOff {
 
     fn push(&self, born: Vec<Born>) {
         if let Ok(mut st) = self.state.lock() {
-            st.bytes += born.iter().map(|b| b.delivery.raw.len()).sum::<usize>();
+            st.bytes += born.iter().map(|b| b.bytes).sum::<usize>();
             st.ready.extend(born);
         }
     }
@@ -226,6 +226,10 @@ impl OnAcceptance {
 struct Born {
     delivery: QueuedDelivery,
     lease_until: Millis,
+    /// What it counts in the hand-off's bytes: its message's length for
+    /// the first of the message's deliveries born, 0 for the others,
+    /// which share the message's bytes.
+    bytes: usize,
 }
 
 /// A write waiting for the writer.
@@ -816,7 +820,9 @@ fn accept_batch<'a>(
         let mut shared: Option<Bytes> = None;
         for (domain, recipients) in group_by_domain(&m.destinations) {
             let made = hook.and_then(|h| h.delivered(&job.scope, m, &domain, &recipients));
-            let claimed = made.is_none() && room.deliveries > 0 && m.raw.len() <= room.bytes;
+            // A message's later domains share the bytes its first took.
+            let fits = shared.is_some() || m.raw.len() <= room.bytes;
+            let claimed = made.is_none() && room.deliveries > 0 && fits;
             let (state, attempts, updated_at) = match &made {
                 Some(event) => ("delivered", 1, event.at),
                 None if claimed => ("sending", 0, m.created_at),
@@ -845,9 +851,11 @@ fn accept_batch<'a>(
             }
             if let Some(lease_until) = lease_until {
                 room.deliveries -= 1;
-                room.bytes -= m.raw.len();
+                let bytes = if shared.is_none() { m.raw.len() } else { 0 };
+                room.bytes -= bytes;
                 born.push(Born {
                     lease_until,
+                    bytes,
                     delivery: QueuedDelivery {
                         id: conn.last_insert_rowid(),
                         scope: job.scope.clone(),
