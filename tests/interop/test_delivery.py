@@ -192,6 +192,37 @@ def test_relay_to_a_server_offering_chunking(make_server, unique, chunking):
         assert wait_events(s, 1, message_id=after)[0]["eventType"] == "Delivery"
 
 
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+def test_a_large_message_arrives_byte_for_byte(make_server, unique, chunking):
+    """A message larger than what goes in the transaction's one write
+    (64 KiB) is written after the commands as one BDAT chunk, not copied,
+    or dot-stuffed after DATA: it arrives byte for byte, DKIM verifies, and
+    the connection carries the next, small, message."""
+    with RustSink(chunking=chunking) as sink:
+        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
+        sesv2 = s.client("sesv2")
+        domain = f"large-{unique}.example.com"
+        txt = byodkim_domain(sesv2, domain)
+        dest = f"dest-{unique}.test"
+        line = b".line of a large message, with a leading dot\r\n"
+        raw = (f"From: sender@{domain}\r\nTo: to@{dest}\r\nSubject: Large\r\n\r\n".encode()
+               + line * (300_000 // len(line)))
+        mid = sesv2.send_email(FromEmailAddress=f"sender@{domain}", Destination={"ToAddresses": [f"to@{dest}"]},
+                               Content={"Raw": {"Data": raw}})["MessageId"]
+        m = sink.wait_for(1)[0]
+        assert m.via == ("BDAT" if chunking else "DATA")
+        with urllib.request.urlopen(f"{s.url}/_sesame/messages/{mid}/raw") as r:
+            stored = r.read()
+        assert len(stored) > 64 * 1024
+        assert m.data.startswith(b"DKIM-Signature:") and m.data.endswith(stored)
+        assert dkim_verifies(m.data, {f"sel1._domainkey.{domain}": txt})[0]
+        after = simple(sesv2, f"sender@{domain}", [f"after@{dest}"])
+        got = sink.wait_for(2)
+        assert got[1].rcpts == [f"after@{dest}"]
+        assert got[1].connection == got[0].connection, "the connection stayed in step"
+        assert wait_events(s, 1, message_id=after)[0]["eventType"] == "Delivery"
+
+
 def test_a_message_to_several_domains_is_signed_once(make_server, unique):
     """SendEmail to recipients at two domains: two SMTP transactions, one
     a domain, carrying the same DKIM signature, made once (the metric

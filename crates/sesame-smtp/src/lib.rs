@@ -61,13 +61,15 @@ impl Conn {
     /// once and reads `replies` replies.
     async fn exchange(
         &mut self,
-        group: &[u8],
+        group: &[&[u8]],
         replies: usize,
     ) -> Result<Vec<Response<String>>, mail_send::Error> {
         let client = &mut self.client;
         tokio::time::timeout(client.timeout, async {
             use tokio::io::AsyncWriteExt;
-            client.stream.write_all(group).await?;
+            for part in group.iter().filter(|p| !p.is_empty()) {
+                client.stream.write_all(part).await?;
+            }
             client.stream.flush().await?;
             client.read_many(replies).await
         })
@@ -78,6 +80,10 @@ impl Conn {
 
 /// How long one command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest BDAT chunk copied into the transaction's one write; a
+/// larger message is written on its own, after the commands.
+const INLINE_CHUNK: usize = 64 << 10;
 
 /// `550 5.1.1 text`, as SES's `diagnosticCode` quotes a reply.
 pub fn reply_text(r: &Response<String>) -> String {
@@ -127,9 +133,11 @@ pub async fn transact(
     use std::io::Write;
     let n = env.recipients.len();
     // MAIL and each RCPT; then, pipelined, DATA or the whole message as
-    // one BDAT chunk.
-    let chunk = if conn.chunking { env.message.len() } else { 0 };
-    let mut group = Vec::with_capacity(256 + chunk);
+    // one BDAT chunk. A small message goes in the same buffer, so that the
+    // transaction is one write; a large one is written from where it is,
+    // not copied.
+    let inline = conn.chunking && env.message.len() <= INLINE_CHUNK;
+    let mut group = Vec::with_capacity(256 + if inline { env.message.len() } else { 0 });
     let _ = write!(group, "MAIL FROM:<{}>\r\n", env.mail_from);
     let rcpts_at = group.len();
     for r in env.recipients {
@@ -137,13 +145,18 @@ pub async fn transact(
     }
     // The replies to MAIL, each RCPT, and (pipelined) DATA or BDAT.
     let (mail_reply, rcpt_replies, last_reply) = if conn.pipelining {
+        let mut rest: &[u8] = &[];
         if conn.chunking {
             let _ = write!(group, "BDAT {} LAST\r\n", env.message.len());
-            group.extend_from_slice(env.message);
+            if inline {
+                group.extend_from_slice(env.message);
+            } else {
+                rest = env.message;
+            }
         } else {
             group.extend_from_slice(b"DATA\r\n");
         }
-        let mut replies = conn.exchange(&group, n + 2).await?;
+        let mut replies = conn.exchange(&[&group, rest], n + 2).await?;
         let last = replies.pop();
         let mail = replies.drain(..1).next();
         match (mail, last) {
@@ -205,7 +218,7 @@ pub async fn transact(
             None => conn.client.cmd(b"DATA\r\n").await?,
         };
         if r.code == 354 {
-            let r = conn.exchange(&dot_stuff(env.message), 1).await?;
+            let r = conn.exchange(&[&dot_stuff(env.message)], 1).await?;
             let r = r
                 .into_iter()
                 .next()
