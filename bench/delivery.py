@@ -111,6 +111,41 @@ def rsa_signatures(bits=2048, env=None):
     return ms, ceiling
 
 
+def start_sink(path):
+    """The loopback SMTP sink: (process, port, [messages received so far])."""
+    port = free_port()
+    sink = subprocess.Popen([path, str(port)], stdout=subprocess.PIPE, text=True)
+    received = [0]
+
+    def read_sink():
+        for line in sink.stdout:
+            received[0] = int(line)
+
+    threading.Thread(target=read_sink, daemon=True).start()
+    return sink, port, received
+
+
+def start_relaying(binary, sink_port, prefix, extra=()):
+    """Sesame out of the sandbox, relaying to the sink: (process, URL, data
+    directory, config file)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    conf = os.path.join(d, "sesame.toml")
+    with open(conf, "w") as f:
+        f.write("no_sandbox = true\n")
+    args = ("--config", conf, "--auto-verify", "--delivery", "relay",
+            "--relay", f"smtp://127.0.0.1:{sink_port}?tls=none", *extra)
+    p, url, _ = start(binary, d, args)
+    return p, url, d, conf
+
+
+def lift_quota(binary, conf, d, rate):
+    """The dev account's send rate raised to `rate` a second, no daily cap."""
+    subprocess.run([binary, "--config", conf, "--data-dir", d, "accounts", "set-quota",
+                    "--account", "000000000000", "--region", "us-east-1",
+                    "--max-send-rate", str(rate), "--max-24h-send", "-1"], check=True,
+                   capture_output=True)
+
+
 def queue_depth(url):
     with urllib.request.urlopen(url + "/_sesame/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
@@ -141,23 +176,8 @@ def main():
         sys.exit("wrk is needed: apt-get install wrk")
 
     bits = args.key_length
-    sink_port = free_port()
-    sink = subprocess.Popen([args.sink, str(sink_port)], stdout=subprocess.PIPE, text=True)
-    received = [0]
-
-    def read_sink():
-        for line in sink.stdout:
-            received[0] = int(line)
-
-    threading.Thread(target=read_sink, daemon=True).start()
-
-    d = tempfile.mkdtemp(prefix="sesame-bench-")
-    conf = os.path.join(d, "sesame.toml")
-    with open(conf, "w") as f:
-        f.write("no_sandbox = true\n")
-    extra = ("--config", conf, "--auto-verify", "--delivery", "relay",
-             "--relay", f"smtp://127.0.0.1:{sink_port}?tls=none")
-    p, url, _ = start(args.bin, d, extra)
+    sink, sink_port, received = start_sink(args.sink)
+    p, url, d, conf = start_relaying(args.bin, sink_port, "sesame-bench-")
     # `serve` may have started itself again with aws-lc's ADX bit masked
     # (--rsa-path): read OpenSSL's speed with the same mask.
     mask = next((v for v in open(f"/proc/{p.pid}/environ", "rb").read().split(b"\0")
@@ -178,10 +198,7 @@ def main():
                                   DkimSigningAttributes={"NextSigningKeyLength": f"RSA_{bits}_BIT"})
         if args.no_dkim:
             ses.put_email_identity_dkim_attributes(EmailIdentity=DOMAIN, SigningEnabled=False)
-        subprocess.run([args.bin, "--config", conf, "--data-dir", d, "accounts", "set-quota",
-                        "--account", "000000000000", "--region", "us-east-1",
-                        "--max-send-rate", "1000000", "--max-24h-send", "-1"], check=True,
-                       capture_output=True)
+        lift_quota(args.bin, conf, d, 1000000)
         lua = lua_for(url, args.rate, per)
         if args.backlog:
             sink.send_signal(signal.SIGSTOP)

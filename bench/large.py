@@ -15,15 +15,14 @@ Needs: the test venv (boto3). Loopback only; bounded by --count and 120 s.
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, free_port, rss_mb, start, stop  # noqa: E402
+from delivery import lift_quota, start_relaying, start_sink  # noqa: E402
+from foundation import KEY, SECRET, rss_mb, stop  # noqa: E402
 
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
@@ -41,34 +40,19 @@ def main():
     ap.add_argument("--request-memory", type=int, default=0, help="MiB; Sesame's default without it")
     args = ap.parse_args()
 
-    port = free_port()
-    sink = subprocess.Popen([args.sink, str(port)], stdout=subprocess.PIPE, text=True)
-    got = [0]
-
-    def read_sink():
-        for line in sink.stdout:
-            got[0] = int(line)
-
-    threading.Thread(target=read_sink, daemon=True).start()
-    d = tempfile.mkdtemp(prefix="sesame-large-")
-    conf = os.path.join(d, "sesame.toml")
-    with open(conf, "w") as f:
-        f.write("no_sandbox = true\n")
-    extra = ["--config", conf, "--auto-verify", "--delivery", "relay",
-             "--relay", f"smtp://127.0.0.1:{port}?tls=none"]
+    sink, port, got = start_sink(args.sink)
+    extra = []
     if args.delivery_memory:
         extra += ["--delivery-memory", str(args.delivery_memory)]
     if args.request_memory:
         extra += ["--request-memory", str(args.request_memory)]
-    p, url, _ = start(args.bin, d, tuple(extra))
+    p, url, d, conf = start_relaying(args.bin, port, "sesame-large-", extra)
     try:
         ses = boto3.client("sesv2", region_name="us-east-1", endpoint_url=url,
                            aws_access_key_id=KEY, aws_secret_access_key=SECRET,
                            config=botocore.config.Config(max_pool_connections=args.senders))
         ses.create_email_identity(EmailIdentity="large.example.com")
-        subprocess.run([args.bin, "--config", conf, "--data-dir", d, "accounts", "set-quota",
-                        "--account", "000000000000", "--region", "us-east-1",
-                        "--max-send-rate", "100000", "--max-24h-send", "-1"], check=True, capture_output=True)
+        lift_quota(args.bin, conf, d, 100000)
         line = "x" * 76 + "\r\n"
         body = line * int(args.size_mb * 1024 * 1024 / len(line))
         raw = ("From: a@large.example.com\r\nTo: r@example.org\r\nSubject: large\r\n\r\n" + body).encode()

@@ -143,6 +143,16 @@ def test_relay_delivers_mail_signed_with_byodkim(make_server, unique, pipelining
         assert ev[0]["mail"]["sendingAccountId"] == "111111111111"
 
 
+def next_message_shares_the_connection(server, sesv2, sink, domain, dest):
+    """A second message, after the sink's first, is delivered over the
+    connection the first came on: the client kept it in step."""
+    after = simple(sesv2, f"sender@{domain}", [f"after@{dest}"])
+    got = sink.wait_for(2)
+    assert got[1].rcpts == [f"after@{dest}"]
+    assert got[1].connection == got[0].connection, "the connection stayed in step"
+    assert wait_events(server, 1, message_id=after)[0]["eventType"] == "Delivery"
+
+
 @pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
 def test_relay_to_a_server_offering_chunking(make_server, unique, chunking):
     """A server that offers CHUNKING and PIPELINING (as Postfix does) gets
@@ -185,11 +195,7 @@ def test_relay_to_a_server_offering_chunking(make_server, unique, chunking):
         # the transaction reset; the same connection carries the next one.
         refused = simple(sesv2, f"sender@{domain}", [f"refuse550-b@{dest}"])
         assert wait_events(s, 1, message_id=refused)[0]["eventType"] == "Bounce"
-        after = simple(sesv2, f"sender@{domain}", [f"after@{dest}"])
-        got = sink.wait_for(2)
-        assert got[1].rcpts == [f"after@{dest}"]
-        assert got[1].connection == got[0].connection, "the connection stayed in step"
-        assert wait_events(s, 1, message_id=after)[0]["eventType"] == "Delivery"
+        next_message_shares_the_connection(s, sesv2, sink, domain, dest)
 
 
 @pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
@@ -216,11 +222,7 @@ def test_a_large_message_arrives_byte_for_byte(make_server, unique, chunking):
         assert len(stored) > 64 * 1024
         assert m.data.startswith(b"DKIM-Signature:") and m.data.endswith(stored)
         assert dkim_verifies(m.data, {f"sel1._domainkey.{domain}": txt})[0]
-        after = simple(sesv2, f"sender@{domain}", [f"after@{dest}"])
-        got = sink.wait_for(2)
-        assert got[1].rcpts == [f"after@{dest}"]
-        assert got[1].connection == got[0].connection, "the connection stayed in step"
-        assert wait_events(s, 1, message_id=after)[0]["eventType"] == "Delivery"
+        next_message_shares_the_connection(s, sesv2, sink, domain, dest)
 
 
 def test_a_message_to_several_domains_is_signed_once(make_server, unique):

@@ -17,6 +17,7 @@
 //! claiming when the stop signal flips, waits up to the grace period for
 //! attempts in flight, flushes their results and returns.
 
+use crate::budget::MemoryBudget;
 use crate::clock::Clock;
 use crate::random;
 use async_trait::async_trait;
@@ -24,7 +25,9 @@ use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use sesame_model::address::SIMULATOR_DOMAIN;
-use sesame_model::delivery::{BounceSubType, BounceType, BouncedRecipient, SimulatorScenario};
+use sesame_model::delivery::{
+    BounceSubType, BounceType, BouncedRecipient, SimulatorScenario, recipient_domain,
+};
 use sesame_model::{
     AttemptReport, DeliveryUpdate, DkimOrigin, Event, EventDetail, EventKind, Identity,
     IdentityKind, MailInfo, Millis, NewMessage, QueuedDelivery, RecipientOutcome, RetryPolicy,
@@ -425,10 +428,7 @@ impl SharedSignatures {
 fn signing_domains(destinations: &[String]) -> usize {
     let mut seen: Vec<&str> = Vec::new();
     for r in destinations {
-        let domain = r
-            .rsplit_once('@')
-            .map(|(_, d)| d.trim_end_matches('>'))
-            .unwrap_or_default();
+        let domain = recipient_domain(r);
         if !domain.eq_ignore_ascii_case(SIMULATOR_DOMAIN)
             && !seen.iter().any(|s| s.eq_ignore_ascii_case(domain))
         {
@@ -484,9 +484,7 @@ impl DeliveryEngine {
         tracing::info!(mode = self.transport.mode(), "delivery engine started");
         let limit = self.settings.concurrency.max(1);
         let slots = Arc::new(Semaphore::new(limit));
-        // The memory budget in KiB, a permit each.
-        let budget_kb = (self.settings.memory / 1024).clamp(1, u32::MAX as usize >> 1) as u32;
-        let memory = Arc::new(Semaphore::new(budget_kb as usize));
+        let memory = MemoryBudget::new(self.settings.memory);
         let (tx, rx) = mpsc::channel::<Settled>(limit * 2);
         let recorder = tokio::spawn(record(self.store.clone(), rx));
         let mut attempts = JoinSet::new();
@@ -528,12 +526,7 @@ impl DeliveryEngine {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let kb = (2 * d.raw.len())
-                    .div_ceil(1024)
-                    .clamp(1, budget_kb as usize) as u32;
-                let Ok(room) = memory.clone().acquire_many_owned(kb).await else {
-                    break;
-                };
+                let room = memory.admit(2 * d.raw.len() as u64).await;
                 let (engine, tx) = (self.clone(), tx.clone());
                 attempts.spawn(async move {
                     let settled = engine.attempt(d).await;
@@ -623,8 +616,12 @@ impl DeliveryEngine {
         d: &QueuedDelivery,
         signer: SignerFor,
     ) -> Result<Option<Arc<str>>, tokio::task::JoinError> {
-        let domains = signing_domains(&d.destinations);
-        let cell = (d.attempts == 0 && domains > 1)
+        // A lone recipient, or a retry, never shares: no need to count.
+        let domains = match d.attempts == 0 && d.destinations.len() > 1 {
+            true => signing_domains(&d.destinations),
+            false => 1,
+        };
+        let cell = (domains > 1)
             .then(|| {
                 self.shared
                     .take(&d.scope, &d.message_id, &signer.signer, domains)
@@ -1110,6 +1107,13 @@ mod tests {
         }
     }
 
+    /// A fresh store, and a clock at a fixed time.
+    async fn store_and_clock() -> (tempfile::TempDir, Arc<dyn Store>, Arc<ManualClock>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        (dir, store, Arc::new(ManualClock::new(1_700_000_000_000)))
+    }
+
     async fn setup(
         outcome: RecipientOutcome,
         retry: RetryPolicy,
@@ -1120,9 +1124,7 @@ mod tests {
         Arc<Recorder>,
         Arc<DeliveryEngine>,
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let (dir, store, clock) = store_and_clock().await;
         let t = Arc::new(Recorder {
             seen: Mutex::new(vec![]),
             outcome,
@@ -1215,9 +1217,7 @@ mod tests {
     /// engine), and leaves the mailbox simulator to the engine.
     #[tokio::test]
     async fn capture_delivers_at_acceptance_as_the_engine_would() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let (_dir, store, clock) = store_and_clock().await;
         let t0 = clock.now_ms();
         // Accepted before any engine: queued.
         accept(&*store, "q1", "a@mail.example.com", &["w@dest.test"], t0).await;
@@ -1333,9 +1333,7 @@ mod tests {
         let deferred = RecipientOutcome::Deferred {
             reason: "451 4.3.0 try again".into(),
         };
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let (_dir, store, clock) = store_and_clock().await;
         let t = Arc::new(Recorder {
             seen: Mutex::new(vec![]),
             outcome: deferred,
@@ -1440,9 +1438,7 @@ mod tests {
     #[tokio::test]
     async fn the_memory_budget_bounds_large_messages_in_flight() {
         use std::sync::atomic::Ordering::SeqCst;
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let (_dir, store, clock) = store_and_clock().await;
         let t = Arc::new(Slow {
             now: 0.into(),
             most: 0.into(),

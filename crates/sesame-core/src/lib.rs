@@ -18,10 +18,12 @@
 //!   mailbox simulator, events.
 //! - [`verifier`]: the DNS verifier of domain identities (schedule, on
 //!   demand, SES's statuses, diagnoses), behind the `DnsLookup` trait.
+//! - [`budget`]: memory budgets for requests in hand and attempts in flight.
 //! - [`clock`]: the injected time source.
 //! - [`random`]: tokens and IDs from the OS's CSPRNG.
 
 pub mod accounts;
+pub mod budget;
 pub mod clock;
 pub mod compose;
 pub mod credentials;

@@ -10,15 +10,21 @@ use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// An envelope recipient's domain as written (compare it ASCII case-blind),
+/// empty when it has none.
+pub fn recipient_domain(recipient: &str) -> &str {
+    recipient
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>'))
+        .unwrap_or_default()
+}
+
 /// Groups envelope recipients by their domain (lower-cased), in first-seen
 /// order. Each group is one delivery in the queue.
 pub fn group_by_domain(recipients: &[String]) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = vec![];
     for r in recipients {
-        let domain = r
-            .rsplit_once('@')
-            .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
-            .unwrap_or_default();
+        let domain = recipient_domain(r).to_ascii_lowercase();
         match out.iter_mut().find(|(d, _)| *d == domain) {
             Some((_, v)) => v.push(r.clone()),
             None => out.push((domain, vec![r.clone()])),

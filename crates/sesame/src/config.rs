@@ -363,17 +363,31 @@ fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// A bad setting's error, naming where it can be set.
+fn invalid(name: &str, flag: &str, value: &str, expected: &str) -> String {
+    let env = format!("SESAME_{}", name.to_ascii_uppercase());
+    format!("invalid value '{value}' for setting {name} (--{flag}, {env}): expected {expected}")
+}
+
+/// A count above zero, or `default` when not set.
+fn count(name: &str, flag: &str, v: Option<usize>, default: usize) -> Result<usize, String> {
+    match v {
+        Some(0) => Err(invalid(name, flag, "0", "a number above 0")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+/// A size set in MiB (above zero, at most 1 TiB), in bytes.
+fn mebibytes(name: &str, flag: &str, v: Option<usize>, default: usize) -> Result<usize, String> {
+    Ok(count(name, flag, v, default)?.min(1 << 20) << 20)
+}
+
 impl DeliveryConfig {
     fn resolve(serve: &ServeArgs, file: &FileConfig, dev: bool) -> Result<Self, String> {
         fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
             flag.clone().or_else(|| file.clone())
         }
-        let invalid = |name: &str, flag: &str, value: &str, expected: &str| {
-            let env = format!("SESAME_{}", name.to_ascii_uppercase());
-            format!(
-                "invalid value '{value}' for setting {name} (--{flag}, {env}): expected {expected}"
-            )
-        };
         let relay = pick(&serve.relay, &file.relay);
         let mode = match pick(&serve.delivery, &file.delivery).as_deref() {
             None if relay.is_some() => "relay",
@@ -433,11 +447,6 @@ impl DeliveryConfig {
         let hostname = hostname(&serve.hostname, file);
         let bounce_domain =
             pick(&serve.bounce_domain, &file.bounce_domain).unwrap_or_else(|| hostname.clone());
-        let count = |name: &str, flag: &str, v: Option<usize>, default: usize| match v {
-            Some(0) => Err(invalid(name, flag, "0", "a number above 0")),
-            Some(n) => Ok(n),
-            None => Ok(default),
-        };
         Ok(Self {
             mode,
             dns_servers,
@@ -451,14 +460,12 @@ impl DeliveryConfig {
                 pick(&serve.delivery_concurrency, &file.delivery_concurrency),
                 64,
             )?,
-            memory: count(
+            memory: mebibytes(
                 "delivery_memory",
                 "delivery-memory",
                 pick(&serve.delivery_memory, &file.delivery_memory),
                 256,
-            )?
-            .min(1 << 20)
-                << 20,
+            )?,
             per_domain: count(
                 "domain_concurrency",
                 "domain-concurrency",
@@ -516,13 +523,12 @@ impl Settings {
                 "invalid value '{verification_from}' for setting verification_from (--verification-from, SESAME_VERIFICATION_FROM): expected an email address"
             ));
         }
-        let request_memory = match serve.request_memory.or(file.request_memory) {
-            Some(0) => {
-                return Err("invalid value '0' for setting request_memory (--request-memory, SESAME_REQUEST_MEMORY): expected a number above 0".to_owned());
-            }
-            Some(mib) => mib.min(1 << 20) << 20,
-            None => 256 << 20,
-        };
+        let request_memory = mebibytes(
+            "request_memory",
+            "request-memory",
+            serve.request_memory.or(file.request_memory),
+            256,
+        )?;
         let dev = serve.dev || file.dev.unwrap_or(false);
         let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {

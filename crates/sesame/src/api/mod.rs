@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use sesame_core::budget::MemoryBudget;
 use sesame_core::{
     AccountService, Credentials, IdentityService, Resolution, SendService, TemplateService,
 };
@@ -17,7 +18,7 @@ use sesame_sigv4 as sigv4;
 use sesame_wire::{Protocol, WireError, WireResponse, encode_error};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// The use cases the API calls into.
 pub struct App {
@@ -40,34 +41,26 @@ pub struct App {
 /// that does not fit waits, unread, for others to finish, so that many
 /// large requests at once (v2 allows 40 MB each) cannot take all memory;
 /// one larger than the whole budget goes alone.
-pub struct BodyBudget {
-    kib: Arc<Semaphore>,
-    total_kib: u32,
-}
+pub struct BodyBudget(MemoryBudget);
 
 impl BodyBudget {
     pub fn new(bytes: usize) -> Self {
-        let total_kib = (bytes / 1024).clamp(1, u32::MAX as usize >> 1) as u32;
-        Self {
-            kib: Arc::new(Semaphore::new(total_kib as usize)),
-            total_kib,
-        }
+        Self(MemoryBudget::new(bytes))
     }
 
-    /// KiB counted for a body of `declared` bytes, or of up to `limit`
-    /// when its length is not declared (chunked).
+    /// What a body of `declared` bytes, or of up to `limit` when its
+    /// length is not declared (chunked), is counted at.
+    fn counted(declared: Option<u64>, limit: usize) -> u64 {
+        3 * declared.unwrap_or(limit as u64).min(limit as u64)
+    }
+
+    #[cfg(test)]
     fn cost(&self, declared: Option<u64>, limit: usize) -> u32 {
-        let bytes = declared.unwrap_or(limit as u64).min(limit as u64);
-        (3 * bytes).div_ceil(1024).clamp(1, self.total_kib as u64) as u32
+        self.0.cost(Self::counted(declared, limit))
     }
 
     async fn admit(&self, declared: Option<u64>, limit: usize) -> OwnedSemaphorePermit {
-        let cost = self.cost(declared, limit);
-        self.kib
-            .clone()
-            .acquire_many_owned(cost)
-            .await
-            .expect("the budget's semaphore is never closed")
+        self.0.admit(Self::counted(declared, limit)).await
     }
 }
 
