@@ -111,10 +111,11 @@ def rsa_signatures(bits=2048, env=None):
     return ms, ceiling
 
 
-def start_sink(path):
-    """The loopback SMTP sink: (process, port, [messages received so far])."""
+def start_sink(path, *flags):
+    """The loopback SMTP sink: (process, port, [messages received so far]).
+    `flags` go to the sink (`--no-chunking`)."""
     port = free_port()
-    sink = subprocess.Popen([path, str(port)], stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen([path, str(port), *flags], stdout=subprocess.PIPE, text=True)
     received = [0]
 
     def read_sink():

@@ -10,6 +10,9 @@ Usage: bench/large.py [--bin target/release/sesame]
                       [--sink target/release/examples/smtp_sink]
                       [--count 24] [--size-mb 8] [--domains 8]
                       [--senders 8] [--delivery-memory MIB] [--request-memory MIB]
+                      [--no-chunking]
+  --no-chunking has the sink offer PIPELINING without CHUNKING, so that
+  messages go with DATA, dot-stuffed, instead of BDAT.
 Needs: the test venv (boto3). Loopback only; bounded by --count and 120 s.
 """
 import argparse
@@ -38,9 +41,10 @@ def main():
     ap.add_argument("--senders", type=int, default=8)
     ap.add_argument("--delivery-memory", type=int, default=0, help="MiB; Sesame's default without it")
     ap.add_argument("--request-memory", type=int, default=0, help="MiB; Sesame's default without it")
+    ap.add_argument("--no-chunking", action="store_true", help="the sink offers no CHUNKING: DATA")
     args = ap.parse_args()
 
-    sink, port, got = start_sink(args.sink)
+    sink, port, got = start_sink(args.sink, *(["--no-chunking"] if args.no_chunking else []))
     extra = []
     if args.delivery_memory:
         extra += ["--delivery-memory", str(args.delivery_memory)]
@@ -78,7 +82,8 @@ def main():
         while got[0] < want and time.time() - t0 < 120:
             time.sleep(0.05)
         done[0] = True
-        print(f"{args.count} messages of {args.size_mb:g} MB to {args.domains} domains, {args.senders} at once: "
+        print(f"{args.count} messages of {args.size_mb:g} MB to {args.domains} domains, {args.senders} at once, "
+              f"{'DATA' if args.no_chunking else 'BDAT'}: "
               f"{got[0]} of {want} transactions at the sink in {time.time() - t0:.1f}s; "
               f"RSS idle {idle:.0f} MB, peak {peak[0]:.0f} MB")
     finally:

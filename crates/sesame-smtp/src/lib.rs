@@ -76,14 +76,47 @@ impl Conn {
         .await
         .map_err(|_| mail_send::Error::Timeout)?
     }
+
+    /// Writes the message's `parts` as DATA's payload, dot-stuffed a piece
+    /// at a time (see [`WRITE_CHUNK`]), so that a large message is never
+    /// copied whole; then the terminator, and reads the reply.
+    async fn data(&mut self, parts: &[&[u8]]) -> Result<Response<String>, mail_send::Error> {
+        let client = &mut self.client;
+        tokio::time::timeout(client.timeout, async {
+            use tokio::io::AsyncWriteExt;
+            let mut stuffer = DotStuffer::default();
+            let mut buf = Vec::with_capacity(WRITE_CHUNK * 7 / 4);
+            for piece in parts.iter().flat_map(|p| p.chunks(WRITE_CHUNK / 2)) {
+                stuffer.push(piece, &mut buf);
+                if buf.len() >= WRITE_CHUNK {
+                    client.stream.write_all(&buf).await?;
+                    buf.clear();
+                }
+            }
+            stuffer.finish(&mut buf);
+            client.stream.write_all(&buf).await?;
+            client.stream.flush().await?;
+            client.read_many(1).await
+        })
+        .await
+        .map_err(|_| mail_send::Error::Timeout)??
+        .into_iter()
+        .next()
+        .ok_or(mail_send::Error::UnparseableReply)
+    }
 }
 
 /// How long one command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The largest BDAT chunk copied into the transaction's one write; a
-/// larger message is written on its own, after the commands.
-const INLINE_CHUNK: usize = 64 << 10;
+/// The largest message copied into the buffer of the transaction's
+/// commands, so that the transaction is one write; a larger one is written
+/// from where it is (BDAT). DATA's payload is written whenever this much of
+/// it is stuffed, a piece of half of it at a time: stuffing adds at most
+/// half a piece (a `.` to a line of two bytes or more), so the buffer stays
+/// under 1¾ of it, within core's `ATTEMPT_BUFFER`, which the delivery
+/// memory budget counts.
+const WRITE_CHUNK: usize = sesame_core::delivery::ATTEMPT_BUFFER / 2;
 
 /// `550 5.1.1 text`, as SES's `diagnosticCode` quotes a reply.
 pub fn reply_text(r: &Response<String>) -> String {
@@ -136,8 +169,8 @@ pub async fn transact(
     // one BDAT chunk. A small message goes in the same buffer, so that the
     // transaction is one write; a large one is written from where it is,
     // not copied.
-    let inline = conn.chunking && env.message.len() <= INLINE_CHUNK;
-    let mut group = Vec::with_capacity(256 + if inline { env.message.len() } else { 0 });
+    let inline = conn.chunking && env.len() <= WRITE_CHUNK;
+    let mut group = Vec::with_capacity(256 + if inline { env.len() } else { 0 });
     let _ = write!(group, "MAIL FROM:<{}>\r\n", env.mail_from);
     let rcpts_at = group.len();
     for r in env.recipients {
@@ -145,18 +178,18 @@ pub async fn transact(
     }
     // The replies to MAIL, each RCPT, and (pipelined) DATA or BDAT.
     let (mail_reply, rcpt_replies, last_reply) = if conn.pipelining {
-        let mut rest: &[u8] = &[];
+        let mut rest: [&[u8]; 2] = [&[], &[]];
         if conn.chunking {
-            let _ = write!(group, "BDAT {} LAST\r\n", env.message.len());
+            let _ = write!(group, "BDAT {} LAST\r\n", env.len());
             if inline {
-                group.extend_from_slice(env.message);
+                env.parts().iter().for_each(|p| group.extend_from_slice(p));
             } else {
-                rest = env.message;
+                rest = env.parts();
             }
         } else {
             group.extend_from_slice(b"DATA\r\n");
         }
-        let mut replies = conn.exchange(&[&group, rest], n + 2).await?;
+        let mut replies = conn.exchange(&[&group, rest[0], rest[1]], n + 2).await?;
         let last = replies.pop();
         let mail = replies.drain(..1).next();
         match (mail, last) {
@@ -218,11 +251,7 @@ pub async fn transact(
             None => conn.client.cmd(b"DATA\r\n").await?,
         };
         if r.code == 354 {
-            let r = conn.exchange(&[&dot_stuff(env.message)], 1).await?;
-            let r = r
-                .into_iter()
-                .next()
-                .ok_or(mail_send::Error::UnparseableReply)?;
+            let r = conn.data(&env.parts()).await?;
             refusal(&r).unwrap_or(RecipientOutcome::Delivered {
                 response: reply_text(&r),
             })
@@ -238,26 +267,51 @@ pub async fn transact(
     Ok(out)
 }
 
-/// The DATA payload: lines starting with `.` get another (RFC 5321
-/// 4.5.2), then the terminator. mail-send's `write_message` always adds a
-/// CRLF before the final `.`, which would append an empty line to every
-/// message that already ends with one; the receiver must get the message
-/// byte for byte.
-pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
-    let mut line_start = true;
-    for &b in message {
-        if line_start && b == b'.' {
-            out.push(b'.');
+/// DATA's payload, a piece at a time: lines starting with `.` get another
+/// (RFC 5321 4.5.2), and the terminator follows, after a CRLF of its own
+/// only when the message does not end with one. (mail-send's
+/// `write_message` always adds that CRLF, which would append an empty line
+/// to every message that already ends with one; the receiver must get the
+/// message byte for byte.)
+struct DotStuffer {
+    line_start: bool,
+    /// The last two bytes of the message so far.
+    tail: [u8; 2],
+}
+
+impl Default for DotStuffer {
+    fn default() -> Self {
+        Self {
+            line_start: true,
+            tail: [0; 2],
         }
-        out.push(b);
-        line_start = b == b'\n';
     }
-    if !message.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
+}
+
+impl DotStuffer {
+    /// Appends `piece`, the next bytes of the message, stuffed, to `out`.
+    fn push(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+        for line in piece.split_inclusive(|&b| b == b'\n') {
+            if self.line_start && line[0] == b'.' {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+            self.line_start = line.ends_with(b"\n");
+        }
+        match *piece {
+            [] => {}
+            [b] => self.tail = [self.tail[1], b],
+            [.., a, b] => self.tail = [a, b],
+        }
     }
-    out.extend_from_slice(b".\r\n");
-    out
+
+    /// Appends the terminator to `out`.
+    fn finish(self, out: &mut Vec<u8>) {
+        if self.tail != *b"\r\n" {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
 }
 
 /// Every recipient deferred, for `why`.
@@ -308,10 +362,33 @@ mod tests {
 
     #[test]
     fn dot_stuffing_keeps_the_message_intact() {
-        assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
-        assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
-        assert_eq!(dot_stuff(b"a\r\n"), b"a\r\n.\r\n");
-        assert_eq!(dot_stuff(b"a\r\n\r\n"), b"a\r\n\r\n.\r\n");
+        let stuffed = |pieces: &[&[u8]]| {
+            let (mut s, mut out) = (DotStuffer::default(), vec![]);
+            pieces.iter().for_each(|p| s.push(p, &mut out));
+            s.finish(&mut out);
+            out
+        };
+        assert_eq!(stuffed(&[b"a\r\n.b\r\n"]), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(stuffed(&[b".x"]), b"..x\r\n.\r\n");
+        assert_eq!(stuffed(&[b"a\r\n"]), b"a\r\n.\r\n");
+        assert_eq!(stuffed(&[b"a\r\n\r\n"]), b"a\r\n\r\n.\r\n");
+        assert_eq!(stuffed(&[]), b"\r\n.\r\n");
+        // Pieces join where they meet: a line that starts a piece, a CRLF
+        // split between pieces, a one-byte piece, an empty one.
+        assert_eq!(stuffed(&[b"h: v\r\n", b".b\r\n"]), b"h: v\r\n..b\r\n.\r\n");
+        assert_eq!(
+            stuffed(&[b"a\r", b"\n", b"", b".", b"c"]),
+            b"a\r\n..c\r\n.\r\n"
+        );
+        assert_eq!(stuffed(&[b"a\r", b"\n"]), b"a\r\n.\r\n");
+        assert_eq!(stuffed(&[b"x.", b"y\r\n"]), b"x.y\r\n.\r\n");
+        // Whatever the pieces, the result is the one-piece result.
+        let m = b"Subject: s\r\n\r\n.one\r\ntwo\r\n..three\n.\r\nend";
+        let whole = stuffed(&[m]);
+        for at in 0..=m.len() {
+            let (a, b) = m.split_at(at);
+            assert_eq!(stuffed(&[a, b]), whole, "split at {at}");
+        }
     }
 
     #[test]
