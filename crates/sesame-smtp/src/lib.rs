@@ -58,56 +58,82 @@ impl Conn {
     }
 
     /// Writes `group` (pipelined commands, and with BDAT the chunk) at
-    /// once and reads `replies` replies.
+    /// once and reads `replies` replies, the last of them within `wait`.
     async fn exchange(
         &mut self,
         group: &[&[u8]],
         replies: usize,
+        wait: Duration,
     ) -> Result<Vec<Response<String>>, mail_send::Error> {
-        let client = &mut self.client;
-        tokio::time::timeout(client.timeout, async {
-            use tokio::io::AsyncWriteExt;
-            for part in group.iter().filter(|p| !p.is_empty()) {
-                client.stream.write_all(part).await?;
-            }
-            client.stream.flush().await?;
-            client.read_many(replies).await
-        })
-        .await
-        .map_err(|_| mail_send::Error::Timeout)?
+        for part in group {
+            self.write(part).await?;
+        }
+        self.flush().await?;
+        tokio::time::timeout(wait, self.client.read_many(replies))
+            .await
+            .map_err(|_| mail_send::Error::Timeout)?
     }
 
     /// Writes the message's `parts` as DATA's payload, dot-stuffed a piece
     /// at a time (see [`WRITE_CHUNK`]), so that a large message is never
     /// copied whole; then the terminator, and reads the reply.
     async fn data(&mut self, parts: &[&[u8]]) -> Result<Response<String>, mail_send::Error> {
-        let client = &mut self.client;
-        tokio::time::timeout(client.timeout, async {
-            use tokio::io::AsyncWriteExt;
-            let mut stuffer = DotStuffer::default();
-            let mut buf = Vec::with_capacity(WRITE_CHUNK * 7 / 4);
-            for piece in parts.iter().flat_map(|p| p.chunks(WRITE_CHUNK / 2)) {
-                stuffer.push(piece, &mut buf);
-                if buf.len() >= WRITE_CHUNK {
-                    client.stream.write_all(&buf).await?;
-                    buf.clear();
-                }
+        let mut stuffer = DotStuffer::default();
+        let mut buf = Vec::with_capacity(WRITE_CHUNK * 7 / 4);
+        for piece in parts.iter().flat_map(|p| p.chunks(WRITE_CHUNK / 2)) {
+            stuffer.push(piece, &mut buf);
+            if buf.len() >= WRITE_CHUNK {
+                self.write(&buf).await?;
+                buf.clear();
             }
-            stuffer.finish(&mut buf);
-            client.stream.write_all(&buf).await?;
-            client.stream.flush().await?;
-            client.read_many(1).await
-        })
-        .await
-        .map_err(|_| mail_send::Error::Timeout)??
-        .into_iter()
-        .next()
-        .ok_or(mail_send::Error::UnparseableReply)
+        }
+        stuffer.finish(&mut buf);
+        self.write(&buf).await?;
+        self.flush().await?;
+        tokio::time::timeout(self.message_wait(), self.client.read_many(1))
+            .await
+            .map_err(|_| mail_send::Error::Timeout)??
+            .into_iter()
+            .next()
+            .ok_or(mail_send::Error::UnparseableReply)
+    }
+
+    /// Writes `bytes` a block of at most [`WRITE_CHUNK`] at a time, each
+    /// block within the command timeout (RFC 5321 4.5.3.2.5 times a data
+    /// block, not the whole message): a large message to a slow server is
+    /// bounded by its progress, not by its size.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), mail_send::Error> {
+        use tokio::io::AsyncWriteExt;
+        for block in bytes.chunks(WRITE_CHUNK) {
+            tokio::time::timeout(self.client.timeout, self.client.stream.write_all(block))
+                .await
+                .map_err(|_| mail_send::Error::Timeout)??;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), mail_send::Error> {
+        use tokio::io::AsyncWriteExt;
+        tokio::time::timeout(self.client.timeout, self.client.stream.flush())
+            .await
+            .map_err(|_| mail_send::Error::Timeout)?
+            .map_err(mail_send::Error::from)
+    }
+
+    /// How long the reply to a whole message may take: the server may
+    /// check it before it answers (RFC 5321 4.5.3.2.6 gives 10 minutes).
+    fn message_wait(&self) -> Duration {
+        MESSAGE_REPLY_TIMEOUT.max(self.client.timeout)
     }
 }
 
-/// How long one command may take.
+/// How long one command, or the write of one block of a message, may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the reply to a whole message (after DATA's terminator, or to
+/// BDAT LAST) may take: RFC 5321 4.5.3.2.6's 10 minutes, Postfix's
+/// `smtp_data_done_timeout`.
+pub const MESSAGE_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The largest message copied into the buffer of the transaction's
 /// commands, so that the transaction is one write; a larger one is written
@@ -189,7 +215,14 @@ pub async fn transact(
         } else {
             group.extend_from_slice(b"DATA\r\n");
         }
-        let mut replies = conn.exchange(&[&group, rest[0], rest[1]], n + 2).await?;
+        // With BDAT the last reply is the message's.
+        let wait = match conn.chunking {
+            true => conn.message_wait(),
+            false => conn.client.timeout,
+        };
+        let mut replies = conn
+            .exchange(&[&group, rest[0], rest[1]], n + 2, wait)
+            .await?;
         let last = replies.pop();
         let mail = replies.drain(..1).next();
         match (mail, last) {
@@ -359,6 +392,96 @@ pub fn permanent(e: &mail_send::Error) -> Option<RecipientOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
+
+    /// A server that takes MAIL, RCPT and DATA or BDAT pipelined, then
+    /// reads the message 16 KiB every 10 ms, and accepts it. Returns what
+    /// came after the commands.
+    async fn slow_server(io: DuplexStream, chunking: bool) -> Vec<u8> {
+        let (r, mut w) = tokio::io::split(io);
+        let mut r = BufReader::new(r);
+        let mut last = String::new();
+        for _ in 0..3 {
+            last.clear();
+            r.read_line(&mut last).await.unwrap();
+        }
+        let (mut got, mut block) = (Vec::new(), vec![0u8; 16 << 10]);
+        let size = last.split_whitespace().nth(1).and_then(|n| n.parse().ok());
+        if !chunking {
+            w.write_all(b"250 ok\r\n250 ok\r\n354 go on\r\n")
+                .await
+                .unwrap();
+        }
+        while match size {
+            Some(n) if chunking => got.len() < n,
+            _ => !got.ends_with(b"\r\n.\r\n"),
+        } {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let k = r.read(&mut block).await.unwrap();
+            assert!(k > 0, "the client hung up after {} bytes", got.len());
+            got.extend_from_slice(&block[..k]);
+        }
+        let done: &[u8] = match chunking {
+            true => b"250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n",
+            false => b"250 2.0.0 queued\r\n",
+        };
+        w.write_all(done).await.unwrap();
+        got
+    }
+
+    /// A 2 MiB message to a server that reads it in 1.3 s goes through
+    /// with a 500 ms command timeout, over DATA and BDAT: the timeout
+    /// applies to each block written (RFC 5321 4.5.3.2.5), not to the
+    /// whole message, which a large message to a slow server would never
+    /// meet.
+    #[tokio::test]
+    async fn a_large_message_to_a_slow_server_is_timed_a_block_at_a_time() {
+        let signature = b"DKIM-Signature: v=1; d=example.com\r\n";
+        let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwx\r\n";
+        let message = [
+            &b"Subject: big\r\n\r\n"[..],
+            &line.repeat((2 << 20) / line.len()),
+        ]
+        .concat();
+        let recipients = ["r@d.test".to_owned()];
+        let env = Envelope {
+            mail_from: "b@example.com",
+            domain: "d.test",
+            recipients: &recipients,
+            signature,
+            message: &message,
+        };
+        for chunking in [false, true] {
+            let (ours, theirs) = tokio::io::duplex(16 << 10);
+            let server = tokio::spawn(slow_server(theirs, chunking));
+            let mut conn = Conn {
+                client: SmtpClient {
+                    stream: Box::new(ours) as Box<dyn Stream>,
+                    timeout: Duration::from_millis(500),
+                },
+                pipelining: true,
+                chunking,
+            };
+            let out = transact(&mut conn, &env)
+                .await
+                .expect("the transaction went through");
+            assert_eq!(
+                out,
+                vec![(
+                    "r@d.test".to_owned(),
+                    RecipientOutcome::Delivered {
+                        response: "250 2.0.0 queued".into()
+                    }
+                )],
+                "chunking: {chunking}"
+            );
+            let mut sent = env.to_vec();
+            if !chunking {
+                sent.extend_from_slice(b".\r\n");
+            }
+            assert!(server.await.unwrap() == sent, "chunking: {chunking}");
+        }
+    }
 
     #[test]
     fn dot_stuffing_keeps_the_message_intact() {
