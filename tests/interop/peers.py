@@ -18,8 +18,10 @@ from conftest import ROOT, free_port
 
 
 class Received:
-    def __init__(self, mail_from, rcpts, data, tls, login, connection, via="DATA"):
+    def __init__(self, mail_from, rcpts, data, tls, login, connection, via="DATA", mail_options=()):
         self.mail_from = mail_from
+        # MAIL FROM's parameters (`SIZE=n`), as the server saw them.
+        self.mail_options = list(mail_options)
         self.rcpts = rcpts
         self.data = data
         self.tls = tls
@@ -69,6 +71,7 @@ class _Handler:
                     session.ssl is not None,
                     login,
                     session.peer,
+                    mail_options=envelope.mail_options,
                 )
             )
         return "250 2.0.0 Ok: queued as test"
@@ -102,10 +105,11 @@ class _Receiver:
 
 class Sink(_Receiver):
     """An SMTP server on loopback. `script` maps a recipient's local part to
-    the replies its RCPT gets, in order (the last one repeats)."""
+    the replies its RCPT gets, in order (the last one repeats). With
+    `size_limit` it declares that limit (`SIZE n`) and enforces it."""
 
     def __init__(self, script=None, tls=False, auth=None, delay=0.0, implicit_tls=False,
-                 pipelining=False):
+                 pipelining=False, size_limit=None):
         self.pipelining = pipelining
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.received = []
@@ -113,6 +117,8 @@ class Sink(_Receiver):
         self.delay = delay
         self.port = free_port()
         kwargs = {}
+        if size_limit is not None:
+            kwargs.update(data_size_limit=size_limit)
         if tls or implicit_tls:
             self.tmp = tempfile.mkdtemp(prefix="sesame-sink-")
             cert, key = self_signed_cert(self.tmp)

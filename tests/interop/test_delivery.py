@@ -337,6 +337,33 @@ def test_direct_to_a_domain_that_does_not_exist_bounces(make_server, unique):
         assert "Host or domain name not found" in b["bouncedRecipients"][0]["diagnosticCode"]
 
 
+def test_a_server_declaring_a_size_limit_gets_nothing_larger(make_server, unique):
+    """With SIZE offered, MAIL FROM declares each message's size (RFC
+    1870); a message larger than the limit the server declared is not sent
+    at all and bounces as too large, as the server would have refused it
+    after reading it whole."""
+    with Sink(size_limit=50_000) as sink:
+        s = make_server(base_args("--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
+        sesv2 = s.client("sesv2")
+        domain = f"size-{unique}.example.com"
+        sesv2.create_email_identity(EmailIdentity=domain)
+        simple(sesv2, f"a@{domain}", ["small@dest.test"])
+        m = sink.wait_for(1)[0]
+        assert m.data.startswith(b"DKIM-Signature:")
+        assert m.mail_options == [f"SIZE={len(m.data)}"]
+        raw = (f"From: a@{domain}\r\nTo: big@dest.test\r\nSubject: Big\r\n\r\n".encode()
+               + b"x" * 78 + b"\r\n") * 700
+        mid = sesv2.send_email(FromEmailAddress=f"a@{domain}", Destination={"ToAddresses": ["big@dest.test"]},
+                               Content={"Raw": {"Data": raw}})["MessageId"]
+        bounce = wait_events(s, 1, message_id=mid, type="Bounce")[0]["bounce"]
+        assert (bounce["bounceType"], bounce["bounceSubType"]) == ("Permanent", "MessageTooLarge")
+        [r] = bounce["bouncedRecipients"]
+        assert (r["emailAddress"], r["status"]) == ("big@dest.test", "5.3.4")
+        assert r["diagnosticCode"].startswith("smtp; 552 5.3.4 Message size exceeds fixed maximum message size")
+        assert "the receiving server declared SIZE 50000" in r["diagnosticCode"]
+        assert len(sink.messages()) == 1
+
+
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 def test_451_is_retried_and_550_bounces(make_server, unique, pipelining):
     script = {"later": ["451 4.3.0 Try again later", "250 OK"], "nouser": ["550 5.1.1 No such user here"]}

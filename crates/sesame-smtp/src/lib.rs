@@ -41,6 +41,9 @@ pub struct Conn {
     /// so that a transaction takes one round trip instead of two and the
     /// message is sent as it is, without dot-stuffing.
     pub chunking: bool,
+    /// The server offered SIZE (RFC 1870): `Some(0)` without a limit, else
+    /// the largest message it takes.
+    pub size: Option<usize>,
 }
 
 impl Conn {
@@ -54,6 +57,9 @@ impl Conn {
             },
             pipelining,
             chunking: pipelining && ehlo.has_capability(smtp_proto::EXT_CHUNKING),
+            size: ehlo
+                .has_capability(smtp_proto::EXT_SIZE)
+                .then_some(ehlo.size),
         }
     }
 
@@ -195,9 +201,19 @@ pub async fn transact(
     // one BDAT chunk. A small message goes in the same buffer, so that the
     // transaction is one write; a large one is written from where it is,
     // not copied.
+    // A server that declares the largest message it takes gets none
+    // larger (RFC 1870 6): it would refuse it, permanently, after reading
+    // it whole.
+    if let Some(limit) = conn.size.filter(|&l| l > 0 && env.len() > l) {
+        return Ok(for_all(env.recipients, &too_large(env.len(), limit)));
+    }
     let inline = conn.chunking && env.len() <= WRITE_CHUNK;
     let mut group = Vec::with_capacity(256 + if inline { env.len() } else { 0 });
-    let _ = write!(group, "MAIL FROM:<{}>\r\n", env.mail_from);
+    let _ = write!(group, "MAIL FROM:<{}>", env.mail_from);
+    if conn.size.is_some() {
+        let _ = write!(group, " SIZE={}", env.len());
+    }
+    group.extend_from_slice(b"\r\n");
     let rcpts_at = group.len();
     for r in env.recipients {
         let _ = write!(group, "RCPT TO:<{r}>\r\n");
@@ -300,6 +316,20 @@ pub async fn transact(
     Ok(out)
 }
 
+/// A message larger than the server's declared limit: a permanent failure
+/// with the status a server gives it (5.3.4, SES's `MessageTooLarge`). No
+/// server said this, so the diagnostic says where it comes from.
+fn too_large(size: usize, limit: usize) -> RecipientOutcome {
+    RecipientOutcome::Failed {
+        status: "5.3.4".into(),
+        diagnostic: format!(
+            "smtp; 552 5.3.4 Message size exceeds fixed maximum message size: \
+             the message is {size} bytes and the receiving server declared SIZE {limit}; \
+             it was not sent"
+        ),
+    }
+}
+
 /// DATA's payload, a piece at a time: lines starting with `.` get another
 /// (RFC 5321 4.5.2), and the terminator follows, after a CRLF of its own
 /// only when the message does not end with one. (mail-send's
@@ -394,23 +424,28 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
-    /// A server that takes MAIL, RCPT and DATA or BDAT pipelined, then
-    /// reads the message 16 KiB every 10 ms, and accepts it. Returns what
-    /// came after the commands.
-    async fn slow_server(io: DuplexStream, chunking: bool) -> Vec<u8> {
+    /// A server that takes MAIL, each RCPT and DATA or BDAT pipelined, then
+    /// reads the message 16 KiB every 10 ms, and accepts it. Returns the
+    /// commands, and what came after them.
+    async fn slow_server(io: DuplexStream, chunking: bool) -> (Vec<String>, Vec<u8>) {
         let (r, mut w) = tokio::io::split(io);
         let mut r = BufReader::new(r);
-        let mut last = String::new();
-        for _ in 0..3 {
-            last.clear();
-            r.read_line(&mut last).await.unwrap();
+        let mut commands: Vec<String> = vec![];
+        while !commands
+            .last()
+            .is_some_and(|c| c.starts_with("DATA") || c.starts_with("BDAT"))
+        {
+            let mut line = String::new();
+            assert!(r.read_line(&mut line).await.unwrap() > 0, "{commands:?}");
+            commands.push(line);
         }
+        let ok = "250 ok\r\n".repeat(commands.len() - 1);
+        let last = &commands[commands.len() - 1];
         let (mut got, mut block) = (Vec::new(), vec![0u8; 16 << 10]);
         let size = last.split_whitespace().nth(1).and_then(|n| n.parse().ok());
         if !chunking {
-            w.write_all(b"250 ok\r\n250 ok\r\n354 go on\r\n")
-                .await
-                .unwrap();
+            let go = format!("{ok}354 go on\r\n");
+            w.write_all(go.as_bytes()).await.unwrap();
         }
         while match size {
             Some(n) if chunking => got.len() < n,
@@ -421,12 +456,77 @@ mod tests {
             assert!(k > 0, "the client hung up after {} bytes", got.len());
             got.extend_from_slice(&block[..k]);
         }
-        let done: &[u8] = match chunking {
-            true => b"250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n",
-            false => b"250 2.0.0 queued\r\n",
+        let done = match chunking {
+            true => format!("{ok}250 2.0.0 queued\r\n"),
+            false => "250 2.0.0 queued\r\n".to_owned(),
         };
-        w.write_all(done).await.unwrap();
-        got
+        w.write_all(done.as_bytes()).await.unwrap();
+        (commands, got)
+    }
+
+    fn conn(stream: DuplexStream, chunking: bool, size: Option<usize>, timeout: Duration) -> Conn {
+        Conn {
+            client: SmtpClient {
+                stream: Box::new(stream) as Box<dyn Stream>,
+                timeout,
+            },
+            pipelining: true,
+            chunking,
+            size,
+        }
+    }
+
+    /// With SIZE offered, MAIL FROM declares the message's size (RFC
+    /// 1870); a message over the server's declared limit is not sent at
+    /// all, and bounces as too large (5.3.4).
+    #[tokio::test]
+    async fn a_servers_declared_size_is_told_and_kept() {
+        let recipients = ["r@d.test".to_owned(), "s@d.test".to_owned()];
+        let env = Envelope {
+            mail_from: "b@example.com",
+            domain: "d.test",
+            recipients: &recipients,
+            signature: b"DKIM-Signature: v=1\r\n",
+            message: b"Subject: s\r\n\r\nbody\r\n",
+        };
+        let size = env.len();
+        for limit in [0, size] {
+            let (ours, theirs) = tokio::io::duplex(16 << 10);
+            let server = tokio::spawn(slow_server(theirs, false));
+            let mut c = conn(ours, false, Some(limit), Duration::from_secs(5));
+            let out = transact(&mut c, &env).await.unwrap();
+            assert!(
+                out.iter()
+                    .all(|(_, o)| matches!(o, RecipientOutcome::Delivered { .. }))
+            );
+            let (commands, _) = server.await.unwrap();
+            assert_eq!(
+                commands[0],
+                format!("MAIL FROM:<b@example.com> SIZE={size}\r\n")
+            );
+        }
+        let (ours, mut theirs) = tokio::io::duplex(16 << 10);
+        let mut c = conn(ours, false, Some(size - 1), Duration::from_secs(5));
+        let out = transact(&mut c, &env).await.unwrap();
+        assert_eq!(out.len(), 2);
+        for (_, o) in &out {
+            let RecipientOutcome::Failed { status, diagnostic } = o else {
+                panic!("not failed: {o:?}")
+            };
+            assert_eq!(status, "5.3.4");
+            assert!(
+                diagnostic.contains(&format!("is {size} bytes")),
+                "{diagnostic}"
+            );
+            assert!(
+                diagnostic.contains(&format!("SIZE {}", size - 1)),
+                "{diagnostic}"
+            );
+        }
+        drop(c);
+        let mut sent = vec![];
+        theirs.read_to_end(&mut sent).await.unwrap();
+        assert!(sent.is_empty(), "nothing was sent: {sent:?}");
     }
 
     /// A 2 MiB message to a server that reads it in 1.3 s goes through
@@ -454,14 +554,7 @@ mod tests {
         for chunking in [false, true] {
             let (ours, theirs) = tokio::io::duplex(16 << 10);
             let server = tokio::spawn(slow_server(theirs, chunking));
-            let mut conn = Conn {
-                client: SmtpClient {
-                    stream: Box::new(ours) as Box<dyn Stream>,
-                    timeout: Duration::from_millis(500),
-                },
-                pipelining: true,
-                chunking,
-            };
+            let mut conn = conn(ours, chunking, None, Duration::from_millis(500));
             let out = transact(&mut conn, &env)
                 .await
                 .expect("the transaction went through");
@@ -479,7 +572,7 @@ mod tests {
             if !chunking {
                 sent.extend_from_slice(b".\r\n");
             }
-            assert!(server.await.unwrap() == sent, "chunking: {chunking}");
+            assert!(server.await.unwrap().1 == sent, "chunking: {chunking}");
         }
     }
 
