@@ -364,6 +364,24 @@ def test_a_server_declaring_a_size_limit_gets_nothing_larger(make_server, unique
         assert len(sink.messages()) == 1
 
 
+def test_an_eight_bit_message_is_declared_and_arrives_intact(make_server, unique):
+    """A raw message with 8-bit bytes goes to a server offering 8BITMIME
+    (aiosmtpd does) declared `BODY=8BITMIME` (RFC 6152), byte for byte."""
+    with Sink() as sink:
+        s = make_server(base_args("--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
+        sesv2 = s.client("sesv2")
+        domain = f"utf8-{unique}.example.com"
+        sesv2.create_email_identity(EmailIdentity=domain)
+        raw = (f"From: a@{domain}\r\nTo: r@dest.test\r\nSubject: =?utf-8?q?d=C3=A9j=C3=A0?=\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Content-Transfer-Encoding: 8bit\r\n\r\nD\u00e9j\u00e0 vu, \u00e0 la cr\u00e8me.\r\n").encode()
+        sesv2.send_email(FromEmailAddress=f"a@{domain}", Destination={"ToAddresses": ["r@dest.test"]},
+                         Content={"Raw": {"Data": raw}})
+        m = sink.wait_for(1)[0]
+        assert "BODY=8BITMIME" in m.mail_options
+        assert m.data.startswith(b"DKIM-Signature:") and m.data.endswith(raw)
+
+
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 def test_451_is_retried_and_550_bounces(make_server, unique, pipelining):
     script = {"later": ["451 4.3.0 Try again later", "250 OK"], "nouser": ["550 5.1.1 No such user here"]}

@@ -44,6 +44,11 @@ pub struct Conn {
     /// The server offered SIZE (RFC 1870): `Some(0)` without a limit, else
     /// the largest message it takes.
     pub size: Option<usize>,
+    /// The server offered 8BITMIME (RFC 6152): a message with 8-bit bytes
+    /// is declared `BODY=8BITMIME`. (To a server that did not, it goes as
+    /// it is, as Postfix sends it: rewriting it would break its DKIM
+    /// signature.)
+    pub eight_bit: bool,
 }
 
 impl Conn {
@@ -60,6 +65,7 @@ impl Conn {
             size: ehlo
                 .has_capability(smtp_proto::EXT_SIZE)
                 .then_some(ehlo.size),
+            eight_bit: ehlo.has_capability(smtp_proto::EXT_8BIT_MIME),
         }
     }
 
@@ -212,6 +218,9 @@ pub async fn transact(
     let _ = write!(group, "MAIL FROM:<{}>", env.mail_from);
     if conn.size.is_some() {
         let _ = write!(group, " SIZE={}", env.len());
+    }
+    if conn.eight_bit && !env.parts().iter().all(|p| p.is_ascii()) {
+        group.extend_from_slice(b" BODY=8BITMIME");
     }
     group.extend_from_slice(b"\r\n");
     let rcpts_at = group.len();
@@ -473,6 +482,38 @@ mod tests {
             pipelining: true,
             chunking,
             size,
+            eight_bit: true,
+        }
+    }
+
+    /// With 8BITMIME offered, a message with 8-bit bytes is declared so
+    /// (RFC 6152), and a 7-bit one is not.
+    #[tokio::test]
+    async fn an_eight_bit_message_is_declared() {
+        let recipients = ["r@d.test".to_owned()];
+        for (message, declared) in [
+            (&b"Subject: s\r\n\r\nplain\r\n"[..], ""),
+            (
+                "Subject: s\r\n\r\nd\u{e9}j\u{e0} vu\r\n".as_bytes(),
+                " BODY=8BITMIME",
+            ),
+        ] {
+            let env = Envelope {
+                mail_from: "b@example.com",
+                domain: "d.test",
+                recipients: &recipients,
+                signature: b"DKIM-Signature: v=1\r\n",
+                message,
+            };
+            let (ours, theirs) = tokio::io::duplex(16 << 10);
+            let server = tokio::spawn(slow_server(theirs, false));
+            let mut c = conn(ours, false, None, Duration::from_secs(5));
+            transact(&mut c, &env).await.unwrap();
+            let (commands, _) = server.await.unwrap();
+            assert_eq!(
+                commands[0],
+                format!("MAIL FROM:<b@example.com>{declared}\r\n")
+            );
         }
     }
 
