@@ -84,7 +84,7 @@ impl DirectTransport {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         match self.resolver.mx_lookup(fqdn.as_str()).await {
             Ok(lookup) => {
-                let mut mx: Vec<(u16, String)> = lookup
+                let mx: Vec<(u16, String)> = lookup
                     .answers()
                     .iter()
                     .filter_map(|r| match &r.data {
@@ -92,7 +92,6 @@ impl DirectTransport {
                         _ => None,
                     })
                     .collect();
-                mx.sort_by_key(|(p, _)| *p);
                 if mx.len() == 1 && (mx[0].1 == "." || mx[0].1.is_empty()) {
                     return Route::Refused(RecipientOutcome::Failed {
                         status: "5.1.10".into(),
@@ -104,7 +103,7 @@ impl DirectTransport {
                 if mx.is_empty() {
                     return Route::Hosts(vec![fqdn]);
                 }
-                Route::Hosts(mx.into_iter().map(|(_, h)| h).collect())
+                Route::Hosts(by_preference(mx))
             }
             Err(e) if e.is_nx_domain() => Route::Refused(RecipientOutcome::Failed {
                 status: "5.1.2".into(),
@@ -221,6 +220,13 @@ impl DirectTransport {
     }
 }
 
+/// MX hosts in the order to try them: by preference, and hosts of equal
+/// preference in random order, so that they share the load (RFC 5321 5.1).
+fn by_preference(mut mx: Vec<(u16, String)>) -> Vec<String> {
+    mx.sort_by_cached_key(|(p, _)| (*p, u64::from_le_bytes(sesame_core::random::bytes::<8>())));
+    mx.into_iter().map(|(_, h)| h).collect()
+}
+
 #[async_trait]
 impl Transport for DirectTransport {
     async fn deliver(&self, env: &Envelope<'_>) -> AttemptReport {
@@ -260,5 +266,36 @@ impl Transport for DirectTransport {
 
     fn mode(&self) -> &'static str {
         "direct"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lower preference first, always; hosts of equal preference each come
+    /// first some of the time (over 200 orderings, one of three hosts
+    /// never first has a chance of (2/3)^200).
+    #[test]
+    fn mx_hosts_go_by_preference_and_equals_share_the_load() {
+        let mx = || {
+            vec![
+                (20, "c.mx.".to_owned()),
+                (10, "a1.mx.".to_owned()),
+                (30, "d.mx.".to_owned()),
+                (10, "a2.mx.".to_owned()),
+                (10, "a3.mx.".to_owned()),
+            ]
+        };
+        let mut first = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let order = by_preference(mx());
+            assert_eq!(&order[3..], ["c.mx.", "d.mx."]);
+            let mut equals = order[..3].to_vec();
+            equals.sort();
+            assert_eq!(equals, ["a1.mx.", "a2.mx.", "a3.mx."]);
+            first.insert(order[0].clone());
+        }
+        assert_eq!(first.len(), 3, "{first:?}");
     }
 }
