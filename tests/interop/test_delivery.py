@@ -325,6 +325,61 @@ def test_direct_delivery_through_mx_and_a_fallback(make_server, unique):
         wait_events(s, 2, message_id=mid, type="Delivery")
 
 
+def test_direct_defers_a_domain_whose_hosts_just_failed_without_connecting(make_server, unique):
+    """A domain all of whose MX hosts failed gets no more connections for a
+    while (60 s): its other mail is deferred at once, saying why, instead
+    of each delivery waiting out its own timeouts."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+
+    def hang_up():
+        # Takes each connection and closes it before any greeting.
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(c.getpeername())
+            c.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        with Dns() as dns:
+            dead = f"dead-{unique}.test"
+            dns.mx(dead, f"mx.{dead}")
+            dns.a(f"mx.{dead}")
+            s = make_server(base_args(
+                "--delivery", "direct", "--dns-server", dns.address,
+                "--smtp-port", str(listener.getsockname()[1]), "--retry-initial", "1h",
+            ))
+            sesv2 = s.client("sesv2")
+            sesv2.create_email_identity(EmailIdentity=f"d-{unique}.example.com")
+
+            def queued(n):
+                deadline = time.time() + 20
+                while time.time() < deadline:
+                    out = s.sesame("queue", "list", "--state", "queued").stdout
+                    if out.count(f"  {dead}  ") >= n:
+                        return out
+                    time.sleep(0.1)
+                raise AssertionError(f"expected {n} deliveries queued: {out}")
+
+            simple(sesv2, f"a@d-{unique}.example.com", [f"u1@{dead}"])
+            queued(1)
+            assert len(accepted) == 1
+            for n in (2, 3):
+                simple(sesv2, f"a@d-{unique}.example.com", [f"u{n}@{dead}"])
+            out = queued(3)
+            assert len(accepted) == 1, "the later deliveries did not connect"
+            assert out.count(f"not tried: every host of {dead} failed") == 2, out
+    finally:
+        listener.close()
+
+
 def test_direct_to_a_domain_that_does_not_exist_bounces(make_server, unique):
     with Dns() as dns:
         s = make_server(base_args("--delivery", "direct", "--dns-server", dns.address, "--smtp-port", "9"))

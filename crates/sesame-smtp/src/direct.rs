@@ -10,7 +10,7 @@ use sesame_model::{AttemptReport, RecipientOutcome};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -26,6 +26,9 @@ pub struct DirectSettings {
     pub max_idle: usize,
     pub helo: String,
     pub connect_timeout: Duration,
+    /// How long a domain all of whose hosts failed gets no more tries (see
+    /// [`DirectTransport`]'s `unreachable`).
+    pub unreachable_for: Duration,
 }
 
 impl Default for DirectSettings {
@@ -37,6 +40,7 @@ impl Default for DirectSettings {
             max_idle: 4,
             helo: "localhost".into(),
             connect_timeout: Duration::from_secs(30),
+            unreachable_for: Duration::from_secs(60),
         }
     }
 }
@@ -49,6 +53,13 @@ pub struct DirectTransport {
     tls: tokio_rustls::TlsConnector,
     idle: Mutex<HashMap<String, Vec<Conn>>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Domains all of whose hosts failed (no connection, or one lost before
+    /// the transaction's end), with when and why:
+    /// until `unreachable_for` has passed, their other mail is deferred
+    /// without connecting (as Postfix marks a destination dead), instead of
+    /// each delivery waiting out its own connection timeouts while it holds
+    /// one of the engine's attempts.
+    unreachable: Mutex<HashMap<String, (Instant, String)>>,
 }
 
 /// Where a domain's mail goes, or why it cannot go anywhere.
@@ -66,7 +77,37 @@ impl DirectTransport {
             resolver,
             idle: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Why `domain` is not tried now, if its hosts all failed lately.
+    fn unreachable(&self, domain: &str) -> Option<String> {
+        let u = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, why) = u.get(domain)?;
+        let ago = at.elapsed();
+        (ago < self.settings.unreachable_for).then(|| {
+            format!(
+                "not tried: every host of {domain} failed {}s ago ({why}); \
+                 none is tried again until {}s after that",
+                ago.as_secs(),
+                self.settings.unreachable_for.as_secs()
+            )
+        })
+    }
+
+    fn mark_unreachable(&self, domain: &str, why: &str) {
+        let mut u = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        if u.len() > 10_000 {
+            let keep = self.settings.unreachable_for;
+            u.retain(|_, (at, _)| at.elapsed() < keep);
+        }
+        u.insert(domain.to_owned(), (Instant::now(), why.to_owned()));
+    }
+
+    fn mark_reachable(&self, domain: &str) {
+        let mut u = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        u.remove(domain);
     }
 
     fn limit(&self, domain: &str) -> Arc<Semaphore> {
@@ -230,13 +271,21 @@ fn by_preference(mut mx: Vec<(u16, String)>) -> Vec<String> {
 #[async_trait]
 impl Transport for DirectTransport {
     async fn deliver(&self, env: &Envelope<'_>) -> AttemptReport {
+        let defer = |why: String| AttemptReport {
+            remote: env.domain.to_owned(),
+            outcomes: deferred_all(env, &why),
+        };
+        if let Some(why) = self.unreachable(env.domain) {
+            return defer(why);
+        }
         let limit = self.limit(env.domain);
         let Ok(_permit) = limit.acquire_owned().await else {
-            return AttemptReport {
-                remote: env.domain.to_owned(),
-                outcomes: deferred_all(env, "the transport is closing"),
-            };
+            return defer("the transport is closing".into());
         };
+        // Another attempt may have found the domain unreachable meanwhile.
+        if let Some(why) = self.unreachable(env.domain) {
+            return defer(why);
+        }
         let hosts = match self.route(env.domain).await {
             Route::Hosts(h) => h,
             Route::Refused(o) => {
@@ -247,6 +296,7 @@ impl Transport for DirectTransport {
         for host in &hosts {
             match self.try_host(host, env).await {
                 Ok(outcomes) => {
+                    self.mark_reachable(env.domain);
                     return AttemptReport {
                         remote: host.trim_end_matches('.').to_owned(),
                         outcomes,
@@ -255,6 +305,7 @@ impl Transport for DirectTransport {
                 Err(e) => last = e,
             }
         }
+        self.mark_unreachable(env.domain, &last);
         AttemptReport {
             remote: hosts.first().cloned().unwrap_or_default(),
             outcomes: deferred_all(
