@@ -81,7 +81,8 @@ impl Envelope<'_> {
 /// What an attempt holds besides its message (which a message's
 /// deliveries share) at most: a transport never copies a whole message,
 /// only this much of it at a time (SMTP's buffer, a DATA payload stuffed a
-/// piece at a time). The delivery memory budget counts it for each attempt.
+/// piece at a time), and a small message about once. The delivery memory
+/// budget counts an attempt at its message and as much again up to this.
 pub const ATTEMPT_BUFFER: usize = 128 << 10;
 
 /// Hands messages to the outside world: the local mailbox, a smarthost, or
@@ -259,8 +260,8 @@ pub struct DeliverySettings {
     /// Attempts in flight at once.
     pub concurrency: usize,
     /// Bytes that attempts in flight may hold at once, each counted at its
-    /// message and [`ATTEMPT_BUFFER`] (a message shared by several
-    /// attempts counts for each); without this bound `concurrency` large
+    /// message and as much again up to [`ATTEMPT_BUFFER`] (a message shared
+    /// by several attempts counts for each); without this bound `concurrency` large
     /// messages (up to 40 MB on v2) would take gigabytes. An attempt larger
     /// than the budget goes alone.
     pub memory: usize,
@@ -558,7 +559,9 @@ impl DeliveryEngine {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let room = memory.admit((d.raw.len() + ATTEMPT_BUFFER) as u64).await;
+                let room = memory
+                    .admit((d.raw.len() + d.raw.len().min(ATTEMPT_BUFFER)) as u64)
+                    .await;
                 let (engine, tx) = (self.clone(), tx.clone());
                 attempts.spawn(async move {
                     let settled = engine.attempt(d).await;
@@ -1466,7 +1469,7 @@ mod tests {
 
     /// Large messages wait for room in the memory budget: with room for
     /// two attempts at 400 KiB messages (each counted at its message and
-    /// `ATTEMPT_BUFFER`, 528 KiB), no more than two are in flight, however
+    /// `ATTEMPT_BUFFER` more, 528 KiB), no more than two are in flight, however
     /// many attempts the concurrency allows; one larger than the whole
     /// budget still goes, alone.
     #[tokio::test]

@@ -91,7 +91,8 @@ impl Conn {
     /// copied whole; then the terminator, and reads the reply.
     async fn data(&mut self, parts: &[&[u8]]) -> Result<Response<String>, mail_send::Error> {
         let mut stuffer = DotStuffer::default();
-        let mut buf = Vec::with_capacity(WRITE_CHUNK * 7 / 4);
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        let mut buf = Vec::with_capacity((size + size / 2 + 8).min(WRITE_CHUNK * 7 / 4));
         for piece in parts.iter().flat_map(|p| p.chunks(WRITE_CHUNK / 2)) {
             stuffer.push(piece, &mut buf);
             if buf.len() >= WRITE_CHUNK {
@@ -203,16 +204,16 @@ pub async fn transact(
 ) -> Result<Vec<(String, RecipientOutcome)>, mail_send::Error> {
     use std::io::Write;
     let n = env.recipients.len();
-    // MAIL and each RCPT; then, pipelined, DATA or the whole message as
-    // one BDAT chunk. A small message goes in the same buffer, so that the
-    // transaction is one write; a large one is written from where it is,
-    // not copied.
     // A server that declares the largest message it takes gets none
     // larger (RFC 1870 6): it would refuse it, permanently, after reading
     // it whole.
     if let Some(limit) = conn.size.filter(|&l| l > 0 && env.len() > l) {
         return Ok(for_all(env.recipients, &too_large(env.len(), limit)));
     }
+    // MAIL (with its size, and its body type when 8-bit) and each RCPT;
+    // then, pipelined, DATA or the whole message as one BDAT chunk. A small
+    // message goes in the same buffer, so that the transaction is one
+    // write; a large one is written from where it is, not copied.
     let inline = conn.chunking && env.len() <= WRITE_CHUNK;
     let mut group = Vec::with_capacity(256 + if inline { env.len() } else { 0 });
     let _ = write!(group, "MAIL FROM:<{}>", env.mail_from);

@@ -105,7 +105,7 @@ pub struct ServeArgs {
     /// Delivery attempts in flight at once [default: 64]
     #[arg(long, env = "SESAME_DELIVERY_CONCURRENCY")]
     pub delivery_concurrency: Option<usize>,
-    /// MiB that delivery attempts may hold at once (each counted at its message and 128 KiB); large messages wait for room [default: 256]
+    /// MiB that delivery attempts may hold at once (each counted at its message and as much again, up to 128 KiB); large messages wait for room [default: 256]
     #[arg(long, env = "SESAME_DELIVERY_MEMORY")]
     pub delivery_memory: Option<usize>,
     /// Connections at once to one recipient domain in direct delivery [default: 8]
