@@ -407,7 +407,7 @@ def test_a_server_declaring_a_size_limit_gets_nothing_larger(make_server, unique
         assert m.data.startswith(b"DKIM-Signature:")
         assert m.mail_options == [f"SIZE={len(m.data)}"]
         raw = (f"From: a@{domain}\r\nTo: big@dest.test\r\nSubject: Big\r\n\r\n".encode()
-               + b"x" * 78 + b"\r\n") * 700
+               + (b"x" * 78 + b"\r\n") * 700)
         mid = sesv2.send_email(FromEmailAddress=f"a@{domain}", Destination={"ToAddresses": ["big@dest.test"]},
                                Content={"Raw": {"Data": raw}})["MessageId"]
         bounce = wait_events(s, 1, message_id=mid, type="Bounce")[0]["bounce"]
