@@ -24,6 +24,10 @@ pub struct DirectSettings {
     pub per_domain: usize,
     /// Idle connections kept per MX host.
     pub max_idle: usize,
+    /// Idle connections kept in all, whatever the number of hosts.
+    pub max_idle_total: usize,
+    /// How long an idle connection is kept for reuse.
+    pub idle_for: Duration,
     pub helo: String,
     pub connect_timeout: Duration,
     /// How long a domain all of whose hosts failed gets no more tries (see
@@ -38,6 +42,8 @@ impl Default for DirectSettings {
             dns_servers: vec![],
             per_domain: 8,
             max_idle: 4,
+            max_idle_total: 256,
+            idle_for: Duration::from_secs(30),
             helo: "localhost".into(),
             connect_timeout: Duration::from_secs(30),
             unreachable_for: Duration::from_secs(60),
@@ -51,7 +57,7 @@ pub struct DirectTransport {
     /// Opportunistic TLS: certificates are not checked (RFC 7435), as
     /// MTAs do.
     tls: tokio_rustls::TlsConnector,
-    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    idle: Mutex<IdlePool<Conn>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Domains all of whose hosts failed (no connection, or one lost before
     /// the transaction's end), with when and why:
@@ -71,11 +77,16 @@ enum Route {
 impl DirectTransport {
     pub fn new(settings: DirectSettings) -> Result<Self, String> {
         let resolver = sesame_dns::resolver(&settings.dns_servers, sesame_dns::Tuning::delivery())?;
+        let idle = IdlePool::new(
+            settings.max_idle,
+            settings.max_idle_total,
+            settings.idle_for,
+        );
         Ok(Self {
             tls: mail_send::smtp::tls::build_tls_connector(true)?,
             settings,
             resolver,
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(idle),
             limits: Mutex::new(HashMap::new()),
             unreachable: Mutex::new(HashMap::new()),
         })
@@ -213,16 +224,13 @@ impl DirectTransport {
     }
 
     fn take_idle(&self, key: &str) -> Option<Conn> {
-        self.idle.lock().ok()?.get_mut(key)?.pop()
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.take(key, Instant::now())
     }
 
     fn put_idle(&self, key: String, conn: Conn) {
-        if let Ok(mut idle) = self.idle.lock() {
-            let v = idle.entry(key).or_default();
-            if v.len() < self.settings.max_idle {
-                v.push(conn);
-            }
-        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.put(key, conn, Instant::now());
     }
 
     /// One host: reuse an idle connection or open one to any of its
@@ -258,6 +266,79 @@ impl DirectTransport {
             }
         }
         Err(last)
+    }
+}
+
+/// Idle connections by host, for reuse: at most `per_host` a host and
+/// `total` in all, each kept at most `ttl`, so that mail to many hosts does
+/// not keep a socket open to each of them for ever (and run out of file
+/// descriptors). A connection that is not kept is dropped, which closes it.
+struct IdlePool<T> {
+    by_host: HashMap<String, Vec<(Instant, T)>>,
+    count: usize,
+    per_host: usize,
+    total: usize,
+    ttl: Duration,
+    swept: Option<Instant>,
+}
+
+impl<T> IdlePool<T> {
+    fn new(per_host: usize, total: usize, ttl: Duration) -> Self {
+        Self {
+            by_host: HashMap::new(),
+            count: 0,
+            per_host,
+            total,
+            ttl,
+            swept: None,
+        }
+    }
+
+    /// The connection to `host` parked last, if it is still fresh (then so
+    /// are the others; else none is, and they go).
+    fn take(&mut self, host: &str, now: Instant) -> Option<T> {
+        self.sweep(now);
+        let parked = self.by_host.get_mut(host)?;
+        let (at, conn) = parked.pop()?;
+        let fresh = now.saturating_duration_since(at) < self.ttl;
+        if !fresh {
+            parked.clear();
+        }
+        if parked.is_empty() {
+            self.by_host.remove(host);
+        }
+        self.count = self.by_host.values().map(Vec::len).sum();
+        fresh.then_some(conn)
+    }
+
+    /// Parks `conn` for `host`, if there is room.
+    fn put(&mut self, host: String, conn: T, now: Instant) {
+        self.sweep(now);
+        if self.count >= self.total {
+            return;
+        }
+        let parked = self.by_host.entry(host).or_default();
+        if parked.len() < self.per_host {
+            parked.push((now, conn));
+            self.count += 1;
+        }
+    }
+
+    /// Drops what was idle longer than `ttl`, at most once a second.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.swept = Some(now);
+        let ttl = self.ttl;
+        self.by_host.retain(|_, parked| {
+            parked.retain(|(at, _)| now.saturating_duration_since(*at) < ttl);
+            !parked.is_empty()
+        });
+        self.count = self.by_host.values().map(Vec::len).sum();
     }
 }
 
@@ -323,6 +404,43 @@ impl Transport for DirectTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The idle pool keeps at most so many a host and in all, hands back
+    /// the connection parked last, and lets none be reused, or stay, after
+    /// its time.
+    #[test]
+    fn idle_connections_are_bounded_and_expire() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut pool = IdlePool::new(2, 3, 30 * s);
+        for n in 0..3 {
+            pool.put("a".into(), n, t0);
+        }
+        assert_eq!(pool.count, 2, "two a host");
+        pool.put("b".into(), 10, t0);
+        pool.put("c".into(), 20, t0);
+        assert_eq!(pool.count, 3, "three in all");
+        assert_eq!(pool.take("c", t0), None, "c found no room");
+        assert_eq!(pool.take("a", t0 + s), Some(1), "the last parked first");
+        assert_eq!(pool.take("a", t0 + s), Some(0));
+        assert_eq!(pool.take("a", t0 + s), None);
+        pool.put("a".into(), 2, t0 + 10 * s);
+        // b's connection is past its time: not handed back, and gone.
+        assert_eq!(pool.take("b", t0 + 31 * s), None);
+        assert_eq!(pool.count, 1);
+        // A sweep drops a's too, once it is past its time, host and all.
+        pool.put("d".into(), 30, t0 + 45 * s);
+        assert_eq!(pool.count, 1);
+        assert!(!pool.by_host.contains_key("a") && !pool.by_host.contains_key("b"));
+        assert_eq!(pool.take("d", t0 + 46 * s), Some(30));
+        // Between sweeps (a second apart), a connection past its time is
+        // not handed back either.
+        let ms = Duration::from_millis(1);
+        pool.put("e".into(), 40, t0 + 50 * s);
+        pool.put("f".into(), 50, t0 + 80 * s - 100 * ms);
+        assert_eq!(pool.take("e", t0 + 80 * s + 200 * ms), None);
+        assert_eq!(pool.count, 1);
+    }
 
     /// Lower preference first, always; hosts of equal preference each come
     /// first some of the time (over 200 orderings, one of three hosts
