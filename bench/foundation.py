@@ -112,10 +112,15 @@ def steal_share():
     return sum(f), f[7]
 
 
+def cpu_per_message(before, after, messages):
+    """CPU microseconds per message by thread group."""
+    return {k: (after[k] - before[k]) / max(messages, 1) * 1e6 for k in after}
+
+
 def cpu_report(before, after, messages, steal0, steal1):
     """One line: CPU microseconds per message by thread group, and the
     share of the machine stolen meanwhile."""
-    per = {k: (after[k] - before[k]) / max(messages, 1) * 1e6 for k in after}
+    per = cpu_per_message(before, after, messages)
     stolen = (steal1[1] - steal0[1]) / max(steal1[0] - steal0[0], 1) * 100
     return (f"CPU per message: runtime {per['runtime']:.0f} us, writer {per['writer']:.0f} us, "
             f"checkpoints {per['checkpoint']:.0f} us; "
