@@ -325,10 +325,13 @@ def test_direct_delivery_through_mx_and_a_fallback(make_server, unique):
         wait_events(s, 2, message_id=mid, type="Delivery")
 
 
-def test_direct_defers_a_domain_whose_hosts_just_failed_without_connecting(make_server, unique):
-    """A domain all of whose MX hosts failed gets no more connections for a
-    while (60 s): its other mail is deferred at once, saying why, instead
-    of each delivery waiting out its own timeouts."""
+@pytest.mark.parametrize("greets", [False, True], ids=["hangs-up", "greets-then-drops"])
+def test_direct_defers_a_domain_whose_hosts_just_failed_without_connecting(make_server, unique, greets):
+    """A domain none of whose MX hosts took a connection gets no more
+    connections for a while (60 s): its other mail is deferred at once,
+    saying why, instead of each delivery waiting out its own timeouts. A
+    host that greets and then drops the transaction is tried for each
+    message."""
     import socket
 
     listener = socket.socket()
@@ -336,17 +339,27 @@ def test_direct_defers_a_domain_whose_hosts_just_failed_without_connecting(make_
     listener.listen(16)
     accepted = []
 
-    def hang_up():
-        # Takes each connection and closes it before any greeting.
+    def serve(c):
+        # Hangs up before any greeting, or greets, answers EHLO and hangs
+        # up at the next command.
+        with c:
+            if greets:
+                f = c.makefile("rb")
+                c.sendall(b"220 mx.test ESMTP\r\n")
+                f.readline()
+                c.sendall(b"250 mx.test\r\n")
+                f.readline()
+
+    def accept():
         while True:
             try:
                 c, _ = listener.accept()
             except OSError:
                 return
             accepted.append(c.getpeername())
-            c.close()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
 
-    threading.Thread(target=hang_up, daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
     try:
         with Dns() as dns:
             dead = f"dead-{unique}.test"
@@ -373,9 +386,13 @@ def test_direct_defers_a_domain_whose_hosts_just_failed_without_connecting(make_
             assert len(accepted) == 1
             for n in (2, 3):
                 simple(sesv2, f"a@d-{unique}.example.com", [f"u{n}@{dead}"])
+                queued(n)
             out = queued(3)
-            assert len(accepted) == 1, "the later deliveries did not connect"
-            assert out.count(f"not tried: every host of {dead} failed") == 2, out
+            not_tried = out.count(f"not tried: no host of {dead} took a connection")
+            if greets:
+                assert (len(accepted), not_tried) == (3, 0), out
+            else:
+                assert (len(accepted), not_tried) == (1, 2), out
     finally:
         listener.close()
 

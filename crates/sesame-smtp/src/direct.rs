@@ -30,8 +30,8 @@ pub struct DirectSettings {
     pub idle_for: Duration,
     pub helo: String,
     pub connect_timeout: Duration,
-    /// How long a domain all of whose hosts failed gets no more tries (see
-    /// [`DirectTransport`]'s `unreachable`).
+    /// How long a domain none of whose hosts took a connection gets no
+    /// more tries (see [`DirectTransport`]'s `unreachable`).
     pub unreachable_for: Duration,
 }
 
@@ -59,8 +59,8 @@ pub struct DirectTransport {
     tls: tokio_rustls::TlsConnector,
     idle: Mutex<IdlePool<Conn>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Domains all of whose hosts failed (no connection, or one lost before
-    /// the transaction's end), with when and why:
+    /// Domains none of whose hosts took a connection (greeting and EHLO),
+    /// with when and why:
     /// until `unreachable_for` has passed, their other mail is deferred
     /// without connecting (as Postfix marks a destination dead), instead of
     /// each delivery waiting out its own connection timeouts while it holds
@@ -99,7 +99,7 @@ impl DirectTransport {
         let ago = at.elapsed();
         (ago < self.settings.unreachable_for).then(|| {
             format!(
-                "not tried: every host of {domain} failed {}s ago ({why}); \
+                "not tried: no host of {domain} took a connection {}s ago ({why}); \
                  none is tried again until {}s after that",
                 ago.as_secs(),
                 self.settings.unreachable_for.as_secs()
@@ -239,7 +239,7 @@ impl DirectTransport {
         &self,
         host: &str,
         env: &Envelope<'_>,
-    ) -> Result<Vec<(String, RecipientOutcome)>, String> {
+    ) -> Result<Vec<(String, RecipientOutcome)>, HostFailed> {
         let key = format!("{}:{}", host.trim_end_matches('.'), self.settings.port);
         if let Some(mut conn) = self.take_idle(&key)
             && let Ok(out) = transact(&mut conn, env).await
@@ -247,26 +247,45 @@ impl DirectTransport {
             self.put_idle(key, conn);
             return Ok(out);
         }
-        let mut last = format!("{host} has no address");
-        for ip in self.addresses(host).await? {
+        let mut failed = HostFailed {
+            why: format!("{host} has no address"),
+            connected: false,
+        };
+        let ips = self.addresses(host).await.map_err(|why| HostFailed {
+            why,
+            connected: false,
+        })?;
+        for ip in ips {
             match self.connect(ip, host).await {
                 Ok(mut conn) => match transact(&mut conn, env).await {
                     Ok(out) => {
                         self.put_idle(key, conn);
                         return Ok(out);
                     }
-                    Err(e) => last = format!("{host} [{ip}]: {}", error_text(&e)),
+                    Err(e) => {
+                        failed = HostFailed {
+                            why: format!("{host} [{ip}]: {}", error_text(&e)),
+                            connected: true,
+                        }
+                    }
                 },
                 Err(e) => {
                     if permanent(&e).is_some() {
                         return Ok(connect_failed(env, host, &e));
                     }
-                    last = format!("{host} [{ip}]: {}", error_text(&e));
+                    failed.why = format!("{host} [{ip}]: {}", error_text(&e));
                 }
             }
         }
-        Err(last)
+        Err(failed)
     }
+}
+
+/// Why a host did not take the message, and whether it took a connection
+/// (greeting and EHLO) before it failed.
+struct HostFailed {
+    why: String,
+    connected: bool,
 }
 
 /// Idle connections by host, for reuse: at most `per_host` a host and
@@ -373,7 +392,7 @@ impl Transport for DirectTransport {
                 return AttemptReport::all(env.domain, env.recipients, o);
             }
         };
-        let mut last = String::new();
+        let (mut last, mut connected) = (String::new(), false);
         for host in &hosts {
             match self.try_host(host, env).await {
                 Ok(outcomes) => {
@@ -383,10 +402,15 @@ impl Transport for DirectTransport {
                         outcomes,
                     };
                 }
-                Err(e) => last = e,
+                Err(e) => (last, connected) = (e.why, connected || e.connected),
             }
         }
-        self.mark_unreachable(env.domain, &last);
+        // Only a domain none of whose hosts took a connection is left
+        // alone for a while; one whose transaction failed on the way may
+        // take the next message.
+        if !connected {
+            self.mark_unreachable(env.domain, &last);
+        }
         AttemptReport {
             remote: hosts.first().cloned().unwrap_or_default(),
             outcomes: deferred_all(
