@@ -92,7 +92,8 @@ impl DirectTransport {
         })
     }
 
-    /// Why `domain` is not tried now, if its hosts all failed lately.
+    /// Why `domain` is not tried now, if none of its hosts took a
+    /// connection lately.
     fn unreachable(&self, domain: &str) -> Option<String> {
         let u = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
         let (at, why) = u.get(domain)?;
