@@ -104,13 +104,20 @@ def simple(sesv2, source, to, subject="Hello", cc=()):
     )["MessageId"]
 
 
+def relaying_byodkim(make_server, sink, unique, prefix):
+    """Sesame relaying to `sink`, and a BYODKIM domain to send from:
+    (server, its sesv2 client, the domain, its TXT record, a destination
+    domain)."""
+    s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
+    sesv2 = s.client("sesv2")
+    domain = f"{prefix}-{unique}.example.com"
+    return s, sesv2, domain, byodkim_domain(sesv2, domain), f"dest-{unique}.test"
+
+
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 def test_relay_delivers_mail_signed_with_byodkim(make_server, unique, pipelining):
     with Sink(pipelining=pipelining) as sink:
-        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
-        sesv2 = s.client("sesv2")
-        domain = f"byo-{unique}.example.com"
-        txt = byodkim_domain(sesv2, domain)
+        s, sesv2, domain, txt, _ = relaying_byodkim(make_server, sink, unique, "byo")
         mid = simple(sesv2, f"Sender <sender@{domain}>", [f"to@dest-{unique}.test"], cc=[f"cc@dest-{unique}.test"])
         got = sink.wait_for(1)
         assert len(got) == 1, "one domain, one transaction"
@@ -163,11 +170,7 @@ def test_relay_to_a_server_offering_chunking(make_server, unique, chunking):
     transaction with every recipient refused leaves the connection in step
     for the next message."""
     with RustSink(chunking=chunking) as sink:
-        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
-        sesv2 = s.client("sesv2")
-        domain = f"chunk-{unique}.example.com"
-        txt = byodkim_domain(sesv2, domain)
-        dest = f"dest-{unique}.test"
+        s, sesv2, domain, txt, dest = relaying_byodkim(make_server, sink, unique, "chunk")
         body = b".leading dot\r\n..two dots\r\n.\r\nlast line\r\n"
         raw = f"From: sender@{domain}\r\nTo: to@{dest}\r\nSubject: Dots\r\n\r\n".encode() + body
         mid = sesv2.send_email(
@@ -205,11 +208,7 @@ def test_a_large_message_arrives_byte_for_byte(make_server, unique, chunking):
     or dot-stuffed after DATA: it arrives byte for byte, DKIM verifies, and
     the connection carries the next, small, message."""
     with RustSink(chunking=chunking) as sink:
-        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
-        sesv2 = s.client("sesv2")
-        domain = f"large-{unique}.example.com"
-        txt = byodkim_domain(sesv2, domain)
-        dest = f"dest-{unique}.test"
+        s, sesv2, domain, txt, dest = relaying_byodkim(make_server, sink, unique, "large")
         line = b".line of a large message, with a leading dot\r\n"
         raw = (f"From: sender@{domain}\r\nTo: to@{dest}\r\nSubject: Large\r\n\r\n".encode()
                + line * (300_000 // len(line)))
@@ -230,10 +229,7 @@ def test_a_message_to_several_domains_is_signed_once(make_server, unique):
     a domain, carrying the same DKIM signature, made once (the metric
     counts RSA signatures), and dkimpy verifies both."""
     with Sink() as sink:
-        s = make_server(base_args("--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"))
-        sesv2 = s.client("sesv2")
-        domain = f"once-{unique}.example.com"
-        txt = byodkim_domain(sesv2, domain)
+        s, sesv2, domain, txt, _ = relaying_byodkim(make_server, sink, unique, "once")
         to = [f"a@dest-a-{unique}.test", f"b@dest-b-{unique}.test", "success@simulator.amazonses.com"]
         mid = simple(sesv2, f"sender@{domain}", to, cc=[f"c@DEST-B-{unique}.test"])
         got = sink.wait_for(2)

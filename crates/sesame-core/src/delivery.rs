@@ -260,10 +260,10 @@ pub struct DeliverySettings {
     /// Attempts in flight at once.
     pub concurrency: usize,
     /// Bytes that attempts in flight may hold at once, each counted at its
-    /// message and as much again up to [`ATTEMPT_BUFFER`] (a message shared
-    /// by several attempts counts for each); without this bound `concurrency` large
-    /// messages (up to 40 MB on v2) would take gigabytes. An attempt larger
-    /// than the budget goes alone.
+    /// message and as much again up to [`ATTEMPT_BUFFER`] (a message
+    /// shared by several attempts counts for each); without this bound
+    /// `concurrency` large messages (up to 40 MB on v2) would take
+    /// gigabytes. An attempt larger than the budget goes alone.
     pub memory: usize,
     /// How long a claim lasts before another worker may take it over.
     pub lease: Duration,

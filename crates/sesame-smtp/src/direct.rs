@@ -58,14 +58,30 @@ pub struct DirectTransport {
     /// MTAs do.
     tls: tokio_rustls::TlsConnector,
     idle: Mutex<IdlePool<Conn>>,
-    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Domains none of whose hosts took a connection (greeting and EHLO),
-    /// with when and why:
-    /// until `unreachable_for` has passed, their other mail is deferred
-    /// without connecting (as Postfix marks a destination dead), instead of
-    /// each delivery waiting out its own connection timeouts while it holds
-    /// one of the engine's attempts.
-    unreachable: Mutex<HashMap<String, (Instant, String)>>,
+    /// Each recipient domain's state, while an attempt holds it or it is
+    /// marked unreachable.
+    domains: Mutex<HashMap<String, Arc<Domain>>>,
+}
+
+/// What direct delivery keeps for one recipient domain.
+struct Domain {
+    /// Its connections at once (`per_domain`).
+    slots: Semaphore,
+    /// When none of its hosts last took a connection (greeting and EHLO),
+    /// and why: until `unreachable_for` has passed, its other mail is
+    /// deferred without connecting (as Postfix marks a destination dead),
+    /// instead of each delivery waiting out its own connection timeouts
+    /// while it holds one of the engine's attempts.
+    failed: Mutex<Option<(Instant, String)>>,
+}
+
+impl Domain {
+    /// Records that none of its hosts took a connection now, and why; or,
+    /// with `None`, that one took the message.
+    fn mark(&self, failed: Option<String>) {
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+            failed.map(|why| (Instant::now(), why));
+    }
 }
 
 /// Where a domain's mail goes, or why it cannot go anywhere.
@@ -87,16 +103,37 @@ impl DirectTransport {
             settings,
             resolver,
             idle: Mutex::new(idle),
-            limits: Mutex::new(HashMap::new()),
-            unreachable: Mutex::new(HashMap::new()),
+            domains: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// `domain`'s state. Domains no attempt holds and not marked
+    /// unreachable are forgotten once there are many.
+    fn domain(&self, domain: &str) -> Arc<Domain> {
+        let mut all = self.domains.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() > 100_000 {
+            let keep = self.settings.unreachable_for;
+            all.retain(|_, d| {
+                let failed = d.failed.lock().unwrap_or_else(|p| p.into_inner());
+                Arc::strong_count(d) > 1
+                    || failed.as_ref().is_some_and(|(at, _)| at.elapsed() < keep)
+            });
+        }
+        all.entry(domain.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Domain {
+                    slots: Semaphore::new(self.settings.per_domain.max(1)),
+                    failed: Mutex::new(None),
+                })
+            })
+            .clone()
     }
 
     /// Why `domain` is not tried now, if none of its hosts took a
     /// connection lately.
-    fn unreachable(&self, domain: &str) -> Option<String> {
-        let u = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, why) = u.get(domain)?;
+    fn unreachable(&self, d: &Domain, domain: &str) -> Option<String> {
+        let failed = d.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, why) = failed.as_ref()?;
         let ago = at.elapsed();
         (ago < self.settings.unreachable_for).then(|| {
             format!(
@@ -106,30 +143,6 @@ impl DirectTransport {
                 self.settings.unreachable_for.as_secs()
             )
         })
-    }
-
-    fn mark_unreachable(&self, domain: &str, why: &str) {
-        let mut u = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
-        if u.len() > 10_000 {
-            let keep = self.settings.unreachable_for;
-            u.retain(|_, (at, _)| at.elapsed() < keep);
-        }
-        u.insert(domain.to_owned(), (Instant::now(), why.to_owned()));
-    }
-
-    fn mark_reachable(&self, domain: &str) {
-        let mut u = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
-        u.remove(domain);
-    }
-
-    fn limit(&self, domain: &str) -> Arc<Semaphore> {
-        let mut l = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        if l.len() > 100_000 {
-            l.retain(|_, s| Arc::strong_count(s) > 1);
-        }
-        l.entry(domain.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_domain.max(1))))
-            .clone()
     }
 
     /// MX hosts by preference; the domain itself when it has no MX.
@@ -248,37 +261,29 @@ impl DirectTransport {
             self.put_idle(key, conn);
             return Ok(out);
         }
-        let mut failed = HostFailed {
-            why: format!("{host} has no address"),
-            connected: false,
-        };
-        let ips = self.addresses(host).await.map_err(|why| HostFailed {
-            why,
-            connected: false,
-        })?;
+        let (mut why, mut connected) = (format!("{host} has no address"), false);
+        let ips = self
+            .addresses(host)
+            .await
+            .map_err(|why| HostFailed { why, connected })?;
         for ip in ips {
-            match self.connect(ip, host).await {
+            let e = match self.connect(ip, host).await {
                 Ok(mut conn) => match transact(&mut conn, env).await {
                     Ok(out) => {
                         self.put_idle(key, conn);
                         return Ok(out);
                     }
                     Err(e) => {
-                        failed = HostFailed {
-                            why: format!("{host} [{ip}]: {}", error_text(&e)),
-                            connected: true,
-                        }
+                        connected = true;
+                        e
                     }
                 },
-                Err(e) => {
-                    if permanent(&e).is_some() {
-                        return Ok(connect_failed(env, host, &e));
-                    }
-                    failed.why = format!("{host} [{ip}]: {}", error_text(&e));
-                }
-            }
+                Err(e) if permanent(&e).is_some() => return Ok(connect_failed(env, host, &e)),
+                Err(e) => e,
+            };
+            why = format!("{host} [{ip}]: {}", error_text(&e));
         }
-        Err(failed)
+        Err(HostFailed { why, connected })
     }
 }
 
@@ -320,14 +325,15 @@ impl<T> IdlePool<T> {
         self.sweep(now);
         let parked = self.by_host.get_mut(host)?;
         let (at, conn) = parked.pop()?;
+        self.count -= 1;
         let fresh = now.saturating_duration_since(at) < self.ttl;
         if !fresh {
+            self.count -= parked.len();
             parked.clear();
         }
         if parked.is_empty() {
             self.by_host.remove(host);
         }
-        self.count = self.by_host.values().map(Vec::len).sum();
         fresh.then_some(conn)
     }
 
@@ -376,15 +382,15 @@ impl Transport for DirectTransport {
             remote: env.domain.to_owned(),
             outcomes: deferred_all(env, &why),
         };
-        if let Some(why) = self.unreachable(env.domain) {
+        let domain = self.domain(env.domain);
+        if let Some(why) = self.unreachable(&domain, env.domain) {
             return defer(why);
         }
-        let limit = self.limit(env.domain);
-        let Ok(_permit) = limit.acquire_owned().await else {
+        let Ok(_permit) = domain.slots.acquire().await else {
             return defer("the transport is closing".into());
         };
         // Another attempt may have found the domain unreachable meanwhile.
-        if let Some(why) = self.unreachable(env.domain) {
+        if let Some(why) = self.unreachable(&domain, env.domain) {
             return defer(why);
         }
         let hosts = match self.route(env.domain).await {
@@ -397,7 +403,7 @@ impl Transport for DirectTransport {
         for host in &hosts {
             match self.try_host(host, env).await {
                 Ok(outcomes) => {
-                    self.mark_reachable(env.domain);
+                    domain.mark(None);
                     return AttemptReport {
                         remote: host.trim_end_matches('.').to_owned(),
                         outcomes,
@@ -410,7 +416,7 @@ impl Transport for DirectTransport {
         // alone for a while; one whose transaction failed on the way may
         // take the next message.
         if !connected {
-            self.mark_unreachable(env.domain, &last);
+            domain.mark(Some(last.clone()));
         }
         AttemptReport {
             remote: hosts.first().cloned().unwrap_or_default(),

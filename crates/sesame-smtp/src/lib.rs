@@ -86,14 +86,13 @@ impl Conn {
             .map_err(|_| mail_send::Error::Timeout)?
     }
 
-    /// Writes the message's `parts` as DATA's payload, dot-stuffed a piece
-    /// at a time (see [`WRITE_CHUNK`]), so that a large message is never
-    /// copied whole; then the terminator, and reads the reply.
-    async fn data(&mut self, parts: &[&[u8]]) -> Result<Response<String>, mail_send::Error> {
+    /// Writes the message as DATA's payload, dot-stuffed a piece at a time
+    /// (see [`WRITE_CHUNK`]), so that a large message is never copied
+    /// whole; then the terminator, and reads the reply.
+    async fn data(&mut self, env: &Envelope<'_>) -> Result<Response<String>, mail_send::Error> {
         let mut stuffer = DotStuffer::default();
-        let size: usize = parts.iter().map(|p| p.len()).sum();
-        let mut buf = Vec::with_capacity((size + size / 2 + 8).min(WRITE_CHUNK * 7 / 4));
-        for piece in parts.iter().flat_map(|p| p.chunks(WRITE_CHUNK / 2)) {
+        let mut buf = Vec::with_capacity((env.len() * 3 / 2 + 8).min(WRITE_CHUNK * 7 / 4));
+        for piece in env.parts().iter().flat_map(|p| p.chunks(WRITE_CHUNK / 2)) {
             stuffer.push(piece, &mut buf);
             if buf.len() >= WRITE_CHUNK {
                 self.write(&buf).await?;
@@ -101,13 +100,9 @@ impl Conn {
             }
         }
         stuffer.finish(&mut buf);
-        self.write(&buf).await?;
-        self.flush().await?;
-        tokio::time::timeout(self.message_wait(), self.client.read_many(1))
-            .await
-            .map_err(|_| mail_send::Error::Timeout)??
-            .into_iter()
-            .next()
+        self.exchange(&[&buf], 1, MESSAGE_REPLY_TIMEOUT)
+            .await?
+            .pop()
             .ok_or(mail_send::Error::UnparseableReply)
     }
 
@@ -131,12 +126,6 @@ impl Conn {
             .await
             .map_err(|_| mail_send::Error::Timeout)?
             .map_err(mail_send::Error::from)
-    }
-
-    /// How long the reply to a whole message may take: the server may
-    /// check it before it answers (RFC 5321 4.5.3.2.6 gives 10 minutes).
-    fn message_wait(&self) -> Duration {
-        MESSAGE_REPLY_TIMEOUT.max(self.client.timeout)
     }
 }
 
@@ -243,7 +232,7 @@ pub async fn transact(
         }
         // With BDAT the last reply is the message's.
         let wait = match conn.chunking {
-            true => conn.message_wait(),
+            true => MESSAGE_REPLY_TIMEOUT,
             false => conn.client.timeout,
         };
         let mut replies = conn
@@ -310,7 +299,7 @@ pub async fn transact(
             None => conn.client.cmd(b"DATA\r\n").await?,
         };
         if r.code == 354 {
-            let r = conn.data(&env.parts()).await?;
+            let r = conn.data(env).await?;
             refusal(&r).unwrap_or(RecipientOutcome::Delivered {
                 response: reply_text(&r),
             })
