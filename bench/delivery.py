@@ -43,7 +43,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, cpu_by_thread, cpu_per_message, cpu_report, free_port, rss_mb, signed_lua, start, steal_share, stop, wrk_requests  # noqa: E402
+from foundation import KEY, SECRET, cpu_by_thread, cpu_per_message, cpu_report, free_port, metrics, rss_mb, signed_lua, start, steal_share, stop, wrk_requests  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -169,10 +169,9 @@ def lift_quota(binary, conf, d, rate):
 
 
 def queue_depth(url):
-    with urllib.request.urlopen(url + "/_sesame/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith('sesame_queue_depth{state="queued"}'):
-                return int(float(line.split()[-1]))
+    for line in metrics(url).splitlines():
+        if line.startswith('sesame_queue_depth{state="queued"}'):
+            return int(float(line.split()[-1]))
     return -1
 
 

@@ -22,6 +22,7 @@ BIN = os.environ.get("SESAME_BIN", os.path.join(ROOT, "target", "debug", "sesame
 ROOT_KEY = "AKIASESAMEROOT000001"
 ROOT_SECRET = "root-secret-for-tests-only-0123456789abcd"
 ROOT_ACCOUNT = "111111111111"
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 
 
 def free_port():
@@ -53,6 +54,12 @@ class Server:
             SESAME_ROOT_SECRET_ACCESS_KEY=ROOT_SECRET,
             SESAME_ROOT_ACCOUNT_ID=ROOT_ACCOUNT,
             SESAME_LOG="info",
+            # Most tests make many calls a second and ask for several
+            # verification emails to one address; the tests of these limits
+            # (test_hardening.py) set them back.
+            SESAME_API_RATE="off",
+            SESAME_VERIFICATION_EMAIL_INTERVAL="off",
+            SESAME_METRICS_TOKEN=METRICS_TOKEN,
         )
         env.update(self.extra_env)
         self.log = open(self.log_path, "ab")
@@ -85,6 +92,14 @@ class Server:
         if getattr(self, "log", None):
             self.log.close()
         return self.proc.returncode if self.proc else None
+
+    def metrics(self):
+        """The Prometheus text at /_sesame/metrics, with the test token."""
+        req = urllib.request.Request(
+            self.url + "/_sesame/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
 
     def read_log(self):
         with open(self.log_path, "rb") as f:

@@ -244,8 +244,7 @@ def test_a_message_to_several_domains_is_signed_once(make_server, unique):
         for m in got:
             assert dkim_verifies(m.data, {f"sel1._domainkey.{domain}": txt})[0]
         wait_events(s, 3, message_id=mid)
-        with urllib.request.urlopen(f"{s.url}/_sesame/metrics") as r:
-            text = r.read().decode()
+        text = s.metrics()
         assert "sesame_dkim_signatures_total 1\n" in text, text
 
 
@@ -297,7 +296,7 @@ def test_direct_delivery_through_mx_and_a_fallback(make_server, unique):
         dns.a(f"mail.mx-{unique}.test")
         dns.a(f"a-only-{unique}.test")  # no MX: A record fallback
         s = make_server(base_args(
-            "--delivery", "direct", "--dns-server", dns.address, "--smtp-port", str(sink.port),
+            "--delivery", "direct", "--delivery-allow-private", "--dns-server", dns.address, "--smtp-port", str(sink.port),
         ))
         sesv2 = s.client("sesv2")
         domain = f"easy-{unique}.example.com"
@@ -362,7 +361,7 @@ def test_direct_defers_a_domain_whose_hosts_just_failed_without_connecting(make_
             dns.mx(dead, f"mx.{dead}")
             dns.a(f"mx.{dead}")
             s = make_server(base_args(
-                "--delivery", "direct", "--dns-server", dns.address,
+                "--delivery", "direct", "--delivery-allow-private", "--dns-server", dns.address,
                 "--smtp-port", str(listener.getsockname()[1]), "--retry-initial", "1h",
             ))
             sesv2 = s.client("sesv2")
@@ -395,7 +394,7 @@ def test_direct_defers_a_domain_whose_hosts_just_failed_without_connecting(make_
 
 def test_direct_to_a_domain_that_does_not_exist_bounces(make_server, unique):
     with Dns() as dns:
-        s = make_server(base_args("--delivery", "direct", "--dns-server", dns.address, "--smtp-port", "9"))
+        s = make_server(base_args("--delivery", "direct", "--delivery-allow-private", "--dns-server", dns.address, "--smtp-port", "9"))
         sesv2 = s.client("sesv2")
         sesv2.create_email_identity(EmailIdentity=f"nx-{unique}.example.com")
         mid = simple(sesv2, f"a@nx-{unique}.example.com", [f"who@nowhere-{unique}.test"])
@@ -590,8 +589,7 @@ def test_metrics(make_server, unique):
     sesv2.create_email_identity(EmailIdentity=f"m-{unique}.example.com")
     mid = simple(sesv2, f"a@m-{unique}.example.com", ["success@simulator.amazonses.com", "x@dest.test"])
     wait_events(s, 2, message_id=mid)
-    with urllib.request.urlopen(f"{s.url}/_sesame/metrics") as r:
-        text = r.read().decode()
+    text = s.metrics()
     assert "sesame_accepted_total 1" in text
     assert "sesame_delivered_total 1" in text  # the captured one; the simulator's are scripted
     assert 'sesame_queue_depth{state="queued"} 0' in text
@@ -718,7 +716,7 @@ def test_direct_reuses_connections_within_the_domain_limit(make_server, unique):
         dns.mx(f"busy-{unique}.test", f"mx.busy-{unique}.test")
         dns.a(f"mx.busy-{unique}.test")
         s = make_server(base_args(
-            "--delivery", "direct", "--dns-server", dns.address, "--smtp-port", str(sink.port),
+            "--delivery", "direct", "--delivery-allow-private", "--dns-server", dns.address, "--smtp-port", str(sink.port),
             "--domain-concurrency", "2",
         ))
         conf = os.path.join(s.data_dir, "ops.toml")
@@ -752,7 +750,7 @@ def test_direct_uses_starttls_when_offered(make_server, unique):
         dns.mx(f"tls-{unique}.test", f"mx.tls-{unique}.test")
         dns.a(f"mx.tls-{unique}.test")
         s = make_server(base_args(
-            "--delivery", "direct", "--dns-server", dns.address, "--smtp-port", str(sink.port),
+            "--delivery", "direct", "--delivery-allow-private", "--dns-server", dns.address, "--smtp-port", str(sink.port),
         ))
         sesv2 = s.client("sesv2")
         sesv2.create_email_identity(EmailIdentity=f"dtls-{unique}.example.com")

@@ -81,8 +81,7 @@ def test_legacy_txt_pending_success_temporary_failure(make_server):
         assert got["VerifiedForSendingStatus"] is True and got["VerificationStatus"] == "SUCCESS"
         assert "ErrorType" not in got["VerificationInfo"]
         assert got["VerificationInfo"]["LastSuccessTimestamp"]
-        with urllib.request.urlopen(f"{s.url}/_sesame/metrics") as r:
-            metrics = r.read().decode()
+        metrics = s.metrics()
         checks = re.search(r"^sesame_verification_checks_total (\d+)", metrics, re.M)
         changes = re.search(r"^sesame_verification_changes_total (\d+)", metrics, re.M)
         assert checks and int(checks.group(1)) >= 2 and changes and int(changes.group(1)) >= 1, metrics

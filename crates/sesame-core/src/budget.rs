@@ -26,6 +26,11 @@ impl MemoryBudget {
         bytes.div_ceil(1024).clamp(1, self.total_kib as u64) as u32
     }
 
+    /// The KiB free now.
+    pub fn available_kib(&self) -> usize {
+        self.kib.available_permits()
+    }
+
     /// Waits for room for `bytes`, held until the permit is dropped.
     pub async fn admit(&self, bytes: u64) -> OwnedSemaphorePermit {
         self.kib

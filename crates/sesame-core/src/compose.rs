@@ -141,6 +141,38 @@ pub fn read_raw(raw: &[u8]) -> Result<RawHeaders, Error> {
     })
 }
 
+/// A header section longer than this is parsed on the blocking pool.
+const LARGE_HEADER: usize = 64 * 1024;
+
+/// [`read_raw`], on the blocking pool when the header section is large
+/// (only the header section is copied there).
+pub async fn read_raw_off_runtime(raw: &[u8]) -> Result<RawHeaders, Error> {
+    let end = header_len(raw);
+    if end <= LARGE_HEADER {
+        return read_raw(raw);
+    }
+    let header = raw[..end].to_vec();
+    crate::cpu::run(move || read_raw(&header)).await
+}
+
+/// The length of the header section, up to and including the blank line
+/// that ends it (the whole message when there is none).
+fn header_len(raw: &[u8]) -> usize {
+    let mut i = 0;
+    while i < raw.len() {
+        let line_end = raw[i..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(raw.len(), |p| i + p + 1);
+        let line = &raw[i..line_end];
+        if line == b"\r\n" || line == b"\n" {
+            return line_end;
+        }
+        i = line_end;
+    }
+    raw.len()
+}
+
 /// Removes the Bcc header from a raw message: recipients get the envelope,
 /// not the list. Returns the message unchanged when it has none.
 pub fn strip_bcc(raw: &[u8]) -> Vec<u8> {

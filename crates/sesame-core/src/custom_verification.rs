@@ -408,7 +408,7 @@ impl CustomVerificationService {
             ));
         }
         identities
-            .send_custom_verification(scope, address, &t)
+            .send_custom_verification(scope, address, &t, &account)
             .await
     }
 }

@@ -50,6 +50,8 @@ pub struct IdentityService {
     auto_verify: bool,
     /// Where verification links point and who sends them; `None` sends none.
     links: Option<LinkSettings>,
+    /// At most one verification email an interval to an address.
+    pacer: Arc<crate::rate::Pacer>,
 }
 
 /// Verification emails: the base of the links and the sender.
@@ -115,10 +117,35 @@ impl IdentityService {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auto_verify: bool) -> Self {
         Self {
             store,
-            clock,
             auto_verify,
             links: None,
+            pacer: Arc::new(crate::rate::Pacer::off(clock.clone())),
+            clock,
         }
+    }
+
+    /// Paces verification emails (SES's and custom ones) to each address.
+    pub fn with_pacer(mut self, pacer: Arc<crate::rate::Pacer>) -> Self {
+        self.pacer = pacer;
+        self
+    }
+
+    /// Takes `name`'s turn for a verification email before anything is
+    /// written, when asking for it would send one: an email address that
+    /// is not verified in `scope`, while links are sent.
+    async fn pace(&self, scope: &Scope, name: &IdentityName) -> Result<(), Error> {
+        if self.links.is_none() || self.auto_verify || name.kind() != IdentityKind::EmailAddress {
+            return Ok(());
+        }
+        let existing = self
+            .store
+            .get_identity(scope, name.as_str())
+            .await
+            .map_err(internal)?;
+        if existing.is_some_and(|i| i.is_verified()) {
+            return Ok(());
+        }
+        self.pacer.reserve(name.as_str())
     }
 
     /// Sends verification emails for new email address identities.
@@ -182,13 +209,16 @@ impl IdentityService {
             &subject,
             Some(&text),
             None,
+            None,
         )
         .await?;
         Ok(())
     }
 
     /// Accepts a message Sesame itself sends (verification mail) through
-    /// the same durable path as any send, outside the sandbox and quotas.
+    /// the same durable path as any send, outside the sandbox. SES's own
+    /// verification emails are outside the quotas too (`quota` `None`);
+    /// custom verification emails count against the account's.
     /// Returns its MessageId.
     #[allow(clippy::too_many_arguments)]
     async fn send_system_mail(
@@ -200,6 +230,7 @@ impl IdentityService {
         subject: &str,
         text: Option<&str>,
         html: Option<&str>,
+        quota: Option<&sesame_model::Account>,
     ) -> Result<String, Error> {
         let from = sesame_model::Mailbox::parse(from)?;
         let to = [sesame_model::Mailbox::parse(to)?];
@@ -227,18 +258,31 @@ impl IdentityService {
             created_at: now,
             raw,
         };
-        let system = sesame_model::QuotaCheck {
-            now,
-            max_24h: -1.0,
-            max_rate: f64::MAX,
-            daily_recipients: 0,
-            rate_recipients: 0,
+        let check = match quota {
+            Some(account) => sesame_model::QuotaCheck {
+                now,
+                max_24h: account.max_24h_send,
+                max_rate: account.max_send_rate,
+                daily_recipients: 1,
+                rate_recipients: 1,
+            },
+            None => sesame_model::QuotaCheck {
+                now,
+                max_24h: -1.0,
+                max_rate: f64::MAX,
+                daily_recipients: 0,
+                rate_recipients: 0,
+            },
         };
-        self.store
-            .accept_message(scope, &message, &system)
+        let accepted = self
+            .store
+            .accept_message(scope, &message, &check)
             .await
             .map_err(internal)?;
-        Ok(id)
+        match crate::sending::quota_refusal(accepted) {
+            None => Ok(id),
+            Some(e) => Err(e),
+        }
     }
 
     /// Whether a verified identity (the address, or a domain it is in)
@@ -260,8 +304,10 @@ impl IdentityService {
         scope: &Scope,
         address: &str,
         template: &sesame_model::CustomVerificationTemplate,
+        account: &sesame_model::Account,
     ) -> Result<String, Error> {
         let name = IdentityName::email(address)?;
+        self.pacer.reserve(name.as_str())?;
         let redirect = Some(sesame_model::LinkRedirect {
             success: template.success_redirection_url.clone(),
             failure: template.failure_redirection_url.clone(),
@@ -309,6 +355,7 @@ impl IdentityService {
             &template.subject,
             Some(&text),
             Some(&html),
+            Some(account),
         )
         .await
     }
@@ -513,6 +560,7 @@ impl IdentityService {
     /// v1 VerifyEmailIdentity / VerifyEmailAddress: idempotent.
     pub async fn verify_email(&self, scope: &Scope, address: &str) -> Result<(), Error> {
         let name = IdentityName::email(address)?;
+        self.pace(scope, &name).await?;
         let mut identity = self.new_identity(name);
         self.new_link(&mut identity);
         match self.insert(scope, &identity).await? {
@@ -762,6 +810,7 @@ impl IdentityService {
                 }),
             ) => self.byo_dkim(&mut identity, &selector, &private_key)?,
         }
+        self.pace(scope, &identity.name).await?;
         self.new_link(&mut identity);
         match self.insert(scope, &identity).await? {
             Insert::Exists(_) => Err(Error::new(

@@ -18,6 +18,10 @@
 //!   mailbox simulator, events.
 //! - [`verifier`]: the DNS verifier of domain identities (schedule, on
 //!   demand, SES's statuses, diagnoses), behind the `DnsLookup` trait.
+//! - [`rate`]: SES's API call rate per account and region, and the pacing
+//!   of verification emails to each address.
+//! - [`cpu`]: CPU-bound work (rendering, MIME on large messages) on the
+//!   blocking pool, a job a core at a time.
 //! - [`budget`]: memory budgets for requests in hand and attempts in flight.
 //! - [`clock`]: the injected time source.
 //! - [`random`]: tokens and IDs from the OS's CSPRNG.
@@ -26,6 +30,7 @@ pub mod accounts;
 pub mod budget;
 pub mod clock;
 pub mod compose;
+pub mod cpu;
 pub mod credentials;
 pub mod custom_verification;
 pub mod delivery;
@@ -33,6 +38,7 @@ pub mod dkim_keys;
 pub mod identities;
 mod paging;
 pub mod random;
+pub mod rate;
 pub mod sending;
 pub mod templates;
 pub mod verifier;

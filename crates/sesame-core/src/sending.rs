@@ -327,7 +327,7 @@ impl SendService {
         // Addresses: the sending identities and the recipients, as sent.
         let (senders, recipients, raw_headers) = match &out.content {
             Content::Raw(raw) => {
-                let h = compose::read_raw(raw)?;
+                let h = compose::read_raw_off_runtime(raw).await?;
                 let source = match &out.source {
                     Some(s) => s.clone(),
                     None => h
@@ -463,7 +463,7 @@ impl SendService {
                     ..
                 },
                 Some((parts, data)),
-            ) => match templates::render(&parts, &data) {
+            ) => match templates::render_off_runtime(parts, data).await {
                 Ok(r) => Content::Simple {
                     subject: r.subject,
                     text: r.text,
@@ -563,22 +563,31 @@ impl SendService {
                 self.accepted_total.increment(1);
                 Ok(id)
             }
-            Acceptance::DailyQuotaExceeded => {
-                let e = Error::new(
-                    ErrorKind::DailyQuotaExceeded,
-                    "Daily message quota exceeded",
-                );
-                Err(self
-                    .reject(scope, op, "daily-quota-exceeded", e, vec![])
-                    .await)
-            }
-            Acceptance::RateExceeded => {
-                let e = Error::new(ErrorKind::RateExceeded, "Maximum sending rate exceeded");
-                Err(self
-                    .reject(scope, op, "maximum-send-rate-exceeded", e, vec![])
-                    .await)
+            refused => {
+                let rule = match refused {
+                    Acceptance::DailyQuotaExceeded => "daily-quota-exceeded",
+                    _ => "maximum-send-rate-exceeded",
+                };
+                let e = quota_refusal(refused)
+                    .unwrap_or_else(|| Error::internal("a refused acceptance"));
+                Err(self.reject(scope, op, rule, e, vec![]).await)
             }
         }
+    }
+}
+
+/// SES's error for a message the quotas refused; `None` when accepted.
+pub fn quota_refusal(a: Acceptance) -> Option<Error> {
+    match a {
+        Acceptance::Accepted => None,
+        Acceptance::DailyQuotaExceeded => Some(Error::new(
+            ErrorKind::DailyQuotaExceeded,
+            "Daily message quota exceeded",
+        )),
+        Acceptance::RateExceeded => Some(Error::new(
+            ErrorKind::RateExceeded,
+            "Maximum sending rate exceeded",
+        )),
     }
 }
 

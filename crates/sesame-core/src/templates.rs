@@ -42,8 +42,88 @@ pub fn parse_data(data: &str) -> Result<Value, Error> {
     }
 }
 
-/// Renders `parts` with `data` (a JSON object).
+/// The most a template's rendered parts may hold together: SES's message
+/// size limit. Output past it fails the rendering instead of being kept.
+pub const MAX_RENDERED_BYTES: usize = 10 * 1024 * 1024;
+
+/// The most iterations nested `{{#each}}` loops may run over the data, an
+/// upper bound computed before rendering: (values in the data) to the power
+/// of the loops' nesting. Loops that write nothing would otherwise spin
+/// unbounded by the output limit.
+pub const MAX_ITERATIONS: u64 = 10_000_000;
+
+fn rendering_failure(message: String) -> Error {
+    Error::new(ErrorKind::InvalidRenderingParameter, message)
+}
+
+/// Array elements and object members in `data`, counted without recursion.
+fn values_in(data: &Value) -> u64 {
+    let mut stack = vec![data];
+    let mut n = 0u64;
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                n += a.len() as u64;
+                stack.extend(a.iter());
+            }
+            Value::Object(o) => {
+                n += o.len() as u64;
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
+/// A writer that refuses to hold more than `left` bytes.
+struct Capped<'a> {
+    out: Vec<u8>,
+    left: &'a mut usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > *self.left {
+            self.over = true;
+            return Err(std::io::Error::other("rendered output over the limit"));
+        }
+        *self.left -= buf.len();
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders `parts` with `data` (a JSON object). Bounded whatever the
+/// template and data: the template's nesting is checked first
+/// (`TemplateParts::validate`, for templates stored before the bound too),
+/// its loops' iterations are bounded against the data, and the output stops
+/// at [`MAX_RENDERED_BYTES`]. Rendering is CPU work: async callers run it
+/// through [`render_off_runtime`].
 pub fn render(parts: &TemplateParts, data: &Value) -> Result<Rendered, Error> {
+    let shape = parts.validate()?;
+    if shape.loops > 0 {
+        let values = values_in(data).max(1);
+        let bound = u32::try_from(shape.loops)
+            .ok()
+            .and_then(|l| values.checked_pow(l))
+            .unwrap_or(u64::MAX);
+        if bound > MAX_ITERATIONS {
+            return Err(rendering_failure(format!(
+                "The template's loops, {} deep, could run {} times over this data's {values} values; at most {MAX_ITERATIONS} are allowed.",
+                shape.loops,
+                if bound == u64::MAX {
+                    "too many".to_owned()
+                } else {
+                    bound.to_string()
+                },
+            )));
+        }
+    }
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     // SES substitutes values as they are, without HTML escaping.
@@ -51,34 +131,51 @@ pub fn render(parts: &TemplateParts, data: &Value) -> Result<Rendered, Error> {
     // handlebars-rust registers a `raw` helper, which would shadow a data
     // field of that name; SES's templates have no such helper.
     hb.unregister_helper("raw");
-    let one = |s: &Option<String>| -> Result<Option<String>, Error> {
-        s.as_deref()
-            .map(|t| {
-                hb.render_template(t, data).map_err(|e| match e.reason() {
-                    RenderErrorReason::MissingVariable(path) => Error::new(
-                        ErrorKind::MissingRenderingAttribute,
-                        format!(
-                            "Attribute '{}' is not present in the rendering data.",
-                            path.as_deref().unwrap_or_default()
-                        ),
-                    ),
-                    RenderErrorReason::TemplateError(t) => Error::new(
-                        ErrorKind::InvalidTemplate,
-                        format!("The template is not valid Handlebars: {t}"),
-                    ),
-                    other => Error::new(
-                        ErrorKind::InvalidRenderingParameter,
-                        format!("The template could not be rendered: {other}"),
-                    ),
-                })
-            })
-            .transpose()
+    let mut left = MAX_RENDERED_BYTES;
+    let mut one = |s: &Option<String>| -> Result<Option<String>, Error> {
+        let Some(t) = s.as_deref() else {
+            return Ok(None);
+        };
+        let mut w = Capped {
+            out: Vec::new(),
+            left: &mut left,
+            over: false,
+        };
+        let rendered = hb.render_template_to_write(t, data, &mut w);
+        if w.over {
+            return Err(rendering_failure(format!(
+                "The rendered template is larger than {MAX_RENDERED_BYTES} bytes."
+            )));
+        }
+        rendered.map_err(|e| match e.reason() {
+            RenderErrorReason::MissingVariable(path) => Error::new(
+                ErrorKind::MissingRenderingAttribute,
+                format!(
+                    "Attribute '{}' is not present in the rendering data.",
+                    path.as_deref().unwrap_or_default()
+                ),
+            ),
+            RenderErrorReason::TemplateError(t) => Error::new(
+                ErrorKind::InvalidTemplate,
+                format!("The template is not valid Handlebars: {t}"),
+            ),
+            other => rendering_failure(format!("The template could not be rendered: {other}")),
+        })?;
+        String::from_utf8(w.out)
+            .map(Some)
+            .map_err(|_| rendering_failure("The rendered template is not valid UTF-8.".into()))
     };
     Ok(Rendered {
         subject: one(&parts.subject)?.unwrap_or_default(),
         text: one(&parts.text)?,
         html: one(&parts.html)?,
     })
+}
+
+/// [`render`] on the blocking pool, one of the CPU-bound jobs at a time
+/// per core, so that rendering never holds up the runtime's other work.
+pub async fn render_off_runtime(parts: TemplateParts, data: Value) -> Result<Rendered, Error> {
+    crate::cpu::run(move || render(&parts, &data)).await
 }
 
 /// Merges `over` into `base` (bulk sends: replacement data over the default).
@@ -204,7 +301,7 @@ impl TemplateService {
         data: &str,
     ) -> Result<String, Error> {
         let t = self.get(scope, name).await?;
-        let r = render(&t.parts, &parse_data(data)?)?;
+        let r = render_off_runtime(t.parts, parse_data(data)?).await?;
         let mut b = mail_builder::MessageBuilder::new().subject(r.subject.as_str());
         if let Some(text) = &r.text {
             b = b.text_body(text.as_str());

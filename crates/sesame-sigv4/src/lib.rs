@@ -339,6 +339,31 @@ fn check_time(auth: &Auth, t: OffsetDateTime, now: OffsetDateTime) -> Result<(),
     }
 }
 
+/// The payload hashes a signature may cover. The canonical request always
+/// holds the SHA-256 of the bytes received (`Request::body_sha256`), so a
+/// signature binds the body:
+/// - a present `X-Amz-Content-SHA256` must equal that hash;
+/// - `UNSIGNED-PAYLOAD` is refused in the header; a presigned URL may sign
+///   it only for a request with no body, so nothing goes unsigned.
+fn payload_hashes<'a>(req: &Request<'a>, auth: &Auth) -> Result<Vec<&'a str>, AuthError> {
+    let unsigned = "UNSIGNED-PAYLOAD";
+    match req.header("x-amz-content-sha256") {
+        Some(v) if v.eq_ignore_ascii_case(unsigned) => Err(AuthError::SignatureDoesNotMatch(
+            "UNSIGNED-PAYLOAD is not accepted by this service: the signature must cover the SHA-256 of the body.".into(),
+        )),
+        Some(v) if !v.eq_ignore_ascii_case(req.body_sha256) => Err(
+            AuthError::SignatureDoesNotMatch(
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    .into(),
+            ),
+        ),
+        _ if auth.presigned_expires.is_some() && req.body_sha256 == EMPTY_SHA256 => {
+            Ok(vec![req.body_sha256, unsigned])
+        }
+        _ => Ok(vec![req.body_sha256]),
+    }
+}
+
 /// The hex signature the client should have sent.
 pub fn signature(req: &Request<'_>, auth: &Auth, secret: &str, payload_hash: &str) -> String {
     let key = signing_key(secret, &auth.scope_date, &auth.region, &auth.service);
@@ -426,12 +451,7 @@ impl SigningKeys {
                 )));
             }
         }
-        // A presigned URL may sign UNSIGNED-PAYLOAD instead of the body's hash.
-        let payloads: Vec<&str> = match req.header("x-amz-content-sha256") {
-            Some(v) => vec![v],
-            None if auth.presigned_expires.is_some() => vec![req.body_sha256, "UNSIGNED-PAYLOAD"],
-            None => vec![req.body_sha256],
-        };
+        let payloads = payload_hashes(req, auth)?;
         let key = self.key(secret, auth);
         for payload in payloads {
             let expected = signature_with(req, auth, &key, payload);

@@ -383,3 +383,87 @@ fn kept_signing_keys_are_bounded() {
     }
     assert_eq!(keys.len(), 10, "emptied once full, then filled again");
 }
+
+/// The signature binds the body: the canonical request always holds the
+/// hash of the bytes received, whatever X-Amz-Content-SHA256 says.
+#[test]
+fn the_signature_binds_the_body() {
+    let signed_body = b"Action=ListIdentities&Version=2010-12-01";
+    let other_body = b"Action=SendEmail&Version=2010-12-01&Source=a%40b.c";
+    let signed_sha = sha256_hex(signed_body);
+    let date = "20150830T123600Z";
+    let sign = |headers: &[(String, String)], body_sha: &str, payload: &str| {
+        let req = Request {
+            method: "POST",
+            raw_path: "/",
+            raw_query: "",
+            headers,
+            body_sha256: body_sha,
+        };
+        let mut auth = Auth {
+            access_key_id: "AKIDEXAMPLE".into(),
+            scope_date: "20150830".into(),
+            region: "us-east-1".into(),
+            service: "ses".into(),
+            signed_headers: vec!["host".into(), "x-amz-date".into()],
+            signature: String::new(),
+            amz_date: date.into(),
+            presigned_expires: None,
+        };
+        auth.signature = signature(&req, &auth, SECRET, payload);
+        auth
+    };
+    let plain = h(&[
+        ("Host", "email.us-east-1.amazonaws.com"),
+        ("X-Amz-Date", date),
+    ]);
+    let auth = sign(&plain, &signed_sha, &signed_sha);
+    let check = |headers: &[(String, String)], body: &[u8]| {
+        let sha = sha256_hex(body);
+        let req = Request {
+            method: "POST",
+            raw_path: "/",
+            raw_query: "",
+            headers,
+            body_sha256: &sha,
+        };
+        verify(&req, &auth, SECRET, "ses", at(date))
+    };
+    check(&plain, signed_body).unwrap();
+    assert_eq!(
+        check(&plain, other_body).unwrap_err().code(),
+        "SignatureDoesNotMatch"
+    );
+    // The original body's hash in the header does not make another body pass.
+    let claimed = h(&[
+        ("Host", "email.us-east-1.amazonaws.com"),
+        ("X-Amz-Date", date),
+        ("X-Amz-Content-SHA256", &signed_sha),
+    ]);
+    let e = check(&claimed, other_body).unwrap_err();
+    assert!(
+        e.message().contains("x-amz-content-sha256"),
+        "{}",
+        e.message()
+    );
+    check(&claimed, signed_body).unwrap();
+    // UNSIGNED-PAYLOAD is refused, with a body or without.
+    let unsigned = h(&[
+        ("Host", "email.us-east-1.amazonaws.com"),
+        ("X-Amz-Date", date),
+        ("X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD"),
+    ]);
+    let auth_unsigned = sign(&unsigned, EMPTY_SHA256, "UNSIGNED-PAYLOAD");
+    for body in [&b""[..], other_body] {
+        let sha = sha256_hex(body);
+        let req = Request {
+            method: "POST",
+            raw_path: "/",
+            raw_query: "",
+            headers: &unsigned,
+            body_sha256: &sha,
+        };
+        let e = verify(&req, &auth_unsigned, SECRET, "ses", at(date)).unwrap_err();
+        assert!(e.message().contains("UNSIGNED-PAYLOAD"));
+    }
+}

@@ -33,6 +33,11 @@ pub struct DirectSettings {
     /// How long a domain none of whose hosts took a connection gets no
     /// more tries (see [`DirectTransport`]'s `unreachable`).
     pub unreachable_for: Duration,
+    /// Whether address literals and hosts at loopback, private, link-local
+    /// and other reserved addresses may be delivered to. Off, as an MTA
+    /// that is not a tool for reaching inside networks keeps it; tests and
+    /// closed networks turn it on.
+    pub allow_private: bool,
 }
 
 impl Default for DirectSettings {
@@ -47,6 +52,7 @@ impl Default for DirectSettings {
             helo: "localhost".into(),
             connect_timeout: Duration::from_secs(30),
             unreachable_for: Duration::from_secs(60),
+            allow_private: false,
         }
     }
 }
@@ -262,10 +268,28 @@ impl DirectTransport {
             return Ok(out);
         }
         let (mut why, mut connected) = (format!("{host} has no address"), false);
-        let ips = self
+        let mut ips = self
             .addresses(host)
             .await
             .map_err(|why| HostFailed { why, connected })?;
+        if !self.settings.allow_private {
+            let (public, reserved): (Vec<IpAddr>, Vec<IpAddr>) =
+                ips.into_iter().partition(|ip| is_public(*ip));
+            if public.is_empty() && !reserved.is_empty() {
+                let shown: Vec<String> = reserved.iter().map(IpAddr::to_string).collect();
+                tracing::warn!(%host, addresses = %shown.join(", "), "not delivered: the MX host resolves only to reserved addresses");
+                let o = RecipientOutcome::Failed {
+                    status: "5.4.4".into(),
+                    diagnostic: format!(
+                        "smtp; 550 5.4.4 {} resolves only to reserved addresses ({}): direct delivery does not connect to loopback, private, link-local or other reserved addresses (set --delivery-allow-private to allow it)",
+                        host.trim_end_matches('.'),
+                        shown.join(", ")
+                    ),
+                };
+                return Ok(sesame_model::delivery::for_all(env.recipients, &o));
+            }
+            ips = public;
+        }
         for ip in ips {
             let e = match self.connect(ip, host).await {
                 Ok(mut conn) => match transact(&mut conn, env).await {
@@ -393,11 +417,24 @@ impl Transport for DirectTransport {
         if let Some(why) = self.unreachable(&domain, env.domain) {
             return defer(why);
         }
-        let hosts = match self.route(env.domain).await {
-            Route::Hosts(h) => h,
-            Route::Refused(o) => {
+        let hosts = match literal(env.domain) {
+            Some(_) if !self.settings.allow_private => {
+                let o = RecipientOutcome::Failed {
+                    status: "5.1.2".into(),
+                    diagnostic: format!(
+                        "smtp; 550 5.1.2 {} is an address literal: direct delivery does not connect to addresses given in mail (set --delivery-allow-private to allow it)",
+                        env.domain
+                    ),
+                };
                 return AttemptReport::all(env.domain, env.recipients, o);
             }
+            Some(ip) => vec![ip.to_string()],
+            None => match self.route(env.domain).await {
+                Route::Hosts(h) => h,
+                Route::Refused(o) => {
+                    return AttemptReport::all(env.domain, env.recipients, o);
+                }
+            },
         };
         let (mut last, mut connected) = (String::new(), false);
         for host in &hosts {
@@ -432,9 +469,94 @@ impl Transport for DirectTransport {
     }
 }
 
+/// The address in a domain that is an address literal (`[192.0.2.1]`,
+/// `[IPv6:2001:db8::1]`).
+fn literal(domain: &str) -> Option<IpAddr> {
+    let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+    let inner = inner
+        .strip_prefix("IPv6:")
+        .or_else(|| inner.strip_prefix("ipv6:"))
+        .unwrap_or(inner);
+    inner.parse().ok()
+}
+
+/// Whether `ip` is a public unicast address: not loopback, private,
+/// shared (CGNAT), link-local, documentation, benchmarking, multicast,
+/// reserved or unspecified (RFC 6890's special-purpose registries).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x0064 && s[1] == 0xff9b)
+                || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0)
+                || (s[0] == 0x2001 && s[1] < 0x0200)
+                || (s[0] == 0x2002))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_addresses_and_literals() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+            "ff02::1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "192.0.3.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        assert_eq!(literal("[127.0.0.1]"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(literal("[IPv6:::1]"), Some("::1".parse().unwrap()));
+        assert_eq!(literal("example.com"), None);
+        assert_eq!(literal("[not-an-ip]"), None);
+    }
 
     /// The idle pool keeps at most so many a host and in all, hands back
     /// the connection parked last, and lets none be reused, or stay, after

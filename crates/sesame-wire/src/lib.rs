@@ -77,3 +77,16 @@ pub fn iso8601(ms: sesame_model::Millis) -> String {
     );
     t.format(fmt).unwrap_or_default()
 }
+
+/// Whether an operation counts against SES's API call rate: every one but
+/// the sends, whose own limit is the account's sending rate.
+pub fn counts_against_api_rate(operation: &str) -> bool {
+    !matches!(
+        operation,
+        "SendEmail"
+            | "SendRawEmail"
+            | "SendTemplatedEmail"
+            | "SendBulkTemplatedEmail"
+            | "SendBulkEmail"
+    )
+}

@@ -99,10 +99,43 @@ pub fn route(method: &str, raw_path: &str) -> Result<Matched, RouteError> {
     Ok(Matched { op: c.op, labels })
 }
 
+/// A v2 query string's pairs, percent-decoded (`+` stays `+`, as SigV4
+/// clients send a space as `%20`). A key or value that is not UTF-8 once
+/// decoded is refused, never replaced.
+pub fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, RouteError> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let text = |s: &str| {
+                percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| {
+                        RouteError::BadPath(format!(
+                            "Query parameter {} is not valid UTF-8 once decoded.",
+                            k.chars().take(64).collect::<String>()
+                        ))
+                    })
+            };
+            Ok((text(k)?, text(v)?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use V2Operation as Op;
+
+    #[test]
+    fn query_pairs_are_strict_utf8() {
+        assert_eq!(
+            query_pairs("A=a%2Bb+c&B").unwrap(),
+            vec![("A".into(), "a+b+c".into()), ("B".into(), String::new())]
+        );
+        assert!(query_pairs("NextToken=%FF").is_err());
+    }
 
     #[test]
     fn routes_from_the_model() {

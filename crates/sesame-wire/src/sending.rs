@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub fn v1_tags(p: &QueryParams, key: &str) -> Vec<(String, String)> {
     let prefix = format!("{key}.member.");
     let mut by_index: BTreeMap<u32, (String, String)> = BTreeMap::new();
-    for (k, v) in p.iter() {
+    for (k, v) in p.under(&prefix) {
         let Some(rest) = k.strip_prefix(&prefix) else {
             continue;
         };
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn v1_tag_pairs() {
-        let p = QueryParams::parse(b"Tags.member.2.Name=b&Tags.member.1.Name=a&Tags.member.1.Value=1&Tags.member.2.Value=2&Tags.member.3.Name=c");
+        let p = QueryParams::parse(b"Tags.member.2.Name=b&Tags.member.1.Name=a&Tags.member.1.Value=1&Tags.member.2.Value=2&Tags.member.3.Name=c").unwrap();
         assert_eq!(
             v1_tags(&p, "Tags"),
             vec![

@@ -111,6 +111,36 @@ pub struct ServeArgs {
     /// Connections at once to one recipient domain in direct delivery [default: 8]
     #[arg(long, env = "SESAME_DOMAIN_CONCURRENCY")]
     pub domain_concurrency: Option<usize>,
+    /// Connections the API listener holds at once; more are closed at once [default: 1024]
+    #[arg(long, env = "SESAME_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections one peer address may hold at once [default: 128]
+    #[arg(long, env = "SESAME_MAX_CONNECTIONS_PER_PEER")]
+    pub max_connections_per_peer: Option<usize>,
+    /// Time a client has to send a request's headers, and a kept-alive connection may stay idle [default: 10s]
+    #[arg(long, env = "SESAME_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// Time a client has to send a whole request body [default: 60s]
+    #[arg(long, env = "SESAME_BODY_TIMEOUT")]
+    pub body_timeout: Option<String>,
+    /// API calls a second per account and region for every action but the sends (SES: 1); off to turn it off [default: 1, off with --dev]
+    #[arg(long, env = "SESAME_API_RATE")]
+    pub api_rate: Option<String>,
+    /// Regions the API answers in, comma-separated [default: SES's regions]
+    #[arg(long, env = "SESAME_REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Least time between two verification emails to one address; off to turn it off [default: 60s]
+    #[arg(long, env = "SESAME_VERIFICATION_EMAIL_INTERVAL")]
+    pub verification_email_interval: Option<String>,
+    /// Serve /_sesame/metrics on this address instead of the API listener, e.g. 127.0.0.1:9579
+    #[arg(long, env = "SESAME_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Bearer token /_sesame/metrics requires (Authorization: Bearer TOKEN)
+    #[arg(long, env = "SESAME_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
+    /// Direct delivery may connect to loopback, private, link-local and other reserved addresses, and to address literals (for tests and closed networks)
+    #[arg(long, env = "SESAME_DELIVERY_ALLOW_PRIVATE")]
+    pub delivery_allow_private: bool,
     /// aws-lc's RSA code for DKIM signing: auto (its AVX2 code on AMD CPUs without AVX-512 IFMA, where that is faster), avx2 or default [default: auto]
     #[arg(long, env = "SESAME_RSA_PATH")]
     pub rsa_path: Option<String>,
@@ -158,6 +188,16 @@ pub struct FileConfig {
     pub delivery_memory: Option<usize>,
     pub domain_concurrency: Option<usize>,
     pub mail_from_mx: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub api_rate: Option<String>,
+    pub regions: Option<Vec<String>>,
+    pub verification_email_interval: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub metrics_token: Option<String>,
+    pub delivery_allow_private: Option<bool>,
     pub dkim: Option<DkimFile>,
     pub dns: Option<DnsFile>,
 }
@@ -208,6 +248,134 @@ pub struct Settings {
     pub request_memory: usize,
     pub delivery: DeliveryConfig,
     pub verify: VerifyConfig,
+    pub guard: GuardConfig,
+}
+
+/// Validated settings that keep callers from hurting the server or each
+/// other: connection limits and timeouts, the API call rate, the regions
+/// served, the verification-email interval and where metrics are served.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    /// Calls a second per account and region; `None` is off.
+    pub api_rate: Option<u32>,
+    pub regions: Vec<sesame_model::Region>,
+    /// Least time between two verification emails to one address; `None` is off.
+    pub verification_email_interval: Option<std::time::Duration>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token: Option<String>,
+}
+
+impl GuardConfig {
+    fn resolve(serve: &ServeArgs, file: &FileConfig, dev: bool) -> Result<Self, String> {
+        fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
+            flag.clone().or_else(|| file.clone())
+        }
+        let duration = |name: &str, flag: &str, v: Option<String>, default_ms: i64| {
+            let ms = match v {
+                None => default_ms,
+                Some(v) => parse_duration(&v)
+                    .ok_or_else(|| invalid(name, flag, &v, "a duration such as 10s or 1m"))?,
+            };
+            Ok::<_, String>(std::time::Duration::from_millis(ms as u64))
+        };
+        let api_rate =
+            match pick(&serve.api_rate, &file.api_rate).as_deref() {
+                Some("off") => None,
+                None if dev => None,
+                None => Some(1),
+                Some(v) => Some(v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    invalid("api_rate", "api-rate", v, "a number above 0, or off")
+                })?),
+            };
+        let regions = if !serve.regions.is_empty() {
+            serve.regions.clone()
+        } else {
+            file.regions.clone().unwrap_or_default()
+        };
+        let regions = if regions.is_empty() {
+            sesame_model::scope::SES_REGIONS
+                .iter()
+                .map(|r| sesame_model::Region::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.message)?
+        } else {
+            regions
+                .iter()
+                .map(|r| {
+                    sesame_model::Region::parse(r.trim()).map_err(|_| {
+                        invalid("regions", "regions", r, "region names such as us-east-1")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let metrics_listen = match pick(&serve.metrics_listen, &file.metrics_listen) {
+            None => None,
+            Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics_listen",
+                    "metrics-listen",
+                    &l,
+                    "HOST:PORT such as 127.0.0.1:9579",
+                )
+            })?),
+        };
+        let metrics_token = pick(&serve.metrics_token, &file.metrics_token);
+        if metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
+            // Not the value: it is a secret.
+            return Err("setting metrics_token (--metrics-token, SESAME_METRICS_TOKEN) must be at least 16 characters".into());
+        }
+        Ok(Self {
+            max_connections: count(
+                "max_connections",
+                "max-connections",
+                pick(&serve.max_connections, &file.max_connections),
+                1024,
+            )?,
+            max_connections_per_peer: count(
+                "max_connections_per_peer",
+                "max-connections-per-peer",
+                pick(
+                    &serve.max_connections_per_peer,
+                    &file.max_connections_per_peer,
+                ),
+                128,
+            )?,
+            header_timeout: duration(
+                "header_timeout",
+                "header-timeout",
+                pick(&serve.header_timeout, &file.header_timeout),
+                10_000,
+            )?,
+            body_timeout: duration(
+                "body_timeout",
+                "body-timeout",
+                pick(&serve.body_timeout, &file.body_timeout),
+                60_000,
+            )?,
+            api_rate,
+            regions,
+            verification_email_interval: match pick(
+                &serve.verification_email_interval,
+                &file.verification_email_interval,
+            )
+            .as_deref()
+            {
+                Some("off") => None,
+                v => Some(duration(
+                    "verification_email_interval",
+                    "verification-email-interval",
+                    v.map(str::to_owned),
+                    60_000,
+                )?),
+            },
+            metrics_listen,
+            metrics_token,
+        })
+    }
 }
 
 /// Validated settings of the DNS verifier and the DKIM zone listener.
@@ -336,6 +504,8 @@ pub struct DeliveryConfig {
     /// Bytes of messages in delivery at once.
     pub memory: usize,
     pub per_domain: usize,
+    /// Direct delivery may reach reserved addresses and address literals.
+    pub allow_private: bool,
 }
 
 /// `500ms`, `30s`, `5m`, `14h`, `2d` → milliseconds.
@@ -472,6 +642,8 @@ impl DeliveryConfig {
                 pick(&serve.domain_concurrency, &file.domain_concurrency),
                 8,
             )?,
+            allow_private: serve.delivery_allow_private
+                || file.delivery_allow_private.unwrap_or(false),
         })
     }
 }
@@ -532,6 +704,7 @@ impl Settings {
         let dev = serve.dev || file.dev.unwrap_or(false);
         let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {
+            guard: GuardConfig::resolve(serve, &file, dev)?,
             verify: VerifyConfig::resolve(&serve.dns, serve, &file, &delivery.hostname)?,
             delivery,
             public_url,

@@ -11,6 +11,7 @@
 
 mod api;
 mod config;
+mod listener;
 mod mailbox;
 mod metrics;
 mod rsa_path;

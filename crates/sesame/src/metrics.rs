@@ -101,15 +101,43 @@ fn describe() {
     );
 }
 
-type MetricsState = (Option<PrometheusHandle>, Arc<dyn Store>);
+type MetricsState = (Option<PrometheusHandle>, Arc<dyn Store>, Option<Arc<str>>);
 
-pub fn routes<S>(handle: Option<PrometheusHandle>, store: Arc<dyn Store>) -> Router<S> {
+/// `/_sesame/metrics`; with a `token`, only for `Authorization: Bearer TOKEN`.
+pub fn routes<S>(
+    handle: Option<PrometheusHandle>,
+    store: Arc<dyn Store>,
+    token: Option<String>,
+) -> Router<S> {
     Router::new()
         .route("/_sesame/metrics", get(render))
-        .with_state((handle, store))
+        .with_state((handle, store, token.map(Arc::from)))
 }
 
-async fn render(State((handle, store)): State<MetricsState>) -> Response {
+/// Whether the request carries the token, compared in constant time.
+fn authorized(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())))
+}
+
+async fn render(
+    State((handle, store, token)): State<MetricsState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Some(token) = &token
+        && !authorized(&headers, token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need Authorization: Bearer <--metrics-token>\n",
+        )
+            .into_response();
+    }
     let Some(handle) = handle else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are unavailable\n").into_response();
     };

@@ -20,6 +20,7 @@ use sesame_model::AccountId;
 use sesame_smtp::{DirectSettings, DirectTransport, RelayTransport};
 use sesame_store::{SqliteStore, Store};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     // First: the services below take their metrics from this recorder.
@@ -43,23 +44,34 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         clock.clone(),
         settings.no_sandbox,
     ));
+    let guard = &settings.guard;
+    let pacer = Arc::new(sesame_core::rate::Pacer::new(
+        guard
+            .verification_email_interval
+            .map(|d| d.as_millis() as i64),
+        clock.clone(),
+    ));
     let app = Arc::new(App {
         identities: IdentityService::new(dyn_store.clone(), clock.clone(), settings.auto_verify)
             .with_links(LinkSettings {
                 public_url: settings.public_url.clone(),
                 from: settings.verification_from.clone(),
-            }),
+            })
+            .with_pacer(pacer),
         credentials,
         signing_keys: sesame_sigv4::SigningKeys::default(),
         sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
         templates: TemplateService::new(dyn_store.clone(), clock.clone()),
         custom_verification: CustomVerificationService::new(
             dyn_store.clone(),
-            clock,
+            clock.clone(),
             accounts.clone(),
         ),
         accounts,
         bodies: crate::api::BodyBudget::new(settings.request_memory),
+        body_timeout: guard.body_timeout,
+        api_rate: sesame_core::rate::ApiRate::new(guard.api_rate, clock.clone()),
+        regions: guard.regions.clone(),
     });
     let engine = Arc::new(DeliveryEngine::new(
         dyn_store.clone(),
@@ -120,14 +132,62 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let upkeep = metrics
         .clone()
         .map(|h| tokio::spawn(crate::metrics::upkeep(h, stop.clone())));
-    let delivery = tokio::spawn(engine.run(stop));
+    let delivery = tokio::spawn(engine.run(stop.clone()));
+    let conns =
+        crate::listener::Connections::new(guard.max_connections, guard.max_connections_per_peer);
+    let metrics_listener = match guard.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let mut router = Router::new()
-        .route("/_sesame/health", get(health))
+        .route(
+            "/_sesame/health",
+            get(health).with_state((app.clone(), conns.clone())),
+        )
         .route(
             "/_sesame/verify/{token}",
             get(open_link).with_state(app.clone()),
-        )
-        .merge(crate::metrics::routes(metrics, dyn_store.clone()));
+        );
+    // Metrics are on the API listener only in --dev or behind a token;
+    // with --metrics-listen they are served there instead.
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            let routes: Router = crate::metrics::routes(
+                metrics.clone(),
+                dyn_store.clone(),
+                guard.metrics_token.clone(),
+            );
+            let mut stop = stop.clone();
+            Some(tokio::spawn(async move {
+                let conns = crate::listener::Connections::new(64, 16);
+                let shutdown = async move {
+                    while !*stop.borrow() {
+                        if stop.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                crate::listener::serve(listener, routes, conns, Duration::from_secs(10), shutdown)
+                    .await
+            }))
+        }
+        None => {
+            if settings.dev || guard.metrics_token.is_some() {
+                router = router.merge(crate::metrics::routes(
+                    metrics.clone(),
+                    dyn_store.clone(),
+                    guard.metrics_token.clone(),
+                ));
+            } else {
+                router = router.route("/_sesame/metrics", get(metrics_not_here));
+            }
+            None
+        }
+    };
     if settings.dev {
         router = router.merge(mailbox::routes(dyn_store));
     }
@@ -148,11 +208,20 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         delivery = ?settings.delivery.mode,
         dkim_zone = ?settings.verify.publishing.cname_zone,
         dns_listen = ?settings.verify.listen,
+        api_rate = ?guard.api_rate,
+        max_connections = guard.max_connections,
+        max_connections_per_peer = guard.max_connections_per_peer,
+        metrics_listen = ?guard.metrics_listen,
         "sesame is listening"
     );
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    crate::listener::serve(
+        listener,
+        router,
+        conns,
+        guard.header_timeout,
+        shutdown_signal(),
+    )
+    .await;
     let _ = stop_tasks.send(true);
     if let Err(e) = delivery.await {
         tracing::error!(error = %e, "the delivery engine failed");
@@ -161,6 +230,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ("the DNS verifier", verifier),
         ("the DKIM zone listener", zone),
         ("the metrics upkeep", upkeep),
+        ("the metrics listener", metrics_task),
     ] {
         if let Some(task) = task
             && let Err(e) = task.await
@@ -170,7 +240,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     }
     store.close().await;
     tracing::info!("sesame stopped");
-    served.map_err(|e| format!("server error: {e}"))
+    Ok(())
 }
 
 /// The transport `--delivery` names.
@@ -188,6 +258,7 @@ fn transport(settings: &Settings) -> Result<Arc<dyn Transport>, String> {
                 dns_servers: d.dns_servers.clone(),
                 per_domain: d.per_domain,
                 helo: d.hostname.clone(),
+                allow_private: d.allow_private,
                 ..Default::default()
             })
             .map_err(|e| format!("cannot set up direct delivery: {e}"))?,
@@ -301,8 +372,54 @@ fn html_escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+/// Whether the API can answer now: 200 `{"status": "ok"}`, else 503 with
+/// the reasons. A full connection table or request budget means API calls
+/// wait or are refused, and a store that does not answer in 2 s means they
+/// fail, so monitoring sees what callers see.
+async fn health(
+    axum::extract::State((app, conns)): axum::extract::State<(
+        Arc<App>,
+        crate::listener::Connections,
+    )>,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let mut problems = vec![];
+    let (open, full) = conns.load();
+    if full {
+        problems.push(format!("all {open} connections are taken"));
+    }
+    if !app.bodies.has_room() {
+        problems.push("the request memory budget is full".to_owned());
+    }
+    let store = tokio::time::timeout(
+        Duration::from_secs(2),
+        app.credentials.resolve("AKIASESAMEHEALTHCHECK"),
+    )
+    .await;
+    match store {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => problems.push("the store is failing".to_owned()),
+        Err(_) => problems.push("the store did not answer within 2 s".to_owned()),
+    }
+    if problems.is_empty() {
+        (
+            axum::http::StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok", "connections": open})),
+        )
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({"status": "unavailable", "problems": problems, "connections": open}),
+            ),
+        )
+    }
+}
+
+async fn metrics_not_here() -> (axum::http::StatusCode, &'static str) {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        "Metrics are not served on the API listener: set --metrics-listen to serve them on their own address, or --metrics-token to serve them here behind a bearer token.\n",
+    )
 }
 
 async fn unknown_sesame_route() -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {

@@ -1,6 +1,10 @@
-//! One API request's path: size limit, SigV4 authentication, then the v1 or
-//! v2 dispatcher. Errors at every step are encoded in the request's own
-//! protocol, and every response carries a request ID.
+//! One API request's path: the caller is identified from its headers (the
+//! access key must be known and the region served) before anything else is
+//! spent on it; then its body is read within the size limit, the memory
+//! budget and a deadline; then the signature is checked over the body
+//! received; then the v1 or v2 dispatcher runs, after SES's API call rate.
+//! Errors at every step are encoded in the request's own protocol, and
+//! every response carries a request ID.
 
 pub mod v1;
 pub mod v2;
@@ -17,7 +21,7 @@ use sesame_model::{Error, Region, Scope};
 use sesame_sigv4 as sigv4;
 use sesame_wire::{Protocol, WireError, WireResponse, encode_error};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// The use cases the API calls into.
@@ -32,7 +36,17 @@ pub struct App {
     pub custom_verification: sesame_core::CustomVerificationService,
     /// What request bodies in hand may take at once.
     pub bodies: BodyBudget,
+    /// The time a client has to send a whole body.
+    pub body_timeout: Duration,
+    /// SES's API call rate per account and region (sends are not counted).
+    pub api_rate: sesame_core::rate::ApiRate,
+    /// The regions the API answers in.
+    pub regions: Vec<Region>,
 }
+
+/// How long a request whose body fits waits for room in the budget before
+/// it is answered `ServiceUnavailable`.
+const BUDGET_WAIT: Duration = Duration::from_secs(30);
 
 /// Bounds the memory that requests in hand take together. A request is
 /// counted at three times its body (the body, its decoded message and the
@@ -62,6 +76,11 @@ impl BodyBudget {
     async fn admit(&self, declared: Option<u64>, limit: usize) -> OwnedSemaphorePermit {
         self.0.admit(Self::counted(declared, limit)).await
     }
+
+    /// Whether a small request would find room now.
+    pub fn has_room(&self) -> bool {
+        self.0.available_kib() > 0
+    }
 }
 
 /// Who is calling, once the signature checks out.
@@ -80,8 +99,10 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = parts.uri.path().to_owned();
 
     let outcome = async {
-        let (body, _room) = read_body(&app.bodies, &parts.headers, body, protocol).await?;
-        let caller = authenticate(&app, &parts, &body, protocol).await?;
+        let declared = declared_length(&parts.headers, protocol)?;
+        let known = identify(&app, &parts, protocol).await?;
+        let (body, _room) = read_body(&app, declared, body, protocol).await?;
+        let caller = known.verify(&app, &parts, &body)?;
         let result = match protocol {
             Protocol::Query => v1::dispatch(&app, &caller, &parts, &body, &request_id).await,
             Protocol::RestJson => v2::dispatch(&app, &caller, &parts, &body, &request_id).await,
@@ -113,42 +134,98 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 pub type Failure = (Option<&'static str>, WireError);
 
 /// The body, once it fits in the budget, and its room there, which the
-/// request holds until its response is made.
-async fn read_body(
-    budget: &BodyBudget,
+/// request holds until its response is made. The budget is waited for at
+/// most [`BUDGET_WAIT`], and the body must arrive within `--body-timeout`.
+fn too_large(limit: usize) -> Failure {
+    (
+        None,
+        WireError::new(
+            "RequestEntityTooLarge",
+            413,
+            format!("The request body is larger than the {limit}-byte limit of this API."),
+        ),
+    )
+}
+
+/// The body's declared length; one over the API's limit is refused before
+/// anything else, signed or not.
+fn declared_length(
     headers: &axum::http::HeaderMap,
-    body: Body,
     protocol: Protocol,
-) -> Result<(Bytes, OwnedSemaphorePermit), Failure> {
+) -> Result<Option<u64>, Failure> {
     let limit = protocol.body_limit();
-    let too_large = || {
-        (
-            None,
-            WireError::new(
-                "RequestEntityTooLarge",
-                413,
-                format!("The request body is larger than the {limit}-byte limit of this API."),
-            ),
-        )
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
-    let room = budget.admit(declared, limit).await;
-    let body = to_bytes(body, limit).await.map_err(|_| too_large())?;
-    Ok((body, room))
+    Ok(declared)
 }
 
-async fn authenticate(
+async fn read_body(
+    app: &App,
+    declared: Option<u64>,
+    body: Body,
+    protocol: Protocol,
+) -> Result<(Bytes, OwnedSemaphorePermit), Failure> {
+    let limit = protocol.body_limit();
+    let Ok(room) = tokio::time::timeout(BUDGET_WAIT, app.bodies.admit(declared, limit)).await
+    else {
+        tracing::warn!(
+            waited_s = BUDGET_WAIT.as_secs(),
+            "request refused: no room in --request-memory for its body"
+        );
+        return Err((
+            None,
+            WireError::new(
+                "ServiceUnavailable",
+                503,
+                "Service is unable to handle request.",
+            ),
+        ));
+    };
+    match tokio::time::timeout(app.body_timeout, to_bytes(body, limit)).await {
+        Ok(Ok(body)) => Ok((body, room)),
+        Ok(Err(_)) => Err(too_large(limit)),
+        Err(_) => {
+            tracing::info!(
+                timeout_s = app.body_timeout.as_secs_f64(),
+                "request refused: its body did not arrive within --body-timeout"
+            );
+            Err((
+                None,
+                WireError::new(
+                    "RequestTimeout",
+                    400,
+                    "Your socket connection to the server was not read from or written to within the timeout period.",
+                ),
+            ))
+        }
+    }
+}
+
+/// A caller whose access key is known and whose region is served, before
+/// its body is read; its signature is not checked yet.
+struct Known {
+    headers: Vec<(String, String)>,
+    auth: sigv4::Auth,
+    /// The secret to check the signature with; `None` in `--dev`, where
+    /// any well-formed credentials are accepted.
+    secret: Option<String>,
+    scope: Scope,
+}
+
+/// Everything about the caller that its headers tell: the Authorization
+/// header or presigned query parses, the region is one Sesame serves, and
+/// the access key is known. Nothing is read from the body and nothing is
+/// taken from the budget before this passes.
+async fn identify(
     app: &App,
     parts: &axum::http::request::Parts,
-    body: &[u8],
     protocol: Protocol,
-) -> Result<Caller, Failure> {
+) -> Result<Known, Failure> {
     let auth_err = |e: sigv4::AuthError| (None, WireError::new(e.code(), e.status(), e.message()));
     let headers: Vec<(String, String)> = parts
         .headers
@@ -160,42 +237,73 @@ async fn authenticate(
             )
         })
         .collect();
-    let body_sha = sigv4::sha256_hex(body);
     let req = sigv4::Request {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
         raw_query: parts.uri.query().unwrap_or(""),
         headers: &headers,
-        body_sha256: &body_sha,
+        body_sha256: "",
     };
     let auth = sigv4::parse(&req).map_err(auth_err)?;
-    let region = Region::parse(&auth.region).map_err(|_| {
-        auth_err(sigv4::AuthError::IncompleteSignature(format!(
-            "Credential scope region '{}' is not a valid region name.",
-            auth.region
-        )))
-    })?;
+    let region = Region::parse(&auth.region)
+        .ok()
+        .filter(|r| app.regions.contains(r))
+        .ok_or_else(|| {
+            tracing::info!(
+                region = %auth.region.chars().take(64).collect::<String>(),
+                "request refused: the credential scope names a region Sesame does not serve (--regions)"
+            );
+            auth_err(sigv4::AuthError::SignatureDoesNotMatch(format!(
+                "Credential should be scoped to a valid region, not '{}'. ",
+                auth.region
+            )))
+        })?;
     let domain_err = |e: Error| (None, WireError::from_domain(protocol, &e));
-    let account = match app
+    let (secret, account) = match app
         .credentials
         .resolve(&auth.access_key_id)
         .await
         .map_err(domain_err)?
     {
-        Resolution::Verify { secret, account } => {
-            let now = time::OffsetDateTime::now_utc();
-            app.signing_keys
-                .verify(&req, &auth, &secret, "ses", now)
-                .map_err(auth_err)?;
-            account
-        }
-        Resolution::AcceptUnverified { account } => account,
+        Resolution::Verify { secret, account } => (Some(secret), account),
+        Resolution::AcceptUnverified { account } => (None, account),
         Resolution::Unknown => return Err(auth_err(sigv4::AuthError::InvalidClientTokenId)),
     };
-    Ok(Caller {
+    Ok(Known {
+        headers,
+        auth,
+        secret,
         scope: Scope::new(account, region),
-        access_key_id: auth.access_key_id,
     })
+}
+
+impl Known {
+    /// Checks the signature over the body received.
+    fn verify(
+        self,
+        app: &App,
+        parts: &axum::http::request::Parts,
+        body: &[u8],
+    ) -> Result<Caller, Failure> {
+        if let Some(secret) = &self.secret {
+            let body_sha = sigv4::sha256_hex(body);
+            let req = sigv4::Request {
+                method: parts.method.as_str(),
+                raw_path: parts.uri.path(),
+                raw_query: parts.uri.query().unwrap_or(""),
+                headers: &self.headers,
+                body_sha256: &body_sha,
+            };
+            let now = time::OffsetDateTime::now_utc();
+            app.signing_keys
+                .verify(&req, &self.auth, secret, "ses", now)
+                .map_err(|e| (None, WireError::new(e.code(), e.status(), e.message())))?;
+        }
+        Ok(Caller {
+            scope: self.scope,
+            access_key_id: self.auth.access_key_id,
+        })
+    }
 }
 
 fn into_response(r: WireResponse) -> Response {
@@ -218,7 +326,6 @@ fn into_response(r: WireResponse) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use tokio::time::timeout;
 
     #[test]

@@ -23,8 +23,10 @@ pub async fn dispatch(
     body: &[u8],
     request_id: &str,
 ) -> Result<(Option<&'static str>, WireResponse), Failure> {
-    let mut params = QueryParams::parse(body);
-    params.merge_url_query(parts.uri.query().unwrap_or(""));
+    let mut params = QueryParams::parse(body).map_err(|e| (None, domain(e)))?;
+    params
+        .merge_url_query(parts.uri.query().unwrap_or(""))
+        .map_err(|e| (None, domain(e)))?;
     let Some(name) = params.action() else {
         return Err((None, WireError::new("MissingAction", 400, "Missing Action")));
     };
@@ -39,6 +41,11 @@ pub async fn dispatch(
         ));
     };
     let op = Some(action.name());
+    if sesame_wire::counts_against_api_rate(action.name()) {
+        app.api_rate
+            .admit(&caller.scope)
+            .map_err(|e| (op, domain(e)))?;
+    }
     let body = run(app, caller, action, &params)
         .await
         .map_err(|e| (op, e))?;

@@ -44,7 +44,15 @@ pub async fn dispatch(
         }
     };
     let op = Some(matched.op.name());
-    let query: Vec<(String, String)> = form_pairs(parts.uri.query().unwrap_or(""));
+    let query = router::query_pairs(parts.uri.query().unwrap_or("")).map_err(|e| match e {
+        RouteError::BadPath(m) => (op, WireError::new("BadRequestException", 400, m)),
+        RouteError::UnknownOperation => (op, WireError::new("BadRequestException", 400, "")),
+    })?;
+    if sesame_wire::counts_against_api_rate(matched.op.name()) {
+        app.api_rate
+            .admit(&caller.scope)
+            .map_err(|e| (op, domain(e)))?;
+    }
     let out = run(app, caller, &matched, &query, body)
         .await
         .map_err(|e| (op, e))?;
@@ -57,10 +65,6 @@ pub async fn dispatch(
             body: serde_json::to_vec(&out).unwrap_or_default(),
         },
     ))
-}
-
-fn form_pairs(q: &str) -> Vec<(String, String)> {
-    sesame_sigv4::decode_query(q)
 }
 
 fn domain(e: Error) -> WireError {
