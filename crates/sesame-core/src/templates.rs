@@ -402,6 +402,41 @@ mod tests {
     }
 
     #[test]
+    fn rendering_is_bounded() {
+        // Too deep to parse or render safely, even if stored before the bound.
+        let deep = format!("{}x{}", "{{#if a}}".repeat(2000), "{{/if}}".repeat(2000));
+        let e = render(&parts("s", &deep), &json!({"a": true})).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidTemplate);
+        let ok = format!("{}x{}", "{{#if a}}".repeat(100), "{{/if}}".repeat(100));
+        assert_eq!(
+            render(&parts("s", &ok), &json!({"a": true}))
+                .unwrap()
+                .text
+                .as_deref(),
+            Some("x")
+        );
+        // Nested loops that would run past MAX_ITERATIONS, output or not.
+        let loops = parts("s", "{{#each a}}{{#each ../a}}{{/each}}{{/each}}");
+        let many: Vec<u32> = (0..8000).collect();
+        let e = render(&loops, &json!({"a": many})).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidRenderingParameter);
+        let few: Vec<u32> = (0..100).collect();
+        render(&loops, &json!({"a": few})).unwrap();
+        // Output stops at the limit, across the parts together.
+        let big = "y".repeat(200_000);
+        let wide = TemplateParts {
+            subject: Some("{{#each a}}{{../b}}{{/each}}".into()),
+            text: Some("{{#each a}}{{../b}}{{/each}}".into()),
+            html: None,
+        };
+        let n: Vec<u32> = (0..30).collect();
+        let e = render(&wide, &json!({"a": n, "b": big})).unwrap_err();
+        assert!(e.message.contains("10485760"), "{}", e.message);
+        let n: Vec<u32> = (0..20).collect();
+        render(&wide, &json!({"a": n, "b": big})).unwrap();
+    }
+
+    #[test]
     fn bulk_data_merges_over_defaults() {
         let m = merge_data(&json!({"a": 1, "b": 2}), &json!({"b": 3}));
         assert_eq!(m, json!({"a": 1, "b": 3}));

@@ -788,6 +788,100 @@ mod tests {
         assert_eq!(parse_duration("s"), None);
     }
 
+    #[test]
+    fn guard_settings() {
+        let s = Settings::resolve(&common(None), &serve()).unwrap();
+        let g = &s.guard;
+        assert_eq!(g.api_rate, Some(1), "SES's rate, on by default");
+        assert_eq!((g.max_connections, g.max_connections_per_peer), (1024, 128));
+        assert_eq!(g.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(g.body_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(
+            g.verification_email_interval,
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(g.regions.len(), sesame_model::scope::SES_REGIONS.len());
+        assert!(g.metrics_listen.is_none() && g.metrics_token.is_none());
+        let mut dev = serve();
+        dev.dev = true;
+        assert_eq!(
+            Settings::resolve(&common(None), &dev)
+                .unwrap()
+                .guard
+                .api_rate,
+            None,
+            "off in --dev"
+        );
+        dev.api_rate = Some("5".into());
+        assert_eq!(
+            Settings::resolve(&common(None), &dev)
+                .unwrap()
+                .guard
+                .api_rate,
+            Some(5),
+            "a setting either way"
+        );
+        let mut off = serve();
+        off.api_rate = Some("off".into());
+        off.verification_email_interval = Some("off".into());
+        off.regions = vec!["us-east-1".into(), "zz-lab-1".into()];
+        let g = Settings::resolve(&common(None), &off).unwrap().guard;
+        assert_eq!((g.api_rate, g.verification_email_interval), (None, None));
+        assert_eq!(
+            g.regions.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            ["us-east-1", "zz-lab-1"]
+        );
+        for (set, name) in [
+            (
+                ServeArgs {
+                    api_rate: Some("0".into()),
+                    ..serve()
+                },
+                "api_rate",
+            ),
+            (
+                ServeArgs {
+                    regions: vec!["US EAST".into()],
+                    ..serve()
+                },
+                "regions",
+            ),
+            (
+                ServeArgs {
+                    header_timeout: Some("soon".into()),
+                    ..serve()
+                },
+                "header_timeout",
+            ),
+            (
+                ServeArgs {
+                    max_connections: Some(0),
+                    ..serve()
+                },
+                "max_connections",
+            ),
+            (
+                ServeArgs {
+                    metrics_listen: Some("nowhere".into()),
+                    ..serve()
+                },
+                "metrics_listen",
+            ),
+        ] {
+            let e = Settings::resolve(&common(None), &set).unwrap_err();
+            assert!(e.contains(name), "{e}");
+        }
+        let short = ServeArgs {
+            metrics_token: Some("short-secret".into()),
+            ..serve()
+        };
+        let e = Settings::resolve(&common(None), &short).unwrap_err();
+        assert!(
+            e.contains("metrics_token") && !e.contains("short-secret"),
+            "{e}"
+        );
+    }
+
     fn common(config: Option<PathBuf>) -> CommonArgs {
         CommonArgs {
             config,
