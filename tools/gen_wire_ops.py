@@ -2,7 +2,8 @@
 """Generates crates/sesame-wire/src/generated.rs from AWS's SES service models.
 
 Usage: tools/gen_wire_ops.py [MODELS_DIR] [OUT]
-  MODELS_DIR defaults to ../shared/reference/models, OUT to the checked-in file.
+  MODELS_DIR defaults to models/ (the copy kept in this repository), OUT to the
+  checked-in file.
   --check compares instead of writing and exits 1 on a difference.
 
 Only what routing needs is generated: the v1 action names with the kind of
@@ -24,7 +25,7 @@ LEGACY_V2_ROUTES = [
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     check = "--check" in sys.argv
-    models = args[0] if args else os.path.join(ROOT, "..", "shared", "reference", "models")
+    models = args[0] if args else os.path.join(ROOT, "models")
     out = args[1] if len(args) > 1 else os.path.join(ROOT, "crates", "sesame-wire", "src", "generated.rs")
     v1 = json.load(open(os.path.join(models, "ses-2010-12-01-service-2.json")))
     v2 = json.load(open(os.path.join(models, "sesv2-2019-09-27-service-2.json")))
