@@ -45,7 +45,7 @@ def metrics(url):
         return r.read().decode()
 
 
-def start(binary, data_dir, extra=("--delivery", "capture")):
+def start(binary, data_dir, extra=("--delivery", "capture"), env_extra=None):
     """Starts sesame; by default it captures mail, so that no benchmark
     reaches for the internet."""
     port = free_port()
@@ -53,6 +53,8 @@ def start(binary, data_dir, extra=("--delivery", "capture")):
     # not Sesame; metrics are read with METRICS_TOKEN.
     env = dict(os.environ, SESAME_ROOT_ACCESS_KEY_ID=KEY, SESAME_ROOT_SECRET_ACCESS_KEY=SECRET, SESAME_LOG="warn",
                SESAME_API_RATE="off", SESAME_METRICS_TOKEN=METRICS_TOKEN)
+    env.update(env_extra or {})
+    env = {k: v for k, v in env.items() if v is not None}
     t0 = time.perf_counter()
     p = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, *extra], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

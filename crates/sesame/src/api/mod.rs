@@ -98,22 +98,24 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
 
+    // The caller, once its signature checks out, is logged with the
+    // request however the request ends.
+    let mut caller = None;
     let outcome = async {
         let declared = declared_length(&parts.headers, protocol)?;
         let known = identify(&app, &parts, protocol).await?;
         let (body, _room) = read_body(&app, declared, body, protocol).await?;
-        let caller = known.verify(&app, &parts, &body)?;
-        let result = match protocol {
-            Protocol::Query => v1::dispatch(&app, &caller, &parts, &body, &request_id).await,
-            Protocol::RestJson => v2::dispatch(&app, &caller, &parts, &body, &request_id).await,
-        };
-        result.map(|(op, r)| (op, r, caller))
+        let who = caller.insert(known.verify(&app, &parts, &body)?);
+        match protocol {
+            Protocol::Query => v1::dispatch(&app, who, &parts, &body, &request_id).await,
+            Protocol::RestJson => v2::dispatch(&app, who, &parts, &body, &request_id).await,
+        }
     }
     .await;
 
-    let (op, response, caller) = match outcome {
-        Ok((op, r, caller)) => (op, r, Some(caller)),
-        Err((op, e)) => (op, encode_error(protocol, &e, &request_id), None),
+    let (op, response) = match outcome {
+        Ok((op, r)) => (op, r),
+        Err((op, e)) => (op, encode_error(protocol, &e, &request_id)),
     };
     tracing::info!(
         request_id = %request_id,
