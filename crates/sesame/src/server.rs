@@ -390,15 +390,8 @@ async fn health(
     if !app.bodies.has_room() {
         problems.push("the request memory budget is full".to_owned());
     }
-    let store = tokio::time::timeout(
-        Duration::from_secs(2),
-        app.credentials.resolve("AKIASESAMEHEALTHCHECK"),
-    )
-    .await;
-    match store {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => problems.push("the store is failing".to_owned()),
-        Err(_) => problems.push("the store did not answer within 2 s".to_owned()),
+    if let Some(problem) = store_problem(&app).await {
+        problems.push(problem);
     }
     if problems.is_empty() {
         (
@@ -413,6 +406,32 @@ async fn health(
             ),
         )
     }
+}
+
+/// Why the store cannot serve the API, if it cannot: one read, at most
+/// once a second however often health is asked (an unauthenticated caller
+/// may ask), the answer kept in between.
+async fn store_problem(app: &App) -> Option<String> {
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, Option<String>)>> =
+        std::sync::Mutex::new(None);
+    if let Some((at, problem)) = LAST.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        && at.elapsed() < Duration::from_secs(1)
+    {
+        return problem.clone();
+    }
+    let read = tokio::time::timeout(
+        Duration::from_secs(2),
+        app.credentials.resolve("AKIASESAMEHEALTHCHECK"),
+    )
+    .await;
+    let problem = match read {
+        Ok(Ok(_)) => None,
+        Ok(Err(_)) => Some("the store is failing".to_owned()),
+        Err(_) => Some("the store did not answer within 2 s".to_owned()),
+    };
+    *LAST.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((std::time::Instant::now(), problem.clone()));
+    problem
 }
 
 async fn metrics_not_here() -> (axum::http::StatusCode, &'static str) {
