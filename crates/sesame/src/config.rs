@@ -271,9 +271,6 @@ pub struct GuardConfig {
 
 impl GuardConfig {
     fn resolve(serve: &ServeArgs, file: &FileConfig, dev: bool) -> Result<Self, String> {
-        fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
-            flag.clone().or_else(|| file.clone())
-        }
         let duration = |name: &str, flag: &str, v: Option<String>, default_ms: i64| {
             let ms = match v {
                 None => default_ms,
@@ -533,6 +530,12 @@ fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// The flag's value (or the environment's, which clap reads into it),
+/// else the config file's.
+fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
+    flag.clone().or_else(|| file.clone())
+}
+
 /// A bad setting's error, naming where it can be set.
 fn invalid(name: &str, flag: &str, value: &str, expected: &str) -> String {
     let env = format!("SESAME_{}", name.to_ascii_uppercase());
@@ -555,9 +558,6 @@ fn mebibytes(name: &str, flag: &str, v: Option<usize>, default: usize) -> Result
 
 impl DeliveryConfig {
     fn resolve(serve: &ServeArgs, file: &FileConfig, dev: bool) -> Result<Self, String> {
-        fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
-            flag.clone().or_else(|| file.clone())
-        }
         let relay = pick(&serve.relay, &file.relay);
         let mode = match pick(&serve.delivery, &file.delivery).as_deref() {
             None if relay.is_some() => "relay",
