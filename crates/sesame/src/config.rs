@@ -129,7 +129,7 @@ pub struct ServeArgs {
     /// Regions the API answers in, comma-separated [default: SES's regions]
     #[arg(long, env = "SESAME_REGIONS", value_delimiter = ',')]
     pub regions: Vec<String>,
-    /// Least time between two verification emails to one address; off to turn it off [default: 60s]
+    /// Least time between two verification emails to one address; off to turn it off [default: 60s, off when mail is captured]
     #[arg(long, env = "SESAME_VERIFICATION_EMAIL_INTERVAL")]
     pub verification_email_interval: Option<String>,
     /// Serve /_sesame/metrics on this address instead of the API listener, e.g. 127.0.0.1:9579
@@ -270,7 +270,13 @@ pub struct GuardConfig {
 }
 
 impl GuardConfig {
-    fn resolve(serve: &ServeArgs, file: &FileConfig, dev: bool) -> Result<Self, String> {
+    /// `captured`: mail stays in the local mailbox (`--delivery capture`).
+    fn resolve(
+        serve: &ServeArgs,
+        file: &FileConfig,
+        dev: bool,
+        captured: bool,
+    ) -> Result<Self, String> {
         let duration = |name: &str, flag: &str, v: Option<String>, default_ms: i64| {
             let ms = match v {
                 None => default_ms,
@@ -362,6 +368,8 @@ impl GuardConfig {
             .as_deref()
             {
                 Some("off") => None,
+                // Captured mail reaches nobody: there is nobody to spam.
+                None if captured => None,
                 v => Some(duration(
                     "verification_email_interval",
                     "verification-email-interval",
@@ -704,7 +712,12 @@ impl Settings {
         let dev = serve.dev || file.dev.unwrap_or(false);
         let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {
-            guard: GuardConfig::resolve(serve, &file, dev)?,
+            guard: GuardConfig::resolve(
+                serve,
+                &file,
+                dev,
+                matches!(delivery.mode, DeliveryMode::Capture),
+            )?,
             verify: VerifyConfig::resolve(&serve.dns, serve, &file, &delivery.hostname)?,
             delivery,
             public_url,
