@@ -135,9 +135,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 /// An error on the way, and the operation name if it was known by then.
 pub type Failure = (Option<&'static str>, WireError);
 
-/// The body, once it fits in the budget, and its room there, which the
-/// request holds until its response is made. The budget is waited for at
-/// most [`BUDGET_WAIT`], and the body must arrive within `--body-timeout`.
+/// The error for a body over the API's limit.
 fn too_large(limit: usize) -> Failure {
     (
         None,
@@ -166,6 +164,9 @@ fn declared_length(
     Ok(declared)
 }
 
+/// The body, once it fits in the budget, and its room there, which the
+/// request holds until its response is made. The budget is waited for at
+/// most [`BUDGET_WAIT`], and the body must arrive within `--body-timeout`.
 async fn read_body(
     app: &App,
     declared: Option<u64>,
