@@ -60,6 +60,11 @@ impl QueryParams {
 
     /// Adds pairs from the URL query string, without overriding the body.
     pub fn merge_url_query(&mut self, raw_query: &str) -> Result<(), Error> {
+        // The usual case (the SDKs POST everything): the lists were checked
+        // when the body was parsed, and nothing is added.
+        if raw_query.is_empty() {
+            return Ok(());
+        }
         for (k, v) in decode(raw_query.as_bytes())? {
             self.map.entry(k).or_insert(v);
         }

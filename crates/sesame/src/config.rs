@@ -278,12 +278,7 @@ impl GuardConfig {
         captured: bool,
     ) -> Result<Self, String> {
         let duration = |name: &str, flag: &str, v: Option<String>, default_ms: i64| {
-            let ms = match v {
-                None => default_ms,
-                Some(v) => parse_duration(&v)
-                    .ok_or_else(|| invalid(name, flag, &v, "a duration such as 10s or 1m"))?,
-            };
-            Ok::<_, String>(std::time::Duration::from_millis(ms as u64))
+            millis(name, flag, v, default_ms).map(|ms| std::time::Duration::from_millis(ms as u64))
         };
         let api_rate =
             match pick(&serve.api_rate, &file.api_rate).as_deref() {
@@ -538,6 +533,15 @@ fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// A duration setting in milliseconds, or `default` when it is not set.
+fn millis(name: &str, flag: &str, v: Option<String>, default: i64) -> Result<i64, String> {
+    match v {
+        None => Ok(default),
+        Some(v) => parse_duration(&v)
+            .ok_or_else(|| invalid(name, flag, &v, "a duration such as 30s, 5m or 14h")),
+    }
+}
+
 /// The flag's value (or the environment's, which clap reads into it),
 /// else the config file's.
 fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
@@ -596,11 +600,7 @@ impl DeliveryConfig {
             }
         };
         let dns_servers = dns_servers(&serve.dns, file)?;
-        let duration = |name: &str, flag: &str, v: Option<String>, default: i64| match v {
-            None => Ok(default),
-            Some(v) => parse_duration(&v)
-                .ok_or_else(|| invalid(name, flag, &v, "a duration such as 30s, 5m or 14h")),
-        };
+        let duration = millis;
         let defaults = RetryPolicy::default();
         let retry = RetryPolicy {
             initial_ms: duration(
