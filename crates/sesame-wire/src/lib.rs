@@ -14,6 +14,7 @@
 //! - [`sending`]: the sending and account operations' shapes.
 //! - [`events`]: delivery, bounce and complaint events in SES's JSON.
 
+pub mod codec;
 pub mod error;
 pub mod events;
 #[rustfmt::skip]

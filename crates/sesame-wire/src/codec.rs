@@ -1,0 +1,751 @@
+//! What the generated decoders and encoders (`generated/*.rs`) call: reading
+//! one value from the Query form, the v2 path, query string or JSON body;
+//! checking a model constraint in AWS's wording; writing a scalar.
+//!
+//! A decoder returns `Err` at once for input it cannot read (a malformed
+//! number, a JSON value of the wrong type, bad base64) and collects
+//! constraint failures (missing required members, enums, lengths, patterns,
+//! ranges) in [`Violations`], which become one `ValidationError` listing
+//! them all, as AWS reports them.
+
+use crate::query::QueryParams;
+use crate::router::Matched;
+use base64::Engine;
+use serde_json::Value;
+use sesame_model::{Error, ErrorKind, Millis};
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+
+/// Constraint failures found while decoding one input.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<String>);
+
+/// The most of a value a violation message repeats.
+const SHOWN: usize = 256;
+
+fn shown(value: &str, sensitive: bool) -> String {
+    if sensitive {
+        return "*** Sensitive Data Redacted ***".to_owned();
+    }
+    if value.chars().count() <= SHOWN {
+        return value.to_owned();
+    }
+    let mut s: String = value.chars().take(SHOWN).collect();
+    s.push('…');
+    s
+}
+
+impl Violations {
+    pub fn null(&mut self, path: &str) {
+        self.0.push(format!(
+            "Value null at '{path}' failed to satisfy constraint: Member must not be null"
+        ));
+    }
+
+    pub fn value(&mut self, value: &str, path: &str, constraint: &str, sensitive: bool) {
+        self.0.push(format!(
+            "Value '{}' at '{path}' failed to satisfy constraint: {constraint}",
+            shown(value, sensitive)
+        ));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The decoded input, or AWS's `N validation error(s) detected: …`.
+    pub fn finish<T>(self, input: Option<T>) -> Result<T, Error> {
+        match self.0.len() {
+            0 => input.ok_or_else(|| Error::internal("the input could not be decoded")),
+            n => Err(Error::new(
+                ErrorKind::Validation,
+                format!(
+                    "{n} validation error{} detected: {}",
+                    if n == 1 { "" } else { "s" },
+                    self.0.join("; ")
+                ),
+            )),
+        }
+    }
+}
+
+/// A member's Query key under `key` (the form's top level when empty).
+pub fn key(key: &str, member: &str) -> String {
+    if key.is_empty() {
+        member.to_owned()
+    } else {
+        format!("{key}.{member}")
+    }
+}
+
+/// A member's path in a validation message: `message.subject.data`.
+pub fn path(path: &str, member: &str) -> String {
+    let mut c = member.chars();
+    let lower: String = match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    };
+    if path.is_empty() {
+        lower
+    } else {
+        format!("{path}.{lower}")
+    }
+}
+
+/// An operation Sesame does not implement (yet).
+pub fn not_implemented(api: &str, op: &str) -> Error {
+    Error::new(
+        ErrorKind::NotImplemented,
+        format!("Sesame does not implement the {api} operation {op} yet."),
+    )
+}
+
+// ------------------------------------------------------------ constraints
+
+/// Smithy's `@length` on a string: counted in characters.
+pub fn check_len(
+    v: &mut Violations,
+    s: &str,
+    path: &str,
+    min: Option<usize>,
+    max: Option<usize>,
+    sensitive: bool,
+) {
+    let n = s.chars().count();
+    if let Some(min) = min.filter(|m| n < *m) {
+        v.value(
+            s,
+            path,
+            &format!("Member must have length greater than or equal to {min}"),
+            sensitive,
+        );
+    }
+    if let Some(max) = max.filter(|m| n > *m) {
+        v.value(
+            s,
+            path,
+            &format!("Member must have length less than or equal to {max}"),
+            sensitive,
+        );
+    }
+}
+
+/// `@length` on a list or map: its number of members.
+pub fn check_count(
+    v: &mut Violations,
+    n: usize,
+    path: &str,
+    min: Option<usize>,
+    max: Option<usize>,
+) {
+    if let Some(min) = min.filter(|m| n < *m) {
+        v.value(
+            &format!("{n} members"),
+            path,
+            &format!("Member must have length greater than or equal to {min}"),
+            false,
+        );
+    }
+    if let Some(max) = max.filter(|m| n > *m) {
+        v.value(
+            &format!("{n} members"),
+            path,
+            &format!("Member must have length less than or equal to {max}"),
+            false,
+        );
+    }
+}
+
+/// `@range` on a number.
+pub fn check_range(v: &mut Violations, n: i64, path: &str, min: Option<i64>, max: Option<i64>) {
+    if let Some(min) = min.filter(|m| n < *m) {
+        v.value(
+            &n.to_string(),
+            path,
+            &format!("Member must have value greater than or equal to {min}"),
+            false,
+        );
+    }
+    if let Some(max) = max.filter(|m| n > *m) {
+        v.value(
+            &n.to_string(),
+            path,
+            &format!("Member must have value less than or equal to {max}"),
+            false,
+        );
+    }
+}
+
+static PATTERNS: LazyLock<RwLock<HashMap<&'static str, Option<regex::Regex>>>> =
+    LazyLock::new(Default::default);
+
+/// `@pattern`: searched for, not anchored, as Smithy defines it. The
+/// models' patterns are compiled once; the regex crate matches in linear
+/// time, so no input can make a check slow.
+pub fn check_pattern(
+    v: &mut Violations,
+    s: &str,
+    path: &str,
+    pattern: &'static str,
+    sensitive: bool,
+) {
+    let cached = PATTERNS.read().ok().and_then(|m| m.get(pattern).cloned());
+    let re = match cached {
+        Some(re) => re,
+        None => {
+            let re = regex::Regex::new(pattern).ok();
+            if let Ok(mut m) = PATTERNS.write() {
+                m.insert(pattern, re.clone());
+            }
+            re
+        }
+    };
+    if let Some(re) = re
+        && !re.is_match(s)
+    {
+        v.value(
+            s,
+            path,
+            &format!("Member must satisfy regular expression pattern: {pattern}"),
+            sensitive,
+        );
+    }
+}
+
+// ------------------------------------------------------------ Query form
+
+/// Whether anything was sent at `key` or under it.
+pub fn q_present(q: &QueryParams, key: &str) -> bool {
+    q.get(key).is_some() || q.under(&format!("{key}.")).next().is_some()
+}
+
+pub fn q_string(q: &QueryParams, key: &str) -> Option<String> {
+    q.get(key).map(str::to_owned)
+}
+
+pub fn q_bool(q: &QueryParams, key: &str) -> Result<Option<bool>, Error> {
+    q.bool(key)
+}
+
+pub fn q_i64(q: &QueryParams, key: &str) -> Result<Option<i64>, Error> {
+    q.int(key)
+}
+
+pub fn q_i32(q: &QueryParams, key: &str) -> Result<Option<i32>, Error> {
+    match q.int(key)? {
+        None => Ok(None),
+        Some(n) => i32::try_from(n).map(Some).map_err(|_| {
+            Error::invalid(format!(
+                "Value {n} for parameter {key} is invalid. It must be an integer."
+            ))
+        }),
+    }
+}
+
+pub fn q_f64(q: &QueryParams, key: &str) -> Result<Option<f64>, Error> {
+    match q.get(key) {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            Error::invalid(format!(
+                "Value {s} for parameter {key} is invalid. It must be a number."
+            ))
+        }),
+    }
+}
+
+pub fn q_timestamp(q: &QueryParams, key: &str) -> Result<Option<Millis>, Error> {
+    q.get(key).map(|s| timestamp_text(s, key)).transpose()
+}
+
+pub fn q_blob(q: &QueryParams, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    q.get(key).map(|s| unbase64(s, key)).transpose()
+}
+
+pub fn q_enum<T>(
+    q: &QueryParams,
+    key: &str,
+    path: &str,
+    v: &mut Violations,
+    parse: fn(&str) -> Option<T>,
+    set: &str,
+) -> Option<T> {
+    let s = q.get(key)?;
+    let e = parse(s);
+    if e.is_none() {
+        v.value(s, path, set, false);
+    }
+    e
+}
+
+/// `key.member.N` in order; the bare `key=` is an empty list. The form's
+/// lists were checked when it was parsed: numbered from 1 without gaps.
+pub fn q_list<T>(
+    q: &QueryParams,
+    key: &str,
+    path: &str,
+    v: &mut Violations,
+    item: impl Fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<T>, Error>,
+) -> Result<Option<Vec<T>>, Error> {
+    let indexes = q.indexes(key);
+    if indexes.is_empty() {
+        return Ok(q.get(key).map(|_| Vec::new()));
+    }
+    let mut out = Vec::with_capacity(indexes.len());
+    for n in indexes {
+        let k = format!("{key}.member.{n}");
+        let p = format!("{path}.{n}.member");
+        match item(q, &k, &p, v)? {
+            Some(x) => out.push(x),
+            None if !q_present(q, &k) => v.null(&p),
+            None => {}
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `key.entry.N.<key name>` / `.<value name>`.
+#[allow(clippy::too_many_arguments)]
+pub fn q_map<K, V>(
+    q: &QueryParams,
+    key: &str,
+    path: &str,
+    v: &mut Violations,
+    key_name: &str,
+    value_name: &str,
+    k_item: impl Fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<K>, Error>,
+    v_item: impl Fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<V>, Error>,
+) -> Result<Option<Vec<(K, V)>>, Error> {
+    let prefix = format!("{key}.entry.");
+    let mut indexes: Vec<u32> = q
+        .under(&prefix)
+        .filter_map(|(k, _)| k.strip_prefix(&prefix)?.split('.').next()?.parse().ok())
+        .collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    if indexes.is_empty() {
+        return Ok(q.get(key).map(|_| Vec::new()));
+    }
+    let mut out = Vec::with_capacity(indexes.len());
+    for n in indexes {
+        let base = format!("{key}.entry.{n}");
+        let p = format!("{path}.{n}");
+        let (kk, vk) = (format!("{base}.{key_name}"), format!("{base}.{value_name}"));
+        let (kp, vp) = (format!("{p}.key"), format!("{p}.value"));
+        let k = k_item(q, &kk, &kp, v)?;
+        let val = v_item(q, &vk, &vp, v)?;
+        if k.is_none() && !q_present(q, &kk) {
+            v.null(&kp);
+        }
+        if val.is_none() && !q_present(q, &vk) {
+            v.null(&vp);
+        }
+        if let (Some(k), Some(val)) = (k, val) {
+            out.push((k, val));
+        }
+    }
+    Ok(Some(out))
+}
+
+// ------------------------------------------------------------ v2 path and query
+
+pub fn h_label(m: &Matched, name: &str) -> Option<String> {
+    m.label(name).map(str::to_owned)
+}
+
+pub fn h_label_enum<T>(
+    m: &Matched,
+    name: &str,
+    path: &str,
+    v: &mut Violations,
+    parse: fn(&str) -> Option<T>,
+    set: &str,
+) -> Option<T> {
+    let s = m.label(name)?;
+    let e = parse(s);
+    if e.is_none() {
+        v.value(s, path, set, false);
+    }
+    e
+}
+
+pub fn h_query_list_enum<T>(
+    query: &[(String, String)],
+    name: &str,
+    path: &str,
+    v: &mut Violations,
+    parse: fn(&str) -> Option<T>,
+    set: &str,
+) -> Option<Vec<T>> {
+    let all = h_query_list(query, name)?;
+    let mut out = Vec::with_capacity(all.len());
+    for (n, s) in all.iter().enumerate() {
+        match parse(s) {
+            Some(e) => out.push(e),
+            None => v.value(s, &format!("{path}.{}.member", n + 1), set, false),
+        }
+    }
+    Some(out)
+}
+
+pub fn h_query_present(query: &[(String, String)], name: &str) -> bool {
+    query.iter().any(|(k, _)| k == name)
+}
+
+pub fn h_query_string(query: &[(String, String)], name: &str) -> Option<String> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+pub fn h_query_list(query: &[(String, String)], name: &str) -> Option<Vec<String>> {
+    let all: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .collect();
+    (!all.is_empty()).then_some(all)
+}
+
+fn query_number<T: std::str::FromStr>(
+    query: &[(String, String)],
+    name: &str,
+) -> Result<Option<T>, Error> {
+    match h_query_string(query, name) {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            Error::new(
+                ErrorKind::Validation,
+                format!("The query parameter {name} is not a number: '{s}'."),
+            )
+        }),
+    }
+}
+
+pub fn h_query_i32(query: &[(String, String)], name: &str) -> Result<Option<i32>, Error> {
+    query_number(query, name)
+}
+
+pub fn h_query_i64(query: &[(String, String)], name: &str) -> Result<Option<i64>, Error> {
+    query_number(query, name)
+}
+
+pub fn h_query_f64(query: &[(String, String)], name: &str) -> Result<Option<f64>, Error> {
+    query_number(query, name)
+}
+
+pub fn h_query_bool(query: &[(String, String)], name: &str) -> Result<Option<bool>, Error> {
+    match h_query_string(query, name).as_deref() {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(s) => Err(Error::new(
+            ErrorKind::Validation,
+            format!("The query parameter {name} must be true or false, not '{s}'."),
+        )),
+    }
+}
+
+pub fn h_query_timestamp(query: &[(String, String)], name: &str) -> Result<Option<Millis>, Error> {
+    h_query_string(query, name)
+        .map(|s| timestamp_text(&s, name))
+        .transpose()
+}
+
+pub fn h_query_enum<T>(
+    query: &[(String, String)],
+    name: &str,
+    path: &str,
+    v: &mut Violations,
+    parse: fn(&str) -> Option<T>,
+    set: &str,
+) -> Option<T> {
+    let s = h_query_string(query, name)?;
+    let e = parse(&s);
+    if e.is_none() {
+        v.value(&s, path, set, false);
+    }
+    e
+}
+
+// ------------------------------------------------------------ JSON body
+
+/// Whether a body is empty or only whitespace.
+pub fn blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// A v2 request body: an empty body is `{}`; anything else must be a JSON
+/// object.
+pub fn json_body(body: &[u8]) -> Result<Value, Error> {
+    if blank(body) {
+        return Ok(Value::Object(Default::default()));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorKind::Validation,
+            format!("The request body is not valid: {e}"),
+        )
+    })?;
+    j_object(&v, "")?;
+    Ok(v)
+}
+
+/// A response body.
+pub fn json_out(v: Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+fn wrong_type(path: &str, expected: &str, got: &Value) -> Error {
+    let found = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let at = if path.is_empty() { "the body" } else { path };
+    Error::new(
+        ErrorKind::Validation,
+        format!(
+            "The request body is not valid: invalid type: {found}, expected {expected} at '{at}'"
+        ),
+    )
+}
+
+/// A member of an object; `null` is absent.
+pub fn j_field<'a>(j: &'a Value, name: &str) -> Option<&'a Value> {
+    j.get(name).filter(|v| !v.is_null())
+}
+
+pub fn j_object(j: &Value, path: &str) -> Result<(), Error> {
+    match j {
+        Value::Object(_) => Ok(()),
+        other => Err(wrong_type(path, "an object", other)),
+    }
+}
+
+pub fn j_string(j: &Value, path: &str) -> Result<Option<String>, Error> {
+    match j {
+        Value::String(s) => Ok(Some(s.clone())),
+        other => Err(wrong_type(path, "a string", other)),
+    }
+}
+
+pub fn j_bool(j: &Value, path: &str) -> Result<Option<bool>, Error> {
+    match j {
+        Value::Bool(b) => Ok(Some(*b)),
+        other => Err(wrong_type(path, "a boolean", other)),
+    }
+}
+
+pub fn j_i64(j: &Value, path: &str) -> Result<Option<i64>, Error> {
+    j.as_i64()
+        .map(Some)
+        .ok_or_else(|| wrong_type(path, "an integer", j))
+}
+
+pub fn j_i32(j: &Value, path: &str) -> Result<Option<i32>, Error> {
+    j.as_i64()
+        .and_then(|n| i32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| wrong_type(path, "an integer", j))
+}
+
+pub fn j_f64(j: &Value, path: &str) -> Result<Option<f64>, Error> {
+    j.as_f64()
+        .map(Some)
+        .ok_or_else(|| wrong_type(path, "a number", j))
+}
+
+/// Epoch seconds, or an ISO-8601 string.
+pub fn j_timestamp(j: &Value, path: &str) -> Result<Option<Millis>, Error> {
+    match j {
+        Value::Number(n) => n
+            .as_f64()
+            .map(|s| Some((s * 1000.0) as Millis))
+            .ok_or_else(|| wrong_type(path, "a timestamp", j)),
+        Value::String(s) => timestamp_text(s, path).map(Some),
+        other => Err(wrong_type(path, "a timestamp", other)),
+    }
+}
+
+pub fn j_blob(j: &Value, path: &str) -> Result<Option<Vec<u8>>, Error> {
+    match j {
+        Value::String(s) => unbase64(s, path).map(Some),
+        other => Err(wrong_type(path, "base64 text", other)),
+    }
+}
+
+pub fn j_enum<T>(
+    j: &Value,
+    path: &str,
+    v: &mut Violations,
+    parse: fn(&str) -> Option<T>,
+    set: &str,
+) -> Result<Option<T>, Error> {
+    let Value::String(s) = j else {
+        return Err(wrong_type(path, "a string", j));
+    };
+    let e = parse(s);
+    if e.is_none() {
+        v.value(s, path, set, false);
+    }
+    Ok(e)
+}
+
+pub fn j_list<T>(
+    j: &Value,
+    path: &str,
+    v: &mut Violations,
+    item: impl Fn(&Value, &str, &mut Violations) -> Result<Option<T>, Error>,
+) -> Result<Option<Vec<T>>, Error> {
+    let Value::Array(items) = j else {
+        return Err(wrong_type(path, "an array", j));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (n, x) in items.iter().enumerate() {
+        let p = format!("{path}.{}.member", n + 1);
+        if x.is_null() {
+            v.null(&p);
+            continue;
+        }
+        if let Some(x) = item(x, &p, v)? {
+            out.push(x);
+        }
+    }
+    Ok(Some(out))
+}
+
+pub fn j_map<K, V>(
+    j: &Value,
+    path: &str,
+    v: &mut Violations,
+    key: impl Fn(&str, &str, &mut Violations) -> Option<K>,
+    item: impl Fn(&Value, &str, &mut Violations) -> Result<Option<V>, Error>,
+) -> Result<Option<Vec<(K, V)>>, Error> {
+    let Value::Object(map) = j else {
+        return Err(wrong_type(path, "an object", j));
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (k, x) in map {
+        let p = format!("{path}.{k}");
+        let k = key(k, &p, v);
+        if x.is_null() {
+            v.null(&p);
+            continue;
+        }
+        if let (Some(k), Some(x)) = (k, item(x, &p, v)?) {
+            out.push((k, x));
+        }
+    }
+    Ok(Some(out))
+}
+
+pub fn j_map_key_enum<T>(
+    k: &str,
+    path: &str,
+    v: &mut Violations,
+    parse: fn(&str) -> Option<T>,
+    set: &str,
+) -> Option<T> {
+    let e = parse(k);
+    if e.is_none() {
+        v.value(k, path, set, false);
+    }
+    e
+}
+
+// ------------------------------------------------------------ scalars
+
+fn timestamp_text(s: &str, at: &str) -> Result<Millis, Error> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis)
+        .map_err(|_| Error::invalid(format!("The value of {at} is not an ISO-8601 timestamp.")))
+}
+
+fn unbase64(s: &str, at: &str) -> Result<Vec<u8>, Error> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|_| Error::invalid(format!("The value of {at} is not valid base64.")))
+}
+
+pub fn base64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// A double as SES writes one in XML: always with a decimal point.
+pub fn xml_double(v: f64) -> String {
+    format!("{v:?}")
+}
+
+pub fn json_double(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_read_as_aws_writes_them() {
+        let mut v = Violations::default();
+        v.null("message");
+        v.value(
+            "Unknown",
+            "identityType",
+            "Member must satisfy enum value set: [Domain, EmailAddress]",
+            false,
+        );
+        let e = v.finish::<()>(None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Validation);
+        assert_eq!(
+            e.message,
+            "2 validation errors detected: Value null at 'message' failed to satisfy constraint: Member must not be null; Value 'Unknown' at 'identityType' failed to satisfy constraint: Member must satisfy enum value set: [Domain, EmailAddress]"
+        );
+        assert_eq!(Violations::default().finish(Some(1)).unwrap(), 1);
+    }
+
+    #[test]
+    fn constraints() {
+        let mut v = Violations::default();
+        check_len(&mut v, "ab", "name", Some(3), Some(5), false);
+        check_len(&mut v, "ééé", "name", Some(1), Some(3), false);
+        check_range(&mut v, 0, "pageSize", Some(1), Some(1000));
+        check_pattern(&mut v, "a:b", "header", "^[!-9;-@A-~]+$", false);
+        check_pattern(&mut v, "abc", "header", "^[!-9;-@A-~]+$", false);
+        check_len(&mut v, "secret", "key", Some(10), None, true);
+        let m = v.finish::<()>(None).unwrap_err().message;
+        assert!(m.starts_with("4 validation errors detected: "), "{m}");
+        assert!(m.contains("Value 'ab' at 'name' failed to satisfy constraint: Member must have length greater than or equal to 3"));
+        assert!(m.contains("Value '0' at 'pageSize' failed to satisfy constraint: Member must have value greater than or equal to 1"));
+        assert!(m.contains("Value 'a:b' at 'header' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[!-9;-@A-~]+$"));
+        assert!(m.contains("Value '*** Sensitive Data Redacted ***' at 'key'"));
+    }
+
+    #[test]
+    fn paths_and_keys() {
+        assert_eq!(path("", "IdentityType"), "identityType");
+        assert_eq!(path("message", "Subject"), "message.subject");
+        assert_eq!(key("", "Message"), "Message");
+        assert_eq!(key("Message", "Subject"), "Message.Subject");
+    }
+
+    #[test]
+    fn json_types_are_strict() {
+        let e = j_string(&serde_json::json!(5), "emailIdentity").unwrap_err();
+        assert!(
+            e.message
+                .contains("invalid type: number, expected a string at 'emailIdentity'")
+        );
+        assert!(json_body(b"[1]").is_err());
+        assert!(
+            json_body(b"{nope")
+                .unwrap_err()
+                .message
+                .starts_with("The request body is not valid")
+        );
+        assert_eq!(json_body(b"  ").unwrap(), serde_json::json!({}));
+    }
+}
