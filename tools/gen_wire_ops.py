@@ -34,6 +34,13 @@ LEGACY_V2_ROUTES = [
     ("ListConfigurationSets", "GET", "/v2/email/configuration-sets"),
     ("PutEmailIdentityDkimSigningAttributes", "PUT", "/v1/email/identities/{EmailIdentity}/dkim/signing"),
 ]
+# Members the model marks required that SES leaves out of its answers: an
+# identity without a custom MAIL FROM domain has only BehaviorOnMxFailure
+# (observed from SES; moto issue #9771). They are Option in the types.
+NOT_REQUIRED = {
+    ("ses_v1", "IdentityMailFromDomainAttributes"): {"MailFromDomain", "MailFromDomainStatus"},
+    ("sesv2", "MailFromAttributes"): {"MailFromDomain", "MailFromDomainStatus"},
+}
 RUST_KEYWORDS = {"type", "match", "ref", "mod", "move", "fn", "impl", "loop", "self", "static", "struct",
                  "trait", "use", "where", "while", "as", "break", "const", "continue", "crate", "else",
                  "enum", "extern", "false", "for", "if", "in", "let", "mut", "pub", "return", "super",
@@ -107,6 +114,9 @@ class Api:
         n = name[:1].upper() + name[1:]
         n = re.sub(r"[^A-Za-z0-9]", "", n)
         return n + "Shape" if n in RESERVED_TYPES else n
+
+    def required(self, name):
+        return set(self.shapes[name].get("required", [])) - NOT_REQUIRED.get((self.key, name), set())
 
     def is_enum(self, name):
         s = self.shapes[name]
@@ -203,7 +213,7 @@ class Api:
                           "}", ""]
                 continue
             members = s["members"]
-            req = set(s.get("required", []))
+            req = self.required(name)
             secret = any(self.sensitive(mm["shape"], mm) for mm in members.values())
             derives = "Clone, Default, PartialEq" + ("" if secret else ", Debug")
             lines += [f"/// `{name}`.", f"#[derive({derives})]", f"pub struct {tn} {{"]
@@ -271,7 +281,7 @@ class Api:
 
     def members_decode(self, s, mode):
         lines = []
-        req = set(s.get("required", []))
+        req = set(s.get("required", []))  # inputs: as the model says
         members = s["members"]
         for mn_, mm in members.items():
             f = snake(mn_).replace("r#", "")
@@ -452,7 +462,7 @@ class Api:
             if s["type"] != "structure":
                 continue
             tn = self.tname(name)
-            req = set(s.get("required", []))
+            req = self.required(name)
             lines.append(f"impl {tn} {{")
             if self.protocol == "query":
                 lines += ["    /// Writes the members as XML elements.",

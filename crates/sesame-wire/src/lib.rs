@@ -19,10 +19,9 @@ pub mod error;
 pub mod events;
 #[rustfmt::skip]
 pub mod generated;
-pub mod identities;
 pub mod query;
 pub mod router;
-pub mod sending;
+pub mod serve;
 pub mod xml;
 
 pub use error::{WireError, encode_error};

@@ -30,8 +30,11 @@ impl XmlOut {
         let _ = self.w.write_event(Event::Start(BytesStart::new(name)));
     }
     pub fn open_ns(&mut self, name: &str) {
+        self.open_with_namespace(name, NAMESPACE);
+    }
+    pub fn open_with_namespace(&mut self, name: &str, namespace: &str) {
         let mut e = BytesStart::new(name);
-        e.push_attribute(("xmlns", NAMESPACE));
+        e.push_attribute(("xmlns", namespace));
         let _ = self.w.write_event(Event::Start(e));
     }
     pub fn close(&mut self, name: &str) {
@@ -74,20 +77,42 @@ impl XmlOut {
     }
 }
 
-/// The success body for `action`; `result` writes the members of the
-/// result, and is not called when the model has no output shape.
+/// The success body for an SES v1 `action`; `result` writes the members
+/// of the result, and is not called when the model has no output shape.
 pub fn response(action: V1Action, request_id: &str, result: impl FnOnce(&mut XmlOut)) -> Vec<u8> {
-    let name = action.name();
+    let mut members = XmlOut::new();
+    if action.output() == V1Output::Members {
+        result(&mut members);
+    }
+    envelope(
+        action.name(),
+        NAMESPACE,
+        action.output(),
+        request_id,
+        &members.finish(),
+    )
+}
+
+/// A Query API's success body: `<XResponse xmlns=…>`, the `<XResult>`
+/// wrapper as the model dictates (absent, empty, or around `members`), and
+/// `<ResponseMetadata><RequestId>`.
+pub fn envelope(
+    name: &str,
+    namespace: &str,
+    output: V1Output,
+    request_id: &str,
+    members: &[u8],
+) -> Vec<u8> {
     let mut x = XmlOut::new();
     let root = format!("{name}Response");
     let wrapper = format!("{name}Result");
-    x.open_ns(&root);
-    match action.output() {
+    x.open_with_namespace(&root, namespace);
+    match output {
         V1Output::None => {}
         V1Output::Empty => x.empty(&wrapper),
         V1Output::Members => {
             x.open(&wrapper);
-            result(&mut x);
+            x.raw(members);
             x.close(&wrapper);
         }
     }

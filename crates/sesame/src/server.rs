@@ -52,22 +52,28 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         clock.clone(),
     ));
     let app = Arc::new(App {
-        identities: IdentityService::new(dyn_store.clone(), clock.clone(), settings.auto_verify)
+        ses: sesame_api::Api {
+            identities: IdentityService::new(
+                dyn_store.clone(),
+                clock.clone(),
+                settings.auto_verify,
+            )
             .with_links(LinkSettings {
                 public_url: settings.public_url.clone(),
                 from: settings.verification_from.clone(),
             })
             .with_pacer(pacer),
+            sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
+            templates: TemplateService::new(dyn_store.clone(), clock.clone()),
+            custom_verification: CustomVerificationService::new(
+                dyn_store.clone(),
+                clock.clone(),
+                accounts.clone(),
+            ),
+            accounts,
+        },
         credentials,
         signing_keys: sesame_sigv4::SigningKeys::default(),
-        sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
-        templates: TemplateService::new(dyn_store.clone(), clock.clone()),
-        custom_verification: CustomVerificationService::new(
-            dyn_store.clone(),
-            clock.clone(),
-            accounts.clone(),
-        ),
-        accounts,
         bodies: crate::api::BodyBudget::new(settings.request_memory),
         body_timeout: guard.body_timeout,
         api_rate: sesame_core::rate::ApiRate::new(guard.api_rate, clock.clone()),
@@ -321,7 +327,7 @@ async fn open_link(
         )
             .into_response()
     };
-    match app.identities.open_link(&token).await {
+    match app.ses.identities.open_link(&token).await {
         Ok(LinkOutcome::Verified {
             redirect: Some(url),
             ..

@@ -854,8 +854,8 @@ pub struct IdentityDkimAttributes {
 /// `IdentityMailFromDomainAttributes`.
 #[derive(Clone, Default, PartialEq, Debug)]
 pub struct IdentityMailFromDomainAttributes {
-    pub mail_from_domain: String,
-    pub mail_from_domain_status: CustomMailFromStatus,
+    pub mail_from_domain: Option<String>,
+    pub mail_from_domain_status: Option<CustomMailFromStatus>,
     pub behavior_on_mx_failure: BehaviorOnMXFailure,
 }
 
@@ -4722,8 +4722,12 @@ impl IdentityMailFromDomainAttributes {
     /// Writes the members as XML elements.
     #[allow(unused_variables)]
     pub fn to_xml(&self, x: &mut XmlOut) {
-        x.text("MailFromDomain", (&self.mail_from_domain));
-        x.text("MailFromDomainStatus", (&self.mail_from_domain_status).as_str());
+        if let Some(val) = &self.mail_from_domain {
+            x.text("MailFromDomain", val);
+        }
+        if let Some(val) = &self.mail_from_domain_status {
+            x.text("MailFromDomainStatus", val.as_str());
+        }
         x.text("BehaviorOnMXFailure", (&self.behavior_on_mx_failure).as_str());
     }
 }

@@ -2762,8 +2762,8 @@ pub struct ListTenantsResponse {
 /// `MailFromAttributes`.
 #[derive(Clone, Default, PartialEq, Debug)]
 pub struct MailFromAttributes {
-    pub mail_from_domain: String,
-    pub mail_from_domain_status: MailFromDomainStatus,
+    pub mail_from_domain: Option<String>,
+    pub mail_from_domain_status: Option<MailFromDomainStatus>,
     pub behavior_on_mx_failure: BehaviorOnMxFailure,
 }
 
@@ -11782,8 +11782,12 @@ impl MailFromAttributes {
     pub fn to_json(&self) -> Value {
         #[allow(unused_mut)]
         let mut o = Map::new();
-        o.insert("MailFromDomain".to_owned(), Value::String((&self.mail_from_domain).clone()));
-        o.insert("MailFromDomainStatus".to_owned(), Value::String((&self.mail_from_domain_status).as_str().to_owned()));
+        if let Some(val) = &self.mail_from_domain {
+            o.insert("MailFromDomain".to_owned(), Value::String(val.clone()));
+        }
+        if let Some(val) = &self.mail_from_domain_status {
+            o.insert("MailFromDomainStatus".to_owned(), Value::String(val.as_str().to_owned()));
+        }
         o.insert("BehaviorOnMxFailure".to_owned(), Value::String((&self.behavior_on_mx_failure).as_str().to_owned()));
         Value::Object(o)
     }

@@ -6,34 +6,26 @@
 //! Errors at every step are encoded in the request's own protocol, and
 //! every response carries a request ID.
 
-pub mod v1;
-pub mod v2;
-
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use sesame_core::budget::MemoryBudget;
-use sesame_core::{
-    AccountService, Credentials, IdentityService, Resolution, SendService, TemplateService,
-};
+use sesame_core::{Credentials, Resolution};
 use sesame_model::{Error, Region, Scope};
 use sesame_sigv4 as sigv4;
-use sesame_wire::{Protocol, WireError, WireResponse, encode_error};
+use sesame_wire::{Protocol, WireError, WireResponse, encode_error, serve};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
-/// The use cases the API calls into.
+/// What the API needs: the operations, and the guards in front of them.
 pub struct App {
-    pub identities: IdentityService,
+    /// SES's operations (and SNS's), behind the generated traits.
+    pub ses: sesame_api::Api,
     pub credentials: Credentials,
     /// SigV4 signing keys already derived, per access key and scope.
     pub signing_keys: sigv4::SigningKeys,
-    pub accounts: Arc<AccountService>,
-    pub sending: SendService,
-    pub templates: TemplateService,
-    pub custom_verification: sesame_core::CustomVerificationService,
     /// What request bodies in hand may take at once.
     pub bodies: BodyBudget,
     /// The time a client has to send a whole body.
@@ -88,6 +80,8 @@ impl BodyBudget {
 pub struct Caller {
     pub scope: Scope,
     pub access_key_id: String,
+    /// Signed for SNS (credential scope `…/sns/aws4_request`) rather than SES.
+    pub sns: bool,
 }
 
 pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -106,10 +100,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         let known = identify(&app, &parts, protocol).await?;
         let (body, _room) = read_body(&app, declared, body, protocol).await?;
         let who = caller.insert(known.verify(&app, &parts, &body)?);
-        match protocol {
-            Protocol::Query => v1::dispatch(&app, who, &parts, &body, &request_id).await,
-            Protocol::RestJson => v2::dispatch(&app, who, &parts, &body, &request_id).await,
-        }
+        dispatch(&app, who, &parts, &body, &request_id).await
     }
     .await;
 
@@ -134,6 +125,45 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// An error on the way, and the operation name if it was known by then.
 pub type Failure = (Option<&'static str>, WireError);
+
+/// Finds the operation, counts it against SES's API call rate (every
+/// operation but the sends), and runs it.
+async fn dispatch(
+    app: &App,
+    caller: &Caller,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    request_id: &str,
+) -> Result<(Option<&'static str>, WireResponse), Failure> {
+    let url_query = parts.uri.query().unwrap_or("");
+    let admit = |op: &'static str| -> Result<(), Failure> {
+        if sesame_wire::counts_against_api_rate(op) {
+            app.api_rate.admit(&caller.scope).map_err(|e| {
+                (
+                    Some(op),
+                    WireError::from_domain(Protocol::of_path(parts.uri.path()), &e),
+                )
+            })?;
+        }
+        Ok(())
+    };
+    match Protocol::of_path(parts.uri.path()) {
+        Protocol::Query => {
+            let call = serve::route_query(body, url_query, caller.sns).map_err(|e| (None, e))?;
+            let op = call.name();
+            admit(op)?;
+            let r = serve::serve_query(&app.ses, &caller.scope, call, request_id).await;
+            r.map(|r| (Some(op), r)).map_err(|e| (Some(op), e))
+        }
+        Protocol::RestJson => {
+            let call = serve::route_rest(parts.method.as_str(), parts.uri.path(), url_query)?;
+            let op = call.matched.op.name();
+            admit(op)?;
+            let r = serve::serve_rest(&app.ses, &caller.scope, &call, body, request_id).await;
+            r.map(|r| (Some(op), r)).map_err(|e| (Some(op), e))
+        }
+    }
+}
 
 /// The error for a body over the API's limit.
 fn too_large(limit: usize) -> Failure {
@@ -299,13 +329,24 @@ impl Known {
             };
             let now = time::OffsetDateTime::now_utc();
             app.signing_keys
-                .verify(&req, &self.auth, secret, "ses", now)
+                .verify(&req, &self.auth, secret, self.service(), now)
                 .map_err(|e| (None, WireError::new(e.code(), e.status(), e.message())))?;
         }
         Ok(Caller {
+            sns: self.service() == "sns",
             scope: self.scope,
             access_key_id: self.auth.access_key_id,
         })
+    }
+
+    /// The service the request is signed for: SNS's Query API when the
+    /// credential scope names `sns`, SES's otherwise.
+    fn service(&self) -> &'static str {
+        if self.auth.service == "sns" {
+            "sns"
+        } else {
+            "ses"
+        }
     }
 }
 

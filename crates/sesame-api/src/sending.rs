@@ -1,0 +1,332 @@
+//! Sending: v1 SendEmail, SendRawEmail, SendTemplatedEmail,
+//! SendBulkTemplatedEmail and SendBounce; v2 SendEmail and SendBulkEmail.
+//! Each becomes one `Outgoing` for `SendService`, where the rules live.
+
+use crate::{Api, R, spell};
+use sesame_core::compose::Attachment;
+use sesame_core::sending::{BulkDestination, Content, Outgoing, TemplateRef};
+use sesame_model::{Error, ErrorKind, Scope, TemplateParts};
+use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
+
+// ---------------------------------------------------------------- v1
+
+fn v1_tags(tags: Option<Vec<v1::MessageTag>>) -> Vec<(String, String)> {
+    tags.unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.name, t.value))
+        .collect()
+}
+
+fn v1_destination(out: &mut Outgoing, d: v1::Destination) {
+    out.to = d.to_addresses.unwrap_or_default();
+    out.cc = d.cc_addresses.unwrap_or_default();
+    out.bcc = d.bcc_addresses.unwrap_or_default();
+}
+
+pub async fn v1_send_email(
+    api: &Api,
+    s: &Scope,
+    i: v1::SendEmailRequest,
+) -> R<v1::SendEmailResponse> {
+    let mut out = Outgoing::new(
+        "SendEmail",
+        Content::Simple {
+            subject: i.message.subject.data,
+            text: i.message.body.text.map(|c| c.data),
+            html: i.message.body.html.map(|c| c.data),
+            headers: vec![],
+            attachments: vec![],
+        },
+    );
+    out.source = Some(i.source);
+    v1_destination(&mut out, i.destination);
+    out.reply_to = i.reply_to_addresses.unwrap_or_default();
+    out.return_path = i.return_path;
+    out.tags = v1_tags(i.tags);
+    out.configuration_set = i.configuration_set_name;
+    let message_id = api.sending.send(s, out).await?;
+    Ok(v1::SendEmailResponse { message_id })
+}
+
+pub async fn v1_send_raw_email(
+    api: &Api,
+    s: &Scope,
+    i: v1::SendRawEmailRequest,
+) -> R<v1::SendRawEmailResponse> {
+    let mut out = Outgoing::new("SendRawEmail", Content::Raw(i.raw_message.data));
+    out.source = i.source;
+    out.destinations = i.destinations.unwrap_or_default();
+    out.tags = v1_tags(i.tags);
+    out.configuration_set = i.configuration_set_name;
+    let message_id = api.sending.send(s, out).await?;
+    Ok(v1::SendRawEmailResponse { message_id })
+}
+
+pub async fn v1_send_templated_email(
+    api: &Api,
+    s: &Scope,
+    i: v1::SendTemplatedEmailRequest,
+) -> R<v1::SendTemplatedEmailResponse> {
+    let mut out = Outgoing::new(
+        "SendTemplatedEmail",
+        Content::Template {
+            template: TemplateRef::Named(i.template),
+            data: i.template_data,
+            headers: vec![],
+            attachments: vec![],
+        },
+    );
+    out.source = Some(i.source);
+    v1_destination(&mut out, i.destination);
+    out.reply_to = i.reply_to_addresses.unwrap_or_default();
+    out.return_path = i.return_path;
+    out.tags = v1_tags(i.tags);
+    out.configuration_set = i.configuration_set_name;
+    let message_id = api.sending.send(s, out).await?;
+    Ok(v1::SendTemplatedEmailResponse { message_id })
+}
+
+pub async fn v1_send_bulk_templated_email(
+    api: &Api,
+    s: &Scope,
+    i: v1::SendBulkTemplatedEmailRequest,
+) -> R<v1::SendBulkTemplatedEmailResponse> {
+    let mut out = Outgoing::new(
+        "SendBulkTemplatedEmail",
+        Content::Template {
+            template: TemplateRef::Named(i.template),
+            data: i.default_template_data,
+            headers: vec![],
+            attachments: vec![],
+        },
+    );
+    out.source = Some(i.source);
+    out.reply_to = i.reply_to_addresses.unwrap_or_default();
+    out.return_path = i.return_path;
+    out.tags = v1_tags(i.default_tags);
+    out.configuration_set = i.configuration_set_name;
+    let destinations = i
+        .destinations
+        .into_iter()
+        .map(|d| BulkDestination {
+            to: d.destination.to_addresses.unwrap_or_default(),
+            cc: d.destination.cc_addresses.unwrap_or_default(),
+            bcc: d.destination.bcc_addresses.unwrap_or_default(),
+            replacement_data: d.replacement_template_data,
+            replacement_tags: v1_tags(d.replacement_tags),
+        })
+        .collect();
+    let results = api.sending.send_bulk(s, out, destinations).await?;
+    Ok(v1::SendBulkTemplatedEmailResponse {
+        status: results
+            .into_iter()
+            .map(|r| match r {
+                Ok(id) => v1::BulkEmailDestinationStatus {
+                    status: Some(v1::BulkEmailStatus::Success),
+                    error: None,
+                    message_id: Some(id),
+                },
+                Err(e) => v1::BulkEmailDestinationStatus {
+                    status: Some(spell::v1_bulk_status(e.kind)),
+                    error: Some(e.message),
+                    message_id: None,
+                },
+            })
+            .collect(),
+    })
+}
+
+// ---------------------------------------------------------------- v2
+
+fn not_yet(what: &str) -> Error {
+    Error::new(
+        ErrorKind::NotImplemented,
+        format!("Sesame does not implement {what} yet."),
+    )
+}
+
+fn v2_tags(tags: Option<Vec<v2::MessageTag>>) -> Vec<(String, String)> {
+    tags.unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.name, t.value))
+        .collect()
+}
+
+fn headers_in(h: Option<Vec<v2::MessageHeader>>) -> Vec<(String, String)> {
+    h.unwrap_or_default()
+        .into_iter()
+        .map(|h| (h.name, h.value))
+        .collect()
+}
+
+fn attachments_in(a: Option<Vec<v2::Attachment>>) -> Vec<Attachment> {
+    a.unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            let inline = a.content_disposition == Some(v2::AttachmentContentDisposition::Inline);
+            Attachment {
+                data: a.raw_content,
+                file_name: a.file_name,
+                content_type: a
+                    .content_type
+                    .unwrap_or_else(|| "application/octet-stream".to_owned()),
+                inline_content_id: if inline { a.content_id } else { None },
+            }
+        })
+        .collect()
+}
+
+/// A template by name, by ARN, or inline.
+fn template_ref(
+    name: Option<String>,
+    arn: Option<String>,
+    inline: Option<v2::EmailTemplateContent>,
+) -> R<TemplateRef> {
+    match (name, arn, inline) {
+        (Some(n), _, None) => Ok(TemplateRef::Named(n)),
+        (None, Some(a), None) => a
+            .split_once(":template/")
+            .map(|(_, n)| n)
+            .filter(|n| !n.is_empty())
+            .map(|n| TemplateRef::Named(n.to_owned()))
+            .ok_or_else(|| Error::invalid(format!("Invalid template ARN: {a}"))),
+        (None, None, Some(c)) => Ok(TemplateRef::Inline(TemplateParts {
+            subject: c.subject,
+            text: c.text,
+            html: c.html,
+        })),
+        (None, None, None) => Err(Error::missing("TemplateName")),
+        _ => Err(Error::invalid(
+            "Give either TemplateName/TemplateArn or TemplateContent, not both.",
+        )),
+    }
+}
+
+pub async fn v2_send_email(
+    api: &Api,
+    s: &Scope,
+    i: v2::SendEmailRequest,
+) -> R<v2::SendEmailResponse> {
+    if i.endpoint_id.is_some() {
+        return Err(not_yet("multi-region endpoints (EndpointId)"));
+    }
+    if i.tenant_name.is_some() || i.list_management_options.is_some() {
+        return Err(not_yet("tenants or list management options"));
+    }
+    let content = match (i.content.simple, i.content.raw, i.content.template) {
+        (Some(simple), None, None) => Content::Simple {
+            subject: simple.subject.data,
+            text: simple.body.text.map(|t| t.data),
+            html: simple.body.html.map(|h| h.data),
+            headers: headers_in(simple.headers),
+            attachments: attachments_in(simple.attachments),
+        },
+        (None, Some(raw), None) => Content::Raw(raw.data),
+        (None, None, Some(t)) => Content::Template {
+            template: template_ref(t.template_name, t.template_arn, t.template_content)?,
+            data: t
+                .template_data
+                .ok_or_else(|| Error::missing("TemplateData"))?,
+            headers: headers_in(t.headers),
+            attachments: attachments_in(t.attachments),
+        },
+        _ => {
+            return Err(Error::invalid(
+                "Content must have exactly one of Simple, Raw or Template.",
+            ));
+        }
+    };
+    let raw = matches!(content, Content::Raw(_));
+    let mut out = Outgoing::new("SendEmail", content);
+    out.source = i.from_email_address;
+    let d = i.destination.unwrap_or_default();
+    let (to, cc, bcc) = (
+        d.to_addresses.unwrap_or_default(),
+        d.cc_addresses.unwrap_or_default(),
+        d.bcc_addresses.unwrap_or_default(),
+    );
+    if raw {
+        out.destinations = [to, cc, bcc].concat();
+    } else {
+        if out.source.is_none() {
+            return Err(Error::missing("FromEmailAddress"));
+        }
+        (out.to, out.cc, out.bcc) = (to, cc, bcc);
+    }
+    out.reply_to = i.reply_to_addresses.unwrap_or_default();
+    out.return_path = i.feedback_forwarding_email_address;
+    out.tags = v2_tags(i.email_tags);
+    out.configuration_set = i.configuration_set_name;
+    let id = api.sending.send(s, out).await?;
+    Ok(v2::SendEmailResponse {
+        message_id: Some(id),
+    })
+}
+
+pub async fn v2_send_bulk_email(
+    api: &Api,
+    s: &Scope,
+    i: v2::SendBulkEmailRequest,
+) -> R<v2::SendBulkEmailResponse> {
+    if i.endpoint_id.is_some() || i.tenant_name.is_some() {
+        return Err(not_yet("multi-region endpoints or tenants"));
+    }
+    let t = i
+        .default_content
+        .template
+        .ok_or_else(|| Error::missing("DefaultContent"))?;
+    let mut common = Outgoing::new(
+        "SendBulkEmail",
+        Content::Template {
+            template: template_ref(t.template_name, t.template_arn, t.template_content)?,
+            data: t.template_data.unwrap_or_else(|| "{}".to_owned()),
+            headers: headers_in(t.headers),
+            attachments: attachments_in(t.attachments),
+        },
+    );
+    common.source = Some(
+        i.from_email_address
+            .ok_or_else(|| Error::missing("FromEmailAddress"))?,
+    );
+    common.reply_to = i.reply_to_addresses.unwrap_or_default();
+    common.return_path = i.feedback_forwarding_email_address;
+    common.tags = v2_tags(i.default_email_tags);
+    common.configuration_set = i.configuration_set_name;
+    let destinations = i
+        .bulk_email_entries
+        .into_iter()
+        .map(|e| {
+            if e.replacement_headers.is_some() {
+                return Err(not_yet("ReplacementHeaders in SendBulkEmail"));
+            }
+            Ok(BulkDestination {
+                to: e.destination.to_addresses.unwrap_or_default(),
+                cc: e.destination.cc_addresses.unwrap_or_default(),
+                bcc: e.destination.bcc_addresses.unwrap_or_default(),
+                replacement_data: e
+                    .replacement_email_content
+                    .and_then(|c| c.replacement_template)
+                    .and_then(|t| t.replacement_template_data),
+                replacement_tags: v2_tags(e.replacement_tags),
+            })
+        })
+        .collect::<R<Vec<_>>>()?;
+    let results = api.sending.send_bulk(s, common, destinations).await?;
+    Ok(v2::SendBulkEmailResponse {
+        bulk_email_entry_results: results
+            .into_iter()
+            .map(|r| match r {
+                Ok(id) => v2::BulkEmailEntryResult {
+                    status: Some(v2::BulkEmailStatus::Success),
+                    error: None,
+                    message_id: Some(id),
+                },
+                Err(e) => v2::BulkEmailEntryResult {
+                    status: Some(spell::v2_bulk_status(e.kind)),
+                    error: Some(e.message),
+                    message_id: None,
+                },
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,174 @@
+//! The domain's enums in each API's spelling. The spellings themselves are
+//! the generated enums' (`as_str`); this is only which is which.
+
+use sesame_model::account::ReviewStatus;
+use sesame_model::{
+    DkimOrigin, Error, IdentityKind, KeyLength, VerificationStatus, verification::VerificationError,
+};
+use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
+
+pub fn v1_status(s: VerificationStatus) -> v1::VerificationStatus {
+    match s {
+        VerificationStatus::Pending => v1::VerificationStatus::Pending,
+        VerificationStatus::Success => v1::VerificationStatus::Success,
+        VerificationStatus::Failed => v1::VerificationStatus::Failed,
+        VerificationStatus::TemporaryFailure => v1::VerificationStatus::TemporaryFailure,
+        VerificationStatus::NotStarted => v1::VerificationStatus::NotStarted,
+    }
+}
+
+/// A custom MAIL FROM domain is never `NotStarted` while it is set.
+pub fn v1_mail_from_status(s: VerificationStatus) -> v1::CustomMailFromStatus {
+    match s {
+        VerificationStatus::Success => v1::CustomMailFromStatus::Success,
+        VerificationStatus::Failed => v1::CustomMailFromStatus::Failed,
+        VerificationStatus::TemporaryFailure => v1::CustomMailFromStatus::TemporaryFailure,
+        VerificationStatus::Pending | VerificationStatus::NotStarted => {
+            v1::CustomMailFromStatus::Pending
+        }
+    }
+}
+
+pub fn v2_status(s: VerificationStatus) -> v2::VerificationStatus {
+    match s {
+        VerificationStatus::Pending => v2::VerificationStatus::Pending,
+        VerificationStatus::Success => v2::VerificationStatus::Success,
+        VerificationStatus::Failed => v2::VerificationStatus::Failed,
+        VerificationStatus::TemporaryFailure => v2::VerificationStatus::TemporaryFailure,
+        VerificationStatus::NotStarted => v2::VerificationStatus::NotStarted,
+    }
+}
+
+pub fn v2_dkim_status(s: VerificationStatus) -> v2::DkimStatus {
+    match s {
+        VerificationStatus::Pending => v2::DkimStatus::Pending,
+        VerificationStatus::Success => v2::DkimStatus::Success,
+        VerificationStatus::Failed => v2::DkimStatus::Failed,
+        VerificationStatus::TemporaryFailure => v2::DkimStatus::TemporaryFailure,
+        VerificationStatus::NotStarted => v2::DkimStatus::NotStarted,
+    }
+}
+
+pub fn v2_mail_from_status(s: VerificationStatus) -> v2::MailFromDomainStatus {
+    match s {
+        VerificationStatus::Success => v2::MailFromDomainStatus::Success,
+        VerificationStatus::Failed => v2::MailFromDomainStatus::Failed,
+        VerificationStatus::TemporaryFailure => v2::MailFromDomainStatus::TemporaryFailure,
+        VerificationStatus::Pending | VerificationStatus::NotStarted => {
+            v2::MailFromDomainStatus::Pending
+        }
+    }
+}
+
+pub fn v2_status_in(s: v2::VerificationStatus) -> VerificationStatus {
+    match s {
+        v2::VerificationStatus::Pending => VerificationStatus::Pending,
+        v2::VerificationStatus::Success => VerificationStatus::Success,
+        v2::VerificationStatus::Failed => VerificationStatus::Failed,
+        v2::VerificationStatus::TemporaryFailure => VerificationStatus::TemporaryFailure,
+        v2::VerificationStatus::NotStarted => VerificationStatus::NotStarted,
+    }
+}
+
+pub fn v2_origin(o: DkimOrigin) -> v2::DkimSigningAttributesOrigin {
+    match o {
+        DkimOrigin::AwsSes => v2::DkimSigningAttributesOrigin::AwsSes,
+        DkimOrigin::External => v2::DkimSigningAttributesOrigin::External,
+    }
+}
+
+pub fn v2_key_length(l: KeyLength) -> v2::DkimSigningKeyLength {
+    match l {
+        KeyLength::Rsa1024 => v2::DkimSigningKeyLength::Rsa1024Bit,
+        KeyLength::Rsa2048 => v2::DkimSigningKeyLength::Rsa2048Bit,
+    }
+}
+
+pub fn v2_key_length_in(l: v2::DkimSigningKeyLength) -> KeyLength {
+    match l {
+        v2::DkimSigningKeyLength::Rsa1024Bit => KeyLength::Rsa1024,
+        v2::DkimSigningKeyLength::Rsa2048Bit => KeyLength::Rsa2048,
+    }
+}
+
+pub fn v2_verification_error(e: VerificationError) -> v2::VerificationError {
+    match e {
+        VerificationError::ServiceError => v2::VerificationError::ServiceError,
+        VerificationError::DnsServerError => v2::VerificationError::DnsServerError,
+        VerificationError::HostNotFound => v2::VerificationError::HostNotFound,
+        VerificationError::TypeNotFound => v2::VerificationError::TypeNotFound,
+        VerificationError::InvalidValue => v2::VerificationError::InvalidValue,
+    }
+}
+
+pub fn v2_identity_type(k: IdentityKind) -> v2::IdentityType {
+    match k {
+        IdentityKind::EmailAddress => v2::IdentityType::EmailAddress,
+        IdentityKind::Domain => v2::IdentityType::Domain,
+    }
+}
+
+pub fn v2_identity_type_in(t: v2::IdentityType) -> Result<IdentityKind, Error> {
+    match t {
+        v2::IdentityType::EmailAddress => Ok(IdentityKind::EmailAddress),
+        v2::IdentityType::Domain => Ok(IdentityKind::Domain),
+        v2::IdentityType::ManagedDomain => Err(Error::new(
+            sesame_model::ErrorKind::NotImplemented,
+            "Sesame does not implement managed domains yet.",
+        )),
+    }
+}
+
+pub fn v1_identity_type_in(t: v1::IdentityType) -> IdentityKind {
+    match t {
+        v1::IdentityType::EmailAddress => IdentityKind::EmailAddress,
+        v1::IdentityType::Domain => IdentityKind::Domain,
+    }
+}
+
+pub fn v2_review(s: ReviewStatus) -> v2::ReviewStatus {
+    match s {
+        ReviewStatus::Pending => v2::ReviewStatus::Pending,
+        ReviewStatus::Failed => v2::ReviewStatus::Failed,
+        ReviewStatus::Granted => v2::ReviewStatus::Granted,
+        ReviewStatus::Denied => v2::ReviewStatus::Denied,
+    }
+}
+
+/// v1 SendBulkTemplatedEmail's per-destination status for an error.
+pub fn v1_bulk_status(kind: sesame_model::ErrorKind) -> v1::BulkEmailStatus {
+    use sesame_model::ErrorKind as K;
+    use v1::BulkEmailStatus as S;
+    match kind {
+        K::MessageRejected => S::MessageRejected,
+        K::DailyQuotaExceeded => S::AccountDailyQuotaExceeded,
+        K::RateExceeded => S::AccountThrottled,
+        K::SendingPaused => S::AccountSendingPaused,
+        K::MailFromDomainNotVerified => S::MailFromDomainNotVerified,
+        K::ConfigurationSetDoesNotExist => S::ConfigurationSetDoesNotExist,
+        K::TemplateDoesNotExist => S::TemplateDoesNotExist,
+        K::InvalidParameter | K::Validation | K::InvalidRenderingParameter => {
+            S::InvalidParameterValue
+        }
+        K::ConcurrentModification | K::Internal => S::TransientFailure,
+        _ => S::Failed,
+    }
+}
+
+/// v2 SendBulkEmail's per-entry status for an error.
+pub fn v2_bulk_status(kind: sesame_model::ErrorKind) -> v2::BulkEmailStatus {
+    use sesame_model::ErrorKind as K;
+    use v2::BulkEmailStatus as S;
+    match kind {
+        K::MessageRejected => S::MessageRejected,
+        K::DailyQuotaExceeded => S::AccountDailyQuotaExceeded,
+        K::RateExceeded => S::AccountThrottled,
+        K::SendingPaused => S::AccountSendingPaused,
+        K::MailFromDomainNotVerified => S::MailFromDomainNotVerified,
+        K::ConfigurationSetDoesNotExist => S::ConfigurationSetNotFound,
+        K::TemplateDoesNotExist => S::TemplateNotFound,
+        K::InvalidParameter | K::Validation | K::InvalidRenderingParameter => S::InvalidParameter,
+        K::ConcurrentModification | K::Internal => S::TransientFailure,
+        _ => S::Failed,
+    }
+}
