@@ -756,3 +756,86 @@ def test_direct_uses_starttls_when_offered(make_server, unique):
         sesv2.create_email_identity(EmailIdentity=f"dtls-{unique}.example.com")
         simple(sesv2, f"a@dtls-{unique}.example.com", [f"x@tls-{unique}.test"])
         assert sink.wait_for(1)[0].tls
+
+
+def test_send_bounce_delivers_a_dsn_to_the_original_sender(make_server, unique):
+    """SendBounce (v1) builds an RFC 3464 report about a message Sesame
+    holds and sends it, through the queue and the relay, DKIM-signed, to
+    that message's sender; bad requests are refused as SES refuses them."""
+    import email
+    import email.policy
+
+    import botocore.exceptions
+
+    with Sink() as sink:
+        s, sesv2, domain, txt, dest = relaying_byodkim(make_server, sink, unique, "dsn")
+        ses = s.client("ses")
+        original = simple(sesv2, f"sender@{domain}", [f"gone@{dest}", f"full@{dest}"])
+        first = sink.wait_for(1)[0]
+        original_id_header = email.message_from_bytes(first.data)["Message-ID"]
+        bounce_id = ses.send_bounce(
+            OriginalMessageId=original,
+            BounceSender=f"mailer-daemon@{domain}",
+            Explanation="Those mailboxes are gone.",
+            MessageDsn={"ReportingMta": f"mx.{dest}", "ArrivalDate": "2026-12-04T10:00:00Z",
+                        "ExtensionFields": [{"Name": "X-Sesame-Test", "Value": "yes"}]},
+            BouncedRecipientInfoList=[
+                {"Recipient": f"gone@{dest}", "BounceType": "DoesNotExist"},
+                {"Recipient": f"full@{dest}", "RecipientDsnFields": {
+                    "Action": "failed", "Status": "5.2.2", "DiagnosticCode": "552 mailbox full",
+                    "RemoteMta": f"mx.{dest}"}},
+            ],
+        )["MessageId"]
+        got = sink.wait_for(2)[1]
+        assert got.rcpts == [f"sender@{domain}"], "the DSN goes to the original sender"
+        assert got.mail_from == f"{bounce_id}@{BOUNCE_DOMAIN}"
+        assert dkim_verifies(got.data, {f"sel1._domainkey.{domain}": txt})[0], "signed like any mail"
+        m = email.message_from_bytes(got.data, policy=email.policy.default)
+        assert m.get_content_type() == "multipart/report"
+        assert m.get_param("report-type") == "delivery-status"
+        assert m["From"] == f"mailer-daemon@{domain}"
+        assert m["Subject"] == "Delivery Status Notification (Failure)"
+        assert m["In-Reply-To"] == original_id_header
+        text, status, headers = m.get_payload()
+        assert "Those mailboxes are gone." in text.get_content()
+        assert status.get_content_type() == "message/delivery-status"
+        per_message, gone, full = status.get_payload()
+        assert per_message["Reporting-MTA"] == f"dns; mx.{dest}"
+        assert per_message["Arrival-Date"].endswith("10:00:00 +0000")
+        assert per_message["X-Sesame-Test"] == "yes"
+        assert (gone["Final-Recipient"], gone["Action"], gone["Status"]) == (f"rfc822; gone@{dest}", "failed", "5.1.1")
+        assert (full["Status"], full["Diagnostic-Code"], full["Remote-MTA"]) == (
+            "5.2.2", "smtp; 552 mailbox full", f"dns; mx.{dest}")
+        assert headers.get_content_type() == "text/rfc822-headers"
+        assert "Subject: Hello" in headers.get_payload()
+        assert wait_events(s, 1, message_id=bounce_id)[0]["eventType"] == "Delivery"
+
+        def refused(**kw):
+            args = dict(OriginalMessageId=original, BounceSender=f"mailer-daemon@{domain}",
+                        BouncedRecipientInfoList=[{"Recipient": f"gone@{dest}", "BounceType": "DoesNotExist"}])
+            args.update(kw)
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                ses.send_bounce(**args)
+            err = e.value.response["Error"]
+            return err["Code"], err["Message"]
+
+        code, message = refused(OriginalMessageId="0000000000000000-nope")
+        assert code == "MessageRejected" and "0000000000000000-nope" in message
+        assert refused(BounceSender="someone@unverified.test") == (
+            "MessageRejected",
+            "Email address is not verified. The following identities failed the check in region US-EAST-1: someone@unverified.test",
+        )
+        code, message = refused(BouncedRecipientInfoList=[{"Recipient": f"gone@{dest}"}])
+        assert code == "InvalidParameterValue" and "BounceType or RecipientDsnFields" in message
+        code, _ = refused(MessageDsn={"ReportingMta": "mx\r\nStatus: 2.0.0"})
+        assert code == "InvalidParameterValue"
+        code, message = refused(BouncedRecipientInfoList=[{"Recipient": f"gone@{dest}", "BounceType": "Nope"}])
+        assert code == "ValidationError"
+        assert "Member must satisfy enum value set: [ContentRejected, DoesNotExist, ExceededQuota, MessageTooLarge, TemporaryFailure, Undefined]" in message
+        # In another region the message is not there.
+        west = s.client("ses", region="eu-west-1")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            west.send_bounce(OriginalMessageId=original, BounceSender=f"mailer-daemon@{domain}",
+                             BouncedRecipientInfoList=[{"Recipient": f"gone@{dest}", "BounceType": "DoesNotExist"}])
+        assert e.value.response["Error"]["Code"] == "MessageRejected"
+        assert len(sink.wait_for(2)) == 2, "nothing else was sent"

@@ -3,8 +3,8 @@
 //! Each becomes one `Outgoing` for `SendService`, where the rules live.
 
 use crate::{Api, R, spell};
-use sesame_core::compose::Attachment;
-use sesame_core::sending::{BulkDestination, Content, Outgoing, TemplateRef};
+use sesame_core::compose::{Attachment, BounceReason, DsnRecipient};
+use sesame_core::sending::{BounceRequest, BulkDestination, Content, Outgoing, TemplateRef};
 use sesame_model::{Error, ErrorKind, Scope, TemplateParts};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
 
@@ -133,6 +133,82 @@ pub async fn v1_send_bulk_templated_email(
                 },
             })
             .collect(),
+    })
+}
+
+fn extensions(fields: Option<Vec<v1::ExtensionField>>) -> Vec<(String, String)> {
+    fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| (f.name, f.value))
+        .collect()
+}
+
+fn bounce_reason(t: v1::BounceType) -> BounceReason {
+    match t {
+        v1::BounceType::DoesNotExist => BounceReason::DoesNotExist,
+        v1::BounceType::MessageTooLarge => BounceReason::MessageTooLarge,
+        v1::BounceType::ExceededQuota => BounceReason::ExceededQuota,
+        v1::BounceType::ContentRejected => BounceReason::ContentRejected,
+        v1::BounceType::Undefined => BounceReason::Undefined,
+        v1::BounceType::TemporaryFailure => BounceReason::TemporaryFailure,
+    }
+}
+
+/// One bounced recipient: its DSN fields as given, or those of its
+/// bounce type.
+fn bounced(r: v1::BouncedRecipientInfo) -> R<DsnRecipient> {
+    match (r.recipient_dsn_fields, r.bounce_type) {
+        (Some(f), _) => Ok(DsnRecipient {
+            final_recipient: f.final_recipient.unwrap_or(r.recipient),
+            action: f.action.as_str().to_owned(),
+            status: f.status,
+            remote_mta: f.remote_mta,
+            diagnostic_code: f.diagnostic_code,
+            last_attempt: f.last_attempt_date,
+            extensions: extensions(f.extension_fields),
+        }),
+        (None, Some(t)) => {
+            let (action, status) = bounce_reason(t).action_and_status();
+            Ok(DsnRecipient {
+                final_recipient: r.recipient,
+                action: action.to_owned(),
+                status: status.to_owned(),
+                remote_mta: None,
+                diagnostic_code: None,
+                last_attempt: None,
+                extensions: vec![],
+            })
+        }
+        (None, None) => Err(Error::invalid(format!(
+            "The bounced recipient {} needs a BounceType or RecipientDsnFields.",
+            r.recipient
+        ))),
+    }
+}
+
+pub async fn v1_send_bounce(
+    api: &Api,
+    s: &Scope,
+    i: v1::SendBounceRequest,
+) -> R<v1::SendBounceResponse> {
+    let dsn = i.message_dsn;
+    let request = BounceRequest {
+        original_message_id: i.original_message_id,
+        sender: i.bounce_sender,
+        explanation: i.explanation,
+        reporting_mta: dsn.as_ref().map(|d| d.reporting_mta.clone()),
+        arrival: dsn.as_ref().and_then(|d| d.arrival_date),
+        extensions: extensions(dsn.and_then(|d| d.extension_fields)),
+        recipients: i
+            .bounced_recipient_info_list
+            .into_iter()
+            .map(bounced)
+            .collect::<R<_>>()?,
+    };
+    let id = api.sending.send_bounce(s, request).await?;
+    Ok(v1::SendBounceResponse {
+        message_id: Some(id),
     })
 }
 

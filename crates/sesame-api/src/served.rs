@@ -78,6 +78,10 @@ impl v1::SesV1 for Api {
         identities::v1_list_verified_email_addresses(self, caller).await
     }
 
+    async fn send_bounce(&self, caller: &Scope, input: v1::SendBounceRequest) -> Result<v1::SendBounceResponse, Error> {
+        sending::v1_send_bounce(self, caller, input).await
+    }
+
     async fn send_bulk_templated_email(&self, caller: &Scope, input: v1::SendBulkTemplatedEmailRequest) -> Result<v1::SendBulkTemplatedEmailResponse, Error> {
         sending::v1_send_bulk_templated_email(self, caller, input).await
     }

@@ -1,12 +1,15 @@
 //! MIME composition: the RFC 5322 message a receiver gets for Simple and
 //! templated content (multipart/alternative for text plus HTML, encoded
-//! headers for non-ASCII text, Message-ID and Date), built with
+//! headers for non-ASCII text, Message-ID and Date), and the delivery
+//! status notification SendBounce sends (RFC 3464), built with
 //! mail-builder; and the header fields read back from raw messages with
 //! mail-parser.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::text::Text;
+use mail_builder::mime::MimePart;
 use mail_parser::{HeaderName, MessageParser};
 use sesame_model::{Error, Mailbox, Millis};
 
@@ -82,6 +85,222 @@ pub fn build(c: &Compose<'_>) -> Result<Vec<u8>, Error> {
     }
     b.write_to_vec()
         .map_err(|e| Error::internal(format!("cannot compose the message: {e}")))
+}
+
+/// Why a recipient bounced, as SendBounce names it; each has the DSN
+/// action and status code it is reported with when no DSN fields are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BounceReason {
+    DoesNotExist,
+    MessageTooLarge,
+    ExceededQuota,
+    ContentRejected,
+    Undefined,
+    TemporaryFailure,
+}
+
+impl BounceReason {
+    /// The DSN `Action` and `Status` (RFC 3464 2.3.3, RFC 3463 codes).
+    pub fn action_and_status(self) -> (&'static str, &'static str) {
+        match self {
+            Self::DoesNotExist => ("failed", "5.1.1"),
+            Self::MessageTooLarge => ("failed", "5.3.4"),
+            Self::ExceededQuota => ("failed", "5.2.2"),
+            Self::ContentRejected => ("failed", "5.6.1"),
+            Self::Undefined => ("failed", "5.0.0"),
+            Self::TemporaryFailure => ("delayed", "4.0.0"),
+        }
+    }
+}
+
+/// One recipient's fields in a DSN (RFC 3464 2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsnRecipient {
+    /// `Final-Recipient: rfc822; …`.
+    pub final_recipient: String,
+    /// `failed`, `delayed`, `delivered`, `relayed` or `expanded`.
+    pub action: String,
+    /// `Status`: `class.subject.detail`, e.g. `5.1.1`.
+    pub status: String,
+    pub remote_mta: Option<String>,
+    pub diagnostic_code: Option<String>,
+    pub last_attempt: Option<Millis>,
+    pub extensions: Vec<(String, String)>,
+}
+
+/// A delivery status notification about a message that was received.
+#[derive(Debug, Clone)]
+pub struct Dsn<'a> {
+    pub from: &'a Mailbox,
+    pub to: &'a Mailbox,
+    /// The human-readable part; a default one names the recipients.
+    pub explanation: Option<&'a str>,
+    /// `Reporting-MTA: dns; …`.
+    pub reporting_mta: &'a str,
+    pub arrival: Millis,
+    pub extensions: &'a [(String, String)],
+    pub recipients: &'a [DsnRecipient],
+    /// The bounced message, whose header block is returned
+    /// (`text/rfc822-headers`) and whose Message-ID is replied to.
+    pub original: &'a [u8],
+    pub date: Millis,
+}
+
+/// A DSN field's text: printable ASCII on one line, as RFC 3464 fields
+/// are; anything else could forge other fields.
+fn dsn_text<'v>(field: &str, value: &'v str) -> Result<&'v str, Error> {
+    if value.is_empty() || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(Error::invalid(format!(
+            "The DSN field {field} must be printable ASCII on one line: '{}'.",
+            value.escape_debug()
+        )));
+    }
+    Ok(value)
+}
+
+/// An extension field's name: an RFC 5322 field name.
+fn dsn_field_name(name: &str) -> Result<&str, Error> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return Err(Error::invalid(format!(
+            "The DSN extension field name '{}' is not a header field name.",
+            name.escape_debug()
+        )));
+    }
+    Ok(name)
+}
+
+/// `class.subject.detail` (RFC 3463): 2, 4 or 5, then up to three digits
+/// twice.
+fn dsn_status(status: &str) -> Result<&str, Error> {
+    let parts: Vec<&str> = status.split('.').collect();
+    let digits = |p: &str, max: usize| {
+        !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    if parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && digits(parts[1], 3)
+        && digits(parts[2], 3)
+    {
+        Ok(status)
+    } else {
+        Err(Error::invalid(format!(
+            "The DSN status '{}' is not a status code such as 5.1.1 (RFC 3463).",
+            status.escape_debug()
+        )))
+    }
+}
+
+/// The header block of a message: everything before the first empty line.
+fn header_block(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 1))
+        .unwrap_or(raw.len());
+    &raw[..end]
+}
+
+/// The DSN as RFC 3464 lays it out: `multipart/report;
+/// report-type=delivery-status` with the explanation, the
+/// `message/delivery-status` fields, and the original's header block.
+pub fn dsn(d: &Dsn<'_>) -> Result<Vec<u8>, Error> {
+    if d.recipients.is_empty() {
+        return Err(Error::invalid(
+            "A bounce must name at least one bounced recipient.",
+        ));
+    }
+    let mut status = format!(
+        "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n",
+        dsn_text("ReportingMta", d.reporting_mta)?,
+        rfc2822(d.arrival)
+    );
+    for (name, value) in d.extensions {
+        status.push_str(&format!(
+            "{}: {}\r\n",
+            dsn_field_name(name)?,
+            dsn_text(name, value)?
+        ));
+    }
+    for r in d.recipients {
+        status.push_str(&format!(
+            "\r\nFinal-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            dsn_text("FinalRecipient", &r.final_recipient)?,
+            dsn_text("Action", &r.action)?,
+            dsn_status(&r.status)?
+        ));
+        if let Some(m) = &r.remote_mta {
+            status.push_str(&format!(
+                "Remote-MTA: dns; {}\r\n",
+                dsn_text("RemoteMta", m)?
+            ));
+        }
+        if let Some(c) = &r.diagnostic_code {
+            status.push_str(&format!(
+                "Diagnostic-Code: smtp; {}\r\n",
+                dsn_text("DiagnosticCode", c)?
+            ));
+        }
+        if let Some(t) = r.last_attempt {
+            status.push_str(&format!("Last-Attempt-Date: {}\r\n", rfc2822(t)));
+        }
+        for (name, value) in &r.extensions {
+            status.push_str(&format!(
+                "{}: {}\r\n",
+                dsn_field_name(name)?,
+                dsn_text(name, value)?
+            ));
+        }
+    }
+    let explanation = match d.explanation {
+        Some(e) => e.to_owned(),
+        None => {
+            let listed: Vec<&str> = d
+                .recipients
+                .iter()
+                .map(|r| r.final_recipient.as_str())
+                .collect();
+            format!(
+                "The message you sent could not be delivered to the following recipients:\r\n\r\n{}\r\n",
+                listed.join("\r\n")
+            )
+        }
+    };
+    let failed = d.recipients.iter().any(|r| r.action == "failed");
+    let parts = vec![
+        MimePart::new("text/plain", explanation),
+        MimePart::new("message/delivery-status", status).transfer_encoding("7bit"),
+        MimePart::new("text/rfc822-headers", header_block(d.original).to_vec())
+            .transfer_encoding("8bit"),
+    ];
+    let report = ContentType::new("multipart/report").attribute("report-type", "delivery-status");
+    let mut b = MessageBuilder::new()
+        .from(address(d.from))
+        .to(address(d.to))
+        .subject(if failed {
+            "Delivery Status Notification (Failure)"
+        } else {
+            "Delivery Status Notification (Delay)"
+        })
+        .header("Auto-Submitted", Text::new("auto-replied"))
+        .date(d.date / 1000)
+        .body(MimePart::new(report, parts));
+    if let Some(id) = MessageParser::default()
+        .parse_headers(d.original)
+        .and_then(|m| m.message_id().map(str::to_owned))
+    {
+        b = b.in_reply_to(id.clone()).references(id);
+    }
+    b.write_to_vec()
+        .map_err(|e| Error::internal(format!("cannot compose the bounce: {e}")))
+}
+
+/// A date as RFC 5322 writes one, in UTC.
+pub fn rfc2822(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
 }
 
 /// What the send rules need from a raw message's header.
@@ -245,5 +464,94 @@ mod tests {
         let stripped = String::from_utf8(strip_bcc(raw)).unwrap();
         assert!(!stripped.contains("c@x.com") && !stripped.contains("d@x.com"));
         assert!(stripped.contains("Bcc: in the body stays"));
+    }
+
+    fn recipient(status: &str) -> DsnRecipient {
+        DsnRecipient {
+            final_recipient: "gone@example.org".into(),
+            action: "failed".into(),
+            status: status.into(),
+            remote_mta: Some("mx.example.org".into()),
+            diagnostic_code: Some("550 5.1.1 No such user".into()),
+            last_attempt: Some(1_700_000_000_000),
+            extensions: vec![("X-Queue".into(), "q1".into())],
+        }
+    }
+
+    #[test]
+    fn a_dsn_is_a_delivery_status_report() {
+        let from = Mailbox::parse("bounces@example.com").unwrap();
+        let to = Mailbox::parse("sender@example.net").unwrap();
+        let original = b"Message-ID: <orig-1@example.net>\r\nFrom: sender@example.net\r\nSubject: hi\r\n\r\nsecret body\r\n";
+        let recipients = [recipient("5.1.1")];
+        let d = Dsn {
+            from: &from,
+            to: &to,
+            explanation: None,
+            reporting_mta: "mta.example.com",
+            arrival: 1_700_000_000_000,
+            extensions: &[],
+            recipients: &recipients,
+            original,
+            date: 1_700_000_100_000,
+        };
+        let raw = dsn(&d).unwrap();
+        let parsed = MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(
+            parsed.subject(),
+            Some("Delivery Status Notification (Failure)")
+        );
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("multipart/report"), "{text}");
+        assert!(
+            text.contains("report-type=\"delivery-status\"")
+                || text.contains("report-type=delivery-status")
+        );
+        assert!(text.contains("Content-Type: message/delivery-status"));
+        assert!(text.contains("Reporting-MTA: dns; mta.example.com\r\n"));
+        assert!(text.contains(
+            "Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        ));
+        assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 No such user\r\n"));
+        assert!(text.contains("X-Queue: q1\r\n"));
+        assert!(text.contains("In-Reply-To: <orig-1@example.net>"));
+        assert!(
+            text.contains("Subject: hi"),
+            "the original's header is returned"
+        );
+        assert!(!text.contains("secret body"), "its body is not");
+        assert!(text.contains("Auto-Submitted: auto-replied"));
+    }
+
+    #[test]
+    fn dsn_fields_cannot_forge_others() {
+        let from = Mailbox::parse("bounces@example.com").unwrap();
+        let to = Mailbox::parse("sender@example.net").unwrap();
+        let build = |mta: &str, r: DsnRecipient| {
+            let recipients = [r];
+            dsn(&Dsn {
+                from: &from,
+                to: &to,
+                explanation: Some("no"),
+                reporting_mta: mta,
+                arrival: 0,
+                extensions: &[],
+                recipients: &recipients,
+                original: b"",
+                date: 0,
+            })
+        };
+        assert!(build("a\r\nStatus: 2.0.0", recipient("5.1.1")).is_err());
+        assert!(build("mta", recipient("5.1.1\r\nAction: delivered")).is_err());
+        assert!(build("mta", recipient("9.9.9")).is_err());
+        assert!(build("mta", recipient("5.1")).is_err());
+        let mut bad_name = recipient("5.1.1");
+        bad_name.extensions = vec![("X: Y".into(), "v".into())];
+        assert!(build("mta", bad_name).is_err());
+        assert!(build("mta", recipient("4.4.7")).is_ok());
+        assert_eq!(
+            BounceReason::TemporaryFailure.action_and_status(),
+            ("delayed", "4.0.0")
+        );
     }
 }

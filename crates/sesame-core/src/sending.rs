@@ -518,7 +518,7 @@ impl SendService {
                     prefix.push_str(&format!("Message-ID: <{message_id_header}>\r\n"));
                 }
                 if !h.has_date {
-                    prefix.push_str(&format!("Date: {}\r\n", rfc2822(now)));
+                    prefix.push_str(&format!("Date: {}\r\n", compose::rfc2822(now)));
                 }
                 let mut full = prefix.into_bytes();
                 full.extend_from_slice(&compose::strip_bcc(&raw));
@@ -576,6 +576,82 @@ impl SendService {
     }
 }
 
+/// How long after a message arrives SendBounce may bounce it.
+pub const BOUNCE_WINDOW_MS: sesame_model::Millis = 24 * 3600 * 1000;
+
+/// A SendBounce request: which message, from whom, and each bounced
+/// recipient's DSN fields (from its bounce reason or given in full).
+#[derive(Debug, Clone)]
+pub struct BounceRequest {
+    pub original_message_id: String,
+    /// The bounce's From address: an identity verified for sending.
+    pub sender: String,
+    pub explanation: Option<String>,
+    pub reporting_mta: Option<String>,
+    pub arrival: Option<sesame_model::Millis>,
+    pub extensions: Vec<(String, String)>,
+    pub recipients: Vec<compose::DsnRecipient>,
+}
+
+impl SendService {
+    /// SendBounce: an RFC 3464 delivery status notification about a
+    /// message this account and region received, from `sender` to that
+    /// message's sender, within 24 hours of its arrival. It is sent as
+    /// any raw message is (`send`): the sender must be verified, the
+    /// sandbox and the quotas apply, and it is queued, signed and delivered
+    /// by the engine. Until Sesame receives mail itself, the messages it
+    /// holds are those it accepted for the account (in `--dev`, the local
+    /// mailbox's).
+    pub async fn send_bounce(&self, scope: &Scope, b: BounceRequest) -> Result<String, Error> {
+        let op = "SendBounce";
+        let id = &b.original_message_id;
+        let not_found = || {
+            Error::new(
+                ErrorKind::MessageRejected,
+                format!("Could not find the message {id} to bounce in this account and region."),
+            )
+        };
+        let original = self
+            .store
+            .get_message(id)
+            .await
+            .map_err(internal)?
+            .filter(|m| &m.scope == scope)
+            .ok_or_else(not_found)?
+            .message;
+        let now = self.clock.now_ms();
+        if now - original.created_at > BOUNCE_WINDOW_MS {
+            let e = Error::new(
+                ErrorKind::MessageRejected,
+                format!(
+                    "The message {id} arrived more than 24 hours ago: a message can be bounced only within 24 hours of its arrival."
+                ),
+            );
+            return Err(self
+                .reject(scope, op, "bounce-too-late", e, vec![id.clone()])
+                .await);
+        }
+        let from = Mailbox::parse(&b.sender)?;
+        let to = Mailbox::parse(&original.source)?;
+        let reporting_mta = b.reporting_mta.unwrap_or_else(|| from.domain());
+        let raw = compose::dsn(&compose::Dsn {
+            from: &from,
+            to: &to,
+            explanation: b.explanation.as_deref(),
+            reporting_mta: &reporting_mta,
+            arrival: b.arrival.unwrap_or(original.created_at),
+            extensions: &b.extensions,
+            recipients: &b.recipients,
+            original: &original.raw,
+            date: now,
+        })?;
+        let mut out = Outgoing::new(op, Content::Raw(raw));
+        out.source = Some(b.sender);
+        out.destinations = vec![original.source];
+        self.send(scope, out).await
+    }
+}
+
 /// SES's error for a message the quotas refused; `None` when accepted.
 pub fn quota_refusal(a: Acceptance) -> Option<Error> {
     match a {
@@ -589,13 +665,6 @@ pub fn quota_refusal(a: Acceptance) -> Option<Error> {
             "Maximum sending rate exceeded",
         )),
     }
-}
-
-fn rfc2822(ms: sesame_model::Millis) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_default()
 }
 
 /// Whether an address is at the mailbox simulator (for callers that only have a string).
