@@ -182,8 +182,14 @@ pub fn template(data: &[u8]) {
         return;
     };
     assert!(shape.depth <= sesame_model::template::MAX_NESTING);
-    let data =
-        serde_json::from_slice(json).unwrap_or_else(|_| serde_json::json!({"a": [1, 2], "b": "x"}));
+    let parse = sesame_core::templates::parse_data;
+    let Ok(data) = std::str::from_utf8(json)
+        .map_err(|_| ())
+        .and_then(|j| parse(j).map_err(|_| ()))
+        .or_else(|_| parse(r#"{"a": [1, 2], "b": "x"}"#))
+    else {
+        return;
+    };
     if let Ok(r) = sesame_core::templates::render(&parts, &data) {
         let size = r.subject.len() + r.text.map_or(0, |t| t.len());
         assert!(size <= sesame_core::templates::MAX_RENDERED_BYTES);

@@ -26,14 +26,16 @@ use sesame_model::{
 
 pub use sqlite::SqliteStore;
 
+/// What went wrong in a store, in no backend's types: callers see what
+/// failed, each backend turns its own errors into these (`sqlite.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database failed: connection, I/O, a constraint, a timeout.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(String),
+    /// The schema could not be brought up to date.
     #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
     #[error("batched write failed: {0}")]

@@ -25,6 +25,25 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use writer::{AcceptJob, HandOff, Job, OnAcceptance, QueueJob};
 
+// The backend's own errors, as the store's.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e.to_string())
+    }
+}
+
 mod writer;
 
 pub struct SqliteStore {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 #[rustfmt::skip]
 pub mod generated;
+pub mod local;
 pub mod query;
 pub mod router;
 pub mod serve;

@@ -9,9 +9,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use serde_json::json;
-use sesame_model::{EventFilter, EventKind, MessageFilter, StoredMessage};
+use sesame_model::{EventFilter, EventKind, MessageFilter};
 use sesame_store::Store;
+use sesame_wire::local;
 use std::sync::Arc;
 
 pub fn routes<S>(store: Arc<dyn Store>) -> Router<S> {
@@ -30,27 +30,17 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-fn failure(e: sesame_store::StoreError) -> Response {
-    tracing::error!(error = %e, "mailbox store failure");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(json!({"message": "store failure; see the server log"})),
-    )
-        .into_response()
+/// A JSON body written by `sesame_wire::local`.
+pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn view(m: &StoredMessage) -> serde_json::Value {
-    json!({
-        "id": m.message.id,
-        "account": m.scope.account.as_str(),
-        "region": m.scope.region.as_str(),
-        "operation": m.message.operation,
-        "source": m.message.source,
-        "destinations": m.message.destinations,
-        "subject": m.message.subject,
-        "timestamp": sesame_wire::iso8601(m.message.created_at),
-        "mime": String::from_utf8_lossy(&m.message.raw),
-    })
+fn failure(e: sesame_store::StoreError) -> Response {
+    tracing::error!(error = %e, "mailbox store failure");
+    json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        local::message("store failure; see the server log"),
+    )
 }
 
 async fn list(State(store): State<Arc<dyn Store>>, Query(q): Query<ListQuery>) -> Response {
@@ -61,9 +51,7 @@ async fn list(State(store): State<Arc<dyn Store>>, Query(q): Query<ListQuery>) -
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
     match store.list_messages(&filter).await {
-        Ok(ms) => {
-            axum::Json(json!({"messages": ms.iter().map(view).collect::<Vec<_>>()})).into_response()
-        }
+        Ok(ms) => json(StatusCode::OK, local::messages(&ms)),
         Err(e) => failure(e),
     }
 }
@@ -81,18 +69,17 @@ async fn raw(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) -> Res
             m.message.raw,
         )
             .into_response(),
-        Ok(None) => (
+        Ok(None) => json(
             StatusCode::NOT_FOUND,
-            axum::Json(json!({"message": format!("No message {id}.")})),
-        )
-            .into_response(),
+            local::message(&format!("No message {id}.")),
+        ),
         Err(e) => failure(e),
     }
 }
 
 async fn clear(State(store): State<Arc<dyn Store>>) -> Response {
     match store.clear_messages().await {
-        Ok(n) => axum::Json(json!({"deleted": n})).into_response(),
+        Ok(n) => json(StatusCode::OK, local::deleted(n)),
         Err(e) => failure(e),
     }
 }
@@ -110,11 +97,12 @@ async fn events(State(store): State<Arc<dyn Store>>, Query(q): Query<EventQuery>
         None => None,
         Some((_, Some(k))) => Some(k),
         Some((k, None)) => {
-            return (
+            return json(
                 StatusCode::BAD_REQUEST,
-                axum::Json(json!({"message": format!("Unknown event type {k}: expected Delivery, Bounce or Complaint.")})),
-            )
-                .into_response();
+                local::message(&format!(
+                    "Unknown event type {k}: expected Delivery, Bounce or Complaint."
+                )),
+            );
         }
     };
     let filter = EventFilter {
@@ -124,10 +112,7 @@ async fn events(State(store): State<Arc<dyn Store>>, Query(q): Query<EventQuery>
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
     match store.list_events(&filter).await {
-        Ok(es) => axum::Json(json!({
-            "events": es.iter().map(sesame_wire::events::event_json).collect::<Vec<_>>()
-        }))
-        .into_response(),
+        Ok(es) => json(StatusCode::OK, local::events(&es)),
         Err(e) => failure(e),
     }
 }

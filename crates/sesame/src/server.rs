@@ -387,7 +387,7 @@ async fn health(
         Arc<App>,
         crate::listener::Connections,
     )>,
-) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+) -> axum::response::Response {
     let mut problems = vec![];
     let (open, full) = conns.load();
     if full {
@@ -399,19 +399,12 @@ async fn health(
     if let Some(problem) = store_problem(&app).await {
         problems.push(problem);
     }
-    if problems.is_empty() {
-        (
-            axum::http::StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok", "connections": open})),
-        )
+    let status = if problems.is_empty() {
+        axum::http::StatusCode::OK
     } else {
-        (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                serde_json::json!({"status": "unavailable", "problems": problems, "connections": open}),
-            ),
-        )
-    }
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    crate::mailbox::json(status, sesame_wire::local::health(&problems, open))
 }
 
 /// Why the store cannot serve the API, if it cannot: one read, at most
@@ -447,10 +440,10 @@ async fn metrics_not_here() -> (axum::http::StatusCode, &'static str) {
     )
 }
 
-async fn unknown_sesame_route() -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    (
+async fn unknown_sesame_route() -> axum::response::Response {
+    crate::mailbox::json(
         axum::http::StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({"message": "No such Sesame endpoint."})),
+        sesame_wire::local::message("No such Sesame endpoint."),
     )
 }
 
