@@ -32,6 +32,7 @@ pub mod delivery;
 pub mod error;
 pub mod identity;
 pub mod message;
+pub mod quota;
 pub mod scope;
 pub mod tags;
 pub mod template;

@@ -508,7 +508,7 @@ impl Store for SqliteStore {
         )
         .bind(scope.account.as_str())
         .bind(scope.region.as_str())
-        .bind(now / 60_000 - DAY_MINUTES)
+        .bind(sesame_model::quota::minute_of(now) - sesame_model::quota::DAY_MINUTES)
         .fetch_one(&self.pool)
         .await?;
         Ok(n.max(0) as u64)
@@ -1137,8 +1137,6 @@ async fn scope_is_full(
         .await?;
     Ok(count >= i64::from(limit))
 }
-
-const DAY_MINUTES: i64 = 24 * 60;
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))

@@ -29,11 +29,12 @@
 //! round) and its send-rate token bucket (kept only in memory: after a
 //! restart a bucket starts full, which is one second's worth of sending).
 
-use super::{DAY_MINUTES, from_json, scope_from, to_json};
+use super::{from_json, scope_from, to_json};
 use crate::{AcceptanceDelivery, Result, StoreError};
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, params};
 use sesame_model::delivery::group_by_domain;
+use sesame_model::quota::{DAY_MINUTES, QuotaState, minute_of};
 use sesame_model::{
     Acceptance, DeliveryUpdate, Event, Millis, NewMessage, QueuedDelivery, QuotaCheck, Scope,
 };
@@ -388,7 +389,7 @@ fn run(
     handoff: &HandOff,
     on_acceptance: &OnAcceptance,
 ) {
-    let mut quotas: HashMap<Scope, ScopeQuota> = HashMap::new();
+    let mut quotas: HashMap<Scope, QuotaState> = HashMap::new();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut jobs, MAX_BATCH) > 0 {
         if signals.tail.swap(false, Ordering::Acquire) {
@@ -447,7 +448,7 @@ struct Decided {
 /// waits for it.
 fn round(
     conn: &mut Connection,
-    quotas: &mut HashMap<Scope, ScopeQuota>,
+    quotas: &mut HashMap<Scope, QuotaState>,
     batch: Vec<AcceptJob>,
     others: Vec<QueueJob>,
     queued: &Notify,
@@ -587,19 +588,13 @@ fn round(
     }
 }
 
-/// One scope's quota state, as the writer keeps it.
-#[derive(Default)]
-struct ScopeQuota {
-    /// Counted recipients per minute over the last 24 hours, oldest first.
-    minutes: VecDeque<(i64, i64)>,
-    /// Their sum.
-    sent: i64,
-    /// The rate bucket: tokens at a time (ms); `None` means full.
-    bucket: Option<(i64, f64)>,
-}
+/// One scope's quota state, as the writer keeps it; the rules are
+/// `sesame_model::quota`'s.
+struct ScopeQuota;
 
 impl ScopeQuota {
-    fn load(conn: &Connection, scope: &Scope, minute: i64) -> Result<Self> {
+    /// The scope's state from its ledger: the last 24 hours' counts.
+    fn load(conn: &Connection, scope: &Scope, minute: i64) -> Result<QuotaState> {
         let mut stmt = conn.prepare_cached(
             "SELECT minute, recipients FROM send_ledger
              WHERE account_id = ? AND region = ? AND minute > ? ORDER BY minute",
@@ -613,63 +608,8 @@ impl ScopeQuota {
                 ],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
             )?
-            .collect::<rusqlite::Result<VecDeque<_>>>()?;
-        let sent = minutes.iter().map(|(_, n)| n).sum();
-        Ok(Self {
-            minutes,
-            sent,
-            bucket: None,
-        })
-    }
-
-    /// Forgets minutes that have left the 24-hour window at `minute`.
-    fn roll(&mut self, minute: i64) {
-        while let Some(&(m, n)) = self.minutes.front() {
-            if m > minute - DAY_MINUTES {
-                break;
-            }
-            self.sent -= n;
-            self.minutes.pop_front();
-        }
-    }
-
-    /// Takes back `n` recipients counted in `minute`.
-    fn uncount(&mut self, minute: i64, n: i64) {
-        if let Some((_, m)) = self.minutes.iter_mut().rev().find(|(m, _)| *m == minute) {
-            *m -= n;
-            self.sent -= n;
-        }
-    }
-
-    /// Decides one message and, if it is accepted, counts it.
-    fn decide(&mut self, q: &QuotaCheck) -> Acceptance {
-        let minute = q.now / 60_000;
-        self.roll(minute);
-        let daily = i64::from(q.daily_recipients);
-        if q.max_24h >= 0.0 && daily > 0 && (self.sent + daily) as f64 > q.max_24h {
-            return Acceptance::DailyQuotaExceeded;
-        }
-        // The rate is a token bucket holding one second's worth. A message
-        // needs as many tokens as it has recipients (at most a full bucket)
-        // and takes them all, so a large message waits out its debt after.
-        let cap = q.max_rate;
-        let tokens = match self.bucket {
-            None => cap,
-            Some((at, t)) => (t + (q.now - at).max(0) as f64 / 1000.0 * q.max_rate).min(cap),
-        };
-        let want = f64::from(q.rate_recipients);
-        if tokens < want.min(cap) {
-            return Acceptance::RateExceeded;
-        }
-        self.bucket = Some((q.now, tokens - want));
-        if daily > 0 {
-            self.sent += daily;
-            match self.minutes.back_mut() {
-                Some((m, n)) if *m >= minute => *n += daily,
-                _ => self.minutes.push_back((minute, daily)),
-            }
-        }
-        Acceptance::Accepted
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(QuotaState::from_ledger(minutes))
     }
 }
 
@@ -709,15 +649,15 @@ fn part<T>(
 /// minute. A batch that is not committed takes them back.
 #[derive(Default)]
 struct Counted<'a> {
-    buckets: Vec<(&'a Scope, Option<(i64, f64)>)>,
+    buckets: Vec<(&'a Scope, Option<sesame_model::quota::Bucket>)>,
     recipients: Vec<(&'a Scope, i64, i64)>,
 }
 
 impl Counted<'_> {
-    fn take_back(self, quotas: &mut HashMap<Scope, ScopeQuota>) {
+    fn take_back(self, quotas: &mut HashMap<Scope, QuotaState>) {
         for (scope, bucket) in self.buckets {
             if let Some(q) = quotas.get_mut(scope) {
-                q.bucket = bucket;
+                q.set_bucket(bucket);
             }
         }
         for (scope, minute, n) in self.recipients {
@@ -734,7 +674,7 @@ impl Counted<'_> {
 /// committed.
 fn accept_batch<'a>(
     conn: &Connection,
-    quotas: &mut HashMap<Scope, ScopeQuota>,
+    quotas: &mut HashMap<Scope, QuotaState>,
     counted: &mut Counted<'a>,
     batch: &'a [AcceptJob],
     room: Option<Room>,
@@ -744,18 +684,18 @@ fn accept_batch<'a>(
     let mut accepted = vec![];
     for job in batch {
         if !quotas.contains_key(&job.scope) {
-            let state = ScopeQuota::load(conn, &job.scope, job.quota.now / 60_000)?;
+            let state = ScopeQuota::load(conn, &job.scope, minute_of(job.quota.now))?;
             quotas.insert(job.scope.clone(), state);
         }
         let state = quotas.get_mut(&job.scope).expect("loaded above");
         if !counted.buckets.iter().any(|(s, _)| **s == job.scope) {
-            counted.buckets.push((&job.scope, state.bucket));
+            counted.buckets.push((&job.scope, state.bucket()));
         }
         let decision = state.decide(&job.quota);
         if decision == Acceptance::Accepted {
             accepted.push(job);
             if job.quota.daily_recipients > 0 {
-                let minute = job.quota.now / 60_000;
+                let minute = minute_of(job.quota.now);
                 let n = i64::from(job.quota.daily_recipients);
                 match counted
                     .recipients
