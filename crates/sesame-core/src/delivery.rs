@@ -844,6 +844,8 @@ impl DeliveryEngine {
         let mut failed: Vec<BouncedRecipient> = vec![];
         let mut deferred: Vec<String> = vec![];
         let mut reason = String::new();
+        // The first failure's subtype, as the transport classified it.
+        let mut failed_sub_type = None;
         for (r, o) in report.outcomes {
             match o {
                 RecipientOutcome::Delivered { response: resp } => {
@@ -852,7 +854,12 @@ impl DeliveryEngine {
                     }
                     delivered.push(r);
                 }
-                RecipientOutcome::Failed { status, diagnostic } => {
+                RecipientOutcome::Failed {
+                    status,
+                    diagnostic,
+                    sub_type,
+                } => {
+                    failed_sub_type.get_or_insert(sub_type);
                     failed.push(bounced(&r, &status, &diagnostic));
                 }
                 RecipientOutcome::Deferred { reason: why } => {
@@ -870,7 +877,7 @@ impl DeliveryEngine {
         }
         if !failed.is_empty() {
             metrics::counter!("sesame_bounced_total").increment(failed.len() as u64);
-            let sub = sub_type(&failed[0].status);
+            let sub = failed_sub_type.unwrap_or(BounceSubType::General);
             events.push(self.bounce_event(d, BounceType::Permanent, sub, failed, now));
         }
         let mut gave_up = false;
@@ -1028,16 +1035,6 @@ fn bounced(address: &str, status: &str, diagnostic: &str) -> BouncedRecipient {
         action: "failed".into(),
         status: status.to_owned(),
         diagnostic_code: diagnostic.to_owned(),
-    }
-}
-
-fn sub_type(status: &str) -> BounceSubType {
-    match status {
-        "5.1.1" | "5.1.0" | "5.1.10" => BounceSubType::NoEmail,
-        "5.2.2" => BounceSubType::MailboxFull,
-        "5.3.4" | "5.2.3" => BounceSubType::MessageTooLarge,
-        "5.7.1" => BounceSubType::ContentRejected,
-        _ => BounceSubType::General,
     }
 }
 
@@ -1688,6 +1685,7 @@ mod tests {
         let failed = RecipientOutcome::Failed {
             status: "5.1.1".into(),
             diagnostic: "smtp; 550 5.1.1 no such user".into(),
+            sub_type: BounceSubType::NoEmail,
         };
         let (_d, store, clock, _t, engine) = setup(failed, RetryPolicy::default()).await;
         accept(

@@ -188,9 +188,14 @@ pub enum RecipientOutcome {
     Delivered { response: String },
     /// A transient failure; try again later.
     Deferred { reason: String },
-    /// A permanent failure: `status` is the enhanced status (`5.1.1`) and
-    /// `diagnostic` the receiver's reply as SES reports it.
-    Failed { status: String, diagnostic: String },
+    /// A permanent failure: `status` is the enhanced status (`5.1.1`),
+    /// `diagnostic` the receiver's reply as SES reports it, and `sub_type`
+    /// what the transport that heard it made of it (SES's bounce subtype).
+    Failed {
+        status: String,
+        diagnostic: String,
+        sub_type: BounceSubType,
+    },
 }
 
 /// The result of one attempt at one domain.

@@ -165,24 +165,24 @@ impl DirectTransport {
                     })
                     .collect();
                 if mx.len() == 1 && (mx[0].1 == "." || mx[0].1.is_empty()) {
-                    return Route::Refused(RecipientOutcome::Failed {
-                        status: "5.1.10".into(),
-                        diagnostic: format!(
+                    return Route::Refused(crate::failed(
+                        "5.1.10",
+                        format!(
                             "smtp; 556 5.1.10 Recipient address rejected: {domain} has a null MX"
                         ),
-                    });
+                    ));
                 }
                 if mx.is_empty() {
                     return Route::Hosts(vec![fqdn]);
                 }
                 Route::Hosts(by_preference(mx))
             }
-            Err(e) if e.is_nx_domain() => Route::Refused(RecipientOutcome::Failed {
-                status: "5.1.2".into(),
-                diagnostic: format!(
+            Err(e) if e.is_nx_domain() => Route::Refused(crate::failed(
+                "5.1.2",
+                format!(
                     "smtp; 550 5.1.2 Host or domain name not found. Name service error for name={domain} type=MX: Host not found"
                 ),
-            }),
+            )),
             Err(e) if e.is_no_records_found() => Route::Hosts(vec![fqdn]),
             Err(e) => Route::Refused(RecipientOutcome::Deferred {
                 reason: format!("DNS lookup of MX {domain} failed: {e}"),
@@ -278,14 +278,14 @@ impl DirectTransport {
             if public.is_empty() && !reserved.is_empty() {
                 let shown: Vec<String> = reserved.iter().map(IpAddr::to_string).collect();
                 tracing::warn!(%host, addresses = %shown.join(", "), "not delivered: the MX host resolves only to reserved addresses");
-                let o = RecipientOutcome::Failed {
-                    status: "5.4.4".into(),
-                    diagnostic: format!(
+                let o = crate::failed(
+                    "5.4.4",
+                    format!(
                         "smtp; 550 5.4.4 {} resolves only to reserved addresses ({}): direct delivery does not connect to loopback, private, link-local or other reserved addresses (set --delivery-allow-private to allow it)",
                         host.trim_end_matches('.'),
                         shown.join(", ")
                     ),
-                };
+                );
                 return Ok(sesame_model::delivery::for_all(env.recipients, &o));
             }
             ips = public;
@@ -419,13 +419,13 @@ impl Transport for DirectTransport {
         }
         let hosts = match literal(env.domain) {
             Some(_) if !self.settings.allow_private => {
-                let o = RecipientOutcome::Failed {
-                    status: "5.1.2".into(),
-                    diagnostic: format!(
+                let o = crate::failed(
+                    "5.1.2",
+                    format!(
                         "smtp; 550 5.1.2 {} is an address literal: direct delivery does not connect to addresses given in mail (set --delivery-allow-private to allow it)",
                         env.domain
                     ),
-                };
+                );
                 return AttemptReport::all(env.domain, env.recipients, o);
             }
             Some(ip) => vec![ip.to_string()],

@@ -21,6 +21,7 @@ pub use relay::{RelayConfig, RelayTransport};
 use mail_send::SmtpClient;
 use sesame_core::delivery::Envelope;
 use sesame_model::RecipientOutcome;
+use sesame_model::delivery::BounceSubType;
 use sesame_model::delivery::for_all;
 use smtp_proto::{EhloResponse, Response};
 use std::time::Duration;
@@ -166,13 +167,31 @@ fn enhanced(r: &Response<String>) -> String {
     }
 }
 
+/// SES's bounce subtype for a permanent failure's enhanced status code
+/// (RFC 3463): the one place replies are classified.
+pub fn bounce_sub_type(status: &str) -> BounceSubType {
+    match status {
+        "5.1.1" | "5.1.0" | "5.1.10" => BounceSubType::NoEmail,
+        "5.2.2" => BounceSubType::MailboxFull,
+        "5.3.4" | "5.2.3" => BounceSubType::MessageTooLarge,
+        "5.7.1" => BounceSubType::ContentRejected,
+        _ => BounceSubType::General,
+    }
+}
+
+/// A permanent failure with `status`, classified.
+pub fn failed(status: &str, diagnostic: String) -> RecipientOutcome {
+    RecipientOutcome::Failed {
+        status: status.to_owned(),
+        diagnostic,
+        sub_type: bounce_sub_type(status),
+    }
+}
+
 /// What a reply means for the recipients it concerns, or `None` for 2xx/3xx.
 fn refusal(r: &Response<String>) -> Option<RecipientOutcome> {
     match r.code {
-        500..=599 => Some(RecipientOutcome::Failed {
-            status: enhanced(r),
-            diagnostic: format!("smtp; {}", reply_text(r)),
-        }),
+        500..=599 => Some(failed(&enhanced(r), format!("smtp; {}", reply_text(r)))),
         400..=499 => Some(RecipientOutcome::Deferred {
             reason: reply_text(r),
         }),
@@ -319,14 +338,14 @@ pub async fn transact(
 /// with the status a server gives it (5.3.4, SES's `MessageTooLarge`). No
 /// server said this, so the diagnostic says where it comes from.
 fn too_large(size: usize, limit: usize) -> RecipientOutcome {
-    RecipientOutcome::Failed {
-        status: "5.3.4".into(),
-        diagnostic: format!(
+    failed(
+        "5.3.4",
+        format!(
             "smtp; 552 5.3.4 Message size exceeds fixed maximum message size: \
              the message is {size} bytes and the receiving server declared SIZE {limit}; \
              it was not sent"
         ),
-    }
+    )
 }
 
 /// DATA's payload, a piece at a time: lines starting with `.` get another
@@ -541,10 +560,16 @@ mod tests {
         let out = transact(&mut c, &env).await.unwrap();
         assert_eq!(out.len(), 2);
         for (_, o) in &out {
-            let RecipientOutcome::Failed { status, diagnostic } = o else {
+            let RecipientOutcome::Failed {
+                status,
+                diagnostic,
+                sub_type,
+            } = o
+            else {
                 panic!("not failed: {o:?}")
             };
             assert_eq!(status, "5.3.4");
+            assert_eq!(*sub_type, BounceSubType::MessageTooLarge);
             assert!(
                 diagnostic.contains(&format!("is {size} bytes")),
                 "{diagnostic}"
@@ -649,7 +674,8 @@ mod tests {
             refusal(&r(550, [5, 1, 1], "no such user")),
             Some(RecipientOutcome::Failed {
                 status: "5.1.1".into(),
-                diagnostic: "smtp; 550 5.1.1 no such user".into()
+                diagnostic: "smtp; 550 5.1.1 no such user".into(),
+                sub_type: BounceSubType::NoEmail,
             })
         );
         assert_eq!(
