@@ -30,7 +30,7 @@ type R<T> = Result<T, Error>;
 pub struct Api {
     pub identities: IdentityService,
     pub accounts: Arc<AccountService>,
-    pub sending: SendService,
+    pub sending: Arc<SendService>,
     pub templates: TemplateService,
     pub custom_verification: CustomVerificationService,
 }

@@ -408,7 +408,7 @@ impl CustomVerificationService {
             ));
         }
         identities
-            .send_custom_verification(scope, address, &t, &account)
+            .send_custom_verification(scope, address, &t)
             .await
     }
 }

@@ -717,9 +717,7 @@ impl DeliveryEngine {
     /// custom MAIL FROM domain of the sender's most specific verified
     /// identity when that is verified, else the default bounce domain.
     pub fn return_path(&self, d: &QueuedDelivery, identities: &[Arc<Identity>]) -> String {
-        let domain = identities
-            .iter()
-            .find(|i| i.is_verified())
+        let domain = sesame_model::identity::most_specific_verified(identities)
             .and_then(|i| i.mail_from.verified_domain())
             .unwrap_or(&self.settings.bounce_domain);
         format!("{}@{}", d.message_id, domain)
@@ -727,7 +725,8 @@ impl DeliveryEngine {
 
     /// The signer of the most specific verified domain identity that signs.
     fn signer_for(&self, d: &QueuedDelivery, identities: &[Arc<Identity>]) -> Option<SignerFor> {
-        let identity = identities.iter().find(|i| signs(i))?;
+        let identity =
+            sesame_model::identity::most_specific_verified(identities.iter().filter(|i| signs(i)))?;
         let domain = identity.name.as_str().to_owned();
         let selector = match identity.dkim.origin {
             DkimOrigin::AwsSes => identity.dkim.tokens.first()?.clone(),
@@ -1048,9 +1047,11 @@ fn feedback_id() -> String {
 
 /// Whether a domain identity signs outgoing mail: verified, with DKIM
 /// verified and enabled, and a key.
+/// Whether a domain identity can sign: its DKIM is verified and enabled
+/// and it has a key. (Whether it is verified itself is
+/// `most_specific_verified`'s to decide.)
 fn signs(i: &Identity) -> bool {
     i.name.kind() == IdentityKind::Domain
-        && i.verification_status == VerificationStatus::Success
         && i.dkim.status == VerificationStatus::Success
         && i.dkim.signing_enabled
         && i.dkim.key.is_some()

@@ -50,6 +50,8 @@ pub struct IdentityService {
     auto_verify: bool,
     /// Where verification links point and who sends them; `None` sends none.
     links: Option<LinkSettings>,
+    /// The send path verification emails take, as any mail does.
+    mailer: Option<Arc<crate::SendService>>,
     /// At most one verification email an interval to an address.
     pacer: Arc<crate::rate::Pacer>,
 }
@@ -119,6 +121,7 @@ impl IdentityService {
             store,
             auto_verify,
             links: None,
+            mailer: None,
             pacer: Arc::new(crate::rate::Pacer::off(clock.clone())),
             clock,
         }
@@ -148,9 +151,11 @@ impl IdentityService {
         self.pacer.reserve(name.as_str())
     }
 
-    /// Sends verification emails for new email address identities.
-    pub fn with_links(mut self, links: LinkSettings) -> Self {
+    /// Sends verification emails for new email address identities,
+    /// through `mailer`, the send path all mail takes.
+    pub fn with_links(mut self, links: LinkSettings, mailer: Arc<crate::SendService>) -> Self {
         self.links = Some(links);
+        self.mailer = Some(mailer);
         self
     }
 
@@ -209,80 +214,46 @@ impl IdentityService {
             &subject,
             Some(&text),
             None,
-            None,
+            false,
         )
         .await?;
         Ok(())
     }
 
-    /// Accepts a message Sesame itself sends (verification mail) through
-    /// the same durable path as any send, outside the sandbox. SES's own
-    /// verification emails are outside the quotas too (`quota` `None`);
-    /// custom verification emails count against the account's.
-    /// Returns its MessageId.
+    /// Sends a message of Sesame's own (verification mail) from `from`
+    /// to `to` through the send path; returns its MessageId.
     #[allow(clippy::too_many_arguments)]
     async fn send_system_mail(
         &self,
         scope: &Scope,
-        operation: &str,
+        operation: &'static str,
         from: &str,
         to: &str,
         subject: &str,
         text: Option<&str>,
         html: Option<&str>,
-        quota: Option<&sesame_model::Account>,
+        counts_against_quota: bool,
     ) -> Result<String, Error> {
-        let from = sesame_model::Mailbox::parse(from)?;
-        let to = [sesame_model::Mailbox::parse(to)?];
-        let now = self.clock.now_ms();
-        let id = crate::sending::message_id(now);
-        let raw = crate::compose::build(&crate::compose::Compose {
-            from: &from,
-            to: &to,
-            cc: &[],
-            reply_to: &[],
-            subject,
-            text,
-            html,
-            headers: &[],
-            attachments: &[],
-            message_id: &format!("{id}@{}", from.domain()),
-            date: now,
-        })?;
-        let message = sesame_model::NewMessage {
-            id: id.clone(),
-            operation: operation.into(),
-            source: from.address.clone(),
-            destinations: vec![to[0].address.clone()],
-            subject: Some(subject.to_owned()),
-            created_at: now,
-            raw,
-        };
-        let check = match quota {
-            Some(account) => sesame_model::QuotaCheck {
-                now,
-                max_24h: account.max_24h_send,
-                max_rate: account.max_send_rate,
-                daily_recipients: 1,
-                rate_recipients: 1,
+        let mailer = self
+            .mailer
+            .as_ref()
+            .ok_or_else(|| Error::internal("verification emails are not configured"))?;
+        let mut out = crate::sending::Outgoing::new(
+            operation,
+            crate::sending::Content::Simple {
+                subject: subject.to_owned(),
+                text: text.map(str::to_owned),
+                html: html.map(str::to_owned),
+                headers: vec![],
+                attachments: vec![],
             },
-            None => sesame_model::QuotaCheck {
-                now,
-                max_24h: -1.0,
-                max_rate: f64::MAX,
-                daily_recipients: 0,
-                rate_recipients: 0,
-            },
-        };
-        let accepted = self
-            .store
-            .accept_message(scope, &message, &check)
-            .await
-            .map_err(internal)?;
-        match crate::sending::quota_refusal(accepted) {
-            None => Ok(id),
-            Some(e) => Err(e),
-        }
+        );
+        out.source = Some(from.to_owned());
+        out.to = vec![to.to_owned()];
+        out.system = Some(crate::sending::SystemMail {
+            counts_against_quota,
+        });
+        mailer.send(scope, out).await
     }
 
     /// Whether a verified identity (the address, or a domain it is in)
@@ -304,7 +275,6 @@ impl IdentityService {
         scope: &Scope,
         address: &str,
         template: &sesame_model::CustomVerificationTemplate,
-        account: &sesame_model::Account,
     ) -> Result<String, Error> {
         let name = IdentityName::email(address)?;
         self.pacer.reserve(name.as_str())?;
@@ -355,7 +325,7 @@ impl IdentityService {
             &template.subject,
             Some(&text),
             Some(&html),
-            Some(account),
+            true,
         )
         .await
     }

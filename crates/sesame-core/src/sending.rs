@@ -77,6 +77,20 @@ pub struct Outgoing {
     pub tags: Vec<(String, String)>,
     pub configuration_set: Option<String>,
     pub content: Content,
+    /// Set for mail Sesame sends itself; `None` for a caller's.
+    pub system: Option<SystemMail>,
+}
+
+/// Mail Sesame sends itself: verification emails. Its From is Sesame's own
+/// address (for custom verification, one checked when the template was
+/// made), so no identity is checked, and the sandbox does not apply to its
+/// one recipient. Otherwise it goes the way of all mail: composed,
+/// accepted under the quota rules, queued, signed and delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemMail {
+    /// Custom verification emails count against the account's quotas;
+    /// SES's own verification emails do not.
+    pub counts_against_quota: bool,
 }
 
 impl Outgoing {
@@ -93,6 +107,7 @@ impl Outgoing {
             tags: vec![],
             configuration_set: None,
             content,
+            system: None,
         }
     }
 }
@@ -368,7 +383,8 @@ impl SendService {
         }
 
         let account = self.accounts.get(scope).await?;
-        if !account.sending_enabled {
+        let system = out.system;
+        if system.is_none() && !account.sending_enabled {
             let e = Error::new(
                 ErrorKind::SendingPaused,
                 "Sending is paused for this account.",
@@ -393,9 +409,14 @@ impl SendService {
                 .await);
         }
 
-        // Identity checks: senders always, recipients in the sandbox.
-        let sandbox = !account.production_access;
-        let mut to_check: Vec<&Mailbox> = sender_boxes.iter().collect();
+        // Identity checks: senders always, recipients in the sandbox; none
+        // for Sesame's own mail.
+        let sandbox = !account.production_access && system.is_none();
+        let mut to_check: Vec<&Mailbox> = if system.is_some() {
+            vec![]
+        } else {
+            sender_boxes.iter().collect()
+        };
         if sandbox {
             to_check.extend(recipient_boxes.iter().filter(|m| !m.is_simulator()));
         }
@@ -403,7 +424,7 @@ impl SendService {
         let verified: HashSet<String> = verified_identities.keys().cloned().collect();
         let mut failed: Vec<String> = vec![];
         let mut rule = "sender-not-verified";
-        for m in &sender_boxes {
+        for m in sender_boxes.iter().filter(|_| system.is_none()) {
             if !m.is_covered_by(&verified) && !failed.contains(&m.raw) {
                 failed.push(m.raw.clone());
             }
@@ -434,10 +455,10 @@ impl SendService {
         // The sender's settings come from its most specific verified
         // identity: a custom MAIL FROM that is not verified refuses the
         // send when its behaviour on MX failure says so.
-        let settings = sender_boxes[0]
-            .covering_identities()
-            .into_iter()
-            .find_map(|n| verified_identities.get(&n));
+        let covering = sender_boxes[0].covering_identities();
+        let settings = sesame_model::identity::most_specific_verified(
+            covering.iter().filter_map(|n| verified_identities.get(n)),
+        );
         if let Some(i) = settings.filter(|i| i.mail_from.rejects_sending()) {
             let d = i.mail_from.domain.clone().unwrap_or_default();
             let e = Error::new(
@@ -546,12 +567,23 @@ impl SendService {
             created_at: now,
             raw,
         };
-        let quota = QuotaCheck {
-            now,
-            max_24h: account.max_24h_send,
-            max_rate: account.max_send_rate,
-            daily_recipients: total - simulator,
-            rate_recipients: total,
+        let quota = match system {
+            Some(SystemMail {
+                counts_against_quota: false,
+            }) => QuotaCheck {
+                now,
+                max_24h: -1.0,
+                max_rate: f64::MAX,
+                daily_recipients: 0,
+                rate_recipients: 0,
+            },
+            _ => QuotaCheck {
+                now,
+                max_24h: account.max_24h_send,
+                max_rate: account.max_send_rate,
+                daily_recipients: total - simulator,
+                rate_recipients: total,
+            },
         };
         match self
             .store

@@ -141,6 +141,23 @@ fn check_domain(d: &str) -> Result<()> {
     Ok(())
 }
 
+/// The identity whose settings govern mail from an address (its custom
+/// MAIL FROM domain, its DKIM signing): the most specific verified one of
+/// those covering the address, given most specific first (the order of
+/// `Mailbox::covering_identities`: the address, then its domain, then each
+/// parent). The one place this is decided, at send time and at delivery.
+pub fn most_specific_verified<'a, I>(
+    covering: impl IntoIterator<Item = &'a I>,
+) -> Option<&'a Identity>
+where
+    I: std::borrow::Borrow<Identity> + 'a,
+{
+    covering
+        .into_iter()
+        .map(std::borrow::Borrow::borrow)
+        .find(|i: &&Identity| i.is_verified())
+}
+
 /// Verification status, shared by identities and DKIM (v1 PascalCase, v2
 /// UPPER_CASE on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

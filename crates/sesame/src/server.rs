@@ -51,6 +51,13 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .map(|d| d.as_millis() as i64),
         clock.clone(),
     ));
+    // One send path for all mail: the API's sends and Sesame's own
+    // verification emails.
+    let sending = Arc::new(SendService::new(
+        dyn_store.clone(),
+        clock.clone(),
+        accounts.clone(),
+    ));
     let app = Arc::new(App {
         ses: sesame_api::Api {
             identities: IdentityService::new(
@@ -58,12 +65,15 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                 clock.clone(),
                 settings.auto_verify,
             )
-            .with_links(LinkSettings {
-                public_url: settings.public_url.clone(),
-                from: settings.verification_from.clone(),
-            })
+            .with_links(
+                LinkSettings {
+                    public_url: settings.public_url.clone(),
+                    from: settings.verification_from.clone(),
+                },
+                sending.clone(),
+            )
             .with_pacer(pacer),
-            sending: SendService::new(dyn_store.clone(), clock.clone(), accounts.clone()),
+            sending,
             templates: TemplateService::new(dyn_store.clone(), clock.clone()),
             custom_verification: CustomVerificationService::new(
                 dyn_store.clone(),

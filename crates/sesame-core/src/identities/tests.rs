@@ -430,10 +430,22 @@ async fn verification_links() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let svc = IdentityService::new(store.clone(), clock.clone(), false).with_links(LinkSettings {
-        public_url: "http://sesame.test:4579/".into(),
-        from: "Sesame <no-reply@sesame.test>".into(),
-    });
+    let mailer = std::sync::Arc::new(crate::SendService::new(
+        store.clone(),
+        clock.clone(),
+        std::sync::Arc::new(crate::AccountService::new(
+            store.clone(),
+            clock.clone(),
+            false,
+        )),
+    ));
+    let svc = IdentityService::new(store.clone(), clock.clone(), false).with_links(
+        LinkSettings {
+            public_url: "http://sesame.test:4579/".into(),
+            from: "Sesame <no-reply@sesame.test>".into(),
+        },
+        mailer,
+    );
     let s = scope("us-east-1");
     let link_for = |to: &str| {
         let store = store.clone();

@@ -61,6 +61,7 @@ impl DnsLookup for Zone {
 
 struct Fixture {
     ids: IdentityService,
+    store: Arc<dyn Store>,
     verifier: Arc<Verifier>,
     zone: Arc<Zone>,
     clock: Arc<ManualClock>,
@@ -86,7 +87,8 @@ async fn fixture(cname_zone: Option<&str>, max_in_flight: usize) -> Fixture {
         },
     ));
     Fixture {
-        ids: IdentityService::new(store, clock.clone(), false),
+        ids: IdentityService::new(store.clone(), clock.clone(), false),
+        store,
         verifier,
         zone,
         clock,
@@ -413,10 +415,22 @@ async fn queries_in_flight_stay_within_the_limit() {
 async fn expired_email_links_are_failed_by_a_pass() {
     let f = fixture(None, 8).await;
     let s = scope();
-    let ids = f.ids.with_links(crate::identities::LinkSettings {
-        public_url: "http://127.0.0.1:1".into(),
-        from: "no-reply@sesame.test".into(),
-    });
+    let mailer = std::sync::Arc::new(crate::SendService::new(
+        f.store.clone(),
+        f.clock.clone(),
+        std::sync::Arc::new(crate::AccountService::new(
+            f.store.clone(),
+            f.clock.clone(),
+            false,
+        )),
+    ));
+    let ids = f.ids.with_links(
+        crate::identities::LinkSettings {
+            public_url: "http://127.0.0.1:1".into(),
+            from: "no-reply@sesame.test".into(),
+        },
+        mailer,
+    );
     ids.verify_email(&s, "me@example.com").await.unwrap();
     f.clock.advance(25 * H);
     let r = f.verifier.pass().await.unwrap();
