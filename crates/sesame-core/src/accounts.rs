@@ -193,68 +193,23 @@ impl AccountService {
     }
 }
 
+/// The details as stored. Their spellings and sizes (the mail type and
+/// language enums, the URL's and description's lengths, the contacts' count
+/// and form) are the model's constraints, checked by the wire layer's
+/// decoder before a request gets here.
 fn validate(req: &DetailsRequest) -> Result<AccountDetails, Error> {
     let mail_type = req
         .mail_type
         .clone()
         .ok_or_else(|| Error::missing("MailType"))?;
-    if !["MARKETING", "TRANSACTIONAL"].contains(&mail_type.as_str()) {
-        return Err(Error::constraint(
-            "MailType",
-            &mail_type,
-            "Member must satisfy enum value set: [MARKETING, TRANSACTIONAL]",
-        ));
-    }
     let website_url = req
         .website_url
         .clone()
         .ok_or_else(|| Error::missing("WebsiteURL"))?;
-    if website_url.is_empty() || website_url.chars().count() > 1000 {
-        return Err(Error::constraint(
-            "WebsiteURL",
-            &website_url,
-            "Member must have length between 1 and 1000",
-        ));
-    }
-    if let Some(l) = &req.contact_language
-        && !["EN", "JA"].contains(&l.as_str())
-    {
-        return Err(Error::constraint(
-            "ContactLanguage",
-            l,
-            "Member must satisfy enum value set: [EN, JA]",
-        ));
-    }
-    if let Some(u) = &req.use_case_description
-        && u.chars().count() > 5000
-    {
-        return Err(Error::constraint(
-            "UseCaseDescription",
-            "…",
-            "Member must have length less than or equal to 5000",
-        ));
-    }
     let contacts = req
         .additional_contact_email_addresses
         .clone()
         .unwrap_or_default();
-    if req.additional_contact_email_addresses.is_some() && !(1..=4).contains(&contacts.len()) {
-        return Err(Error::constraint(
-            "AdditionalContactEmailAddresses",
-            &format!("{contacts:?}"),
-            "Member must have length between 1 and 4",
-        ));
-    }
-    for c in &contacts {
-        let ok = (6..=254).contains(&c.len())
-            && c.split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty());
-        if !ok {
-            return Err(Error::invalid(format!(
-                "Invalid contact email address {c}."
-            )));
-        }
-    }
     Ok(AccountDetails {
         mail_type,
         website_url,

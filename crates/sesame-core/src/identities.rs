@@ -844,8 +844,8 @@ impl IdentityService {
                         None => return Ok(current),
                         Some(l) if *l == d.next_key_length => {
                             return Err(Error::invalid(format!(
-                                "The input you provided is invalid: the signing key length is already {}.",
-                                l.v2()
+                                "The input you provided is invalid: the signing key length is already {} bits.",
+                                l.bits()
                             )));
                         }
                         Some(_) => {

@@ -469,9 +469,9 @@ fn apply(i: &mut Identity, ex: Examined, now: Millis) -> bool {
     if changed {
         tracing::info!(
             identity = %i.name,
-            verification = i.verification_status.v1(),
-            dkim = i.dkim.status.v1(),
-            mail_from = i.mail_from.status.map(|s| s.v1()),
+            verification = i.verification_status.as_str(),
+            dkim = i.dkim.status.as_str(),
+            mail_from = i.mail_from.status.map(|s| s.as_str()),
             "verification status changed"
         );
     }

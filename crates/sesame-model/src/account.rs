@@ -20,12 +20,13 @@ pub enum ReviewStatus {
 }
 
 impl ReviewStatus {
-    pub fn v2(self) -> &'static str {
+    /// The domain's name for the review's state.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Pending => "PENDING",
-            Self::Failed => "FAILED",
-            Self::Granted => "GRANTED",
-            Self::Denied => "DENIED",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::Granted => "granted",
+            Self::Denied => "denied",
         }
     }
 }

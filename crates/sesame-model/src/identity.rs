@@ -158,8 +158,7 @@ where
         .find(|i: &&Identity| i.is_verified())
 }
 
-/// Verification status, shared by identities and DKIM (v1 PascalCase, v2
-/// UPPER_CASE on the wire).
+/// Verification status, shared by identities and DKIM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VerificationStatus {
     Pending,
@@ -170,7 +169,9 @@ pub enum VerificationStatus {
 }
 
 impl VerificationStatus {
-    pub fn v1(self) -> &'static str {
+    /// The domain's name for the status (also its stored form). Each API's
+    /// spelling is the wire layer's.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "Pending",
             Self::Success => "Success",
@@ -178,26 +179,6 @@ impl VerificationStatus {
             Self::TemporaryFailure => "TemporaryFailure",
             Self::NotStarted => "NotStarted",
         }
-    }
-    pub fn v2(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Success => "SUCCESS",
-            Self::Failed => "FAILED",
-            Self::TemporaryFailure => "TEMPORARY_FAILURE",
-            Self::NotStarted => "NOT_STARTED",
-        }
-    }
-    pub fn from_v2(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Success,
-            Self::Failed,
-            Self::TemporaryFailure,
-            Self::NotStarted,
-        ]
-        .into_iter()
-        .find(|v| v.v2() == s)
     }
 }
 
@@ -211,10 +192,11 @@ pub enum DkimOrigin {
 }
 
 impl DkimOrigin {
-    pub fn v2(self) -> &'static str {
+    /// The domain's name for where the key comes from.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::AwsSes => "AWS_SES",
-            Self::External => "EXTERNAL",
+            Self::AwsSes => "Easy DKIM",
+            Self::External => "BYODKIM",
         }
     }
 }
@@ -226,19 +208,6 @@ pub enum KeyLength {
 }
 
 impl KeyLength {
-    pub fn v2(self) -> &'static str {
-        match self {
-            Self::Rsa1024 => "RSA_1024_BIT",
-            Self::Rsa2048 => "RSA_2048_BIT",
-        }
-    }
-    pub fn from_v2(s: &str) -> Option<Self> {
-        match s {
-            "RSA_1024_BIT" => Some(Self::Rsa1024),
-            "RSA_2048_BIT" => Some(Self::Rsa2048),
-            _ => None,
-        }
-    }
     pub fn bits(self) -> usize {
         match self {
             Self::Rsa1024 => 1024,

@@ -60,13 +60,14 @@ pub enum VerificationError {
 }
 
 impl VerificationError {
-    pub fn v2(self) -> &'static str {
+    /// The domain's name for the error.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::ServiceError => "SERVICE_ERROR",
-            Self::DnsServerError => "DNS_SERVER_ERROR",
-            Self::HostNotFound => "HOST_NOT_FOUND",
-            Self::TypeNotFound => "TYPE_NOT_FOUND",
-            Self::InvalidValue => "INVALID_VALUE",
+            Self::ServiceError => "service error",
+            Self::DnsServerError => "DNS server error",
+            Self::HostNotFound => "host not found",
+            Self::TypeNotFound => "record type not found",
+            Self::InvalidValue => "invalid value",
         }
     }
 }

@@ -273,8 +273,8 @@ impl Store for SqliteStore {
         .bind(scope.region.as_str())
         .bind(identity.name.as_str())
         .bind(kind_str(identity.kind()))
-        .bind(identity.verification_status.v1())
-        .bind(identity.dkim.status.v1())
+        .bind(identity.verification_status.as_str())
+        .bind(identity.dkim.status.as_str())
         .bind(identity.created_at)
         .bind(&data)
         .bind(identity.email_link.as_ref().map(|l| l.token.as_str()))
@@ -369,8 +369,8 @@ impl Store for SqliteStore {
                  WHERE account_id = ? AND region = ? AND name = ? AND version = ?",
             )
             .bind(encode(identity)?)
-            .bind(identity.verification_status.v1())
-            .bind(identity.dkim.status.v1())
+            .bind(identity.verification_status.as_str())
+            .bind(identity.dkim.status.as_str())
             .bind(identity.email_link.as_ref().map(|l| l.token.as_str()))
             .bind(scope.account.as_str())
             .bind(scope.region.as_str())
@@ -467,7 +467,7 @@ impl Store for SqliteStore {
             q = q.bind(n.as_str());
         }
         if let Some(s) = query.status {
-            q = q.bind(s.v1());
+            q = q.bind(s.as_str());
         }
         let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter()

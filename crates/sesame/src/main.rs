@@ -384,13 +384,13 @@ fn describe(i: &sesame_model::Identity) -> String {
         sesame_model::IdentityKind::EmailAddress => "email address",
     };
     let _ = writeln!(out, "identity      {} ({kind})", i.name);
-    let _ = writeln!(out, "verification  {}", i.verification_status.v1());
+    let _ = writeln!(out, "verification  {}", i.verification_status.as_str());
     if i.kind() == sesame_model::IdentityKind::Domain {
         let d = &i.dns;
         let _ = writeln!(out, "last checked  {}", time(d.last_checked_at));
         let _ = writeln!(out, "last success  {}", time(d.identity.last_success_at));
         if let Some(e) = d.error {
-            let _ = writeln!(out, "error type    {}", e.v2());
+            let _ = writeln!(out, "error type    {}", e.as_str());
         }
         if let Some(soa) = &d.soa {
             let _ = writeln!(
@@ -404,8 +404,8 @@ fn describe(i: &sesame_model::Identity) -> String {
         let _ = writeln!(
             out,
             "DKIM          {} ({}, signing {})",
-            i.dkim.status.v1(),
-            i.dkim.origin.v2(),
+            i.dkim.status.as_str(),
+            i.dkim.origin.as_str(),
             if i.dkim.signing_enabled {
                 "enabled"
             } else {
@@ -414,7 +414,7 @@ fn describe(i: &sesame_model::Identity) -> String {
         );
     }
     if let (Some(d), Some(s)) = (&i.mail_from.domain, i.mail_from.status) {
-        let _ = writeln!(out, "MAIL FROM     {d} {}", s.v1());
+        let _ = writeln!(out, "MAIL FROM     {d} {}", s.as_str());
     }
     if !i.dns.diagnoses.is_empty() {
         let _ = writeln!(out, "diagnoses:");
@@ -571,7 +571,7 @@ async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Resu
         println!("  sent last 24h: {n}");
     }
     if let Some(r) = a.details.as_ref().and_then(|d| d.review.as_ref()) {
-        println!("  review: {} (case {})", r.status.v2(), r.case_id);
+        println!("  review: {} (case {})", r.status.as_str(), r.case_id);
     }
     Ok(())
 }

@@ -153,3 +153,12 @@ fn generated_files_say_so() {
         );
     }
 }
+
+/// The domain names no API's spelling: each API's enum spellings are the
+/// generated code's, and sesame-api's `spell.rs` says which is which.
+#[test]
+fn the_domain_names_no_wire_spelling() {
+    let spellers = ["fn v1(", "fn v2(", "fn from_v1(", "fn from_v2("];
+    never_named("sesame-model", &spellers, &[]);
+    never_named("sesame-core", &spellers, &[]);
+}
