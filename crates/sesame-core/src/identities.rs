@@ -2,6 +2,13 @@
 //! idempotence (v1 verify calls succeed again; v2 create says
 //! `AlreadyExistsException`) and are kept as separate methods so each keeps
 //! SES's behaviour.
+//!
+//! # Layout
+//! - this file: the service, creating, reading, listing, deleting, tagging
+//!   and custom MAIL FROM domains;
+//! - `dkim.rs`: Easy DKIM, BYODKIM, signing on and off;
+//! - `links.rs`: verification emails and their links;
+//! - `tests.rs`: the tests of all three.
 
 use crate::{Clock, dkim_keys, internal, random};
 use base64::Engine;
@@ -13,6 +20,12 @@ use sesame_model::{
 };
 use sesame_store::{IdentityQuery, Insert, Store};
 use std::sync::Arc;
+
+mod dkim;
+mod links;
+
+use links::*;
+pub use links::{LinkOutcome, LinkSettings};
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 
@@ -56,54 +69,8 @@ pub struct IdentityService {
     pacer: Arc<crate::rate::Pacer>,
 }
 
-/// Verification emails: the base of the links and the sender.
-#[derive(Debug, Clone)]
-pub struct LinkSettings {
-    /// e.g. `http://127.0.0.1:4579`; links are `{public_url}/_sesame/verify/{token}`.
-    pub public_url: String,
-    /// The system address verification emails come from.
-    pub from: String,
-}
-
-/// What opening a verification link did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkOutcome {
-    Verified {
-        identity: String,
-        region: String,
-        /// A custom verification template's SuccessRedirectionURL.
-        redirect: Option<String>,
-    },
-    /// The link was older than 24 hours; the identity is now `Failed`.
-    Expired {
-        identity: String,
-        /// A custom verification template's FailureRedirectionURL.
-        redirect: Option<String>,
-    },
-    /// No outstanding link has this token (never sent, or already used).
-    Unknown,
-    /// A custom verification link opened a second time.
-    Used {
-        /// The template's FailureRedirectionURL.
-        redirect: Option<String>,
-    },
-}
-
-/// An address whose link is older than 24 hours and was never opened has
-/// failed verification, as in SES; read paths report it so.
-fn expire(mut i: Identity, now: Millis) -> Identity {
-    if i.link_expired(now) {
-        i.verification_status = VerificationStatus::Failed;
-    }
-    i
-}
-
 fn not_found(name: &str) -> Error {
     Error::not_found(format!("Email identity {name} does not exist."))
-}
-
-fn not_dkim_verified(domain: &str) -> Error {
-    Error::invalid(format!("Domain {domain} is not verified for DKIM signing."))
 }
 
 /// The stored form of a name as given: domains are case-insensitive.
@@ -133,129 +100,6 @@ impl IdentityService {
         self
     }
 
-    /// Takes `name`'s turn for a verification email before anything is
-    /// written, when asking for it would send one: an email address that
-    /// is not verified in `scope`, while links are sent.
-    async fn pace(&self, scope: &Scope, name: &IdentityName) -> Result<(), Error> {
-        if self.links.is_none() || self.auto_verify || name.kind() != IdentityKind::EmailAddress {
-            return Ok(());
-        }
-        let existing = self
-            .store
-            .get_identity(scope, name.as_str())
-            .await
-            .map_err(internal)?;
-        if existing.is_some_and(|i| i.is_verified()) {
-            return Ok(());
-        }
-        self.pacer.reserve(name.as_str())
-    }
-
-    /// Sends verification emails for new email address identities,
-    /// through `mailer`, the send path all mail takes.
-    pub fn with_links(mut self, links: LinkSettings, mailer: Arc<crate::SendService>) -> Self {
-        self.links = Some(links);
-        self.mailer = Some(mailer);
-        self
-    }
-
-    /// A fresh link for `identity`, if links are sent and it is unverified.
-    fn new_link(&self, identity: &mut Identity) -> bool {
-        if self.links.is_none()
-            || identity.kind() != IdentityKind::EmailAddress
-            || identity.is_verified()
-        {
-            return false;
-        }
-        identity.email_link = Some(self.fresh_link(None));
-        identity.verification_status = VerificationStatus::Pending;
-        true
-    }
-
-    fn fresh_link(&self, redirect: Option<sesame_model::LinkRedirect>) -> sesame_model::EmailLink {
-        sesame_model::EmailLink {
-            token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::bytes::<32>()),
-            sent_at: self.clock.now_ms(),
-            redirect,
-            used_at: None,
-        }
-    }
-
-    /// The URL of `link`.
-    fn link_url(&self, link: &sesame_model::EmailLink) -> Option<String> {
-        self.links.as_ref().map(|l| {
-            format!(
-                "{}/_sesame/verify/{}",
-                l.public_url.trim_end_matches('/'),
-                link.token
-            )
-        })
-    }
-
-    /// Hands the verification email for `identity`'s link to delivery. It is
-    /// system mail: outside the sandbox rules and the account's quotas.
-    async fn send_link(&self, scope: &Scope, identity: &Identity) -> Result<(), Error> {
-        let (Some(links), Some(link)) = (&self.links, &identity.email_link) else {
-            return Ok(());
-        };
-        let Some(url) = self.link_url(link) else {
-            return Ok(());
-        };
-        let region = scope.region.upper();
-        let text = format!(
-            "Dear Sesame customer,\r\n\r\nWe have received a request to authorize this email address for use with Sesame in region {region}. If you requested this verification, please go to the following URL to confirm that you are authorized to use this email address:\r\n\r\n{url}\r\n\r\nYour request will not be processed unless you confirm the address using this URL. This link expires 24 hours after your original verification request.\r\n\r\nIf you did NOT request to verify this email address, do not click on the link.\r\n"
-        );
-        let subject = format!("Sesame – Email Address Verification Request in region {region}");
-        self.send_system_mail(
-            scope,
-            "VerificationEmail",
-            &links.from,
-            identity.name.as_str(),
-            &subject,
-            Some(&text),
-            None,
-            false,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Sends a message of Sesame's own (verification mail) from `from`
-    /// to `to` through the send path; returns its MessageId.
-    #[allow(clippy::too_many_arguments)]
-    async fn send_system_mail(
-        &self,
-        scope: &Scope,
-        operation: &'static str,
-        from: &str,
-        to: &str,
-        subject: &str,
-        text: Option<&str>,
-        html: Option<&str>,
-        counts_against_quota: bool,
-    ) -> Result<String, Error> {
-        let mailer = self
-            .mailer
-            .as_ref()
-            .ok_or_else(|| Error::internal("verification emails are not configured"))?;
-        let mut out = crate::sending::Outgoing::new(
-            operation,
-            crate::sending::Content::Simple {
-                subject: subject.to_owned(),
-                text: text.map(str::to_owned),
-                html: html.map(str::to_owned),
-                headers: vec![],
-                attachments: vec![],
-            },
-        );
-        out.source = Some(from.to_owned());
-        out.to = vec![to.to_owned()];
-        out.system = Some(crate::sending::SystemMail {
-            counts_against_quota,
-        });
-        mailer.send(scope, out).await
-    }
-
     /// Whether a verified identity (the address, or a domain it is in)
     /// covers `address`.
     pub async fn covers(&self, scope: &Scope, address: &str) -> Result<bool, Error> {
@@ -264,137 +108,6 @@ impl IdentityService {
         };
         let verified = crate::sending::verified_among(&*self.store, scope, &[&m]).await?;
         Ok(!verified.is_empty())
-    }
-
-    /// SendCustomVerificationEmail, once the template and the account have
-    /// been checked: creates the address identity if needed, gives it a new
-    /// single-use link that redirects to the template's URLs, and sends the
-    /// template's content with the link and SES's disclaimer.
-    pub async fn send_custom_verification(
-        &self,
-        scope: &Scope,
-        address: &str,
-        template: &sesame_model::CustomVerificationTemplate,
-    ) -> Result<String, Error> {
-        let name = IdentityName::email(address)?;
-        self.pacer.reserve(name.as_str())?;
-        let redirect = Some(sesame_model::LinkRedirect {
-            success: template.success_redirection_url.clone(),
-            failure: template.failure_redirection_url.clone(),
-        });
-        let mut fresh = self.new_identity(name);
-        let link = self.fresh_link(redirect.clone());
-        fresh.email_link = Some(link.clone());
-        let link = match self.insert(scope, &fresh).await? {
-            Insert::Inserted => link,
-            _ => {
-                let updated = self
-                    .modify(
-                        scope,
-                        address,
-                        || not_found(address),
-                        |i| {
-                            i.email_link = Some(link.clone());
-                            if !i.is_verified() {
-                                i.verification_status = VerificationStatus::Pending;
-                            }
-                            Ok(())
-                        },
-                    )
-                    .await?;
-                updated.email_link.unwrap_or(link)
-            }
-        };
-        let url = self
-            .link_url(&link)
-            .ok_or_else(|| Error::internal("verification links are not configured"))?;
-        let html = format!(
-            "{}\r\n<p><a href=\"{url}\">{url}</a></p>\r\n<p>{}</p>\r\n",
-            template.content,
-            sesame_model::custom_verification::DISCLAIMER
-        );
-        let text = format!(
-            "Open this link to verify {address}:\r\n\r\n{url}\r\n\r\n{}\r\n",
-            sesame_model::custom_verification::DISCLAIMER
-        );
-        self.send_system_mail(
-            scope,
-            "SendCustomVerificationEmail",
-            &template.from_email_address,
-            address,
-            &template.subject,
-            Some(&text),
-            Some(&html),
-            true,
-        )
-        .await
-    }
-
-    /// Opening a verification link: verifies its identity if the link is
-    /// under 24 hours old, else marks it `Failed`. A link works once.
-    pub async fn open_link(&self, token: &str) -> Result<LinkOutcome, Error> {
-        let Some((scope, identity)) = self
-            .store
-            .find_identity_by_link(token)
-            .await
-            .map_err(internal)?
-        else {
-            return Ok(LinkOutcome::Unknown);
-        };
-        let now = self.clock.now_ms();
-        let fresh = identity
-            .email_link
-            .as_ref()
-            .is_some_and(|l| !l.expired(now));
-        let name = identity.name.to_string();
-        let redirect = identity
-            .email_link
-            .as_ref()
-            .and_then(|l| l.redirect.clone());
-        if identity
-            .email_link
-            .as_ref()
-            .is_some_and(|l| l.used_at.is_some())
-        {
-            // Only links with redirects are kept once used: clicked again,
-            // they are invalid and lead to the FailureRedirectionURL.
-            return Ok(LinkOutcome::Used {
-                redirect: redirect.map(|r| r.failure),
-            });
-        }
-        self.modify(
-            &scope,
-            &name,
-            || not_found(&name),
-            |i| {
-                if i.email_link.as_ref().map(|l| l.token.as_str()) != Some(token) {
-                    return Err(not_found(&name));
-                }
-                match &mut i.email_link {
-                    Some(l) if l.redirect.is_some() => l.used_at = Some(now),
-                    _ => i.email_link = None,
-                }
-                i.verification_status = if fresh {
-                    VerificationStatus::Success
-                } else {
-                    VerificationStatus::Failed
-                };
-                Ok(())
-            },
-        )
-        .await?;
-        Ok(if fresh {
-            LinkOutcome::Verified {
-                identity: name,
-                region: scope.region.to_string(),
-                redirect: redirect.map(|r| r.success),
-            }
-        } else {
-            LinkOutcome::Expired {
-                identity: name,
-                redirect: redirect.map(|r| r.failure),
-            }
-        })
     }
 
     fn initial_status(&self) -> VerificationStatus {
@@ -426,51 +139,6 @@ impl IdentityService {
             dns: Default::default(),
             version: 0,
         }
-    }
-
-    /// Sets up Easy DKIM on `identity` with a freshly generated key.
-    async fn easy_dkim(&self, identity: &mut Identity, length: KeyLength) -> Result<(), Error> {
-        let key = dkim_keys::generate(length).await?;
-        let now = self.clock.now_ms();
-        let d = &mut identity.dkim;
-        d.origin = DkimOrigin::AwsSes;
-        if d.tokens.is_empty() {
-            d.tokens = (0..3).map(|_| random::dkim_token()).collect();
-        }
-        d.selector = None;
-        d.key = Some(key);
-        d.next_key_length = length;
-        d.current_key_length = Some(length);
-        d.last_key_generation = Some(now);
-        d.signing_enabled = true;
-        d.status = self.initial_status();
-        identity.dns.dkim = Track::restart(now);
-        Ok(())
-    }
-
-    fn byo_dkim(
-        &self,
-        identity: &mut Identity,
-        selector: &str,
-        private_key: &str,
-    ) -> Result<(), Error> {
-        check_selector(selector)?;
-        let key = dkim_keys::from_private_b64(private_key)?;
-        let d = &mut identity.dkim;
-        d.current_key_length = match key.bits {
-            1024 => Some(KeyLength::Rsa1024),
-            2048 => Some(KeyLength::Rsa2048),
-            _ => None,
-        };
-        d.origin = DkimOrigin::External;
-        d.tokens = vec![];
-        d.selector = Some(selector.to_owned());
-        d.key = Some(key);
-        d.last_key_generation = Some(self.clock.now_ms());
-        d.signing_enabled = true;
-        d.status = self.initial_status();
-        identity.dns.dkim = Track::restart(self.clock.now_ms());
-        Ok(())
     }
 
     async fn insert(&self, scope: &Scope, identity: &Identity) -> Result<Insert, Error> {
@@ -595,43 +263,6 @@ impl IdentityService {
         }
     }
 
-    /// v1 VerifyDomainDkim: creates the domain if needed and sets up Easy
-    /// DKIM; returns the three tokens.
-    pub async fn verify_domain_dkim(
-        &self,
-        scope: &Scope,
-        domain: &str,
-    ) -> Result<Vec<String>, Error> {
-        let name = IdentityName::domain(domain)?;
-        let mut fresh = self.new_identity(name.clone());
-        self.easy_dkim(&mut fresh, KeyLength::Rsa2048).await?;
-        match self.insert(scope, &fresh).await? {
-            Insert::Inserted => Ok(fresh.dkim.tokens),
-            Insert::Exists(existing)
-                if existing.dkim.origin == DkimOrigin::AwsSes
-                    && !existing.dkim.tokens.is_empty() =>
-            {
-                Ok(existing.dkim.tokens)
-            }
-            Insert::Exists(_) => {
-                let dkim = fresh.dkim.clone();
-                let updated = self
-                    .modify(
-                        scope,
-                        name.as_str(),
-                        || not_found(name.as_str()),
-                        |i| {
-                            i.dkim = dkim.clone();
-                            Ok(())
-                        },
-                    )
-                    .await?;
-                Ok(updated.dkim.tokens)
-            }
-            Insert::LimitReached => unreachable!("insert maps LimitReached to an error"),
-        }
-    }
-
     /// v1 ListVerifiedEmailAddresses.
     pub async fn verified_addresses(&self, scope: &Scope) -> Result<Vec<String>, Error> {
         let q = IdentityQuery {
@@ -657,45 +288,6 @@ impl IdentityService {
             .delete_identity(scope, &lookup_key(name))
             .await
             .map_err(internal)
-    }
-
-    /// v1 SetIdentityDkimEnabled and v2 PutEmailIdentityDkimAttributes.
-    /// Enabling needs DKIM set up on the domain (for an address: on its domain).
-    pub async fn set_dkim_enabled(
-        &self,
-        scope: &Scope,
-        name: &str,
-        enabled: bool,
-    ) -> Result<(), Error> {
-        let key = lookup_key(name);
-        let domain = key
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .unwrap_or(key.clone());
-        if enabled && key.contains('@') {
-            let parent = self
-                .store
-                .get_identity(scope, &domain)
-                .await
-                .map_err(internal)?;
-            if !parent.is_some_and(|p| p.dkim.is_set_up()) {
-                return Err(not_dkim_verified(&domain));
-            }
-        }
-        self.modify(
-            scope,
-            &key,
-            || not_dkim_verified(&domain),
-            |i| {
-                if enabled && i.kind() == IdentityKind::Domain && !i.dkim.is_set_up() {
-                    return Err(not_dkim_verified(&domain));
-                }
-                i.dkim.signing_enabled = enabled;
-                Ok(())
-            },
-        )
-        .await?;
-        Ok(())
     }
 
     /// v1 ListIdentities and v2 ListEmailIdentities.
@@ -812,68 +404,6 @@ impl IdentityService {
         } else {
             Err(not_found(name))
         }
-    }
-
-    /// v2 PutEmailIdentityDkimSigningAttributes: switch between Easy DKIM
-    /// and BYODKIM, or change Easy DKIM's key length (at most once a day).
-    pub async fn put_dkim_signing(
-        &self,
-        scope: &Scope,
-        name: &str,
-        req: DkimRequest,
-    ) -> Result<Identity, Error> {
-        let current = self.get(scope, name).await?;
-        if current.kind() != IdentityKind::Domain {
-            return Err(Error::invalid(format!(
-                "DKIM signing attributes can only be set on a domain identity; {name} is an email address."
-            )));
-        }
-        let now = self.clock.now_ms();
-        let mut staged = current.clone();
-        match &req {
-            DkimRequest::External {
-                selector,
-                private_key,
-            } => self.byo_dkim(&mut staged, selector, private_key)?,
-            DkimRequest::Easy(len) => {
-                let d = &current.dkim;
-                let easy_now = d.origin == DkimOrigin::AwsSes && d.key.is_some();
-                let wanted = len.unwrap_or(d.next_key_length);
-                if easy_now {
-                    match len {
-                        None => return Ok(current),
-                        Some(l) if *l == d.next_key_length => {
-                            return Err(Error::invalid(format!(
-                                "The input you provided is invalid: the signing key length is already {} bits.",
-                                l.bits()
-                            )));
-                        }
-                        Some(_) => {
-                            if d.key_length_changed_at.is_some_and(|t| now - t < DAY_MS) {
-                                return Err(Error::invalid(
-                                    "The input you provided is invalid: the signing key length can be changed only once every 24 hours.",
-                                ));
-                            }
-                        }
-                    }
-                }
-                self.easy_dkim(&mut staged, wanted).await?;
-                if easy_now {
-                    staged.dkim.key_length_changed_at = Some(now);
-                }
-            }
-        }
-        let dkim = staged.dkim;
-        self.modify(
-            scope,
-            name,
-            || not_found(name),
-            |i| {
-                i.dkim = dkim.clone();
-                Ok(())
-            },
-        )
-        .await
     }
 
     /// v1 SetIdentityMailFromDomain and v2 PutEmailIdentityMailFromAttributes:
@@ -997,21 +527,6 @@ impl IdentityService {
             .map_err(internal)?
             .map(|i| i.tags)
             .ok_or_else(|| Error::not_found(format!("Resource {arn} does not exist.")))
-    }
-}
-
-fn check_selector(s: &str) -> Result<(), Error> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "Invalid DKIM selector {s}: it must be 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen."
-        )))
     }
 }
 
