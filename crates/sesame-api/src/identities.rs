@@ -282,18 +282,23 @@ pub async fn v2_get_email_identity(
     i: v2::GetEmailIdentityRequest,
 ) -> R<v2::GetEmailIdentityResponse> {
     let i = api.identities.get(s, &i.email_identity).await?;
-    Ok(v2::GetEmailIdentityResponse {
+    Ok(email_identity(&i))
+}
+
+/// GetEmailIdentity's answer for one identity.
+fn email_identity(i: &Identity) -> v2::GetEmailIdentityResponse {
+    v2::GetEmailIdentityResponse {
         identity_type: Some(spell::v2_identity_type(i.kind())),
         feedback_forwarding_status: Some(i.feedback_forwarding),
         verified_for_sending_status: Some(i.is_verified()),
-        dkim_attributes: Some(dkim_attributes(&i)),
-        mail_from_attributes: Some(mail_from_attributes(&i)),
+        dkim_attributes: Some(dkim_attributes(i)),
+        mail_from_attributes: Some(mail_from_attributes(i)),
         policies: Some(vec![]),
         tags: Some(tags_out(&i.tags)),
         configuration_set_name: i.configuration_set.clone(),
         verification_status: Some(spell::v2_status(i.verification_status)),
-        verification_info: Some(verification_info(&i)),
-    })
+        verification_info: Some(verification_info(i)),
+    }
 }
 
 pub async fn v2_delete_email_identity(
@@ -451,4 +456,43 @@ pub async fn v2_list_tags_for_resource(
     Ok(v2::ListTagsForResourceResponse {
         tags: tags_out(&tags),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sesame_model::{DkimState, IdentityName, KeyLength, VerificationStatus};
+
+    fn email() -> Identity {
+        Identity {
+            name: IdentityName::parse("me@example.com").unwrap(),
+            created_at: 0,
+            verification_status: VerificationStatus::Pending,
+            verification_token: None,
+            dkim: DkimState::not_started(KeyLength::Rsa1024),
+            feedback_forwarding: true,
+            configuration_set: None,
+            tags: vec![],
+            email_link: None,
+            mail_from: Default::default(),
+            dns: Default::default(),
+            version: 1,
+        }
+    }
+
+    /// The shape real SES returned for a new address (moto issue #9771).
+    #[test]
+    fn a_new_email_identity_reads_as_ses_returned_it() {
+        let body = sesame_wire::codec::json_out(email_identity(&email()).to_json());
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            concat!(
+                r#"{"DkimAttributes":{"NextSigningKeyLength":"RSA_1024_BIT","SigningAttributesOrigin":"AWS_SES","#,
+                r#""SigningEnabled":false,"Status":"NOT_STARTED"},"FeedbackForwardingStatus":true,"#,
+                r#""IdentityType":"EMAIL_ADDRESS","MailFromAttributes":{"BehaviorOnMxFailure":"USE_DEFAULT_VALUE"},"#,
+                r#""Policies":{},"Tags":[],"VerificationInfo":{},"VerificationStatus":"PENDING","#,
+                r#""VerifiedForSendingStatus":false}"#
+            )
+        );
+    }
 }

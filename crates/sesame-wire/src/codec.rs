@@ -748,4 +748,156 @@ mod tests {
         );
         assert_eq!(json_body(b"  ").unwrap(), serde_json::json!({}));
     }
+
+    use crate::generated::{ses_v1, sesv2};
+
+    fn v1<T>(
+        form: &str,
+        decode: fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<T>, Error>,
+    ) -> Result<T, Error> {
+        let q = QueryParams::parse(form.as_bytes())?;
+        let mut v = Violations::default();
+        let input = decode(&q, "", "", &mut v)?;
+        v.finish(input)
+    }
+
+    #[test]
+    fn v1_inputs_are_decoded_and_checked_as_the_model_says() {
+        let e = v1(
+            "Action=ListIdentities&IdentityType=Unknown",
+            ses_v1::ListIdentitiesRequest::from_query,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "1 validation error detected: Value 'Unknown' at 'identityType' failed to satisfy constraint: Member must satisfy enum value set: [Domain, EmailAddress]"
+        );
+        let e = v1(
+            "Action=SendEmail&Source=a%40b.c",
+            ses_v1::SendEmailRequest::from_query,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "2 validation errors detected: Value null at 'destination' failed to satisfy constraint: Member must not be null; Value null at 'message' failed to satisfy constraint: Member must not be null"
+        );
+        let ok = v1(
+            "Source=a%40b.c&Destination.ToAddresses.member.1=x%40y.z&Destination.ToAddresses.member.2=w%40y.z\
+             &Message.Subject.Data=Hi&Message.Body.Text.Data=t&Tags.member.1.Name=n&Tags.member.1.Value=v",
+            ses_v1::SendEmailRequest::from_query,
+        )
+        .unwrap();
+        assert_eq!(ok.source, "a@b.c");
+        assert_eq!(
+            ok.destination.to_addresses.as_deref(),
+            Some(&["x@y.z".to_owned(), "w@y.z".to_owned()][..])
+        );
+        assert_eq!(ok.message.subject.data, "Hi");
+        assert_eq!(ok.tags.unwrap()[0].value, "v");
+        let e = v1(
+            "Source=a&Destination.ToAddresses=&Message.Subject.Data=s&Message.Body.Text.Data=t&Tags.member.1.Name=n",
+            ses_v1::SendEmailRequest::from_query,
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("Value null at 'tags.1.member.value' failed to satisfy constraint"),
+            "{}",
+            e.message
+        );
+        let e = v1(
+            "Action=ListCustomVerificationEmailTemplates&MaxResults=51",
+            ses_v1::ListCustomVerificationEmailTemplatesRequest::from_query,
+        )
+        .unwrap_err();
+        assert!(e.message.contains(
+            "Value '51' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 50"
+        ));
+        let e = v1(
+            "SendBounce=1&MaxItems=x",
+            ses_v1::ListIdentitiesRequest::from_query,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParameter, "a malformed number");
+    }
+
+    #[test]
+    fn v2_inputs_come_from_the_path_query_and_body() {
+        let m = crate::router::route("PUT", "/v2/email/identities/example.com/mail-from").unwrap();
+        let j = json_body(
+            br#"{"MailFromDomain":"m.example.com","BehaviorOnMxFailure":"REJECT_MESSAGE"}"#,
+        )
+        .unwrap();
+        let mut v = Violations::default();
+        let i =
+            sesv2::PutEmailIdentityMailFromAttributesRequest::from_http(&m, &[], &j, "", &mut v)
+                .unwrap();
+        let i = v.finish(i).unwrap();
+        assert_eq!(i.email_identity, "example.com");
+        assert_eq!(
+            i.behavior_on_mx_failure,
+            Some(sesv2::BehaviorOnMxFailure::RejectMessage)
+        );
+        let m = crate::router::route("DELETE", "/v2/email/tags").unwrap();
+        let q = vec![
+            ("ResourceArn".to_owned(), "arn".to_owned()),
+            ("TagKeys".to_owned(), "a".to_owned()),
+            ("TagKeys".to_owned(), "b".to_owned()),
+        ];
+        let mut v = Violations::default();
+        let i =
+            sesv2::UntagResourceRequest::from_http(&m, &q, &serde_json::Value::Null, "", &mut v)
+                .unwrap();
+        assert_eq!(v.finish(i).unwrap().tag_keys, vec!["a", "b"]);
+        let m = crate::router::route("POST", "/v2/email/outbound-emails").unwrap();
+        let j = json_body(br#"{"Content":{"Simple":{"Subject":{"Data":"s"},"Body":{},"Headers":[{"Name":"Bad:Name","Value":"v"}]}}}"#).unwrap();
+        let mut v = Violations::default();
+        let i = sesv2::SendEmailRequest::from_http(&m, &[], &j, "", &mut v).unwrap();
+        let e = v.finish(i).unwrap_err();
+        assert!(
+            e.message.contains("at 'content.simple.headers.1.member.name' failed to satisfy constraint: Member must satisfy regular expression pattern"),
+            "{}",
+            e.message
+        );
+        let j = json_body(br#"{"Content":{"Raw":{"Data":5}}}"#).unwrap();
+        let mut v = Violations::default();
+        let e = sesv2::SendEmailRequest::from_http(&m, &[], &j, "", &mut v).unwrap_err();
+        assert!(
+            e.message
+                .contains("invalid type: number, expected base64 text at 'content.raw.data'"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn v1_outputs_are_written_as_ses_writes_them() {
+        let mut x = crate::xml::XmlOut::new();
+        ses_v1::GetSendQuotaResponse {
+            max24_hour_send: Some(200.0),
+            max_send_rate: Some(-1.0),
+            sent_last24_hours: Some(3.0),
+        }
+        .to_xml(&mut x);
+        assert_eq!(
+            String::from_utf8(x.finish()).unwrap(),
+            "<Max24HourSend>200.0</Max24HourSend><MaxSendRate>-1.0</MaxSendRate><SentLast24Hours>3.0</SentLast24Hours>"
+        );
+        let mut x = crate::xml::XmlOut::new();
+        ses_v1::GetIdentityVerificationAttributesResponse {
+            verification_attributes: vec![(
+                "me@example.com".into(),
+                ses_v1::IdentityVerificationAttributes {
+                    verification_status: ses_v1::VerificationStatus::Pending,
+                    verification_token: None,
+                },
+            )],
+        }
+        .to_xml(&mut x);
+        assert_eq!(
+            String::from_utf8(x.finish()).unwrap(),
+            "<VerificationAttributes><entry><key>me@example.com</key><value><VerificationStatus>Pending</VerificationStatus></value></entry></VerificationAttributes>",
+            "an address has no token"
+        );
+    }
 }
