@@ -751,10 +751,9 @@ mod tests {
 
     use crate::generated::{ses_v1, sesv2};
 
-    fn v1<T>(
-        form: &str,
-        decode: fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<T>, Error>,
-    ) -> Result<T, Error> {
+    type Decoder<T> = fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<T>, Error>;
+
+    fn v1<T>(form: &str, decode: Decoder<T>) -> Result<T, Error> {
         let q = QueryParams::parse(form.as_bytes())?;
         let mut v = Violations::default();
         let input = decode(&q, "", "", &mut v)?;
