@@ -172,7 +172,7 @@ class Api:
                 iv, ip = f"item{depth}", f"ipath{depth}"
                 inner = self.checks(item, iv, ip, self.sensitive(item), depth + 1)
                 out.append(f"for (n{depth}, {iv}) in {var}.iter().enumerate() {{")
-                out.append(f"    let {ip} = format!(\"{{}}.{{}}.member\", {path}, n{depth} + 1);")
+                out.append(f"    let {ip} = codec::Path::Item(&{path}, n{depth} + 1);")
                 out += ["    " + x for x in inner]
                 out.append("}")
         elif t == "map":
@@ -273,7 +273,7 @@ class Api:
             lines += [f"impl {tn} {{",
                       "    /// Decodes the members under `key` (the whole form when empty).",
                       "    #[allow(unused_variables)]",
-                      "    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {",
+                      "    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {",
                       "        if !key.is_empty() && !codec::q_present(q, key) {",
                       "            return Ok(None);",
                       "        }"]
@@ -290,7 +290,7 @@ class Api:
             val = f"m_{f}"
             wire = mm.get("locationName", mn_)
             shape = mm["shape"]
-            lines.append(f"        let p_{f} = codec::path(path, {rust_str(mn_)});")
+            lines.append(f"        let p_{f} = codec::Path::Member(path, {rust_str(mn_)});")
             if mode == "query":
                 lines.append(f"        let k_{f} = codec::key(key, {rust_str(mn_)});")
                 lines.append(f"        let {val} = {self.q_decode_expr(shape, 'k_' + f, 'p_' + f)};")
@@ -384,7 +384,7 @@ class Api:
                 lines += [f"impl {tn} {{",
                           "    /// Decodes the path labels, the query string and the JSON body.",
                           "    #[allow(unused_variables)]",
-                          "    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {"]
+                          "    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {"]
                 lines += self.members_decode(s, "http")
                 lines += ["    }", "}", ""]
             # Nested use: only the body (no labels, no query).
@@ -393,7 +393,7 @@ class Api:
                     lines += [f"impl {tn} {{",
                               "    /// Decodes a JSON object.",
                               "    #[allow(unused_variables)]",
-                              "    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {",
+                              "    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {",
                               "        codec::j_object(j, path)?;"]
                     lines += self.members_decode(s, "json")
                     lines += ["    }", "}", ""]
@@ -526,6 +526,9 @@ class Api:
         return lines
 
     def gen_dispatch(self):
+        # Each operation's future is boxed, so that the dispatcher's own
+        # future is as small as its largest input, not its largest
+        # operation (a future the HTTP layer moves about).
         lines = []
         if self.protocol == "query":
             enum = "V1Action" if self.key == "ses_v1" else "SnsAction"
@@ -540,11 +543,11 @@ class Api:
                 lines.append(f"        {enum}::{o} => {{")
                 if inp:
                     lines += ["            let mut v = Violations::default();",
-                              f"            let input = {inp}::from_query(q, \"\", \"\", &mut v)?;",
+                              f"            let input = {inp}::from_query(q, \"\", &codec::Path::Root, &mut v)?;",
                               "            let input = v.finish(input)?;",
-                              f"            let out = svc.{snake(o)}(caller, input).await?;"]
+                              f"            let out = Box::pin(svc.{snake(o)}(caller, input)).await?;"]
                 else:
-                    lines.append(f"            let out = svc.{snake(o)}(caller).await?;")
+                    lines.append(f"            let out = Box::pin(svc.{snake(o)}(caller)).await?;")
                 if out != "()":
                     lines.append("            out.to_xml(&mut x);")
                 else:
@@ -569,11 +572,11 @@ class Api:
                     else:
                         lines.append("            let j = Value::Null;")
                     lines += ["            let mut v = Violations::default();",
-                              f"            let input = {inp}::from_http(m, query, &j, \"\", &mut v)?;",
+                              f"            let input = {inp}::from_http(m, query, &j, &codec::Path::Root, &mut v)?;",
                               "            let input = v.finish(input)?;",
-                              f"            let out = svc.{snake(o)}(caller, input).await?;"]
+                              f"            let out = Box::pin(svc.{snake(o)}(caller, input)).await?;"]
                 else:
-                    lines.append(f"            let out = svc.{snake(o)}(caller).await?;")
+                    lines.append(f"            let out = Box::pin(svc.{snake(o)}(caller)).await?;")
                 if out != "()":
                     lines.append("            Ok(codec::json_out(out.to_json()))")
                 else:

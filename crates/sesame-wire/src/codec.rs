@@ -36,13 +36,13 @@ fn shown(value: &str, sensitive: bool) -> String {
 }
 
 impl Violations {
-    pub fn null(&mut self, path: &str) {
+    pub fn null(&mut self, path: &Path<'_>) {
         self.0.push(format!(
             "Value null at '{path}' failed to satisfy constraint: Member must not be null"
         ));
     }
 
-    pub fn value(&mut self, value: &str, path: &str, constraint: &str, sensitive: bool) {
+    pub fn value(&mut self, value: &str, path: &Path<'_>, constraint: &str, sensitive: bool) {
         self.0.push(format!(
             "Value '{}' at '{path}' failed to satisfy constraint: {constraint}",
             shown(value, sensitive)
@@ -69,26 +69,63 @@ impl Violations {
     }
 }
 
-/// A member's Query key under `key` (the form's top level when empty).
-pub fn key(key: &str, member: &str) -> String {
+/// Concatenates without the formatting machinery (keys are built for every
+/// member of every request).
+fn itoa(n: usize) -> String {
+    n.to_string()
+}
+
+fn join(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+/// A member's Query key under `key` (the form's top level when empty,
+/// where the key is the member's name and nothing is allocated).
+pub fn key<'a>(key: &str, member: &'a str) -> std::borrow::Cow<'a, str> {
     if key.is_empty() {
-        member.to_owned()
+        std::borrow::Cow::Borrowed(member)
     } else {
-        format!("{key}.{member}")
+        std::borrow::Cow::Owned(join(&[key, ".", member]))
     }
 }
 
-/// A member's path in a validation message: `message.subject.data`.
-pub fn path(path: &str, member: &str) -> String {
-    let mut c = member.chars();
-    let lower: String = match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
-    };
-    if path.is_empty() {
-        lower
-    } else {
-        format!("{path}.{lower}")
+/// Where a value is, as a validation message names it
+/// (`message.subject.data`, `destinations.1.member.destination`): built
+/// without allocating as decoding descends, and written out only when a
+/// message needs it.
+#[derive(Debug, Clone, Copy)]
+pub enum Path<'a> {
+    /// The input itself.
+    Root,
+    /// A member, by the model's name (written with a lower-case first letter).
+    Member(&'a Path<'a>, &'a str),
+    /// The Nth member of a list, from 1.
+    Item(&'a Path<'a>, usize),
+    /// A map's entry, by its key or its position.
+    Entry(&'a Path<'a>, &'a str),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Root => Ok(()),
+            Self::Member(parent, name) => {
+                if !matches!(parent, Self::Root) {
+                    write!(f, "{parent}.")?;
+                }
+                let mut c = name.chars();
+                if let Some(first) = c.next() {
+                    write!(f, "{}{}", first.to_lowercase(), c.as_str())?;
+                }
+                Ok(())
+            }
+            Self::Item(parent, n) => write!(f, "{parent}.{n}.member"),
+            Self::Entry(parent, k) => write!(f, "{parent}.{k}"),
+        }
     }
 }
 
@@ -106,7 +143,7 @@ pub fn not_implemented(api: &str, op: &str) -> Error {
 pub fn check_len(
     v: &mut Violations,
     s: &str,
-    path: &str,
+    path: &Path<'_>,
     min: Option<usize>,
     max: Option<usize>,
     sensitive: bool,
@@ -134,7 +171,7 @@ pub fn check_len(
 pub fn check_count(
     v: &mut Violations,
     n: usize,
-    path: &str,
+    path: &Path<'_>,
     min: Option<usize>,
     max: Option<usize>,
 ) {
@@ -157,7 +194,13 @@ pub fn check_count(
 }
 
 /// `@range` on a number.
-pub fn check_range(v: &mut Violations, n: i64, path: &str, min: Option<i64>, max: Option<i64>) {
+pub fn check_range(
+    v: &mut Violations,
+    n: i64,
+    path: &Path<'_>,
+    min: Option<i64>,
+    max: Option<i64>,
+) {
     if let Some(min) = min.filter(|m| n < *m) {
         v.value(
             &n.to_string(),
@@ -185,7 +228,7 @@ static PATTERNS: LazyLock<RwLock<HashMap<&'static str, Option<regex::Regex>>>> =
 pub fn check_pattern(
     v: &mut Violations,
     s: &str,
-    path: &str,
+    path: &Path<'_>,
     pattern: &'static str,
     sensitive: bool,
 ) {
@@ -216,7 +259,7 @@ pub fn check_pattern(
 
 /// Whether anything was sent at `key` or under it.
 pub fn q_present(q: &QueryParams, key: &str) -> bool {
-    q.get(key).is_some() || q.under(&format!("{key}.")).next().is_some()
+    q.get(key).is_some() || q.has_under(key)
 }
 
 pub fn q_string(q: &QueryParams, key: &str) -> Option<String> {
@@ -254,17 +297,17 @@ pub fn q_f64(q: &QueryParams, key: &str) -> Result<Option<f64>, Error> {
 }
 
 pub fn q_timestamp(q: &QueryParams, key: &str) -> Result<Option<Millis>, Error> {
-    q.get(key).map(|s| timestamp_text(s, key)).transpose()
+    q.get(key).map(|s| timestamp_text(s, &key)).transpose()
 }
 
 pub fn q_blob(q: &QueryParams, key: &str) -> Result<Option<Vec<u8>>, Error> {
-    q.get(key).map(|s| unbase64(s, key)).transpose()
+    q.get(key).map(|s| unbase64(s, &key)).transpose()
 }
 
 pub fn q_enum<T>(
     q: &QueryParams,
     key: &str,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
     parse: fn(&str) -> Option<T>,
     set: &str,
@@ -282,18 +325,18 @@ pub fn q_enum<T>(
 pub fn q_list<T>(
     q: &QueryParams,
     key: &str,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
-    item: impl Fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<T>, Error>,
+    item: impl Fn(&QueryParams, &str, &Path<'_>, &mut Violations) -> Result<Option<T>, Error>,
 ) -> Result<Option<Vec<T>>, Error> {
-    let indexes = q.indexes(key);
-    if indexes.is_empty() {
+    let count = q.list_len(key);
+    if count == 0 {
         return Ok(q.get(key).map(|_| Vec::new()));
     }
-    let mut out = Vec::with_capacity(indexes.len());
-    for n in indexes {
-        let k = format!("{key}.member.{n}");
-        let p = format!("{path}.{n}.member");
+    let mut out = Vec::with_capacity(count);
+    for n in 1..=count {
+        let k = join(&[key, ".member.", itoa(n).as_str()]);
+        let p = Path::Item(path, n);
         match item(q, &k, &p, v)? {
             Some(x) => out.push(x),
             None if !q_present(q, &k) => v.null(&p),
@@ -308,12 +351,12 @@ pub fn q_list<T>(
 pub fn q_map<K, V>(
     q: &QueryParams,
     key: &str,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
     key_name: &str,
     value_name: &str,
-    k_item: impl Fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<K>, Error>,
-    v_item: impl Fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<V>, Error>,
+    k_item: impl Fn(&QueryParams, &str, &Path<'_>, &mut Violations) -> Result<Option<K>, Error>,
+    v_item: impl Fn(&QueryParams, &str, &Path<'_>, &mut Violations) -> Result<Option<V>, Error>,
 ) -> Result<Option<Vec<(K, V)>>, Error> {
     let prefix = format!("{key}.entry.");
     let mut indexes: Vec<u32> = q
@@ -328,9 +371,10 @@ pub fn q_map<K, V>(
     let mut out = Vec::with_capacity(indexes.len());
     for n in indexes {
         let base = format!("{key}.entry.{n}");
-        let p = format!("{path}.{n}");
+        let n = n.to_string();
+        let p = Path::Entry(path, &n);
         let (kk, vk) = (format!("{base}.{key_name}"), format!("{base}.{value_name}"));
-        let (kp, vp) = (format!("{p}.key"), format!("{p}.value"));
+        let (kp, vp) = (Path::Entry(&p, "key"), Path::Entry(&p, "value"));
         let k = k_item(q, &kk, &kp, v)?;
         let val = v_item(q, &vk, &vp, v)?;
         if k.is_none() && !q_present(q, &kk) {
@@ -355,7 +399,7 @@ pub fn h_label(m: &Matched, name: &str) -> Option<String> {
 pub fn h_label_enum<T>(
     m: &Matched,
     name: &str,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
     parse: fn(&str) -> Option<T>,
     set: &str,
@@ -371,7 +415,7 @@ pub fn h_label_enum<T>(
 pub fn h_query_list_enum<T>(
     query: &[(String, String)],
     name: &str,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
     parse: fn(&str) -> Option<T>,
     set: &str,
@@ -381,7 +425,7 @@ pub fn h_query_list_enum<T>(
     for (n, s) in all.iter().enumerate() {
         match parse(s) {
             Some(e) => out.push(e),
-            None => v.value(s, &format!("{path}.{}.member", n + 1), set, false),
+            None => v.value(s, &Path::Item(path, n + 1), set, false),
         }
     }
     Some(out)
@@ -448,14 +492,14 @@ pub fn h_query_bool(query: &[(String, String)], name: &str) -> Result<Option<boo
 
 pub fn h_query_timestamp(query: &[(String, String)], name: &str) -> Result<Option<Millis>, Error> {
     h_query_string(query, name)
-        .map(|s| timestamp_text(&s, name))
+        .map(|s| timestamp_text(&s, &name))
         .transpose()
 }
 
 pub fn h_query_enum<T>(
     query: &[(String, String)],
     name: &str,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
     parse: fn(&str) -> Option<T>,
     set: &str,
@@ -487,7 +531,7 @@ pub fn json_body(body: &[u8]) -> Result<Value, Error> {
             format!("The request body is not valid: {e}"),
         )
     })?;
-    j_object(&v, "")?;
+    j_object(&v, &Path::Root)?;
     Ok(v)
 }
 
@@ -496,7 +540,7 @@ pub fn json_out(v: Value) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
-fn wrong_type(path: &str, expected: &str, got: &Value) -> Error {
+fn wrong_type(path: &Path<'_>, expected: &str, got: &Value) -> Error {
     let found = match got {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -505,7 +549,10 @@ fn wrong_type(path: &str, expected: &str, got: &Value) -> Error {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    let at = if path.is_empty() { "the body" } else { path };
+    let at = match path {
+        Path::Root => "the body".to_owned(),
+        p => p.to_string(),
+    };
     Error::new(
         ErrorKind::Validation,
         format!(
@@ -519,48 +566,48 @@ pub fn j_field<'a>(j: &'a Value, name: &str) -> Option<&'a Value> {
     j.get(name).filter(|v| !v.is_null())
 }
 
-pub fn j_object(j: &Value, path: &str) -> Result<(), Error> {
+pub fn j_object(j: &Value, path: &Path<'_>) -> Result<(), Error> {
     match j {
         Value::Object(_) => Ok(()),
         other => Err(wrong_type(path, "an object", other)),
     }
 }
 
-pub fn j_string(j: &Value, path: &str) -> Result<Option<String>, Error> {
+pub fn j_string(j: &Value, path: &Path<'_>) -> Result<Option<String>, Error> {
     match j {
         Value::String(s) => Ok(Some(s.clone())),
         other => Err(wrong_type(path, "a string", other)),
     }
 }
 
-pub fn j_bool(j: &Value, path: &str) -> Result<Option<bool>, Error> {
+pub fn j_bool(j: &Value, path: &Path<'_>) -> Result<Option<bool>, Error> {
     match j {
         Value::Bool(b) => Ok(Some(*b)),
         other => Err(wrong_type(path, "a boolean", other)),
     }
 }
 
-pub fn j_i64(j: &Value, path: &str) -> Result<Option<i64>, Error> {
+pub fn j_i64(j: &Value, path: &Path<'_>) -> Result<Option<i64>, Error> {
     j.as_i64()
         .map(Some)
         .ok_or_else(|| wrong_type(path, "an integer", j))
 }
 
-pub fn j_i32(j: &Value, path: &str) -> Result<Option<i32>, Error> {
+pub fn j_i32(j: &Value, path: &Path<'_>) -> Result<Option<i32>, Error> {
     j.as_i64()
         .and_then(|n| i32::try_from(n).ok())
         .map(Some)
         .ok_or_else(|| wrong_type(path, "an integer", j))
 }
 
-pub fn j_f64(j: &Value, path: &str) -> Result<Option<f64>, Error> {
+pub fn j_f64(j: &Value, path: &Path<'_>) -> Result<Option<f64>, Error> {
     j.as_f64()
         .map(Some)
         .ok_or_else(|| wrong_type(path, "a number", j))
 }
 
 /// Epoch seconds, or an ISO-8601 string.
-pub fn j_timestamp(j: &Value, path: &str) -> Result<Option<Millis>, Error> {
+pub fn j_timestamp(j: &Value, path: &Path<'_>) -> Result<Option<Millis>, Error> {
     match j {
         Value::Number(n) => n
             .as_f64()
@@ -571,7 +618,7 @@ pub fn j_timestamp(j: &Value, path: &str) -> Result<Option<Millis>, Error> {
     }
 }
 
-pub fn j_blob(j: &Value, path: &str) -> Result<Option<Vec<u8>>, Error> {
+pub fn j_blob(j: &Value, path: &Path<'_>) -> Result<Option<Vec<u8>>, Error> {
     match j {
         Value::String(s) => unbase64(s, path).map(Some),
         other => Err(wrong_type(path, "base64 text", other)),
@@ -580,7 +627,7 @@ pub fn j_blob(j: &Value, path: &str) -> Result<Option<Vec<u8>>, Error> {
 
 pub fn j_enum<T>(
     j: &Value,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
     parse: fn(&str) -> Option<T>,
     set: &str,
@@ -597,16 +644,16 @@ pub fn j_enum<T>(
 
 pub fn j_list<T>(
     j: &Value,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
-    item: impl Fn(&Value, &str, &mut Violations) -> Result<Option<T>, Error>,
+    item: impl Fn(&Value, &Path<'_>, &mut Violations) -> Result<Option<T>, Error>,
 ) -> Result<Option<Vec<T>>, Error> {
     let Value::Array(items) = j else {
         return Err(wrong_type(path, "an array", j));
     };
     let mut out = Vec::with_capacity(items.len());
     for (n, x) in items.iter().enumerate() {
-        let p = format!("{path}.{}.member", n + 1);
+        let p = Path::Item(path, n + 1);
         if x.is_null() {
             v.null(&p);
             continue;
@@ -620,17 +667,17 @@ pub fn j_list<T>(
 
 pub fn j_map<K, V>(
     j: &Value,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
-    key: impl Fn(&str, &str, &mut Violations) -> Option<K>,
-    item: impl Fn(&Value, &str, &mut Violations) -> Result<Option<V>, Error>,
+    key: impl Fn(&str, &Path<'_>, &mut Violations) -> Option<K>,
+    item: impl Fn(&Value, &Path<'_>, &mut Violations) -> Result<Option<V>, Error>,
 ) -> Result<Option<Vec<(K, V)>>, Error> {
     let Value::Object(map) = j else {
         return Err(wrong_type(path, "an object", j));
     };
     let mut out = Vec::with_capacity(map.len());
     for (k, x) in map {
-        let p = format!("{path}.{k}");
+        let p = Path::Entry(path, k);
         let k = key(k, &p, v);
         if x.is_null() {
             v.null(&p);
@@ -645,7 +692,7 @@ pub fn j_map<K, V>(
 
 pub fn j_map_key_enum<T>(
     k: &str,
-    path: &str,
+    path: &Path<'_>,
     v: &mut Violations,
     parse: fn(&str) -> Option<T>,
     set: &str,
@@ -659,13 +706,13 @@ pub fn j_map_key_enum<T>(
 
 // ------------------------------------------------------------ scalars
 
-fn timestamp_text(s: &str, at: &str) -> Result<Millis, Error> {
+fn timestamp_text(s: &str, at: &dyn std::fmt::Display) -> Result<Millis, Error> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis)
         .map_err(|_| Error::invalid(format!("The value of {at} is not an ISO-8601 timestamp.")))
 }
 
-fn unbase64(s: &str, at: &str) -> Result<Vec<u8>, Error> {
+fn unbase64(s: &str, at: &dyn std::fmt::Display) -> Result<Vec<u8>, Error> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
         .map_err(|_| Error::invalid(format!("The value of {at} is not valid base64.")))
@@ -688,13 +735,20 @@ pub fn json_double(v: f64) -> Value {
 mod tests {
     use super::*;
 
+    static ROOT: Path<'static> = Path::Root;
+
+    /// A top-level member's path.
+    fn at(name: &'static str) -> Path<'static> {
+        Path::Member(&ROOT, name)
+    }
+
     #[test]
     fn violations_read_as_aws_writes_them() {
         let mut v = Violations::default();
-        v.null("message");
+        v.null(&at("message"));
         v.value(
             "Unknown",
-            "identityType",
+            &at("identityType"),
             "Member must satisfy enum value set: [Domain, EmailAddress]",
             false,
         );
@@ -710,12 +764,12 @@ mod tests {
     #[test]
     fn constraints() {
         let mut v = Violations::default();
-        check_len(&mut v, "ab", "name", Some(3), Some(5), false);
-        check_len(&mut v, "ééé", "name", Some(1), Some(3), false);
-        check_range(&mut v, 0, "pageSize", Some(1), Some(1000));
-        check_pattern(&mut v, "a:b", "header", "^[!-9;-@A-~]+$", false);
-        check_pattern(&mut v, "abc", "header", "^[!-9;-@A-~]+$", false);
-        check_len(&mut v, "secret", "key", Some(10), None, true);
+        check_len(&mut v, "ab", &at("name"), Some(3), Some(5), false);
+        check_len(&mut v, "ééé", &at("name"), Some(1), Some(3), false);
+        check_range(&mut v, 0, &at("pageSize"), Some(1), Some(1000));
+        check_pattern(&mut v, "a:b", &at("header"), "^[!-9;-@A-~]+$", false);
+        check_pattern(&mut v, "abc", &at("header"), "^[!-9;-@A-~]+$", false);
+        check_len(&mut v, "secret", &at("key"), Some(10), None, true);
         let m = v.finish::<()>(None).unwrap_err().message;
         assert!(m.starts_with("4 validation errors detected: "), "{m}");
         assert!(m.contains("Value 'ab' at 'name' failed to satisfy constraint: Member must have length greater than or equal to 3"));
@@ -726,15 +780,29 @@ mod tests {
 
     #[test]
     fn paths_and_keys() {
-        assert_eq!(path("", "IdentityType"), "identityType");
-        assert_eq!(path("message", "Subject"), "message.subject");
+        let root = Path::Root;
+        assert_eq!(
+            Path::Member(&root, "IdentityType").to_string(),
+            "identityType"
+        );
+        let message = Path::Member(&root, "Message");
+        assert_eq!(
+            Path::Member(&message, "Subject").to_string(),
+            "message.subject"
+        );
+        let d = Path::Member(&root, "Destinations");
+        let one = Path::Item(&d, 1);
+        assert_eq!(
+            Path::Member(&one, "Destination").to_string(),
+            "destinations.1.member.destination"
+        );
         assert_eq!(key("", "Message"), "Message");
         assert_eq!(key("Message", "Subject"), "Message.Subject");
     }
 
     #[test]
     fn json_types_are_strict() {
-        let e = j_string(&serde_json::json!(5), "emailIdentity").unwrap_err();
+        let e = j_string(&serde_json::json!(5), &at("emailIdentity")).unwrap_err();
         assert!(
             e.message
                 .contains("invalid type: number, expected a string at 'emailIdentity'")
@@ -751,12 +819,13 @@ mod tests {
 
     use crate::generated::{ses_v1, sesv2};
 
-    type Decoder<T> = fn(&QueryParams, &str, &str, &mut Violations) -> Result<Option<T>, Error>;
+    type Decoder<T> =
+        fn(&QueryParams, &str, &Path<'_>, &mut Violations) -> Result<Option<T>, Error>;
 
     fn v1<T>(form: &str, decode: Decoder<T>) -> Result<T, Error> {
         let q = QueryParams::parse(form.as_bytes())?;
         let mut v = Violations::default();
-        let input = decode(&q, "", "", &mut v)?;
+        let input = decode(&q, "", &Path::Root, &mut v)?;
         v.finish(input)
     }
 
@@ -828,9 +897,14 @@ mod tests {
         )
         .unwrap();
         let mut v = Violations::default();
-        let i =
-            sesv2::PutEmailIdentityMailFromAttributesRequest::from_http(&m, &[], &j, "", &mut v)
-                .unwrap();
+        let i = sesv2::PutEmailIdentityMailFromAttributesRequest::from_http(
+            &m,
+            &[],
+            &j,
+            &Path::Root,
+            &mut v,
+        )
+        .unwrap();
         let i = v.finish(i).unwrap();
         assert_eq!(i.email_identity, "example.com");
         assert_eq!(
@@ -844,14 +918,19 @@ mod tests {
             ("TagKeys".to_owned(), "b".to_owned()),
         ];
         let mut v = Violations::default();
-        let i =
-            sesv2::UntagResourceRequest::from_http(&m, &q, &serde_json::Value::Null, "", &mut v)
-                .unwrap();
+        let i = sesv2::UntagResourceRequest::from_http(
+            &m,
+            &q,
+            &serde_json::Value::Null,
+            &Path::Root,
+            &mut v,
+        )
+        .unwrap();
         assert_eq!(v.finish(i).unwrap().tag_keys, vec!["a", "b"]);
         let m = crate::router::route("POST", "/v2/email/outbound-emails").unwrap();
         let j = json_body(br#"{"Content":{"Simple":{"Subject":{"Data":"s"},"Body":{},"Headers":[{"Name":"Bad:Name","Value":"v"}]}}}"#).unwrap();
         let mut v = Violations::default();
-        let i = sesv2::SendEmailRequest::from_http(&m, &[], &j, "", &mut v).unwrap();
+        let i = sesv2::SendEmailRequest::from_http(&m, &[], &j, &Path::Root, &mut v).unwrap();
         let e = v.finish(i).unwrap_err();
         assert!(
             e.message.contains("at 'content.simple.headers.1.member.name' failed to satisfy constraint: Member must satisfy regular expression pattern"),
@@ -860,7 +939,7 @@ mod tests {
         );
         let j = json_body(br#"{"Content":{"Raw":{"Data":5}}}"#).unwrap();
         let mut v = Violations::default();
-        let e = sesv2::SendEmailRequest::from_http(&m, &[], &j, "", &mut v).unwrap_err();
+        let e = sesv2::SendEmailRequest::from_http(&m, &[], &j, &Path::Root, &mut v).unwrap_err();
         assert!(
             e.message
                 .contains("invalid type: number, expected base64 text at 'content.raw.data'"),

@@ -164,6 +164,28 @@ impl QueryParams {
         out
     }
 
+    /// Whether any parameter's key is `key` followed by `.`; nothing is
+    /// allocated (the keys after `key` in order are those that start with it).
+    pub fn has_under(&self, key: &str) -> bool {
+        self.map
+            .range::<str, _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(key))
+            .any(|(k, _)| k.as_bytes().get(key.len()) == Some(&b'.'))
+    }
+
+    /// How many members the list `key.member.N` has: the form's lists are
+    /// numbered 1, 2, 3, … without gaps (checked when it was parsed), so
+    /// that is the highest N.
+    pub fn list_len(&self, key: &str) -> usize {
+        self.map
+            .range::<str, _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(key))
+            .filter_map(|(k, _)| k[key.len()..].strip_prefix(".member."))
+            .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The parameters whose keys start with `prefix`, in key order.
     pub fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a String)> {
         self.map

@@ -1768,17 +1768,17 @@ pub struct WorkmailAction {
 impl AddHeaderAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_header_name = codec::path(path, "HeaderName");
+        let p_header_name = codec::Path::Member(path, "HeaderName");
         let k_header_name = codec::key(key, "HeaderName");
         let m_header_name = codec::q_string(q, &k_header_name);
         if m_header_name.is_none() && !codec::q_present(q, &k_header_name) {
             v.null(&p_header_name);
         }
-        let p_header_value = codec::path(path, "HeaderValue");
+        let p_header_value = codec::Path::Member(path, "HeaderValue");
         let k_header_value = codec::key(key, "HeaderValue");
         let m_header_value = codec::q_string(q, &k_header_value);
         if m_header_value.is_none() && !codec::q_present(q, &k_header_value) {
@@ -1793,14 +1793,14 @@ impl AddHeaderAction {
 impl Body {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_text = codec::path(path, "Text");
+        let p_text = codec::Path::Member(path, "Text");
         let k_text = codec::key(key, "Text");
         let m_text = Content::from_query(q, &k_text, &p_text, v)?;
-        let p_html = codec::path(path, "Html");
+        let p_html = codec::Path::Member(path, "Html");
         let k_html = codec::key(key, "Html");
         let m_html = Content::from_query(q, &k_html, &p_html, v)?;
         Ok(Some(Self { text: m_text, html: m_html }))
@@ -1810,29 +1810,29 @@ impl Body {
 impl BounceAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
-        let p_smtp_reply_code = codec::path(path, "SmtpReplyCode");
+        let p_smtp_reply_code = codec::Path::Member(path, "SmtpReplyCode");
         let k_smtp_reply_code = codec::key(key, "SmtpReplyCode");
         let m_smtp_reply_code = codec::q_string(q, &k_smtp_reply_code);
         if m_smtp_reply_code.is_none() && !codec::q_present(q, &k_smtp_reply_code) {
             v.null(&p_smtp_reply_code);
         }
-        let p_status_code = codec::path(path, "StatusCode");
+        let p_status_code = codec::Path::Member(path, "StatusCode");
         let k_status_code = codec::key(key, "StatusCode");
         let m_status_code = codec::q_string(q, &k_status_code);
-        let p_message = codec::path(path, "Message");
+        let p_message = codec::Path::Member(path, "Message");
         let k_message = codec::key(key, "Message");
         let m_message = codec::q_string(q, &k_message);
         if m_message.is_none() && !codec::q_present(q, &k_message) {
             v.null(&p_message);
         }
-        let p_sender = codec::path(path, "Sender");
+        let p_sender = codec::Path::Member(path, "Sender");
         let k_sender = codec::key(key, "Sender");
         let m_sender = codec::q_string(q, &k_sender);
         if m_sender.is_none() && !codec::q_present(q, &k_sender) {
@@ -1848,23 +1848,23 @@ impl BounceAction {
 impl BouncedRecipientInfo {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_recipient = codec::path(path, "Recipient");
+        let p_recipient = codec::Path::Member(path, "Recipient");
         let k_recipient = codec::key(key, "Recipient");
         let m_recipient = codec::q_string(q, &k_recipient);
         if m_recipient.is_none() && !codec::q_present(q, &k_recipient) {
             v.null(&p_recipient);
         }
-        let p_recipient_arn = codec::path(path, "RecipientArn");
+        let p_recipient_arn = codec::Path::Member(path, "RecipientArn");
         let k_recipient_arn = codec::key(key, "RecipientArn");
         let m_recipient_arn = codec::q_string(q, &k_recipient_arn);
-        let p_bounce_type = codec::path(path, "BounceType");
+        let p_bounce_type = codec::Path::Member(path, "BounceType");
         let k_bounce_type = codec::key(key, "BounceType");
         let m_bounce_type = codec::q_enum(q, &k_bounce_type, &p_bounce_type, v, BounceType::parse, BounceType::SET);
-        let p_recipient_dsn_fields = codec::path(path, "RecipientDsnFields");
+        let p_recipient_dsn_fields = codec::Path::Member(path, "RecipientDsnFields");
         let k_recipient_dsn_fields = codec::key(key, "RecipientDsnFields");
         let m_recipient_dsn_fields = RecipientDsnFields::from_query(q, &k_recipient_dsn_fields, &p_recipient_dsn_fields, v)?;
         let Some(m_recipient) = m_recipient else { return Ok(None) };
@@ -1875,20 +1875,20 @@ impl BouncedRecipientInfo {
 impl BulkEmailDestination {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_destination = codec::path(path, "Destination");
+        let p_destination = codec::Path::Member(path, "Destination");
         let k_destination = codec::key(key, "Destination");
         let m_destination = Destination::from_query(q, &k_destination, &p_destination, v)?;
         if m_destination.is_none() && !codec::q_present(q, &k_destination) {
             v.null(&p_destination);
         }
-        let p_replacement_tags = codec::path(path, "ReplacementTags");
+        let p_replacement_tags = codec::Path::Member(path, "ReplacementTags");
         let k_replacement_tags = codec::key(key, "ReplacementTags");
         let m_replacement_tags = codec::q_list(q, &k_replacement_tags, &p_replacement_tags, v, |q, k, p, v| Ok(MessageTag::from_query(q, &k, &p, v)?))?;
-        let p_replacement_template_data = codec::path(path, "ReplacementTemplateData");
+        let p_replacement_template_data = codec::Path::Member(path, "ReplacementTemplateData");
         let k_replacement_template_data = codec::key(key, "ReplacementTemplateData");
         let m_replacement_template_data = codec::q_string(q, &k_replacement_template_data);
         if let Some(x) = &m_replacement_template_data {
@@ -1902,17 +1902,17 @@ impl BulkEmailDestination {
 impl CloneReceiptRuleSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
             v.null(&p_rule_set_name);
         }
-        let p_original_rule_set_name = codec::path(path, "OriginalRuleSetName");
+        let p_original_rule_set_name = codec::Path::Member(path, "OriginalRuleSetName");
         let k_original_rule_set_name = codec::key(key, "OriginalRuleSetName");
         let m_original_rule_set_name = codec::q_string(q, &k_original_rule_set_name);
         if m_original_rule_set_name.is_none() && !codec::q_present(q, &k_original_rule_set_name) {
@@ -1927,11 +1927,11 @@ impl CloneReceiptRuleSetRequest {
 impl CloudWatchDestination {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_dimension_configurations = codec::path(path, "DimensionConfigurations");
+        let p_dimension_configurations = codec::Path::Member(path, "DimensionConfigurations");
         let k_dimension_configurations = codec::key(key, "DimensionConfigurations");
         let m_dimension_configurations = codec::q_list(q, &k_dimension_configurations, &p_dimension_configurations, v, |q, k, p, v| Ok(CloudWatchDimensionConfiguration::from_query(q, &k, &p, v)?))?;
         if m_dimension_configurations.is_none() && !codec::q_present(q, &k_dimension_configurations) {
@@ -1945,23 +1945,23 @@ impl CloudWatchDestination {
 impl CloudWatchDimensionConfiguration {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_dimension_name = codec::path(path, "DimensionName");
+        let p_dimension_name = codec::Path::Member(path, "DimensionName");
         let k_dimension_name = codec::key(key, "DimensionName");
         let m_dimension_name = codec::q_string(q, &k_dimension_name);
         if m_dimension_name.is_none() && !codec::q_present(q, &k_dimension_name) {
             v.null(&p_dimension_name);
         }
-        let p_dimension_value_source = codec::path(path, "DimensionValueSource");
+        let p_dimension_value_source = codec::Path::Member(path, "DimensionValueSource");
         let k_dimension_value_source = codec::key(key, "DimensionValueSource");
         let m_dimension_value_source = codec::q_enum(q, &k_dimension_value_source, &p_dimension_value_source, v, DimensionValueSource::parse, DimensionValueSource::SET);
         if m_dimension_value_source.is_none() && !codec::q_present(q, &k_dimension_value_source) {
             v.null(&p_dimension_value_source);
         }
-        let p_default_dimension_value = codec::path(path, "DefaultDimensionValue");
+        let p_default_dimension_value = codec::Path::Member(path, "DefaultDimensionValue");
         let k_default_dimension_value = codec::key(key, "DefaultDimensionValue");
         let m_default_dimension_value = codec::q_string(q, &k_default_dimension_value);
         if m_default_dimension_value.is_none() && !codec::q_present(q, &k_default_dimension_value) {
@@ -1977,11 +1977,11 @@ impl CloudWatchDimensionConfiguration {
 impl ConfigurationSet {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
@@ -1995,11 +1995,11 @@ impl ConfigurationSet {
 impl ConnectAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_instance_arn = codec::path(path, "InstanceARN");
+        let p_instance_arn = codec::Path::Member(path, "InstanceARN");
         let k_instance_arn = codec::key(key, "InstanceARN");
         let m_instance_arn = codec::q_string(q, &k_instance_arn);
         if m_instance_arn.is_none() && !codec::q_present(q, &k_instance_arn) {
@@ -2008,7 +2008,7 @@ impl ConnectAction {
         if let Some(x) = &m_instance_arn {
             codec::check_pattern(v, x, &p_instance_arn, "arn:(aws|aws-us-gov):connect:[a-z]{2}-[a-z]+-[0-9-]{1}:[0-9]{1,20}:instance/[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}", false);
         }
-        let p_iam_role_arn = codec::path(path, "IAMRoleARN");
+        let p_iam_role_arn = codec::Path::Member(path, "IAMRoleARN");
         let k_iam_role_arn = codec::key(key, "IAMRoleARN");
         let m_iam_role_arn = codec::q_string(q, &k_iam_role_arn);
         if m_iam_role_arn.is_none() && !codec::q_present(q, &k_iam_role_arn) {
@@ -2027,17 +2027,17 @@ impl ConnectAction {
 impl Content {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_data = codec::path(path, "Data");
+        let p_data = codec::Path::Member(path, "Data");
         let k_data = codec::key(key, "Data");
         let m_data = codec::q_string(q, &k_data);
         if m_data.is_none() && !codec::q_present(q, &k_data) {
             v.null(&p_data);
         }
-        let p_charset = codec::path(path, "Charset");
+        let p_charset = codec::Path::Member(path, "Charset");
         let k_charset = codec::key(key, "Charset");
         let m_charset = codec::q_string(q, &k_charset);
         let Some(m_data) = m_data else { return Ok(None) };
@@ -2048,17 +2048,17 @@ impl Content {
 impl CreateConfigurationSetEventDestinationRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_event_destination = codec::path(path, "EventDestination");
+        let p_event_destination = codec::Path::Member(path, "EventDestination");
         let k_event_destination = codec::key(key, "EventDestination");
         let m_event_destination = EventDestination::from_query(q, &k_event_destination, &p_event_destination, v)?;
         if m_event_destination.is_none() && !codec::q_present(q, &k_event_destination) {
@@ -2073,11 +2073,11 @@ impl CreateConfigurationSetEventDestinationRequest {
 impl CreateConfigurationSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set = codec::path(path, "ConfigurationSet");
+        let p_configuration_set = codec::Path::Member(path, "ConfigurationSet");
         let k_configuration_set = codec::key(key, "ConfigurationSet");
         let m_configuration_set = ConfigurationSet::from_query(q, &k_configuration_set, &p_configuration_set, v)?;
         if m_configuration_set.is_none() && !codec::q_present(q, &k_configuration_set) {
@@ -2091,17 +2091,17 @@ impl CreateConfigurationSetRequest {
 impl CreateConfigurationSetTrackingOptionsRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_tracking_options = codec::path(path, "TrackingOptions");
+        let p_tracking_options = codec::Path::Member(path, "TrackingOptions");
         let k_tracking_options = codec::key(key, "TrackingOptions");
         let m_tracking_options = TrackingOptions::from_query(q, &k_tracking_options, &p_tracking_options, v)?;
         if m_tracking_options.is_none() && !codec::q_present(q, &k_tracking_options) {
@@ -2116,41 +2116,41 @@ impl CreateConfigurationSetTrackingOptionsRequest {
 impl CreateCustomVerificationEmailTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
             v.null(&p_template_name);
         }
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let k_from_email_address = codec::key(key, "FromEmailAddress");
         let m_from_email_address = codec::q_string(q, &k_from_email_address);
         if m_from_email_address.is_none() && !codec::q_present(q, &k_from_email_address) {
             v.null(&p_from_email_address);
         }
-        let p_template_subject = codec::path(path, "TemplateSubject");
+        let p_template_subject = codec::Path::Member(path, "TemplateSubject");
         let k_template_subject = codec::key(key, "TemplateSubject");
         let m_template_subject = codec::q_string(q, &k_template_subject);
         if m_template_subject.is_none() && !codec::q_present(q, &k_template_subject) {
             v.null(&p_template_subject);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let k_template_content = codec::key(key, "TemplateContent");
         let m_template_content = codec::q_string(q, &k_template_content);
         if m_template_content.is_none() && !codec::q_present(q, &k_template_content) {
             v.null(&p_template_content);
         }
-        let p_success_redirection_url = codec::path(path, "SuccessRedirectionURL");
+        let p_success_redirection_url = codec::Path::Member(path, "SuccessRedirectionURL");
         let k_success_redirection_url = codec::key(key, "SuccessRedirectionURL");
         let m_success_redirection_url = codec::q_string(q, &k_success_redirection_url);
         if m_success_redirection_url.is_none() && !codec::q_present(q, &k_success_redirection_url) {
             v.null(&p_success_redirection_url);
         }
-        let p_failure_redirection_url = codec::path(path, "FailureRedirectionURL");
+        let p_failure_redirection_url = codec::Path::Member(path, "FailureRedirectionURL");
         let k_failure_redirection_url = codec::key(key, "FailureRedirectionURL");
         let m_failure_redirection_url = codec::q_string(q, &k_failure_redirection_url);
         if m_failure_redirection_url.is_none() && !codec::q_present(q, &k_failure_redirection_url) {
@@ -2169,11 +2169,11 @@ impl CreateCustomVerificationEmailTemplateRequest {
 impl CreateReceiptFilterRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let k_filter = codec::key(key, "Filter");
         let m_filter = ReceiptFilter::from_query(q, &k_filter, &p_filter, v)?;
         if m_filter.is_none() && !codec::q_present(q, &k_filter) {
@@ -2187,20 +2187,20 @@ impl CreateReceiptFilterRequest {
 impl CreateReceiptRuleRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
             v.null(&p_rule_set_name);
         }
-        let p_after = codec::path(path, "After");
+        let p_after = codec::Path::Member(path, "After");
         let k_after = codec::key(key, "After");
         let m_after = codec::q_string(q, &k_after);
-        let p_rule = codec::path(path, "Rule");
+        let p_rule = codec::Path::Member(path, "Rule");
         let k_rule = codec::key(key, "Rule");
         let m_rule = ReceiptRule::from_query(q, &k_rule, &p_rule, v)?;
         if m_rule.is_none() && !codec::q_present(q, &k_rule) {
@@ -2215,11 +2215,11 @@ impl CreateReceiptRuleRequest {
 impl CreateReceiptRuleSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
@@ -2233,11 +2233,11 @@ impl CreateReceiptRuleSetRequest {
 impl CreateTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template = codec::path(path, "Template");
+        let p_template = codec::Path::Member(path, "Template");
         let k_template = codec::key(key, "Template");
         let m_template = Template::from_query(q, &k_template, &p_template, v)?;
         if m_template.is_none() && !codec::q_present(q, &k_template) {
@@ -2251,17 +2251,17 @@ impl CreateTemplateRequest {
 impl DeleteConfigurationSetEventDestinationRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_event_destination_name = codec::path(path, "EventDestinationName");
+        let p_event_destination_name = codec::Path::Member(path, "EventDestinationName");
         let k_event_destination_name = codec::key(key, "EventDestinationName");
         let m_event_destination_name = codec::q_string(q, &k_event_destination_name);
         if m_event_destination_name.is_none() && !codec::q_present(q, &k_event_destination_name) {
@@ -2276,11 +2276,11 @@ impl DeleteConfigurationSetEventDestinationRequest {
 impl DeleteConfigurationSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
@@ -2294,11 +2294,11 @@ impl DeleteConfigurationSetRequest {
 impl DeleteConfigurationSetTrackingOptionsRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
@@ -2312,11 +2312,11 @@ impl DeleteConfigurationSetTrackingOptionsRequest {
 impl DeleteCustomVerificationEmailTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
@@ -2330,17 +2330,17 @@ impl DeleteCustomVerificationEmailTemplateRequest {
 impl DeleteIdentityPolicyRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_policy_name = codec::path(path, "PolicyName");
+        let p_policy_name = codec::Path::Member(path, "PolicyName");
         let k_policy_name = codec::key(key, "PolicyName");
         let m_policy_name = codec::q_string(q, &k_policy_name);
         if m_policy_name.is_none() && !codec::q_present(q, &k_policy_name) {
@@ -2358,11 +2358,11 @@ impl DeleteIdentityPolicyRequest {
 impl DeleteIdentityRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
@@ -2376,11 +2376,11 @@ impl DeleteIdentityRequest {
 impl DeleteReceiptFilterRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_filter_name = codec::path(path, "FilterName");
+        let p_filter_name = codec::Path::Member(path, "FilterName");
         let k_filter_name = codec::key(key, "FilterName");
         let m_filter_name = codec::q_string(q, &k_filter_name);
         if m_filter_name.is_none() && !codec::q_present(q, &k_filter_name) {
@@ -2394,17 +2394,17 @@ impl DeleteReceiptFilterRequest {
 impl DeleteReceiptRuleRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
             v.null(&p_rule_set_name);
         }
-        let p_rule_name = codec::path(path, "RuleName");
+        let p_rule_name = codec::Path::Member(path, "RuleName");
         let k_rule_name = codec::key(key, "RuleName");
         let m_rule_name = codec::q_string(q, &k_rule_name);
         if m_rule_name.is_none() && !codec::q_present(q, &k_rule_name) {
@@ -2419,11 +2419,11 @@ impl DeleteReceiptRuleRequest {
 impl DeleteReceiptRuleSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
@@ -2437,11 +2437,11 @@ impl DeleteReceiptRuleSetRequest {
 impl DeleteTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
@@ -2455,11 +2455,11 @@ impl DeleteTemplateRequest {
 impl DeleteVerifiedEmailAddressRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let k_email_address = codec::key(key, "EmailAddress");
         let m_email_address = codec::q_string(q, &k_email_address);
         if m_email_address.is_none() && !codec::q_present(q, &k_email_address) {
@@ -2473,11 +2473,11 @@ impl DeleteVerifiedEmailAddressRequest {
 impl DeliveryOptions {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_tls_policy = codec::path(path, "TlsPolicy");
+        let p_tls_policy = codec::Path::Member(path, "TlsPolicy");
         let k_tls_policy = codec::key(key, "TlsPolicy");
         let m_tls_policy = codec::q_enum(q, &k_tls_policy, &p_tls_policy, v, TlsPolicy::parse, TlsPolicy::SET);
         Ok(Some(Self { tls_policy: m_tls_policy }))
@@ -2487,7 +2487,7 @@ impl DeliveryOptions {
 impl DescribeActiveReceiptRuleSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
@@ -2498,17 +2498,17 @@ impl DescribeActiveReceiptRuleSetRequest {
 impl DescribeConfigurationSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_configuration_set_attribute_names = codec::path(path, "ConfigurationSetAttributeNames");
+        let p_configuration_set_attribute_names = codec::Path::Member(path, "ConfigurationSetAttributeNames");
         let k_configuration_set_attribute_names = codec::key(key, "ConfigurationSetAttributeNames");
         let m_configuration_set_attribute_names = codec::q_list(q, &k_configuration_set_attribute_names, &p_configuration_set_attribute_names, v, |q, k, p, v| Ok(codec::q_enum(q, &k, &p, v, ConfigurationSetAttribute::parse, ConfigurationSetAttribute::SET)))?;
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -2519,17 +2519,17 @@ impl DescribeConfigurationSetRequest {
 impl DescribeReceiptRuleRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
             v.null(&p_rule_set_name);
         }
-        let p_rule_name = codec::path(path, "RuleName");
+        let p_rule_name = codec::Path::Member(path, "RuleName");
         let k_rule_name = codec::key(key, "RuleName");
         let m_rule_name = codec::q_string(q, &k_rule_name);
         if m_rule_name.is_none() && !codec::q_present(q, &k_rule_name) {
@@ -2544,11 +2544,11 @@ impl DescribeReceiptRuleRequest {
 impl DescribeReceiptRuleSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
@@ -2562,17 +2562,17 @@ impl DescribeReceiptRuleSetRequest {
 impl Destination {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_to_addresses = codec::path(path, "ToAddresses");
+        let p_to_addresses = codec::Path::Member(path, "ToAddresses");
         let k_to_addresses = codec::key(key, "ToAddresses");
         let m_to_addresses = codec::q_list(q, &k_to_addresses, &p_to_addresses, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_cc_addresses = codec::path(path, "CcAddresses");
+        let p_cc_addresses = codec::Path::Member(path, "CcAddresses");
         let k_cc_addresses = codec::key(key, "CcAddresses");
         let m_cc_addresses = codec::q_list(q, &k_cc_addresses, &p_cc_addresses, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_bcc_addresses = codec::path(path, "BccAddresses");
+        let p_bcc_addresses = codec::Path::Member(path, "BccAddresses");
         let k_bcc_addresses = codec::key(key, "BccAddresses");
         let m_bcc_addresses = codec::q_list(q, &k_bcc_addresses, &p_bcc_addresses, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         Ok(Some(Self { to_addresses: m_to_addresses, cc_addresses: m_cc_addresses, bcc_addresses: m_bcc_addresses }))
@@ -2582,32 +2582,32 @@ impl Destination {
 impl EventDestination {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
             v.null(&p_name);
         }
-        let p_enabled = codec::path(path, "Enabled");
+        let p_enabled = codec::Path::Member(path, "Enabled");
         let k_enabled = codec::key(key, "Enabled");
         let m_enabled = codec::q_bool(q, &k_enabled)?;
-        let p_matching_event_types = codec::path(path, "MatchingEventTypes");
+        let p_matching_event_types = codec::Path::Member(path, "MatchingEventTypes");
         let k_matching_event_types = codec::key(key, "MatchingEventTypes");
         let m_matching_event_types = codec::q_list(q, &k_matching_event_types, &p_matching_event_types, v, |q, k, p, v| Ok(codec::q_enum(q, &k, &p, v, EventType::parse, EventType::SET)))?;
         if m_matching_event_types.is_none() && !codec::q_present(q, &k_matching_event_types) {
             v.null(&p_matching_event_types);
         }
-        let p_kinesis_firehose_destination = codec::path(path, "KinesisFirehoseDestination");
+        let p_kinesis_firehose_destination = codec::Path::Member(path, "KinesisFirehoseDestination");
         let k_kinesis_firehose_destination = codec::key(key, "KinesisFirehoseDestination");
         let m_kinesis_firehose_destination = KinesisFirehoseDestination::from_query(q, &k_kinesis_firehose_destination, &p_kinesis_firehose_destination, v)?;
-        let p_cloud_watch_destination = codec::path(path, "CloudWatchDestination");
+        let p_cloud_watch_destination = codec::Path::Member(path, "CloudWatchDestination");
         let k_cloud_watch_destination = codec::key(key, "CloudWatchDestination");
         let m_cloud_watch_destination = CloudWatchDestination::from_query(q, &k_cloud_watch_destination, &p_cloud_watch_destination, v)?;
-        let p_sns_destination = codec::path(path, "SNSDestination");
+        let p_sns_destination = codec::Path::Member(path, "SNSDestination");
         let k_sns_destination = codec::key(key, "SNSDestination");
         let m_sns_destination = SNSDestination::from_query(q, &k_sns_destination, &p_sns_destination, v)?;
         let Some(m_name) = m_name else { return Ok(None) };
@@ -2619,17 +2619,17 @@ impl EventDestination {
 impl ExtensionField {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
             v.null(&p_name);
         }
-        let p_value = codec::path(path, "Value");
+        let p_value = codec::Path::Member(path, "Value");
         let k_value = codec::key(key, "Value");
         let m_value = codec::q_string(q, &k_value);
         if m_value.is_none() && !codec::q_present(q, &k_value) {
@@ -2644,11 +2644,11 @@ impl ExtensionField {
 impl GetCustomVerificationEmailTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
@@ -2662,11 +2662,11 @@ impl GetCustomVerificationEmailTemplateRequest {
 impl GetIdentityDkimAttributesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identities = codec::path(path, "Identities");
+        let p_identities = codec::Path::Member(path, "Identities");
         let k_identities = codec::key(key, "Identities");
         let m_identities = codec::q_list(q, &k_identities, &p_identities, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_identities.is_none() && !codec::q_present(q, &k_identities) {
@@ -2680,11 +2680,11 @@ impl GetIdentityDkimAttributesRequest {
 impl GetIdentityMailFromDomainAttributesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identities = codec::path(path, "Identities");
+        let p_identities = codec::Path::Member(path, "Identities");
         let k_identities = codec::key(key, "Identities");
         let m_identities = codec::q_list(q, &k_identities, &p_identities, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_identities.is_none() && !codec::q_present(q, &k_identities) {
@@ -2698,11 +2698,11 @@ impl GetIdentityMailFromDomainAttributesRequest {
 impl GetIdentityNotificationAttributesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identities = codec::path(path, "Identities");
+        let p_identities = codec::Path::Member(path, "Identities");
         let k_identities = codec::key(key, "Identities");
         let m_identities = codec::q_list(q, &k_identities, &p_identities, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_identities.is_none() && !codec::q_present(q, &k_identities) {
@@ -2716,17 +2716,17 @@ impl GetIdentityNotificationAttributesRequest {
 impl GetIdentityPoliciesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_policy_names = codec::path(path, "PolicyNames");
+        let p_policy_names = codec::Path::Member(path, "PolicyNames");
         let k_policy_names = codec::key(key, "PolicyNames");
         let m_policy_names = codec::q_list(q, &k_policy_names, &p_policy_names, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_policy_names.is_none() && !codec::q_present(q, &k_policy_names) {
@@ -2734,7 +2734,7 @@ impl GetIdentityPoliciesRequest {
         }
         if let Some(x) = &m_policy_names {
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_policy_names, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_policy_names, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(1), Some(64), false);
             }
         }
@@ -2747,11 +2747,11 @@ impl GetIdentityPoliciesRequest {
 impl GetIdentityVerificationAttributesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identities = codec::path(path, "Identities");
+        let p_identities = codec::Path::Member(path, "Identities");
         let k_identities = codec::key(key, "Identities");
         let m_identities = codec::q_list(q, &k_identities, &p_identities, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_identities.is_none() && !codec::q_present(q, &k_identities) {
@@ -2765,11 +2765,11 @@ impl GetIdentityVerificationAttributesRequest {
 impl GetTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
@@ -2783,17 +2783,17 @@ impl GetTemplateRequest {
 impl KinesisFirehoseDestination {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_iam_role_arn = codec::path(path, "IAMRoleARN");
+        let p_iam_role_arn = codec::Path::Member(path, "IAMRoleARN");
         let k_iam_role_arn = codec::key(key, "IAMRoleARN");
         let m_iam_role_arn = codec::q_string(q, &k_iam_role_arn);
         if m_iam_role_arn.is_none() && !codec::q_present(q, &k_iam_role_arn) {
             v.null(&p_iam_role_arn);
         }
-        let p_delivery_stream_arn = codec::path(path, "DeliveryStreamARN");
+        let p_delivery_stream_arn = codec::Path::Member(path, "DeliveryStreamARN");
         let k_delivery_stream_arn = codec::key(key, "DeliveryStreamARN");
         let m_delivery_stream_arn = codec::q_string(q, &k_delivery_stream_arn);
         if m_delivery_stream_arn.is_none() && !codec::q_present(q, &k_delivery_stream_arn) {
@@ -2808,20 +2808,20 @@ impl KinesisFirehoseDestination {
 impl LambdaAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
-        let p_function_arn = codec::path(path, "FunctionArn");
+        let p_function_arn = codec::Path::Member(path, "FunctionArn");
         let k_function_arn = codec::key(key, "FunctionArn");
         let m_function_arn = codec::q_string(q, &k_function_arn);
         if m_function_arn.is_none() && !codec::q_present(q, &k_function_arn) {
             v.null(&p_function_arn);
         }
-        let p_invocation_type = codec::path(path, "InvocationType");
+        let p_invocation_type = codec::Path::Member(path, "InvocationType");
         let k_invocation_type = codec::key(key, "InvocationType");
         let m_invocation_type = codec::q_enum(q, &k_invocation_type, &p_invocation_type, v, InvocationType::parse, InvocationType::SET);
         let Some(m_function_arn) = m_function_arn else { return Ok(None) };
@@ -2832,14 +2832,14 @@ impl LambdaAction {
 impl ListConfigurationSetsRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
-        let p_max_items = codec::path(path, "MaxItems");
+        let p_max_items = codec::Path::Member(path, "MaxItems");
         let k_max_items = codec::key(key, "MaxItems");
         let m_max_items = codec::q_i32(q, &k_max_items)?;
         Ok(Some(Self { next_token: m_next_token, max_items: m_max_items }))
@@ -2849,14 +2849,14 @@ impl ListConfigurationSetsRequest {
 impl ListCustomVerificationEmailTemplatesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
-        let p_max_results = codec::path(path, "MaxResults");
+        let p_max_results = codec::Path::Member(path, "MaxResults");
         let k_max_results = codec::key(key, "MaxResults");
         let m_max_results = codec::q_i32(q, &k_max_results)?;
         if let Some(x) = &m_max_results {
@@ -2869,17 +2869,17 @@ impl ListCustomVerificationEmailTemplatesRequest {
 impl ListIdentitiesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity_type = codec::path(path, "IdentityType");
+        let p_identity_type = codec::Path::Member(path, "IdentityType");
         let k_identity_type = codec::key(key, "IdentityType");
         let m_identity_type = codec::q_enum(q, &k_identity_type, &p_identity_type, v, IdentityType::parse, IdentityType::SET);
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
-        let p_max_items = codec::path(path, "MaxItems");
+        let p_max_items = codec::Path::Member(path, "MaxItems");
         let k_max_items = codec::key(key, "MaxItems");
         let m_max_items = codec::q_i32(q, &k_max_items)?;
         Ok(Some(Self { identity_type: m_identity_type, next_token: m_next_token, max_items: m_max_items }))
@@ -2889,11 +2889,11 @@ impl ListIdentitiesRequest {
 impl ListIdentityPoliciesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
@@ -2907,7 +2907,7 @@ impl ListIdentityPoliciesRequest {
 impl ListReceiptFiltersRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
@@ -2918,11 +2918,11 @@ impl ListReceiptFiltersRequest {
 impl ListReceiptRuleSetsRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
         Ok(Some(Self { next_token: m_next_token }))
@@ -2932,14 +2932,14 @@ impl ListReceiptRuleSetsRequest {
 impl ListTemplatesRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
-        let p_max_items = codec::path(path, "MaxItems");
+        let p_max_items = codec::Path::Member(path, "MaxItems");
         let k_max_items = codec::key(key, "MaxItems");
         let m_max_items = codec::q_i32(q, &k_max_items)?;
         Ok(Some(Self { next_token: m_next_token, max_items: m_max_items }))
@@ -2949,17 +2949,17 @@ impl ListTemplatesRequest {
 impl Message {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_subject = codec::path(path, "Subject");
+        let p_subject = codec::Path::Member(path, "Subject");
         let k_subject = codec::key(key, "Subject");
         let m_subject = Content::from_query(q, &k_subject, &p_subject, v)?;
         if m_subject.is_none() && !codec::q_present(q, &k_subject) {
             v.null(&p_subject);
         }
-        let p_body = codec::path(path, "Body");
+        let p_body = codec::Path::Member(path, "Body");
         let k_body = codec::key(key, "Body");
         let m_body = Body::from_query(q, &k_body, &p_body, v)?;
         if m_body.is_none() && !codec::q_present(q, &k_body) {
@@ -2974,20 +2974,20 @@ impl Message {
 impl MessageDsn {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_reporting_mta = codec::path(path, "ReportingMta");
+        let p_reporting_mta = codec::Path::Member(path, "ReportingMta");
         let k_reporting_mta = codec::key(key, "ReportingMta");
         let m_reporting_mta = codec::q_string(q, &k_reporting_mta);
         if m_reporting_mta.is_none() && !codec::q_present(q, &k_reporting_mta) {
             v.null(&p_reporting_mta);
         }
-        let p_arrival_date = codec::path(path, "ArrivalDate");
+        let p_arrival_date = codec::Path::Member(path, "ArrivalDate");
         let k_arrival_date = codec::key(key, "ArrivalDate");
         let m_arrival_date = codec::q_timestamp(q, &k_arrival_date)?;
-        let p_extension_fields = codec::path(path, "ExtensionFields");
+        let p_extension_fields = codec::Path::Member(path, "ExtensionFields");
         let k_extension_fields = codec::key(key, "ExtensionFields");
         let m_extension_fields = codec::q_list(q, &k_extension_fields, &p_extension_fields, v, |q, k, p, v| Ok(ExtensionField::from_query(q, &k, &p, v)?))?;
         let Some(m_reporting_mta) = m_reporting_mta else { return Ok(None) };
@@ -2998,17 +2998,17 @@ impl MessageDsn {
 impl MessageTag {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
             v.null(&p_name);
         }
-        let p_value = codec::path(path, "Value");
+        let p_value = codec::Path::Member(path, "Value");
         let k_value = codec::key(key, "Value");
         let m_value = codec::q_string(q, &k_value);
         if m_value.is_none() && !codec::q_present(q, &k_value) {
@@ -3023,17 +3023,17 @@ impl MessageTag {
 impl PutConfigurationSetDeliveryOptionsRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_delivery_options = codec::path(path, "DeliveryOptions");
+        let p_delivery_options = codec::Path::Member(path, "DeliveryOptions");
         let k_delivery_options = codec::key(key, "DeliveryOptions");
         let m_delivery_options = DeliveryOptions::from_query(q, &k_delivery_options, &p_delivery_options, v)?;
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -3044,17 +3044,17 @@ impl PutConfigurationSetDeliveryOptionsRequest {
 impl PutIdentityPolicyRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_policy_name = codec::path(path, "PolicyName");
+        let p_policy_name = codec::Path::Member(path, "PolicyName");
         let k_policy_name = codec::key(key, "PolicyName");
         let m_policy_name = codec::q_string(q, &k_policy_name);
         if m_policy_name.is_none() && !codec::q_present(q, &k_policy_name) {
@@ -3063,7 +3063,7 @@ impl PutIdentityPolicyRequest {
         if let Some(x) = &m_policy_name {
             codec::check_len(v, x, &p_policy_name, Some(1), Some(64), false);
         }
-        let p_policy = codec::path(path, "Policy");
+        let p_policy = codec::Path::Member(path, "Policy");
         let k_policy = codec::key(key, "Policy");
         let m_policy = codec::q_string(q, &k_policy);
         if m_policy.is_none() && !codec::q_present(q, &k_policy) {
@@ -3082,11 +3082,11 @@ impl PutIdentityPolicyRequest {
 impl RawMessage {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_data = codec::path(path, "Data");
+        let p_data = codec::Path::Member(path, "Data");
         let k_data = codec::key(key, "Data");
         let m_data = codec::q_blob(q, &k_data)?;
         if m_data.is_none() && !codec::q_present(q, &k_data) {
@@ -3100,32 +3100,32 @@ impl RawMessage {
 impl ReceiptAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_s3_action = codec::path(path, "S3Action");
+        let p_s3_action = codec::Path::Member(path, "S3Action");
         let k_s3_action = codec::key(key, "S3Action");
         let m_s3_action = S3Action::from_query(q, &k_s3_action, &p_s3_action, v)?;
-        let p_bounce_action = codec::path(path, "BounceAction");
+        let p_bounce_action = codec::Path::Member(path, "BounceAction");
         let k_bounce_action = codec::key(key, "BounceAction");
         let m_bounce_action = BounceAction::from_query(q, &k_bounce_action, &p_bounce_action, v)?;
-        let p_workmail_action = codec::path(path, "WorkmailAction");
+        let p_workmail_action = codec::Path::Member(path, "WorkmailAction");
         let k_workmail_action = codec::key(key, "WorkmailAction");
         let m_workmail_action = WorkmailAction::from_query(q, &k_workmail_action, &p_workmail_action, v)?;
-        let p_lambda_action = codec::path(path, "LambdaAction");
+        let p_lambda_action = codec::Path::Member(path, "LambdaAction");
         let k_lambda_action = codec::key(key, "LambdaAction");
         let m_lambda_action = LambdaAction::from_query(q, &k_lambda_action, &p_lambda_action, v)?;
-        let p_stop_action = codec::path(path, "StopAction");
+        let p_stop_action = codec::Path::Member(path, "StopAction");
         let k_stop_action = codec::key(key, "StopAction");
         let m_stop_action = StopAction::from_query(q, &k_stop_action, &p_stop_action, v)?;
-        let p_add_header_action = codec::path(path, "AddHeaderAction");
+        let p_add_header_action = codec::Path::Member(path, "AddHeaderAction");
         let k_add_header_action = codec::key(key, "AddHeaderAction");
         let m_add_header_action = AddHeaderAction::from_query(q, &k_add_header_action, &p_add_header_action, v)?;
-        let p_sns_action = codec::path(path, "SNSAction");
+        let p_sns_action = codec::Path::Member(path, "SNSAction");
         let k_sns_action = codec::key(key, "SNSAction");
         let m_sns_action = SNSAction::from_query(q, &k_sns_action, &p_sns_action, v)?;
-        let p_connect_action = codec::path(path, "ConnectAction");
+        let p_connect_action = codec::Path::Member(path, "ConnectAction");
         let k_connect_action = codec::key(key, "ConnectAction");
         let m_connect_action = ConnectAction::from_query(q, &k_connect_action, &p_connect_action, v)?;
         Ok(Some(Self { s3_action: m_s3_action, bounce_action: m_bounce_action, workmail_action: m_workmail_action, lambda_action: m_lambda_action, stop_action: m_stop_action, add_header_action: m_add_header_action, sns_action: m_sns_action, connect_action: m_connect_action }))
@@ -3135,17 +3135,17 @@ impl ReceiptAction {
 impl ReceiptFilter {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
             v.null(&p_name);
         }
-        let p_ip_filter = codec::path(path, "IpFilter");
+        let p_ip_filter = codec::Path::Member(path, "IpFilter");
         let k_ip_filter = codec::key(key, "IpFilter");
         let m_ip_filter = ReceiptIpFilter::from_query(q, &k_ip_filter, &p_ip_filter, v)?;
         if m_ip_filter.is_none() && !codec::q_present(q, &k_ip_filter) {
@@ -3160,17 +3160,17 @@ impl ReceiptFilter {
 impl ReceiptIpFilter {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_policy = codec::path(path, "Policy");
+        let p_policy = codec::Path::Member(path, "Policy");
         let k_policy = codec::key(key, "Policy");
         let m_policy = codec::q_enum(q, &k_policy, &p_policy, v, ReceiptFilterPolicy::parse, ReceiptFilterPolicy::SET);
         if m_policy.is_none() && !codec::q_present(q, &k_policy) {
             v.null(&p_policy);
         }
-        let p_cidr = codec::path(path, "Cidr");
+        let p_cidr = codec::Path::Member(path, "Cidr");
         let k_cidr = codec::key(key, "Cidr");
         let m_cidr = codec::q_string(q, &k_cidr);
         if m_cidr.is_none() && !codec::q_present(q, &k_cidr) {
@@ -3185,29 +3185,29 @@ impl ReceiptIpFilter {
 impl ReceiptRule {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
             v.null(&p_name);
         }
-        let p_enabled = codec::path(path, "Enabled");
+        let p_enabled = codec::Path::Member(path, "Enabled");
         let k_enabled = codec::key(key, "Enabled");
         let m_enabled = codec::q_bool(q, &k_enabled)?;
-        let p_tls_policy = codec::path(path, "TlsPolicy");
+        let p_tls_policy = codec::Path::Member(path, "TlsPolicy");
         let k_tls_policy = codec::key(key, "TlsPolicy");
         let m_tls_policy = codec::q_enum(q, &k_tls_policy, &p_tls_policy, v, TlsPolicy::parse, TlsPolicy::SET);
-        let p_recipients = codec::path(path, "Recipients");
+        let p_recipients = codec::Path::Member(path, "Recipients");
         let k_recipients = codec::key(key, "Recipients");
         let m_recipients = codec::q_list(q, &k_recipients, &p_recipients, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_actions = codec::path(path, "Actions");
+        let p_actions = codec::Path::Member(path, "Actions");
         let k_actions = codec::key(key, "Actions");
         let m_actions = codec::q_list(q, &k_actions, &p_actions, v, |q, k, p, v| Ok(ReceiptAction::from_query(q, &k, &p, v)?))?;
-        let p_scan_enabled = codec::path(path, "ScanEnabled");
+        let p_scan_enabled = codec::Path::Member(path, "ScanEnabled");
         let k_scan_enabled = codec::key(key, "ScanEnabled");
         let m_scan_enabled = codec::q_bool(q, &k_scan_enabled)?;
         let Some(m_name) = m_name else { return Ok(None) };
@@ -3218,35 +3218,35 @@ impl ReceiptRule {
 impl RecipientDsnFields {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_final_recipient = codec::path(path, "FinalRecipient");
+        let p_final_recipient = codec::Path::Member(path, "FinalRecipient");
         let k_final_recipient = codec::key(key, "FinalRecipient");
         let m_final_recipient = codec::q_string(q, &k_final_recipient);
-        let p_action = codec::path(path, "Action");
+        let p_action = codec::Path::Member(path, "Action");
         let k_action = codec::key(key, "Action");
         let m_action = codec::q_enum(q, &k_action, &p_action, v, DsnAction::parse, DsnAction::SET);
         if m_action.is_none() && !codec::q_present(q, &k_action) {
             v.null(&p_action);
         }
-        let p_remote_mta = codec::path(path, "RemoteMta");
+        let p_remote_mta = codec::Path::Member(path, "RemoteMta");
         let k_remote_mta = codec::key(key, "RemoteMta");
         let m_remote_mta = codec::q_string(q, &k_remote_mta);
-        let p_status = codec::path(path, "Status");
+        let p_status = codec::Path::Member(path, "Status");
         let k_status = codec::key(key, "Status");
         let m_status = codec::q_string(q, &k_status);
         if m_status.is_none() && !codec::q_present(q, &k_status) {
             v.null(&p_status);
         }
-        let p_diagnostic_code = codec::path(path, "DiagnosticCode");
+        let p_diagnostic_code = codec::Path::Member(path, "DiagnosticCode");
         let k_diagnostic_code = codec::key(key, "DiagnosticCode");
         let m_diagnostic_code = codec::q_string(q, &k_diagnostic_code);
-        let p_last_attempt_date = codec::path(path, "LastAttemptDate");
+        let p_last_attempt_date = codec::Path::Member(path, "LastAttemptDate");
         let k_last_attempt_date = codec::key(key, "LastAttemptDate");
         let m_last_attempt_date = codec::q_timestamp(q, &k_last_attempt_date)?;
-        let p_extension_fields = codec::path(path, "ExtensionFields");
+        let p_extension_fields = codec::Path::Member(path, "ExtensionFields");
         let k_extension_fields = codec::key(key, "ExtensionFields");
         let m_extension_fields = codec::q_list(q, &k_extension_fields, &p_extension_fields, v, |q, k, p, v| Ok(ExtensionField::from_query(q, &k, &p, v)?))?;
         let Some(m_action) = m_action else { return Ok(None) };
@@ -3258,17 +3258,17 @@ impl RecipientDsnFields {
 impl ReorderReceiptRuleSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
             v.null(&p_rule_set_name);
         }
-        let p_rule_names = codec::path(path, "RuleNames");
+        let p_rule_names = codec::Path::Member(path, "RuleNames");
         let k_rule_names = codec::key(key, "RuleNames");
         let m_rule_names = codec::q_list(q, &k_rule_names, &p_rule_names, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_rule_names.is_none() && !codec::q_present(q, &k_rule_names) {
@@ -3283,26 +3283,26 @@ impl ReorderReceiptRuleSetRequest {
 impl S3Action {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
-        let p_bucket_name = codec::path(path, "BucketName");
+        let p_bucket_name = codec::Path::Member(path, "BucketName");
         let k_bucket_name = codec::key(key, "BucketName");
         let m_bucket_name = codec::q_string(q, &k_bucket_name);
         if m_bucket_name.is_none() && !codec::q_present(q, &k_bucket_name) {
             v.null(&p_bucket_name);
         }
-        let p_object_key_prefix = codec::path(path, "ObjectKeyPrefix");
+        let p_object_key_prefix = codec::Path::Member(path, "ObjectKeyPrefix");
         let k_object_key_prefix = codec::key(key, "ObjectKeyPrefix");
         let m_object_key_prefix = codec::q_string(q, &k_object_key_prefix);
-        let p_kms_key_arn = codec::path(path, "KmsKeyArn");
+        let p_kms_key_arn = codec::Path::Member(path, "KmsKeyArn");
         let k_kms_key_arn = codec::key(key, "KmsKeyArn");
         let m_kms_key_arn = codec::q_string(q, &k_kms_key_arn);
-        let p_iam_role_arn = codec::path(path, "IamRoleArn");
+        let p_iam_role_arn = codec::Path::Member(path, "IamRoleArn");
         let k_iam_role_arn = codec::key(key, "IamRoleArn");
         let m_iam_role_arn = codec::q_string(q, &k_iam_role_arn);
         if let Some(x) = &m_iam_role_arn {
@@ -3317,17 +3317,17 @@ impl S3Action {
 impl SNSAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_encoding = codec::path(path, "Encoding");
+        let p_encoding = codec::Path::Member(path, "Encoding");
         let k_encoding = codec::key(key, "Encoding");
         let m_encoding = codec::q_enum(q, &k_encoding, &p_encoding, v, SNSActionEncoding::parse, SNSActionEncoding::SET);
         let Some(m_topic_arn) = m_topic_arn else { return Ok(None) };
@@ -3338,11 +3338,11 @@ impl SNSAction {
 impl SNSDestination {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicARN");
+        let p_topic_arn = codec::Path::Member(path, "TopicARN");
         let k_topic_arn = codec::key(key, "TopicARN");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
@@ -3356,35 +3356,35 @@ impl SNSDestination {
 impl SendBounceRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_original_message_id = codec::path(path, "OriginalMessageId");
+        let p_original_message_id = codec::Path::Member(path, "OriginalMessageId");
         let k_original_message_id = codec::key(key, "OriginalMessageId");
         let m_original_message_id = codec::q_string(q, &k_original_message_id);
         if m_original_message_id.is_none() && !codec::q_present(q, &k_original_message_id) {
             v.null(&p_original_message_id);
         }
-        let p_bounce_sender = codec::path(path, "BounceSender");
+        let p_bounce_sender = codec::Path::Member(path, "BounceSender");
         let k_bounce_sender = codec::key(key, "BounceSender");
         let m_bounce_sender = codec::q_string(q, &k_bounce_sender);
         if m_bounce_sender.is_none() && !codec::q_present(q, &k_bounce_sender) {
             v.null(&p_bounce_sender);
         }
-        let p_explanation = codec::path(path, "Explanation");
+        let p_explanation = codec::Path::Member(path, "Explanation");
         let k_explanation = codec::key(key, "Explanation");
         let m_explanation = codec::q_string(q, &k_explanation);
-        let p_message_dsn = codec::path(path, "MessageDsn");
+        let p_message_dsn = codec::Path::Member(path, "MessageDsn");
         let k_message_dsn = codec::key(key, "MessageDsn");
         let m_message_dsn = MessageDsn::from_query(q, &k_message_dsn, &p_message_dsn, v)?;
-        let p_bounced_recipient_info_list = codec::path(path, "BouncedRecipientInfoList");
+        let p_bounced_recipient_info_list = codec::Path::Member(path, "BouncedRecipientInfoList");
         let k_bounced_recipient_info_list = codec::key(key, "BouncedRecipientInfoList");
         let m_bounced_recipient_info_list = codec::q_list(q, &k_bounced_recipient_info_list, &p_bounced_recipient_info_list, v, |q, k, p, v| Ok(BouncedRecipientInfo::from_query(q, &k, &p, v)?))?;
         if m_bounced_recipient_info_list.is_none() && !codec::q_present(q, &k_bounced_recipient_info_list) {
             v.null(&p_bounced_recipient_info_list);
         }
-        let p_bounce_sender_arn = codec::path(path, "BounceSenderArn");
+        let p_bounce_sender_arn = codec::Path::Member(path, "BounceSenderArn");
         let k_bounce_sender_arn = codec::key(key, "BounceSenderArn");
         let m_bounce_sender_arn = codec::q_string(q, &k_bounce_sender_arn);
         let Some(m_original_message_id) = m_original_message_id else { return Ok(None) };
@@ -3397,44 +3397,44 @@ impl SendBounceRequest {
 impl SendBulkTemplatedEmailRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_source = codec::path(path, "Source");
+        let p_source = codec::Path::Member(path, "Source");
         let k_source = codec::key(key, "Source");
         let m_source = codec::q_string(q, &k_source);
         if m_source.is_none() && !codec::q_present(q, &k_source) {
             v.null(&p_source);
         }
-        let p_source_arn = codec::path(path, "SourceArn");
+        let p_source_arn = codec::Path::Member(path, "SourceArn");
         let k_source_arn = codec::key(key, "SourceArn");
         let m_source_arn = codec::q_string(q, &k_source_arn);
-        let p_reply_to_addresses = codec::path(path, "ReplyToAddresses");
+        let p_reply_to_addresses = codec::Path::Member(path, "ReplyToAddresses");
         let k_reply_to_addresses = codec::key(key, "ReplyToAddresses");
         let m_reply_to_addresses = codec::q_list(q, &k_reply_to_addresses, &p_reply_to_addresses, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_return_path = codec::path(path, "ReturnPath");
+        let p_return_path = codec::Path::Member(path, "ReturnPath");
         let k_return_path = codec::key(key, "ReturnPath");
         let m_return_path = codec::q_string(q, &k_return_path);
-        let p_return_path_arn = codec::path(path, "ReturnPathArn");
+        let p_return_path_arn = codec::Path::Member(path, "ReturnPathArn");
         let k_return_path_arn = codec::key(key, "ReturnPathArn");
         let m_return_path_arn = codec::q_string(q, &k_return_path_arn);
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
-        let p_default_tags = codec::path(path, "DefaultTags");
+        let p_default_tags = codec::Path::Member(path, "DefaultTags");
         let k_default_tags = codec::key(key, "DefaultTags");
         let m_default_tags = codec::q_list(q, &k_default_tags, &p_default_tags, v, |q, k, p, v| Ok(MessageTag::from_query(q, &k, &p, v)?))?;
-        let p_template = codec::path(path, "Template");
+        let p_template = codec::Path::Member(path, "Template");
         let k_template = codec::key(key, "Template");
         let m_template = codec::q_string(q, &k_template);
         if m_template.is_none() && !codec::q_present(q, &k_template) {
             v.null(&p_template);
         }
-        let p_template_arn = codec::path(path, "TemplateArn");
+        let p_template_arn = codec::Path::Member(path, "TemplateArn");
         let k_template_arn = codec::key(key, "TemplateArn");
         let m_template_arn = codec::q_string(q, &k_template_arn);
-        let p_default_template_data = codec::path(path, "DefaultTemplateData");
+        let p_default_template_data = codec::Path::Member(path, "DefaultTemplateData");
         let k_default_template_data = codec::key(key, "DefaultTemplateData");
         let m_default_template_data = codec::q_string(q, &k_default_template_data);
         if m_default_template_data.is_none() && !codec::q_present(q, &k_default_template_data) {
@@ -3443,7 +3443,7 @@ impl SendBulkTemplatedEmailRequest {
         if let Some(x) = &m_default_template_data {
             codec::check_len(v, x, &p_default_template_data, None, Some(262144), false);
         }
-        let p_destinations = codec::path(path, "Destinations");
+        let p_destinations = codec::Path::Member(path, "Destinations");
         let k_destinations = codec::key(key, "Destinations");
         let m_destinations = codec::q_list(q, &k_destinations, &p_destinations, v, |q, k, p, v| Ok(BulkEmailDestination::from_query(q, &k, &p, v)?))?;
         if m_destinations.is_none() && !codec::q_present(q, &k_destinations) {
@@ -3460,23 +3460,23 @@ impl SendBulkTemplatedEmailRequest {
 impl SendCustomVerificationEmailRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let k_email_address = codec::key(key, "EmailAddress");
         let m_email_address = codec::q_string(q, &k_email_address);
         if m_email_address.is_none() && !codec::q_present(q, &k_email_address) {
             v.null(&p_email_address);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
             v.null(&p_template_name);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         let Some(m_email_address) = m_email_address else { return Ok(None) };
@@ -3488,44 +3488,44 @@ impl SendCustomVerificationEmailRequest {
 impl SendEmailRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_source = codec::path(path, "Source");
+        let p_source = codec::Path::Member(path, "Source");
         let k_source = codec::key(key, "Source");
         let m_source = codec::q_string(q, &k_source);
         if m_source.is_none() && !codec::q_present(q, &k_source) {
             v.null(&p_source);
         }
-        let p_destination = codec::path(path, "Destination");
+        let p_destination = codec::Path::Member(path, "Destination");
         let k_destination = codec::key(key, "Destination");
         let m_destination = Destination::from_query(q, &k_destination, &p_destination, v)?;
         if m_destination.is_none() && !codec::q_present(q, &k_destination) {
             v.null(&p_destination);
         }
-        let p_message = codec::path(path, "Message");
+        let p_message = codec::Path::Member(path, "Message");
         let k_message = codec::key(key, "Message");
         let m_message = Message::from_query(q, &k_message, &p_message, v)?;
         if m_message.is_none() && !codec::q_present(q, &k_message) {
             v.null(&p_message);
         }
-        let p_reply_to_addresses = codec::path(path, "ReplyToAddresses");
+        let p_reply_to_addresses = codec::Path::Member(path, "ReplyToAddresses");
         let k_reply_to_addresses = codec::key(key, "ReplyToAddresses");
         let m_reply_to_addresses = codec::q_list(q, &k_reply_to_addresses, &p_reply_to_addresses, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_return_path = codec::path(path, "ReturnPath");
+        let p_return_path = codec::Path::Member(path, "ReturnPath");
         let k_return_path = codec::key(key, "ReturnPath");
         let m_return_path = codec::q_string(q, &k_return_path);
-        let p_source_arn = codec::path(path, "SourceArn");
+        let p_source_arn = codec::Path::Member(path, "SourceArn");
         let k_source_arn = codec::key(key, "SourceArn");
         let m_source_arn = codec::q_string(q, &k_source_arn);
-        let p_return_path_arn = codec::path(path, "ReturnPathArn");
+        let p_return_path_arn = codec::Path::Member(path, "ReturnPathArn");
         let k_return_path_arn = codec::key(key, "ReturnPathArn");
         let m_return_path_arn = codec::q_string(q, &k_return_path_arn);
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let k_tags = codec::key(key, "Tags");
         let m_tags = codec::q_list(q, &k_tags, &p_tags, v, |q, k, p, v| Ok(MessageTag::from_query(q, &k, &p, v)?))?;
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         let Some(m_source) = m_source else { return Ok(None) };
@@ -3538,35 +3538,35 @@ impl SendEmailRequest {
 impl SendRawEmailRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_source = codec::path(path, "Source");
+        let p_source = codec::Path::Member(path, "Source");
         let k_source = codec::key(key, "Source");
         let m_source = codec::q_string(q, &k_source);
-        let p_destinations = codec::path(path, "Destinations");
+        let p_destinations = codec::Path::Member(path, "Destinations");
         let k_destinations = codec::key(key, "Destinations");
         let m_destinations = codec::q_list(q, &k_destinations, &p_destinations, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_raw_message = codec::path(path, "RawMessage");
+        let p_raw_message = codec::Path::Member(path, "RawMessage");
         let k_raw_message = codec::key(key, "RawMessage");
         let m_raw_message = RawMessage::from_query(q, &k_raw_message, &p_raw_message, v)?;
         if m_raw_message.is_none() && !codec::q_present(q, &k_raw_message) {
             v.null(&p_raw_message);
         }
-        let p_from_arn = codec::path(path, "FromArn");
+        let p_from_arn = codec::Path::Member(path, "FromArn");
         let k_from_arn = codec::key(key, "FromArn");
         let m_from_arn = codec::q_string(q, &k_from_arn);
-        let p_source_arn = codec::path(path, "SourceArn");
+        let p_source_arn = codec::Path::Member(path, "SourceArn");
         let k_source_arn = codec::key(key, "SourceArn");
         let m_source_arn = codec::q_string(q, &k_source_arn);
-        let p_return_path_arn = codec::path(path, "ReturnPathArn");
+        let p_return_path_arn = codec::Path::Member(path, "ReturnPathArn");
         let k_return_path_arn = codec::key(key, "ReturnPathArn");
         let m_return_path_arn = codec::q_string(q, &k_return_path_arn);
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let k_tags = codec::key(key, "Tags");
         let m_tags = codec::q_list(q, &k_tags, &p_tags, v, |q, k, p, v| Ok(MessageTag::from_query(q, &k, &p, v)?))?;
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         let Some(m_raw_message) = m_raw_message else { return Ok(None) };
@@ -3577,50 +3577,50 @@ impl SendRawEmailRequest {
 impl SendTemplatedEmailRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_source = codec::path(path, "Source");
+        let p_source = codec::Path::Member(path, "Source");
         let k_source = codec::key(key, "Source");
         let m_source = codec::q_string(q, &k_source);
         if m_source.is_none() && !codec::q_present(q, &k_source) {
             v.null(&p_source);
         }
-        let p_destination = codec::path(path, "Destination");
+        let p_destination = codec::Path::Member(path, "Destination");
         let k_destination = codec::key(key, "Destination");
         let m_destination = Destination::from_query(q, &k_destination, &p_destination, v)?;
         if m_destination.is_none() && !codec::q_present(q, &k_destination) {
             v.null(&p_destination);
         }
-        let p_reply_to_addresses = codec::path(path, "ReplyToAddresses");
+        let p_reply_to_addresses = codec::Path::Member(path, "ReplyToAddresses");
         let k_reply_to_addresses = codec::key(key, "ReplyToAddresses");
         let m_reply_to_addresses = codec::q_list(q, &k_reply_to_addresses, &p_reply_to_addresses, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_return_path = codec::path(path, "ReturnPath");
+        let p_return_path = codec::Path::Member(path, "ReturnPath");
         let k_return_path = codec::key(key, "ReturnPath");
         let m_return_path = codec::q_string(q, &k_return_path);
-        let p_source_arn = codec::path(path, "SourceArn");
+        let p_source_arn = codec::Path::Member(path, "SourceArn");
         let k_source_arn = codec::key(key, "SourceArn");
         let m_source_arn = codec::q_string(q, &k_source_arn);
-        let p_return_path_arn = codec::path(path, "ReturnPathArn");
+        let p_return_path_arn = codec::Path::Member(path, "ReturnPathArn");
         let k_return_path_arn = codec::key(key, "ReturnPathArn");
         let m_return_path_arn = codec::q_string(q, &k_return_path_arn);
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let k_tags = codec::key(key, "Tags");
         let m_tags = codec::q_list(q, &k_tags, &p_tags, v, |q, k, p, v| Ok(MessageTag::from_query(q, &k, &p, v)?))?;
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
-        let p_template = codec::path(path, "Template");
+        let p_template = codec::Path::Member(path, "Template");
         let k_template = codec::key(key, "Template");
         let m_template = codec::q_string(q, &k_template);
         if m_template.is_none() && !codec::q_present(q, &k_template) {
             v.null(&p_template);
         }
-        let p_template_arn = codec::path(path, "TemplateArn");
+        let p_template_arn = codec::Path::Member(path, "TemplateArn");
         let k_template_arn = codec::key(key, "TemplateArn");
         let m_template_arn = codec::q_string(q, &k_template_arn);
-        let p_template_data = codec::path(path, "TemplateData");
+        let p_template_data = codec::Path::Member(path, "TemplateData");
         let k_template_data = codec::key(key, "TemplateData");
         let m_template_data = codec::q_string(q, &k_template_data);
         if m_template_data.is_none() && !codec::q_present(q, &k_template_data) {
@@ -3640,11 +3640,11 @@ impl SendTemplatedEmailRequest {
 impl SetActiveReceiptRuleSetRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         Ok(Some(Self { rule_set_name: m_rule_set_name }))
@@ -3654,17 +3654,17 @@ impl SetActiveReceiptRuleSetRequest {
 impl SetIdentityDkimEnabledRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_dkim_enabled = codec::path(path, "DkimEnabled");
+        let p_dkim_enabled = codec::Path::Member(path, "DkimEnabled");
         let k_dkim_enabled = codec::key(key, "DkimEnabled");
         let m_dkim_enabled = codec::q_bool(q, &k_dkim_enabled)?;
         if m_dkim_enabled.is_none() && !codec::q_present(q, &k_dkim_enabled) {
@@ -3679,17 +3679,17 @@ impl SetIdentityDkimEnabledRequest {
 impl SetIdentityFeedbackForwardingEnabledRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_forwarding_enabled = codec::path(path, "ForwardingEnabled");
+        let p_forwarding_enabled = codec::Path::Member(path, "ForwardingEnabled");
         let k_forwarding_enabled = codec::key(key, "ForwardingEnabled");
         let m_forwarding_enabled = codec::q_bool(q, &k_forwarding_enabled)?;
         if m_forwarding_enabled.is_none() && !codec::q_present(q, &k_forwarding_enabled) {
@@ -3704,23 +3704,23 @@ impl SetIdentityFeedbackForwardingEnabledRequest {
 impl SetIdentityHeadersInNotificationsEnabledRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_notification_type = codec::path(path, "NotificationType");
+        let p_notification_type = codec::Path::Member(path, "NotificationType");
         let k_notification_type = codec::key(key, "NotificationType");
         let m_notification_type = codec::q_enum(q, &k_notification_type, &p_notification_type, v, NotificationType::parse, NotificationType::SET);
         if m_notification_type.is_none() && !codec::q_present(q, &k_notification_type) {
             v.null(&p_notification_type);
         }
-        let p_enabled = codec::path(path, "Enabled");
+        let p_enabled = codec::Path::Member(path, "Enabled");
         let k_enabled = codec::key(key, "Enabled");
         let m_enabled = codec::q_bool(q, &k_enabled)?;
         if m_enabled.is_none() && !codec::q_present(q, &k_enabled) {
@@ -3736,20 +3736,20 @@ impl SetIdentityHeadersInNotificationsEnabledRequest {
 impl SetIdentityMailFromDomainRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_mail_from_domain = codec::path(path, "MailFromDomain");
+        let p_mail_from_domain = codec::Path::Member(path, "MailFromDomain");
         let k_mail_from_domain = codec::key(key, "MailFromDomain");
         let m_mail_from_domain = codec::q_string(q, &k_mail_from_domain);
-        let p_behavior_on_mx_failure = codec::path(path, "BehaviorOnMXFailure");
+        let p_behavior_on_mx_failure = codec::Path::Member(path, "BehaviorOnMXFailure");
         let k_behavior_on_mx_failure = codec::key(key, "BehaviorOnMXFailure");
         let m_behavior_on_mx_failure = codec::q_enum(q, &k_behavior_on_mx_failure, &p_behavior_on_mx_failure, v, BehaviorOnMXFailure::parse, BehaviorOnMXFailure::SET);
         let Some(m_identity) = m_identity else { return Ok(None) };
@@ -3760,23 +3760,23 @@ impl SetIdentityMailFromDomainRequest {
 impl SetIdentityNotificationTopicRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_identity = codec::path(path, "Identity");
+        let p_identity = codec::Path::Member(path, "Identity");
         let k_identity = codec::key(key, "Identity");
         let m_identity = codec::q_string(q, &k_identity);
         if m_identity.is_none() && !codec::q_present(q, &k_identity) {
             v.null(&p_identity);
         }
-        let p_notification_type = codec::path(path, "NotificationType");
+        let p_notification_type = codec::Path::Member(path, "NotificationType");
         let k_notification_type = codec::key(key, "NotificationType");
         let m_notification_type = codec::q_enum(q, &k_notification_type, &p_notification_type, v, NotificationType::parse, NotificationType::SET);
         if m_notification_type.is_none() && !codec::q_present(q, &k_notification_type) {
             v.null(&p_notification_type);
         }
-        let p_sns_topic = codec::path(path, "SnsTopic");
+        let p_sns_topic = codec::Path::Member(path, "SnsTopic");
         let k_sns_topic = codec::key(key, "SnsTopic");
         let m_sns_topic = codec::q_string(q, &k_sns_topic);
         let Some(m_identity) = m_identity else { return Ok(None) };
@@ -3788,23 +3788,23 @@ impl SetIdentityNotificationTopicRequest {
 impl SetReceiptRulePositionRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
             v.null(&p_rule_set_name);
         }
-        let p_rule_name = codec::path(path, "RuleName");
+        let p_rule_name = codec::Path::Member(path, "RuleName");
         let k_rule_name = codec::key(key, "RuleName");
         let m_rule_name = codec::q_string(q, &k_rule_name);
         if m_rule_name.is_none() && !codec::q_present(q, &k_rule_name) {
             v.null(&p_rule_name);
         }
-        let p_after = codec::path(path, "After");
+        let p_after = codec::Path::Member(path, "After");
         let k_after = codec::key(key, "After");
         let m_after = codec::q_string(q, &k_after);
         let Some(m_rule_set_name) = m_rule_set_name else { return Ok(None) };
@@ -3816,17 +3816,17 @@ impl SetReceiptRulePositionRequest {
 impl StopAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_scope = codec::path(path, "Scope");
+        let p_scope = codec::Path::Member(path, "Scope");
         let k_scope = codec::key(key, "Scope");
         let m_scope = codec::q_enum(q, &k_scope, &p_scope, v, StopScope::parse, StopScope::SET);
         if m_scope.is_none() && !codec::q_present(q, &k_scope) {
             v.null(&p_scope);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         let Some(m_scope) = m_scope else { return Ok(None) };
@@ -3837,23 +3837,23 @@ impl StopAction {
 impl Template {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
             v.null(&p_template_name);
         }
-        let p_subject_part = codec::path(path, "SubjectPart");
+        let p_subject_part = codec::Path::Member(path, "SubjectPart");
         let k_subject_part = codec::key(key, "SubjectPart");
         let m_subject_part = codec::q_string(q, &k_subject_part);
-        let p_text_part = codec::path(path, "TextPart");
+        let p_text_part = codec::Path::Member(path, "TextPart");
         let k_text_part = codec::key(key, "TextPart");
         let m_text_part = codec::q_string(q, &k_text_part);
-        let p_html_part = codec::path(path, "HtmlPart");
+        let p_html_part = codec::Path::Member(path, "HtmlPart");
         let k_html_part = codec::key(key, "HtmlPart");
         let m_html_part = codec::q_string(q, &k_html_part);
         let Some(m_template_name) = m_template_name else { return Ok(None) };
@@ -3864,17 +3864,17 @@ impl Template {
 impl TestRenderTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
             v.null(&p_template_name);
         }
-        let p_template_data = codec::path(path, "TemplateData");
+        let p_template_data = codec::Path::Member(path, "TemplateData");
         let k_template_data = codec::key(key, "TemplateData");
         let m_template_data = codec::q_string(q, &k_template_data);
         if m_template_data.is_none() && !codec::q_present(q, &k_template_data) {
@@ -3892,11 +3892,11 @@ impl TestRenderTemplateRequest {
 impl TrackingOptions {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_custom_redirect_domain = codec::path(path, "CustomRedirectDomain");
+        let p_custom_redirect_domain = codec::Path::Member(path, "CustomRedirectDomain");
         let k_custom_redirect_domain = codec::key(key, "CustomRedirectDomain");
         let m_custom_redirect_domain = codec::q_string(q, &k_custom_redirect_domain);
         Ok(Some(Self { custom_redirect_domain: m_custom_redirect_domain }))
@@ -3906,11 +3906,11 @@ impl TrackingOptions {
 impl UpdateAccountSendingEnabledRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_enabled = codec::path(path, "Enabled");
+        let p_enabled = codec::Path::Member(path, "Enabled");
         let k_enabled = codec::key(key, "Enabled");
         let m_enabled = codec::q_bool(q, &k_enabled)?;
         Ok(Some(Self { enabled: m_enabled }))
@@ -3920,17 +3920,17 @@ impl UpdateAccountSendingEnabledRequest {
 impl UpdateConfigurationSetEventDestinationRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_event_destination = codec::path(path, "EventDestination");
+        let p_event_destination = codec::Path::Member(path, "EventDestination");
         let k_event_destination = codec::key(key, "EventDestination");
         let m_event_destination = EventDestination::from_query(q, &k_event_destination, &p_event_destination, v)?;
         if m_event_destination.is_none() && !codec::q_present(q, &k_event_destination) {
@@ -3945,17 +3945,17 @@ impl UpdateConfigurationSetEventDestinationRequest {
 impl UpdateConfigurationSetReputationMetricsEnabledRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_enabled = codec::path(path, "Enabled");
+        let p_enabled = codec::Path::Member(path, "Enabled");
         let k_enabled = codec::key(key, "Enabled");
         let m_enabled = codec::q_bool(q, &k_enabled)?;
         if m_enabled.is_none() && !codec::q_present(q, &k_enabled) {
@@ -3970,17 +3970,17 @@ impl UpdateConfigurationSetReputationMetricsEnabledRequest {
 impl UpdateConfigurationSetSendingEnabledRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_enabled = codec::path(path, "Enabled");
+        let p_enabled = codec::Path::Member(path, "Enabled");
         let k_enabled = codec::key(key, "Enabled");
         let m_enabled = codec::q_bool(q, &k_enabled)?;
         if m_enabled.is_none() && !codec::q_present(q, &k_enabled) {
@@ -3995,17 +3995,17 @@ impl UpdateConfigurationSetSendingEnabledRequest {
 impl UpdateConfigurationSetTrackingOptionsRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let k_configuration_set_name = codec::key(key, "ConfigurationSetName");
         let m_configuration_set_name = codec::q_string(q, &k_configuration_set_name);
         if m_configuration_set_name.is_none() && !codec::q_present(q, &k_configuration_set_name) {
             v.null(&p_configuration_set_name);
         }
-        let p_tracking_options = codec::path(path, "TrackingOptions");
+        let p_tracking_options = codec::Path::Member(path, "TrackingOptions");
         let k_tracking_options = codec::key(key, "TrackingOptions");
         let m_tracking_options = TrackingOptions::from_query(q, &k_tracking_options, &p_tracking_options, v)?;
         if m_tracking_options.is_none() && !codec::q_present(q, &k_tracking_options) {
@@ -4020,29 +4020,29 @@ impl UpdateConfigurationSetTrackingOptionsRequest {
 impl UpdateCustomVerificationEmailTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let k_template_name = codec::key(key, "TemplateName");
         let m_template_name = codec::q_string(q, &k_template_name);
         if m_template_name.is_none() && !codec::q_present(q, &k_template_name) {
             v.null(&p_template_name);
         }
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let k_from_email_address = codec::key(key, "FromEmailAddress");
         let m_from_email_address = codec::q_string(q, &k_from_email_address);
-        let p_template_subject = codec::path(path, "TemplateSubject");
+        let p_template_subject = codec::Path::Member(path, "TemplateSubject");
         let k_template_subject = codec::key(key, "TemplateSubject");
         let m_template_subject = codec::q_string(q, &k_template_subject);
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let k_template_content = codec::key(key, "TemplateContent");
         let m_template_content = codec::q_string(q, &k_template_content);
-        let p_success_redirection_url = codec::path(path, "SuccessRedirectionURL");
+        let p_success_redirection_url = codec::Path::Member(path, "SuccessRedirectionURL");
         let k_success_redirection_url = codec::key(key, "SuccessRedirectionURL");
         let m_success_redirection_url = codec::q_string(q, &k_success_redirection_url);
-        let p_failure_redirection_url = codec::path(path, "FailureRedirectionURL");
+        let p_failure_redirection_url = codec::Path::Member(path, "FailureRedirectionURL");
         let k_failure_redirection_url = codec::key(key, "FailureRedirectionURL");
         let m_failure_redirection_url = codec::q_string(q, &k_failure_redirection_url);
         let Some(m_template_name) = m_template_name else { return Ok(None) };
@@ -4053,17 +4053,17 @@ impl UpdateCustomVerificationEmailTemplateRequest {
 impl UpdateReceiptRuleRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_rule_set_name = codec::path(path, "RuleSetName");
+        let p_rule_set_name = codec::Path::Member(path, "RuleSetName");
         let k_rule_set_name = codec::key(key, "RuleSetName");
         let m_rule_set_name = codec::q_string(q, &k_rule_set_name);
         if m_rule_set_name.is_none() && !codec::q_present(q, &k_rule_set_name) {
             v.null(&p_rule_set_name);
         }
-        let p_rule = codec::path(path, "Rule");
+        let p_rule = codec::Path::Member(path, "Rule");
         let k_rule = codec::key(key, "Rule");
         let m_rule = ReceiptRule::from_query(q, &k_rule, &p_rule, v)?;
         if m_rule.is_none() && !codec::q_present(q, &k_rule) {
@@ -4078,11 +4078,11 @@ impl UpdateReceiptRuleRequest {
 impl UpdateTemplateRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_template = codec::path(path, "Template");
+        let p_template = codec::Path::Member(path, "Template");
         let k_template = codec::key(key, "Template");
         let m_template = Template::from_query(q, &k_template, &p_template, v)?;
         if m_template.is_none() && !codec::q_present(q, &k_template) {
@@ -4096,11 +4096,11 @@ impl UpdateTemplateRequest {
 impl VerifyDomainDkimRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_domain = codec::path(path, "Domain");
+        let p_domain = codec::Path::Member(path, "Domain");
         let k_domain = codec::key(key, "Domain");
         let m_domain = codec::q_string(q, &k_domain);
         if m_domain.is_none() && !codec::q_present(q, &k_domain) {
@@ -4114,11 +4114,11 @@ impl VerifyDomainDkimRequest {
 impl VerifyDomainIdentityRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_domain = codec::path(path, "Domain");
+        let p_domain = codec::Path::Member(path, "Domain");
         let k_domain = codec::key(key, "Domain");
         let m_domain = codec::q_string(q, &k_domain);
         if m_domain.is_none() && !codec::q_present(q, &k_domain) {
@@ -4132,11 +4132,11 @@ impl VerifyDomainIdentityRequest {
 impl VerifyEmailAddressRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let k_email_address = codec::key(key, "EmailAddress");
         let m_email_address = codec::q_string(q, &k_email_address);
         if m_email_address.is_none() && !codec::q_present(q, &k_email_address) {
@@ -4150,11 +4150,11 @@ impl VerifyEmailAddressRequest {
 impl VerifyEmailIdentityRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let k_email_address = codec::key(key, "EmailAddress");
         let m_email_address = codec::q_string(q, &k_email_address);
         if m_email_address.is_none() && !codec::q_present(q, &k_email_address) {
@@ -4168,14 +4168,14 @@ impl VerifyEmailIdentityRequest {
 impl WorkmailAction {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
-        let p_organization_arn = codec::path(path, "OrganizationArn");
+        let p_organization_arn = codec::Path::Member(path, "OrganizationArn");
         let k_organization_arn = codec::key(key, "OrganizationArn");
         let m_organization_arn = codec::q_string(q, &k_organization_arn);
         if m_organization_arn.is_none() && !codec::q_present(q, &k_organization_arn) {
@@ -5806,487 +5806,487 @@ pub async fn dispatch<S: SesV1>(svc: &S, caller: &S::Caller, action: V1Action, q
     match action {
         V1Action::CloneReceiptRuleSet => {
             let mut v = Violations::default();
-            let input = CloneReceiptRuleSetRequest::from_query(q, "", "", &mut v)?;
+            let input = CloneReceiptRuleSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.clone_receipt_rule_set(caller, input).await?;
+            let out = Box::pin(svc.clone_receipt_rule_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::CreateConfigurationSet => {
             let mut v = Violations::default();
-            let input = CreateConfigurationSetRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateConfigurationSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_configuration_set(caller, input).await?;
+            let out = Box::pin(svc.create_configuration_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::CreateConfigurationSetEventDestination => {
             let mut v = Violations::default();
-            let input = CreateConfigurationSetEventDestinationRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateConfigurationSetEventDestinationRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_configuration_set_event_destination(caller, input).await?;
+            let out = Box::pin(svc.create_configuration_set_event_destination(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::CreateConfigurationSetTrackingOptions => {
             let mut v = Violations::default();
-            let input = CreateConfigurationSetTrackingOptionsRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateConfigurationSetTrackingOptionsRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_configuration_set_tracking_options(caller, input).await?;
+            let out = Box::pin(svc.create_configuration_set_tracking_options(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::CreateCustomVerificationEmailTemplate => {
             let mut v = Violations::default();
-            let input = CreateCustomVerificationEmailTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateCustomVerificationEmailTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.create_custom_verification_email_template(caller, input)).await?;
             let () = out;
         }
         V1Action::CreateReceiptFilter => {
             let mut v = Violations::default();
-            let input = CreateReceiptFilterRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateReceiptFilterRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_receipt_filter(caller, input).await?;
+            let out = Box::pin(svc.create_receipt_filter(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::CreateReceiptRule => {
             let mut v = Violations::default();
-            let input = CreateReceiptRuleRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateReceiptRuleRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_receipt_rule(caller, input).await?;
+            let out = Box::pin(svc.create_receipt_rule(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::CreateReceiptRuleSet => {
             let mut v = Violations::default();
-            let input = CreateReceiptRuleSetRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateReceiptRuleSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_receipt_rule_set(caller, input).await?;
+            let out = Box::pin(svc.create_receipt_rule_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::CreateTemplate => {
             let mut v = Violations::default();
-            let input = CreateTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = CreateTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_template(caller, input).await?;
+            let out = Box::pin(svc.create_template(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteConfigurationSet => {
             let mut v = Violations::default();
-            let input = DeleteConfigurationSetRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteConfigurationSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_configuration_set(caller, input).await?;
+            let out = Box::pin(svc.delete_configuration_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteConfigurationSetEventDestination => {
             let mut v = Violations::default();
-            let input = DeleteConfigurationSetEventDestinationRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteConfigurationSetEventDestinationRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_configuration_set_event_destination(caller, input).await?;
+            let out = Box::pin(svc.delete_configuration_set_event_destination(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteConfigurationSetTrackingOptions => {
             let mut v = Violations::default();
-            let input = DeleteConfigurationSetTrackingOptionsRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteConfigurationSetTrackingOptionsRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_configuration_set_tracking_options(caller, input).await?;
+            let out = Box::pin(svc.delete_configuration_set_tracking_options(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteCustomVerificationEmailTemplate => {
             let mut v = Violations::default();
-            let input = DeleteCustomVerificationEmailTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteCustomVerificationEmailTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.delete_custom_verification_email_template(caller, input)).await?;
             let () = out;
         }
         V1Action::DeleteIdentity => {
             let mut v = Violations::default();
-            let input = DeleteIdentityRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteIdentityRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_identity(caller, input).await?;
+            let out = Box::pin(svc.delete_identity(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteIdentityPolicy => {
             let mut v = Violations::default();
-            let input = DeleteIdentityPolicyRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteIdentityPolicyRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_identity_policy(caller, input).await?;
+            let out = Box::pin(svc.delete_identity_policy(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteReceiptFilter => {
             let mut v = Violations::default();
-            let input = DeleteReceiptFilterRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteReceiptFilterRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_receipt_filter(caller, input).await?;
+            let out = Box::pin(svc.delete_receipt_filter(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteReceiptRule => {
             let mut v = Violations::default();
-            let input = DeleteReceiptRuleRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteReceiptRuleRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_receipt_rule(caller, input).await?;
+            let out = Box::pin(svc.delete_receipt_rule(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteReceiptRuleSet => {
             let mut v = Violations::default();
-            let input = DeleteReceiptRuleSetRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteReceiptRuleSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_receipt_rule_set(caller, input).await?;
+            let out = Box::pin(svc.delete_receipt_rule_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteTemplate => {
             let mut v = Violations::default();
-            let input = DeleteTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_template(caller, input).await?;
+            let out = Box::pin(svc.delete_template(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DeleteVerifiedEmailAddress => {
             let mut v = Violations::default();
-            let input = DeleteVerifiedEmailAddressRequest::from_query(q, "", "", &mut v)?;
+            let input = DeleteVerifiedEmailAddressRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_verified_email_address(caller, input).await?;
+            let out = Box::pin(svc.delete_verified_email_address(caller, input)).await?;
             let () = out;
         }
         V1Action::DescribeActiveReceiptRuleSet => {
             let mut v = Violations::default();
-            let input = DescribeActiveReceiptRuleSetRequest::from_query(q, "", "", &mut v)?;
+            let input = DescribeActiveReceiptRuleSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.describe_active_receipt_rule_set(caller, input).await?;
+            let out = Box::pin(svc.describe_active_receipt_rule_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DescribeConfigurationSet => {
             let mut v = Violations::default();
-            let input = DescribeConfigurationSetRequest::from_query(q, "", "", &mut v)?;
+            let input = DescribeConfigurationSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.describe_configuration_set(caller, input).await?;
+            let out = Box::pin(svc.describe_configuration_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DescribeReceiptRule => {
             let mut v = Violations::default();
-            let input = DescribeReceiptRuleRequest::from_query(q, "", "", &mut v)?;
+            let input = DescribeReceiptRuleRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.describe_receipt_rule(caller, input).await?;
+            let out = Box::pin(svc.describe_receipt_rule(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::DescribeReceiptRuleSet => {
             let mut v = Violations::default();
-            let input = DescribeReceiptRuleSetRequest::from_query(q, "", "", &mut v)?;
+            let input = DescribeReceiptRuleSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.describe_receipt_rule_set(caller, input).await?;
+            let out = Box::pin(svc.describe_receipt_rule_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetAccountSendingEnabled => {
-            let out = svc.get_account_sending_enabled(caller).await?;
+            let out = Box::pin(svc.get_account_sending_enabled(caller)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetCustomVerificationEmailTemplate => {
             let mut v = Violations::default();
-            let input = GetCustomVerificationEmailTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = GetCustomVerificationEmailTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.get_custom_verification_email_template(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetIdentityDkimAttributes => {
             let mut v = Violations::default();
-            let input = GetIdentityDkimAttributesRequest::from_query(q, "", "", &mut v)?;
+            let input = GetIdentityDkimAttributesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_identity_dkim_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_identity_dkim_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetIdentityMailFromDomainAttributes => {
             let mut v = Violations::default();
-            let input = GetIdentityMailFromDomainAttributesRequest::from_query(q, "", "", &mut v)?;
+            let input = GetIdentityMailFromDomainAttributesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_identity_mail_from_domain_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_identity_mail_from_domain_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetIdentityNotificationAttributes => {
             let mut v = Violations::default();
-            let input = GetIdentityNotificationAttributesRequest::from_query(q, "", "", &mut v)?;
+            let input = GetIdentityNotificationAttributesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_identity_notification_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_identity_notification_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetIdentityPolicies => {
             let mut v = Violations::default();
-            let input = GetIdentityPoliciesRequest::from_query(q, "", "", &mut v)?;
+            let input = GetIdentityPoliciesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_identity_policies(caller, input).await?;
+            let out = Box::pin(svc.get_identity_policies(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetIdentityVerificationAttributes => {
             let mut v = Violations::default();
-            let input = GetIdentityVerificationAttributesRequest::from_query(q, "", "", &mut v)?;
+            let input = GetIdentityVerificationAttributesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_identity_verification_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_identity_verification_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetSendQuota => {
-            let out = svc.get_send_quota(caller).await?;
+            let out = Box::pin(svc.get_send_quota(caller)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetSendStatistics => {
-            let out = svc.get_send_statistics(caller).await?;
+            let out = Box::pin(svc.get_send_statistics(caller)).await?;
             out.to_xml(&mut x);
         }
         V1Action::GetTemplate => {
             let mut v = Violations::default();
-            let input = GetTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = GetTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_template(caller, input).await?;
+            let out = Box::pin(svc.get_template(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListConfigurationSets => {
             let mut v = Violations::default();
-            let input = ListConfigurationSetsRequest::from_query(q, "", "", &mut v)?;
+            let input = ListConfigurationSetsRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_configuration_sets(caller, input).await?;
+            let out = Box::pin(svc.list_configuration_sets(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListCustomVerificationEmailTemplates => {
             let mut v = Violations::default();
-            let input = ListCustomVerificationEmailTemplatesRequest::from_query(q, "", "", &mut v)?;
+            let input = ListCustomVerificationEmailTemplatesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_custom_verification_email_templates(caller, input).await?;
+            let out = Box::pin(svc.list_custom_verification_email_templates(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListIdentities => {
             let mut v = Violations::default();
-            let input = ListIdentitiesRequest::from_query(q, "", "", &mut v)?;
+            let input = ListIdentitiesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_identities(caller, input).await?;
+            let out = Box::pin(svc.list_identities(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListIdentityPolicies => {
             let mut v = Violations::default();
-            let input = ListIdentityPoliciesRequest::from_query(q, "", "", &mut v)?;
+            let input = ListIdentityPoliciesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_identity_policies(caller, input).await?;
+            let out = Box::pin(svc.list_identity_policies(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListReceiptFilters => {
             let mut v = Violations::default();
-            let input = ListReceiptFiltersRequest::from_query(q, "", "", &mut v)?;
+            let input = ListReceiptFiltersRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_receipt_filters(caller, input).await?;
+            let out = Box::pin(svc.list_receipt_filters(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListReceiptRuleSets => {
             let mut v = Violations::default();
-            let input = ListReceiptRuleSetsRequest::from_query(q, "", "", &mut v)?;
+            let input = ListReceiptRuleSetsRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_receipt_rule_sets(caller, input).await?;
+            let out = Box::pin(svc.list_receipt_rule_sets(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListTemplates => {
             let mut v = Violations::default();
-            let input = ListTemplatesRequest::from_query(q, "", "", &mut v)?;
+            let input = ListTemplatesRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_templates(caller, input).await?;
+            let out = Box::pin(svc.list_templates(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ListVerifiedEmailAddresses => {
-            let out = svc.list_verified_email_addresses(caller).await?;
+            let out = Box::pin(svc.list_verified_email_addresses(caller)).await?;
             out.to_xml(&mut x);
         }
         V1Action::PutConfigurationSetDeliveryOptions => {
             let mut v = Violations::default();
-            let input = PutConfigurationSetDeliveryOptionsRequest::from_query(q, "", "", &mut v)?;
+            let input = PutConfigurationSetDeliveryOptionsRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_delivery_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_delivery_options(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::PutIdentityPolicy => {
             let mut v = Violations::default();
-            let input = PutIdentityPolicyRequest::from_query(q, "", "", &mut v)?;
+            let input = PutIdentityPolicyRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_identity_policy(caller, input).await?;
+            let out = Box::pin(svc.put_identity_policy(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::ReorderReceiptRuleSet => {
             let mut v = Violations::default();
-            let input = ReorderReceiptRuleSetRequest::from_query(q, "", "", &mut v)?;
+            let input = ReorderReceiptRuleSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.reorder_receipt_rule_set(caller, input).await?;
+            let out = Box::pin(svc.reorder_receipt_rule_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SendBounce => {
             let mut v = Violations::default();
-            let input = SendBounceRequest::from_query(q, "", "", &mut v)?;
+            let input = SendBounceRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_bounce(caller, input).await?;
+            let out = Box::pin(svc.send_bounce(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SendBulkTemplatedEmail => {
             let mut v = Violations::default();
-            let input = SendBulkTemplatedEmailRequest::from_query(q, "", "", &mut v)?;
+            let input = SendBulkTemplatedEmailRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_bulk_templated_email(caller, input).await?;
+            let out = Box::pin(svc.send_bulk_templated_email(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SendCustomVerificationEmail => {
             let mut v = Violations::default();
-            let input = SendCustomVerificationEmailRequest::from_query(q, "", "", &mut v)?;
+            let input = SendCustomVerificationEmailRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_custom_verification_email(caller, input).await?;
+            let out = Box::pin(svc.send_custom_verification_email(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SendEmail => {
             let mut v = Violations::default();
-            let input = SendEmailRequest::from_query(q, "", "", &mut v)?;
+            let input = SendEmailRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_email(caller, input).await?;
+            let out = Box::pin(svc.send_email(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SendRawEmail => {
             let mut v = Violations::default();
-            let input = SendRawEmailRequest::from_query(q, "", "", &mut v)?;
+            let input = SendRawEmailRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_raw_email(caller, input).await?;
+            let out = Box::pin(svc.send_raw_email(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SendTemplatedEmail => {
             let mut v = Violations::default();
-            let input = SendTemplatedEmailRequest::from_query(q, "", "", &mut v)?;
+            let input = SendTemplatedEmailRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_templated_email(caller, input).await?;
+            let out = Box::pin(svc.send_templated_email(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SetActiveReceiptRuleSet => {
             let mut v = Violations::default();
-            let input = SetActiveReceiptRuleSetRequest::from_query(q, "", "", &mut v)?;
+            let input = SetActiveReceiptRuleSetRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_active_receipt_rule_set(caller, input).await?;
+            let out = Box::pin(svc.set_active_receipt_rule_set(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SetIdentityDkimEnabled => {
             let mut v = Violations::default();
-            let input = SetIdentityDkimEnabledRequest::from_query(q, "", "", &mut v)?;
+            let input = SetIdentityDkimEnabledRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_identity_dkim_enabled(caller, input).await?;
+            let out = Box::pin(svc.set_identity_dkim_enabled(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SetIdentityFeedbackForwardingEnabled => {
             let mut v = Violations::default();
-            let input = SetIdentityFeedbackForwardingEnabledRequest::from_query(q, "", "", &mut v)?;
+            let input = SetIdentityFeedbackForwardingEnabledRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_identity_feedback_forwarding_enabled(caller, input).await?;
+            let out = Box::pin(svc.set_identity_feedback_forwarding_enabled(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SetIdentityHeadersInNotificationsEnabled => {
             let mut v = Violations::default();
-            let input = SetIdentityHeadersInNotificationsEnabledRequest::from_query(q, "", "", &mut v)?;
+            let input = SetIdentityHeadersInNotificationsEnabledRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_identity_headers_in_notifications_enabled(caller, input).await?;
+            let out = Box::pin(svc.set_identity_headers_in_notifications_enabled(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SetIdentityMailFromDomain => {
             let mut v = Violations::default();
-            let input = SetIdentityMailFromDomainRequest::from_query(q, "", "", &mut v)?;
+            let input = SetIdentityMailFromDomainRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_identity_mail_from_domain(caller, input).await?;
+            let out = Box::pin(svc.set_identity_mail_from_domain(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SetIdentityNotificationTopic => {
             let mut v = Violations::default();
-            let input = SetIdentityNotificationTopicRequest::from_query(q, "", "", &mut v)?;
+            let input = SetIdentityNotificationTopicRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_identity_notification_topic(caller, input).await?;
+            let out = Box::pin(svc.set_identity_notification_topic(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::SetReceiptRulePosition => {
             let mut v = Violations::default();
-            let input = SetReceiptRulePositionRequest::from_query(q, "", "", &mut v)?;
+            let input = SetReceiptRulePositionRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_receipt_rule_position(caller, input).await?;
+            let out = Box::pin(svc.set_receipt_rule_position(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::TestRenderTemplate => {
             let mut v = Violations::default();
-            let input = TestRenderTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = TestRenderTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.test_render_template(caller, input).await?;
+            let out = Box::pin(svc.test_render_template(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::UpdateAccountSendingEnabled => {
             let mut v = Violations::default();
-            let input = UpdateAccountSendingEnabledRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateAccountSendingEnabledRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_account_sending_enabled(caller, input).await?;
+            let out = Box::pin(svc.update_account_sending_enabled(caller, input)).await?;
             let () = out;
         }
         V1Action::UpdateConfigurationSetEventDestination => {
             let mut v = Violations::default();
-            let input = UpdateConfigurationSetEventDestinationRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateConfigurationSetEventDestinationRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_configuration_set_event_destination(caller, input).await?;
+            let out = Box::pin(svc.update_configuration_set_event_destination(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::UpdateConfigurationSetReputationMetricsEnabled => {
             let mut v = Violations::default();
-            let input = UpdateConfigurationSetReputationMetricsEnabledRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateConfigurationSetReputationMetricsEnabledRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_configuration_set_reputation_metrics_enabled(caller, input).await?;
+            let out = Box::pin(svc.update_configuration_set_reputation_metrics_enabled(caller, input)).await?;
             let () = out;
         }
         V1Action::UpdateConfigurationSetSendingEnabled => {
             let mut v = Violations::default();
-            let input = UpdateConfigurationSetSendingEnabledRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateConfigurationSetSendingEnabledRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_configuration_set_sending_enabled(caller, input).await?;
+            let out = Box::pin(svc.update_configuration_set_sending_enabled(caller, input)).await?;
             let () = out;
         }
         V1Action::UpdateConfigurationSetTrackingOptions => {
             let mut v = Violations::default();
-            let input = UpdateConfigurationSetTrackingOptionsRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateConfigurationSetTrackingOptionsRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_configuration_set_tracking_options(caller, input).await?;
+            let out = Box::pin(svc.update_configuration_set_tracking_options(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::UpdateCustomVerificationEmailTemplate => {
             let mut v = Violations::default();
-            let input = UpdateCustomVerificationEmailTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateCustomVerificationEmailTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.update_custom_verification_email_template(caller, input)).await?;
             let () = out;
         }
         V1Action::UpdateReceiptRule => {
             let mut v = Violations::default();
-            let input = UpdateReceiptRuleRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateReceiptRuleRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_receipt_rule(caller, input).await?;
+            let out = Box::pin(svc.update_receipt_rule(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::UpdateTemplate => {
             let mut v = Violations::default();
-            let input = UpdateTemplateRequest::from_query(q, "", "", &mut v)?;
+            let input = UpdateTemplateRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_template(caller, input).await?;
+            let out = Box::pin(svc.update_template(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::VerifyDomainDkim => {
             let mut v = Violations::default();
-            let input = VerifyDomainDkimRequest::from_query(q, "", "", &mut v)?;
+            let input = VerifyDomainDkimRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.verify_domain_dkim(caller, input).await?;
+            let out = Box::pin(svc.verify_domain_dkim(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::VerifyDomainIdentity => {
             let mut v = Violations::default();
-            let input = VerifyDomainIdentityRequest::from_query(q, "", "", &mut v)?;
+            let input = VerifyDomainIdentityRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.verify_domain_identity(caller, input).await?;
+            let out = Box::pin(svc.verify_domain_identity(caller, input)).await?;
             out.to_xml(&mut x);
         }
         V1Action::VerifyEmailAddress => {
             let mut v = Violations::default();
-            let input = VerifyEmailAddressRequest::from_query(q, "", "", &mut v)?;
+            let input = VerifyEmailAddressRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.verify_email_address(caller, input).await?;
+            let out = Box::pin(svc.verify_email_address(caller, input)).await?;
             let () = out;
         }
         V1Action::VerifyEmailIdentity => {
             let mut v = Violations::default();
-            let input = VerifyEmailIdentityRequest::from_query(q, "", "", &mut v)?;
+            let input = VerifyEmailIdentityRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.verify_email_identity(caller, input).await?;
+            let out = Box::pin(svc.verify_email_identity(caller, input)).await?;
             out.to_xml(&mut x);
         }
     }

@@ -4672,9 +4672,9 @@ impl WarmupStatus {
 impl ArchivingOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_archive_arn = codec::path(path, "ArchiveArn");
+        let p_archive_arn = codec::Path::Member(path, "ArchiveArn");
         let j_archive_arn = codec::j_field(j, "ArchiveArn");
         let m_archive_arn = match j_archive_arn { Some(x) => codec::j_string(x, &p_archive_arn)?, None => None };
         if let Some(x) = &m_archive_arn {
@@ -4688,8 +4688,8 @@ impl ArchivingOptions {
 impl AssociateEmailIdentityCertificateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -4698,10 +4698,10 @@ impl AssociateEmailIdentityCertificateRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_from_address = codec::path(path, "FromAddress");
+        let p_from_address = codec::Path::Member(path, "FromAddress");
         let j_from_address = codec::j_field(j, "FromAddress");
         let m_from_address = match j_from_address { Some(x) => codec::j_string(x, &p_from_address)?, None => None };
-        let p_certificate_arn = codec::path(path, "CertificateArn");
+        let p_certificate_arn = codec::Path::Member(path, "CertificateArn");
         let j_certificate_arn = codec::j_field(j, "CertificateArn");
         let m_certificate_arn = match j_certificate_arn { Some(x) => codec::j_string(x, &p_certificate_arn)?, None => None };
         if m_certificate_arn.is_none() && !j_certificate_arn.is_some() {
@@ -4720,9 +4720,9 @@ impl AssociateEmailIdentityCertificateRequest {
 impl AssociateEmailIdentityCertificateRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_email_identity = codec::path(path, "EmailIdentity");
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -4731,10 +4731,10 @@ impl AssociateEmailIdentityCertificateRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_from_address = codec::path(path, "FromAddress");
+        let p_from_address = codec::Path::Member(path, "FromAddress");
         let j_from_address = codec::j_field(j, "FromAddress");
         let m_from_address = match j_from_address { Some(x) => codec::j_string(x, &p_from_address)?, None => None };
-        let p_certificate_arn = codec::path(path, "CertificateArn");
+        let p_certificate_arn = codec::Path::Member(path, "CertificateArn");
         let j_certificate_arn = codec::j_field(j, "CertificateArn");
         let m_certificate_arn = match j_certificate_arn { Some(x) => codec::j_string(x, &p_certificate_arn)?, None => None };
         if m_certificate_arn.is_none() && !j_certificate_arn.is_some() {
@@ -4753,18 +4753,18 @@ impl AssociateEmailIdentityCertificateRequest {
 impl Attachment {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_raw_content = codec::path(path, "RawContent");
+        let p_raw_content = codec::Path::Member(path, "RawContent");
         let j_raw_content = codec::j_field(j, "RawContent");
         let m_raw_content = match j_raw_content { Some(x) => codec::j_blob(x, &p_raw_content)?, None => None };
         if m_raw_content.is_none() && !j_raw_content.is_some() {
             v.null(&p_raw_content);
         }
-        let p_content_disposition = codec::path(path, "ContentDisposition");
+        let p_content_disposition = codec::Path::Member(path, "ContentDisposition");
         let j_content_disposition = codec::j_field(j, "ContentDisposition");
         let m_content_disposition = match j_content_disposition { Some(x) => codec::j_enum(x, &p_content_disposition, v, AttachmentContentDisposition::parse, AttachmentContentDisposition::SET)?, None => None };
-        let p_file_name = codec::path(path, "FileName");
+        let p_file_name = codec::Path::Member(path, "FileName");
         let j_file_name = codec::j_field(j, "FileName");
         let m_file_name = match j_file_name { Some(x) => codec::j_string(x, &p_file_name)?, None => None };
         if m_file_name.is_none() && !j_file_name.is_some() {
@@ -4773,22 +4773,22 @@ impl Attachment {
         if let Some(x) = &m_file_name {
             codec::check_len(v, x, &p_file_name, None, Some(255), false);
         }
-        let p_content_description = codec::path(path, "ContentDescription");
+        let p_content_description = codec::Path::Member(path, "ContentDescription");
         let j_content_description = codec::j_field(j, "ContentDescription");
         let m_content_description = match j_content_description { Some(x) => codec::j_string(x, &p_content_description)?, None => None };
         if let Some(x) = &m_content_description {
             codec::check_len(v, x, &p_content_description, None, Some(1000), false);
         }
-        let p_content_id = codec::path(path, "ContentId");
+        let p_content_id = codec::Path::Member(path, "ContentId");
         let j_content_id = codec::j_field(j, "ContentId");
         let m_content_id = match j_content_id { Some(x) => codec::j_string(x, &p_content_id)?, None => None };
         if let Some(x) = &m_content_id {
             codec::check_len(v, x, &p_content_id, Some(1), Some(78), false);
         }
-        let p_content_transfer_encoding = codec::path(path, "ContentTransferEncoding");
+        let p_content_transfer_encoding = codec::Path::Member(path, "ContentTransferEncoding");
         let j_content_transfer_encoding = codec::j_field(j, "ContentTransferEncoding");
         let m_content_transfer_encoding = match j_content_transfer_encoding { Some(x) => codec::j_enum(x, &p_content_transfer_encoding, v, AttachmentContentTransferEncoding::parse, AttachmentContentTransferEncoding::SET)?, None => None };
-        let p_content_type = codec::path(path, "ContentType");
+        let p_content_type = codec::Path::Member(path, "ContentType");
         let j_content_type = codec::j_field(j, "ContentType");
         let m_content_type = match j_content_type { Some(x) => codec::j_string(x, &p_content_type)?, None => None };
         if let Some(x) = &m_content_type {
@@ -4803,9 +4803,9 @@ impl Attachment {
 impl BatchGetMetricDataQuery {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_id = codec::path(path, "Id");
+        let p_id = codec::Path::Member(path, "Id");
         let j_id = codec::j_field(j, "Id");
         let m_id = match j_id { Some(x) => codec::j_string(x, &p_id)?, None => None };
         if m_id.is_none() && !j_id.is_some() {
@@ -4814,31 +4814,31 @@ impl BatchGetMetricDataQuery {
         if let Some(x) = &m_id {
             codec::check_len(v, x, &p_id, Some(1), Some(255), false);
         }
-        let p_namespace = codec::path(path, "Namespace");
+        let p_namespace = codec::Path::Member(path, "Namespace");
         let j_namespace = codec::j_field(j, "Namespace");
         let m_namespace = match j_namespace { Some(x) => codec::j_enum(x, &p_namespace, v, MetricNamespace::parse, MetricNamespace::SET)?, None => None };
         if m_namespace.is_none() && !j_namespace.is_some() {
             v.null(&p_namespace);
         }
-        let p_metric = codec::path(path, "Metric");
+        let p_metric = codec::Path::Member(path, "Metric");
         let j_metric = codec::j_field(j, "Metric");
         let m_metric = match j_metric { Some(x) => codec::j_enum(x, &p_metric, v, Metric::parse, Metric::SET)?, None => None };
         if m_metric.is_none() && !j_metric.is_some() {
             v.null(&p_metric);
         }
-        let p_dimensions = codec::path(path, "Dimensions");
+        let p_dimensions = codec::Path::Member(path, "Dimensions");
         let j_dimensions = codec::j_field(j, "Dimensions");
         let m_dimensions = match j_dimensions { Some(x) => codec::j_map(x, &p_dimensions, v, |k, p, v| codec::j_map_key_enum(k, p, v, MetricDimensionName::parse, MetricDimensionName::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_dimensions {
             codec::check_count(v, x.len(), &p_dimensions, Some(1), Some(3));
         }
-        let p_start_date = codec::path(path, "StartDate");
+        let p_start_date = codec::Path::Member(path, "StartDate");
         let j_start_date = codec::j_field(j, "StartDate");
         let m_start_date = match j_start_date { Some(x) => codec::j_timestamp(x, &p_start_date)?, None => None };
         if m_start_date.is_none() && !j_start_date.is_some() {
             v.null(&p_start_date);
         }
-        let p_end_date = codec::path(path, "EndDate");
+        let p_end_date = codec::Path::Member(path, "EndDate");
         let j_end_date = codec::j_field(j, "EndDate");
         let m_end_date = match j_end_date { Some(x) => codec::j_timestamp(x, &p_end_date)?, None => None };
         if m_end_date.is_none() && !j_end_date.is_some() {
@@ -4856,8 +4856,8 @@ impl BatchGetMetricDataQuery {
 impl BatchGetMetricDataRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_queries = codec::path(path, "Queries");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_queries = codec::Path::Member(path, "Queries");
         let j_queries = codec::j_field(j, "Queries");
         let m_queries = match j_queries { Some(x) => codec::j_list(x, &p_queries, v, |x, p, v| Ok(BatchGetMetricDataQuery::from_json(x, &p, v)?))?, None => None };
         if m_queries.is_none() && !j_queries.is_some() {
@@ -4874,9 +4874,9 @@ impl BatchGetMetricDataRequest {
 impl BatchGetMetricDataRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_queries = codec::path(path, "Queries");
+        let p_queries = codec::Path::Member(path, "Queries");
         let j_queries = codec::j_field(j, "Queries");
         let m_queries = match j_queries { Some(x) => codec::j_list(x, &p_queries, v, |x, p, v| Ok(BatchGetMetricDataQuery::from_json(x, &p, v)?))?, None => None };
         if m_queries.is_none() && !j_queries.is_some() {
@@ -4893,12 +4893,12 @@ impl BatchGetMetricDataRequest {
 impl Body {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_text = codec::path(path, "Text");
+        let p_text = codec::Path::Member(path, "Text");
         let j_text = codec::j_field(j, "Text");
         let m_text = match j_text { Some(x) => Content::from_json(x, &p_text, v)?, None => None };
-        let p_html = codec::path(path, "Html");
+        let p_html = codec::Path::Member(path, "Html");
         let j_html = codec::j_field(j, "Html");
         let m_html = match j_html { Some(x) => Content::from_json(x, &p_html, v)?, None => None };
         Ok(Some(Self { text: m_text, html: m_html }))
@@ -4908,9 +4908,9 @@ impl Body {
 impl BulkEmailContent {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_template = codec::path(path, "Template");
+        let p_template = codec::Path::Member(path, "Template");
         let j_template = codec::j_field(j, "Template");
         let m_template = match j_template { Some(x) => Template::from_json(x, &p_template, v)?, None => None };
         Ok(Some(Self { template: m_template }))
@@ -4920,21 +4920,21 @@ impl BulkEmailContent {
 impl BulkEmailEntry {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_destination = codec::path(path, "Destination");
+        let p_destination = codec::Path::Member(path, "Destination");
         let j_destination = codec::j_field(j, "Destination");
         let m_destination = match j_destination { Some(x) => Destination::from_json(x, &p_destination, v)?, None => None };
         if m_destination.is_none() && !j_destination.is_some() {
             v.null(&p_destination);
         }
-        let p_replacement_tags = codec::path(path, "ReplacementTags");
+        let p_replacement_tags = codec::Path::Member(path, "ReplacementTags");
         let j_replacement_tags = codec::j_field(j, "ReplacementTags");
         let m_replacement_tags = match j_replacement_tags { Some(x) => codec::j_list(x, &p_replacement_tags, v, |x, p, v| Ok(MessageTag::from_json(x, &p, v)?))?, None => None };
-        let p_replacement_email_content = codec::path(path, "ReplacementEmailContent");
+        let p_replacement_email_content = codec::Path::Member(path, "ReplacementEmailContent");
         let j_replacement_email_content = codec::j_field(j, "ReplacementEmailContent");
         let m_replacement_email_content = match j_replacement_email_content { Some(x) => ReplacementEmailContent::from_json(x, &p_replacement_email_content, v)?, None => None };
-        let p_replacement_headers = codec::path(path, "ReplacementHeaders");
+        let p_replacement_headers = codec::Path::Member(path, "ReplacementHeaders");
         let j_replacement_headers = codec::j_field(j, "ReplacementHeaders");
         let m_replacement_headers = match j_replacement_headers { Some(x) => codec::j_list(x, &p_replacement_headers, v, |x, p, v| Ok(MessageHeader::from_json(x, &p, v)?))?, None => None };
         if let Some(x) = &m_replacement_headers {
@@ -4948,8 +4948,8 @@ impl BulkEmailEntry {
 impl CancelExportJobRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_job_id = codec::path(path, "JobId");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_job_id = codec::Path::Member(path, "JobId");
         let m_job_id = codec::h_label(m, "JobId");
         if m_job_id.is_none() && !m.label("JobId").is_some() {
             v.null(&p_job_id);
@@ -4965,9 +4965,9 @@ impl CancelExportJobRequest {
 impl CloudWatchDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_dimension_configurations = codec::path(path, "DimensionConfigurations");
+        let p_dimension_configurations = codec::Path::Member(path, "DimensionConfigurations");
         let j_dimension_configurations = codec::j_field(j, "DimensionConfigurations");
         let m_dimension_configurations = match j_dimension_configurations { Some(x) => codec::j_list(x, &p_dimension_configurations, v, |x, p, v| Ok(CloudWatchDimensionConfiguration::from_json(x, &p, v)?))?, None => None };
         if m_dimension_configurations.is_none() && !j_dimension_configurations.is_some() {
@@ -4981,21 +4981,21 @@ impl CloudWatchDestination {
 impl CloudWatchDimensionConfiguration {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_dimension_name = codec::path(path, "DimensionName");
+        let p_dimension_name = codec::Path::Member(path, "DimensionName");
         let j_dimension_name = codec::j_field(j, "DimensionName");
         let m_dimension_name = match j_dimension_name { Some(x) => codec::j_string(x, &p_dimension_name)?, None => None };
         if m_dimension_name.is_none() && !j_dimension_name.is_some() {
             v.null(&p_dimension_name);
         }
-        let p_dimension_value_source = codec::path(path, "DimensionValueSource");
+        let p_dimension_value_source = codec::Path::Member(path, "DimensionValueSource");
         let j_dimension_value_source = codec::j_field(j, "DimensionValueSource");
         let m_dimension_value_source = match j_dimension_value_source { Some(x) => codec::j_enum(x, &p_dimension_value_source, v, DimensionValueSource::parse, DimensionValueSource::SET)?, None => None };
         if m_dimension_value_source.is_none() && !j_dimension_value_source.is_some() {
             v.null(&p_dimension_value_source);
         }
-        let p_default_dimension_value = codec::path(path, "DefaultDimensionValue");
+        let p_default_dimension_value = codec::Path::Member(path, "DefaultDimensionValue");
         let j_default_dimension_value = codec::j_field(j, "DefaultDimensionValue");
         let m_default_dimension_value = match j_default_dimension_value { Some(x) => codec::j_string(x, &p_default_dimension_value)?, None => None };
         if m_default_dimension_value.is_none() && !j_default_dimension_value.is_some() {
@@ -5011,9 +5011,9 @@ impl CloudWatchDimensionConfiguration {
 impl ConfigurationOverrides {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tracking = codec::path(path, "Tracking");
+        let p_tracking = codec::Path::Member(path, "Tracking");
         let j_tracking = codec::j_field(j, "Tracking");
         let m_tracking = match j_tracking { Some(x) => TrackingConfigurationOverrides::from_json(x, &p_tracking, v)?, None => None };
         Ok(Some(Self { tracking: m_tracking }))
@@ -5023,15 +5023,15 @@ impl ConfigurationOverrides {
 impl ContactListDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_contact_list_name = codec::path(path, "ContactListName");
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let j_contact_list_name = codec::j_field(j, "ContactListName");
         let m_contact_list_name = match j_contact_list_name { Some(x) => codec::j_string(x, &p_contact_list_name)?, None => None };
         if m_contact_list_name.is_none() && !j_contact_list_name.is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_contact_list_import_action = codec::path(path, "ContactListImportAction");
+        let p_contact_list_import_action = codec::Path::Member(path, "ContactListImportAction");
         let j_contact_list_import_action = codec::j_field(j, "ContactListImportAction");
         let m_contact_list_import_action = match j_contact_list_import_action { Some(x) => codec::j_enum(x, &p_contact_list_import_action, v, ContactListImportAction::parse, ContactListImportAction::SET)?, None => None };
         if m_contact_list_import_action.is_none() && !j_contact_list_import_action.is_some() {
@@ -5046,15 +5046,15 @@ impl ContactListDestination {
 impl Content {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_data = codec::path(path, "Data");
+        let p_data = codec::Path::Member(path, "Data");
         let j_data = codec::j_field(j, "Data");
         let m_data = match j_data { Some(x) => codec::j_string(x, &p_data)?, None => None };
         if m_data.is_none() && !j_data.is_some() {
             v.null(&p_data);
         }
-        let p_charset = codec::path(path, "Charset");
+        let p_charset = codec::Path::Member(path, "Charset");
         let j_charset = codec::j_field(j, "Charset");
         let m_charset = match j_charset { Some(x) => codec::j_string(x, &p_charset)?, None => None };
         let Some(m_data) = m_data else { return Ok(None) };
@@ -5065,19 +5065,19 @@ impl Content {
 impl CreateConfigurationSetEventDestinationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_event_destination_name = codec::path(path, "EventDestinationName");
+        let p_event_destination_name = codec::Path::Member(path, "EventDestinationName");
         let j_event_destination_name = codec::j_field(j, "EventDestinationName");
         let m_event_destination_name = match j_event_destination_name { Some(x) => codec::j_string(x, &p_event_destination_name)?, None => None };
         if m_event_destination_name.is_none() && !j_event_destination_name.is_some() {
             v.null(&p_event_destination_name);
         }
-        let p_event_destination = codec::path(path, "EventDestination");
+        let p_event_destination = codec::Path::Member(path, "EventDestination");
         let j_event_destination = codec::j_field(j, "EventDestination");
         let m_event_destination = match j_event_destination { Some(x) => EventDestinationDefinition::from_json(x, &p_event_destination, v)?, None => None };
         if m_event_destination.is_none() && !j_event_destination.is_some() {
@@ -5093,38 +5093,38 @@ impl CreateConfigurationSetEventDestinationRequest {
 impl CreateConfigurationSetRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         if m_configuration_set_name.is_none() && !j_configuration_set_name.is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_tracking_options = codec::path(path, "TrackingOptions");
+        let p_tracking_options = codec::Path::Member(path, "TrackingOptions");
         let j_tracking_options = codec::j_field(j, "TrackingOptions");
         let m_tracking_options = match j_tracking_options { Some(x) => TrackingOptions::from_json(x, &p_tracking_options, v)?, None => None };
-        let p_delivery_options = codec::path(path, "DeliveryOptions");
+        let p_delivery_options = codec::Path::Member(path, "DeliveryOptions");
         let j_delivery_options = codec::j_field(j, "DeliveryOptions");
         let m_delivery_options = match j_delivery_options { Some(x) => DeliveryOptions::from_json(x, &p_delivery_options, v)?, None => None };
-        let p_reputation_options = codec::path(path, "ReputationOptions");
+        let p_reputation_options = codec::Path::Member(path, "ReputationOptions");
         let j_reputation_options = codec::j_field(j, "ReputationOptions");
         let m_reputation_options = match j_reputation_options { Some(x) => ReputationOptions::from_json(x, &p_reputation_options, v)?, None => None };
-        let p_sending_options = codec::path(path, "SendingOptions");
+        let p_sending_options = codec::Path::Member(path, "SendingOptions");
         let j_sending_options = codec::j_field(j, "SendingOptions");
         let m_sending_options = match j_sending_options { Some(x) => SendingOptions::from_json(x, &p_sending_options, v)?, None => None };
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_suppression_options = codec::path(path, "SuppressionOptions");
+        let p_suppression_options = codec::Path::Member(path, "SuppressionOptions");
         let j_suppression_options = codec::j_field(j, "SuppressionOptions");
         let m_suppression_options = match j_suppression_options { Some(x) => SuppressionOptions::from_json(x, &p_suppression_options, v)?, None => None };
-        let p_vdm_options = codec::path(path, "VdmOptions");
+        let p_vdm_options = codec::Path::Member(path, "VdmOptions");
         let j_vdm_options = codec::j_field(j, "VdmOptions");
         let m_vdm_options = match j_vdm_options { Some(x) => VdmOptions::from_json(x, &p_vdm_options, v)?, None => None };
-        let p_archiving_options = codec::path(path, "ArchivingOptions");
+        let p_archiving_options = codec::Path::Member(path, "ArchivingOptions");
         let j_archiving_options = codec::j_field(j, "ArchivingOptions");
         let m_archiving_options = match j_archiving_options { Some(x) => ArchivingOptions::from_json(x, &p_archiving_options, v)?, None => None };
-        let p_message_security_options = codec::path(path, "MessageSecurityOptions");
+        let p_message_security_options = codec::Path::Member(path, "MessageSecurityOptions");
         let j_message_security_options = codec::j_field(j, "MessageSecurityOptions");
         let m_message_security_options = match j_message_security_options { Some(x) => MessageSecurityOptions::from_json(x, &p_message_security_options, v)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -5135,39 +5135,39 @@ impl CreateConfigurationSetRequest {
 impl CreateConfigurationSetRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         if m_configuration_set_name.is_none() && !j_configuration_set_name.is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_tracking_options = codec::path(path, "TrackingOptions");
+        let p_tracking_options = codec::Path::Member(path, "TrackingOptions");
         let j_tracking_options = codec::j_field(j, "TrackingOptions");
         let m_tracking_options = match j_tracking_options { Some(x) => TrackingOptions::from_json(x, &p_tracking_options, v)?, None => None };
-        let p_delivery_options = codec::path(path, "DeliveryOptions");
+        let p_delivery_options = codec::Path::Member(path, "DeliveryOptions");
         let j_delivery_options = codec::j_field(j, "DeliveryOptions");
         let m_delivery_options = match j_delivery_options { Some(x) => DeliveryOptions::from_json(x, &p_delivery_options, v)?, None => None };
-        let p_reputation_options = codec::path(path, "ReputationOptions");
+        let p_reputation_options = codec::Path::Member(path, "ReputationOptions");
         let j_reputation_options = codec::j_field(j, "ReputationOptions");
         let m_reputation_options = match j_reputation_options { Some(x) => ReputationOptions::from_json(x, &p_reputation_options, v)?, None => None };
-        let p_sending_options = codec::path(path, "SendingOptions");
+        let p_sending_options = codec::Path::Member(path, "SendingOptions");
         let j_sending_options = codec::j_field(j, "SendingOptions");
         let m_sending_options = match j_sending_options { Some(x) => SendingOptions::from_json(x, &p_sending_options, v)?, None => None };
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_suppression_options = codec::path(path, "SuppressionOptions");
+        let p_suppression_options = codec::Path::Member(path, "SuppressionOptions");
         let j_suppression_options = codec::j_field(j, "SuppressionOptions");
         let m_suppression_options = match j_suppression_options { Some(x) => SuppressionOptions::from_json(x, &p_suppression_options, v)?, None => None };
-        let p_vdm_options = codec::path(path, "VdmOptions");
+        let p_vdm_options = codec::Path::Member(path, "VdmOptions");
         let j_vdm_options = codec::j_field(j, "VdmOptions");
         let m_vdm_options = match j_vdm_options { Some(x) => VdmOptions::from_json(x, &p_vdm_options, v)?, None => None };
-        let p_archiving_options = codec::path(path, "ArchivingOptions");
+        let p_archiving_options = codec::Path::Member(path, "ArchivingOptions");
         let j_archiving_options = codec::j_field(j, "ArchivingOptions");
         let m_archiving_options = match j_archiving_options { Some(x) => ArchivingOptions::from_json(x, &p_archiving_options, v)?, None => None };
-        let p_message_security_options = codec::path(path, "MessageSecurityOptions");
+        let p_message_security_options = codec::Path::Member(path, "MessageSecurityOptions");
         let j_message_security_options = codec::j_field(j, "MessageSecurityOptions");
         let m_message_security_options = match j_message_security_options { Some(x) => MessageSecurityOptions::from_json(x, &p_message_security_options, v)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -5178,20 +5178,20 @@ impl CreateConfigurationSetRequest {
 impl CreateContactListRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let j_contact_list_name = codec::j_field(j, "ContactListName");
         let m_contact_list_name = match j_contact_list_name { Some(x) => codec::j_string(x, &p_contact_list_name)?, None => None };
         if m_contact_list_name.is_none() && !j_contact_list_name.is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_topics = codec::path(path, "Topics");
+        let p_topics = codec::Path::Member(path, "Topics");
         let j_topics = codec::j_field(j, "Topics");
         let m_topics = match j_topics { Some(x) => codec::j_list(x, &p_topics, v, |x, p, v| Ok(Topic::from_json(x, &p, v)?))?, None => None };
-        let p_description = codec::path(path, "Description");
+        let p_description = codec::Path::Member(path, "Description");
         let j_description = codec::j_field(j, "Description");
         let m_description = match j_description { Some(x) => codec::j_string(x, &p_description)?, None => None };
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_contact_list_name) = m_contact_list_name else { return Ok(None) };
@@ -5202,21 +5202,21 @@ impl CreateContactListRequest {
 impl CreateContactListRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_contact_list_name = codec::path(path, "ContactListName");
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let j_contact_list_name = codec::j_field(j, "ContactListName");
         let m_contact_list_name = match j_contact_list_name { Some(x) => codec::j_string(x, &p_contact_list_name)?, None => None };
         if m_contact_list_name.is_none() && !j_contact_list_name.is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_topics = codec::path(path, "Topics");
+        let p_topics = codec::Path::Member(path, "Topics");
         let j_topics = codec::j_field(j, "Topics");
         let m_topics = match j_topics { Some(x) => codec::j_list(x, &p_topics, v, |x, p, v| Ok(Topic::from_json(x, &p, v)?))?, None => None };
-        let p_description = codec::path(path, "Description");
+        let p_description = codec::Path::Member(path, "Description");
         let j_description = codec::j_field(j, "Description");
         let m_description = match j_description { Some(x) => codec::j_string(x, &p_description)?, None => None };
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_contact_list_name) = m_contact_list_name else { return Ok(None) };
@@ -5227,25 +5227,25 @@ impl CreateContactListRequest {
 impl CreateContactRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let j_email_address = codec::j_field(j, "EmailAddress");
         let m_email_address = match j_email_address { Some(x) => codec::j_string(x, &p_email_address)?, None => None };
         if m_email_address.is_none() && !j_email_address.is_some() {
             v.null(&p_email_address);
         }
-        let p_topic_preferences = codec::path(path, "TopicPreferences");
+        let p_topic_preferences = codec::Path::Member(path, "TopicPreferences");
         let j_topic_preferences = codec::j_field(j, "TopicPreferences");
         let m_topic_preferences = match j_topic_preferences { Some(x) => codec::j_list(x, &p_topic_preferences, v, |x, p, v| Ok(TopicPreference::from_json(x, &p, v)?))?, None => None };
-        let p_unsubscribe_all = codec::path(path, "UnsubscribeAll");
+        let p_unsubscribe_all = codec::Path::Member(path, "UnsubscribeAll");
         let j_unsubscribe_all = codec::j_field(j, "UnsubscribeAll");
         let m_unsubscribe_all = match j_unsubscribe_all { Some(x) => codec::j_bool(x, &p_unsubscribe_all)?, None => None };
-        let p_attributes_data = codec::path(path, "AttributesData");
+        let p_attributes_data = codec::Path::Member(path, "AttributesData");
         let j_attributes_data = codec::j_field(j, "AttributesData");
         let m_attributes_data = match j_attributes_data { Some(x) => codec::j_string(x, &p_attributes_data)?, None => None };
         let Some(m_contact_list_name) = m_contact_list_name else { return Ok(None) };
@@ -5257,8 +5257,8 @@ impl CreateContactRequest {
 impl CreateCustomVerificationEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let j_template_name = codec::j_field(j, "TemplateName");
         let m_template_name = match j_template_name { Some(x) => codec::j_string(x, &p_template_name)?, None => None };
         if m_template_name.is_none() && !j_template_name.is_some() {
@@ -5267,34 +5267,34 @@ impl CreateCustomVerificationEmailTemplateRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
         if m_from_email_address.is_none() && !j_from_email_address.is_some() {
             v.null(&p_from_email_address);
         }
-        let p_template_subject = codec::path(path, "TemplateSubject");
+        let p_template_subject = codec::Path::Member(path, "TemplateSubject");
         let j_template_subject = codec::j_field(j, "TemplateSubject");
         let m_template_subject = match j_template_subject { Some(x) => codec::j_string(x, &p_template_subject)?, None => None };
         if m_template_subject.is_none() && !j_template_subject.is_some() {
             v.null(&p_template_subject);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let j_template_content = codec::j_field(j, "TemplateContent");
         let m_template_content = match j_template_content { Some(x) => codec::j_string(x, &p_template_content)?, None => None };
         if m_template_content.is_none() && !j_template_content.is_some() {
             v.null(&p_template_content);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_success_redirection_url = codec::path(path, "SuccessRedirectionURL");
+        let p_success_redirection_url = codec::Path::Member(path, "SuccessRedirectionURL");
         let j_success_redirection_url = codec::j_field(j, "SuccessRedirectionURL");
         let m_success_redirection_url = match j_success_redirection_url { Some(x) => codec::j_string(x, &p_success_redirection_url)?, None => None };
         if m_success_redirection_url.is_none() && !j_success_redirection_url.is_some() {
             v.null(&p_success_redirection_url);
         }
-        let p_failure_redirection_url = codec::path(path, "FailureRedirectionURL");
+        let p_failure_redirection_url = codec::Path::Member(path, "FailureRedirectionURL");
         let j_failure_redirection_url = codec::j_field(j, "FailureRedirectionURL");
         let m_failure_redirection_url = match j_failure_redirection_url { Some(x) => codec::j_string(x, &p_failure_redirection_url)?, None => None };
         if m_failure_redirection_url.is_none() && !j_failure_redirection_url.is_some() {
@@ -5313,9 +5313,9 @@ impl CreateCustomVerificationEmailTemplateRequest {
 impl CreateCustomVerificationEmailTemplateRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let j_template_name = codec::j_field(j, "TemplateName");
         let m_template_name = match j_template_name { Some(x) => codec::j_string(x, &p_template_name)?, None => None };
         if m_template_name.is_none() && !j_template_name.is_some() {
@@ -5324,34 +5324,34 @@ impl CreateCustomVerificationEmailTemplateRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
         if m_from_email_address.is_none() && !j_from_email_address.is_some() {
             v.null(&p_from_email_address);
         }
-        let p_template_subject = codec::path(path, "TemplateSubject");
+        let p_template_subject = codec::Path::Member(path, "TemplateSubject");
         let j_template_subject = codec::j_field(j, "TemplateSubject");
         let m_template_subject = match j_template_subject { Some(x) => codec::j_string(x, &p_template_subject)?, None => None };
         if m_template_subject.is_none() && !j_template_subject.is_some() {
             v.null(&p_template_subject);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let j_template_content = codec::j_field(j, "TemplateContent");
         let m_template_content = match j_template_content { Some(x) => codec::j_string(x, &p_template_content)?, None => None };
         if m_template_content.is_none() && !j_template_content.is_some() {
             v.null(&p_template_content);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_success_redirection_url = codec::path(path, "SuccessRedirectionURL");
+        let p_success_redirection_url = codec::Path::Member(path, "SuccessRedirectionURL");
         let j_success_redirection_url = codec::j_field(j, "SuccessRedirectionURL");
         let m_success_redirection_url = match j_success_redirection_url { Some(x) => codec::j_string(x, &p_success_redirection_url)?, None => None };
         if m_success_redirection_url.is_none() && !j_success_redirection_url.is_some() {
             v.null(&p_success_redirection_url);
         }
-        let p_failure_redirection_url = codec::path(path, "FailureRedirectionURL");
+        let p_failure_redirection_url = codec::Path::Member(path, "FailureRedirectionURL");
         let j_failure_redirection_url = codec::j_field(j, "FailureRedirectionURL");
         let m_failure_redirection_url = match j_failure_redirection_url { Some(x) => codec::j_string(x, &p_failure_redirection_url)?, None => None };
         if m_failure_redirection_url.is_none() && !j_failure_redirection_url.is_some() {
@@ -5370,17 +5370,17 @@ impl CreateCustomVerificationEmailTemplateRequest {
 impl CreateDedicatedIpPoolRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_pool_name = codec::path(path, "PoolName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_pool_name = codec::Path::Member(path, "PoolName");
         let j_pool_name = codec::j_field(j, "PoolName");
         let m_pool_name = match j_pool_name { Some(x) => codec::j_string(x, &p_pool_name)?, None => None };
         if m_pool_name.is_none() && !j_pool_name.is_some() {
             v.null(&p_pool_name);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_scaling_mode = codec::path(path, "ScalingMode");
+        let p_scaling_mode = codec::Path::Member(path, "ScalingMode");
         let j_scaling_mode = codec::j_field(j, "ScalingMode");
         let m_scaling_mode = match j_scaling_mode { Some(x) => codec::j_enum(x, &p_scaling_mode, v, ScalingMode::parse, ScalingMode::SET)?, None => None };
         let Some(m_pool_name) = m_pool_name else { return Ok(None) };
@@ -5391,18 +5391,18 @@ impl CreateDedicatedIpPoolRequest {
 impl CreateDedicatedIpPoolRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_pool_name = codec::path(path, "PoolName");
+        let p_pool_name = codec::Path::Member(path, "PoolName");
         let j_pool_name = codec::j_field(j, "PoolName");
         let m_pool_name = match j_pool_name { Some(x) => codec::j_string(x, &p_pool_name)?, None => None };
         if m_pool_name.is_none() && !j_pool_name.is_some() {
             v.null(&p_pool_name);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_scaling_mode = codec::path(path, "ScalingMode");
+        let p_scaling_mode = codec::Path::Member(path, "ScalingMode");
         let j_scaling_mode = codec::j_field(j, "ScalingMode");
         let m_scaling_mode = match j_scaling_mode { Some(x) => codec::j_enum(x, &p_scaling_mode, v, ScalingMode::parse, ScalingMode::SET)?, None => None };
         let Some(m_pool_name) = m_pool_name else { return Ok(None) };
@@ -5413,23 +5413,23 @@ impl CreateDedicatedIpPoolRequest {
 impl CreateDeliverabilityTestReportRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_report_name = codec::path(path, "ReportName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_report_name = codec::Path::Member(path, "ReportName");
         let j_report_name = codec::j_field(j, "ReportName");
         let m_report_name = match j_report_name { Some(x) => codec::j_string(x, &p_report_name)?, None => None };
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
         if m_from_email_address.is_none() && !j_from_email_address.is_some() {
             v.null(&p_from_email_address);
         }
-        let p_content = codec::path(path, "Content");
+        let p_content = codec::Path::Member(path, "Content");
         let j_content = codec::j_field(j, "Content");
         let m_content = match j_content { Some(x) => EmailContent::from_json(x, &p_content, v)?, None => None };
         if m_content.is_none() && !j_content.is_some() {
             v.null(&p_content);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_from_email_address) = m_from_email_address else { return Ok(None) };
@@ -5441,24 +5441,24 @@ impl CreateDeliverabilityTestReportRequest {
 impl CreateDeliverabilityTestReportRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_report_name = codec::path(path, "ReportName");
+        let p_report_name = codec::Path::Member(path, "ReportName");
         let j_report_name = codec::j_field(j, "ReportName");
         let m_report_name = match j_report_name { Some(x) => codec::j_string(x, &p_report_name)?, None => None };
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
         if m_from_email_address.is_none() && !j_from_email_address.is_some() {
             v.null(&p_from_email_address);
         }
-        let p_content = codec::path(path, "Content");
+        let p_content = codec::Path::Member(path, "Content");
         let j_content = codec::j_field(j, "Content");
         let m_content = match j_content { Some(x) => EmailContent::from_json(x, &p_content, v)?, None => None };
         if m_content.is_none() && !j_content.is_some() {
             v.null(&p_content);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_from_email_address) = m_from_email_address else { return Ok(None) };
@@ -5470,8 +5470,8 @@ impl CreateDeliverabilityTestReportRequest {
 impl CreateEmailIdentityPolicyRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -5479,7 +5479,7 @@ impl CreateEmailIdentityPolicyRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_policy_name = codec::path(path, "PolicyName");
+        let p_policy_name = codec::Path::Member(path, "PolicyName");
         let m_policy_name = codec::h_label(m, "PolicyName");
         if m_policy_name.is_none() && !m.label("PolicyName").is_some() {
             v.null(&p_policy_name);
@@ -5487,7 +5487,7 @@ impl CreateEmailIdentityPolicyRequest {
         if let Some(x) = &m_policy_name {
             codec::check_len(v, x, &p_policy_name, Some(1), Some(64), false);
         }
-        let p_policy = codec::path(path, "Policy");
+        let p_policy = codec::Path::Member(path, "Policy");
         let j_policy = codec::j_field(j, "Policy");
         let m_policy = match j_policy { Some(x) => codec::j_string(x, &p_policy)?, None => None };
         if m_policy.is_none() && !j_policy.is_some() {
@@ -5506,8 +5506,8 @@ impl CreateEmailIdentityPolicyRequest {
 impl CreateEmailIdentityRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -5516,13 +5516,13 @@ impl CreateEmailIdentityRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_dkim_signing_attributes = codec::path(path, "DkimSigningAttributes");
+        let p_dkim_signing_attributes = codec::Path::Member(path, "DkimSigningAttributes");
         let j_dkim_signing_attributes = codec::j_field(j, "DkimSigningAttributes");
         let m_dkim_signing_attributes = match j_dkim_signing_attributes { Some(x) => DkimSigningAttributes::from_json(x, &p_dkim_signing_attributes, v)?, None => None };
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -5533,9 +5533,9 @@ impl CreateEmailIdentityRequest {
 impl CreateEmailIdentityRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_email_identity = codec::path(path, "EmailIdentity");
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -5544,13 +5544,13 @@ impl CreateEmailIdentityRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_dkim_signing_attributes = codec::path(path, "DkimSigningAttributes");
+        let p_dkim_signing_attributes = codec::Path::Member(path, "DkimSigningAttributes");
         let j_dkim_signing_attributes = codec::j_field(j, "DkimSigningAttributes");
         let m_dkim_signing_attributes = match j_dkim_signing_attributes { Some(x) => DkimSigningAttributes::from_json(x, &p_dkim_signing_attributes, v)?, None => None };
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -5561,8 +5561,8 @@ impl CreateEmailIdentityRequest {
 impl CreateEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let j_template_name = codec::j_field(j, "TemplateName");
         let m_template_name = match j_template_name { Some(x) => codec::j_string(x, &p_template_name)?, None => None };
         if m_template_name.is_none() && !j_template_name.is_some() {
@@ -5571,13 +5571,13 @@ impl CreateEmailTemplateRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let j_template_content = codec::j_field(j, "TemplateContent");
         let m_template_content = match j_template_content { Some(x) => EmailTemplateContent::from_json(x, &p_template_content, v)?, None => None };
         if m_template_content.is_none() && !j_template_content.is_some() {
             v.null(&p_template_content);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_template_name) = m_template_name else { return Ok(None) };
@@ -5589,9 +5589,9 @@ impl CreateEmailTemplateRequest {
 impl CreateEmailTemplateRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let j_template_name = codec::j_field(j, "TemplateName");
         let m_template_name = match j_template_name { Some(x) => codec::j_string(x, &p_template_name)?, None => None };
         if m_template_name.is_none() && !j_template_name.is_some() {
@@ -5600,13 +5600,13 @@ impl CreateEmailTemplateRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let j_template_content = codec::j_field(j, "TemplateContent");
         let m_template_content = match j_template_content { Some(x) => EmailTemplateContent::from_json(x, &p_template_content, v)?, None => None };
         if m_template_content.is_none() && !j_template_content.is_some() {
             v.null(&p_template_content);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_template_name) = m_template_name else { return Ok(None) };
@@ -5618,14 +5618,14 @@ impl CreateEmailTemplateRequest {
 impl CreateExportJobRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_export_data_source = codec::path(path, "ExportDataSource");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_export_data_source = codec::Path::Member(path, "ExportDataSource");
         let j_export_data_source = codec::j_field(j, "ExportDataSource");
         let m_export_data_source = match j_export_data_source { Some(x) => ExportDataSource::from_json(x, &p_export_data_source, v)?, None => None };
         if m_export_data_source.is_none() && !j_export_data_source.is_some() {
             v.null(&p_export_data_source);
         }
-        let p_export_destination = codec::path(path, "ExportDestination");
+        let p_export_destination = codec::Path::Member(path, "ExportDestination");
         let j_export_destination = codec::j_field(j, "ExportDestination");
         let m_export_destination = match j_export_destination { Some(x) => ExportDestination::from_json(x, &p_export_destination, v)?, None => None };
         if m_export_destination.is_none() && !j_export_destination.is_some() {
@@ -5640,15 +5640,15 @@ impl CreateExportJobRequest {
 impl CreateExportJobRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_export_data_source = codec::path(path, "ExportDataSource");
+        let p_export_data_source = codec::Path::Member(path, "ExportDataSource");
         let j_export_data_source = codec::j_field(j, "ExportDataSource");
         let m_export_data_source = match j_export_data_source { Some(x) => ExportDataSource::from_json(x, &p_export_data_source, v)?, None => None };
         if m_export_data_source.is_none() && !j_export_data_source.is_some() {
             v.null(&p_export_data_source);
         }
-        let p_export_destination = codec::path(path, "ExportDestination");
+        let p_export_destination = codec::Path::Member(path, "ExportDestination");
         let j_export_destination = codec::j_field(j, "ExportDestination");
         let m_export_destination = match j_export_destination { Some(x) => ExportDestination::from_json(x, &p_export_destination, v)?, None => None };
         if m_export_destination.is_none() && !j_export_destination.is_some() {
@@ -5663,14 +5663,14 @@ impl CreateExportJobRequest {
 impl CreateImportJobRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_import_destination = codec::path(path, "ImportDestination");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_import_destination = codec::Path::Member(path, "ImportDestination");
         let j_import_destination = codec::j_field(j, "ImportDestination");
         let m_import_destination = match j_import_destination { Some(x) => ImportDestination::from_json(x, &p_import_destination, v)?, None => None };
         if m_import_destination.is_none() && !j_import_destination.is_some() {
             v.null(&p_import_destination);
         }
-        let p_import_data_source = codec::path(path, "ImportDataSource");
+        let p_import_data_source = codec::Path::Member(path, "ImportDataSource");
         let j_import_data_source = codec::j_field(j, "ImportDataSource");
         let m_import_data_source = match j_import_data_source { Some(x) => ImportDataSource::from_json(x, &p_import_data_source, v)?, None => None };
         if m_import_data_source.is_none() && !j_import_data_source.is_some() {
@@ -5685,15 +5685,15 @@ impl CreateImportJobRequest {
 impl CreateImportJobRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_import_destination = codec::path(path, "ImportDestination");
+        let p_import_destination = codec::Path::Member(path, "ImportDestination");
         let j_import_destination = codec::j_field(j, "ImportDestination");
         let m_import_destination = match j_import_destination { Some(x) => ImportDestination::from_json(x, &p_import_destination, v)?, None => None };
         if m_import_destination.is_none() && !j_import_destination.is_some() {
             v.null(&p_import_destination);
         }
-        let p_import_data_source = codec::path(path, "ImportDataSource");
+        let p_import_data_source = codec::Path::Member(path, "ImportDataSource");
         let j_import_data_source = codec::j_field(j, "ImportDataSource");
         let m_import_data_source = match j_import_data_source { Some(x) => ImportDataSource::from_json(x, &p_import_data_source, v)?, None => None };
         if m_import_data_source.is_none() && !j_import_data_source.is_some() {
@@ -5708,8 +5708,8 @@ impl CreateImportJobRequest {
 impl CreateMultiRegionEndpointRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_endpoint_name = codec::path(path, "EndpointName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_endpoint_name = codec::Path::Member(path, "EndpointName");
         let j_endpoint_name = codec::j_field(j, "EndpointName");
         let m_endpoint_name = match j_endpoint_name { Some(x) => codec::j_string(x, &p_endpoint_name)?, None => None };
         if m_endpoint_name.is_none() && !j_endpoint_name.is_some() {
@@ -5719,13 +5719,13 @@ impl CreateMultiRegionEndpointRequest {
             codec::check_len(v, x, &p_endpoint_name, Some(1), Some(64), false);
             codec::check_pattern(v, x, &p_endpoint_name, "^[\\w\\-_]+$", false);
         }
-        let p_details = codec::path(path, "Details");
+        let p_details = codec::Path::Member(path, "Details");
         let j_details = codec::j_field(j, "Details");
         let m_details = match j_details { Some(x) => Details::from_json(x, &p_details, v)?, None => None };
         if m_details.is_none() && !j_details.is_some() {
             v.null(&p_details);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_endpoint_name) = m_endpoint_name else { return Ok(None) };
@@ -5737,9 +5737,9 @@ impl CreateMultiRegionEndpointRequest {
 impl CreateMultiRegionEndpointRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_endpoint_name = codec::path(path, "EndpointName");
+        let p_endpoint_name = codec::Path::Member(path, "EndpointName");
         let j_endpoint_name = codec::j_field(j, "EndpointName");
         let m_endpoint_name = match j_endpoint_name { Some(x) => codec::j_string(x, &p_endpoint_name)?, None => None };
         if m_endpoint_name.is_none() && !j_endpoint_name.is_some() {
@@ -5749,13 +5749,13 @@ impl CreateMultiRegionEndpointRequest {
             codec::check_len(v, x, &p_endpoint_name, Some(1), Some(64), false);
             codec::check_pattern(v, x, &p_endpoint_name, "^[\\w\\-_]+$", false);
         }
-        let p_details = codec::path(path, "Details");
+        let p_details = codec::Path::Member(path, "Details");
         let j_details = codec::j_field(j, "Details");
         let m_details = match j_details { Some(x) => Details::from_json(x, &p_details, v)?, None => None };
         if m_details.is_none() && !j_details.is_some() {
             v.null(&p_details);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         let Some(m_endpoint_name) = m_endpoint_name else { return Ok(None) };
@@ -5767,8 +5767,8 @@ impl CreateMultiRegionEndpointRequest {
 impl CreateTenantRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -5777,10 +5777,10 @@ impl CreateTenantRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_suppression_attributes = codec::path(path, "SuppressionAttributes");
+        let p_suppression_attributes = codec::Path::Member(path, "SuppressionAttributes");
         let j_suppression_attributes = codec::j_field(j, "SuppressionAttributes");
         let m_suppression_attributes = match j_suppression_attributes { Some(x) => TenantSuppressionAttributes::from_json(x, &p_suppression_attributes, v)?, None => None };
         let Some(m_tenant_name) = m_tenant_name else { return Ok(None) };
@@ -5791,9 +5791,9 @@ impl CreateTenantRequest {
 impl CreateTenantRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -5802,10 +5802,10 @@ impl CreateTenantRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
-        let p_suppression_attributes = codec::path(path, "SuppressionAttributes");
+        let p_suppression_attributes = codec::Path::Member(path, "SuppressionAttributes");
         let j_suppression_attributes = codec::j_field(j, "SuppressionAttributes");
         let m_suppression_attributes = match j_suppression_attributes { Some(x) => TenantSuppressionAttributes::from_json(x, &p_suppression_attributes, v)?, None => None };
         let Some(m_tenant_name) = m_tenant_name else { return Ok(None) };
@@ -5816,8 +5816,8 @@ impl CreateTenantRequest {
 impl CreateTenantResourceAssociationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -5826,7 +5826,7 @@ impl CreateTenantResourceAssociationRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -5844,9 +5844,9 @@ impl CreateTenantResourceAssociationRequest {
 impl CreateTenantResourceAssociationRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -5855,7 +5855,7 @@ impl CreateTenantResourceAssociationRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -5873,9 +5873,9 @@ impl CreateTenantResourceAssociationRequest {
 impl DashboardAttributes {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_engagement_metrics = codec::path(path, "EngagementMetrics");
+        let p_engagement_metrics = codec::Path::Member(path, "EngagementMetrics");
         let j_engagement_metrics = codec::j_field(j, "EngagementMetrics");
         let m_engagement_metrics = match j_engagement_metrics { Some(x) => codec::j_enum(x, &p_engagement_metrics, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
         Ok(Some(Self { engagement_metrics: m_engagement_metrics }))
@@ -5885,9 +5885,9 @@ impl DashboardAttributes {
 impl DashboardOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_engagement_metrics = codec::path(path, "EngagementMetrics");
+        let p_engagement_metrics = codec::Path::Member(path, "EngagementMetrics");
         let j_engagement_metrics = codec::j_field(j, "EngagementMetrics");
         let m_engagement_metrics = match j_engagement_metrics { Some(x) => codec::j_enum(x, &p_engagement_metrics, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
         Ok(Some(Self { engagement_metrics: m_engagement_metrics }))
@@ -5897,7 +5897,7 @@ impl DashboardOptions {
 impl DefaultSigningScheme {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
         Ok(Some(Self {  }))
     }
@@ -5906,13 +5906,13 @@ impl DefaultSigningScheme {
 impl DeleteConfigurationSetEventDestinationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_event_destination_name = codec::path(path, "EventDestinationName");
+        let p_event_destination_name = codec::Path::Member(path, "EventDestinationName");
         let m_event_destination_name = codec::h_label(m, "EventDestinationName");
         if m_event_destination_name.is_none() && !m.label("EventDestinationName").is_some() {
             v.null(&p_event_destination_name);
@@ -5926,8 +5926,8 @@ impl DeleteConfigurationSetEventDestinationRequest {
 impl DeleteConfigurationSetRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
@@ -5940,8 +5940,8 @@ impl DeleteConfigurationSetRequest {
 impl DeleteContactListRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
@@ -5954,13 +5954,13 @@ impl DeleteContactListRequest {
 impl DeleteContactRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let m_email_address = codec::h_label(m, "EmailAddress");
         if m_email_address.is_none() && !m.label("EmailAddress").is_some() {
             v.null(&p_email_address);
@@ -5974,8 +5974,8 @@ impl DeleteContactRequest {
 impl DeleteCustomVerificationEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let m_template_name = codec::h_label(m, "TemplateName");
         if m_template_name.is_none() && !m.label("TemplateName").is_some() {
             v.null(&p_template_name);
@@ -5991,8 +5991,8 @@ impl DeleteCustomVerificationEmailTemplateRequest {
 impl DeleteDedicatedIpPoolRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_pool_name = codec::path(path, "PoolName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_pool_name = codec::Path::Member(path, "PoolName");
         let m_pool_name = codec::h_label(m, "PoolName");
         if m_pool_name.is_none() && !m.label("PoolName").is_some() {
             v.null(&p_pool_name);
@@ -6005,8 +6005,8 @@ impl DeleteDedicatedIpPoolRequest {
 impl DeleteEmailIdentityPolicyRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -6014,7 +6014,7 @@ impl DeleteEmailIdentityPolicyRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_policy_name = codec::path(path, "PolicyName");
+        let p_policy_name = codec::Path::Member(path, "PolicyName");
         let m_policy_name = codec::h_label(m, "PolicyName");
         if m_policy_name.is_none() && !m.label("PolicyName").is_some() {
             v.null(&p_policy_name);
@@ -6031,8 +6031,8 @@ impl DeleteEmailIdentityPolicyRequest {
 impl DeleteEmailIdentityRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -6048,8 +6048,8 @@ impl DeleteEmailIdentityRequest {
 impl DeleteEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let m_template_name = codec::h_label(m, "TemplateName");
         if m_template_name.is_none() && !m.label("TemplateName").is_some() {
             v.null(&p_template_name);
@@ -6065,8 +6065,8 @@ impl DeleteEmailTemplateRequest {
 impl DeleteMultiRegionEndpointRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_endpoint_name = codec::path(path, "EndpointName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_endpoint_name = codec::Path::Member(path, "EndpointName");
         let m_endpoint_name = codec::h_label(m, "EndpointName");
         if m_endpoint_name.is_none() && !m.label("EndpointName").is_some() {
             v.null(&p_endpoint_name);
@@ -6083,13 +6083,13 @@ impl DeleteMultiRegionEndpointRequest {
 impl DeleteSuppressedDestinationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_address = codec::path(path, "EmailAddress");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let m_email_address = codec::h_label(m, "EmailAddress");
         if m_email_address.is_none() && !m.label("EmailAddress").is_some() {
             v.null(&p_email_address);
         }
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let m_tenant_name = codec::h_query_string(query, "TenantName");
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
@@ -6102,8 +6102,8 @@ impl DeleteSuppressedDestinationRequest {
 impl DeleteTenantRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -6120,9 +6120,9 @@ impl DeleteTenantRequest {
 impl DeleteTenantRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -6139,8 +6139,8 @@ impl DeleteTenantRequest {
 impl DeleteTenantResourceAssociationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -6149,7 +6149,7 @@ impl DeleteTenantResourceAssociationRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -6167,9 +6167,9 @@ impl DeleteTenantResourceAssociationRequest {
 impl DeleteTenantResourceAssociationRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -6178,7 +6178,7 @@ impl DeleteTenantResourceAssociationRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -6196,15 +6196,15 @@ impl DeleteTenantResourceAssociationRequest {
 impl DeliveryOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tls_policy = codec::path(path, "TlsPolicy");
+        let p_tls_policy = codec::Path::Member(path, "TlsPolicy");
         let j_tls_policy = codec::j_field(j, "TlsPolicy");
         let m_tls_policy = match j_tls_policy { Some(x) => codec::j_enum(x, &p_tls_policy, v, TlsPolicy::parse, TlsPolicy::SET)?, None => None };
-        let p_sending_pool_name = codec::path(path, "SendingPoolName");
+        let p_sending_pool_name = codec::Path::Member(path, "SendingPoolName");
         let j_sending_pool_name = codec::j_field(j, "SendingPoolName");
         let m_sending_pool_name = match j_sending_pool_name { Some(x) => codec::j_string(x, &p_sending_pool_name)?, None => None };
-        let p_max_delivery_seconds = codec::path(path, "MaxDeliverySeconds");
+        let p_max_delivery_seconds = codec::Path::Member(path, "MaxDeliverySeconds");
         let j_max_delivery_seconds = codec::j_field(j, "MaxDeliverySeconds");
         let m_max_delivery_seconds = match j_max_delivery_seconds { Some(x) => codec::j_i64(x, &p_max_delivery_seconds)?, None => None };
         if let Some(x) = &m_max_delivery_seconds {
@@ -6217,15 +6217,15 @@ impl DeliveryOptions {
 impl Destination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_to_addresses = codec::path(path, "ToAddresses");
+        let p_to_addresses = codec::Path::Member(path, "ToAddresses");
         let j_to_addresses = codec::j_field(j, "ToAddresses");
         let m_to_addresses = match j_to_addresses { Some(x) => codec::j_list(x, &p_to_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_cc_addresses = codec::path(path, "CcAddresses");
+        let p_cc_addresses = codec::Path::Member(path, "CcAddresses");
         let j_cc_addresses = codec::j_field(j, "CcAddresses");
         let m_cc_addresses = match j_cc_addresses { Some(x) => codec::j_list(x, &p_cc_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_bcc_addresses = codec::path(path, "BccAddresses");
+        let p_bcc_addresses = codec::Path::Member(path, "BccAddresses");
         let j_bcc_addresses = codec::j_field(j, "BccAddresses");
         let m_bcc_addresses = match j_bcc_addresses { Some(x) => codec::j_list(x, &p_bcc_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         Ok(Some(Self { to_addresses: m_to_addresses, cc_addresses: m_cc_addresses, bcc_addresses: m_bcc_addresses }))
@@ -6235,9 +6235,9 @@ impl Destination {
 impl Details {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_routes_details = codec::path(path, "RoutesDetails");
+        let p_routes_details = codec::Path::Member(path, "RoutesDetails");
         let j_routes_details = codec::j_field(j, "RoutesDetails");
         let m_routes_details = match j_routes_details { Some(x) => codec::j_list(x, &p_routes_details, v, |x, p, v| Ok(RouteDetails::from_json(x, &p, v)?))?, None => None };
         if m_routes_details.is_none() && !j_routes_details.is_some() {
@@ -6251,8 +6251,8 @@ impl Details {
 impl DisassociateEmailIdentityCertificateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -6261,7 +6261,7 @@ impl DisassociateEmailIdentityCertificateRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_from_address = codec::path(path, "FromAddress");
+        let p_from_address = codec::Path::Member(path, "FromAddress");
         let j_from_address = codec::j_field(j, "FromAddress");
         let m_from_address = match j_from_address { Some(x) => codec::j_string(x, &p_from_address)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -6272,9 +6272,9 @@ impl DisassociateEmailIdentityCertificateRequest {
 impl DisassociateEmailIdentityCertificateRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_email_identity = codec::path(path, "EmailIdentity");
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -6283,7 +6283,7 @@ impl DisassociateEmailIdentityCertificateRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_from_address = codec::path(path, "FromAddress");
+        let p_from_address = codec::Path::Member(path, "FromAddress");
         let j_from_address = codec::j_field(j, "FromAddress");
         let m_from_address = match j_from_address { Some(x) => codec::j_string(x, &p_from_address)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -6294,26 +6294,26 @@ impl DisassociateEmailIdentityCertificateRequest {
 impl DkimSigningAttributes {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_domain_signing_selector = codec::path(path, "DomainSigningSelector");
+        let p_domain_signing_selector = codec::Path::Member(path, "DomainSigningSelector");
         let j_domain_signing_selector = codec::j_field(j, "DomainSigningSelector");
         let m_domain_signing_selector = match j_domain_signing_selector { Some(x) => codec::j_string(x, &p_domain_signing_selector)?, None => None };
         if let Some(x) = &m_domain_signing_selector {
             codec::check_len(v, x, &p_domain_signing_selector, Some(1), Some(63), false);
             codec::check_pattern(v, x, &p_domain_signing_selector, "^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\\-]*[a-zA-Z0-9]))$", false);
         }
-        let p_domain_signing_private_key = codec::path(path, "DomainSigningPrivateKey");
+        let p_domain_signing_private_key = codec::Path::Member(path, "DomainSigningPrivateKey");
         let j_domain_signing_private_key = codec::j_field(j, "DomainSigningPrivateKey");
         let m_domain_signing_private_key = match j_domain_signing_private_key { Some(x) => codec::j_string(x, &p_domain_signing_private_key)?, None => None };
         if let Some(x) = &m_domain_signing_private_key {
             codec::check_len(v, x, &p_domain_signing_private_key, Some(1), Some(20480), true);
             codec::check_pattern(v, x, &p_domain_signing_private_key, "^[a-zA-Z0-9+\\/]+={0,2}$", true);
         }
-        let p_next_signing_key_length = codec::path(path, "NextSigningKeyLength");
+        let p_next_signing_key_length = codec::Path::Member(path, "NextSigningKeyLength");
         let j_next_signing_key_length = codec::j_field(j, "NextSigningKeyLength");
         let m_next_signing_key_length = match j_next_signing_key_length { Some(x) => codec::j_enum(x, &p_next_signing_key_length, v, DkimSigningKeyLength::parse, DkimSigningKeyLength::SET)?, None => None };
-        let p_domain_signing_attributes_origin = codec::path(path, "DomainSigningAttributesOrigin");
+        let p_domain_signing_attributes_origin = codec::Path::Member(path, "DomainSigningAttributesOrigin");
         let j_domain_signing_attributes_origin = codec::j_field(j, "DomainSigningAttributesOrigin");
         let m_domain_signing_attributes_origin = match j_domain_signing_attributes_origin { Some(x) => codec::j_enum(x, &p_domain_signing_attributes_origin, v, DkimSigningAttributesOrigin::parse, DkimSigningAttributesOrigin::SET)?, None => None };
         Ok(Some(Self { domain_signing_selector: m_domain_signing_selector, domain_signing_private_key: m_domain_signing_private_key, next_signing_key_length: m_next_signing_key_length, domain_signing_attributes_origin: m_domain_signing_attributes_origin }))
@@ -6323,15 +6323,15 @@ impl DkimSigningAttributes {
 impl DomainDeliverabilityTrackingOption {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_domain = codec::path(path, "Domain");
+        let p_domain = codec::Path::Member(path, "Domain");
         let j_domain = codec::j_field(j, "Domain");
         let m_domain = match j_domain { Some(x) => codec::j_string(x, &p_domain)?, None => None };
-        let p_subscription_start_date = codec::path(path, "SubscriptionStartDate");
+        let p_subscription_start_date = codec::Path::Member(path, "SubscriptionStartDate");
         let j_subscription_start_date = codec::j_field(j, "SubscriptionStartDate");
         let m_subscription_start_date = match j_subscription_start_date { Some(x) => codec::j_timestamp(x, &p_subscription_start_date)?, None => None };
-        let p_inbox_placement_tracking_option = codec::path(path, "InboxPlacementTrackingOption");
+        let p_inbox_placement_tracking_option = codec::Path::Member(path, "InboxPlacementTrackingOption");
         let j_inbox_placement_tracking_option = codec::j_field(j, "InboxPlacementTrackingOption");
         let m_inbox_placement_tracking_option = match j_inbox_placement_tracking_option { Some(x) => InboxPlacementTrackingOption::from_json(x, &p_inbox_placement_tracking_option, v)?, None => None };
         Ok(Some(Self { domain: m_domain, subscription_start_date: m_subscription_start_date, inbox_placement_tracking_option: m_inbox_placement_tracking_option }))
@@ -6341,15 +6341,15 @@ impl DomainDeliverabilityTrackingOption {
 impl EmailContent {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_simple = codec::path(path, "Simple");
+        let p_simple = codec::Path::Member(path, "Simple");
         let j_simple = codec::j_field(j, "Simple");
         let m_simple = match j_simple { Some(x) => Message::from_json(x, &p_simple, v)?, None => None };
-        let p_raw = codec::path(path, "Raw");
+        let p_raw = codec::Path::Member(path, "Raw");
         let j_raw = codec::j_field(j, "Raw");
         let m_raw = match j_raw { Some(x) => RawMessage::from_json(x, &p_raw, v)?, None => None };
-        let p_template = codec::path(path, "Template");
+        let p_template = codec::Path::Member(path, "Template");
         let j_template = codec::j_field(j, "Template");
         let m_template = match j_template { Some(x) => Template::from_json(x, &p_template, v)?, None => None };
         Ok(Some(Self { simple: m_simple, raw: m_raw, template: m_template }))
@@ -6359,15 +6359,15 @@ impl EmailContent {
 impl EmailTemplateContent {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_subject = codec::path(path, "Subject");
+        let p_subject = codec::Path::Member(path, "Subject");
         let j_subject = codec::j_field(j, "Subject");
         let m_subject = match j_subject { Some(x) => codec::j_string(x, &p_subject)?, None => None };
-        let p_text = codec::path(path, "Text");
+        let p_text = codec::Path::Member(path, "Text");
         let j_text = codec::j_field(j, "Text");
         let m_text = match j_text { Some(x) => codec::j_string(x, &p_text)?, None => None };
-        let p_html = codec::path(path, "Html");
+        let p_html = codec::Path::Member(path, "Html");
         let j_html = codec::j_field(j, "Html");
         let m_html = match j_html { Some(x) => codec::j_string(x, &p_html)?, None => None };
         Ok(Some(Self { subject: m_subject, text: m_text, html: m_html }))
@@ -6377,9 +6377,9 @@ impl EmailTemplateContent {
 impl EventBridgeDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_event_bus_arn = codec::path(path, "EventBusArn");
+        let p_event_bus_arn = codec::Path::Member(path, "EventBusArn");
         let j_event_bus_arn = codec::j_field(j, "EventBusArn");
         let m_event_bus_arn = match j_event_bus_arn { Some(x) => codec::j_string(x, &p_event_bus_arn)?, None => None };
         if m_event_bus_arn.is_none() && !j_event_bus_arn.is_some() {
@@ -6396,27 +6396,27 @@ impl EventBridgeDestination {
 impl EventDestinationDefinition {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_enabled = codec::path(path, "Enabled");
+        let p_enabled = codec::Path::Member(path, "Enabled");
         let j_enabled = codec::j_field(j, "Enabled");
         let m_enabled = match j_enabled { Some(x) => codec::j_bool(x, &p_enabled)?, None => None };
-        let p_matching_event_types = codec::path(path, "MatchingEventTypes");
+        let p_matching_event_types = codec::Path::Member(path, "MatchingEventTypes");
         let j_matching_event_types = codec::j_field(j, "MatchingEventTypes");
         let m_matching_event_types = match j_matching_event_types { Some(x) => codec::j_list(x, &p_matching_event_types, v, |x, p, v| Ok(codec::j_enum(x, &p, v, EventType::parse, EventType::SET)?))?, None => None };
-        let p_kinesis_firehose_destination = codec::path(path, "KinesisFirehoseDestination");
+        let p_kinesis_firehose_destination = codec::Path::Member(path, "KinesisFirehoseDestination");
         let j_kinesis_firehose_destination = codec::j_field(j, "KinesisFirehoseDestination");
         let m_kinesis_firehose_destination = match j_kinesis_firehose_destination { Some(x) => KinesisFirehoseDestination::from_json(x, &p_kinesis_firehose_destination, v)?, None => None };
-        let p_cloud_watch_destination = codec::path(path, "CloudWatchDestination");
+        let p_cloud_watch_destination = codec::Path::Member(path, "CloudWatchDestination");
         let j_cloud_watch_destination = codec::j_field(j, "CloudWatchDestination");
         let m_cloud_watch_destination = match j_cloud_watch_destination { Some(x) => CloudWatchDestination::from_json(x, &p_cloud_watch_destination, v)?, None => None };
-        let p_sns_destination = codec::path(path, "SnsDestination");
+        let p_sns_destination = codec::Path::Member(path, "SnsDestination");
         let j_sns_destination = codec::j_field(j, "SnsDestination");
         let m_sns_destination = match j_sns_destination { Some(x) => SnsDestination::from_json(x, &p_sns_destination, v)?, None => None };
-        let p_event_bridge_destination = codec::path(path, "EventBridgeDestination");
+        let p_event_bridge_destination = codec::Path::Member(path, "EventBridgeDestination");
         let j_event_bridge_destination = codec::j_field(j, "EventBridgeDestination");
         let m_event_bridge_destination = match j_event_bridge_destination { Some(x) => EventBridgeDestination::from_json(x, &p_event_bridge_destination, v)?, None => None };
-        let p_pinpoint_destination = codec::path(path, "PinpointDestination");
+        let p_pinpoint_destination = codec::Path::Member(path, "PinpointDestination");
         let j_pinpoint_destination = codec::j_field(j, "PinpointDestination");
         let m_pinpoint_destination = match j_pinpoint_destination { Some(x) => PinpointDestination::from_json(x, &p_pinpoint_destination, v)?, None => None };
         Ok(Some(Self { enabled: m_enabled, matching_event_types: m_matching_event_types, kinesis_firehose_destination: m_kinesis_firehose_destination, cloud_watch_destination: m_cloud_watch_destination, sns_destination: m_sns_destination, event_bridge_destination: m_event_bridge_destination, pinpoint_destination: m_pinpoint_destination }))
@@ -6426,12 +6426,12 @@ impl EventDestinationDefinition {
 impl ExportDataSource {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_metrics_data_source = codec::path(path, "MetricsDataSource");
+        let p_metrics_data_source = codec::Path::Member(path, "MetricsDataSource");
         let j_metrics_data_source = codec::j_field(j, "MetricsDataSource");
         let m_metrics_data_source = match j_metrics_data_source { Some(x) => MetricsDataSource::from_json(x, &p_metrics_data_source, v)?, None => None };
-        let p_message_insights_data_source = codec::path(path, "MessageInsightsDataSource");
+        let p_message_insights_data_source = codec::Path::Member(path, "MessageInsightsDataSource");
         let j_message_insights_data_source = codec::j_field(j, "MessageInsightsDataSource");
         let m_message_insights_data_source = match j_message_insights_data_source { Some(x) => MessageInsightsDataSource::from_json(x, &p_message_insights_data_source, v)?, None => None };
         Ok(Some(Self { metrics_data_source: m_metrics_data_source, message_insights_data_source: m_message_insights_data_source }))
@@ -6441,15 +6441,15 @@ impl ExportDataSource {
 impl ExportDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_data_format = codec::path(path, "DataFormat");
+        let p_data_format = codec::Path::Member(path, "DataFormat");
         let j_data_format = codec::j_field(j, "DataFormat");
         let m_data_format = match j_data_format { Some(x) => codec::j_enum(x, &p_data_format, v, DataFormat::parse, DataFormat::SET)?, None => None };
         if m_data_format.is_none() && !j_data_format.is_some() {
             v.null(&p_data_format);
         }
-        let p_s3_url = codec::path(path, "S3Url");
+        let p_s3_url = codec::Path::Member(path, "S3Url");
         let j_s3_url = codec::j_field(j, "S3Url");
         let m_s3_url = match j_s3_url { Some(x) => codec::j_string(x, &p_s3_url)?, None => None };
         if let Some(x) = &m_s3_url {
@@ -6463,12 +6463,12 @@ impl ExportDestination {
 impl ExportMetric {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let j_name = codec::j_field(j, "Name");
         let m_name = match j_name { Some(x) => codec::j_enum(x, &p_name, v, Metric::parse, Metric::SET)?, None => None };
-        let p_aggregation = codec::path(path, "Aggregation");
+        let p_aggregation = codec::Path::Member(path, "Aggregation");
         let j_aggregation = codec::j_field(j, "Aggregation");
         let m_aggregation = match j_aggregation { Some(x) => codec::j_enum(x, &p_aggregation, v, MetricAggregation::parse, MetricAggregation::SET)?, None => None };
         Ok(Some(Self { name: m_name, aggregation: m_aggregation }))
@@ -6478,7 +6478,7 @@ impl ExportMetric {
 impl GetAccountRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         Ok(Some(Self {  }))
     }
 }
@@ -6486,7 +6486,7 @@ impl GetAccountRequest {
 impl GetAccountRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
         Ok(Some(Self {  }))
     }
@@ -6495,8 +6495,8 @@ impl GetAccountRequest {
 impl GetBlacklistReportsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_blacklist_item_names = codec::path(path, "BlacklistItemNames");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_blacklist_item_names = codec::Path::Member(path, "BlacklistItemNames");
         let m_blacklist_item_names = codec::h_query_list(query, "BlacklistItemNames");
         if m_blacklist_item_names.is_none() && !codec::h_query_present(query, "BlacklistItemNames") {
             v.null(&p_blacklist_item_names);
@@ -6509,8 +6509,8 @@ impl GetBlacklistReportsRequest {
 impl GetConfigurationSetEventDestinationsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
@@ -6523,8 +6523,8 @@ impl GetConfigurationSetEventDestinationsRequest {
 impl GetConfigurationSetRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
@@ -6537,8 +6537,8 @@ impl GetConfigurationSetRequest {
 impl GetContactListRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
@@ -6551,13 +6551,13 @@ impl GetContactListRequest {
 impl GetContactRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let m_email_address = codec::h_label(m, "EmailAddress");
         if m_email_address.is_none() && !m.label("EmailAddress").is_some() {
             v.null(&p_email_address);
@@ -6571,8 +6571,8 @@ impl GetContactRequest {
 impl GetCustomVerificationEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let m_template_name = codec::h_label(m, "TemplateName");
         if m_template_name.is_none() && !m.label("TemplateName").is_some() {
             v.null(&p_template_name);
@@ -6588,8 +6588,8 @@ impl GetCustomVerificationEmailTemplateRequest {
 impl GetDedicatedIpPoolRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_pool_name = codec::path(path, "PoolName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_pool_name = codec::Path::Member(path, "PoolName");
         let m_pool_name = codec::h_label(m, "PoolName");
         if m_pool_name.is_none() && !m.label("PoolName").is_some() {
             v.null(&p_pool_name);
@@ -6602,8 +6602,8 @@ impl GetDedicatedIpPoolRequest {
 impl GetDedicatedIpRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_ip = codec::path(path, "Ip");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_ip = codec::Path::Member(path, "Ip");
         let m_ip = codec::h_label(m, "IP");
         if m_ip.is_none() && !m.label("IP").is_some() {
             v.null(&p_ip);
@@ -6616,12 +6616,12 @@ impl GetDedicatedIpRequest {
 impl GetDedicatedIpsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_pool_name = codec::path(path, "PoolName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_pool_name = codec::Path::Member(path, "PoolName");
         let m_pool_name = codec::h_query_string(query, "PoolName");
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         Ok(Some(Self { pool_name: m_pool_name, next_token: m_next_token, page_size: m_page_size }))
     }
@@ -6630,7 +6630,7 @@ impl GetDedicatedIpsRequest {
 impl GetDeliverabilityDashboardOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         Ok(Some(Self {  }))
     }
 }
@@ -6638,7 +6638,7 @@ impl GetDeliverabilityDashboardOptionsRequest {
 impl GetDeliverabilityDashboardOptionsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
         Ok(Some(Self {  }))
     }
@@ -6647,8 +6647,8 @@ impl GetDeliverabilityDashboardOptionsRequest {
 impl GetDeliverabilityTestReportRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_report_id = codec::path(path, "ReportId");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_report_id = codec::Path::Member(path, "ReportId");
         let m_report_id = codec::h_label(m, "ReportId");
         if m_report_id.is_none() && !m.label("ReportId").is_some() {
             v.null(&p_report_id);
@@ -6661,8 +6661,8 @@ impl GetDeliverabilityTestReportRequest {
 impl GetDomainDeliverabilityCampaignRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_campaign_id = codec::path(path, "CampaignId");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_campaign_id = codec::Path::Member(path, "CampaignId");
         let m_campaign_id = codec::h_label(m, "CampaignId");
         if m_campaign_id.is_none() && !m.label("CampaignId").is_some() {
             v.null(&p_campaign_id);
@@ -6675,8 +6675,8 @@ impl GetDomainDeliverabilityCampaignRequest {
 impl GetDomainStatisticsReportRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_domain = codec::path(path, "Domain");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_domain = codec::Path::Member(path, "Domain");
         let m_domain = codec::h_label(m, "Domain");
         if m_domain.is_none() && !m.label("Domain").is_some() {
             v.null(&p_domain);
@@ -6684,12 +6684,12 @@ impl GetDomainStatisticsReportRequest {
         if let Some(x) = &m_domain {
             codec::check_len(v, x, &p_domain, Some(1), None, false);
         }
-        let p_start_date = codec::path(path, "StartDate");
+        let p_start_date = codec::Path::Member(path, "StartDate");
         let m_start_date = codec::h_query_timestamp(query, "StartDate")?;
         if m_start_date.is_none() && !codec::h_query_present(query, "StartDate") {
             v.null(&p_start_date);
         }
-        let p_end_date = codec::path(path, "EndDate");
+        let p_end_date = codec::Path::Member(path, "EndDate");
         let m_end_date = codec::h_query_timestamp(query, "EndDate")?;
         if m_end_date.is_none() && !codec::h_query_present(query, "EndDate") {
             v.null(&p_end_date);
@@ -6704,8 +6704,8 @@ impl GetDomainStatisticsReportRequest {
 impl GetEmailAddressInsightsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_address = codec::path(path, "EmailAddress");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let j_email_address = codec::j_field(j, "EmailAddress");
         let m_email_address = match j_email_address { Some(x) => codec::j_string(x, &p_email_address)?, None => None };
         if m_email_address.is_none() && !j_email_address.is_some() {
@@ -6719,9 +6719,9 @@ impl GetEmailAddressInsightsRequest {
 impl GetEmailAddressInsightsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let j_email_address = codec::j_field(j, "EmailAddress");
         let m_email_address = match j_email_address { Some(x) => codec::j_string(x, &p_email_address)?, None => None };
         if m_email_address.is_none() && !j_email_address.is_some() {
@@ -6735,8 +6735,8 @@ impl GetEmailAddressInsightsRequest {
 impl GetEmailIdentityPoliciesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -6752,8 +6752,8 @@ impl GetEmailIdentityPoliciesRequest {
 impl GetEmailIdentityRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -6769,8 +6769,8 @@ impl GetEmailIdentityRequest {
 impl GetEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let m_template_name = codec::h_label(m, "TemplateName");
         if m_template_name.is_none() && !m.label("TemplateName").is_some() {
             v.null(&p_template_name);
@@ -6786,8 +6786,8 @@ impl GetEmailTemplateRequest {
 impl GetExportJobRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_job_id = codec::path(path, "JobId");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_job_id = codec::Path::Member(path, "JobId");
         let m_job_id = codec::h_label(m, "JobId");
         if m_job_id.is_none() && !m.label("JobId").is_some() {
             v.null(&p_job_id);
@@ -6803,8 +6803,8 @@ impl GetExportJobRequest {
 impl GetImportJobRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_job_id = codec::path(path, "JobId");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_job_id = codec::Path::Member(path, "JobId");
         let m_job_id = codec::h_label(m, "JobId");
         if m_job_id.is_none() && !m.label("JobId").is_some() {
             v.null(&p_job_id);
@@ -6820,8 +6820,8 @@ impl GetImportJobRequest {
 impl GetMessageInsightsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_message_id = codec::path(path, "MessageId");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_message_id = codec::Path::Member(path, "MessageId");
         let m_message_id = codec::h_label(m, "MessageId");
         if m_message_id.is_none() && !m.label("MessageId").is_some() {
             v.null(&p_message_id);
@@ -6834,8 +6834,8 @@ impl GetMessageInsightsRequest {
 impl GetMultiRegionEndpointRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_endpoint_name = codec::path(path, "EndpointName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_endpoint_name = codec::Path::Member(path, "EndpointName");
         let m_endpoint_name = codec::h_label(m, "EndpointName");
         if m_endpoint_name.is_none() && !m.label("EndpointName").is_some() {
             v.null(&p_endpoint_name);
@@ -6852,8 +6852,8 @@ impl GetMultiRegionEndpointRequest {
 impl GetReputationEntityRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_reputation_entity_reference = codec::path(path, "ReputationEntityReference");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_reputation_entity_reference = codec::Path::Member(path, "ReputationEntityReference");
         let m_reputation_entity_reference = codec::h_label(m, "ReputationEntityReference");
         if m_reputation_entity_reference.is_none() && !m.label("ReputationEntityReference").is_some() {
             v.null(&p_reputation_entity_reference);
@@ -6861,7 +6861,7 @@ impl GetReputationEntityRequest {
         if let Some(x) = &m_reputation_entity_reference {
             codec::check_len(v, x, &p_reputation_entity_reference, Some(1), None, false);
         }
-        let p_reputation_entity_type = codec::path(path, "ReputationEntityType");
+        let p_reputation_entity_type = codec::Path::Member(path, "ReputationEntityType");
         let m_reputation_entity_type = codec::h_label_enum(m, "ReputationEntityType", &p_reputation_entity_type, v, ReputationEntityType::parse, ReputationEntityType::SET);
         if m_reputation_entity_type.is_none() && !m.label("ReputationEntityType").is_some() {
             v.null(&p_reputation_entity_type);
@@ -6875,13 +6875,13 @@ impl GetReputationEntityRequest {
 impl GetSuppressedDestinationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_address = codec::path(path, "EmailAddress");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let m_email_address = codec::h_label(m, "EmailAddress");
         if m_email_address.is_none() && !m.label("EmailAddress").is_some() {
             v.null(&p_email_address);
         }
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let m_tenant_name = codec::h_query_string(query, "TenantName");
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
@@ -6894,8 +6894,8 @@ impl GetSuppressedDestinationRequest {
 impl GetTenantRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -6912,9 +6912,9 @@ impl GetTenantRequest {
 impl GetTenantRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -6931,9 +6931,9 @@ impl GetTenantRequest {
 impl GuardianAttributes {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_optimized_shared_delivery = codec::path(path, "OptimizedSharedDelivery");
+        let p_optimized_shared_delivery = codec::Path::Member(path, "OptimizedSharedDelivery");
         let j_optimized_shared_delivery = codec::j_field(j, "OptimizedSharedDelivery");
         let m_optimized_shared_delivery = match j_optimized_shared_delivery { Some(x) => codec::j_enum(x, &p_optimized_shared_delivery, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
         Ok(Some(Self { optimized_shared_delivery: m_optimized_shared_delivery }))
@@ -6943,9 +6943,9 @@ impl GuardianAttributes {
 impl GuardianOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_optimized_shared_delivery = codec::path(path, "OptimizedSharedDelivery");
+        let p_optimized_shared_delivery = codec::Path::Member(path, "OptimizedSharedDelivery");
         let j_optimized_shared_delivery = codec::j_field(j, "OptimizedSharedDelivery");
         let m_optimized_shared_delivery = match j_optimized_shared_delivery { Some(x) => codec::j_enum(x, &p_optimized_shared_delivery, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
         Ok(Some(Self { optimized_shared_delivery: m_optimized_shared_delivery }))
@@ -6955,9 +6955,9 @@ impl GuardianOptions {
 impl ImportDataSource {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_s3_url = codec::path(path, "S3Url");
+        let p_s3_url = codec::Path::Member(path, "S3Url");
         let j_s3_url = codec::j_field(j, "S3Url");
         let m_s3_url = match j_s3_url { Some(x) => codec::j_string(x, &p_s3_url)?, None => None };
         if m_s3_url.is_none() && !j_s3_url.is_some() {
@@ -6966,7 +6966,7 @@ impl ImportDataSource {
         if let Some(x) = &m_s3_url {
             codec::check_pattern(v, x, &p_s3_url, "^s3:\\/\\/([^\\/]+)\\/(.*?([^\\/]+)\\/?)$", false);
         }
-        let p_data_format = codec::path(path, "DataFormat");
+        let p_data_format = codec::Path::Member(path, "DataFormat");
         let j_data_format = codec::j_field(j, "DataFormat");
         let m_data_format = match j_data_format { Some(x) => codec::j_enum(x, &p_data_format, v, DataFormat::parse, DataFormat::SET)?, None => None };
         if m_data_format.is_none() && !j_data_format.is_some() {
@@ -6981,12 +6981,12 @@ impl ImportDataSource {
 impl ImportDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_suppression_list_destination = codec::path(path, "SuppressionListDestination");
+        let p_suppression_list_destination = codec::Path::Member(path, "SuppressionListDestination");
         let j_suppression_list_destination = codec::j_field(j, "SuppressionListDestination");
         let m_suppression_list_destination = match j_suppression_list_destination { Some(x) => SuppressionListDestination::from_json(x, &p_suppression_list_destination, v)?, None => None };
-        let p_contact_list_destination = codec::path(path, "ContactListDestination");
+        let p_contact_list_destination = codec::Path::Member(path, "ContactListDestination");
         let j_contact_list_destination = codec::j_field(j, "ContactListDestination");
         let m_contact_list_destination = match j_contact_list_destination { Some(x) => ContactListDestination::from_json(x, &p_contact_list_destination, v)?, None => None };
         Ok(Some(Self { suppression_list_destination: m_suppression_list_destination, contact_list_destination: m_contact_list_destination }))
@@ -6996,12 +6996,12 @@ impl ImportDestination {
 impl InboxPlacementTrackingOption {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_global = codec::path(path, "Global");
+        let p_global = codec::Path::Member(path, "Global");
         let j_global = codec::j_field(j, "Global");
         let m_global = match j_global { Some(x) => codec::j_bool(x, &p_global)?, None => None };
-        let p_tracked_isps = codec::path(path, "TrackedIsps");
+        let p_tracked_isps = codec::Path::Member(path, "TrackedIsps");
         let j_tracked_isps = codec::j_field(j, "TrackedIsps");
         let m_tracked_isps = match j_tracked_isps { Some(x) => codec::j_list(x, &p_tracked_isps, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         Ok(Some(Self { global: m_global, tracked_isps: m_tracked_isps }))
@@ -7011,9 +7011,9 @@ impl InboxPlacementTrackingOption {
 impl KinesisFirehoseDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_iam_role_arn = codec::path(path, "IamRoleArn");
+        let p_iam_role_arn = codec::Path::Member(path, "IamRoleArn");
         let j_iam_role_arn = codec::j_field(j, "IamRoleArn");
         let m_iam_role_arn = match j_iam_role_arn { Some(x) => codec::j_string(x, &p_iam_role_arn)?, None => None };
         if m_iam_role_arn.is_none() && !j_iam_role_arn.is_some() {
@@ -7022,7 +7022,7 @@ impl KinesisFirehoseDestination {
         if let Some(x) = &m_iam_role_arn {
             codec::check_len(v, x, &p_iam_role_arn, Some(1), None, false);
         }
-        let p_delivery_stream_arn = codec::path(path, "DeliveryStreamArn");
+        let p_delivery_stream_arn = codec::Path::Member(path, "DeliveryStreamArn");
         let j_delivery_stream_arn = codec::j_field(j, "DeliveryStreamArn");
         let m_delivery_stream_arn = match j_delivery_stream_arn { Some(x) => codec::j_string(x, &p_delivery_stream_arn)?, None => None };
         if m_delivery_stream_arn.is_none() && !j_delivery_stream_arn.is_some() {
@@ -7040,14 +7040,14 @@ impl KinesisFirehoseDestination {
 impl ListConfigurationSetsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_filter = codec::path(path, "Filter");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ConfigurationSetFilterKey::parse, ConfigurationSetFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7057,15 +7057,15 @@ impl ListConfigurationSetsRequest {
 impl ListConfigurationSetsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ConfigurationSetFilterKey::parse, ConfigurationSetFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7075,10 +7075,10 @@ impl ListConfigurationSetsRequest {
 impl ListContactListsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_page_size = codec::path(path, "PageSize");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
         Ok(Some(Self { page_size: m_page_size, next_token: m_next_token }))
     }
@@ -7087,12 +7087,12 @@ impl ListContactListsRequest {
 impl ListContactsFilter {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_filtered_status = codec::path(path, "FilteredStatus");
+        let p_filtered_status = codec::Path::Member(path, "FilteredStatus");
         let j_filtered_status = codec::j_field(j, "FilteredStatus");
         let m_filtered_status = match j_filtered_status { Some(x) => codec::j_enum(x, &p_filtered_status, v, SubscriptionStatus::parse, SubscriptionStatus::SET)?, None => None };
-        let p_topic_filter = codec::path(path, "TopicFilter");
+        let p_topic_filter = codec::Path::Member(path, "TopicFilter");
         let j_topic_filter = codec::j_field(j, "TopicFilter");
         let m_topic_filter = match j_topic_filter { Some(x) => TopicFilter::from_json(x, &p_topic_filter, v)?, None => None };
         Ok(Some(Self { filtered_status: m_filtered_status, topic_filter: m_topic_filter }))
@@ -7102,19 +7102,19 @@ impl ListContactsFilter {
 impl ListContactsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => ListContactsFilter::from_json(x, &p_filter, v)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
         let Some(m_contact_list_name) = m_contact_list_name else { return Ok(None) };
@@ -7125,10 +7125,10 @@ impl ListContactsRequest {
 impl ListCustomVerificationEmailTemplatesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_next_token = codec::path(path, "NextToken");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         Ok(Some(Self { next_token: m_next_token, page_size: m_page_size }))
     }
@@ -7137,10 +7137,10 @@ impl ListCustomVerificationEmailTemplatesRequest {
 impl ListDedicatedIpPoolsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_next_token = codec::path(path, "NextToken");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         Ok(Some(Self { next_token: m_next_token, page_size: m_page_size }))
     }
@@ -7149,10 +7149,10 @@ impl ListDedicatedIpPoolsRequest {
 impl ListDeliverabilityTestReportsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_next_token = codec::path(path, "NextToken");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         Ok(Some(Self { next_token: m_next_token, page_size: m_page_size }))
     }
@@ -7161,25 +7161,25 @@ impl ListDeliverabilityTestReportsRequest {
 impl ListDomainDeliverabilityCampaignsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_start_date = codec::path(path, "StartDate");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_start_date = codec::Path::Member(path, "StartDate");
         let m_start_date = codec::h_query_timestamp(query, "StartDate")?;
         if m_start_date.is_none() && !codec::h_query_present(query, "StartDate") {
             v.null(&p_start_date);
         }
-        let p_end_date = codec::path(path, "EndDate");
+        let p_end_date = codec::Path::Member(path, "EndDate");
         let m_end_date = codec::h_query_timestamp(query, "EndDate")?;
         if m_end_date.is_none() && !codec::h_query_present(query, "EndDate") {
             v.null(&p_end_date);
         }
-        let p_subscribed_domain = codec::path(path, "SubscribedDomain");
+        let p_subscribed_domain = codec::Path::Member(path, "SubscribedDomain");
         let m_subscribed_domain = codec::h_label(m, "SubscribedDomain");
         if m_subscribed_domain.is_none() && !m.label("SubscribedDomain").is_some() {
             v.null(&p_subscribed_domain);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         let Some(m_start_date) = m_start_date else { return Ok(None) };
         let Some(m_end_date) = m_end_date else { return Ok(None) };
@@ -7191,14 +7191,14 @@ impl ListDomainDeliverabilityCampaignsRequest {
 impl ListEmailIdentitiesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_filter = codec::path(path, "Filter");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, IdentityFilterKey::parse, IdentityFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7208,15 +7208,15 @@ impl ListEmailIdentitiesRequest {
 impl ListEmailIdentitiesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, IdentityFilterKey::parse, IdentityFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7226,8 +7226,8 @@ impl ListEmailIdentitiesRequest {
 impl ListEmailIdentityCertificatesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -7236,10 +7236,10 @@ impl ListEmailIdentityCertificatesRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -7250,9 +7250,9 @@ impl ListEmailIdentityCertificatesRequest {
 impl ListEmailIdentityCertificatesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_email_identity = codec::path(path, "EmailIdentity");
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let j_email_identity = codec::j_field(j, "EmailIdentity");
         let m_email_identity = match j_email_identity { Some(x) => codec::j_string(x, &p_email_identity)?, None => None };
         if m_email_identity.is_none() && !j_email_identity.is_some() {
@@ -7261,10 +7261,10 @@ impl ListEmailIdentityCertificatesRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -7275,10 +7275,10 @@ impl ListEmailIdentityCertificatesRequest {
 impl ListEmailTemplatesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_next_token = codec::path(path, "NextToken");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         Ok(Some(Self { next_token: m_next_token, page_size: m_page_size }))
     }
@@ -7287,17 +7287,17 @@ impl ListEmailTemplatesRequest {
 impl ListExportJobsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_next_token = codec::path(path, "NextToken");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
-        let p_export_source_type = codec::path(path, "ExportSourceType");
+        let p_export_source_type = codec::Path::Member(path, "ExportSourceType");
         let j_export_source_type = codec::j_field(j, "ExportSourceType");
         let m_export_source_type = match j_export_source_type { Some(x) => codec::j_enum(x, &p_export_source_type, v, ExportSourceType::parse, ExportSourceType::SET)?, None => None };
-        let p_job_status = codec::path(path, "JobStatus");
+        let p_job_status = codec::Path::Member(path, "JobStatus");
         let j_job_status = codec::j_field(j, "JobStatus");
         let m_job_status = match j_job_status { Some(x) => codec::j_enum(x, &p_job_status, v, JobStatus::parse, JobStatus::SET)?, None => None };
         Ok(Some(Self { next_token: m_next_token, page_size: m_page_size, export_source_type: m_export_source_type, job_status: m_job_status }))
@@ -7307,18 +7307,18 @@ impl ListExportJobsRequest {
 impl ListExportJobsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
-        let p_export_source_type = codec::path(path, "ExportSourceType");
+        let p_export_source_type = codec::Path::Member(path, "ExportSourceType");
         let j_export_source_type = codec::j_field(j, "ExportSourceType");
         let m_export_source_type = match j_export_source_type { Some(x) => codec::j_enum(x, &p_export_source_type, v, ExportSourceType::parse, ExportSourceType::SET)?, None => None };
-        let p_job_status = codec::path(path, "JobStatus");
+        let p_job_status = codec::Path::Member(path, "JobStatus");
         let j_job_status = codec::j_field(j, "JobStatus");
         let m_job_status = match j_job_status { Some(x) => codec::j_enum(x, &p_job_status, v, JobStatus::parse, JobStatus::SET)?, None => None };
         Ok(Some(Self { next_token: m_next_token, page_size: m_page_size, export_source_type: m_export_source_type, job_status: m_job_status }))
@@ -7328,14 +7328,14 @@ impl ListExportJobsRequest {
 impl ListImportJobsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_import_destination_type = codec::path(path, "ImportDestinationType");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_import_destination_type = codec::Path::Member(path, "ImportDestinationType");
         let j_import_destination_type = codec::j_field(j, "ImportDestinationType");
         let m_import_destination_type = match j_import_destination_type { Some(x) => codec::j_enum(x, &p_import_destination_type, v, ImportDestinationType::parse, ImportDestinationType::SET)?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { import_destination_type: m_import_destination_type, next_token: m_next_token, page_size: m_page_size }))
@@ -7345,15 +7345,15 @@ impl ListImportJobsRequest {
 impl ListImportJobsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_import_destination_type = codec::path(path, "ImportDestinationType");
+        let p_import_destination_type = codec::Path::Member(path, "ImportDestinationType");
         let j_import_destination_type = codec::j_field(j, "ImportDestinationType");
         let m_import_destination_type = match j_import_destination_type { Some(x) => codec::j_enum(x, &p_import_destination_type, v, ImportDestinationType::parse, ImportDestinationType::SET)?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { import_destination_type: m_import_destination_type, next_token: m_next_token, page_size: m_page_size }))
@@ -7363,15 +7363,15 @@ impl ListImportJobsRequest {
 impl ListManagementOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_contact_list_name = codec::path(path, "ContactListName");
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let j_contact_list_name = codec::j_field(j, "ContactListName");
         let m_contact_list_name = match j_contact_list_name { Some(x) => codec::j_string(x, &p_contact_list_name)?, None => None };
         if m_contact_list_name.is_none() && !j_contact_list_name.is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_topic_name = codec::path(path, "TopicName");
+        let p_topic_name = codec::Path::Member(path, "TopicName");
         let j_topic_name = codec::j_field(j, "TopicName");
         let m_topic_name = match j_topic_name { Some(x) => codec::j_string(x, &p_topic_name)?, None => None };
         let Some(m_contact_list_name) = m_contact_list_name else { return Ok(None) };
@@ -7382,14 +7382,14 @@ impl ListManagementOptions {
 impl ListMultiRegionEndpointsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_next_token = codec::path(path, "NextToken");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
         if let Some(x) = &m_next_token {
             codec::check_len(v, x, &p_next_token, Some(1), Some(5000), false);
             codec::check_pattern(v, x, &p_next_token, "^^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$", false);
         }
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         if let Some(x) = &m_page_size {
             codec::check_range(v, *x as i64, &p_page_size, Some(1), Some(1000));
@@ -7401,17 +7401,17 @@ impl ListMultiRegionEndpointsRequest {
 impl ListRecommendationsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_filter = codec::path(path, "Filter");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ListRecommendationsFilterKey::parse, ListRecommendationsFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_filter {
             codec::check_count(v, x.len(), &p_filter, Some(1), Some(2));
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7421,18 +7421,18 @@ impl ListRecommendationsRequest {
 impl ListRecommendationsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ListRecommendationsFilterKey::parse, ListRecommendationsFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_filter {
             codec::check_count(v, x.len(), &p_filter, Some(1), Some(2));
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7442,14 +7442,14 @@ impl ListRecommendationsRequest {
 impl ListReputationEntitiesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_filter = codec::path(path, "Filter");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ReputationEntityFilterKey::parse, ReputationEntityFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7459,15 +7459,15 @@ impl ListReputationEntitiesRequest {
 impl ListReputationEntitiesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ReputationEntityFilterKey::parse, ReputationEntityFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7477,8 +7477,8 @@ impl ListReputationEntitiesRequest {
 impl ListResourceTenantsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_resource_arn = codec::path(path, "ResourceArn");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -7487,10 +7487,10 @@ impl ListResourceTenantsRequest {
         if let Some(x) = &m_resource_arn {
             codec::check_len(v, x, &p_resource_arn, Some(1), None, false);
         }
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
         let Some(m_resource_arn) = m_resource_arn else { return Ok(None) };
@@ -7501,9 +7501,9 @@ impl ListResourceTenantsRequest {
 impl ListResourceTenantsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -7512,10 +7512,10 @@ impl ListResourceTenantsRequest {
         if let Some(x) = &m_resource_arn {
             codec::check_len(v, x, &p_resource_arn, Some(1), None, false);
         }
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
         let Some(m_resource_arn) = m_resource_arn else { return Ok(None) };
@@ -7526,21 +7526,21 @@ impl ListResourceTenantsRequest {
 impl ListSuppressedDestinationsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let m_tenant_name = codec::h_query_string(query, "TenantName");
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_reasons = codec::path(path, "Reasons");
+        let p_reasons = codec::Path::Member(path, "Reasons");
         let m_reasons = codec::h_query_list_enum(query, "Reason", &p_reasons, v, SuppressionListReason::parse, SuppressionListReason::SET);
-        let p_start_date = codec::path(path, "StartDate");
+        let p_start_date = codec::Path::Member(path, "StartDate");
         let m_start_date = codec::h_query_timestamp(query, "StartDate")?;
-        let p_end_date = codec::path(path, "EndDate");
+        let p_end_date = codec::Path::Member(path, "EndDate");
         let m_end_date = codec::h_query_timestamp(query, "EndDate")?;
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let m_next_token = codec::h_query_string(query, "NextToken");
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let m_page_size = codec::h_query_i32(query, "PageSize")?;
         Ok(Some(Self { tenant_name: m_tenant_name, reasons: m_reasons, start_date: m_start_date, end_date: m_end_date, next_token: m_next_token, page_size: m_page_size }))
     }
@@ -7549,8 +7549,8 @@ impl ListSuppressedDestinationsRequest {
 impl ListTagsForResourceRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_resource_arn = codec::path(path, "ResourceArn");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let m_resource_arn = codec::h_query_string(query, "ResourceArn");
         if m_resource_arn.is_none() && !codec::h_query_present(query, "ResourceArn") {
             v.null(&p_resource_arn);
@@ -7566,8 +7566,8 @@ impl ListTagsForResourceRequest {
 impl ListTenantResourcesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -7576,13 +7576,13 @@ impl ListTenantResourcesRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ListTenantResourcesFilterKey::parse, ListTenantResourcesFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
         let Some(m_tenant_name) = m_tenant_name else { return Ok(None) };
@@ -7593,9 +7593,9 @@ impl ListTenantResourcesRequest {
 impl ListTenantResourcesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -7604,13 +7604,13 @@ impl ListTenantResourcesRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ListTenantResourcesFilterKey::parse, ListTenantResourcesFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
         let Some(m_tenant_name) = m_tenant_name else { return Ok(None) };
@@ -7621,14 +7621,14 @@ impl ListTenantResourcesRequest {
 impl ListTenantsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_filter = codec::path(path, "Filter");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ListTenantsFilterKey::parse, ListTenantsFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7638,15 +7638,15 @@ impl ListTenantsRequest {
 impl ListTenantsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_filter = codec::path(path, "Filter");
+        let p_filter = codec::Path::Member(path, "Filter");
         let j_filter = codec::j_field(j, "Filter");
         let m_filter = match j_filter { Some(x) => codec::j_map(x, &p_filter, v, |k, p, v| codec::j_map_key_enum(k, p, v, ListTenantsFilterKey::parse, ListTenantsFilterKey::SET), |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let j_next_token = codec::j_field(j, "NextToken");
         let m_next_token = match j_next_token { Some(x) => codec::j_string(x, &p_next_token)?, None => None };
-        let p_page_size = codec::path(path, "PageSize");
+        let p_page_size = codec::Path::Member(path, "PageSize");
         let j_page_size = codec::j_field(j, "PageSize");
         let m_page_size = match j_page_size { Some(x) => codec::j_i32(x, &p_page_size)?, None => None };
         Ok(Some(Self { filter: m_filter, next_token: m_next_token, page_size: m_page_size }))
@@ -7656,27 +7656,27 @@ impl ListTenantsRequest {
 impl Message {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_subject = codec::path(path, "Subject");
+        let p_subject = codec::Path::Member(path, "Subject");
         let j_subject = codec::j_field(j, "Subject");
         let m_subject = match j_subject { Some(x) => Content::from_json(x, &p_subject, v)?, None => None };
         if m_subject.is_none() && !j_subject.is_some() {
             v.null(&p_subject);
         }
-        let p_body = codec::path(path, "Body");
+        let p_body = codec::Path::Member(path, "Body");
         let j_body = codec::j_field(j, "Body");
         let m_body = match j_body { Some(x) => Body::from_json(x, &p_body, v)?, None => None };
         if m_body.is_none() && !j_body.is_some() {
             v.null(&p_body);
         }
-        let p_headers = codec::path(path, "Headers");
+        let p_headers = codec::Path::Member(path, "Headers");
         let j_headers = codec::j_field(j, "Headers");
         let m_headers = match j_headers { Some(x) => codec::j_list(x, &p_headers, v, |x, p, v| Ok(MessageHeader::from_json(x, &p, v)?))?, None => None };
         if let Some(x) = &m_headers {
             codec::check_count(v, x.len(), &p_headers, Some(0), Some(15));
         }
-        let p_attachments = codec::path(path, "Attachments");
+        let p_attachments = codec::Path::Member(path, "Attachments");
         let j_attachments = codec::j_field(j, "Attachments");
         let m_attachments = match j_attachments { Some(x) => codec::j_list(x, &p_attachments, v, |x, p, v| Ok(Attachment::from_json(x, &p, v)?))?, None => None };
         let Some(m_subject) = m_subject else { return Ok(None) };
@@ -7688,9 +7688,9 @@ impl Message {
 impl MessageHeader {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let j_name = codec::j_field(j, "Name");
         let m_name = match j_name { Some(x) => codec::j_string(x, &p_name)?, None => None };
         if m_name.is_none() && !j_name.is_some() {
@@ -7700,7 +7700,7 @@ impl MessageHeader {
             codec::check_len(v, x, &p_name, Some(1), Some(126), false);
             codec::check_pattern(v, x, &p_name, "^[!-9;-@A-~]+$", false);
         }
-        let p_value = codec::path(path, "Value");
+        let p_value = codec::Path::Member(path, "Value");
         let j_value = codec::j_field(j, "Value");
         let m_value = match j_value { Some(x) => codec::j_string(x, &p_value)?, None => None };
         if m_value.is_none() && !j_value.is_some() {
@@ -7719,27 +7719,27 @@ impl MessageHeader {
 impl MessageInsightsDataSource {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_start_date = codec::path(path, "StartDate");
+        let p_start_date = codec::Path::Member(path, "StartDate");
         let j_start_date = codec::j_field(j, "StartDate");
         let m_start_date = match j_start_date { Some(x) => codec::j_timestamp(x, &p_start_date)?, None => None };
         if m_start_date.is_none() && !j_start_date.is_some() {
             v.null(&p_start_date);
         }
-        let p_end_date = codec::path(path, "EndDate");
+        let p_end_date = codec::Path::Member(path, "EndDate");
         let j_end_date = codec::j_field(j, "EndDate");
         let m_end_date = match j_end_date { Some(x) => codec::j_timestamp(x, &p_end_date)?, None => None };
         if m_end_date.is_none() && !j_end_date.is_some() {
             v.null(&p_end_date);
         }
-        let p_include = codec::path(path, "Include");
+        let p_include = codec::Path::Member(path, "Include");
         let j_include = codec::j_field(j, "Include");
         let m_include = match j_include { Some(x) => MessageInsightsFilters::from_json(x, &p_include, v)?, None => None };
-        let p_exclude = codec::path(path, "Exclude");
+        let p_exclude = codec::Path::Member(path, "Exclude");
         let j_exclude = codec::j_field(j, "Exclude");
         let m_exclude = match j_exclude { Some(x) => MessageInsightsFilters::from_json(x, &p_exclude, v)?, None => None };
-        let p_max_results = codec::path(path, "MaxResults");
+        let p_max_results = codec::Path::Member(path, "MaxResults");
         let j_max_results = codec::j_field(j, "MaxResults");
         let m_max_results = match j_max_results { Some(x) => codec::j_i32(x, &p_max_results)?, None => None };
         if let Some(x) = &m_max_results {
@@ -7754,61 +7754,61 @@ impl MessageInsightsDataSource {
 impl MessageInsightsFilters {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_list(x, &p_from_email_address, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_from_email_address {
             codec::check_count(v, x.len(), &p_from_email_address, None, Some(5));
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_from_email_address, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_from_email_address, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(1), Some(320), true);
             }
         }
-        let p_destination = codec::path(path, "Destination");
+        let p_destination = codec::Path::Member(path, "Destination");
         let j_destination = codec::j_field(j, "Destination");
         let m_destination = match j_destination { Some(x) => codec::j_list(x, &p_destination, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_destination {
             codec::check_count(v, x.len(), &p_destination, None, Some(5));
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_destination, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_destination, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(1), Some(320), true);
             }
         }
-        let p_subject = codec::path(path, "Subject");
+        let p_subject = codec::Path::Member(path, "Subject");
         let j_subject = codec::j_field(j, "Subject");
         let m_subject = match j_subject { Some(x) => codec::j_list(x, &p_subject, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_subject {
             codec::check_count(v, x.len(), &p_subject, None, Some(1));
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_subject, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_subject, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(1), Some(998), true);
             }
         }
-        let p_isp = codec::path(path, "Isp");
+        let p_isp = codec::Path::Member(path, "Isp");
         let j_isp = codec::j_field(j, "Isp");
         let m_isp = match j_isp { Some(x) => codec::j_list(x, &p_isp, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_isp {
             codec::check_count(v, x.len(), &p_isp, None, Some(5));
         }
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_list(x, &p_tenant_name, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_tenant_name {
             codec::check_count(v, x.len(), &p_tenant_name, None, Some(5));
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_tenant_name, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_tenant_name, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(1), None, false);
             }
         }
-        let p_last_delivery_event = codec::path(path, "LastDeliveryEvent");
+        let p_last_delivery_event = codec::Path::Member(path, "LastDeliveryEvent");
         let j_last_delivery_event = codec::j_field(j, "LastDeliveryEvent");
         let m_last_delivery_event = match j_last_delivery_event { Some(x) => codec::j_list(x, &p_last_delivery_event, v, |x, p, v| Ok(codec::j_enum(x, &p, v, DeliveryEventType::parse, DeliveryEventType::SET)?))?, None => None };
         if let Some(x) = &m_last_delivery_event {
             codec::check_count(v, x.len(), &p_last_delivery_event, None, Some(5));
         }
-        let p_last_engagement_event = codec::path(path, "LastEngagementEvent");
+        let p_last_engagement_event = codec::Path::Member(path, "LastEngagementEvent");
         let j_last_engagement_event = codec::j_field(j, "LastEngagementEvent");
         let m_last_engagement_event = match j_last_engagement_event { Some(x) => codec::j_list(x, &p_last_engagement_event, v, |x, p, v| Ok(codec::j_enum(x, &p, v, EngagementEventType::parse, EngagementEventType::SET)?))?, None => None };
         if let Some(x) = &m_last_engagement_event {
@@ -7821,9 +7821,9 @@ impl MessageInsightsFilters {
 impl MessageSecurityOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_signing_scheme = codec::path(path, "SigningScheme");
+        let p_signing_scheme = codec::Path::Member(path, "SigningScheme");
         let j_signing_scheme = codec::j_field(j, "SigningScheme");
         let m_signing_scheme = match j_signing_scheme { Some(x) => SigningScheme::from_json(x, &p_signing_scheme, v)?, None => None };
         Ok(Some(Self { signing_scheme: m_signing_scheme }))
@@ -7833,15 +7833,15 @@ impl MessageSecurityOptions {
 impl MessageTag {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let j_name = codec::j_field(j, "Name");
         let m_name = match j_name { Some(x) => codec::j_string(x, &p_name)?, None => None };
         if m_name.is_none() && !j_name.is_some() {
             v.null(&p_name);
         }
-        let p_value = codec::path(path, "Value");
+        let p_value = codec::Path::Member(path, "Value");
         let j_value = codec::j_field(j, "Value");
         let m_value = match j_value { Some(x) => codec::j_string(x, &p_value)?, None => None };
         if m_value.is_none() && !j_value.is_some() {
@@ -7856,9 +7856,9 @@ impl MessageTag {
 impl MetricsDataSource {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_dimensions = codec::path(path, "Dimensions");
+        let p_dimensions = codec::Path::Member(path, "Dimensions");
         let j_dimensions = codec::j_field(j, "Dimensions");
         let m_dimensions = match j_dimensions { Some(x) => codec::j_map(x, &p_dimensions, v, |k, p, v| codec::j_map_key_enum(k, p, v, MetricDimensionName::parse, MetricDimensionName::SET), |x, p, v| Ok(codec::j_list(x, &p, v, |x, p, v| Ok(codec::j_string(x, &p)?))?))?, None => None };
         if m_dimensions.is_none() && !j_dimensions.is_some() {
@@ -7867,13 +7867,13 @@ impl MetricsDataSource {
         if let Some(x) = &m_dimensions {
             codec::check_count(v, x.len(), &p_dimensions, Some(1), Some(3));
         }
-        let p_namespace = codec::path(path, "Namespace");
+        let p_namespace = codec::Path::Member(path, "Namespace");
         let j_namespace = codec::j_field(j, "Namespace");
         let m_namespace = match j_namespace { Some(x) => codec::j_enum(x, &p_namespace, v, MetricNamespace::parse, MetricNamespace::SET)?, None => None };
         if m_namespace.is_none() && !j_namespace.is_some() {
             v.null(&p_namespace);
         }
-        let p_metrics = codec::path(path, "Metrics");
+        let p_metrics = codec::Path::Member(path, "Metrics");
         let j_metrics = codec::j_field(j, "Metrics");
         let m_metrics = match j_metrics { Some(x) => codec::j_list(x, &p_metrics, v, |x, p, v| Ok(ExportMetric::from_json(x, &p, v)?))?, None => None };
         if m_metrics.is_none() && !j_metrics.is_some() {
@@ -7882,13 +7882,13 @@ impl MetricsDataSource {
         if let Some(x) = &m_metrics {
             codec::check_count(v, x.len(), &p_metrics, Some(1), Some(10));
         }
-        let p_start_date = codec::path(path, "StartDate");
+        let p_start_date = codec::Path::Member(path, "StartDate");
         let j_start_date = codec::j_field(j, "StartDate");
         let m_start_date = match j_start_date { Some(x) => codec::j_timestamp(x, &p_start_date)?, None => None };
         if m_start_date.is_none() && !j_start_date.is_some() {
             v.null(&p_start_date);
         }
-        let p_end_date = codec::path(path, "EndDate");
+        let p_end_date = codec::Path::Member(path, "EndDate");
         let j_end_date = codec::j_field(j, "EndDate");
         let m_end_date = match j_end_date { Some(x) => codec::j_timestamp(x, &p_end_date)?, None => None };
         if m_end_date.is_none() && !j_end_date.is_some() {
@@ -7906,9 +7906,9 @@ impl MetricsDataSource {
 impl PinpointDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_application_arn = codec::path(path, "ApplicationArn");
+        let p_application_arn = codec::Path::Member(path, "ApplicationArn");
         let j_application_arn = codec::j_field(j, "ApplicationArn");
         let m_application_arn = match j_application_arn { Some(x) => codec::j_string(x, &p_application_arn)?, None => None };
         if let Some(x) = &m_application_arn {
@@ -7921,8 +7921,8 @@ impl PinpointDestination {
 impl PutAccountDedicatedIpWarmupAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_auto_warmup_enabled = codec::path(path, "AutoWarmupEnabled");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_auto_warmup_enabled = codec::Path::Member(path, "AutoWarmupEnabled");
         let j_auto_warmup_enabled = codec::j_field(j, "AutoWarmupEnabled");
         let m_auto_warmup_enabled = match j_auto_warmup_enabled { Some(x) => codec::j_bool(x, &p_auto_warmup_enabled)?, None => None };
         Ok(Some(Self { auto_warmup_enabled: m_auto_warmup_enabled }))
@@ -7932,9 +7932,9 @@ impl PutAccountDedicatedIpWarmupAttributesRequest {
 impl PutAccountDedicatedIpWarmupAttributesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_auto_warmup_enabled = codec::path(path, "AutoWarmupEnabled");
+        let p_auto_warmup_enabled = codec::Path::Member(path, "AutoWarmupEnabled");
         let j_auto_warmup_enabled = codec::j_field(j, "AutoWarmupEnabled");
         let m_auto_warmup_enabled = match j_auto_warmup_enabled { Some(x) => codec::j_bool(x, &p_auto_warmup_enabled)?, None => None };
         Ok(Some(Self { auto_warmup_enabled: m_auto_warmup_enabled }))
@@ -7944,14 +7944,14 @@ impl PutAccountDedicatedIpWarmupAttributesRequest {
 impl PutAccountDetailsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_mail_type = codec::path(path, "MailType");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_mail_type = codec::Path::Member(path, "MailType");
         let j_mail_type = codec::j_field(j, "MailType");
         let m_mail_type = match j_mail_type { Some(x) => codec::j_enum(x, &p_mail_type, v, MailType::parse, MailType::SET)?, None => None };
         if m_mail_type.is_none() && !j_mail_type.is_some() {
             v.null(&p_mail_type);
         }
-        let p_website_url = codec::path(path, "WebsiteURL");
+        let p_website_url = codec::Path::Member(path, "WebsiteURL");
         let j_website_url = codec::j_field(j, "WebsiteURL");
         let m_website_url = match j_website_url { Some(x) => codec::j_string(x, &p_website_url)?, None => None };
         if m_website_url.is_none() && !j_website_url.is_some() {
@@ -7961,27 +7961,27 @@ impl PutAccountDetailsRequest {
             codec::check_len(v, x, &p_website_url, Some(1), Some(1000), true);
             codec::check_pattern(v, x, &p_website_url, "^(([^:/?#]+):)?(//([^/?#]*))?([^?#]*)(\\?([^#]*))?(#(.*))?", true);
         }
-        let p_contact_language = codec::path(path, "ContactLanguage");
+        let p_contact_language = codec::Path::Member(path, "ContactLanguage");
         let j_contact_language = codec::j_field(j, "ContactLanguage");
         let m_contact_language = match j_contact_language { Some(x) => codec::j_enum(x, &p_contact_language, v, ContactLanguage::parse, ContactLanguage::SET)?, None => None };
-        let p_use_case_description = codec::path(path, "UseCaseDescription");
+        let p_use_case_description = codec::Path::Member(path, "UseCaseDescription");
         let j_use_case_description = codec::j_field(j, "UseCaseDescription");
         let m_use_case_description = match j_use_case_description { Some(x) => codec::j_string(x, &p_use_case_description)?, None => None };
         if let Some(x) = &m_use_case_description {
             codec::check_len(v, x, &p_use_case_description, None, Some(5000), true);
         }
-        let p_additional_contact_email_addresses = codec::path(path, "AdditionalContactEmailAddresses");
+        let p_additional_contact_email_addresses = codec::Path::Member(path, "AdditionalContactEmailAddresses");
         let j_additional_contact_email_addresses = codec::j_field(j, "AdditionalContactEmailAddresses");
         let m_additional_contact_email_addresses = match j_additional_contact_email_addresses { Some(x) => codec::j_list(x, &p_additional_contact_email_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_additional_contact_email_addresses {
             codec::check_count(v, x.len(), &p_additional_contact_email_addresses, Some(1), Some(4));
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_additional_contact_email_addresses, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_additional_contact_email_addresses, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(6), Some(254), true);
                 codec::check_pattern(v, item0, &ipath0, "^(.+)@(.+)$", true);
             }
         }
-        let p_production_access_enabled = codec::path(path, "ProductionAccessEnabled");
+        let p_production_access_enabled = codec::Path::Member(path, "ProductionAccessEnabled");
         let j_production_access_enabled = codec::j_field(j, "ProductionAccessEnabled");
         let m_production_access_enabled = match j_production_access_enabled { Some(x) => codec::j_bool(x, &p_production_access_enabled)?, None => None };
         let Some(m_mail_type) = m_mail_type else { return Ok(None) };
@@ -7993,15 +7993,15 @@ impl PutAccountDetailsRequest {
 impl PutAccountDetailsRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_mail_type = codec::path(path, "MailType");
+        let p_mail_type = codec::Path::Member(path, "MailType");
         let j_mail_type = codec::j_field(j, "MailType");
         let m_mail_type = match j_mail_type { Some(x) => codec::j_enum(x, &p_mail_type, v, MailType::parse, MailType::SET)?, None => None };
         if m_mail_type.is_none() && !j_mail_type.is_some() {
             v.null(&p_mail_type);
         }
-        let p_website_url = codec::path(path, "WebsiteURL");
+        let p_website_url = codec::Path::Member(path, "WebsiteURL");
         let j_website_url = codec::j_field(j, "WebsiteURL");
         let m_website_url = match j_website_url { Some(x) => codec::j_string(x, &p_website_url)?, None => None };
         if m_website_url.is_none() && !j_website_url.is_some() {
@@ -8011,27 +8011,27 @@ impl PutAccountDetailsRequest {
             codec::check_len(v, x, &p_website_url, Some(1), Some(1000), true);
             codec::check_pattern(v, x, &p_website_url, "^(([^:/?#]+):)?(//([^/?#]*))?([^?#]*)(\\?([^#]*))?(#(.*))?", true);
         }
-        let p_contact_language = codec::path(path, "ContactLanguage");
+        let p_contact_language = codec::Path::Member(path, "ContactLanguage");
         let j_contact_language = codec::j_field(j, "ContactLanguage");
         let m_contact_language = match j_contact_language { Some(x) => codec::j_enum(x, &p_contact_language, v, ContactLanguage::parse, ContactLanguage::SET)?, None => None };
-        let p_use_case_description = codec::path(path, "UseCaseDescription");
+        let p_use_case_description = codec::Path::Member(path, "UseCaseDescription");
         let j_use_case_description = codec::j_field(j, "UseCaseDescription");
         let m_use_case_description = match j_use_case_description { Some(x) => codec::j_string(x, &p_use_case_description)?, None => None };
         if let Some(x) = &m_use_case_description {
             codec::check_len(v, x, &p_use_case_description, None, Some(5000), true);
         }
-        let p_additional_contact_email_addresses = codec::path(path, "AdditionalContactEmailAddresses");
+        let p_additional_contact_email_addresses = codec::Path::Member(path, "AdditionalContactEmailAddresses");
         let j_additional_contact_email_addresses = codec::j_field(j, "AdditionalContactEmailAddresses");
         let m_additional_contact_email_addresses = match j_additional_contact_email_addresses { Some(x) => codec::j_list(x, &p_additional_contact_email_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
         if let Some(x) = &m_additional_contact_email_addresses {
             codec::check_count(v, x.len(), &p_additional_contact_email_addresses, Some(1), Some(4));
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_additional_contact_email_addresses, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_additional_contact_email_addresses, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(6), Some(254), true);
                 codec::check_pattern(v, item0, &ipath0, "^(.+)@(.+)$", true);
             }
         }
-        let p_production_access_enabled = codec::path(path, "ProductionAccessEnabled");
+        let p_production_access_enabled = codec::Path::Member(path, "ProductionAccessEnabled");
         let j_production_access_enabled = codec::j_field(j, "ProductionAccessEnabled");
         let m_production_access_enabled = match j_production_access_enabled { Some(x) => codec::j_bool(x, &p_production_access_enabled)?, None => None };
         let Some(m_mail_type) = m_mail_type else { return Ok(None) };
@@ -8043,8 +8043,8 @@ impl PutAccountDetailsRequest {
 impl PutAccountPricingAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_plan = codec::path(path, "Plan");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_plan = codec::Path::Member(path, "Plan");
         let j_plan = codec::j_field(j, "Plan");
         let m_plan = match j_plan { Some(x) => codec::j_enum(x, &p_plan, v, PricingPlan::parse, PricingPlan::SET)?, None => None };
         if m_plan.is_none() && !j_plan.is_some() {
@@ -8058,9 +8058,9 @@ impl PutAccountPricingAttributesRequest {
 impl PutAccountPricingAttributesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_plan = codec::path(path, "Plan");
+        let p_plan = codec::Path::Member(path, "Plan");
         let j_plan = codec::j_field(j, "Plan");
         let m_plan = match j_plan { Some(x) => codec::j_enum(x, &p_plan, v, PricingPlan::parse, PricingPlan::SET)?, None => None };
         if m_plan.is_none() && !j_plan.is_some() {
@@ -8074,8 +8074,8 @@ impl PutAccountPricingAttributesRequest {
 impl PutAccountSendingAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_sending_enabled = codec::path(path, "SendingEnabled");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_sending_enabled = codec::Path::Member(path, "SendingEnabled");
         let j_sending_enabled = codec::j_field(j, "SendingEnabled");
         let m_sending_enabled = match j_sending_enabled { Some(x) => codec::j_bool(x, &p_sending_enabled)?, None => None };
         Ok(Some(Self { sending_enabled: m_sending_enabled }))
@@ -8085,9 +8085,9 @@ impl PutAccountSendingAttributesRequest {
 impl PutAccountSendingAttributesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_sending_enabled = codec::path(path, "SendingEnabled");
+        let p_sending_enabled = codec::Path::Member(path, "SendingEnabled");
         let j_sending_enabled = codec::j_field(j, "SendingEnabled");
         let m_sending_enabled = match j_sending_enabled { Some(x) => codec::j_bool(x, &p_sending_enabled)?, None => None };
         Ok(Some(Self { sending_enabled: m_sending_enabled }))
@@ -8097,11 +8097,11 @@ impl PutAccountSendingAttributesRequest {
 impl PutAccountSuppressionAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_suppressed_reasons = codec::path(path, "SuppressedReasons");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_suppressed_reasons = codec::Path::Member(path, "SuppressedReasons");
         let j_suppressed_reasons = codec::j_field(j, "SuppressedReasons");
         let m_suppressed_reasons = match j_suppressed_reasons { Some(x) => codec::j_list(x, &p_suppressed_reasons, v, |x, p, v| Ok(codec::j_enum(x, &p, v, SuppressionListReason::parse, SuppressionListReason::SET)?))?, None => None };
-        let p_validation_attributes = codec::path(path, "ValidationAttributes");
+        let p_validation_attributes = codec::Path::Member(path, "ValidationAttributes");
         let j_validation_attributes = codec::j_field(j, "ValidationAttributes");
         let m_validation_attributes = match j_validation_attributes { Some(x) => SuppressionValidationAttributes::from_json(x, &p_validation_attributes, v)?, None => None };
         Ok(Some(Self { suppressed_reasons: m_suppressed_reasons, validation_attributes: m_validation_attributes }))
@@ -8111,12 +8111,12 @@ impl PutAccountSuppressionAttributesRequest {
 impl PutAccountSuppressionAttributesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_suppressed_reasons = codec::path(path, "SuppressedReasons");
+        let p_suppressed_reasons = codec::Path::Member(path, "SuppressedReasons");
         let j_suppressed_reasons = codec::j_field(j, "SuppressedReasons");
         let m_suppressed_reasons = match j_suppressed_reasons { Some(x) => codec::j_list(x, &p_suppressed_reasons, v, |x, p, v| Ok(codec::j_enum(x, &p, v, SuppressionListReason::parse, SuppressionListReason::SET)?))?, None => None };
-        let p_validation_attributes = codec::path(path, "ValidationAttributes");
+        let p_validation_attributes = codec::Path::Member(path, "ValidationAttributes");
         let j_validation_attributes = codec::j_field(j, "ValidationAttributes");
         let m_validation_attributes = match j_validation_attributes { Some(x) => SuppressionValidationAttributes::from_json(x, &p_validation_attributes, v)?, None => None };
         Ok(Some(Self { suppressed_reasons: m_suppressed_reasons, validation_attributes: m_validation_attributes }))
@@ -8126,8 +8126,8 @@ impl PutAccountSuppressionAttributesRequest {
 impl PutAccountVdmAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_vdm_attributes = codec::path(path, "VdmAttributes");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_vdm_attributes = codec::Path::Member(path, "VdmAttributes");
         let j_vdm_attributes = codec::j_field(j, "VdmAttributes");
         let m_vdm_attributes = match j_vdm_attributes { Some(x) => VdmAttributes::from_json(x, &p_vdm_attributes, v)?, None => None };
         if m_vdm_attributes.is_none() && !j_vdm_attributes.is_some() {
@@ -8141,9 +8141,9 @@ impl PutAccountVdmAttributesRequest {
 impl PutAccountVdmAttributesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_vdm_attributes = codec::path(path, "VdmAttributes");
+        let p_vdm_attributes = codec::Path::Member(path, "VdmAttributes");
         let j_vdm_attributes = codec::j_field(j, "VdmAttributes");
         let m_vdm_attributes = match j_vdm_attributes { Some(x) => VdmAttributes::from_json(x, &p_vdm_attributes, v)?, None => None };
         if m_vdm_attributes.is_none() && !j_vdm_attributes.is_some() {
@@ -8157,13 +8157,13 @@ impl PutAccountVdmAttributesRequest {
 impl PutConfigurationSetArchivingOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_archive_arn = codec::path(path, "ArchiveArn");
+        let p_archive_arn = codec::Path::Member(path, "ArchiveArn");
         let j_archive_arn = codec::j_field(j, "ArchiveArn");
         let m_archive_arn = match j_archive_arn { Some(x) => codec::j_string(x, &p_archive_arn)?, None => None };
         if let Some(x) = &m_archive_arn {
@@ -8178,19 +8178,19 @@ impl PutConfigurationSetArchivingOptionsRequest {
 impl PutConfigurationSetDeliveryOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_tls_policy = codec::path(path, "TlsPolicy");
+        let p_tls_policy = codec::Path::Member(path, "TlsPolicy");
         let j_tls_policy = codec::j_field(j, "TlsPolicy");
         let m_tls_policy = match j_tls_policy { Some(x) => codec::j_enum(x, &p_tls_policy, v, TlsPolicy::parse, TlsPolicy::SET)?, None => None };
-        let p_sending_pool_name = codec::path(path, "SendingPoolName");
+        let p_sending_pool_name = codec::Path::Member(path, "SendingPoolName");
         let j_sending_pool_name = codec::j_field(j, "SendingPoolName");
         let m_sending_pool_name = match j_sending_pool_name { Some(x) => codec::j_string(x, &p_sending_pool_name)?, None => None };
-        let p_max_delivery_seconds = codec::path(path, "MaxDeliverySeconds");
+        let p_max_delivery_seconds = codec::Path::Member(path, "MaxDeliverySeconds");
         let j_max_delivery_seconds = codec::j_field(j, "MaxDeliverySeconds");
         let m_max_delivery_seconds = match j_max_delivery_seconds { Some(x) => codec::j_i64(x, &p_max_delivery_seconds)?, None => None };
         if let Some(x) = &m_max_delivery_seconds {
@@ -8204,13 +8204,13 @@ impl PutConfigurationSetDeliveryOptionsRequest {
 impl PutConfigurationSetReputationOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_reputation_metrics_enabled = codec::path(path, "ReputationMetricsEnabled");
+        let p_reputation_metrics_enabled = codec::Path::Member(path, "ReputationMetricsEnabled");
         let j_reputation_metrics_enabled = codec::j_field(j, "ReputationMetricsEnabled");
         let m_reputation_metrics_enabled = match j_reputation_metrics_enabled { Some(x) => codec::j_bool(x, &p_reputation_metrics_enabled)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -8221,13 +8221,13 @@ impl PutConfigurationSetReputationOptionsRequest {
 impl PutConfigurationSetSendingOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_sending_enabled = codec::path(path, "SendingEnabled");
+        let p_sending_enabled = codec::Path::Member(path, "SendingEnabled");
         let j_sending_enabled = codec::j_field(j, "SendingEnabled");
         let m_sending_enabled = match j_sending_enabled { Some(x) => codec::j_bool(x, &p_sending_enabled)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -8238,19 +8238,19 @@ impl PutConfigurationSetSendingOptionsRequest {
 impl PutConfigurationSetSuppressionOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_suppression_scope = codec::path(path, "SuppressionScope");
+        let p_suppression_scope = codec::Path::Member(path, "SuppressionScope");
         let j_suppression_scope = codec::j_field(j, "SuppressionScope");
         let m_suppression_scope = match j_suppression_scope { Some(x) => codec::j_enum(x, &p_suppression_scope, v, SuppressionListScope::parse, SuppressionListScope::SET)?, None => None };
-        let p_suppressed_reasons = codec::path(path, "SuppressedReasons");
+        let p_suppressed_reasons = codec::Path::Member(path, "SuppressedReasons");
         let j_suppressed_reasons = codec::j_field(j, "SuppressedReasons");
         let m_suppressed_reasons = match j_suppressed_reasons { Some(x) => codec::j_list(x, &p_suppressed_reasons, v, |x, p, v| Ok(codec::j_enum(x, &p, v, SuppressionListReason::parse, SuppressionListReason::SET)?))?, None => None };
-        let p_validation_options = codec::path(path, "ValidationOptions");
+        let p_validation_options = codec::Path::Member(path, "ValidationOptions");
         let j_validation_options = codec::j_field(j, "ValidationOptions");
         let m_validation_options = match j_validation_options { Some(x) => SuppressionValidationOptions::from_json(x, &p_validation_options, v)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -8261,16 +8261,16 @@ impl PutConfigurationSetSuppressionOptionsRequest {
 impl PutConfigurationSetTrackingOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_custom_redirect_domain = codec::path(path, "CustomRedirectDomain");
+        let p_custom_redirect_domain = codec::Path::Member(path, "CustomRedirectDomain");
         let j_custom_redirect_domain = codec::j_field(j, "CustomRedirectDomain");
         let m_custom_redirect_domain = match j_custom_redirect_domain { Some(x) => codec::j_string(x, &p_custom_redirect_domain)?, None => None };
-        let p_https_policy = codec::path(path, "HttpsPolicy");
+        let p_https_policy = codec::Path::Member(path, "HttpsPolicy");
         let j_https_policy = codec::j_field(j, "HttpsPolicy");
         let m_https_policy = match j_https_policy { Some(x) => codec::j_enum(x, &p_https_policy, v, HttpsPolicy::parse, HttpsPolicy::SET)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -8281,13 +8281,13 @@ impl PutConfigurationSetTrackingOptionsRequest {
 impl PutConfigurationSetVdmOptionsRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_vdm_options = codec::path(path, "VdmOptions");
+        let p_vdm_options = codec::Path::Member(path, "VdmOptions");
         let j_vdm_options = codec::j_field(j, "VdmOptions");
         let m_vdm_options = match j_vdm_options { Some(x) => VdmOptions::from_json(x, &p_vdm_options, v)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -8298,13 +8298,13 @@ impl PutConfigurationSetVdmOptionsRequest {
 impl PutDedicatedIpInPoolRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_ip = codec::path(path, "Ip");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_ip = codec::Path::Member(path, "Ip");
         let m_ip = codec::h_label(m, "IP");
         if m_ip.is_none() && !m.label("IP").is_some() {
             v.null(&p_ip);
         }
-        let p_destination_pool_name = codec::path(path, "DestinationPoolName");
+        let p_destination_pool_name = codec::Path::Member(path, "DestinationPoolName");
         let j_destination_pool_name = codec::j_field(j, "DestinationPoolName");
         let m_destination_pool_name = match j_destination_pool_name { Some(x) => codec::j_string(x, &p_destination_pool_name)?, None => None };
         if m_destination_pool_name.is_none() && !j_destination_pool_name.is_some() {
@@ -8319,13 +8319,13 @@ impl PutDedicatedIpInPoolRequest {
 impl PutDedicatedIpPoolScalingAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_pool_name = codec::path(path, "PoolName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_pool_name = codec::Path::Member(path, "PoolName");
         let m_pool_name = codec::h_label(m, "PoolName");
         if m_pool_name.is_none() && !m.label("PoolName").is_some() {
             v.null(&p_pool_name);
         }
-        let p_scaling_mode = codec::path(path, "ScalingMode");
+        let p_scaling_mode = codec::Path::Member(path, "ScalingMode");
         let j_scaling_mode = codec::j_field(j, "ScalingMode");
         let m_scaling_mode = match j_scaling_mode { Some(x) => codec::j_enum(x, &p_scaling_mode, v, ScalingMode::parse, ScalingMode::SET)?, None => None };
         if m_scaling_mode.is_none() && !j_scaling_mode.is_some() {
@@ -8340,13 +8340,13 @@ impl PutDedicatedIpPoolScalingAttributesRequest {
 impl PutDedicatedIpWarmupAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_ip = codec::path(path, "Ip");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_ip = codec::Path::Member(path, "Ip");
         let m_ip = codec::h_label(m, "IP");
         if m_ip.is_none() && !m.label("IP").is_some() {
             v.null(&p_ip);
         }
-        let p_warmup_percentage = codec::path(path, "WarmupPercentage");
+        let p_warmup_percentage = codec::Path::Member(path, "WarmupPercentage");
         let j_warmup_percentage = codec::j_field(j, "WarmupPercentage");
         let m_warmup_percentage = match j_warmup_percentage { Some(x) => codec::j_i32(x, &p_warmup_percentage)?, None => None };
         if m_warmup_percentage.is_none() && !j_warmup_percentage.is_some() {
@@ -8361,14 +8361,14 @@ impl PutDedicatedIpWarmupAttributesRequest {
 impl PutDeliverabilityDashboardOptionRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_dashboard_enabled = codec::path(path, "DashboardEnabled");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_dashboard_enabled = codec::Path::Member(path, "DashboardEnabled");
         let j_dashboard_enabled = codec::j_field(j, "DashboardEnabled");
         let m_dashboard_enabled = match j_dashboard_enabled { Some(x) => codec::j_bool(x, &p_dashboard_enabled)?, None => None };
         if m_dashboard_enabled.is_none() && !j_dashboard_enabled.is_some() {
             v.null(&p_dashboard_enabled);
         }
-        let p_subscribed_domains = codec::path(path, "SubscribedDomains");
+        let p_subscribed_domains = codec::Path::Member(path, "SubscribedDomains");
         let j_subscribed_domains = codec::j_field(j, "SubscribedDomains");
         let m_subscribed_domains = match j_subscribed_domains { Some(x) => codec::j_list(x, &p_subscribed_domains, v, |x, p, v| Ok(DomainDeliverabilityTrackingOption::from_json(x, &p, v)?))?, None => None };
         let Some(m_dashboard_enabled) = m_dashboard_enabled else { return Ok(None) };
@@ -8379,15 +8379,15 @@ impl PutDeliverabilityDashboardOptionRequest {
 impl PutDeliverabilityDashboardOptionRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_dashboard_enabled = codec::path(path, "DashboardEnabled");
+        let p_dashboard_enabled = codec::Path::Member(path, "DashboardEnabled");
         let j_dashboard_enabled = codec::j_field(j, "DashboardEnabled");
         let m_dashboard_enabled = match j_dashboard_enabled { Some(x) => codec::j_bool(x, &p_dashboard_enabled)?, None => None };
         if m_dashboard_enabled.is_none() && !j_dashboard_enabled.is_some() {
             v.null(&p_dashboard_enabled);
         }
-        let p_subscribed_domains = codec::path(path, "SubscribedDomains");
+        let p_subscribed_domains = codec::Path::Member(path, "SubscribedDomains");
         let j_subscribed_domains = codec::j_field(j, "SubscribedDomains");
         let m_subscribed_domains = match j_subscribed_domains { Some(x) => codec::j_list(x, &p_subscribed_domains, v, |x, p, v| Ok(DomainDeliverabilityTrackingOption::from_json(x, &p, v)?))?, None => None };
         let Some(m_dashboard_enabled) = m_dashboard_enabled else { return Ok(None) };
@@ -8398,8 +8398,8 @@ impl PutDeliverabilityDashboardOptionRequest {
 impl PutEmailIdentityConfigurationSetAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -8407,7 +8407,7 @@ impl PutEmailIdentityConfigurationSetAttributesRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -8418,8 +8418,8 @@ impl PutEmailIdentityConfigurationSetAttributesRequest {
 impl PutEmailIdentityDkimAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -8427,7 +8427,7 @@ impl PutEmailIdentityDkimAttributesRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_signing_enabled = codec::path(path, "SigningEnabled");
+        let p_signing_enabled = codec::Path::Member(path, "SigningEnabled");
         let j_signing_enabled = codec::j_field(j, "SigningEnabled");
         let m_signing_enabled = match j_signing_enabled { Some(x) => codec::j_bool(x, &p_signing_enabled)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -8438,8 +8438,8 @@ impl PutEmailIdentityDkimAttributesRequest {
 impl PutEmailIdentityDkimSigningAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -8447,13 +8447,13 @@ impl PutEmailIdentityDkimSigningAttributesRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_signing_attributes_origin = codec::path(path, "SigningAttributesOrigin");
+        let p_signing_attributes_origin = codec::Path::Member(path, "SigningAttributesOrigin");
         let j_signing_attributes_origin = codec::j_field(j, "SigningAttributesOrigin");
         let m_signing_attributes_origin = match j_signing_attributes_origin { Some(x) => codec::j_enum(x, &p_signing_attributes_origin, v, DkimSigningAttributesOrigin::parse, DkimSigningAttributesOrigin::SET)?, None => None };
         if m_signing_attributes_origin.is_none() && !j_signing_attributes_origin.is_some() {
             v.null(&p_signing_attributes_origin);
         }
-        let p_signing_attributes = codec::path(path, "SigningAttributes");
+        let p_signing_attributes = codec::Path::Member(path, "SigningAttributes");
         let j_signing_attributes = codec::j_field(j, "SigningAttributes");
         let m_signing_attributes = match j_signing_attributes { Some(x) => DkimSigningAttributes::from_json(x, &p_signing_attributes, v)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -8465,8 +8465,8 @@ impl PutEmailIdentityDkimSigningAttributesRequest {
 impl PutEmailIdentityFeedbackAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -8474,7 +8474,7 @@ impl PutEmailIdentityFeedbackAttributesRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_email_forwarding_enabled = codec::path(path, "EmailForwardingEnabled");
+        let p_email_forwarding_enabled = codec::Path::Member(path, "EmailForwardingEnabled");
         let j_email_forwarding_enabled = codec::j_field(j, "EmailForwardingEnabled");
         let m_email_forwarding_enabled = match j_email_forwarding_enabled { Some(x) => codec::j_bool(x, &p_email_forwarding_enabled)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -8485,8 +8485,8 @@ impl PutEmailIdentityFeedbackAttributesRequest {
 impl PutEmailIdentityMailFromAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -8494,10 +8494,10 @@ impl PutEmailIdentityMailFromAttributesRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_mail_from_domain = codec::path(path, "MailFromDomain");
+        let p_mail_from_domain = codec::Path::Member(path, "MailFromDomain");
         let j_mail_from_domain = codec::j_field(j, "MailFromDomain");
         let m_mail_from_domain = match j_mail_from_domain { Some(x) => codec::j_string(x, &p_mail_from_domain)?, None => None };
-        let p_behavior_on_mx_failure = codec::path(path, "BehaviorOnMxFailure");
+        let p_behavior_on_mx_failure = codec::Path::Member(path, "BehaviorOnMxFailure");
         let j_behavior_on_mx_failure = codec::j_field(j, "BehaviorOnMxFailure");
         let m_behavior_on_mx_failure = match j_behavior_on_mx_failure { Some(x) => codec::j_enum(x, &p_behavior_on_mx_failure, v, BehaviorOnMxFailure::parse, BehaviorOnMxFailure::SET)?, None => None };
         let Some(m_email_identity) = m_email_identity else { return Ok(None) };
@@ -8508,20 +8508,20 @@ impl PutEmailIdentityMailFromAttributesRequest {
 impl PutSuppressedDestinationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_address = codec::path(path, "EmailAddress");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let j_email_address = codec::j_field(j, "EmailAddress");
         let m_email_address = match j_email_address { Some(x) => codec::j_string(x, &p_email_address)?, None => None };
         if m_email_address.is_none() && !j_email_address.is_some() {
             v.null(&p_email_address);
         }
-        let p_reason = codec::path(path, "Reason");
+        let p_reason = codec::Path::Member(path, "Reason");
         let j_reason = codec::j_field(j, "Reason");
         let m_reason = match j_reason { Some(x) => codec::j_enum(x, &p_reason, v, SuppressionListReason::parse, SuppressionListReason::SET)?, None => None };
         if m_reason.is_none() && !j_reason.is_some() {
             v.null(&p_reason);
         }
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if let Some(x) = &m_tenant_name {
@@ -8536,21 +8536,21 @@ impl PutSuppressedDestinationRequest {
 impl PutSuppressedDestinationRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let j_email_address = codec::j_field(j, "EmailAddress");
         let m_email_address = match j_email_address { Some(x) => codec::j_string(x, &p_email_address)?, None => None };
         if m_email_address.is_none() && !j_email_address.is_some() {
             v.null(&p_email_address);
         }
-        let p_reason = codec::path(path, "Reason");
+        let p_reason = codec::Path::Member(path, "Reason");
         let j_reason = codec::j_field(j, "Reason");
         let m_reason = match j_reason { Some(x) => codec::j_enum(x, &p_reason, v, SuppressionListReason::parse, SuppressionListReason::SET)?, None => None };
         if m_reason.is_none() && !j_reason.is_some() {
             v.null(&p_reason);
         }
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if let Some(x) = &m_tenant_name {
@@ -8565,8 +8565,8 @@ impl PutSuppressedDestinationRequest {
 impl PutTenantSuppressionAttributesRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_tenant_name = codec::path(path, "TenantName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -8575,10 +8575,10 @@ impl PutTenantSuppressionAttributesRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_suppressed_reasons = codec::path(path, "SuppressedReasons");
+        let p_suppressed_reasons = codec::Path::Member(path, "SuppressedReasons");
         let j_suppressed_reasons = codec::j_field(j, "SuppressedReasons");
         let m_suppressed_reasons = match j_suppressed_reasons { Some(x) => codec::j_list(x, &p_suppressed_reasons, v, |x, p, v| Ok(codec::j_enum(x, &p, v, SuppressionListReason::parse, SuppressionListReason::SET)?))?, None => None };
-        let p_suppression_scope = codec::path(path, "SuppressionScope");
+        let p_suppression_scope = codec::Path::Member(path, "SuppressionScope");
         let j_suppression_scope = codec::j_field(j, "SuppressionScope");
         let m_suppression_scope = match j_suppression_scope { Some(x) => codec::j_enum(x, &p_suppression_scope, v, SuppressionListScope::parse, SuppressionListScope::SET)?, None => None };
         let Some(m_tenant_name) = m_tenant_name else { return Ok(None) };
@@ -8589,9 +8589,9 @@ impl PutTenantSuppressionAttributesRequest {
 impl PutTenantSuppressionAttributesRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if m_tenant_name.is_none() && !j_tenant_name.is_some() {
@@ -8600,10 +8600,10 @@ impl PutTenantSuppressionAttributesRequest {
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_suppressed_reasons = codec::path(path, "SuppressedReasons");
+        let p_suppressed_reasons = codec::Path::Member(path, "SuppressedReasons");
         let j_suppressed_reasons = codec::j_field(j, "SuppressedReasons");
         let m_suppressed_reasons = match j_suppressed_reasons { Some(x) => codec::j_list(x, &p_suppressed_reasons, v, |x, p, v| Ok(codec::j_enum(x, &p, v, SuppressionListReason::parse, SuppressionListReason::SET)?))?, None => None };
-        let p_suppression_scope = codec::path(path, "SuppressionScope");
+        let p_suppression_scope = codec::Path::Member(path, "SuppressionScope");
         let j_suppression_scope = codec::j_field(j, "SuppressionScope");
         let m_suppression_scope = match j_suppression_scope { Some(x) => codec::j_enum(x, &p_suppression_scope, v, SuppressionListScope::parse, SuppressionListScope::SET)?, None => None };
         let Some(m_tenant_name) = m_tenant_name else { return Ok(None) };
@@ -8614,9 +8614,9 @@ impl PutTenantSuppressionAttributesRequest {
 impl RawMessage {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_data = codec::path(path, "Data");
+        let p_data = codec::Path::Member(path, "Data");
         let j_data = codec::j_field(j, "Data");
         let m_data = match j_data { Some(x) => codec::j_blob(x, &p_data)?, None => None };
         if m_data.is_none() && !j_data.is_some() {
@@ -8630,9 +8630,9 @@ impl RawMessage {
 impl ReplacementEmailContent {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_replacement_template = codec::path(path, "ReplacementTemplate");
+        let p_replacement_template = codec::Path::Member(path, "ReplacementTemplate");
         let j_replacement_template = codec::j_field(j, "ReplacementTemplate");
         let m_replacement_template = match j_replacement_template { Some(x) => ReplacementTemplate::from_json(x, &p_replacement_template, v)?, None => None };
         Ok(Some(Self { replacement_template: m_replacement_template }))
@@ -8642,9 +8642,9 @@ impl ReplacementEmailContent {
 impl ReplacementTemplate {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_replacement_template_data = codec::path(path, "ReplacementTemplateData");
+        let p_replacement_template_data = codec::Path::Member(path, "ReplacementTemplateData");
         let j_replacement_template_data = codec::j_field(j, "ReplacementTemplateData");
         let m_replacement_template_data = match j_replacement_template_data { Some(x) => codec::j_string(x, &p_replacement_template_data)?, None => None };
         if let Some(x) = &m_replacement_template_data {
@@ -8657,12 +8657,12 @@ impl ReplacementTemplate {
 impl ReputationOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_reputation_metrics_enabled = codec::path(path, "ReputationMetricsEnabled");
+        let p_reputation_metrics_enabled = codec::Path::Member(path, "ReputationMetricsEnabled");
         let j_reputation_metrics_enabled = codec::j_field(j, "ReputationMetricsEnabled");
         let m_reputation_metrics_enabled = match j_reputation_metrics_enabled { Some(x) => codec::j_bool(x, &p_reputation_metrics_enabled)?, None => None };
-        let p_last_fresh_start = codec::path(path, "LastFreshStart");
+        let p_last_fresh_start = codec::Path::Member(path, "LastFreshStart");
         let j_last_fresh_start = codec::j_field(j, "LastFreshStart");
         let m_last_fresh_start = match j_last_fresh_start { Some(x) => codec::j_timestamp(x, &p_last_fresh_start)?, None => None };
         Ok(Some(Self { reputation_metrics_enabled: m_reputation_metrics_enabled, last_fresh_start: m_last_fresh_start }))
@@ -8672,9 +8672,9 @@ impl ReputationOptions {
 impl RouteDetails {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_region = codec::path(path, "Region");
+        let p_region = codec::Path::Member(path, "Region");
         let j_region = codec::j_field(j, "Region");
         let m_region = match j_region { Some(x) => codec::j_string(x, &p_region)?, None => None };
         if m_region.is_none() && !j_region.is_some() {
@@ -8688,56 +8688,56 @@ impl RouteDetails {
 impl SendBulkEmailRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
-        let p_from_email_address_identity_arn = codec::path(path, "FromEmailAddressIdentityArn");
+        let p_from_email_address_identity_arn = codec::Path::Member(path, "FromEmailAddressIdentityArn");
         let j_from_email_address_identity_arn = codec::j_field(j, "FromEmailAddressIdentityArn");
         let m_from_email_address_identity_arn = match j_from_email_address_identity_arn { Some(x) => codec::j_string(x, &p_from_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_from_email_address_identity_arn {
             codec::check_len(v, x, &p_from_email_address_identity_arn, Some(1), None, false);
         }
-        let p_reply_to_addresses = codec::path(path, "ReplyToAddresses");
+        let p_reply_to_addresses = codec::Path::Member(path, "ReplyToAddresses");
         let j_reply_to_addresses = codec::j_field(j, "ReplyToAddresses");
         let m_reply_to_addresses = match j_reply_to_addresses { Some(x) => codec::j_list(x, &p_reply_to_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_feedback_forwarding_email_address = codec::path(path, "FeedbackForwardingEmailAddress");
+        let p_feedback_forwarding_email_address = codec::Path::Member(path, "FeedbackForwardingEmailAddress");
         let j_feedback_forwarding_email_address = codec::j_field(j, "FeedbackForwardingEmailAddress");
         let m_feedback_forwarding_email_address = match j_feedback_forwarding_email_address { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address)?, None => None };
-        let p_feedback_forwarding_email_address_identity_arn = codec::path(path, "FeedbackForwardingEmailAddressIdentityArn");
+        let p_feedback_forwarding_email_address_identity_arn = codec::Path::Member(path, "FeedbackForwardingEmailAddressIdentityArn");
         let j_feedback_forwarding_email_address_identity_arn = codec::j_field(j, "FeedbackForwardingEmailAddressIdentityArn");
         let m_feedback_forwarding_email_address_identity_arn = match j_feedback_forwarding_email_address_identity_arn { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_feedback_forwarding_email_address_identity_arn {
             codec::check_len(v, x, &p_feedback_forwarding_email_address_identity_arn, Some(1), None, false);
         }
-        let p_default_email_tags = codec::path(path, "DefaultEmailTags");
+        let p_default_email_tags = codec::Path::Member(path, "DefaultEmailTags");
         let j_default_email_tags = codec::j_field(j, "DefaultEmailTags");
         let m_default_email_tags = match j_default_email_tags { Some(x) => codec::j_list(x, &p_default_email_tags, v, |x, p, v| Ok(MessageTag::from_json(x, &p, v)?))?, None => None };
-        let p_default_content = codec::path(path, "DefaultContent");
+        let p_default_content = codec::Path::Member(path, "DefaultContent");
         let j_default_content = codec::j_field(j, "DefaultContent");
         let m_default_content = match j_default_content { Some(x) => BulkEmailContent::from_json(x, &p_default_content, v)?, None => None };
         if m_default_content.is_none() && !j_default_content.is_some() {
             v.null(&p_default_content);
         }
-        let p_bulk_email_entries = codec::path(path, "BulkEmailEntries");
+        let p_bulk_email_entries = codec::Path::Member(path, "BulkEmailEntries");
         let j_bulk_email_entries = codec::j_field(j, "BulkEmailEntries");
         let m_bulk_email_entries = match j_bulk_email_entries { Some(x) => codec::j_list(x, &p_bulk_email_entries, v, |x, p, v| Ok(BulkEmailEntry::from_json(x, &p, v)?))?, None => None };
         if m_bulk_email_entries.is_none() && !j_bulk_email_entries.is_some() {
             v.null(&p_bulk_email_entries);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
-        let p_endpoint_id = codec::path(path, "EndpointId");
+        let p_endpoint_id = codec::Path::Member(path, "EndpointId");
         let j_endpoint_id = codec::j_field(j, "EndpointId");
         let m_endpoint_id = match j_endpoint_id { Some(x) => codec::j_string(x, &p_endpoint_id)?, None => None };
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_configuration_overrides = codec::path(path, "ConfigurationOverrides");
+        let p_configuration_overrides = codec::Path::Member(path, "ConfigurationOverrides");
         let j_configuration_overrides = codec::j_field(j, "ConfigurationOverrides");
         let m_configuration_overrides = match j_configuration_overrides { Some(x) => ConfigurationOverrides::from_json(x, &p_configuration_overrides, v)?, None => None };
         let Some(m_default_content) = m_default_content else { return Ok(None) };
@@ -8749,57 +8749,57 @@ impl SendBulkEmailRequest {
 impl SendBulkEmailRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
-        let p_from_email_address_identity_arn = codec::path(path, "FromEmailAddressIdentityArn");
+        let p_from_email_address_identity_arn = codec::Path::Member(path, "FromEmailAddressIdentityArn");
         let j_from_email_address_identity_arn = codec::j_field(j, "FromEmailAddressIdentityArn");
         let m_from_email_address_identity_arn = match j_from_email_address_identity_arn { Some(x) => codec::j_string(x, &p_from_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_from_email_address_identity_arn {
             codec::check_len(v, x, &p_from_email_address_identity_arn, Some(1), None, false);
         }
-        let p_reply_to_addresses = codec::path(path, "ReplyToAddresses");
+        let p_reply_to_addresses = codec::Path::Member(path, "ReplyToAddresses");
         let j_reply_to_addresses = codec::j_field(j, "ReplyToAddresses");
         let m_reply_to_addresses = match j_reply_to_addresses { Some(x) => codec::j_list(x, &p_reply_to_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_feedback_forwarding_email_address = codec::path(path, "FeedbackForwardingEmailAddress");
+        let p_feedback_forwarding_email_address = codec::Path::Member(path, "FeedbackForwardingEmailAddress");
         let j_feedback_forwarding_email_address = codec::j_field(j, "FeedbackForwardingEmailAddress");
         let m_feedback_forwarding_email_address = match j_feedback_forwarding_email_address { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address)?, None => None };
-        let p_feedback_forwarding_email_address_identity_arn = codec::path(path, "FeedbackForwardingEmailAddressIdentityArn");
+        let p_feedback_forwarding_email_address_identity_arn = codec::Path::Member(path, "FeedbackForwardingEmailAddressIdentityArn");
         let j_feedback_forwarding_email_address_identity_arn = codec::j_field(j, "FeedbackForwardingEmailAddressIdentityArn");
         let m_feedback_forwarding_email_address_identity_arn = match j_feedback_forwarding_email_address_identity_arn { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_feedback_forwarding_email_address_identity_arn {
             codec::check_len(v, x, &p_feedback_forwarding_email_address_identity_arn, Some(1), None, false);
         }
-        let p_default_email_tags = codec::path(path, "DefaultEmailTags");
+        let p_default_email_tags = codec::Path::Member(path, "DefaultEmailTags");
         let j_default_email_tags = codec::j_field(j, "DefaultEmailTags");
         let m_default_email_tags = match j_default_email_tags { Some(x) => codec::j_list(x, &p_default_email_tags, v, |x, p, v| Ok(MessageTag::from_json(x, &p, v)?))?, None => None };
-        let p_default_content = codec::path(path, "DefaultContent");
+        let p_default_content = codec::Path::Member(path, "DefaultContent");
         let j_default_content = codec::j_field(j, "DefaultContent");
         let m_default_content = match j_default_content { Some(x) => BulkEmailContent::from_json(x, &p_default_content, v)?, None => None };
         if m_default_content.is_none() && !j_default_content.is_some() {
             v.null(&p_default_content);
         }
-        let p_bulk_email_entries = codec::path(path, "BulkEmailEntries");
+        let p_bulk_email_entries = codec::Path::Member(path, "BulkEmailEntries");
         let j_bulk_email_entries = codec::j_field(j, "BulkEmailEntries");
         let m_bulk_email_entries = match j_bulk_email_entries { Some(x) => codec::j_list(x, &p_bulk_email_entries, v, |x, p, v| Ok(BulkEmailEntry::from_json(x, &p, v)?))?, None => None };
         if m_bulk_email_entries.is_none() && !j_bulk_email_entries.is_some() {
             v.null(&p_bulk_email_entries);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
-        let p_endpoint_id = codec::path(path, "EndpointId");
+        let p_endpoint_id = codec::Path::Member(path, "EndpointId");
         let j_endpoint_id = codec::j_field(j, "EndpointId");
         let m_endpoint_id = match j_endpoint_id { Some(x) => codec::j_string(x, &p_endpoint_id)?, None => None };
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_configuration_overrides = codec::path(path, "ConfigurationOverrides");
+        let p_configuration_overrides = codec::Path::Member(path, "ConfigurationOverrides");
         let j_configuration_overrides = codec::j_field(j, "ConfigurationOverrides");
         let m_configuration_overrides = match j_configuration_overrides { Some(x) => ConfigurationOverrides::from_json(x, &p_configuration_overrides, v)?, None => None };
         let Some(m_default_content) = m_default_content else { return Ok(None) };
@@ -8811,14 +8811,14 @@ impl SendBulkEmailRequest {
 impl SendCustomVerificationEmailRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_address = codec::path(path, "EmailAddress");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let j_email_address = codec::j_field(j, "EmailAddress");
         let m_email_address = match j_email_address { Some(x) => codec::j_string(x, &p_email_address)?, None => None };
         if m_email_address.is_none() && !j_email_address.is_some() {
             v.null(&p_email_address);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let j_template_name = codec::j_field(j, "TemplateName");
         let m_template_name = match j_template_name { Some(x) => codec::j_string(x, &p_template_name)?, None => None };
         if m_template_name.is_none() && !j_template_name.is_some() {
@@ -8827,7 +8827,7 @@ impl SendCustomVerificationEmailRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         let Some(m_email_address) = m_email_address else { return Ok(None) };
@@ -8839,15 +8839,15 @@ impl SendCustomVerificationEmailRequest {
 impl SendCustomVerificationEmailRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let j_email_address = codec::j_field(j, "EmailAddress");
         let m_email_address = match j_email_address { Some(x) => codec::j_string(x, &p_email_address)?, None => None };
         if m_email_address.is_none() && !j_email_address.is_some() {
             v.null(&p_email_address);
         }
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let j_template_name = codec::j_field(j, "TemplateName");
         let m_template_name = match j_template_name { Some(x) => codec::j_string(x, &p_template_name)?, None => None };
         if m_template_name.is_none() && !j_template_name.is_some() {
@@ -8856,7 +8856,7 @@ impl SendCustomVerificationEmailRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         let Some(m_email_address) = m_email_address else { return Ok(None) };
@@ -8868,56 +8868,56 @@ impl SendCustomVerificationEmailRequest {
 impl SendEmailRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
-        let p_from_email_address_identity_arn = codec::path(path, "FromEmailAddressIdentityArn");
+        let p_from_email_address_identity_arn = codec::Path::Member(path, "FromEmailAddressIdentityArn");
         let j_from_email_address_identity_arn = codec::j_field(j, "FromEmailAddressIdentityArn");
         let m_from_email_address_identity_arn = match j_from_email_address_identity_arn { Some(x) => codec::j_string(x, &p_from_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_from_email_address_identity_arn {
             codec::check_len(v, x, &p_from_email_address_identity_arn, Some(1), None, false);
         }
-        let p_destination = codec::path(path, "Destination");
+        let p_destination = codec::Path::Member(path, "Destination");
         let j_destination = codec::j_field(j, "Destination");
         let m_destination = match j_destination { Some(x) => Destination::from_json(x, &p_destination, v)?, None => None };
-        let p_reply_to_addresses = codec::path(path, "ReplyToAddresses");
+        let p_reply_to_addresses = codec::Path::Member(path, "ReplyToAddresses");
         let j_reply_to_addresses = codec::j_field(j, "ReplyToAddresses");
         let m_reply_to_addresses = match j_reply_to_addresses { Some(x) => codec::j_list(x, &p_reply_to_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_feedback_forwarding_email_address = codec::path(path, "FeedbackForwardingEmailAddress");
+        let p_feedback_forwarding_email_address = codec::Path::Member(path, "FeedbackForwardingEmailAddress");
         let j_feedback_forwarding_email_address = codec::j_field(j, "FeedbackForwardingEmailAddress");
         let m_feedback_forwarding_email_address = match j_feedback_forwarding_email_address { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address)?, None => None };
-        let p_feedback_forwarding_email_address_identity_arn = codec::path(path, "FeedbackForwardingEmailAddressIdentityArn");
+        let p_feedback_forwarding_email_address_identity_arn = codec::Path::Member(path, "FeedbackForwardingEmailAddressIdentityArn");
         let j_feedback_forwarding_email_address_identity_arn = codec::j_field(j, "FeedbackForwardingEmailAddressIdentityArn");
         let m_feedback_forwarding_email_address_identity_arn = match j_feedback_forwarding_email_address_identity_arn { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_feedback_forwarding_email_address_identity_arn {
             codec::check_len(v, x, &p_feedback_forwarding_email_address_identity_arn, Some(1), None, false);
         }
-        let p_content = codec::path(path, "Content");
+        let p_content = codec::Path::Member(path, "Content");
         let j_content = codec::j_field(j, "Content");
         let m_content = match j_content { Some(x) => EmailContent::from_json(x, &p_content, v)?, None => None };
         if m_content.is_none() && !j_content.is_some() {
             v.null(&p_content);
         }
-        let p_email_tags = codec::path(path, "EmailTags");
+        let p_email_tags = codec::Path::Member(path, "EmailTags");
         let j_email_tags = codec::j_field(j, "EmailTags");
         let m_email_tags = match j_email_tags { Some(x) => codec::j_list(x, &p_email_tags, v, |x, p, v| Ok(MessageTag::from_json(x, &p, v)?))?, None => None };
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
-        let p_endpoint_id = codec::path(path, "EndpointId");
+        let p_endpoint_id = codec::Path::Member(path, "EndpointId");
         let j_endpoint_id = codec::j_field(j, "EndpointId");
         let m_endpoint_id = match j_endpoint_id { Some(x) => codec::j_string(x, &p_endpoint_id)?, None => None };
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_list_management_options = codec::path(path, "ListManagementOptions");
+        let p_list_management_options = codec::Path::Member(path, "ListManagementOptions");
         let j_list_management_options = codec::j_field(j, "ListManagementOptions");
         let m_list_management_options = match j_list_management_options { Some(x) => ListManagementOptions::from_json(x, &p_list_management_options, v)?, None => None };
-        let p_configuration_overrides = codec::path(path, "ConfigurationOverrides");
+        let p_configuration_overrides = codec::Path::Member(path, "ConfigurationOverrides");
         let j_configuration_overrides = codec::j_field(j, "ConfigurationOverrides");
         let m_configuration_overrides = match j_configuration_overrides { Some(x) => ConfigurationOverrides::from_json(x, &p_configuration_overrides, v)?, None => None };
         let Some(m_content) = m_content else { return Ok(None) };
@@ -8928,57 +8928,57 @@ impl SendEmailRequest {
 impl SendEmailRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
-        let p_from_email_address_identity_arn = codec::path(path, "FromEmailAddressIdentityArn");
+        let p_from_email_address_identity_arn = codec::Path::Member(path, "FromEmailAddressIdentityArn");
         let j_from_email_address_identity_arn = codec::j_field(j, "FromEmailAddressIdentityArn");
         let m_from_email_address_identity_arn = match j_from_email_address_identity_arn { Some(x) => codec::j_string(x, &p_from_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_from_email_address_identity_arn {
             codec::check_len(v, x, &p_from_email_address_identity_arn, Some(1), None, false);
         }
-        let p_destination = codec::path(path, "Destination");
+        let p_destination = codec::Path::Member(path, "Destination");
         let j_destination = codec::j_field(j, "Destination");
         let m_destination = match j_destination { Some(x) => Destination::from_json(x, &p_destination, v)?, None => None };
-        let p_reply_to_addresses = codec::path(path, "ReplyToAddresses");
+        let p_reply_to_addresses = codec::Path::Member(path, "ReplyToAddresses");
         let j_reply_to_addresses = codec::j_field(j, "ReplyToAddresses");
         let m_reply_to_addresses = match j_reply_to_addresses { Some(x) => codec::j_list(x, &p_reply_to_addresses, v, |x, p, v| Ok(codec::j_string(x, &p)?))?, None => None };
-        let p_feedback_forwarding_email_address = codec::path(path, "FeedbackForwardingEmailAddress");
+        let p_feedback_forwarding_email_address = codec::Path::Member(path, "FeedbackForwardingEmailAddress");
         let j_feedback_forwarding_email_address = codec::j_field(j, "FeedbackForwardingEmailAddress");
         let m_feedback_forwarding_email_address = match j_feedback_forwarding_email_address { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address)?, None => None };
-        let p_feedback_forwarding_email_address_identity_arn = codec::path(path, "FeedbackForwardingEmailAddressIdentityArn");
+        let p_feedback_forwarding_email_address_identity_arn = codec::Path::Member(path, "FeedbackForwardingEmailAddressIdentityArn");
         let j_feedback_forwarding_email_address_identity_arn = codec::j_field(j, "FeedbackForwardingEmailAddressIdentityArn");
         let m_feedback_forwarding_email_address_identity_arn = match j_feedback_forwarding_email_address_identity_arn { Some(x) => codec::j_string(x, &p_feedback_forwarding_email_address_identity_arn)?, None => None };
         if let Some(x) = &m_feedback_forwarding_email_address_identity_arn {
             codec::check_len(v, x, &p_feedback_forwarding_email_address_identity_arn, Some(1), None, false);
         }
-        let p_content = codec::path(path, "Content");
+        let p_content = codec::Path::Member(path, "Content");
         let j_content = codec::j_field(j, "Content");
         let m_content = match j_content { Some(x) => EmailContent::from_json(x, &p_content, v)?, None => None };
         if m_content.is_none() && !j_content.is_some() {
             v.null(&p_content);
         }
-        let p_email_tags = codec::path(path, "EmailTags");
+        let p_email_tags = codec::Path::Member(path, "EmailTags");
         let j_email_tags = codec::j_field(j, "EmailTags");
         let m_email_tags = match j_email_tags { Some(x) => codec::j_list(x, &p_email_tags, v, |x, p, v| Ok(MessageTag::from_json(x, &p, v)?))?, None => None };
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
-        let p_endpoint_id = codec::path(path, "EndpointId");
+        let p_endpoint_id = codec::Path::Member(path, "EndpointId");
         let j_endpoint_id = codec::j_field(j, "EndpointId");
         let m_endpoint_id = match j_endpoint_id { Some(x) => codec::j_string(x, &p_endpoint_id)?, None => None };
-        let p_tenant_name = codec::path(path, "TenantName");
+        let p_tenant_name = codec::Path::Member(path, "TenantName");
         let j_tenant_name = codec::j_field(j, "TenantName");
         let m_tenant_name = match j_tenant_name { Some(x) => codec::j_string(x, &p_tenant_name)?, None => None };
         if let Some(x) = &m_tenant_name {
             codec::check_len(v, x, &p_tenant_name, Some(1), None, false);
         }
-        let p_list_management_options = codec::path(path, "ListManagementOptions");
+        let p_list_management_options = codec::Path::Member(path, "ListManagementOptions");
         let j_list_management_options = codec::j_field(j, "ListManagementOptions");
         let m_list_management_options = match j_list_management_options { Some(x) => ListManagementOptions::from_json(x, &p_list_management_options, v)?, None => None };
-        let p_configuration_overrides = codec::path(path, "ConfigurationOverrides");
+        let p_configuration_overrides = codec::Path::Member(path, "ConfigurationOverrides");
         let j_configuration_overrides = codec::j_field(j, "ConfigurationOverrides");
         let m_configuration_overrides = match j_configuration_overrides { Some(x) => ConfigurationOverrides::from_json(x, &p_configuration_overrides, v)?, None => None };
         let Some(m_content) = m_content else { return Ok(None) };
@@ -8989,9 +8989,9 @@ impl SendEmailRequest {
 impl SendingOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_sending_enabled = codec::path(path, "SendingEnabled");
+        let p_sending_enabled = codec::Path::Member(path, "SendingEnabled");
         let j_sending_enabled = codec::j_field(j, "SendingEnabled");
         let m_sending_enabled = match j_sending_enabled { Some(x) => codec::j_bool(x, &p_sending_enabled)?, None => None };
         Ok(Some(Self { sending_enabled: m_sending_enabled }))
@@ -9001,12 +9001,12 @@ impl SendingOptions {
 impl SigningScheme {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_default_scheme = codec::path(path, "DefaultScheme");
+        let p_default_scheme = codec::Path::Member(path, "DefaultScheme");
         let j_default_scheme = codec::j_field(j, "DefaultScheme");
         let m_default_scheme = match j_default_scheme { Some(x) => DefaultSigningScheme::from_json(x, &p_default_scheme, v)?, None => None };
-        let p_smime_scheme = codec::path(path, "SmimeScheme");
+        let p_smime_scheme = codec::Path::Member(path, "SmimeScheme");
         let j_smime_scheme = codec::j_field(j, "SmimeScheme");
         let m_smime_scheme = match j_smime_scheme { Some(x) => SmimeSigningScheme::from_json(x, &p_smime_scheme, v)?, None => None };
         Ok(Some(Self { default_scheme: m_default_scheme, smime_scheme: m_smime_scheme }))
@@ -9016,9 +9016,9 @@ impl SigningScheme {
 impl SmimeSigningScheme {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_signature_format = codec::path(path, "SignatureFormat");
+        let p_signature_format = codec::Path::Member(path, "SignatureFormat");
         let j_signature_format = codec::j_field(j, "SignatureFormat");
         let m_signature_format = match j_signature_format { Some(x) => codec::j_enum(x, &p_signature_format, v, SignatureFormat::parse, SignatureFormat::SET)?, None => None };
         Ok(Some(Self { signature_format: m_signature_format }))
@@ -9028,9 +9028,9 @@ impl SmimeSigningScheme {
 impl SnsDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let j_topic_arn = codec::j_field(j, "TopicArn");
         let m_topic_arn = match j_topic_arn { Some(x) => codec::j_string(x, &p_topic_arn)?, None => None };
         if m_topic_arn.is_none() && !j_topic_arn.is_some() {
@@ -9047,15 +9047,15 @@ impl SnsDestination {
 impl SuppressionConditionThreshold {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_condition_threshold_enabled = codec::path(path, "ConditionThresholdEnabled");
+        let p_condition_threshold_enabled = codec::Path::Member(path, "ConditionThresholdEnabled");
         let j_condition_threshold_enabled = codec::j_field(j, "ConditionThresholdEnabled");
         let m_condition_threshold_enabled = match j_condition_threshold_enabled { Some(x) => codec::j_enum(x, &p_condition_threshold_enabled, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
         if m_condition_threshold_enabled.is_none() && !j_condition_threshold_enabled.is_some() {
             v.null(&p_condition_threshold_enabled);
         }
-        let p_overall_confidence_threshold = codec::path(path, "OverallConfidenceThreshold");
+        let p_overall_confidence_threshold = codec::Path::Member(path, "OverallConfidenceThreshold");
         let j_overall_confidence_threshold = codec::j_field(j, "OverallConfidenceThreshold");
         let m_overall_confidence_threshold = match j_overall_confidence_threshold { Some(x) => SuppressionConfidenceThreshold::from_json(x, &p_overall_confidence_threshold, v)?, None => None };
         let Some(m_condition_threshold_enabled) = m_condition_threshold_enabled else { return Ok(None) };
@@ -9066,9 +9066,9 @@ impl SuppressionConditionThreshold {
 impl SuppressionConfidenceThreshold {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_confidence_verdict_threshold = codec::path(path, "ConfidenceVerdictThreshold");
+        let p_confidence_verdict_threshold = codec::Path::Member(path, "ConfidenceVerdictThreshold");
         let j_confidence_verdict_threshold = codec::j_field(j, "ConfidenceVerdictThreshold");
         let m_confidence_verdict_threshold = match j_confidence_verdict_threshold { Some(x) => codec::j_enum(x, &p_confidence_verdict_threshold, v, SuppressionConfidenceVerdictThreshold::parse, SuppressionConfidenceVerdictThreshold::SET)?, None => None };
         if m_confidence_verdict_threshold.is_none() && !j_confidence_verdict_threshold.is_some() {
@@ -9082,9 +9082,9 @@ impl SuppressionConfidenceThreshold {
 impl SuppressionListDestination {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_suppression_list_import_action = codec::path(path, "SuppressionListImportAction");
+        let p_suppression_list_import_action = codec::Path::Member(path, "SuppressionListImportAction");
         let j_suppression_list_import_action = codec::j_field(j, "SuppressionListImportAction");
         let m_suppression_list_import_action = match j_suppression_list_import_action { Some(x) => codec::j_enum(x, &p_suppression_list_import_action, v, SuppressionListImportAction::parse, SuppressionListImportAction::SET)?, None => None };
         if m_suppression_list_import_action.is_none() && !j_suppression_list_import_action.is_some() {
@@ -9098,15 +9098,15 @@ impl SuppressionListDestination {
 impl SuppressionOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_suppressed_reasons = codec::path(path, "SuppressedReasons");
+        let p_suppressed_reasons = codec::Path::Member(path, "SuppressedReasons");
         let j_suppressed_reasons = codec::j_field(j, "SuppressedReasons");
         let m_suppressed_reasons = match j_suppressed_reasons { Some(x) => codec::j_list(x, &p_suppressed_reasons, v, |x, p, v| Ok(codec::j_enum(x, &p, v, SuppressionListReason::parse, SuppressionListReason::SET)?))?, None => None };
-        let p_suppression_scope = codec::path(path, "SuppressionScope");
+        let p_suppression_scope = codec::Path::Member(path, "SuppressionScope");
         let j_suppression_scope = codec::j_field(j, "SuppressionScope");
         let m_suppression_scope = match j_suppression_scope { Some(x) => codec::j_enum(x, &p_suppression_scope, v, SuppressionListScope::parse, SuppressionListScope::SET)?, None => None };
-        let p_validation_options = codec::path(path, "ValidationOptions");
+        let p_validation_options = codec::Path::Member(path, "ValidationOptions");
         let j_validation_options = codec::j_field(j, "ValidationOptions");
         let m_validation_options = match j_validation_options { Some(x) => SuppressionValidationOptions::from_json(x, &p_validation_options, v)?, None => None };
         Ok(Some(Self { suppressed_reasons: m_suppressed_reasons, suppression_scope: m_suppression_scope, validation_options: m_validation_options }))
@@ -9116,9 +9116,9 @@ impl SuppressionOptions {
 impl SuppressionValidationAttributes {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_condition_threshold = codec::path(path, "ConditionThreshold");
+        let p_condition_threshold = codec::Path::Member(path, "ConditionThreshold");
         let j_condition_threshold = codec::j_field(j, "ConditionThreshold");
         let m_condition_threshold = match j_condition_threshold { Some(x) => SuppressionConditionThreshold::from_json(x, &p_condition_threshold, v)?, None => None };
         if m_condition_threshold.is_none() && !j_condition_threshold.is_some() {
@@ -9132,9 +9132,9 @@ impl SuppressionValidationAttributes {
 impl SuppressionValidationOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_condition_threshold = codec::path(path, "ConditionThreshold");
+        let p_condition_threshold = codec::Path::Member(path, "ConditionThreshold");
         let j_condition_threshold = codec::j_field(j, "ConditionThreshold");
         let m_condition_threshold = match j_condition_threshold { Some(x) => SuppressionConditionThreshold::from_json(x, &p_condition_threshold, v)?, None => None };
         if m_condition_threshold.is_none() && !j_condition_threshold.is_some() {
@@ -9148,15 +9148,15 @@ impl SuppressionValidationOptions {
 impl Tag {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_key = codec::path(path, "Key");
+        let p_key = codec::Path::Member(path, "Key");
         let j_key = codec::j_field(j, "Key");
         let m_key = match j_key { Some(x) => codec::j_string(x, &p_key)?, None => None };
         if m_key.is_none() && !j_key.is_some() {
             v.null(&p_key);
         }
-        let p_value = codec::path(path, "Value");
+        let p_value = codec::Path::Member(path, "Value");
         let j_value = codec::j_field(j, "Value");
         let m_value = match j_value { Some(x) => codec::j_string(x, &p_value)?, None => None };
         if m_value.is_none() && !j_value.is_some() {
@@ -9171,8 +9171,8 @@ impl Tag {
 impl TagResourceRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_resource_arn = codec::path(path, "ResourceArn");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -9181,7 +9181,7 @@ impl TagResourceRequest {
         if let Some(x) = &m_resource_arn {
             codec::check_len(v, x, &p_resource_arn, Some(1), None, false);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         if m_tags.is_none() && !j_tags.is_some() {
@@ -9196,9 +9196,9 @@ impl TagResourceRequest {
 impl TagResourceRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let j_resource_arn = codec::j_field(j, "ResourceArn");
         let m_resource_arn = match j_resource_arn { Some(x) => codec::j_string(x, &p_resource_arn)?, None => None };
         if m_resource_arn.is_none() && !j_resource_arn.is_some() {
@@ -9207,7 +9207,7 @@ impl TagResourceRequest {
         if let Some(x) = &m_resource_arn {
             codec::check_len(v, x, &p_resource_arn, Some(1), None, false);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let j_tags = codec::j_field(j, "Tags");
         let m_tags = match j_tags { Some(x) => codec::j_list(x, &p_tags, v, |x, p, v| Ok(Tag::from_json(x, &p, v)?))?, None => None };
         if m_tags.is_none() && !j_tags.is_some() {
@@ -9222,36 +9222,36 @@ impl TagResourceRequest {
 impl Template {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_template_name = codec::path(path, "TemplateName");
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let j_template_name = codec::j_field(j, "TemplateName");
         let m_template_name = match j_template_name { Some(x) => codec::j_string(x, &p_template_name)?, None => None };
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_template_arn = codec::path(path, "TemplateArn");
+        let p_template_arn = codec::Path::Member(path, "TemplateArn");
         let j_template_arn = codec::j_field(j, "TemplateArn");
         let m_template_arn = match j_template_arn { Some(x) => codec::j_string(x, &p_template_arn)?, None => None };
         if let Some(x) = &m_template_arn {
             codec::check_len(v, x, &p_template_arn, Some(1), None, false);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let j_template_content = codec::j_field(j, "TemplateContent");
         let m_template_content = match j_template_content { Some(x) => EmailTemplateContent::from_json(x, &p_template_content, v)?, None => None };
-        let p_template_data = codec::path(path, "TemplateData");
+        let p_template_data = codec::Path::Member(path, "TemplateData");
         let j_template_data = codec::j_field(j, "TemplateData");
         let m_template_data = match j_template_data { Some(x) => codec::j_string(x, &p_template_data)?, None => None };
         if let Some(x) = &m_template_data {
             codec::check_len(v, x, &p_template_data, None, Some(262144), false);
         }
-        let p_headers = codec::path(path, "Headers");
+        let p_headers = codec::Path::Member(path, "Headers");
         let j_headers = codec::j_field(j, "Headers");
         let m_headers = match j_headers { Some(x) => codec::j_list(x, &p_headers, v, |x, p, v| Ok(MessageHeader::from_json(x, &p, v)?))?, None => None };
         if let Some(x) = &m_headers {
             codec::check_count(v, x.len(), &p_headers, Some(0), Some(15));
         }
-        let p_attachments = codec::path(path, "Attachments");
+        let p_attachments = codec::Path::Member(path, "Attachments");
         let j_attachments = codec::j_field(j, "Attachments");
         let m_attachments = match j_attachments { Some(x) => codec::j_list(x, &p_attachments, v, |x, p, v| Ok(Attachment::from_json(x, &p, v)?))?, None => None };
         Ok(Some(Self { template_name: m_template_name, template_arn: m_template_arn, template_content: m_template_content, template_data: m_template_data, headers: m_headers, attachments: m_attachments }))
@@ -9261,12 +9261,12 @@ impl Template {
 impl TenantSuppressionAttributes {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_suppressed_reasons = codec::path(path, "SuppressedReasons");
+        let p_suppressed_reasons = codec::Path::Member(path, "SuppressedReasons");
         let j_suppressed_reasons = codec::j_field(j, "SuppressedReasons");
         let m_suppressed_reasons = match j_suppressed_reasons { Some(x) => codec::j_list(x, &p_suppressed_reasons, v, |x, p, v| Ok(codec::j_enum(x, &p, v, SuppressionListReason::parse, SuppressionListReason::SET)?))?, None => None };
-        let p_suppression_scope = codec::path(path, "SuppressionScope");
+        let p_suppression_scope = codec::Path::Member(path, "SuppressionScope");
         let j_suppression_scope = codec::j_field(j, "SuppressionScope");
         let m_suppression_scope = match j_suppression_scope { Some(x) => codec::j_enum(x, &p_suppression_scope, v, SuppressionListScope::parse, SuppressionListScope::SET)?, None => None };
         Ok(Some(Self { suppressed_reasons: m_suppressed_reasons, suppression_scope: m_suppression_scope }))
@@ -9276,8 +9276,8 @@ impl TenantSuppressionAttributes {
 impl TestRenderEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let m_template_name = codec::h_label(m, "TemplateName");
         if m_template_name.is_none() && !m.label("TemplateName").is_some() {
             v.null(&p_template_name);
@@ -9285,7 +9285,7 @@ impl TestRenderEmailTemplateRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_template_data = codec::path(path, "TemplateData");
+        let p_template_data = codec::Path::Member(path, "TemplateData");
         let j_template_data = codec::j_field(j, "TemplateData");
         let m_template_data = match j_template_data { Some(x) => codec::j_string(x, &p_template_data)?, None => None };
         if m_template_data.is_none() && !j_template_data.is_some() {
@@ -9303,24 +9303,24 @@ impl TestRenderEmailTemplateRequest {
 impl Topic {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_topic_name = codec::path(path, "TopicName");
+        let p_topic_name = codec::Path::Member(path, "TopicName");
         let j_topic_name = codec::j_field(j, "TopicName");
         let m_topic_name = match j_topic_name { Some(x) => codec::j_string(x, &p_topic_name)?, None => None };
         if m_topic_name.is_none() && !j_topic_name.is_some() {
             v.null(&p_topic_name);
         }
-        let p_display_name = codec::path(path, "DisplayName");
+        let p_display_name = codec::Path::Member(path, "DisplayName");
         let j_display_name = codec::j_field(j, "DisplayName");
         let m_display_name = match j_display_name { Some(x) => codec::j_string(x, &p_display_name)?, None => None };
         if m_display_name.is_none() && !j_display_name.is_some() {
             v.null(&p_display_name);
         }
-        let p_description = codec::path(path, "Description");
+        let p_description = codec::Path::Member(path, "Description");
         let j_description = codec::j_field(j, "Description");
         let m_description = match j_description { Some(x) => codec::j_string(x, &p_description)?, None => None };
-        let p_default_subscription_status = codec::path(path, "DefaultSubscriptionStatus");
+        let p_default_subscription_status = codec::Path::Member(path, "DefaultSubscriptionStatus");
         let j_default_subscription_status = codec::j_field(j, "DefaultSubscriptionStatus");
         let m_default_subscription_status = match j_default_subscription_status { Some(x) => codec::j_enum(x, &p_default_subscription_status, v, SubscriptionStatus::parse, SubscriptionStatus::SET)?, None => None };
         if m_default_subscription_status.is_none() && !j_default_subscription_status.is_some() {
@@ -9336,12 +9336,12 @@ impl Topic {
 impl TopicFilter {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_topic_name = codec::path(path, "TopicName");
+        let p_topic_name = codec::Path::Member(path, "TopicName");
         let j_topic_name = codec::j_field(j, "TopicName");
         let m_topic_name = match j_topic_name { Some(x) => codec::j_string(x, &p_topic_name)?, None => None };
-        let p_use_default_if_preference_unavailable = codec::path(path, "UseDefaultIfPreferenceUnavailable");
+        let p_use_default_if_preference_unavailable = codec::Path::Member(path, "UseDefaultIfPreferenceUnavailable");
         let j_use_default_if_preference_unavailable = codec::j_field(j, "UseDefaultIfPreferenceUnavailable");
         let m_use_default_if_preference_unavailable = match j_use_default_if_preference_unavailable { Some(x) => codec::j_bool(x, &p_use_default_if_preference_unavailable)?, None => None };
         Ok(Some(Self { topic_name: m_topic_name, use_default_if_preference_unavailable: m_use_default_if_preference_unavailable }))
@@ -9351,15 +9351,15 @@ impl TopicFilter {
 impl TopicPreference {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_topic_name = codec::path(path, "TopicName");
+        let p_topic_name = codec::Path::Member(path, "TopicName");
         let j_topic_name = codec::j_field(j, "TopicName");
         let m_topic_name = match j_topic_name { Some(x) => codec::j_string(x, &p_topic_name)?, None => None };
         if m_topic_name.is_none() && !j_topic_name.is_some() {
             v.null(&p_topic_name);
         }
-        let p_subscription_status = codec::path(path, "SubscriptionStatus");
+        let p_subscription_status = codec::Path::Member(path, "SubscriptionStatus");
         let j_subscription_status = codec::j_field(j, "SubscriptionStatus");
         let m_subscription_status = match j_subscription_status { Some(x) => codec::j_enum(x, &p_subscription_status, v, SubscriptionStatus::parse, SubscriptionStatus::SET)?, None => None };
         if m_subscription_status.is_none() && !j_subscription_status.is_some() {
@@ -9374,12 +9374,12 @@ impl TopicPreference {
 impl TrackingConfigurationOverrides {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_open_tracking_enabled = codec::path(path, "OpenTrackingEnabled");
+        let p_open_tracking_enabled = codec::Path::Member(path, "OpenTrackingEnabled");
         let j_open_tracking_enabled = codec::j_field(j, "OpenTrackingEnabled");
         let m_open_tracking_enabled = match j_open_tracking_enabled { Some(x) => codec::j_enum(x, &p_open_tracking_enabled, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
-        let p_click_tracking_enabled = codec::path(path, "ClickTrackingEnabled");
+        let p_click_tracking_enabled = codec::Path::Member(path, "ClickTrackingEnabled");
         let j_click_tracking_enabled = codec::j_field(j, "ClickTrackingEnabled");
         let m_click_tracking_enabled = match j_click_tracking_enabled { Some(x) => codec::j_enum(x, &p_click_tracking_enabled, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
         Ok(Some(Self { open_tracking_enabled: m_open_tracking_enabled, click_tracking_enabled: m_click_tracking_enabled }))
@@ -9389,15 +9389,15 @@ impl TrackingConfigurationOverrides {
 impl TrackingOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_custom_redirect_domain = codec::path(path, "CustomRedirectDomain");
+        let p_custom_redirect_domain = codec::Path::Member(path, "CustomRedirectDomain");
         let j_custom_redirect_domain = codec::j_field(j, "CustomRedirectDomain");
         let m_custom_redirect_domain = match j_custom_redirect_domain { Some(x) => codec::j_string(x, &p_custom_redirect_domain)?, None => None };
         if m_custom_redirect_domain.is_none() && !j_custom_redirect_domain.is_some() {
             v.null(&p_custom_redirect_domain);
         }
-        let p_https_policy = codec::path(path, "HttpsPolicy");
+        let p_https_policy = codec::Path::Member(path, "HttpsPolicy");
         let j_https_policy = codec::j_field(j, "HttpsPolicy");
         let m_https_policy = match j_https_policy { Some(x) => codec::j_enum(x, &p_https_policy, v, HttpsPolicy::parse, HttpsPolicy::SET)?, None => None };
         let Some(m_custom_redirect_domain) = m_custom_redirect_domain else { return Ok(None) };
@@ -9408,8 +9408,8 @@ impl TrackingOptions {
 impl UntagResourceRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_resource_arn = codec::path(path, "ResourceArn");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let m_resource_arn = codec::h_query_string(query, "ResourceArn");
         if m_resource_arn.is_none() && !codec::h_query_present(query, "ResourceArn") {
             v.null(&p_resource_arn);
@@ -9417,7 +9417,7 @@ impl UntagResourceRequest {
         if let Some(x) = &m_resource_arn {
             codec::check_len(v, x, &p_resource_arn, Some(1), None, false);
         }
-        let p_tag_keys = codec::path(path, "TagKeys");
+        let p_tag_keys = codec::Path::Member(path, "TagKeys");
         let m_tag_keys = codec::h_query_list(query, "TagKeys");
         if m_tag_keys.is_none() && !codec::h_query_present(query, "TagKeys") {
             v.null(&p_tag_keys);
@@ -9431,18 +9431,18 @@ impl UntagResourceRequest {
 impl UpdateConfigurationSetEventDestinationRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let m_configuration_set_name = codec::h_label(m, "ConfigurationSetName");
         if m_configuration_set_name.is_none() && !m.label("ConfigurationSetName").is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_event_destination_name = codec::path(path, "EventDestinationName");
+        let p_event_destination_name = codec::Path::Member(path, "EventDestinationName");
         let m_event_destination_name = codec::h_label(m, "EventDestinationName");
         if m_event_destination_name.is_none() && !m.label("EventDestinationName").is_some() {
             v.null(&p_event_destination_name);
         }
-        let p_event_destination = codec::path(path, "EventDestination");
+        let p_event_destination = codec::Path::Member(path, "EventDestination");
         let j_event_destination = codec::j_field(j, "EventDestination");
         let m_event_destination = match j_event_destination { Some(x) => EventDestinationDefinition::from_json(x, &p_event_destination, v)?, None => None };
         if m_event_destination.is_none() && !j_event_destination.is_some() {
@@ -9458,14 +9458,14 @@ impl UpdateConfigurationSetEventDestinationRequest {
 impl UpdateConfigurationSetRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         if m_configuration_set_name.is_none() && !j_configuration_set_name.is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_message_security_options = codec::path(path, "MessageSecurityOptions");
+        let p_message_security_options = codec::Path::Member(path, "MessageSecurityOptions");
         let j_message_security_options = codec::j_field(j, "MessageSecurityOptions");
         let m_message_security_options = match j_message_security_options { Some(x) => MessageSecurityOptions::from_json(x, &p_message_security_options, v)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -9476,15 +9476,15 @@ impl UpdateConfigurationSetRequest {
 impl UpdateConfigurationSetRequest {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_configuration_set_name = codec::path(path, "ConfigurationSetName");
+        let p_configuration_set_name = codec::Path::Member(path, "ConfigurationSetName");
         let j_configuration_set_name = codec::j_field(j, "ConfigurationSetName");
         let m_configuration_set_name = match j_configuration_set_name { Some(x) => codec::j_string(x, &p_configuration_set_name)?, None => None };
         if m_configuration_set_name.is_none() && !j_configuration_set_name.is_some() {
             v.null(&p_configuration_set_name);
         }
-        let p_message_security_options = codec::path(path, "MessageSecurityOptions");
+        let p_message_security_options = codec::Path::Member(path, "MessageSecurityOptions");
         let j_message_security_options = codec::j_field(j, "MessageSecurityOptions");
         let m_message_security_options = match j_message_security_options { Some(x) => MessageSecurityOptions::from_json(x, &p_message_security_options, v)?, None => None };
         let Some(m_configuration_set_name) = m_configuration_set_name else { return Ok(None) };
@@ -9495,16 +9495,16 @@ impl UpdateConfigurationSetRequest {
 impl UpdateContactListRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_topics = codec::path(path, "Topics");
+        let p_topics = codec::Path::Member(path, "Topics");
         let j_topics = codec::j_field(j, "Topics");
         let m_topics = match j_topics { Some(x) => codec::j_list(x, &p_topics, v, |x, p, v| Ok(Topic::from_json(x, &p, v)?))?, None => None };
-        let p_description = codec::path(path, "Description");
+        let p_description = codec::Path::Member(path, "Description");
         let j_description = codec::j_field(j, "Description");
         let m_description = match j_description { Some(x) => codec::j_string(x, &p_description)?, None => None };
         let Some(m_contact_list_name) = m_contact_list_name else { return Ok(None) };
@@ -9515,24 +9515,24 @@ impl UpdateContactListRequest {
 impl UpdateContactRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_contact_list_name = codec::path(path, "ContactListName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_contact_list_name = codec::Path::Member(path, "ContactListName");
         let m_contact_list_name = codec::h_label(m, "ContactListName");
         if m_contact_list_name.is_none() && !m.label("ContactListName").is_some() {
             v.null(&p_contact_list_name);
         }
-        let p_email_address = codec::path(path, "EmailAddress");
+        let p_email_address = codec::Path::Member(path, "EmailAddress");
         let m_email_address = codec::h_label(m, "EmailAddress");
         if m_email_address.is_none() && !m.label("EmailAddress").is_some() {
             v.null(&p_email_address);
         }
-        let p_topic_preferences = codec::path(path, "TopicPreferences");
+        let p_topic_preferences = codec::Path::Member(path, "TopicPreferences");
         let j_topic_preferences = codec::j_field(j, "TopicPreferences");
         let m_topic_preferences = match j_topic_preferences { Some(x) => codec::j_list(x, &p_topic_preferences, v, |x, p, v| Ok(TopicPreference::from_json(x, &p, v)?))?, None => None };
-        let p_unsubscribe_all = codec::path(path, "UnsubscribeAll");
+        let p_unsubscribe_all = codec::Path::Member(path, "UnsubscribeAll");
         let j_unsubscribe_all = codec::j_field(j, "UnsubscribeAll");
         let m_unsubscribe_all = match j_unsubscribe_all { Some(x) => codec::j_bool(x, &p_unsubscribe_all)?, None => None };
-        let p_attributes_data = codec::path(path, "AttributesData");
+        let p_attributes_data = codec::Path::Member(path, "AttributesData");
         let j_attributes_data = codec::j_field(j, "AttributesData");
         let m_attributes_data = match j_attributes_data { Some(x) => codec::j_string(x, &p_attributes_data)?, None => None };
         let Some(m_contact_list_name) = m_contact_list_name else { return Ok(None) };
@@ -9544,8 +9544,8 @@ impl UpdateContactRequest {
 impl UpdateCustomVerificationEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let m_template_name = codec::h_label(m, "TemplateName");
         if m_template_name.is_none() && !m.label("TemplateName").is_some() {
             v.null(&p_template_name);
@@ -9553,31 +9553,31 @@ impl UpdateCustomVerificationEmailTemplateRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_from_email_address = codec::path(path, "FromEmailAddress");
+        let p_from_email_address = codec::Path::Member(path, "FromEmailAddress");
         let j_from_email_address = codec::j_field(j, "FromEmailAddress");
         let m_from_email_address = match j_from_email_address { Some(x) => codec::j_string(x, &p_from_email_address)?, None => None };
         if m_from_email_address.is_none() && !j_from_email_address.is_some() {
             v.null(&p_from_email_address);
         }
-        let p_template_subject = codec::path(path, "TemplateSubject");
+        let p_template_subject = codec::Path::Member(path, "TemplateSubject");
         let j_template_subject = codec::j_field(j, "TemplateSubject");
         let m_template_subject = match j_template_subject { Some(x) => codec::j_string(x, &p_template_subject)?, None => None };
         if m_template_subject.is_none() && !j_template_subject.is_some() {
             v.null(&p_template_subject);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let j_template_content = codec::j_field(j, "TemplateContent");
         let m_template_content = match j_template_content { Some(x) => codec::j_string(x, &p_template_content)?, None => None };
         if m_template_content.is_none() && !j_template_content.is_some() {
             v.null(&p_template_content);
         }
-        let p_success_redirection_url = codec::path(path, "SuccessRedirectionURL");
+        let p_success_redirection_url = codec::Path::Member(path, "SuccessRedirectionURL");
         let j_success_redirection_url = codec::j_field(j, "SuccessRedirectionURL");
         let m_success_redirection_url = match j_success_redirection_url { Some(x) => codec::j_string(x, &p_success_redirection_url)?, None => None };
         if m_success_redirection_url.is_none() && !j_success_redirection_url.is_some() {
             v.null(&p_success_redirection_url);
         }
-        let p_failure_redirection_url = codec::path(path, "FailureRedirectionURL");
+        let p_failure_redirection_url = codec::Path::Member(path, "FailureRedirectionURL");
         let j_failure_redirection_url = codec::j_field(j, "FailureRedirectionURL");
         let m_failure_redirection_url = match j_failure_redirection_url { Some(x) => codec::j_string(x, &p_failure_redirection_url)?, None => None };
         if m_failure_redirection_url.is_none() && !j_failure_redirection_url.is_some() {
@@ -9596,8 +9596,8 @@ impl UpdateCustomVerificationEmailTemplateRequest {
 impl UpdateEmailIdentityPolicyRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_email_identity = codec::path(path, "EmailIdentity");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_email_identity = codec::Path::Member(path, "EmailIdentity");
         let m_email_identity = codec::h_label(m, "EmailIdentity");
         if m_email_identity.is_none() && !m.label("EmailIdentity").is_some() {
             v.null(&p_email_identity);
@@ -9605,7 +9605,7 @@ impl UpdateEmailIdentityPolicyRequest {
         if let Some(x) = &m_email_identity {
             codec::check_len(v, x, &p_email_identity, Some(1), None, false);
         }
-        let p_policy_name = codec::path(path, "PolicyName");
+        let p_policy_name = codec::Path::Member(path, "PolicyName");
         let m_policy_name = codec::h_label(m, "PolicyName");
         if m_policy_name.is_none() && !m.label("PolicyName").is_some() {
             v.null(&p_policy_name);
@@ -9613,7 +9613,7 @@ impl UpdateEmailIdentityPolicyRequest {
         if let Some(x) = &m_policy_name {
             codec::check_len(v, x, &p_policy_name, Some(1), Some(64), false);
         }
-        let p_policy = codec::path(path, "Policy");
+        let p_policy = codec::Path::Member(path, "Policy");
         let j_policy = codec::j_field(j, "Policy");
         let m_policy = match j_policy { Some(x) => codec::j_string(x, &p_policy)?, None => None };
         if m_policy.is_none() && !j_policy.is_some() {
@@ -9632,8 +9632,8 @@ impl UpdateEmailIdentityPolicyRequest {
 impl UpdateEmailTemplateRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_template_name = codec::path(path, "TemplateName");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_template_name = codec::Path::Member(path, "TemplateName");
         let m_template_name = codec::h_label(m, "TemplateName");
         if m_template_name.is_none() && !m.label("TemplateName").is_some() {
             v.null(&p_template_name);
@@ -9641,7 +9641,7 @@ impl UpdateEmailTemplateRequest {
         if let Some(x) = &m_template_name {
             codec::check_len(v, x, &p_template_name, Some(1), None, false);
         }
-        let p_template_content = codec::path(path, "TemplateContent");
+        let p_template_content = codec::Path::Member(path, "TemplateContent");
         let j_template_content = codec::j_field(j, "TemplateContent");
         let m_template_content = match j_template_content { Some(x) => EmailTemplateContent::from_json(x, &p_template_content, v)?, None => None };
         if m_template_content.is_none() && !j_template_content.is_some() {
@@ -9656,13 +9656,13 @@ impl UpdateEmailTemplateRequest {
 impl UpdateReputationEntityCustomerManagedStatusRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_reputation_entity_type = codec::path(path, "ReputationEntityType");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_reputation_entity_type = codec::Path::Member(path, "ReputationEntityType");
         let m_reputation_entity_type = codec::h_label_enum(m, "ReputationEntityType", &p_reputation_entity_type, v, ReputationEntityType::parse, ReputationEntityType::SET);
         if m_reputation_entity_type.is_none() && !m.label("ReputationEntityType").is_some() {
             v.null(&p_reputation_entity_type);
         }
-        let p_reputation_entity_reference = codec::path(path, "ReputationEntityReference");
+        let p_reputation_entity_reference = codec::Path::Member(path, "ReputationEntityReference");
         let m_reputation_entity_reference = codec::h_label(m, "ReputationEntityReference");
         if m_reputation_entity_reference.is_none() && !m.label("ReputationEntityReference").is_some() {
             v.null(&p_reputation_entity_reference);
@@ -9670,7 +9670,7 @@ impl UpdateReputationEntityCustomerManagedStatusRequest {
         if let Some(x) = &m_reputation_entity_reference {
             codec::check_len(v, x, &p_reputation_entity_reference, Some(1), None, false);
         }
-        let p_sending_status = codec::path(path, "SendingStatus");
+        let p_sending_status = codec::Path::Member(path, "SendingStatus");
         let j_sending_status = codec::j_field(j, "SendingStatus");
         let m_sending_status = match j_sending_status { Some(x) => codec::j_enum(x, &p_sending_status, v, SendingStatus::parse, SendingStatus::SET)?, None => None };
         if m_sending_status.is_none() && !j_sending_status.is_some() {
@@ -9686,13 +9686,13 @@ impl UpdateReputationEntityCustomerManagedStatusRequest {
 impl UpdateReputationEntityPolicyRequest {
     /// Decodes the path labels, the query string and the JSON body.
     #[allow(unused_variables)]
-    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
-        let p_reputation_entity_type = codec::path(path, "ReputationEntityType");
+    pub fn from_http(m: &Matched, query: &[(String, String)], j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
+        let p_reputation_entity_type = codec::Path::Member(path, "ReputationEntityType");
         let m_reputation_entity_type = codec::h_label_enum(m, "ReputationEntityType", &p_reputation_entity_type, v, ReputationEntityType::parse, ReputationEntityType::SET);
         if m_reputation_entity_type.is_none() && !m.label("ReputationEntityType").is_some() {
             v.null(&p_reputation_entity_type);
         }
-        let p_reputation_entity_reference = codec::path(path, "ReputationEntityReference");
+        let p_reputation_entity_reference = codec::Path::Member(path, "ReputationEntityReference");
         let m_reputation_entity_reference = codec::h_label(m, "ReputationEntityReference");
         if m_reputation_entity_reference.is_none() && !m.label("ReputationEntityReference").is_some() {
             v.null(&p_reputation_entity_reference);
@@ -9700,7 +9700,7 @@ impl UpdateReputationEntityPolicyRequest {
         if let Some(x) = &m_reputation_entity_reference {
             codec::check_len(v, x, &p_reputation_entity_reference, Some(1), None, false);
         }
-        let p_reputation_entity_policy = codec::path(path, "ReputationEntityPolicy");
+        let p_reputation_entity_policy = codec::Path::Member(path, "ReputationEntityPolicy");
         let j_reputation_entity_policy = codec::j_field(j, "ReputationEntityPolicy");
         let m_reputation_entity_policy = match j_reputation_entity_policy { Some(x) => codec::j_string(x, &p_reputation_entity_policy)?, None => None };
         if m_reputation_entity_policy.is_none() && !j_reputation_entity_policy.is_some() {
@@ -9719,18 +9719,18 @@ impl UpdateReputationEntityPolicyRequest {
 impl VdmAttributes {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_vdm_enabled = codec::path(path, "VdmEnabled");
+        let p_vdm_enabled = codec::Path::Member(path, "VdmEnabled");
         let j_vdm_enabled = codec::j_field(j, "VdmEnabled");
         let m_vdm_enabled = match j_vdm_enabled { Some(x) => codec::j_enum(x, &p_vdm_enabled, v, FeatureStatus::parse, FeatureStatus::SET)?, None => None };
         if m_vdm_enabled.is_none() && !j_vdm_enabled.is_some() {
             v.null(&p_vdm_enabled);
         }
-        let p_dashboard_attributes = codec::path(path, "DashboardAttributes");
+        let p_dashboard_attributes = codec::Path::Member(path, "DashboardAttributes");
         let j_dashboard_attributes = codec::j_field(j, "DashboardAttributes");
         let m_dashboard_attributes = match j_dashboard_attributes { Some(x) => DashboardAttributes::from_json(x, &p_dashboard_attributes, v)?, None => None };
-        let p_guardian_attributes = codec::path(path, "GuardianAttributes");
+        let p_guardian_attributes = codec::Path::Member(path, "GuardianAttributes");
         let j_guardian_attributes = codec::j_field(j, "GuardianAttributes");
         let m_guardian_attributes = match j_guardian_attributes { Some(x) => GuardianAttributes::from_json(x, &p_guardian_attributes, v)?, None => None };
         let Some(m_vdm_enabled) = m_vdm_enabled else { return Ok(None) };
@@ -9741,12 +9741,12 @@ impl VdmAttributes {
 impl VdmOptions {
     /// Decodes a JSON object.
     #[allow(unused_variables)]
-    pub fn from_json(j: &Value, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_json(j: &Value, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         codec::j_object(j, path)?;
-        let p_dashboard_options = codec::path(path, "DashboardOptions");
+        let p_dashboard_options = codec::Path::Member(path, "DashboardOptions");
         let j_dashboard_options = codec::j_field(j, "DashboardOptions");
         let m_dashboard_options = match j_dashboard_options { Some(x) => DashboardOptions::from_json(x, &p_dashboard_options, v)?, None => None };
-        let p_guardian_options = codec::path(path, "GuardianOptions");
+        let p_guardian_options = codec::Path::Member(path, "GuardianOptions");
         let j_guardian_options = codec::j_field(j, "GuardianOptions");
         let m_guardian_options = match j_guardian_options { Some(x) => GuardianOptions::from_json(x, &p_guardian_options, v)?, None => None };
         Ok(Some(Self { dashboard_options: m_dashboard_options, guardian_options: m_guardian_options }))
@@ -13668,929 +13668,929 @@ pub async fn dispatch<S: SesV2>(svc: &S, caller: &S::Caller, m: &Matched, query:
         V2Operation::AssociateEmailIdentityCertificate => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = AssociateEmailIdentityCertificateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = AssociateEmailIdentityCertificateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.associate_email_identity_certificate(caller, input).await?;
+            let out = Box::pin(svc.associate_email_identity_certificate(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::BatchGetMetricData => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = BatchGetMetricDataRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = BatchGetMetricDataRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.batch_get_metric_data(caller, input).await?;
+            let out = Box::pin(svc.batch_get_metric_data(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CancelExportJob => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = CancelExportJobRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CancelExportJobRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.cancel_export_job(caller, input).await?;
+            let out = Box::pin(svc.cancel_export_job(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateConfigurationSet => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateConfigurationSetRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateConfigurationSetRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_configuration_set(caller, input).await?;
+            let out = Box::pin(svc.create_configuration_set(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateConfigurationSetEventDestination => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateConfigurationSetEventDestinationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateConfigurationSetEventDestinationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_configuration_set_event_destination(caller, input).await?;
+            let out = Box::pin(svc.create_configuration_set_event_destination(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateContact => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateContactRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateContactRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_contact(caller, input).await?;
+            let out = Box::pin(svc.create_contact(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateContactList => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateContactListRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateContactListRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_contact_list(caller, input).await?;
+            let out = Box::pin(svc.create_contact_list(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateCustomVerificationEmailTemplate => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateCustomVerificationEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateCustomVerificationEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.create_custom_verification_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateDedicatedIpPool => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateDedicatedIpPoolRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateDedicatedIpPoolRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_dedicated_ip_pool(caller, input).await?;
+            let out = Box::pin(svc.create_dedicated_ip_pool(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateDeliverabilityTestReport => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateDeliverabilityTestReportRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateDeliverabilityTestReportRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_deliverability_test_report(caller, input).await?;
+            let out = Box::pin(svc.create_deliverability_test_report(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateEmailIdentity => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateEmailIdentityRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateEmailIdentityRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_email_identity(caller, input).await?;
+            let out = Box::pin(svc.create_email_identity(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateEmailIdentityPolicy => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateEmailIdentityPolicyRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateEmailIdentityPolicyRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_email_identity_policy(caller, input).await?;
+            let out = Box::pin(svc.create_email_identity_policy(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateEmailTemplate => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_email_template(caller, input).await?;
+            let out = Box::pin(svc.create_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateExportJob => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateExportJobRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateExportJobRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_export_job(caller, input).await?;
+            let out = Box::pin(svc.create_export_job(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateImportJob => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateImportJobRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateImportJobRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_import_job(caller, input).await?;
+            let out = Box::pin(svc.create_import_job(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateMultiRegionEndpoint => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateMultiRegionEndpointRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateMultiRegionEndpointRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_multi_region_endpoint(caller, input).await?;
+            let out = Box::pin(svc.create_multi_region_endpoint(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateTenant => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateTenantRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateTenantRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_tenant(caller, input).await?;
+            let out = Box::pin(svc.create_tenant(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::CreateTenantResourceAssociation => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = CreateTenantResourceAssociationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = CreateTenantResourceAssociationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_tenant_resource_association(caller, input).await?;
+            let out = Box::pin(svc.create_tenant_resource_association(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteConfigurationSet => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteConfigurationSetRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteConfigurationSetRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_configuration_set(caller, input).await?;
+            let out = Box::pin(svc.delete_configuration_set(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteConfigurationSetEventDestination => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteConfigurationSetEventDestinationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteConfigurationSetEventDestinationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_configuration_set_event_destination(caller, input).await?;
+            let out = Box::pin(svc.delete_configuration_set_event_destination(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteContact => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteContactRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteContactRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_contact(caller, input).await?;
+            let out = Box::pin(svc.delete_contact(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteContactList => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteContactListRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteContactListRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_contact_list(caller, input).await?;
+            let out = Box::pin(svc.delete_contact_list(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteCustomVerificationEmailTemplate => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteCustomVerificationEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteCustomVerificationEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.delete_custom_verification_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteDedicatedIpPool => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteDedicatedIpPoolRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteDedicatedIpPoolRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_dedicated_ip_pool(caller, input).await?;
+            let out = Box::pin(svc.delete_dedicated_ip_pool(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteEmailIdentity => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteEmailIdentityRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteEmailIdentityRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_email_identity(caller, input).await?;
+            let out = Box::pin(svc.delete_email_identity(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteEmailIdentityPolicy => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteEmailIdentityPolicyRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteEmailIdentityPolicyRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_email_identity_policy(caller, input).await?;
+            let out = Box::pin(svc.delete_email_identity_policy(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteEmailTemplate => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_email_template(caller, input).await?;
+            let out = Box::pin(svc.delete_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteMultiRegionEndpoint => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteMultiRegionEndpointRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteMultiRegionEndpointRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_multi_region_endpoint(caller, input).await?;
+            let out = Box::pin(svc.delete_multi_region_endpoint(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteSuppressedDestination => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = DeleteSuppressedDestinationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteSuppressedDestinationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_suppressed_destination(caller, input).await?;
+            let out = Box::pin(svc.delete_suppressed_destination(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteTenant => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = DeleteTenantRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteTenantRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_tenant(caller, input).await?;
+            let out = Box::pin(svc.delete_tenant(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DeleteTenantResourceAssociation => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = DeleteTenantResourceAssociationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DeleteTenantResourceAssociationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_tenant_resource_association(caller, input).await?;
+            let out = Box::pin(svc.delete_tenant_resource_association(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::DisassociateEmailIdentityCertificate => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = DisassociateEmailIdentityCertificateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = DisassociateEmailIdentityCertificateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.disassociate_email_identity_certificate(caller, input).await?;
+            let out = Box::pin(svc.disassociate_email_identity_certificate(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetAccount => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetAccountRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetAccountRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_account(caller, input).await?;
+            let out = Box::pin(svc.get_account(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetBlacklistReports => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetBlacklistReportsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetBlacklistReportsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_blacklist_reports(caller, input).await?;
+            let out = Box::pin(svc.get_blacklist_reports(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetConfigurationSet => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetConfigurationSetRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetConfigurationSetRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_configuration_set(caller, input).await?;
+            let out = Box::pin(svc.get_configuration_set(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetConfigurationSetEventDestinations => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetConfigurationSetEventDestinationsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetConfigurationSetEventDestinationsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_configuration_set_event_destinations(caller, input).await?;
+            let out = Box::pin(svc.get_configuration_set_event_destinations(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetContact => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetContactRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetContactRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_contact(caller, input).await?;
+            let out = Box::pin(svc.get_contact(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetContactList => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetContactListRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetContactListRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_contact_list(caller, input).await?;
+            let out = Box::pin(svc.get_contact_list(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetCustomVerificationEmailTemplate => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetCustomVerificationEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetCustomVerificationEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.get_custom_verification_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetDedicatedIp => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetDedicatedIpRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetDedicatedIpRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_dedicated_ip(caller, input).await?;
+            let out = Box::pin(svc.get_dedicated_ip(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetDedicatedIpPool => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetDedicatedIpPoolRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetDedicatedIpPoolRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_dedicated_ip_pool(caller, input).await?;
+            let out = Box::pin(svc.get_dedicated_ip_pool(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetDedicatedIps => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetDedicatedIpsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetDedicatedIpsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_dedicated_ips(caller, input).await?;
+            let out = Box::pin(svc.get_dedicated_ips(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetDeliverabilityDashboardOptions => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetDeliverabilityDashboardOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetDeliverabilityDashboardOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_deliverability_dashboard_options(caller, input).await?;
+            let out = Box::pin(svc.get_deliverability_dashboard_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetDeliverabilityTestReport => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetDeliverabilityTestReportRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetDeliverabilityTestReportRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_deliverability_test_report(caller, input).await?;
+            let out = Box::pin(svc.get_deliverability_test_report(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetDomainDeliverabilityCampaign => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetDomainDeliverabilityCampaignRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetDomainDeliverabilityCampaignRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_domain_deliverability_campaign(caller, input).await?;
+            let out = Box::pin(svc.get_domain_deliverability_campaign(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetDomainStatisticsReport => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetDomainStatisticsReportRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetDomainStatisticsReportRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_domain_statistics_report(caller, input).await?;
+            let out = Box::pin(svc.get_domain_statistics_report(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetEmailAddressInsights => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = GetEmailAddressInsightsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetEmailAddressInsightsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_email_address_insights(caller, input).await?;
+            let out = Box::pin(svc.get_email_address_insights(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetEmailIdentity => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetEmailIdentityRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetEmailIdentityRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_email_identity(caller, input).await?;
+            let out = Box::pin(svc.get_email_identity(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetEmailIdentityPolicies => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetEmailIdentityPoliciesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetEmailIdentityPoliciesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_email_identity_policies(caller, input).await?;
+            let out = Box::pin(svc.get_email_identity_policies(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetEmailTemplate => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_email_template(caller, input).await?;
+            let out = Box::pin(svc.get_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetExportJob => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetExportJobRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetExportJobRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_export_job(caller, input).await?;
+            let out = Box::pin(svc.get_export_job(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetImportJob => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetImportJobRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetImportJobRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_import_job(caller, input).await?;
+            let out = Box::pin(svc.get_import_job(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetMessageInsights => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetMessageInsightsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetMessageInsightsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_message_insights(caller, input).await?;
+            let out = Box::pin(svc.get_message_insights(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetMultiRegionEndpoint => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetMultiRegionEndpointRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetMultiRegionEndpointRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_multi_region_endpoint(caller, input).await?;
+            let out = Box::pin(svc.get_multi_region_endpoint(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetReputationEntity => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetReputationEntityRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetReputationEntityRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_reputation_entity(caller, input).await?;
+            let out = Box::pin(svc.get_reputation_entity(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetSuppressedDestination => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = GetSuppressedDestinationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetSuppressedDestinationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_suppressed_destination(caller, input).await?;
+            let out = Box::pin(svc.get_suppressed_destination(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::GetTenant => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = GetTenantRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = GetTenantRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_tenant(caller, input).await?;
+            let out = Box::pin(svc.get_tenant(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListConfigurationSets => {
             let j = if codec::blank(body) && !query.is_empty() { legacy_list_configuration_sets(query)? } else { codec::json_body(body)? };
             let mut v = Violations::default();
-            let input = ListConfigurationSetsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListConfigurationSetsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_configuration_sets(caller, input).await?;
+            let out = Box::pin(svc.list_configuration_sets(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListContactLists => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListContactListsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListContactListsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_contact_lists(caller, input).await?;
+            let out = Box::pin(svc.list_contact_lists(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListContacts => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListContactsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListContactsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_contacts(caller, input).await?;
+            let out = Box::pin(svc.list_contacts(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListCustomVerificationEmailTemplates => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListCustomVerificationEmailTemplatesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListCustomVerificationEmailTemplatesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_custom_verification_email_templates(caller, input).await?;
+            let out = Box::pin(svc.list_custom_verification_email_templates(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListDedicatedIpPools => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListDedicatedIpPoolsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListDedicatedIpPoolsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_dedicated_ip_pools(caller, input).await?;
+            let out = Box::pin(svc.list_dedicated_ip_pools(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListDeliverabilityTestReports => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListDeliverabilityTestReportsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListDeliverabilityTestReportsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_deliverability_test_reports(caller, input).await?;
+            let out = Box::pin(svc.list_deliverability_test_reports(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListDomainDeliverabilityCampaigns => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListDomainDeliverabilityCampaignsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListDomainDeliverabilityCampaignsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_domain_deliverability_campaigns(caller, input).await?;
+            let out = Box::pin(svc.list_domain_deliverability_campaigns(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListEmailIdentities => {
             let j = if codec::blank(body) && !query.is_empty() { legacy_list_email_identities(query)? } else { codec::json_body(body)? };
             let mut v = Violations::default();
-            let input = ListEmailIdentitiesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListEmailIdentitiesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_email_identities(caller, input).await?;
+            let out = Box::pin(svc.list_email_identities(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListEmailIdentityCertificates => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListEmailIdentityCertificatesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListEmailIdentityCertificatesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_email_identity_certificates(caller, input).await?;
+            let out = Box::pin(svc.list_email_identity_certificates(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListEmailTemplates => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListEmailTemplatesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListEmailTemplatesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_email_templates(caller, input).await?;
+            let out = Box::pin(svc.list_email_templates(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListExportJobs => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListExportJobsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListExportJobsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_export_jobs(caller, input).await?;
+            let out = Box::pin(svc.list_export_jobs(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListImportJobs => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListImportJobsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListImportJobsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_import_jobs(caller, input).await?;
+            let out = Box::pin(svc.list_import_jobs(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListMultiRegionEndpoints => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListMultiRegionEndpointsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListMultiRegionEndpointsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_multi_region_endpoints(caller, input).await?;
+            let out = Box::pin(svc.list_multi_region_endpoints(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListRecommendations => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListRecommendationsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListRecommendationsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_recommendations(caller, input).await?;
+            let out = Box::pin(svc.list_recommendations(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListReputationEntities => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListReputationEntitiesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListReputationEntitiesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_reputation_entities(caller, input).await?;
+            let out = Box::pin(svc.list_reputation_entities(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListResourceTenants => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListResourceTenantsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListResourceTenantsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_resource_tenants(caller, input).await?;
+            let out = Box::pin(svc.list_resource_tenants(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListSuppressedDestinations => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListSuppressedDestinationsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListSuppressedDestinationsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_suppressed_destinations(caller, input).await?;
+            let out = Box::pin(svc.list_suppressed_destinations(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListTagsForResource => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = ListTagsForResourceRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListTagsForResourceRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_tags_for_resource(caller, input).await?;
+            let out = Box::pin(svc.list_tags_for_resource(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListTenantResources => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListTenantResourcesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListTenantResourcesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_tenant_resources(caller, input).await?;
+            let out = Box::pin(svc.list_tenant_resources(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::ListTenants => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = ListTenantsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = ListTenantsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_tenants(caller, input).await?;
+            let out = Box::pin(svc.list_tenants(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutAccountDedicatedIpWarmupAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutAccountDedicatedIpWarmupAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutAccountDedicatedIpWarmupAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_account_dedicated_ip_warmup_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_account_dedicated_ip_warmup_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutAccountDetails => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutAccountDetailsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutAccountDetailsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_account_details(caller, input).await?;
+            let out = Box::pin(svc.put_account_details(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutAccountPricingAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutAccountPricingAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutAccountPricingAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_account_pricing_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_account_pricing_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutAccountSendingAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutAccountSendingAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutAccountSendingAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_account_sending_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_account_sending_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutAccountSuppressionAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutAccountSuppressionAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutAccountSuppressionAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_account_suppression_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_account_suppression_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutAccountVdmAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutAccountVdmAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutAccountVdmAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_account_vdm_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_account_vdm_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutConfigurationSetArchivingOptions => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutConfigurationSetArchivingOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutConfigurationSetArchivingOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_archiving_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_archiving_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutConfigurationSetDeliveryOptions => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutConfigurationSetDeliveryOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutConfigurationSetDeliveryOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_delivery_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_delivery_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutConfigurationSetReputationOptions => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutConfigurationSetReputationOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutConfigurationSetReputationOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_reputation_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_reputation_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutConfigurationSetSendingOptions => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutConfigurationSetSendingOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutConfigurationSetSendingOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_sending_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_sending_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutConfigurationSetSuppressionOptions => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutConfigurationSetSuppressionOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutConfigurationSetSuppressionOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_suppression_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_suppression_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutConfigurationSetTrackingOptions => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutConfigurationSetTrackingOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutConfigurationSetTrackingOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_tracking_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_tracking_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutConfigurationSetVdmOptions => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutConfigurationSetVdmOptionsRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutConfigurationSetVdmOptionsRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_configuration_set_vdm_options(caller, input).await?;
+            let out = Box::pin(svc.put_configuration_set_vdm_options(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutDedicatedIpInPool => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutDedicatedIpInPoolRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutDedicatedIpInPoolRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_dedicated_ip_in_pool(caller, input).await?;
+            let out = Box::pin(svc.put_dedicated_ip_in_pool(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutDedicatedIpPoolScalingAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutDedicatedIpPoolScalingAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutDedicatedIpPoolScalingAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_dedicated_ip_pool_scaling_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_dedicated_ip_pool_scaling_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutDedicatedIpWarmupAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutDedicatedIpWarmupAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutDedicatedIpWarmupAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_dedicated_ip_warmup_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_dedicated_ip_warmup_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutDeliverabilityDashboardOption => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutDeliverabilityDashboardOptionRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutDeliverabilityDashboardOptionRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_deliverability_dashboard_option(caller, input).await?;
+            let out = Box::pin(svc.put_deliverability_dashboard_option(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutEmailIdentityConfigurationSetAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutEmailIdentityConfigurationSetAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutEmailIdentityConfigurationSetAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_email_identity_configuration_set_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_email_identity_configuration_set_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutEmailIdentityDkimAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutEmailIdentityDkimAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutEmailIdentityDkimAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_email_identity_dkim_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_email_identity_dkim_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutEmailIdentityDkimSigningAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutEmailIdentityDkimSigningAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutEmailIdentityDkimSigningAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_email_identity_dkim_signing_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_email_identity_dkim_signing_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutEmailIdentityFeedbackAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutEmailIdentityFeedbackAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutEmailIdentityFeedbackAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_email_identity_feedback_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_email_identity_feedback_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutEmailIdentityMailFromAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutEmailIdentityMailFromAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutEmailIdentityMailFromAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_email_identity_mail_from_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_email_identity_mail_from_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutSuppressedDestination => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutSuppressedDestinationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutSuppressedDestinationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_suppressed_destination(caller, input).await?;
+            let out = Box::pin(svc.put_suppressed_destination(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::PutTenantSuppressionAttributes => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = PutTenantSuppressionAttributesRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = PutTenantSuppressionAttributesRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_tenant_suppression_attributes(caller, input).await?;
+            let out = Box::pin(svc.put_tenant_suppression_attributes(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::SendBulkEmail => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = SendBulkEmailRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = SendBulkEmailRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_bulk_email(caller, input).await?;
+            let out = Box::pin(svc.send_bulk_email(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::SendCustomVerificationEmail => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = SendCustomVerificationEmailRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = SendCustomVerificationEmailRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_custom_verification_email(caller, input).await?;
+            let out = Box::pin(svc.send_custom_verification_email(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::SendEmail => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = SendEmailRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = SendEmailRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.send_email(caller, input).await?;
+            let out = Box::pin(svc.send_email(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::TagResource => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = TagResourceRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = TagResourceRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.tag_resource(caller, input).await?;
+            let out = Box::pin(svc.tag_resource(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::TestRenderEmailTemplate => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = TestRenderEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = TestRenderEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.test_render_email_template(caller, input).await?;
+            let out = Box::pin(svc.test_render_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UntagResource => {
             let j = Value::Null;
             let mut v = Violations::default();
-            let input = UntagResourceRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UntagResourceRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.untag_resource(caller, input).await?;
+            let out = Box::pin(svc.untag_resource(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateConfigurationSet => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateConfigurationSetRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateConfigurationSetRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_configuration_set(caller, input).await?;
+            let out = Box::pin(svc.update_configuration_set(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateConfigurationSetEventDestination => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateConfigurationSetEventDestinationRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateConfigurationSetEventDestinationRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_configuration_set_event_destination(caller, input).await?;
+            let out = Box::pin(svc.update_configuration_set_event_destination(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateContact => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateContactRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateContactRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_contact(caller, input).await?;
+            let out = Box::pin(svc.update_contact(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateContactList => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateContactListRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateContactListRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_contact_list(caller, input).await?;
+            let out = Box::pin(svc.update_contact_list(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateCustomVerificationEmailTemplate => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateCustomVerificationEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateCustomVerificationEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_custom_verification_email_template(caller, input).await?;
+            let out = Box::pin(svc.update_custom_verification_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateEmailIdentityPolicy => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateEmailIdentityPolicyRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateEmailIdentityPolicyRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_email_identity_policy(caller, input).await?;
+            let out = Box::pin(svc.update_email_identity_policy(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateEmailTemplate => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateEmailTemplateRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateEmailTemplateRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_email_template(caller, input).await?;
+            let out = Box::pin(svc.update_email_template(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateReputationEntityCustomerManagedStatus => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateReputationEntityCustomerManagedStatusRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateReputationEntityCustomerManagedStatusRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_reputation_entity_customer_managed_status(caller, input).await?;
+            let out = Box::pin(svc.update_reputation_entity_customer_managed_status(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
         V2Operation::UpdateReputationEntityPolicy => {
             let j = codec::json_body(body)?;
             let mut v = Violations::default();
-            let input = UpdateReputationEntityPolicyRequest::from_http(m, query, &j, "", &mut v)?;
+            let input = UpdateReputationEntityPolicyRequest::from_http(m, query, &j, &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.update_reputation_entity_policy(caller, input).await?;
+            let out = Box::pin(svc.update_reputation_entity_policy(caller, input)).await?;
             Ok(codec::json_out(out.to_json()))
         }
     }

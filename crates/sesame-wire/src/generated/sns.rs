@@ -825,29 +825,29 @@ pub struct VerifySMSSandboxPhoneNumberResult {
 impl AddPermissionInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_label = codec::path(path, "Label");
+        let p_label = codec::Path::Member(path, "Label");
         let k_label = codec::key(key, "Label");
         let m_label = codec::q_string(q, &k_label);
         if m_label.is_none() && !codec::q_present(q, &k_label) {
             v.null(&p_label);
         }
-        let p_aws_account_id = codec::path(path, "AWSAccountId");
+        let p_aws_account_id = codec::Path::Member(path, "AWSAccountId");
         let k_aws_account_id = codec::key(key, "AWSAccountId");
         let m_aws_account_id = codec::q_list(q, &k_aws_account_id, &p_aws_account_id, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_aws_account_id.is_none() && !codec::q_present(q, &k_aws_account_id) {
             v.null(&p_aws_account_id);
         }
-        let p_action_name = codec::path(path, "ActionName");
+        let p_action_name = codec::Path::Member(path, "ActionName");
         let k_action_name = codec::key(key, "ActionName");
         let m_action_name = codec::q_list(q, &k_action_name, &p_action_name, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_action_name.is_none() && !codec::q_present(q, &k_action_name) {
@@ -864,11 +864,11 @@ impl AddPermissionInput {
 impl CheckIfPhoneNumberIsOptedOutInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_phone_number = codec::path(path, "phoneNumber");
+        let p_phone_number = codec::Path::Member(path, "phoneNumber");
         let k_phone_number = codec::key(key, "phoneNumber");
         let m_phone_number = codec::q_string(q, &k_phone_number);
         if m_phone_number.is_none() && !codec::q_present(q, &k_phone_number) {
@@ -882,23 +882,23 @@ impl CheckIfPhoneNumberIsOptedOutInput {
 impl ConfirmSubscriptionInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_token = codec::path(path, "Token");
+        let p_token = codec::Path::Member(path, "Token");
         let k_token = codec::key(key, "Token");
         let m_token = codec::q_string(q, &k_token);
         if m_token.is_none() && !codec::q_present(q, &k_token) {
             v.null(&p_token);
         }
-        let p_authenticate_on_unsubscribe = codec::path(path, "AuthenticateOnUnsubscribe");
+        let p_authenticate_on_unsubscribe = codec::Path::Member(path, "AuthenticateOnUnsubscribe");
         let k_authenticate_on_unsubscribe = codec::key(key, "AuthenticateOnUnsubscribe");
         let m_authenticate_on_unsubscribe = codec::q_string(q, &k_authenticate_on_unsubscribe);
         let Some(m_topic_arn) = m_topic_arn else { return Ok(None) };
@@ -910,23 +910,23 @@ impl ConfirmSubscriptionInput {
 impl CreatePlatformApplicationInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
             v.null(&p_name);
         }
-        let p_platform = codec::path(path, "Platform");
+        let p_platform = codec::Path::Member(path, "Platform");
         let k_platform = codec::key(key, "Platform");
         let m_platform = codec::q_string(q, &k_platform);
         if m_platform.is_none() && !codec::q_present(q, &k_platform) {
             v.null(&p_platform);
         }
-        let p_attributes = codec::path(path, "Attributes");
+        let p_attributes = codec::Path::Member(path, "Attributes");
         let k_attributes = codec::key(key, "Attributes");
         let m_attributes = codec::q_map(q, &k_attributes, &p_attributes, v, "key", "value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_attributes.is_none() && !codec::q_present(q, &k_attributes) {
@@ -942,26 +942,26 @@ impl CreatePlatformApplicationInput {
 impl CreatePlatformEndpointInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_platform_application_arn = codec::path(path, "PlatformApplicationArn");
+        let p_platform_application_arn = codec::Path::Member(path, "PlatformApplicationArn");
         let k_platform_application_arn = codec::key(key, "PlatformApplicationArn");
         let m_platform_application_arn = codec::q_string(q, &k_platform_application_arn);
         if m_platform_application_arn.is_none() && !codec::q_present(q, &k_platform_application_arn) {
             v.null(&p_platform_application_arn);
         }
-        let p_token = codec::path(path, "Token");
+        let p_token = codec::Path::Member(path, "Token");
         let k_token = codec::key(key, "Token");
         let m_token = codec::q_string(q, &k_token);
         if m_token.is_none() && !codec::q_present(q, &k_token) {
             v.null(&p_token);
         }
-        let p_custom_user_data = codec::path(path, "CustomUserData");
+        let p_custom_user_data = codec::Path::Member(path, "CustomUserData");
         let k_custom_user_data = codec::key(key, "CustomUserData");
         let m_custom_user_data = codec::q_string(q, &k_custom_user_data);
-        let p_attributes = codec::path(path, "Attributes");
+        let p_attributes = codec::Path::Member(path, "Attributes");
         let k_attributes = codec::key(key, "Attributes");
         let m_attributes = codec::q_map(q, &k_attributes, &p_attributes, v, "key", "value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         let Some(m_platform_application_arn) = m_platform_application_arn else { return Ok(None) };
@@ -973,11 +973,11 @@ impl CreatePlatformEndpointInput {
 impl CreateSMSSandboxPhoneNumberInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_phone_number = codec::path(path, "PhoneNumber");
+        let p_phone_number = codec::Path::Member(path, "PhoneNumber");
         let k_phone_number = codec::key(key, "PhoneNumber");
         let m_phone_number = codec::q_string(q, &k_phone_number);
         if m_phone_number.is_none() && !codec::q_present(q, &k_phone_number) {
@@ -987,7 +987,7 @@ impl CreateSMSSandboxPhoneNumberInput {
             codec::check_len(v, x, &p_phone_number, None, Some(20), true);
             codec::check_pattern(v, x, &p_phone_number, "^(\\+[0-9]{8,}|[0-9]{0,9})$", true);
         }
-        let p_language_code = codec::path(path, "LanguageCode");
+        let p_language_code = codec::Path::Member(path, "LanguageCode");
         let k_language_code = codec::key(key, "LanguageCode");
         let m_language_code = codec::q_enum(q, &k_language_code, &p_language_code, v, LanguageCodeString::parse, LanguageCodeString::SET);
         let Some(m_phone_number) = m_phone_number else { return Ok(None) };
@@ -998,23 +998,23 @@ impl CreateSMSSandboxPhoneNumberInput {
 impl CreateTopicInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_name = codec::path(path, "Name");
+        let p_name = codec::Path::Member(path, "Name");
         let k_name = codec::key(key, "Name");
         let m_name = codec::q_string(q, &k_name);
         if m_name.is_none() && !codec::q_present(q, &k_name) {
             v.null(&p_name);
         }
-        let p_attributes = codec::path(path, "Attributes");
+        let p_attributes = codec::Path::Member(path, "Attributes");
         let k_attributes = codec::key(key, "Attributes");
         let m_attributes = codec::q_map(q, &k_attributes, &p_attributes, v, "key", "value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let k_tags = codec::key(key, "Tags");
         let m_tags = codec::q_list(q, &k_tags, &p_tags, v, |q, k, p, v| Ok(Tag::from_query(q, &k, &p, v)?))?;
-        let p_data_protection_policy = codec::path(path, "DataProtectionPolicy");
+        let p_data_protection_policy = codec::Path::Member(path, "DataProtectionPolicy");
         let k_data_protection_policy = codec::key(key, "DataProtectionPolicy");
         let m_data_protection_policy = codec::q_string(q, &k_data_protection_policy);
         let Some(m_name) = m_name else { return Ok(None) };
@@ -1025,11 +1025,11 @@ impl CreateTopicInput {
 impl DeleteEndpointInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_endpoint_arn = codec::path(path, "EndpointArn");
+        let p_endpoint_arn = codec::Path::Member(path, "EndpointArn");
         let k_endpoint_arn = codec::key(key, "EndpointArn");
         let m_endpoint_arn = codec::q_string(q, &k_endpoint_arn);
         if m_endpoint_arn.is_none() && !codec::q_present(q, &k_endpoint_arn) {
@@ -1043,11 +1043,11 @@ impl DeleteEndpointInput {
 impl DeletePlatformApplicationInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_platform_application_arn = codec::path(path, "PlatformApplicationArn");
+        let p_platform_application_arn = codec::Path::Member(path, "PlatformApplicationArn");
         let k_platform_application_arn = codec::key(key, "PlatformApplicationArn");
         let m_platform_application_arn = codec::q_string(q, &k_platform_application_arn);
         if m_platform_application_arn.is_none() && !codec::q_present(q, &k_platform_application_arn) {
@@ -1061,11 +1061,11 @@ impl DeletePlatformApplicationInput {
 impl DeleteSMSSandboxPhoneNumberInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_phone_number = codec::path(path, "PhoneNumber");
+        let p_phone_number = codec::Path::Member(path, "PhoneNumber");
         let k_phone_number = codec::key(key, "PhoneNumber");
         let m_phone_number = codec::q_string(q, &k_phone_number);
         if m_phone_number.is_none() && !codec::q_present(q, &k_phone_number) {
@@ -1083,11 +1083,11 @@ impl DeleteSMSSandboxPhoneNumberInput {
 impl DeleteTopicInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
@@ -1101,11 +1101,11 @@ impl DeleteTopicInput {
 impl GetDataProtectionPolicyInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let k_resource_arn = codec::key(key, "ResourceArn");
         let m_resource_arn = codec::q_string(q, &k_resource_arn);
         if m_resource_arn.is_none() && !codec::q_present(q, &k_resource_arn) {
@@ -1119,11 +1119,11 @@ impl GetDataProtectionPolicyInput {
 impl GetEndpointAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_endpoint_arn = codec::path(path, "EndpointArn");
+        let p_endpoint_arn = codec::Path::Member(path, "EndpointArn");
         let k_endpoint_arn = codec::key(key, "EndpointArn");
         let m_endpoint_arn = codec::q_string(q, &k_endpoint_arn);
         if m_endpoint_arn.is_none() && !codec::q_present(q, &k_endpoint_arn) {
@@ -1137,11 +1137,11 @@ impl GetEndpointAttributesInput {
 impl GetPlatformApplicationAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_platform_application_arn = codec::path(path, "PlatformApplicationArn");
+        let p_platform_application_arn = codec::Path::Member(path, "PlatformApplicationArn");
         let k_platform_application_arn = codec::key(key, "PlatformApplicationArn");
         let m_platform_application_arn = codec::q_string(q, &k_platform_application_arn);
         if m_platform_application_arn.is_none() && !codec::q_present(q, &k_platform_application_arn) {
@@ -1155,11 +1155,11 @@ impl GetPlatformApplicationAttributesInput {
 impl GetSMSAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_attributes = codec::path(path, "attributes");
+        let p_attributes = codec::Path::Member(path, "attributes");
         let k_attributes = codec::key(key, "attributes");
         let m_attributes = codec::q_list(q, &k_attributes, &p_attributes, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         Ok(Some(Self { attributes: m_attributes }))
@@ -1169,7 +1169,7 @@ impl GetSMSAttributesInput {
 impl GetSMSSandboxAccountStatusInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
@@ -1180,11 +1180,11 @@ impl GetSMSSandboxAccountStatusInput {
 impl GetSubscriptionAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_subscription_arn = codec::path(path, "SubscriptionArn");
+        let p_subscription_arn = codec::Path::Member(path, "SubscriptionArn");
         let k_subscription_arn = codec::key(key, "SubscriptionArn");
         let m_subscription_arn = codec::q_string(q, &k_subscription_arn);
         if m_subscription_arn.is_none() && !codec::q_present(q, &k_subscription_arn) {
@@ -1198,11 +1198,11 @@ impl GetSubscriptionAttributesInput {
 impl GetTopicAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
@@ -1216,17 +1216,17 @@ impl GetTopicAttributesInput {
 impl ListEndpointsByPlatformApplicationInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_platform_application_arn = codec::path(path, "PlatformApplicationArn");
+        let p_platform_application_arn = codec::Path::Member(path, "PlatformApplicationArn");
         let k_platform_application_arn = codec::key(key, "PlatformApplicationArn");
         let m_platform_application_arn = codec::q_string(q, &k_platform_application_arn);
         if m_platform_application_arn.is_none() && !codec::q_present(q, &k_platform_application_arn) {
             v.null(&p_platform_application_arn);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
         let Some(m_platform_application_arn) = m_platform_application_arn else { return Ok(None) };
@@ -1237,14 +1237,14 @@ impl ListEndpointsByPlatformApplicationInput {
 impl ListOriginationNumbersRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
-        let p_max_results = codec::path(path, "MaxResults");
+        let p_max_results = codec::Path::Member(path, "MaxResults");
         let k_max_results = codec::key(key, "MaxResults");
         let m_max_results = codec::q_i32(q, &k_max_results)?;
         if let Some(x) = &m_max_results {
@@ -1257,11 +1257,11 @@ impl ListOriginationNumbersRequest {
 impl ListPhoneNumbersOptedOutInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "nextToken");
+        let p_next_token = codec::Path::Member(path, "nextToken");
         let k_next_token = codec::key(key, "nextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
         Ok(Some(Self { next_token: m_next_token }))
@@ -1271,11 +1271,11 @@ impl ListPhoneNumbersOptedOutInput {
 impl ListPlatformApplicationsInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
         Ok(Some(Self { next_token: m_next_token }))
@@ -1285,14 +1285,14 @@ impl ListPlatformApplicationsInput {
 impl ListSMSSandboxPhoneNumbersInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
-        let p_max_results = codec::path(path, "MaxResults");
+        let p_max_results = codec::Path::Member(path, "MaxResults");
         let k_max_results = codec::key(key, "MaxResults");
         let m_max_results = codec::q_i32(q, &k_max_results)?;
         if let Some(x) = &m_max_results {
@@ -1305,17 +1305,17 @@ impl ListSMSSandboxPhoneNumbersInput {
 impl ListSubscriptionsByTopicInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
         let Some(m_topic_arn) = m_topic_arn else { return Ok(None) };
@@ -1326,11 +1326,11 @@ impl ListSubscriptionsByTopicInput {
 impl ListSubscriptionsInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
         Ok(Some(Self { next_token: m_next_token }))
@@ -1340,11 +1340,11 @@ impl ListSubscriptionsInput {
 impl ListTagsForResourceRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let k_resource_arn = codec::key(key, "ResourceArn");
         let m_resource_arn = codec::q_string(q, &k_resource_arn);
         if m_resource_arn.is_none() && !codec::q_present(q, &k_resource_arn) {
@@ -1361,11 +1361,11 @@ impl ListTagsForResourceRequest {
 impl ListTopicsInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_next_token = codec::path(path, "NextToken");
+        let p_next_token = codec::Path::Member(path, "NextToken");
         let k_next_token = codec::key(key, "NextToken");
         let m_next_token = codec::q_string(q, &k_next_token);
         Ok(Some(Self { next_token: m_next_token }))
@@ -1375,20 +1375,20 @@ impl ListTopicsInput {
 impl MessageAttributeValue {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_data_type = codec::path(path, "DataType");
+        let p_data_type = codec::Path::Member(path, "DataType");
         let k_data_type = codec::key(key, "DataType");
         let m_data_type = codec::q_string(q, &k_data_type);
         if m_data_type.is_none() && !codec::q_present(q, &k_data_type) {
             v.null(&p_data_type);
         }
-        let p_string_value = codec::path(path, "StringValue");
+        let p_string_value = codec::Path::Member(path, "StringValue");
         let k_string_value = codec::key(key, "StringValue");
         let m_string_value = codec::q_string(q, &k_string_value);
-        let p_binary_value = codec::path(path, "BinaryValue");
+        let p_binary_value = codec::Path::Member(path, "BinaryValue");
         let k_binary_value = codec::key(key, "BinaryValue");
         let m_binary_value = codec::q_blob(q, &k_binary_value)?;
         let Some(m_data_type) = m_data_type else { return Ok(None) };
@@ -1399,11 +1399,11 @@ impl MessageAttributeValue {
 impl OptInPhoneNumberInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_phone_number = codec::path(path, "phoneNumber");
+        let p_phone_number = codec::Path::Member(path, "phoneNumber");
         let k_phone_number = codec::key(key, "phoneNumber");
         let m_phone_number = codec::q_string(q, &k_phone_number);
         if m_phone_number.is_none() && !codec::q_present(q, &k_phone_number) {
@@ -1417,17 +1417,17 @@ impl OptInPhoneNumberInput {
 impl PublishBatchInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_publish_batch_request_entries = codec::path(path, "PublishBatchRequestEntries");
+        let p_publish_batch_request_entries = codec::Path::Member(path, "PublishBatchRequestEntries");
         let k_publish_batch_request_entries = codec::key(key, "PublishBatchRequestEntries");
         let m_publish_batch_request_entries = codec::q_list(q, &k_publish_batch_request_entries, &p_publish_batch_request_entries, v, |q, k, p, v| Ok(PublishBatchRequestEntry::from_query(q, &k, &p, v)?))?;
         if m_publish_batch_request_entries.is_none() && !codec::q_present(q, &k_publish_batch_request_entries) {
@@ -1442,35 +1442,35 @@ impl PublishBatchInput {
 impl PublishBatchRequestEntry {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_id = codec::path(path, "Id");
+        let p_id = codec::Path::Member(path, "Id");
         let k_id = codec::key(key, "Id");
         let m_id = codec::q_string(q, &k_id);
         if m_id.is_none() && !codec::q_present(q, &k_id) {
             v.null(&p_id);
         }
-        let p_message = codec::path(path, "Message");
+        let p_message = codec::Path::Member(path, "Message");
         let k_message = codec::key(key, "Message");
         let m_message = codec::q_string(q, &k_message);
         if m_message.is_none() && !codec::q_present(q, &k_message) {
             v.null(&p_message);
         }
-        let p_subject = codec::path(path, "Subject");
+        let p_subject = codec::Path::Member(path, "Subject");
         let k_subject = codec::key(key, "Subject");
         let m_subject = codec::q_string(q, &k_subject);
-        let p_message_structure = codec::path(path, "MessageStructure");
+        let p_message_structure = codec::Path::Member(path, "MessageStructure");
         let k_message_structure = codec::key(key, "MessageStructure");
         let m_message_structure = codec::q_string(q, &k_message_structure);
-        let p_message_attributes = codec::path(path, "MessageAttributes");
+        let p_message_attributes = codec::Path::Member(path, "MessageAttributes");
         let k_message_attributes = codec::key(key, "MessageAttributes");
         let m_message_attributes = codec::q_map(q, &k_message_attributes, &p_message_attributes, v, "Name", "Value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(MessageAttributeValue::from_query(q, &k, &p, v)?))?;
-        let p_message_deduplication_id = codec::path(path, "MessageDeduplicationId");
+        let p_message_deduplication_id = codec::Path::Member(path, "MessageDeduplicationId");
         let k_message_deduplication_id = codec::key(key, "MessageDeduplicationId");
         let m_message_deduplication_id = codec::q_string(q, &k_message_deduplication_id);
-        let p_message_group_id = codec::path(path, "MessageGroupId");
+        let p_message_group_id = codec::Path::Member(path, "MessageGroupId");
         let k_message_group_id = codec::key(key, "MessageGroupId");
         let m_message_group_id = codec::q_string(q, &k_message_group_id);
         let Some(m_id) = m_id else { return Ok(None) };
@@ -1482,38 +1482,38 @@ impl PublishBatchRequestEntry {
 impl PublishInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
-        let p_target_arn = codec::path(path, "TargetArn");
+        let p_target_arn = codec::Path::Member(path, "TargetArn");
         let k_target_arn = codec::key(key, "TargetArn");
         let m_target_arn = codec::q_string(q, &k_target_arn);
-        let p_phone_number = codec::path(path, "PhoneNumber");
+        let p_phone_number = codec::Path::Member(path, "PhoneNumber");
         let k_phone_number = codec::key(key, "PhoneNumber");
         let m_phone_number = codec::q_string(q, &k_phone_number);
-        let p_message = codec::path(path, "Message");
+        let p_message = codec::Path::Member(path, "Message");
         let k_message = codec::key(key, "Message");
         let m_message = codec::q_string(q, &k_message);
         if m_message.is_none() && !codec::q_present(q, &k_message) {
             v.null(&p_message);
         }
-        let p_subject = codec::path(path, "Subject");
+        let p_subject = codec::Path::Member(path, "Subject");
         let k_subject = codec::key(key, "Subject");
         let m_subject = codec::q_string(q, &k_subject);
-        let p_message_structure = codec::path(path, "MessageStructure");
+        let p_message_structure = codec::Path::Member(path, "MessageStructure");
         let k_message_structure = codec::key(key, "MessageStructure");
         let m_message_structure = codec::q_string(q, &k_message_structure);
-        let p_message_attributes = codec::path(path, "MessageAttributes");
+        let p_message_attributes = codec::Path::Member(path, "MessageAttributes");
         let k_message_attributes = codec::key(key, "MessageAttributes");
         let m_message_attributes = codec::q_map(q, &k_message_attributes, &p_message_attributes, v, "Name", "Value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(MessageAttributeValue::from_query(q, &k, &p, v)?))?;
-        let p_message_deduplication_id = codec::path(path, "MessageDeduplicationId");
+        let p_message_deduplication_id = codec::Path::Member(path, "MessageDeduplicationId");
         let k_message_deduplication_id = codec::key(key, "MessageDeduplicationId");
         let m_message_deduplication_id = codec::q_string(q, &k_message_deduplication_id);
-        let p_message_group_id = codec::path(path, "MessageGroupId");
+        let p_message_group_id = codec::Path::Member(path, "MessageGroupId");
         let k_message_group_id = codec::key(key, "MessageGroupId");
         let m_message_group_id = codec::q_string(q, &k_message_group_id);
         let Some(m_message) = m_message else { return Ok(None) };
@@ -1524,17 +1524,17 @@ impl PublishInput {
 impl PutDataProtectionPolicyInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let k_resource_arn = codec::key(key, "ResourceArn");
         let m_resource_arn = codec::q_string(q, &k_resource_arn);
         if m_resource_arn.is_none() && !codec::q_present(q, &k_resource_arn) {
             v.null(&p_resource_arn);
         }
-        let p_data_protection_policy = codec::path(path, "DataProtectionPolicy");
+        let p_data_protection_policy = codec::Path::Member(path, "DataProtectionPolicy");
         let k_data_protection_policy = codec::key(key, "DataProtectionPolicy");
         let m_data_protection_policy = codec::q_string(q, &k_data_protection_policy);
         if m_data_protection_policy.is_none() && !codec::q_present(q, &k_data_protection_policy) {
@@ -1549,17 +1549,17 @@ impl PutDataProtectionPolicyInput {
 impl RemovePermissionInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_label = codec::path(path, "Label");
+        let p_label = codec::Path::Member(path, "Label");
         let k_label = codec::key(key, "Label");
         let m_label = codec::q_string(q, &k_label);
         if m_label.is_none() && !codec::q_present(q, &k_label) {
@@ -1574,17 +1574,17 @@ impl RemovePermissionInput {
 impl SetEndpointAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_endpoint_arn = codec::path(path, "EndpointArn");
+        let p_endpoint_arn = codec::Path::Member(path, "EndpointArn");
         let k_endpoint_arn = codec::key(key, "EndpointArn");
         let m_endpoint_arn = codec::q_string(q, &k_endpoint_arn);
         if m_endpoint_arn.is_none() && !codec::q_present(q, &k_endpoint_arn) {
             v.null(&p_endpoint_arn);
         }
-        let p_attributes = codec::path(path, "Attributes");
+        let p_attributes = codec::Path::Member(path, "Attributes");
         let k_attributes = codec::key(key, "Attributes");
         let m_attributes = codec::q_map(q, &k_attributes, &p_attributes, v, "key", "value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_attributes.is_none() && !codec::q_present(q, &k_attributes) {
@@ -1599,17 +1599,17 @@ impl SetEndpointAttributesInput {
 impl SetPlatformApplicationAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_platform_application_arn = codec::path(path, "PlatformApplicationArn");
+        let p_platform_application_arn = codec::Path::Member(path, "PlatformApplicationArn");
         let k_platform_application_arn = codec::key(key, "PlatformApplicationArn");
         let m_platform_application_arn = codec::q_string(q, &k_platform_application_arn);
         if m_platform_application_arn.is_none() && !codec::q_present(q, &k_platform_application_arn) {
             v.null(&p_platform_application_arn);
         }
-        let p_attributes = codec::path(path, "Attributes");
+        let p_attributes = codec::Path::Member(path, "Attributes");
         let k_attributes = codec::key(key, "Attributes");
         let m_attributes = codec::q_map(q, &k_attributes, &p_attributes, v, "key", "value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_attributes.is_none() && !codec::q_present(q, &k_attributes) {
@@ -1624,11 +1624,11 @@ impl SetPlatformApplicationAttributesInput {
 impl SetSMSAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_attributes = codec::path(path, "attributes");
+        let p_attributes = codec::Path::Member(path, "attributes");
         let k_attributes = codec::key(key, "attributes");
         let m_attributes = codec::q_map(q, &k_attributes, &p_attributes, v, "key", "value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_attributes.is_none() && !codec::q_present(q, &k_attributes) {
@@ -1642,23 +1642,23 @@ impl SetSMSAttributesInput {
 impl SetSubscriptionAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_subscription_arn = codec::path(path, "SubscriptionArn");
+        let p_subscription_arn = codec::Path::Member(path, "SubscriptionArn");
         let k_subscription_arn = codec::key(key, "SubscriptionArn");
         let m_subscription_arn = codec::q_string(q, &k_subscription_arn);
         if m_subscription_arn.is_none() && !codec::q_present(q, &k_subscription_arn) {
             v.null(&p_subscription_arn);
         }
-        let p_attribute_name = codec::path(path, "AttributeName");
+        let p_attribute_name = codec::Path::Member(path, "AttributeName");
         let k_attribute_name = codec::key(key, "AttributeName");
         let m_attribute_name = codec::q_string(q, &k_attribute_name);
         if m_attribute_name.is_none() && !codec::q_present(q, &k_attribute_name) {
             v.null(&p_attribute_name);
         }
-        let p_attribute_value = codec::path(path, "AttributeValue");
+        let p_attribute_value = codec::Path::Member(path, "AttributeValue");
         let k_attribute_value = codec::key(key, "AttributeValue");
         let m_attribute_value = codec::q_string(q, &k_attribute_value);
         let Some(m_subscription_arn) = m_subscription_arn else { return Ok(None) };
@@ -1670,23 +1670,23 @@ impl SetSubscriptionAttributesInput {
 impl SetTopicAttributesInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_attribute_name = codec::path(path, "AttributeName");
+        let p_attribute_name = codec::Path::Member(path, "AttributeName");
         let k_attribute_name = codec::key(key, "AttributeName");
         let m_attribute_name = codec::q_string(q, &k_attribute_name);
         if m_attribute_name.is_none() && !codec::q_present(q, &k_attribute_name) {
             v.null(&p_attribute_name);
         }
-        let p_attribute_value = codec::path(path, "AttributeValue");
+        let p_attribute_value = codec::Path::Member(path, "AttributeValue");
         let k_attribute_value = codec::key(key, "AttributeValue");
         let m_attribute_value = codec::q_string(q, &k_attribute_value);
         let Some(m_topic_arn) = m_topic_arn else { return Ok(None) };
@@ -1698,29 +1698,29 @@ impl SetTopicAttributesInput {
 impl SubscribeInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_topic_arn = codec::path(path, "TopicArn");
+        let p_topic_arn = codec::Path::Member(path, "TopicArn");
         let k_topic_arn = codec::key(key, "TopicArn");
         let m_topic_arn = codec::q_string(q, &k_topic_arn);
         if m_topic_arn.is_none() && !codec::q_present(q, &k_topic_arn) {
             v.null(&p_topic_arn);
         }
-        let p_protocol = codec::path(path, "Protocol");
+        let p_protocol = codec::Path::Member(path, "Protocol");
         let k_protocol = codec::key(key, "Protocol");
         let m_protocol = codec::q_string(q, &k_protocol);
         if m_protocol.is_none() && !codec::q_present(q, &k_protocol) {
             v.null(&p_protocol);
         }
-        let p_endpoint = codec::path(path, "Endpoint");
+        let p_endpoint = codec::Path::Member(path, "Endpoint");
         let k_endpoint = codec::key(key, "Endpoint");
         let m_endpoint = codec::q_string(q, &k_endpoint);
-        let p_attributes = codec::path(path, "Attributes");
+        let p_attributes = codec::Path::Member(path, "Attributes");
         let k_attributes = codec::key(key, "Attributes");
         let m_attributes = codec::q_map(q, &k_attributes, &p_attributes, v, "key", "value", |q, k, p, v| Ok(codec::q_string(q, &k)), |q, k, p, v| Ok(codec::q_string(q, &k)))?;
-        let p_return_subscription_arn = codec::path(path, "ReturnSubscriptionArn");
+        let p_return_subscription_arn = codec::Path::Member(path, "ReturnSubscriptionArn");
         let k_return_subscription_arn = codec::key(key, "ReturnSubscriptionArn");
         let m_return_subscription_arn = codec::q_bool(q, &k_return_subscription_arn)?;
         let Some(m_topic_arn) = m_topic_arn else { return Ok(None) };
@@ -1732,11 +1732,11 @@ impl SubscribeInput {
 impl Tag {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_key = codec::path(path, "Key");
+        let p_key = codec::Path::Member(path, "Key");
         let k_key = codec::key(key, "Key");
         let m_key = codec::q_string(q, &k_key);
         if m_key.is_none() && !codec::q_present(q, &k_key) {
@@ -1745,7 +1745,7 @@ impl Tag {
         if let Some(x) = &m_key {
             codec::check_len(v, x, &p_key, Some(1), Some(128), false);
         }
-        let p_value = codec::path(path, "Value");
+        let p_value = codec::Path::Member(path, "Value");
         let k_value = codec::key(key, "Value");
         let m_value = codec::q_string(q, &k_value);
         if m_value.is_none() && !codec::q_present(q, &k_value) {
@@ -1763,11 +1763,11 @@ impl Tag {
 impl TagResourceRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let k_resource_arn = codec::key(key, "ResourceArn");
         let m_resource_arn = codec::q_string(q, &k_resource_arn);
         if m_resource_arn.is_none() && !codec::q_present(q, &k_resource_arn) {
@@ -1776,7 +1776,7 @@ impl TagResourceRequest {
         if let Some(x) = &m_resource_arn {
             codec::check_len(v, x, &p_resource_arn, Some(1), Some(1011), false);
         }
-        let p_tags = codec::path(path, "Tags");
+        let p_tags = codec::Path::Member(path, "Tags");
         let k_tags = codec::key(key, "Tags");
         let m_tags = codec::q_list(q, &k_tags, &p_tags, v, |q, k, p, v| Ok(Tag::from_query(q, &k, &p, v)?))?;
         if m_tags.is_none() && !codec::q_present(q, &k_tags) {
@@ -1791,11 +1791,11 @@ impl TagResourceRequest {
 impl UnsubscribeInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_subscription_arn = codec::path(path, "SubscriptionArn");
+        let p_subscription_arn = codec::Path::Member(path, "SubscriptionArn");
         let k_subscription_arn = codec::key(key, "SubscriptionArn");
         let m_subscription_arn = codec::q_string(q, &k_subscription_arn);
         if m_subscription_arn.is_none() && !codec::q_present(q, &k_subscription_arn) {
@@ -1809,11 +1809,11 @@ impl UnsubscribeInput {
 impl UntagResourceRequest {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_resource_arn = codec::path(path, "ResourceArn");
+        let p_resource_arn = codec::Path::Member(path, "ResourceArn");
         let k_resource_arn = codec::key(key, "ResourceArn");
         let m_resource_arn = codec::q_string(q, &k_resource_arn);
         if m_resource_arn.is_none() && !codec::q_present(q, &k_resource_arn) {
@@ -1822,7 +1822,7 @@ impl UntagResourceRequest {
         if let Some(x) = &m_resource_arn {
             codec::check_len(v, x, &p_resource_arn, Some(1), Some(1011), false);
         }
-        let p_tag_keys = codec::path(path, "TagKeys");
+        let p_tag_keys = codec::Path::Member(path, "TagKeys");
         let k_tag_keys = codec::key(key, "TagKeys");
         let m_tag_keys = codec::q_list(q, &k_tag_keys, &p_tag_keys, v, |q, k, p, v| Ok(codec::q_string(q, &k)))?;
         if m_tag_keys.is_none() && !codec::q_present(q, &k_tag_keys) {
@@ -1830,7 +1830,7 @@ impl UntagResourceRequest {
         }
         if let Some(x) = &m_tag_keys {
             for (n0, item0) in x.iter().enumerate() {
-                let ipath0 = format!("{}.{}.member", p_tag_keys, n0 + 1);
+                let ipath0 = codec::Path::Item(&p_tag_keys, n0 + 1);
                 codec::check_len(v, item0, &ipath0, Some(1), Some(128), false);
             }
         }
@@ -1843,11 +1843,11 @@ impl UntagResourceRequest {
 impl VerifySMSSandboxPhoneNumberInput {
     /// Decodes the members under `key` (the whole form when empty).
     #[allow(unused_variables)]
-    pub fn from_query(q: &QueryParams, key: &str, path: &str, v: &mut Violations) -> Result<Option<Self>, Error> {
+    pub fn from_query(q: &QueryParams, key: &str, path: &codec::Path<'_>, v: &mut Violations) -> Result<Option<Self>, Error> {
         if !key.is_empty() && !codec::q_present(q, key) {
             return Ok(None);
         }
-        let p_phone_number = codec::path(path, "PhoneNumber");
+        let p_phone_number = codec::Path::Member(path, "PhoneNumber");
         let k_phone_number = codec::key(key, "PhoneNumber");
         let m_phone_number = codec::q_string(q, &k_phone_number);
         if m_phone_number.is_none() && !codec::q_present(q, &k_phone_number) {
@@ -1857,7 +1857,7 @@ impl VerifySMSSandboxPhoneNumberInput {
             codec::check_len(v, x, &p_phone_number, None, Some(20), true);
             codec::check_pattern(v, x, &p_phone_number, "^(\\+[0-9]{8,}|[0-9]{0,9})$", true);
         }
-        let p_one_time_password = codec::path(path, "OneTimePassword");
+        let p_one_time_password = codec::Path::Member(path, "OneTimePassword");
         let k_one_time_password = codec::key(key, "OneTimePassword");
         let m_one_time_password = codec::q_string(q, &k_one_time_password);
         if m_one_time_password.is_none() && !codec::q_present(q, &k_one_time_password) {
@@ -2707,296 +2707,296 @@ pub async fn dispatch<S: Sns>(svc: &S, caller: &S::Caller, action: SnsAction, q:
     match action {
         SnsAction::AddPermission => {
             let mut v = Violations::default();
-            let input = AddPermissionInput::from_query(q, "", "", &mut v)?;
+            let input = AddPermissionInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.add_permission(caller, input).await?;
+            let out = Box::pin(svc.add_permission(caller, input)).await?;
             let () = out;
         }
         SnsAction::CheckIfPhoneNumberIsOptedOut => {
             let mut v = Violations::default();
-            let input = CheckIfPhoneNumberIsOptedOutInput::from_query(q, "", "", &mut v)?;
+            let input = CheckIfPhoneNumberIsOptedOutInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.check_if_phone_number_is_opted_out(caller, input).await?;
+            let out = Box::pin(svc.check_if_phone_number_is_opted_out(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ConfirmSubscription => {
             let mut v = Violations::default();
-            let input = ConfirmSubscriptionInput::from_query(q, "", "", &mut v)?;
+            let input = ConfirmSubscriptionInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.confirm_subscription(caller, input).await?;
+            let out = Box::pin(svc.confirm_subscription(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::CreatePlatformApplication => {
             let mut v = Violations::default();
-            let input = CreatePlatformApplicationInput::from_query(q, "", "", &mut v)?;
+            let input = CreatePlatformApplicationInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_platform_application(caller, input).await?;
+            let out = Box::pin(svc.create_platform_application(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::CreatePlatformEndpoint => {
             let mut v = Violations::default();
-            let input = CreatePlatformEndpointInput::from_query(q, "", "", &mut v)?;
+            let input = CreatePlatformEndpointInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_platform_endpoint(caller, input).await?;
+            let out = Box::pin(svc.create_platform_endpoint(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::CreateSMSSandboxPhoneNumber => {
             let mut v = Violations::default();
-            let input = CreateSMSSandboxPhoneNumberInput::from_query(q, "", "", &mut v)?;
+            let input = CreateSMSSandboxPhoneNumberInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_sms_sandbox_phone_number(caller, input).await?;
+            let out = Box::pin(svc.create_sms_sandbox_phone_number(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::CreateTopic => {
             let mut v = Violations::default();
-            let input = CreateTopicInput::from_query(q, "", "", &mut v)?;
+            let input = CreateTopicInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.create_topic(caller, input).await?;
+            let out = Box::pin(svc.create_topic(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::DeleteEndpoint => {
             let mut v = Violations::default();
-            let input = DeleteEndpointInput::from_query(q, "", "", &mut v)?;
+            let input = DeleteEndpointInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_endpoint(caller, input).await?;
+            let out = Box::pin(svc.delete_endpoint(caller, input)).await?;
             let () = out;
         }
         SnsAction::DeletePlatformApplication => {
             let mut v = Violations::default();
-            let input = DeletePlatformApplicationInput::from_query(q, "", "", &mut v)?;
+            let input = DeletePlatformApplicationInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_platform_application(caller, input).await?;
+            let out = Box::pin(svc.delete_platform_application(caller, input)).await?;
             let () = out;
         }
         SnsAction::DeleteSMSSandboxPhoneNumber => {
             let mut v = Violations::default();
-            let input = DeleteSMSSandboxPhoneNumberInput::from_query(q, "", "", &mut v)?;
+            let input = DeleteSMSSandboxPhoneNumberInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_sms_sandbox_phone_number(caller, input).await?;
+            let out = Box::pin(svc.delete_sms_sandbox_phone_number(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::DeleteTopic => {
             let mut v = Violations::default();
-            let input = DeleteTopicInput::from_query(q, "", "", &mut v)?;
+            let input = DeleteTopicInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.delete_topic(caller, input).await?;
+            let out = Box::pin(svc.delete_topic(caller, input)).await?;
             let () = out;
         }
         SnsAction::GetDataProtectionPolicy => {
             let mut v = Violations::default();
-            let input = GetDataProtectionPolicyInput::from_query(q, "", "", &mut v)?;
+            let input = GetDataProtectionPolicyInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_data_protection_policy(caller, input).await?;
+            let out = Box::pin(svc.get_data_protection_policy(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::GetEndpointAttributes => {
             let mut v = Violations::default();
-            let input = GetEndpointAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = GetEndpointAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_endpoint_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_endpoint_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::GetPlatformApplicationAttributes => {
             let mut v = Violations::default();
-            let input = GetPlatformApplicationAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = GetPlatformApplicationAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_platform_application_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_platform_application_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::GetSMSAttributes => {
             let mut v = Violations::default();
-            let input = GetSMSAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = GetSMSAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_sms_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_sms_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::GetSMSSandboxAccountStatus => {
             let mut v = Violations::default();
-            let input = GetSMSSandboxAccountStatusInput::from_query(q, "", "", &mut v)?;
+            let input = GetSMSSandboxAccountStatusInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_sms_sandbox_account_status(caller, input).await?;
+            let out = Box::pin(svc.get_sms_sandbox_account_status(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::GetSubscriptionAttributes => {
             let mut v = Violations::default();
-            let input = GetSubscriptionAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = GetSubscriptionAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_subscription_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_subscription_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::GetTopicAttributes => {
             let mut v = Violations::default();
-            let input = GetTopicAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = GetTopicAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.get_topic_attributes(caller, input).await?;
+            let out = Box::pin(svc.get_topic_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListEndpointsByPlatformApplication => {
             let mut v = Violations::default();
-            let input = ListEndpointsByPlatformApplicationInput::from_query(q, "", "", &mut v)?;
+            let input = ListEndpointsByPlatformApplicationInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_endpoints_by_platform_application(caller, input).await?;
+            let out = Box::pin(svc.list_endpoints_by_platform_application(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListOriginationNumbers => {
             let mut v = Violations::default();
-            let input = ListOriginationNumbersRequest::from_query(q, "", "", &mut v)?;
+            let input = ListOriginationNumbersRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_origination_numbers(caller, input).await?;
+            let out = Box::pin(svc.list_origination_numbers(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListPhoneNumbersOptedOut => {
             let mut v = Violations::default();
-            let input = ListPhoneNumbersOptedOutInput::from_query(q, "", "", &mut v)?;
+            let input = ListPhoneNumbersOptedOutInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_phone_numbers_opted_out(caller, input).await?;
+            let out = Box::pin(svc.list_phone_numbers_opted_out(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListPlatformApplications => {
             let mut v = Violations::default();
-            let input = ListPlatformApplicationsInput::from_query(q, "", "", &mut v)?;
+            let input = ListPlatformApplicationsInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_platform_applications(caller, input).await?;
+            let out = Box::pin(svc.list_platform_applications(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListSMSSandboxPhoneNumbers => {
             let mut v = Violations::default();
-            let input = ListSMSSandboxPhoneNumbersInput::from_query(q, "", "", &mut v)?;
+            let input = ListSMSSandboxPhoneNumbersInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_sms_sandbox_phone_numbers(caller, input).await?;
+            let out = Box::pin(svc.list_sms_sandbox_phone_numbers(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListSubscriptions => {
             let mut v = Violations::default();
-            let input = ListSubscriptionsInput::from_query(q, "", "", &mut v)?;
+            let input = ListSubscriptionsInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_subscriptions(caller, input).await?;
+            let out = Box::pin(svc.list_subscriptions(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListSubscriptionsByTopic => {
             let mut v = Violations::default();
-            let input = ListSubscriptionsByTopicInput::from_query(q, "", "", &mut v)?;
+            let input = ListSubscriptionsByTopicInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_subscriptions_by_topic(caller, input).await?;
+            let out = Box::pin(svc.list_subscriptions_by_topic(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListTagsForResource => {
             let mut v = Violations::default();
-            let input = ListTagsForResourceRequest::from_query(q, "", "", &mut v)?;
+            let input = ListTagsForResourceRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_tags_for_resource(caller, input).await?;
+            let out = Box::pin(svc.list_tags_for_resource(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::ListTopics => {
             let mut v = Violations::default();
-            let input = ListTopicsInput::from_query(q, "", "", &mut v)?;
+            let input = ListTopicsInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.list_topics(caller, input).await?;
+            let out = Box::pin(svc.list_topics(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::OptInPhoneNumber => {
             let mut v = Violations::default();
-            let input = OptInPhoneNumberInput::from_query(q, "", "", &mut v)?;
+            let input = OptInPhoneNumberInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.opt_in_phone_number(caller, input).await?;
+            let out = Box::pin(svc.opt_in_phone_number(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::Publish => {
             let mut v = Violations::default();
-            let input = PublishInput::from_query(q, "", "", &mut v)?;
+            let input = PublishInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.publish(caller, input).await?;
+            let out = Box::pin(svc.publish(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::PublishBatch => {
             let mut v = Violations::default();
-            let input = PublishBatchInput::from_query(q, "", "", &mut v)?;
+            let input = PublishBatchInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.publish_batch(caller, input).await?;
+            let out = Box::pin(svc.publish_batch(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::PutDataProtectionPolicy => {
             let mut v = Violations::default();
-            let input = PutDataProtectionPolicyInput::from_query(q, "", "", &mut v)?;
+            let input = PutDataProtectionPolicyInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.put_data_protection_policy(caller, input).await?;
+            let out = Box::pin(svc.put_data_protection_policy(caller, input)).await?;
             let () = out;
         }
         SnsAction::RemovePermission => {
             let mut v = Violations::default();
-            let input = RemovePermissionInput::from_query(q, "", "", &mut v)?;
+            let input = RemovePermissionInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.remove_permission(caller, input).await?;
+            let out = Box::pin(svc.remove_permission(caller, input)).await?;
             let () = out;
         }
         SnsAction::SetEndpointAttributes => {
             let mut v = Violations::default();
-            let input = SetEndpointAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = SetEndpointAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_endpoint_attributes(caller, input).await?;
+            let out = Box::pin(svc.set_endpoint_attributes(caller, input)).await?;
             let () = out;
         }
         SnsAction::SetPlatformApplicationAttributes => {
             let mut v = Violations::default();
-            let input = SetPlatformApplicationAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = SetPlatformApplicationAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_platform_application_attributes(caller, input).await?;
+            let out = Box::pin(svc.set_platform_application_attributes(caller, input)).await?;
             let () = out;
         }
         SnsAction::SetSMSAttributes => {
             let mut v = Violations::default();
-            let input = SetSMSAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = SetSMSAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_sms_attributes(caller, input).await?;
+            let out = Box::pin(svc.set_sms_attributes(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::SetSubscriptionAttributes => {
             let mut v = Violations::default();
-            let input = SetSubscriptionAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = SetSubscriptionAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_subscription_attributes(caller, input).await?;
+            let out = Box::pin(svc.set_subscription_attributes(caller, input)).await?;
             let () = out;
         }
         SnsAction::SetTopicAttributes => {
             let mut v = Violations::default();
-            let input = SetTopicAttributesInput::from_query(q, "", "", &mut v)?;
+            let input = SetTopicAttributesInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.set_topic_attributes(caller, input).await?;
+            let out = Box::pin(svc.set_topic_attributes(caller, input)).await?;
             let () = out;
         }
         SnsAction::Subscribe => {
             let mut v = Violations::default();
-            let input = SubscribeInput::from_query(q, "", "", &mut v)?;
+            let input = SubscribeInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.subscribe(caller, input).await?;
+            let out = Box::pin(svc.subscribe(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::TagResource => {
             let mut v = Violations::default();
-            let input = TagResourceRequest::from_query(q, "", "", &mut v)?;
+            let input = TagResourceRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.tag_resource(caller, input).await?;
+            let out = Box::pin(svc.tag_resource(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::Unsubscribe => {
             let mut v = Violations::default();
-            let input = UnsubscribeInput::from_query(q, "", "", &mut v)?;
+            let input = UnsubscribeInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.unsubscribe(caller, input).await?;
+            let out = Box::pin(svc.unsubscribe(caller, input)).await?;
             let () = out;
         }
         SnsAction::UntagResource => {
             let mut v = Violations::default();
-            let input = UntagResourceRequest::from_query(q, "", "", &mut v)?;
+            let input = UntagResourceRequest::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.untag_resource(caller, input).await?;
+            let out = Box::pin(svc.untag_resource(caller, input)).await?;
             out.to_xml(&mut x);
         }
         SnsAction::VerifySMSSandboxPhoneNumber => {
             let mut v = Violations::default();
-            let input = VerifySMSSandboxPhoneNumberInput::from_query(q, "", "", &mut v)?;
+            let input = VerifySMSSandboxPhoneNumberInput::from_query(q, "", &codec::Path::Root, &mut v)?;
             let input = v.finish(input)?;
-            let out = svc.verify_sms_sandbox_phone_number(caller, input).await?;
+            let out = Box::pin(svc.verify_sms_sandbox_phone_number(caller, input)).await?;
             out.to_xml(&mut x);
         }
     }
