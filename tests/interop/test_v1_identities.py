@@ -131,6 +131,21 @@ def test_unimplemented_operation_names_itself(ses):
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 
 
+def test_sns_requests_reach_snss_own_operations(server):
+    """A request signed for SNS is read as SNS's Query API, whose operations
+    are generated from SNS's model: until Sesame serves one, it names
+    itself, after its input has been checked against the model."""
+    sns = server.client("sns")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sns.list_topics()
+    assert code(e) == "NotImplemented"
+    assert message(e) == "Sesame does not implement the SNS operation ListTopics yet."
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sns.create_topic(Name="t", Attributes={"DisplayName": "x"}, Tags=[{"Key": "k", "Value": "v"}])
+    assert code(e) == "NotImplemented" and "CreateTopic" in message(e)
+
+
 def test_regions_are_separate(server, unique):
     east = server.client("ses", region="us-east-1")
     west = server.client("ses", region="eu-west-1")

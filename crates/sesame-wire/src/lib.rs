@@ -1,18 +1,23 @@
-//! The two SES wire protocols: v1 Query (form-encoded in, XML out) and SESv2
-//! REST-JSON. Only this crate knows XML and JSON shapes, wire error codes
-//! and HTTP statuses; it knows nothing of storage or of how an operation is
-//! carried out.
+//! The wire protocols: SES v1 and SNS Query (form-encoded in, XML out) and
+//! SESv2 REST-JSON. Only this crate knows XML and JSON shapes, Query keys,
+//! wire error codes and HTTP statuses; it knows nothing of storage or of
+//! how an operation is carried out.
 //!
 //! # Layout
-//! - [`generated`]: every operation of both APIs and the v2 route table,
-//!   generated from AWS's models by `tools/gen_wire_ops.py`.
-//! - [`query`]: v1 request parameters (`X.member.N` lists, booleans, ints).
-//! - [`xml`]: the v1 response envelope and XML writer.
+//! - [`generated`]: every operation of the three APIs, the v2 route table,
+//!   and per API (`generated::ses_v1`, `sesv2`, `sns`) its input and output
+//!   types, their decoders (checking the model's constraints) and encoders,
+//!   its trait and its dispatcher; generated from AWS's models by
+//!   `tools/gen_wire_ops.py`, never edited by hand.
+//! - [`codec`]: what the generated code calls: reading one value, each
+//!   constraint in AWS's wording, [`codec::Violations`], [`codec::Path`].
+//! - [`serve`]: a request to its operation, then served in its protocol.
+//! - [`query`]: the v1 form, decoded strictly (`X.member.N` lists).
+//! - [`xml`]: the Query response envelope and XML writer.
 //! - [`router`]: v2 method + path to operation, with decoded path labels.
 //! - [`error`]: domain and authentication errors encoded for each protocol.
-//! - [`identities`]: the identity operations' input and output shapes.
-//! - [`sending`]: the sending and account operations' shapes.
 //! - [`events`]: delivery, bounce and complaint events in SES's JSON.
+//! - [`local`]: the JSON of Sesame's own `/_sesame` endpoints.
 
 pub mod codec;
 pub mod error;
