@@ -97,23 +97,29 @@ pub async fn v1_list_custom_verification_email_templates(
     })
 }
 
+/// SendCustomVerificationEmail, the same in both APIs; its MessageId.
+async fn send(
+    api: &Api,
+    s: &Scope,
+    address: &str,
+    template: &str,
+    configuration_set: Option<&str>,
+) -> R<Option<String>> {
+    let id = api
+        .custom_verification
+        .send(&api.identities, s, address, template, configuration_set)
+        .await?;
+    Ok(Some(id))
+}
+
 pub async fn v1_send_custom_verification_email(
     api: &Api,
     s: &Scope,
     i: v1::SendCustomVerificationEmailRequest,
 ) -> R<v1::SendCustomVerificationEmailResponse> {
-    let id = api
-        .custom_verification
-        .send(
-            &api.identities,
-            s,
-            &i.email_address,
-            &i.template_name,
-            i.configuration_set_name.as_deref(),
-        )
-        .await?;
+    let cs = i.configuration_set_name.as_deref();
     Ok(v1::SendCustomVerificationEmailResponse {
-        message_id: Some(id),
+        message_id: send(api, s, &i.email_address, &i.template_name, cs).await?,
     })
 }
 
@@ -225,17 +231,8 @@ pub async fn v2_send_custom_verification_email(
     s: &Scope,
     i: v2::SendCustomVerificationEmailRequest,
 ) -> R<v2::SendCustomVerificationEmailResponse> {
-    let id = api
-        .custom_verification
-        .send(
-            &api.identities,
-            s,
-            &i.email_address,
-            &i.template_name,
-            i.configuration_set_name.as_deref(),
-        )
-        .await?;
+    let cs = i.configuration_set_name.as_deref();
     Ok(v2::SendCustomVerificationEmailResponse {
-        message_id: Some(id),
+        message_id: send(api, s, &i.email_address, &i.template_name, cs).await?,
     })
 }

@@ -461,23 +461,12 @@ pub async fn v2_list_tags_for_resource(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sesame_model::{DkimState, IdentityName, KeyLength, VerificationStatus};
+    use sesame_model::{DkimState, KeyLength};
 
     fn email() -> Identity {
-        Identity {
-            name: IdentityName::parse("me@example.com").unwrap(),
-            created_at: 0,
-            verification_status: VerificationStatus::Pending,
-            verification_token: None,
-            dkim: DkimState::not_started(KeyLength::Rsa1024),
-            feedback_forwarding: true,
-            configuration_set: None,
-            tags: vec![],
-            email_link: None,
-            mail_from: Default::default(),
-            dns: Default::default(),
-            version: 1,
-        }
+        let mut i = sesame_store::conformance::identity("me@example.com");
+        i.dkim = DkimState::not_started(KeyLength::Rsa1024);
+        i
     }
 
     /// The shape real SES returned for a new address (moto issue #9771).

@@ -17,10 +17,27 @@ fn v1_tags(tags: Option<Vec<v1::MessageTag>>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn v1_destination(out: &mut Outgoing, d: v1::Destination) {
-    out.to = d.to_addresses.unwrap_or_default();
-    out.cc = d.cc_addresses.unwrap_or_default();
-    out.bcc = d.bcc_addresses.unwrap_or_default();
+/// The members SendEmail and SendTemplatedEmail share.
+struct V1Common {
+    source: String,
+    destination: v1::Destination,
+    reply_to: Option<Vec<String>>,
+    return_path: Option<String>,
+    tags: Option<Vec<v1::MessageTag>>,
+    configuration_set: Option<String>,
+}
+
+impl V1Common {
+    fn apply(self, out: &mut Outgoing) {
+        out.source = Some(self.source);
+        out.to = self.destination.to_addresses.unwrap_or_default();
+        out.cc = self.destination.cc_addresses.unwrap_or_default();
+        out.bcc = self.destination.bcc_addresses.unwrap_or_default();
+        out.reply_to = self.reply_to.unwrap_or_default();
+        out.return_path = self.return_path;
+        out.tags = v1_tags(self.tags);
+        out.configuration_set = self.configuration_set;
+    }
 }
 
 pub async fn v1_send_email(
@@ -38,12 +55,15 @@ pub async fn v1_send_email(
             attachments: vec![],
         },
     );
-    out.source = Some(i.source);
-    v1_destination(&mut out, i.destination);
-    out.reply_to = i.reply_to_addresses.unwrap_or_default();
-    out.return_path = i.return_path;
-    out.tags = v1_tags(i.tags);
-    out.configuration_set = i.configuration_set_name;
+    V1Common {
+        source: i.source,
+        destination: i.destination,
+        reply_to: i.reply_to_addresses,
+        return_path: i.return_path,
+        tags: i.tags,
+        configuration_set: i.configuration_set_name,
+    }
+    .apply(&mut out);
     let message_id = api.sending.send(s, out).await?;
     Ok(v1::SendEmailResponse { message_id })
 }
@@ -76,12 +96,15 @@ pub async fn v1_send_templated_email(
             attachments: vec![],
         },
     );
-    out.source = Some(i.source);
-    v1_destination(&mut out, i.destination);
-    out.reply_to = i.reply_to_addresses.unwrap_or_default();
-    out.return_path = i.return_path;
-    out.tags = v1_tags(i.tags);
-    out.configuration_set = i.configuration_set_name;
+    V1Common {
+        source: i.source,
+        destination: i.destination,
+        reply_to: i.reply_to_addresses,
+        return_path: i.return_path,
+        tags: i.tags,
+        configuration_set: i.configuration_set_name,
+    }
+    .apply(&mut out);
     let message_id = api.sending.send(s, out).await?;
     Ok(v1::SendTemplatedEmailResponse { message_id })
 }

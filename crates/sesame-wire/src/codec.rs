@@ -304,6 +304,21 @@ pub fn q_blob(q: &QueryParams, key: &str) -> Result<Option<Vec<u8>>, Error> {
     q.get(key).map(|s| unbase64(s, &key)).transpose()
 }
 
+/// A string as one of an enum's values, or a violation naming the set.
+fn enum_value<T>(
+    s: &str,
+    path: &Path<'_>,
+    v: &mut Violations,
+    parse: fn(&str) -> Option<T>,
+    set: &str,
+) -> Option<T> {
+    let e = parse(s);
+    if e.is_none() {
+        v.value(s, path, set, false);
+    }
+    e
+}
+
 pub fn q_enum<T>(
     q: &QueryParams,
     key: &str,
@@ -312,12 +327,7 @@ pub fn q_enum<T>(
     parse: fn(&str) -> Option<T>,
     set: &str,
 ) -> Option<T> {
-    let s = q.get(key)?;
-    let e = parse(s);
-    if e.is_none() {
-        v.value(s, path, set, false);
-    }
-    e
+    enum_value(q.get(key)?, path, v, parse, set)
 }
 
 /// `key.member.N` in order; the bare `key=` is an empty list. The form's
@@ -404,12 +414,7 @@ pub fn h_label_enum<T>(
     parse: fn(&str) -> Option<T>,
     set: &str,
 ) -> Option<T> {
-    let s = m.label(name)?;
-    let e = parse(s);
-    if e.is_none() {
-        v.value(s, path, set, false);
-    }
-    e
+    enum_value(m.label(name)?, path, v, parse, set)
 }
 
 pub fn h_query_list_enum<T>(
@@ -423,9 +428,8 @@ pub fn h_query_list_enum<T>(
     let all = h_query_list(query, name)?;
     let mut out = Vec::with_capacity(all.len());
     for (n, s) in all.iter().enumerate() {
-        match parse(s) {
-            Some(e) => out.push(e),
-            None => v.value(s, &Path::Item(path, n + 1), set, false),
+        if let Some(e) = enum_value(s, &Path::Item(path, n + 1), v, parse, set) {
+            out.push(e);
         }
     }
     Some(out)
@@ -504,12 +508,7 @@ pub fn h_query_enum<T>(
     parse: fn(&str) -> Option<T>,
     set: &str,
 ) -> Option<T> {
-    let s = h_query_string(query, name)?;
-    let e = parse(&s);
-    if e.is_none() {
-        v.value(&s, path, set, false);
-    }
-    e
+    enum_value(&h_query_string(query, name)?, path, v, parse, set)
 }
 
 // ------------------------------------------------------------ JSON body
@@ -635,11 +634,7 @@ pub fn j_enum<T>(
     let Value::String(s) = j else {
         return Err(wrong_type(path, "a string", j));
     };
-    let e = parse(s);
-    if e.is_none() {
-        v.value(s, path, set, false);
-    }
-    Ok(e)
+    Ok(enum_value(s, path, v, parse, set))
 }
 
 pub fn j_list<T>(
@@ -697,11 +692,7 @@ pub fn j_map_key_enum<T>(
     parse: fn(&str) -> Option<T>,
     set: &str,
 ) -> Option<T> {
-    let e = parse(k);
-    if e.is_none() {
-        v.value(k, path, set, false);
-    }
-    e
+    enum_value(k, path, v, parse, set)
 }
 
 // ------------------------------------------------------------ scalars
