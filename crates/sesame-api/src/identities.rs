@@ -375,6 +375,17 @@ pub async fn v2_put_email_identity_mail_from_attributes(
     Ok(v2::PutEmailIdentityMailFromAttributesResponse {})
 }
 
+pub async fn v2_put_email_identity_configuration_set_attributes(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutEmailIdentityConfigurationSetAttributesRequest,
+) -> R<v2::PutEmailIdentityConfigurationSetAttributesResponse> {
+    api.identities
+        .set_configuration_set(s, &i.email_identity, i.configuration_set_name)
+        .await?;
+    Ok(v2::PutEmailIdentityConfigurationSetAttributesResponse {})
+}
+
 pub async fn v2_put_email_identity_dkim_attributes(
     api: &Api,
     s: &Scope,

@@ -9,6 +9,7 @@
 //! writes the trait method that calls it into `served.rs`.
 
 pub mod account;
+pub mod configuration_sets;
 pub mod custom_verification;
 pub mod identities;
 pub mod sending;
@@ -18,7 +19,8 @@ mod spell;
 pub mod templates;
 
 use sesame_core::{
-    AccountService, CustomVerificationService, IdentityService, SendService, TemplateService,
+    AccountService, ConfigurationSetService, CustomVerificationService, IdentityService,
+    SendService, TemplateService,
 };
 use sesame_model::{Error, Scope, Tag};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2, sns};
@@ -33,6 +35,7 @@ pub struct Api {
     pub sending: Arc<SendService>,
     pub templates: TemplateService,
     pub custom_verification: CustomVerificationService,
+    pub configuration_sets: ConfigurationSetService,
 }
 
 /// v2 tags, whose members the model requires.

@@ -6,12 +6,20 @@ use crate::*;
 impl v1::SesV1 for Api {
     type Caller = Scope;
 
+    async fn create_configuration_set(&self, caller: &Scope, input: v1::CreateConfigurationSetRequest) -> Result<v1::CreateConfigurationSetResponse, Error> {
+        configuration_sets::v1_create_configuration_set(self, caller, input).await
+    }
+
     async fn create_custom_verification_email_template(&self, caller: &Scope, input: v1::CreateCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
         custom_verification::v1_create_custom_verification_email_template(self, caller, input).await
     }
 
     async fn create_template(&self, caller: &Scope, input: v1::CreateTemplateRequest) -> Result<v1::CreateTemplateResponse, Error> {
         templates::v1_create_template(self, caller, input).await
+    }
+
+    async fn delete_configuration_set(&self, caller: &Scope, input: v1::DeleteConfigurationSetRequest) -> Result<v1::DeleteConfigurationSetResponse, Error> {
+        configuration_sets::v1_delete_configuration_set(self, caller, input).await
     }
 
     async fn delete_custom_verification_email_template(&self, caller: &Scope, input: v1::DeleteCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
@@ -28,6 +36,10 @@ impl v1::SesV1 for Api {
 
     async fn delete_verified_email_address(&self, caller: &Scope, input: v1::DeleteVerifiedEmailAddressRequest) -> Result<(), Error> {
         identities::v1_delete_verified_email_address(self, caller, input).await
+    }
+
+    async fn describe_configuration_set(&self, caller: &Scope, input: v1::DescribeConfigurationSetRequest) -> Result<v1::DescribeConfigurationSetResponse, Error> {
+        configuration_sets::v1_describe_configuration_set(self, caller, input).await
     }
 
     async fn get_account_sending_enabled(&self, caller: &Scope) -> Result<v1::GetAccountSendingEnabledResponse, Error> {
@@ -62,6 +74,10 @@ impl v1::SesV1 for Api {
         templates::v1_get_template(self, caller, input).await
     }
 
+    async fn list_configuration_sets(&self, caller: &Scope, input: v1::ListConfigurationSetsRequest) -> Result<v1::ListConfigurationSetsResponse, Error> {
+        configuration_sets::v1_list_configuration_sets(self, caller, input).await
+    }
+
     async fn list_custom_verification_email_templates(&self, caller: &Scope, input: v1::ListCustomVerificationEmailTemplatesRequest) -> Result<v1::ListCustomVerificationEmailTemplatesResponse, Error> {
         custom_verification::v1_list_custom_verification_email_templates(self, caller, input).await
     }
@@ -76,6 +92,10 @@ impl v1::SesV1 for Api {
 
     async fn list_verified_email_addresses(&self, caller: &Scope) -> Result<v1::ListVerifiedEmailAddressesResponse, Error> {
         identities::v1_list_verified_email_addresses(self, caller).await
+    }
+
+    async fn put_configuration_set_delivery_options(&self, caller: &Scope, input: v1::PutConfigurationSetDeliveryOptionsRequest) -> Result<v1::PutConfigurationSetDeliveryOptionsResponse, Error> {
+        configuration_sets::v1_put_configuration_set_delivery_options(self, caller, input).await
     }
 
     async fn send_bounce(&self, caller: &Scope, input: v1::SendBounceRequest) -> Result<v1::SendBounceResponse, Error> {
@@ -118,6 +138,14 @@ impl v1::SesV1 for Api {
         account::v1_update_account_sending_enabled(self, caller, input).await
     }
 
+    async fn update_configuration_set_reputation_metrics_enabled(&self, caller: &Scope, input: v1::UpdateConfigurationSetReputationMetricsEnabledRequest) -> Result<(), Error> {
+        configuration_sets::v1_update_configuration_set_reputation_metrics_enabled(self, caller, input).await
+    }
+
+    async fn update_configuration_set_sending_enabled(&self, caller: &Scope, input: v1::UpdateConfigurationSetSendingEnabledRequest) -> Result<(), Error> {
+        configuration_sets::v1_update_configuration_set_sending_enabled(self, caller, input).await
+    }
+
     async fn update_custom_verification_email_template(&self, caller: &Scope, input: v1::UpdateCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
         custom_verification::v1_update_custom_verification_email_template(self, caller, input).await
     }
@@ -146,6 +174,10 @@ impl v1::SesV1 for Api {
 impl v2::SesV2 for Api {
     type Caller = Scope;
 
+    async fn create_configuration_set(&self, caller: &Scope, input: v2::CreateConfigurationSetRequest) -> Result<v2::CreateConfigurationSetResponse, Error> {
+        configuration_sets::v2_create_configuration_set(self, caller, input).await
+    }
+
     async fn create_custom_verification_email_template(&self, caller: &Scope, input: v2::CreateCustomVerificationEmailTemplateRequest) -> Result<v2::CreateCustomVerificationEmailTemplateResponse, Error> {
         custom_verification::v2_create_custom_verification_email_template(self, caller, input).await
     }
@@ -156,6 +188,10 @@ impl v2::SesV2 for Api {
 
     async fn create_email_template(&self, caller: &Scope, input: v2::CreateEmailTemplateRequest) -> Result<v2::CreateEmailTemplateResponse, Error> {
         templates::v2_create_email_template(self, caller, input).await
+    }
+
+    async fn delete_configuration_set(&self, caller: &Scope, input: v2::DeleteConfigurationSetRequest) -> Result<v2::DeleteConfigurationSetResponse, Error> {
+        configuration_sets::v2_delete_configuration_set(self, caller, input).await
     }
 
     async fn delete_custom_verification_email_template(&self, caller: &Scope, input: v2::DeleteCustomVerificationEmailTemplateRequest) -> Result<v2::DeleteCustomVerificationEmailTemplateResponse, Error> {
@@ -174,6 +210,10 @@ impl v2::SesV2 for Api {
         account::v2_get_account(self, caller, input).await
     }
 
+    async fn get_configuration_set(&self, caller: &Scope, input: v2::GetConfigurationSetRequest) -> Result<v2::GetConfigurationSetResponse, Error> {
+        configuration_sets::v2_get_configuration_set(self, caller, input).await
+    }
+
     async fn get_custom_verification_email_template(&self, caller: &Scope, input: v2::GetCustomVerificationEmailTemplateRequest) -> Result<v2::GetCustomVerificationEmailTemplateResponse, Error> {
         custom_verification::v2_get_custom_verification_email_template(self, caller, input).await
     }
@@ -184,6 +224,10 @@ impl v2::SesV2 for Api {
 
     async fn get_email_template(&self, caller: &Scope, input: v2::GetEmailTemplateRequest) -> Result<v2::GetEmailTemplateResponse, Error> {
         templates::v2_get_email_template(self, caller, input).await
+    }
+
+    async fn list_configuration_sets(&self, caller: &Scope, input: v2::ListConfigurationSetsRequest) -> Result<v2::ListConfigurationSetsResponse, Error> {
+        configuration_sets::v2_list_configuration_sets(self, caller, input).await
     }
 
     async fn list_custom_verification_email_templates(&self, caller: &Scope, input: v2::ListCustomVerificationEmailTemplatesRequest) -> Result<v2::ListCustomVerificationEmailTemplatesResponse, Error> {
@@ -208,6 +252,22 @@ impl v2::SesV2 for Api {
 
     async fn put_account_sending_attributes(&self, caller: &Scope, input: v2::PutAccountSendingAttributesRequest) -> Result<v2::PutAccountSendingAttributesResponse, Error> {
         account::v2_put_account_sending_attributes(self, caller, input).await
+    }
+
+    async fn put_configuration_set_delivery_options(&self, caller: &Scope, input: v2::PutConfigurationSetDeliveryOptionsRequest) -> Result<v2::PutConfigurationSetDeliveryOptionsResponse, Error> {
+        configuration_sets::v2_put_configuration_set_delivery_options(self, caller, input).await
+    }
+
+    async fn put_configuration_set_reputation_options(&self, caller: &Scope, input: v2::PutConfigurationSetReputationOptionsRequest) -> Result<v2::PutConfigurationSetReputationOptionsResponse, Error> {
+        configuration_sets::v2_put_configuration_set_reputation_options(self, caller, input).await
+    }
+
+    async fn put_configuration_set_sending_options(&self, caller: &Scope, input: v2::PutConfigurationSetSendingOptionsRequest) -> Result<v2::PutConfigurationSetSendingOptionsResponse, Error> {
+        configuration_sets::v2_put_configuration_set_sending_options(self, caller, input).await
+    }
+
+    async fn put_email_identity_configuration_set_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityConfigurationSetAttributesRequest) -> Result<v2::PutEmailIdentityConfigurationSetAttributesResponse, Error> {
+        identities::v2_put_email_identity_configuration_set_attributes(self, caller, input).await
     }
 
     async fn put_email_identity_dkim_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityDkimAttributesRequest) -> Result<v2::PutEmailIdentityDkimAttributesResponse, Error> {

@@ -146,6 +146,7 @@ pub fn v1_bulk_status(kind: sesame_model::ErrorKind) -> v1::BulkEmailStatus {
         K::SendingPaused => S::AccountSendingPaused,
         K::MailFromDomainNotVerified => S::MailFromDomainNotVerified,
         K::ConfigurationSetDoesNotExist => S::ConfigurationSetDoesNotExist,
+        K::ConfigurationSetSendingPaused => S::ConfigurationSetSendingPaused,
         K::TemplateDoesNotExist => S::TemplateDoesNotExist,
         K::InvalidParameter | K::Validation | K::InvalidRenderingParameter => {
             S::InvalidParameterValue
@@ -166,6 +167,7 @@ pub fn v2_bulk_status(kind: sesame_model::ErrorKind) -> v2::BulkEmailStatus {
         K::SendingPaused => S::AccountSendingPaused,
         K::MailFromDomainNotVerified => S::MailFromDomainNotVerified,
         K::ConfigurationSetDoesNotExist => S::ConfigurationSetNotFound,
+        K::ConfigurationSetSendingPaused => S::ConfigurationSetSendingPaused,
         K::TemplateDoesNotExist => S::TemplateNotFound,
         K::InvalidParameter | K::Validation | K::InvalidRenderingParameter => S::InvalidParameter,
         K::ConcurrentModification | K::Internal => S::TransientFailure,

@@ -343,12 +343,16 @@ impl IdentityService {
     pub async fn create(&self, scope: &Scope, req: CreateIdentity) -> Result<Identity, Error> {
         let name = IdentityName::parse(&req.name)?;
         if let Some(cs) = &req.configuration_set {
-            // Sesame has no configuration sets yet, so none can be named.
-            return Err(Error::not_found(format!(
-                "Configuration set <{cs}> does not exist."
-            )));
+            // A default configuration set must exist; no identity is made
+            // otherwise.
+            self.store
+                .get_configuration_set(scope, cs)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| sesame_model::configuration_set::does_not_exist(cs))?;
         }
         let mut identity = self.new_identity(name);
+        identity.configuration_set = req.configuration_set.clone();
         tags::merge(&mut identity.tags, req.tags)?;
         match (identity.kind(), req.dkim) {
             (IdentityKind::EmailAddress, Some(_)) => {
@@ -407,6 +411,34 @@ impl IdentityService {
     }
 
     /// v1 SetIdentityMailFromDomain and v2 PutEmailIdentityMailFromAttributes:
+    /// PutEmailIdentityConfigurationSetAttributes: the identity's default
+    /// configuration set (which must exist), or none.
+    pub async fn set_configuration_set(
+        &self,
+        scope: &Scope,
+        name: &str,
+        set: Option<String>,
+    ) -> Result<(), Error> {
+        if let Some(cs) = &set {
+            self.store
+                .get_configuration_set(scope, cs)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| sesame_model::configuration_set::does_not_exist(cs))?;
+        }
+        self.modify(
+            scope,
+            name,
+            || not_found(name),
+            |i| {
+                i.configuration_set = set.clone();
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// sets (or with `None` removes) the custom MAIL FROM domain, which must
     /// be a subdomain of the identity's domain. A new domain starts
     /// `Pending` (`Success` under `--auto-verify`).

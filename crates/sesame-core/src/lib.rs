@@ -30,6 +30,7 @@ pub mod accounts;
 pub mod budget;
 pub mod clock;
 pub mod compose;
+pub mod configuration_sets;
 pub mod cpu;
 pub mod credentials;
 pub mod custom_verification;
@@ -45,6 +46,7 @@ pub mod verifier;
 
 pub use accounts::AccountService;
 pub use clock::{Clock, SystemClock};
+pub use configuration_sets::ConfigurationSetService;
 pub use credentials::{Credentials, Resolution};
 pub use custom_verification::CustomVerificationService;
 pub use identities::IdentityService;

@@ -203,6 +203,25 @@ impl SendService {
         }
     }
 
+    /// The configuration set a send names: it must exist, and sending
+    /// through it must be enabled.
+    async fn configuration_set(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<sesame_model::ConfigurationSet, Error> {
+        let set = self
+            .store
+            .get_configuration_set(scope, name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| sesame_model::configuration_set::does_not_exist(name))?;
+        if !set.sending_enabled {
+            return Err(sesame_model::configuration_set::sending_paused(name));
+        }
+        Ok(set)
+    }
+
     async fn reject(
         &self,
         scope: &Scope,
@@ -284,10 +303,7 @@ impl SendService {
             ));
         }
         if let Some(cs) = &common.configuration_set {
-            return Err(Error::new(
-                ErrorKind::ConfigurationSetDoesNotExist,
-                format!("Configuration set <{cs}> does not exist."),
-            ));
+            self.configuration_set(scope, cs).await?;
         }
         let mut results = Vec::with_capacity(destinations.len());
         for d in destinations {
@@ -393,20 +409,15 @@ impl SendService {
                 .reject(scope, op, "account-sending-paused", e, vec![])
                 .await);
         }
-        if let Some(cs) = &out.configuration_set {
-            let e = Error::new(
-                ErrorKind::ConfigurationSetDoesNotExist,
-                format!("Configuration set <{cs}> does not exist."),
-            );
-            return Err(self
-                .reject(
-                    scope,
-                    op,
-                    "configuration-set-does-not-exist",
-                    e,
-                    vec![cs.clone()],
-                )
-                .await);
+        if let Some(cs) = &out.configuration_set
+            && let Err(e) = self.configuration_set(scope, cs).await
+        {
+            let rule = match e.kind {
+                ErrorKind::ConfigurationSetSendingPaused => "configuration-set-sending-paused",
+                ErrorKind::ConfigurationSetDoesNotExist => "configuration-set-does-not-exist",
+                _ => return Err(e),
+            };
+            return Err(self.reject(scope, op, rule, e, vec![cs.clone()]).await);
         }
 
         // Identity checks: senders always, recipients in the sandbox; none

@@ -31,6 +31,15 @@ pub enum ErrorKind {
     Conflict,
     /// The named configuration set does not exist.
     ConfigurationSetDoesNotExist,
+    /// A configuration set of that name exists (v1
+    /// `ConfigurationSetAlreadyExists`, v2 `AlreadyExistsException`).
+    ConfigurationSetAlreadyExists,
+    /// The configuration set's name or settings are not valid (v1
+    /// `InvalidConfigurationSet`, v2 `BadRequestException`).
+    InvalidConfigurationSet,
+    /// Sending is disabled on the named configuration set (v1
+    /// `ConfigurationSetSendingPausedException`, v2 `SendingPausedException`).
+    ConfigurationSetSendingPaused,
     /// The named template does not exist.
     TemplateDoesNotExist,
     /// Template data lacks an attribute the template uses.

@@ -27,6 +27,7 @@
 pub mod access_key;
 pub mod account;
 pub mod address;
+pub mod configuration_set;
 pub mod custom_verification;
 pub mod delivery;
 pub mod error;
@@ -41,6 +42,7 @@ pub mod verification;
 pub use access_key::AccessKey;
 pub use account::{Account, AccountDetails, Review, ReviewStatus};
 pub use address::Mailbox;
+pub use configuration_set::ConfigurationSet;
 pub use custom_verification::CustomVerificationTemplate;
 pub use delivery::{
     AttemptReport, DeliveryState, DeliveryUpdate, Event, EventDetail, EventFilter, EventKind,

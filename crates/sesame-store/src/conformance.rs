@@ -51,6 +51,71 @@ pub async fn run(store: Arc<dyn Store>) {
     delivery_queue(&*store).await;
     verifier_reads_and_writes(&*store).await;
     custom_verification_templates(&*store).await;
+    configuration_sets(&*store).await;
+}
+
+async fn configuration_sets(store: &dyn Store) {
+    let s = scope("525252525252", "us-west-2");
+    let other = scope("525252525252", "eu-west-1");
+    let set = |name: &str| sesame_model::ConfigurationSet::new(name, 1);
+    assert_eq!(
+        store
+            .insert_configuration_set(&s, &set("a"), 2)
+            .await
+            .unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        store
+            .insert_configuration_set(&s, &set("a"), 2)
+            .await
+            .unwrap(),
+        Created::Exists
+    );
+    assert_eq!(
+        store
+            .insert_configuration_set(&s, &set("b"), 2)
+            .await
+            .unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        store
+            .insert_configuration_set(&s, &set("c"), 2)
+            .await
+            .unwrap(),
+        Created::LimitReached
+    );
+    // Templates of the same name are other things, and regions are apart.
+    assert!(store.get_template(&s, "a").await.unwrap().is_none());
+    assert!(
+        store
+            .get_configuration_set(&other, "a")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut paused = set("a");
+    paused.sending_enabled = false;
+    assert!(store.update_configuration_set(&s, &paused).await.unwrap());
+    assert!(
+        !store
+            .update_configuration_set(&other, &paused)
+            .await
+            .unwrap()
+    );
+    let got = store.get_configuration_set(&s, "a").await.unwrap().unwrap();
+    assert!(!got.sending_enabled);
+    let listed = store.list_configuration_sets(&s, 0, 10).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|(_, c)| c.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let after_first = store
+        .list_configuration_sets(&s, listed[0].0, 10)
+        .await
+        .unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert!(store.delete_configuration_set(&s, "a").await.unwrap());
+    assert!(!store.delete_configuration_set(&s, "a").await.unwrap());
 }
 
 async fn custom_verification_templates(store: &dyn Store) {

@@ -18,10 +18,10 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use sesame_model::{
-    Acceptance, AccessKey, Account, CustomVerificationTemplate, DeliveryState, DeliveryUpdate,
-    Event, EventFilter, Identity, IdentityKind, MessageFilter, Millis, NewMessage, QueueEntry,
-    QueueSummary, QueuedDelivery, QuotaCheck, Rejection, Scope, SendStatPoint, StoredMessage,
-    Template, VerificationStatus,
+    Acceptance, AccessKey, Account, ConfigurationSet, CustomVerificationTemplate, DeliveryState,
+    DeliveryUpdate, Event, EventFilter, Identity, IdentityKind, MessageFilter, Millis, NewMessage,
+    QueueEntry, QueueSummary, QueuedDelivery, QuotaCheck, Rejection, Scope, SendStatPoint,
+    StoredMessage, Template, VerificationStatus,
 };
 
 pub use sqlite::SqliteStore;
@@ -286,4 +286,29 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<(i64, CustomVerificationTemplate)>>;
+
+    /// Creates a configuration set unless one of that name exists or the
+    /// scope holds `limit` already, atomically.
+    async fn insert_configuration_set(
+        &self,
+        scope: &Scope,
+        set: &ConfigurationSet,
+        limit: u32,
+    ) -> Result<Created>;
+    async fn get_configuration_set(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<ConfigurationSet>>;
+    /// Replaces a configuration set; `false` when it does not exist.
+    async fn update_configuration_set(&self, scope: &Scope, set: &ConfigurationSet)
+    -> Result<bool>;
+    async fn delete_configuration_set(&self, scope: &Scope, name: &str) -> Result<bool>;
+    /// Configuration sets after position `after`, in creation order.
+    async fn list_configuration_sets(
+        &self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, ConfigurationSet)>>;
 }

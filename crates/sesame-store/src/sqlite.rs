@@ -17,10 +17,10 @@ use crate::{
 };
 use async_trait::async_trait;
 use sesame_model::{
-    Acceptance, AccessKey, Account, AccountId, CustomVerificationTemplate, DeliveryState,
-    DeliveryUpdate, Event, EventFilter, EventKind, Identity, IdentityKind, MessageFilter, Millis,
-    NewMessage, QueueEntry, QueueSummary, QueuedDelivery, QuotaCheck, Region, Rejection, Scope,
-    SendStatPoint, StoredMessage, Template,
+    Acceptance, AccessKey, Account, AccountId, ConfigurationSet, CustomVerificationTemplate,
+    DeliveryState, DeliveryUpdate, Event, EventFilter, EventKind, Identity, IdentityKind,
+    MessageFilter, Millis, NewMessage, QueueEntry, QueueSummary, QueuedDelivery, QuotaCheck,
+    Region, Rejection, Scope, SendStatPoint, StoredMessage, Template,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -54,6 +54,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 }
 
 mod accounts;
+mod configuration_sets;
 mod identities;
 mod messages;
 mod queue;
@@ -391,6 +392,44 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<(i64, CustomVerificationTemplate)>> {
         SqliteStore::list_cv_templates(self, scope, after, limit).await
+    }
+
+    async fn insert_configuration_set(
+        &self,
+        scope: &Scope,
+        set: &ConfigurationSet,
+        limit: u32,
+    ) -> Result<Created> {
+        SqliteStore::insert_configuration_set(self, scope, set, limit).await
+    }
+
+    async fn get_configuration_set(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<ConfigurationSet>> {
+        SqliteStore::get_configuration_set(self, scope, name).await
+    }
+
+    async fn update_configuration_set(
+        &self,
+        scope: &Scope,
+        set: &ConfigurationSet,
+    ) -> Result<bool> {
+        SqliteStore::update_configuration_set(self, scope, set).await
+    }
+
+    async fn delete_configuration_set(&self, scope: &Scope, name: &str) -> Result<bool> {
+        SqliteStore::delete_configuration_set(self, scope, name).await
+    }
+
+    async fn list_configuration_sets(
+        &self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, ConfigurationSet)>> {
+        SqliteStore::list_configuration_sets(self, scope, after, limit).await
     }
 }
 

@@ -43,6 +43,15 @@ impl WireError {
                 ("ConfigurationSetDoesNotExist", 400)
             }
             (Protocol::Query, ErrorKind::TemplateDoesNotExist) => ("TemplateDoesNotExist", 400),
+            (Protocol::Query, ErrorKind::ConfigurationSetAlreadyExists) => {
+                ("ConfigurationSetAlreadyExists", 400)
+            }
+            (Protocol::Query, ErrorKind::InvalidConfigurationSet) => {
+                ("InvalidConfigurationSet", 400)
+            }
+            (Protocol::Query, ErrorKind::ConfigurationSetSendingPaused) => {
+                ("ConfigurationSetSendingPausedException", 400)
+            }
             (Protocol::Query, ErrorKind::MissingRenderingAttribute) => {
                 ("MissingRenderingAttribute", 400)
             }
@@ -91,8 +100,16 @@ impl WireError {
                 | ErrorKind::InvalidRenderingParameter
                 | ErrorKind::InvalidTemplate,
             ) => ("BadRequestException", 400),
-            (Protocol::RestJson, ErrorKind::CustomVerificationTemplateAlreadyExists) => {
-                ("AlreadyExistsException", 400)
+            (
+                Protocol::RestJson,
+                ErrorKind::CustomVerificationTemplateAlreadyExists
+                | ErrorKind::ConfigurationSetAlreadyExists,
+            ) => ("AlreadyExistsException", 400),
+            (Protocol::RestJson, ErrorKind::InvalidConfigurationSet) => {
+                ("BadRequestException", 400)
+            }
+            (Protocol::RestJson, ErrorKind::ConfigurationSetSendingPaused) => {
+                ("SendingPausedException", 400)
             }
             // SESv2 has no exceptions of its own for these: a missing template
             // or an unverified From address is NotFound, bad content and the

@@ -80,6 +80,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                 clock.clone(),
                 accounts.clone(),
             ),
+            configuration_sets: sesame_core::ConfigurationSetService::new(
+                dyn_store.clone(),
+                clock.clone(),
+            ),
             accounts,
         },
         credentials,

@@ -311,6 +311,40 @@ async fn other_checks() {
 }
 
 #[tokio::test]
+async fn a_send_through_a_paused_configuration_set_is_refused_and_recorded() {
+    let f = fixture().await;
+    let s = scope("us-east-1");
+    verify(&f, &s, "example.com").await;
+    let sets = crate::ConfigurationSetService::new(f.store.clone(), f.clock.clone());
+    sets.create(&s, "cs", None, vec![]).await.unwrap();
+    let through = |cs: &str| {
+        let mut o = simple("a@example.com", &["b@example.com"]);
+        o.configuration_set = Some(cs.into());
+        o
+    };
+    verify(&f, &s, "b@example.com").await;
+    f.send(&s, through("cs")).await.unwrap();
+    sets.set_sending_enabled(&s, "cs", false).await.unwrap();
+    let e = f.send(&s, through("cs")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ConfigurationSetSendingPaused);
+    assert_eq!(
+        e.message,
+        "Sending is paused for the configuration set <cs>."
+    );
+    let recorded = f.store.list_rejections(&s, 10).await.unwrap();
+    assert_eq!(recorded[0].rule, "configuration-set-sending-paused");
+    assert_eq!(
+        sets.create(&s, "cs", None, vec![]).await.unwrap_err().kind,
+        ErrorKind::ConfigurationSetAlreadyExists
+    );
+    sets.delete(&s, "cs").await.unwrap();
+    assert_eq!(
+        f.send(&s, through("cs")).await.unwrap_err().kind,
+        ErrorKind::ConfigurationSetDoesNotExist
+    );
+}
+
+#[tokio::test]
 async fn raw_messages_take_envelope_from_headers_and_drop_bcc() {
     let f = fixture().await;
     let s = scope("us-east-1");

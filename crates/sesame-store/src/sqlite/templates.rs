@@ -8,6 +8,7 @@ pub(super) enum Scoped {
     Identities,
     Templates,
     CvTemplates,
+    ConfigurationSets,
 }
 
 impl Scoped {
@@ -17,6 +18,7 @@ impl Scoped {
             Self::Identities => "identities",
             Self::Templates => "templates",
             Self::CvTemplates => "cv_templates",
+            Self::ConfigurationSets => "configuration_sets",
         }
     }
 }

@@ -1,0 +1,317 @@
+//! Configuration sets, in v1 and v2: create, describe, list, delete, and
+//! sending enabled. The options Sesame does not carry out yet are refused
+//! when they are set (`sesame_core::configuration_sets::not_yet`), never
+//! stored and ignored; a TLS policy of OPTIONAL and reputation metrics off
+//! are what Sesame does, so they are accepted.
+
+use crate::{Api, R, tags_in, tags_out};
+use sesame_core::configuration_sets::not_yet;
+use sesame_model::{ConfigurationSet, Error, Scope};
+use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
+
+fn v1_tls(p: Option<v1::TlsPolicy>) -> R<()> {
+    match p {
+        Some(v1::TlsPolicy::Require) => Err(not_yet("TlsPolicy REQUIRE")),
+        _ => Ok(()),
+    }
+}
+
+fn v2_tls(p: Option<v2::TlsPolicy>) -> R<()> {
+    match p {
+        Some(v2::TlsPolicy::Require) => Err(not_yet("TlsPolicy REQUIRE")),
+        _ => Ok(()),
+    }
+}
+
+fn reputation_metrics(enabled: Option<bool>) -> R<()> {
+    match enabled {
+        Some(true) => Err(not_yet("ReputationMetricsEnabled")),
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------- v1
+
+pub async fn v1_create_configuration_set(
+    api: &Api,
+    s: &Scope,
+    i: v1::CreateConfigurationSetRequest,
+) -> R<v1::CreateConfigurationSetResponse> {
+    let name = &i.configuration_set.name;
+    api.configuration_sets.create(s, name, None, vec![]).await?;
+    Ok(v1::CreateConfigurationSetResponse {})
+}
+
+pub async fn v1_describe_configuration_set(
+    api: &Api,
+    s: &Scope,
+    i: v1::DescribeConfigurationSetRequest,
+) -> R<v1::DescribeConfigurationSetResponse> {
+    let set = api
+        .configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    let asked = |a: v1::ConfigurationSetAttribute| {
+        i.configuration_set_attribute_names
+            .as_ref()
+            .is_some_and(|names| names.contains(&a))
+    };
+    Ok(v1::DescribeConfigurationSetResponse {
+        configuration_set: Some(v1::ConfigurationSet {
+            name: set.name.clone(),
+        }),
+        event_destinations: asked(v1::ConfigurationSetAttribute::EventDestinations).then(Vec::new),
+        tracking_options: None,
+        delivery_options: asked(v1::ConfigurationSetAttribute::DeliveryOptions).then(|| {
+            v1::DeliveryOptions {
+                tls_policy: Some(v1::TlsPolicy::Optional),
+            }
+        }),
+        reputation_options: asked(v1::ConfigurationSetAttribute::ReputationOptions).then(|| {
+            v1::ReputationOptions {
+                sending_enabled: Some(set.sending_enabled),
+                reputation_metrics_enabled: Some(false),
+                last_fresh_start: None,
+            }
+        }),
+    })
+}
+
+pub async fn v1_delete_configuration_set(
+    api: &Api,
+    s: &Scope,
+    i: v1::DeleteConfigurationSetRequest,
+) -> R<v1::DeleteConfigurationSetResponse> {
+    api.configuration_sets
+        .delete(s, &i.configuration_set_name)
+        .await?;
+    Ok(v1::DeleteConfigurationSetResponse {})
+}
+
+pub async fn v1_list_configuration_sets(
+    api: &Api,
+    s: &Scope,
+    i: v1::ListConfigurationSetsRequest,
+) -> R<v1::ListConfigurationSetsResponse> {
+    let max = match i.max_items {
+        None => 1000,
+        Some(n @ 1..=1000) => n as u32,
+        Some(n) => {
+            return Err(Error::invalid(format!(
+                "MaxItems {n} is out of range: it must be from 1 to 1000."
+            )));
+        }
+    };
+    let (sets, next_token) = api
+        .configuration_sets
+        .list(s, i.next_token.as_deref(), max)
+        .await?;
+    Ok(v1::ListConfigurationSetsResponse {
+        configuration_sets: Some(
+            sets.into_iter()
+                .map(|c| v1::ConfigurationSet { name: c.name })
+                .collect(),
+        ),
+        next_token,
+    })
+}
+
+pub async fn v1_update_configuration_set_sending_enabled(
+    api: &Api,
+    s: &Scope,
+    i: v1::UpdateConfigurationSetSendingEnabledRequest,
+) -> R<()> {
+    api.configuration_sets
+        .set_sending_enabled(s, &i.configuration_set_name, i.enabled)
+        .await
+}
+
+pub async fn v1_update_configuration_set_reputation_metrics_enabled(
+    api: &Api,
+    s: &Scope,
+    i: v1::UpdateConfigurationSetReputationMetricsEnabledRequest,
+) -> R<()> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    reputation_metrics(Some(i.enabled))
+}
+
+pub async fn v1_put_configuration_set_delivery_options(
+    api: &Api,
+    s: &Scope,
+    i: v1::PutConfigurationSetDeliveryOptionsRequest,
+) -> R<v1::PutConfigurationSetDeliveryOptionsResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    v1_tls(i.delivery_options.and_then(|d| d.tls_policy))?;
+    Ok(v1::PutConfigurationSetDeliveryOptionsResponse {})
+}
+
+// ---------------------------------------------------------------- v2
+
+fn v2_delivery(d: v2::DeliveryOptions) -> R<()> {
+    v2_tls(d.tls_policy)?;
+    if d.sending_pool_name.is_some() {
+        return Err(not_yet("SendingPoolName"));
+    }
+    if d.max_delivery_seconds.is_some() {
+        return Err(not_yet("MaxDeliverySeconds"));
+    }
+    Ok(())
+}
+
+pub async fn v2_create_configuration_set(
+    api: &Api,
+    s: &Scope,
+    i: v2::CreateConfigurationSetRequest,
+) -> R<v2::CreateConfigurationSetResponse> {
+    if let Some(d) = i.delivery_options {
+        v2_delivery(d)?;
+    }
+    reputation_metrics(
+        i.reputation_options
+            .and_then(|r| r.reputation_metrics_enabled),
+    )?;
+    for (present, option) in [
+        (i.tracking_options.is_some(), "TrackingOptions"),
+        (i.suppression_options.is_some(), "SuppressionOptions"),
+        (i.vdm_options.is_some(), "VdmOptions"),
+        (i.archiving_options.is_some(), "ArchivingOptions"),
+        (
+            i.message_security_options.is_some(),
+            "MessageSecurityOptions",
+        ),
+    ] {
+        if present {
+            return Err(not_yet(option));
+        }
+    }
+    let enabled = i.sending_options.and_then(|o| o.sending_enabled);
+    api.configuration_sets
+        .create(s, &i.configuration_set_name, enabled, tags_in(i.tags))
+        .await?;
+    Ok(v2::CreateConfigurationSetResponse {})
+}
+
+fn v2_view(set: ConfigurationSet) -> v2::GetConfigurationSetResponse {
+    v2::GetConfigurationSetResponse {
+        configuration_set_name: Some(set.name),
+        delivery_options: Some(v2::DeliveryOptions {
+            tls_policy: Some(v2::TlsPolicy::Optional),
+            sending_pool_name: None,
+            max_delivery_seconds: None,
+        }),
+        reputation_options: Some(v2::ReputationOptions {
+            reputation_metrics_enabled: Some(false),
+            last_fresh_start: None,
+        }),
+        sending_options: Some(v2::SendingOptions {
+            sending_enabled: Some(set.sending_enabled),
+        }),
+        tags: Some(tags_out(&set.tags)),
+        ..Default::default()
+    }
+}
+
+pub async fn v2_get_configuration_set(
+    api: &Api,
+    s: &Scope,
+    i: v2::GetConfigurationSetRequest,
+) -> R<v2::GetConfigurationSetResponse> {
+    let set = api
+        .configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    Ok(v2_view(set))
+}
+
+pub async fn v2_delete_configuration_set(
+    api: &Api,
+    s: &Scope,
+    i: v2::DeleteConfigurationSetRequest,
+) -> R<v2::DeleteConfigurationSetResponse> {
+    api.configuration_sets
+        .delete(s, &i.configuration_set_name)
+        .await?;
+    Ok(v2::DeleteConfigurationSetResponse {})
+}
+
+pub async fn v2_list_configuration_sets(
+    api: &Api,
+    s: &Scope,
+    i: v2::ListConfigurationSetsRequest,
+) -> R<v2::ListConfigurationSetsResponse> {
+    let size = match i.page_size {
+        None | Some(0) => 100,
+        Some(n @ 1..=1000) => n as u32,
+        Some(n) => {
+            return Err(Error::invalid(format!(
+                "PageSize {n} is out of range: it must be from 0 to 1000."
+            )));
+        }
+    };
+    let contains: Vec<String> = i
+        .filter
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(v2::ConfigurationSetFilterKey::ConfigurationSetNameContains, v)| v)
+        .collect();
+    let (sets, next_token) = api
+        .configuration_sets
+        .list(s, i.next_token.as_deref(), size)
+        .await?;
+    Ok(v2::ListConfigurationSetsResponse {
+        configuration_sets: Some(
+            sets.into_iter()
+                .map(|c| c.name)
+                .filter(|n| contains.iter().all(|c| n.contains(c.as_str())))
+                .collect(),
+        ),
+        next_token,
+    })
+}
+
+pub async fn v2_put_configuration_set_sending_options(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutConfigurationSetSendingOptionsRequest,
+) -> R<v2::PutConfigurationSetSendingOptionsResponse> {
+    api.configuration_sets
+        .set_sending_enabled(
+            s,
+            &i.configuration_set_name,
+            i.sending_enabled.unwrap_or(false),
+        )
+        .await?;
+    Ok(v2::PutConfigurationSetSendingOptionsResponse {})
+}
+
+pub async fn v2_put_configuration_set_delivery_options(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutConfigurationSetDeliveryOptionsRequest,
+) -> R<v2::PutConfigurationSetDeliveryOptionsResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    v2_delivery(v2::DeliveryOptions {
+        tls_policy: i.tls_policy,
+        sending_pool_name: i.sending_pool_name,
+        max_delivery_seconds: i.max_delivery_seconds,
+    })?;
+    Ok(v2::PutConfigurationSetDeliveryOptionsResponse {})
+}
+
+pub async fn v2_put_configuration_set_reputation_options(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutConfigurationSetReputationOptionsRequest,
+) -> R<v2::PutConfigurationSetReputationOptionsResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    reputation_metrics(i.reputation_metrics_enabled)?;
+    Ok(v2::PutConfigurationSetReputationOptionsResponse {})
+}
