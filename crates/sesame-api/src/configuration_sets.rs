@@ -62,18 +62,18 @@ pub async fn v1_describe_configuration_set(
         }),
         event_destinations: asked(v1::ConfigurationSetAttribute::EventDestinations).then(Vec::new),
         tracking_options: None,
-        delivery_options: asked(v1::ConfigurationSetAttribute::DeliveryOptions).then(|| {
+        delivery_options: asked(v1::ConfigurationSetAttribute::DeliveryOptions).then_some(
             v1::DeliveryOptions {
                 tls_policy: Some(v1::TlsPolicy::Optional),
-            }
-        }),
-        reputation_options: asked(v1::ConfigurationSetAttribute::ReputationOptions).then(|| {
+            },
+        ),
+        reputation_options: asked(v1::ConfigurationSetAttribute::ReputationOptions).then_some(
             v1::ReputationOptions {
                 sending_enabled: Some(set.sending_enabled),
                 reputation_metrics_enabled: Some(false),
                 last_fresh_start: None,
-            }
-        }),
+            },
+        ),
     })
 }
 

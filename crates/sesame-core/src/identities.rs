@@ -349,7 +349,9 @@ impl IdentityService {
                 .get_configuration_set(scope, cs)
                 .await
                 .map_err(internal)?
-                .ok_or_else(|| sesame_model::configuration_set::does_not_exist(cs))?;
+                .ok_or_else(|| {
+                    Error::not_found(format!("Configuration set <{cs}> does not exist."))
+                })?;
         }
         let mut identity = self.new_identity(name);
         identity.configuration_set = req.configuration_set.clone();
@@ -424,7 +426,9 @@ impl IdentityService {
                 .get_configuration_set(scope, cs)
                 .await
                 .map_err(internal)?
-                .ok_or_else(|| sesame_model::configuration_set::does_not_exist(cs))?;
+                .ok_or_else(|| {
+                    Error::not_found(format!("Configuration set <{cs}> does not exist."))
+                })?;
         }
         self.modify(
             scope,
