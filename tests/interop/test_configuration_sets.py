@@ -146,3 +146,26 @@ def test_the_aws_cli_drives_configuration_sets(prod):
     assert got["SendingOptions"] == {"SendingEnabled": False}
     prod.cli("ses", "delete-configuration-set", "--configuration-set-name", "cli-set")
     assert json.loads(prod.cli("sesv2", "list-configuration-sets").stdout)["ConfigurationSets"] == []
+
+
+def test_a_send_naming_no_set_goes_through_its_identitys_default(prod):
+    """The most specific verified identity's default set applies: the
+    address's over its domain's."""
+    sesv2 = prod.client("sesv2")
+    for name in ("domain-set", "address-set"):
+        sesv2.create_configuration_set(ConfigurationSetName=name)
+    sesv2.create_email_identity(EmailIdentity="example.com", ConfigurationSetName="domain-set")
+    assert v2_send(sesv2)
+    sesv2.put_configuration_set_sending_options(ConfigurationSetName="domain-set", SendingEnabled=False)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        v2_send(sesv2)
+    assert err(e) == ("SendingPausedException", "Sending is paused for the configuration set <domain-set>.")
+    # The address's own default is more specific than the domain's.
+    sesv2.create_email_identity(EmailIdentity="sender@example.com", ConfigurationSetName="address-set")
+    assert v2_send(sesv2)
+    # A set named in the send wins over the defaults.
+    sesv2.put_configuration_set_sending_options(ConfigurationSetName="address-set", SendingEnabled=False)
+    sesv2.put_configuration_set_sending_options(ConfigurationSetName="domain-set", SendingEnabled=True)
+    assert v2_send(sesv2, "domain-set")
+    with pytest.raises(botocore.exceptions.ClientError):
+        v2_send(sesv2)

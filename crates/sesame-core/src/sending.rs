@@ -222,6 +222,22 @@ impl SendService {
         Ok(set)
     }
 
+    /// Whether a send may go through configuration set `cs`; a refusal is
+    /// recorded with its rule.
+    async fn send_through(&self, scope: &Scope, op: &str, cs: &str) -> Result<(), Error> {
+        match self.configuration_set(scope, cs).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let rule = match e.kind {
+                    ErrorKind::ConfigurationSetSendingPaused => "configuration-set-sending-paused",
+                    ErrorKind::ConfigurationSetDoesNotExist => "configuration-set-does-not-exist",
+                    _ => return Err(e),
+                };
+                Err(self.reject(scope, op, rule, e, vec![cs.to_owned()]).await)
+            }
+        }
+    }
+
     async fn reject(
         &self,
         scope: &Scope,
@@ -409,15 +425,8 @@ impl SendService {
                 .reject(scope, op, "account-sending-paused", e, vec![])
                 .await);
         }
-        if let Some(cs) = &out.configuration_set
-            && let Err(e) = self.configuration_set(scope, cs).await
-        {
-            let rule = match e.kind {
-                ErrorKind::ConfigurationSetSendingPaused => "configuration-set-sending-paused",
-                ErrorKind::ConfigurationSetDoesNotExist => "configuration-set-does-not-exist",
-                _ => return Err(e),
-            };
-            return Err(self.reject(scope, op, rule, e, vec![cs.clone()]).await);
+        if let Some(cs) = &out.configuration_set {
+            self.send_through(scope, op, cs).await?;
         }
 
         // Identity checks: senders always, recipients in the sandbox; none
@@ -470,6 +479,13 @@ impl SendService {
         let settings = sesame_model::identity::most_specific_verified(
             covering.iter().filter_map(|n| verified_identities.get(n)),
         );
+        // A send that names no configuration set goes through its sender's
+        // default one, the most specific verified identity's, as in SES.
+        if out.configuration_set.is_none()
+            && let Some(cs) = settings.and_then(|i| i.configuration_set.as_deref())
+        {
+            self.send_through(scope, op, cs).await?;
+        }
         if let Some(i) = settings.filter(|i| i.mail_from.rejects_sending()) {
             let d = i.mail_from.domain.clone().unwrap_or_default();
             let e = Error::new(
