@@ -89,13 +89,10 @@ impl ConfigurationSetService {
         next_token: Option<&str>,
         max: u32,
     ) -> Result<(Vec<ConfigurationSet>, Option<String>), Error> {
-        let after = crate::paging::after(next_token)?;
-        let rows = self
-            .store
-            .list_configuration_sets(scope, after, max + 1)
-            .await
-            .map_err(internal)?;
-        Ok(crate::paging::page(rows, max, after))
+        crate::paging::list(next_token, max, |after, limit| {
+            self.store.list_configuration_sets(scope, after, limit)
+        })
+        .await
     }
 
     /// Enables or pauses sending through the set.

@@ -349,13 +349,10 @@ impl CustomVerificationService {
         next_token: Option<&str>,
         max: u32,
     ) -> Result<(Vec<CustomVerificationTemplate>, Option<String>), Error> {
-        let after = crate::paging::after(next_token)?;
-        let rows = self
-            .store
-            .list_cv_templates(scope, after, max + 1)
-            .await
-            .map_err(internal)?;
-        Ok(crate::paging::page(rows, max, after))
+        crate::paging::list(next_token, max, |after, limit| {
+            self.store.list_cv_templates(scope, after, limit)
+        })
+        .await
     }
 
     /// SendCustomVerificationEmail: SES's checks in SES's order, then the

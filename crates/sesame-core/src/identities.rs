@@ -345,13 +345,7 @@ impl IdentityService {
         if let Some(cs) = &req.configuration_set {
             // A default configuration set must exist; no identity is made
             // otherwise.
-            self.store
-                .get_configuration_set(scope, cs)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| {
-                    Error::not_found(format!("Configuration set <{cs}> does not exist."))
-                })?;
+            self.default_set_exists(scope, cs).await?;
         }
         let mut identity = self.new_identity(name);
         identity.configuration_set = req.configuration_set.clone();
@@ -413,6 +407,16 @@ impl IdentityService {
     }
 
     /// v1 SetIdentityMailFromDomain and v2 PutEmailIdentityMailFromAttributes:
+    /// An identity's default configuration set must exist (v2's NotFound).
+    async fn default_set_exists(&self, scope: &Scope, cs: &str) -> Result<(), Error> {
+        self.store
+            .get_configuration_set(scope, cs)
+            .await
+            .map_err(internal)?
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found(format!("Configuration set <{cs}> does not exist.")))
+    }
+
     /// PutEmailIdentityConfigurationSetAttributes: the identity's default
     /// configuration set (which must exist), or none.
     pub async fn set_configuration_set(
@@ -422,13 +426,7 @@ impl IdentityService {
         set: Option<String>,
     ) -> Result<(), Error> {
         if let Some(cs) = &set {
-            self.store
-                .get_configuration_set(scope, cs)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| {
-                    Error::not_found(format!("Configuration set <{cs}> does not exist."))
-                })?;
+            self.default_set_exists(scope, cs).await?;
         }
         self.modify(
             scope,

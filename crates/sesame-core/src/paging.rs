@@ -30,6 +30,22 @@ pub fn page<T>(mut rows: Vec<(i64, T)>, max: u32, after: i64) -> (Vec<T>, Option
     (rows.into_iter().map(|(_, t)| t).collect(), next)
 }
 
+/// A page of a listing by position: `fetch(after, limit)` reads the rows
+/// after a position, and one more than `max` is asked for to know whether
+/// more follow.
+pub async fn list<T, Fut>(
+    next_token: Option<&str>,
+    max: u32,
+    fetch: impl FnOnce(i64, u32) -> Fut,
+) -> Result<(Vec<T>, Option<String>), Error>
+where
+    Fut: std::future::Future<Output = Result<Vec<(i64, T)>, sesame_store::StoreError>>,
+{
+    let after = after(next_token)?;
+    let rows = fetch(after, max + 1).await.map_err(crate::internal)?;
+    Ok(page(rows, max, after))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,13 +283,10 @@ impl TemplateService {
         next_token: Option<&str>,
         max: u32,
     ) -> Result<(Vec<Template>, Option<String>), Error> {
-        let after = crate::paging::after(next_token)?;
-        let rows = self
-            .store
-            .list_templates(scope, after, max + 1)
-            .await
-            .map_err(internal)?;
-        Ok(crate::paging::page(rows, max, after))
+        crate::paging::list(next_token, max, |after, limit| {
+            self.store.list_templates(scope, after, limit)
+        })
+        .await
     }
 
     /// v1 TestRenderTemplate / v2 TestRenderEmailTemplate: the MIME message

@@ -34,12 +34,7 @@ impl ConfigurationSet {
 /// SES's rule for configuration set names: letters, digits, `_` and `-`,
 /// 1 to 64 characters.
 pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if crate::template::is_ses_name(name) {
         Ok(())
     } else {
         Err(Error::new(

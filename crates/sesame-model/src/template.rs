@@ -255,14 +255,19 @@ pub struct Template {
     pub tags: Vec<Tag>,
 }
 
-/// SES's template names: 1 to 64 ASCII letters, digits, `_` and `-`.
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+/// SES's rule for the names of templates and configuration sets: 1 to 64
+/// ASCII letters, digits, `_` and `-`.
+pub fn is_ses_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// SES's template names: 1 to 64 ASCII letters, digits, `_` and `-`.
+pub fn validate_name(name: &str) -> Result<()> {
+    if is_ses_name(name) {
         Ok(())
     } else {
         Err(Error::invalid(format!(
