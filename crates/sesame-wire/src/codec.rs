@@ -49,10 +49,6 @@ impl Violations {
         ));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The decoded input, or AWS's `N validation error(s) detected: …`.
     pub fn finish<T>(self, input: Option<T>) -> Result<T, Error> {
         match self.0.len() {
@@ -71,10 +67,6 @@ impl Violations {
 
 /// Concatenates without the formatting machinery (keys are built for every
 /// member of every request).
-fn itoa(n: usize) -> String {
-    n.to_string()
-}
-
 fn join(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
     for p in parts {
@@ -345,7 +337,7 @@ pub fn q_list<T>(
     }
     let mut out = Vec::with_capacity(count);
     for n in 1..=count {
-        let k = join(&[key, ".member.", itoa(n).as_str()]);
+        let k = join(&[key, ".member.", &n.to_string()]);
         let p = Path::Item(path, n);
         match item(q, &k, &p, v)? {
             Some(x) => out.push(x),

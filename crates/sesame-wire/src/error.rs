@@ -131,15 +131,6 @@ impl WireError {
         };
         Self::new(code, status, e.message.clone())
     }
-
-    /// An operation Sesame does not implement (yet): 501, naming it.
-    pub fn not_implemented(api: &str, op: &str) -> Self {
-        Self::new(
-            "NotImplemented",
-            501,
-            format!("Sesame does not implement the {api} operation {op} yet."),
-        )
-    }
 }
 
 /// Encodes an error in the request's protocol.

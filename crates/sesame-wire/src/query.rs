@@ -196,10 +196,6 @@ impl QueryParams {
             .take_while(move |(k, _)| k.starts_with(prefix))
     }
 
-    pub fn required_list(&self, key: &str) -> Result<Vec<String>, Error> {
-        self.list(key).ok_or_else(|| Error::missing(key))
-    }
-
     pub fn bool(&self, key: &str) -> Result<Option<bool>, Error> {
         match self.get(key) {
             None => Ok(None),

@@ -74,7 +74,13 @@ where
             let members = ses_v1::dispatch(svc, caller, action, &params)
                 .await
                 .map_err(query_error)?;
-            xml::response(action, request_id, |x| x.raw(&members))
+            xml::envelope(
+                action.name(),
+                xml::NAMESPACE,
+                action.output(),
+                request_id,
+                &members,
+            )
         }
         QueryCall::Sns(action, params) => {
             let members = sns::dispatch(svc, caller, action, &params)

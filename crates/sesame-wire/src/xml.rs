@@ -2,7 +2,7 @@
 //! the model dictates (absent, empty, or with members), and
 //! `<ResponseMetadata><RequestId>`.
 
-use crate::generated::{V1Action, V1Output};
+use crate::generated::V1Output;
 use quick_xml::Writer;
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 
@@ -77,22 +77,6 @@ impl XmlOut {
     }
 }
 
-/// The success body for an SES v1 `action`; `result` writes the members
-/// of the result, and is not called when the model has no output shape.
-pub fn response(action: V1Action, request_id: &str, result: impl FnOnce(&mut XmlOut)) -> Vec<u8> {
-    let mut members = XmlOut::new();
-    if action.output() == V1Output::Members {
-        result(&mut members);
-    }
-    envelope(
-        action.name(),
-        NAMESPACE,
-        action.output(),
-        request_id,
-        &members.finish(),
-    )
-}
-
 /// A Query API's success body: `<XResponse xmlns=…>`, the `<XResult>`
 /// wrapper as the model dictates (absent, empty, or around `members`), and
 /// `<ResponseMetadata><RequestId>`.
@@ -126,9 +110,26 @@ pub fn envelope(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generated::V1Action;
 
     fn s(v: Vec<u8>) -> String {
         String::from_utf8(v).unwrap()
+    }
+
+    /// The success body for an SES v1 `action` whose result `result` writes.
+    fn response(action: V1Action, request_id: &str, result: impl FnOnce(&mut XmlOut)) -> Vec<u8> {
+        let mut members = XmlOut::new();
+        if action.output() == V1Output::Members {
+            result(&mut members);
+        }
+        let members = members.finish();
+        envelope(
+            action.name(),
+            NAMESPACE,
+            action.output(),
+            request_id,
+            &members,
+        )
     }
 
     #[test]

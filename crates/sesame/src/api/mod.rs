@@ -100,7 +100,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         let known = identify(&app, &parts, protocol).await?;
         let (body, _room) = read_body(&app, declared, body, protocol).await?;
         let who = caller.insert(known.verify(&app, &parts, &body)?);
-        dispatch(&app, who, &parts, &body, &request_id).await
+        dispatch(&app, who, protocol, &parts, &body, &request_id).await
     }
     .await;
 
@@ -131,6 +131,7 @@ pub type Failure = (Option<&'static str>, WireError);
 async fn dispatch(
     app: &App,
     caller: &Caller,
+    protocol: Protocol,
     parts: &axum::http::request::Parts,
     body: &[u8],
     request_id: &str,
@@ -138,16 +139,13 @@ async fn dispatch(
     let url_query = parts.uri.query().unwrap_or("");
     let admit = |op: &'static str| -> Result<(), Failure> {
         if sesame_wire::counts_against_api_rate(op) {
-            app.api_rate.admit(&caller.scope).map_err(|e| {
-                (
-                    Some(op),
-                    WireError::from_domain(Protocol::of_path(parts.uri.path()), &e),
-                )
-            })?;
+            app.api_rate
+                .admit(&caller.scope)
+                .map_err(|e| (Some(op), WireError::from_domain(protocol, &e)))?;
         }
         Ok(())
     };
-    match Protocol::of_path(parts.uri.path()) {
+    match protocol {
         Protocol::Query => {
             let call = serve::route_query(body, url_query, caller.sns).map_err(|e| (None, e))?;
             let op = call.name();
