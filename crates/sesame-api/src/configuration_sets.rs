@@ -1,11 +1,13 @@
-//! Configuration sets, in v1 and v2: create, describe, list, delete, and
-//! sending enabled. The options Sesame does not carry out yet are refused
+//! Configuration sets, in v1 and v2: create, describe, list, delete,
+//! sending enabled, and event destinations on Sesame's SNS. The options Sesame does not carry out yet are refused
 //! when they are set (`sesame_core::configuration_sets::not_yet`), never
 //! stored and ignored; a TLS policy of OPTIONAL and reputation metrics off
 //! are what Sesame does, so they are accepted.
 
-use crate::{Api, R, tags_in, tags_out};
+use crate::{Api, R, spell, tags_in, tags_out};
 use sesame_core::configuration_sets::not_yet;
+use sesame_model::EventKind;
+use sesame_model::configuration_set::{DestinationTarget, EventDestination};
 use sesame_model::{ConfigurationSet, Error, Scope};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
 
@@ -60,7 +62,8 @@ pub async fn v1_describe_configuration_set(
         configuration_set: Some(v1::ConfigurationSet {
             name: set.name.clone(),
         }),
-        event_destinations: asked(v1::ConfigurationSetAttribute::EventDestinations).then(Vec::new),
+        event_destinations: asked(v1::ConfigurationSetAttribute::EventDestinations)
+            .then(|| v1_destinations(&set)),
         tracking_options: None,
         delivery_options: asked(v1::ConfigurationSetAttribute::DeliveryOptions).then_some(
             v1::DeliveryOptions {
@@ -314,4 +317,220 @@ pub async fn v2_put_configuration_set_reputation_options(
         .await?;
     reputation_metrics(i.reputation_metrics_enabled)?;
     Ok(v2::PutConfigurationSetReputationOptionsResponse {})
+}
+
+// ---------------------------------------------------- event destinations
+
+/// A destination Sesame can serve: an SNS topic of its own SNS. The others
+/// are refused when they are set, by name.
+fn target(
+    sns: Option<String>,
+    firehose: bool,
+    cloudwatch: bool,
+    eventbridge: bool,
+    pinpoint: bool,
+) -> R<DestinationTarget> {
+    for (set, what) in [
+        (firehose, "KinesisFirehoseDestination"),
+        (cloudwatch, "CloudWatchDestination"),
+        (eventbridge, "EventBridgeDestination"),
+        (pinpoint, "PinpointDestination"),
+    ] {
+        if set {
+            return Err(not_yet(what));
+        }
+    }
+    match sns {
+        Some(topic_arn) => Ok(DestinationTarget::Sns { topic_arn }),
+        None => Err(Error::invalid(
+            "An event destination must name exactly one destination.",
+        )),
+    }
+}
+
+fn v1_destination(d: v1::EventDestination) -> R<EventDestination> {
+    Ok(EventDestination {
+        target: target(
+            d.sns_destination.map(|s| s.topic_arn),
+            d.kinesis_firehose_destination.is_some(),
+            d.cloud_watch_destination.is_some(),
+            false,
+            false,
+        )?,
+        name: d.name,
+        enabled: d.enabled.unwrap_or(false),
+        matching: dedup(d.matching_event_types.into_iter().map(spell::v1_event_kind)),
+    })
+}
+
+fn dedup(kinds: impl Iterator<Item = EventKind>) -> Vec<EventKind> {
+    let mut out = vec![];
+    for k in kinds {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+fn v2_destination(name: String, d: v2::EventDestinationDefinition) -> R<EventDestination> {
+    let mut matching = vec![];
+    for t in d.matching_event_types.unwrap_or_default() {
+        matching.push(
+            spell::v2_event_kind(t).ok_or_else(|| not_yet("MatchingEventTypes SUBSCRIPTION"))?,
+        );
+    }
+    Ok(EventDestination {
+        target: target(
+            d.sns_destination.map(|s| s.topic_arn),
+            d.kinesis_firehose_destination.is_some(),
+            d.cloud_watch_destination.is_some(),
+            d.event_bridge_destination.is_some(),
+            d.pinpoint_destination.is_some(),
+        )?,
+        name,
+        enabled: d.enabled.unwrap_or(false),
+        matching: dedup(matching.into_iter()),
+    })
+}
+
+pub async fn v1_create_configuration_set_event_destination(
+    api: &Api,
+    s: &Scope,
+    i: v1::CreateConfigurationSetEventDestinationRequest,
+) -> R<v1::CreateConfigurationSetEventDestinationResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    let d = v1_destination(i.event_destination)?;
+    api.configuration_sets
+        .put_destination(s, &i.configuration_set_name, d, true)
+        .await?;
+    Ok(v1::CreateConfigurationSetEventDestinationResponse {})
+}
+
+pub async fn v1_update_configuration_set_event_destination(
+    api: &Api,
+    s: &Scope,
+    i: v1::UpdateConfigurationSetEventDestinationRequest,
+) -> R<v1::UpdateConfigurationSetEventDestinationResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    let d = v1_destination(i.event_destination)?;
+    api.configuration_sets
+        .put_destination(s, &i.configuration_set_name, d, false)
+        .await?;
+    Ok(v1::UpdateConfigurationSetEventDestinationResponse {})
+}
+
+pub async fn v1_delete_configuration_set_event_destination(
+    api: &Api,
+    s: &Scope,
+    i: v1::DeleteConfigurationSetEventDestinationRequest,
+) -> R<v1::DeleteConfigurationSetEventDestinationResponse> {
+    api.configuration_sets
+        .delete_destination(s, &i.configuration_set_name, &i.event_destination_name)
+        .await?;
+    Ok(v1::DeleteConfigurationSetEventDestinationResponse {})
+}
+
+pub async fn v2_create_configuration_set_event_destination(
+    api: &Api,
+    s: &Scope,
+    i: v2::CreateConfigurationSetEventDestinationRequest,
+) -> R<v2::CreateConfigurationSetEventDestinationResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    let d = v2_destination(i.event_destination_name, i.event_destination)?;
+    api.configuration_sets
+        .put_destination(s, &i.configuration_set_name, d, true)
+        .await?;
+    Ok(v2::CreateConfigurationSetEventDestinationResponse {})
+}
+
+pub async fn v2_update_configuration_set_event_destination(
+    api: &Api,
+    s: &Scope,
+    i: v2::UpdateConfigurationSetEventDestinationRequest,
+) -> R<v2::UpdateConfigurationSetEventDestinationResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    let d = v2_destination(i.event_destination_name, i.event_destination)?;
+    api.configuration_sets
+        .put_destination(s, &i.configuration_set_name, d, false)
+        .await?;
+    Ok(v2::UpdateConfigurationSetEventDestinationResponse {})
+}
+
+pub async fn v2_delete_configuration_set_event_destination(
+    api: &Api,
+    s: &Scope,
+    i: v2::DeleteConfigurationSetEventDestinationRequest,
+) -> R<v2::DeleteConfigurationSetEventDestinationResponse> {
+    api.configuration_sets
+        .delete_destination(s, &i.configuration_set_name, &i.event_destination_name)
+        .await?;
+    Ok(v2::DeleteConfigurationSetEventDestinationResponse {})
+}
+
+pub async fn v2_get_configuration_set_event_destinations(
+    api: &Api,
+    s: &Scope,
+    i: v2::GetConfigurationSetEventDestinationsRequest,
+) -> R<v2::GetConfigurationSetEventDestinationsResponse> {
+    let set = api
+        .configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    Ok(v2::GetConfigurationSetEventDestinationsResponse {
+        event_destinations: Some(
+            set.event_destinations
+                .into_iter()
+                .map(|d| {
+                    let DestinationTarget::Sns { topic_arn } = d.target;
+                    v2::EventDestination {
+                        name: d.name,
+                        enabled: Some(d.enabled),
+                        matching_event_types: d
+                            .matching
+                            .into_iter()
+                            .map(spell::v2_event_type)
+                            .collect(),
+                        kinesis_firehose_destination: None,
+                        cloud_watch_destination: None,
+                        sns_destination: Some(v2::SnsDestination { topic_arn }),
+                        event_bridge_destination: None,
+                        pinpoint_destination: None,
+                    }
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// v1's view of a set's destinations (DescribeConfigurationSet).
+fn v1_destinations(set: &ConfigurationSet) -> Vec<v1::EventDestination> {
+    set.event_destinations
+        .iter()
+        .map(|d| {
+            let DestinationTarget::Sns { topic_arn } = &d.target;
+            v1::EventDestination {
+                name: d.name.clone(),
+                enabled: Some(d.enabled),
+                matching_event_types: d
+                    .matching
+                    .iter()
+                    .filter_map(|k| spell::v1_event_type(*k))
+                    .collect(),
+                kinesis_firehose_destination: None,
+                cloud_watch_destination: None,
+                sns_destination: Some(v1::SNSDestination {
+                    topic_arn: topic_arn.clone(),
+                }),
+            }
+        })
+        .collect()
 }

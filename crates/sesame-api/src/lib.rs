@@ -13,6 +13,7 @@ pub mod configuration_sets;
 pub mod custom_verification;
 pub mod identities;
 pub mod sending;
+pub mod topics;
 #[rustfmt::skip]
 mod served;
 mod spell;
@@ -20,7 +21,7 @@ pub mod templates;
 
 use sesame_core::{
     AccountService, ConfigurationSetService, CustomVerificationService, IdentityService,
-    SendService, TemplateService,
+    SendService, SnsService, TemplateService,
 };
 use sesame_model::{Error, Scope, Tag};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2, sns};
@@ -36,6 +37,7 @@ pub struct Api {
     pub templates: TemplateService,
     pub custom_verification: CustomVerificationService,
     pub configuration_sets: ConfigurationSetService,
+    pub sns: Arc<SnsService>,
 }
 
 /// v2 tags, whose members the model requires.

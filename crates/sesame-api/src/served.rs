@@ -10,6 +10,10 @@ impl v1::SesV1 for Api {
         configuration_sets::v1_create_configuration_set(self, caller, input).await
     }
 
+    async fn create_configuration_set_event_destination(&self, caller: &Scope, input: v1::CreateConfigurationSetEventDestinationRequest) -> Result<v1::CreateConfigurationSetEventDestinationResponse, Error> {
+        configuration_sets::v1_create_configuration_set_event_destination(self, caller, input).await
+    }
+
     async fn create_custom_verification_email_template(&self, caller: &Scope, input: v1::CreateCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
         custom_verification::v1_create_custom_verification_email_template(self, caller, input).await
     }
@@ -20,6 +24,10 @@ impl v1::SesV1 for Api {
 
     async fn delete_configuration_set(&self, caller: &Scope, input: v1::DeleteConfigurationSetRequest) -> Result<v1::DeleteConfigurationSetResponse, Error> {
         configuration_sets::v1_delete_configuration_set(self, caller, input).await
+    }
+
+    async fn delete_configuration_set_event_destination(&self, caller: &Scope, input: v1::DeleteConfigurationSetEventDestinationRequest) -> Result<v1::DeleteConfigurationSetEventDestinationResponse, Error> {
+        configuration_sets::v1_delete_configuration_set_event_destination(self, caller, input).await
     }
 
     async fn delete_custom_verification_email_template(&self, caller: &Scope, input: v1::DeleteCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
@@ -138,6 +146,10 @@ impl v1::SesV1 for Api {
         account::v1_update_account_sending_enabled(self, caller, input).await
     }
 
+    async fn update_configuration_set_event_destination(&self, caller: &Scope, input: v1::UpdateConfigurationSetEventDestinationRequest) -> Result<v1::UpdateConfigurationSetEventDestinationResponse, Error> {
+        configuration_sets::v1_update_configuration_set_event_destination(self, caller, input).await
+    }
+
     async fn update_configuration_set_reputation_metrics_enabled(&self, caller: &Scope, input: v1::UpdateConfigurationSetReputationMetricsEnabledRequest) -> Result<(), Error> {
         configuration_sets::v1_update_configuration_set_reputation_metrics_enabled(self, caller, input).await
     }
@@ -178,6 +190,10 @@ impl v2::SesV2 for Api {
         configuration_sets::v2_create_configuration_set(self, caller, input).await
     }
 
+    async fn create_configuration_set_event_destination(&self, caller: &Scope, input: v2::CreateConfigurationSetEventDestinationRequest) -> Result<v2::CreateConfigurationSetEventDestinationResponse, Error> {
+        configuration_sets::v2_create_configuration_set_event_destination(self, caller, input).await
+    }
+
     async fn create_custom_verification_email_template(&self, caller: &Scope, input: v2::CreateCustomVerificationEmailTemplateRequest) -> Result<v2::CreateCustomVerificationEmailTemplateResponse, Error> {
         custom_verification::v2_create_custom_verification_email_template(self, caller, input).await
     }
@@ -192,6 +208,10 @@ impl v2::SesV2 for Api {
 
     async fn delete_configuration_set(&self, caller: &Scope, input: v2::DeleteConfigurationSetRequest) -> Result<v2::DeleteConfigurationSetResponse, Error> {
         configuration_sets::v2_delete_configuration_set(self, caller, input).await
+    }
+
+    async fn delete_configuration_set_event_destination(&self, caller: &Scope, input: v2::DeleteConfigurationSetEventDestinationRequest) -> Result<v2::DeleteConfigurationSetEventDestinationResponse, Error> {
+        configuration_sets::v2_delete_configuration_set_event_destination(self, caller, input).await
     }
 
     async fn delete_custom_verification_email_template(&self, caller: &Scope, input: v2::DeleteCustomVerificationEmailTemplateRequest) -> Result<v2::DeleteCustomVerificationEmailTemplateResponse, Error> {
@@ -212,6 +232,10 @@ impl v2::SesV2 for Api {
 
     async fn get_configuration_set(&self, caller: &Scope, input: v2::GetConfigurationSetRequest) -> Result<v2::GetConfigurationSetResponse, Error> {
         configuration_sets::v2_get_configuration_set(self, caller, input).await
+    }
+
+    async fn get_configuration_set_event_destinations(&self, caller: &Scope, input: v2::GetConfigurationSetEventDestinationsRequest) -> Result<v2::GetConfigurationSetEventDestinationsResponse, Error> {
+        configuration_sets::v2_get_configuration_set_event_destinations(self, caller, input).await
     }
 
     async fn get_custom_verification_email_template(&self, caller: &Scope, input: v2::GetCustomVerificationEmailTemplateRequest) -> Result<v2::GetCustomVerificationEmailTemplateResponse, Error> {
@@ -306,6 +330,10 @@ impl v2::SesV2 for Api {
         identities::v2_untag_resource(self, caller, input).await
     }
 
+    async fn update_configuration_set_event_destination(&self, caller: &Scope, input: v2::UpdateConfigurationSetEventDestinationRequest) -> Result<v2::UpdateConfigurationSetEventDestinationResponse, Error> {
+        configuration_sets::v2_update_configuration_set_event_destination(self, caller, input).await
+    }
+
     async fn update_custom_verification_email_template(&self, caller: &Scope, input: v2::UpdateCustomVerificationEmailTemplateRequest) -> Result<v2::UpdateCustomVerificationEmailTemplateResponse, Error> {
         custom_verification::v2_update_custom_verification_email_template(self, caller, input).await
     }
@@ -317,4 +345,56 @@ impl v2::SesV2 for Api {
 
 impl sns::Sns for Api {
     type Caller = Scope;
+
+    async fn confirm_subscription(&self, caller: &Scope, input: sns::ConfirmSubscriptionInput) -> Result<sns::ConfirmSubscriptionResponse, Error> {
+        topics::sns_confirm_subscription(self, caller, input).await
+    }
+
+    async fn create_topic(&self, caller: &Scope, input: sns::CreateTopicInput) -> Result<sns::CreateTopicResponse, Error> {
+        topics::sns_create_topic(self, caller, input).await
+    }
+
+    async fn delete_topic(&self, caller: &Scope, input: sns::DeleteTopicInput) -> Result<(), Error> {
+        topics::sns_delete_topic(self, caller, input).await
+    }
+
+    async fn get_subscription_attributes(&self, caller: &Scope, input: sns::GetSubscriptionAttributesInput) -> Result<sns::GetSubscriptionAttributesResponse, Error> {
+        topics::sns_get_subscription_attributes(self, caller, input).await
+    }
+
+    async fn get_topic_attributes(&self, caller: &Scope, input: sns::GetTopicAttributesInput) -> Result<sns::GetTopicAttributesResponse, Error> {
+        topics::sns_get_topic_attributes(self, caller, input).await
+    }
+
+    async fn list_subscriptions(&self, caller: &Scope, input: sns::ListSubscriptionsInput) -> Result<sns::ListSubscriptionsResponse, Error> {
+        topics::sns_list_subscriptions(self, caller, input).await
+    }
+
+    async fn list_subscriptions_by_topic(&self, caller: &Scope, input: sns::ListSubscriptionsByTopicInput) -> Result<sns::ListSubscriptionsByTopicResponse, Error> {
+        topics::sns_list_subscriptions_by_topic(self, caller, input).await
+    }
+
+    async fn list_topics(&self, caller: &Scope, input: sns::ListTopicsInput) -> Result<sns::ListTopicsResponse, Error> {
+        topics::sns_list_topics(self, caller, input).await
+    }
+
+    async fn publish(&self, caller: &Scope, input: sns::PublishInput) -> Result<sns::PublishResponse, Error> {
+        topics::sns_publish(self, caller, input).await
+    }
+
+    async fn set_subscription_attributes(&self, caller: &Scope, input: sns::SetSubscriptionAttributesInput) -> Result<(), Error> {
+        topics::sns_set_subscription_attributes(self, caller, input).await
+    }
+
+    async fn set_topic_attributes(&self, caller: &Scope, input: sns::SetTopicAttributesInput) -> Result<(), Error> {
+        topics::sns_set_topic_attributes(self, caller, input).await
+    }
+
+    async fn subscribe(&self, caller: &Scope, input: sns::SubscribeInput) -> Result<sns::SubscribeResponse, Error> {
+        topics::sns_subscribe(self, caller, input).await
+    }
+
+    async fn unsubscribe(&self, caller: &Scope, input: sns::UnsubscribeInput) -> Result<(), Error> {
+        topics::sns_unsubscribe(self, caller, input).await
+    }
 }

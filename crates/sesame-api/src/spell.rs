@@ -174,3 +174,66 @@ pub fn v2_bulk_status(kind: sesame_model::ErrorKind) -> v2::BulkEmailStatus {
         _ => S::Failed,
     }
 }
+
+/// v1's event types; v1 cannot name DeliveryDelay.
+pub fn v1_event_type(k: sesame_model::EventKind) -> Option<v1::EventType> {
+    use sesame_model::EventKind as K;
+    Some(match k {
+        K::Send => v1::EventType::Send,
+        K::Reject => v1::EventType::Reject,
+        K::Bounce => v1::EventType::Bounce,
+        K::Complaint => v1::EventType::Complaint,
+        K::Delivery => v1::EventType::Delivery,
+        K::Open => v1::EventType::Open,
+        K::Click => v1::EventType::Click,
+        K::RenderingFailure => v1::EventType::RenderingFailure,
+        K::DeliveryDelay => return None,
+    })
+}
+
+pub fn v1_event_kind(t: v1::EventType) -> sesame_model::EventKind {
+    use sesame_model::EventKind as K;
+    match t {
+        v1::EventType::Send => K::Send,
+        v1::EventType::Reject => K::Reject,
+        v1::EventType::Bounce => K::Bounce,
+        v1::EventType::Complaint => K::Complaint,
+        v1::EventType::Delivery => K::Delivery,
+        v1::EventType::Open => K::Open,
+        v1::EventType::Click => K::Click,
+        v1::EventType::RenderingFailure => K::RenderingFailure,
+    }
+}
+
+pub fn v2_event_type(k: sesame_model::EventKind) -> v2::EventType {
+    use sesame_model::EventKind as K;
+    match k {
+        K::Send => v2::EventType::Send,
+        K::Reject => v2::EventType::Reject,
+        K::Bounce => v2::EventType::Bounce,
+        K::Complaint => v2::EventType::Complaint,
+        K::Delivery => v2::EventType::Delivery,
+        K::Open => v2::EventType::Open,
+        K::Click => v2::EventType::Click,
+        K::RenderingFailure => v2::EventType::RenderingFailure,
+        K::DeliveryDelay => v2::EventType::DeliveryDelay,
+    }
+}
+
+/// v2's event types; SUBSCRIPTION (list-management events) has no
+/// counterpart in Sesame, which has no contact lists.
+pub fn v2_event_kind(t: v2::EventType) -> Option<sesame_model::EventKind> {
+    use sesame_model::EventKind as K;
+    Some(match t {
+        v2::EventType::Send => K::Send,
+        v2::EventType::Reject => K::Reject,
+        v2::EventType::Bounce => K::Bounce,
+        v2::EventType::Complaint => K::Complaint,
+        v2::EventType::Delivery => K::Delivery,
+        v2::EventType::Open => K::Open,
+        v2::EventType::Click => K::Click,
+        v2::EventType::RenderingFailure => K::RenderingFailure,
+        v2::EventType::DeliveryDelay => K::DeliveryDelay,
+        v2::EventType::Subscription => return None,
+    })
+}

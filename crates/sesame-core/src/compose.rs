@@ -295,13 +295,7 @@ pub fn dsn(d: &Dsn<'_>) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::internal(format!("cannot compose the bounce: {e}")))
 }
 
-/// A date as RFC 5322 writes one, in UTC.
-pub fn rfc2822(ms: Millis) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_default()
-}
+pub use sesame_model::rfc2822;
 
 /// What the send rules need from a raw message's header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -310,6 +304,8 @@ pub struct RawHeaders {
     pub sender: Option<String>,
     pub return_path: Option<String>,
     pub recipients: Vec<String>,
+    /// The `To` header's mailboxes, for events' `commonHeaders`.
+    pub to: Vec<String>,
     pub subject: Option<String>,
     pub has_message_id: bool,
     pub has_date: bool,
@@ -337,7 +333,8 @@ pub fn read_raw(raw: &[u8]) -> Result<RawHeaders, Error> {
             })
             .unwrap_or_default()
     };
-    let mut recipients = addrs(HeaderName::To);
+    let to = addrs(HeaderName::To);
+    let mut recipients = to.clone();
     recipients.extend(addrs(HeaderName::Cc));
     recipients.extend(addrs(HeaderName::Bcc));
     Ok(RawHeaders {
@@ -354,6 +351,7 @@ pub fn read_raw(raw: &[u8]) -> Result<RawHeaders, Error> {
             })
             .filter(|s| !s.is_empty()),
         recipients,
+        to,
         subject: msg.subject().map(str::to_owned),
         has_message_id: msg.header(HeaderName::MessageId).is_some(),
         has_date: msg.header(HeaderName::Date).is_some(),

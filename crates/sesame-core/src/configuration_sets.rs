@@ -1,15 +1,18 @@
 //! Configuration sets: create, read, list, delete, and the options Sesame
-//! carries out. Today that is whether sending through the set is enabled
-//! (a send naming a paused set is refused, as SES refuses it). Options
-//! whose effect Sesame cannot produce yet (event destinations, tracking,
+//! carries out: whether sending through the set is enabled (a send naming
+//! a paused set is refused, as SES refuses it), and its event destinations
+//! on Sesame's SNS (`feedback.rs` publishes to them). Options whose effect
+//! Sesame cannot produce yet (other destinations, tracking,
 //! TLS policy, delivery windows, dedicated pools, suppression options,
 //! reputation metrics, VDM, archiving) are refused where they are set,
 //! with `NotImplemented` naming them, never stored and ignored.
 
 use crate::{Clock, internal};
 use sesame_model::configuration_set::{
-    MAX_CONFIGURATION_SETS, already_exists, does_not_exist, validate_name,
+    DestinationTarget, EventDestination, MAX_CONFIGURATION_SETS, already_exists, does_not_exist,
+    validate_name,
 };
+use sesame_model::sns::{MessageType, TopicMessage, VALIDATION_MESSAGE};
 use sesame_model::{ConfigurationSet, Error, ErrorKind, Scope, Tag, tags};
 use sesame_store::{Created, Store};
 use std::sync::Arc;
@@ -104,6 +107,80 @@ impl ConfigurationSetService {
     ) -> Result<(), Error> {
         let mut set = self.get(scope, name).await?;
         set.sending_enabled = enabled;
+        if self
+            .store
+            .update_configuration_set(scope, &set)
+            .await
+            .map_err(internal)?
+        {
+            Ok(())
+        } else {
+            Err(does_not_exist(name))
+        }
+    }
+
+    /// Adds an event destination (`add`) or replaces the one of its name.
+    /// Its SNS topic must be one of the caller's; a new destination gets
+    /// SES's validation message published to its topic, as SES does.
+    pub async fn put_destination(
+        &self,
+        scope: &Scope,
+        name: &str,
+        d: EventDestination,
+        add: bool,
+    ) -> Result<(), Error> {
+        let mut set = self.get(scope, name).await?;
+        let DestinationTarget::Sns { topic_arn } = &d.target;
+        let topic_arn = topic_arn.clone();
+        match self.store.get_topic(&topic_arn).await.map_err(internal)? {
+            Some((owner, _)) if owner == *scope => {}
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidSnsDestination,
+                    format!("SNS topic <{topic_arn}> not found."),
+                ));
+            }
+        }
+        if add {
+            set.add_destination(d)?;
+        } else {
+            set.update_destination(d)?;
+        }
+        if !self
+            .store
+            .update_configuration_set(scope, &set)
+            .await
+            .map_err(internal)?
+        {
+            return Err(does_not_exist(name));
+        }
+        if add {
+            let now = self.clock.now_ms();
+            let m = TopicMessage {
+                id: uuid::Uuid::new_v4().to_string(),
+                kind: MessageType::Notification,
+                topic_arn,
+                subject: None,
+                message: VALIDATION_MESSAGE.to_owned(),
+                created_at: now,
+                to: None,
+            };
+            self.store
+                .publish_messages(&[m], None, now)
+                .await
+                .map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_destination(
+        &self,
+        scope: &Scope,
+        name: &str,
+        destination: &str,
+    ) -> Result<(), Error> {
+        let mut set = self.get(scope, name).await?;
+        set.remove_destination(destination)?;
         if self
             .store
             .update_configuration_set(scope, &set)

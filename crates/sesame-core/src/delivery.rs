@@ -32,7 +32,8 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use sesame_model::address::SIMULATOR_DOMAIN;
 use sesame_model::delivery::{
-    BounceSubType, BounceType, BouncedRecipient, SimulatorScenario, recipient_domain,
+    BounceSubType, BounceType, BouncedRecipient, DelayedRecipient, SimulatorScenario,
+    recipient_domain,
 };
 use sesame_model::{
     AttemptReport, DeliveryUpdate, DkimOrigin, Event, EventDetail, EventKind, Identity,
@@ -425,6 +426,7 @@ impl DeliveryEngine {
                     metrics::counter!("sesame_deferred_total").increment(deferred.len() as u64);
                     tracing::info!(message = %d.message_id, domain = %d.domain,
                         attempt = d.attempts + 1, %reason, "delivery deferred");
+                    events.push(self.delay_event(d, &deferred, &reason, now));
                     DeliveryUpdate::Retry {
                         id: d.id,
                         recipients: deferred,

@@ -16,6 +16,11 @@
 //! - [`compose`]: MIME messages built for Simple content, and raw ones read.
 //! - [`delivery`]: the delivery engine: queue, DKIM signing, transports, the
 //!   mailbox simulator, events.
+//! - [`sns`]: Sesame's SNS: topics, subscriptions and their handshake,
+//!   Publish, and the key notifications are signed with.
+//! - [`feedback`]: events to their destinations (the publisher, reading
+//!   the events table as an outbox) and topic messages to subscribers
+//!   (the notifier: signed HTTP POSTs, email).
 //! - [`verifier`]: the DNS verifier of domain identities (schedule, on
 //!   demand, SES's statuses, diagnoses), behind the `DnsLookup` trait.
 //! - [`rate`]: SES's API call rate per account and region, and the pacing
@@ -36,11 +41,13 @@ pub mod credentials;
 pub mod custom_verification;
 pub mod delivery;
 pub mod dkim_keys;
+pub mod feedback;
 pub mod identities;
 mod paging;
 pub mod random;
 pub mod rate;
 pub mod sending;
+pub mod sns;
 pub mod templates;
 pub mod verifier;
 
@@ -51,6 +58,7 @@ pub use credentials::{Credentials, Resolution};
 pub use custom_verification::CustomVerificationService;
 pub use identities::IdentityService;
 pub use sending::SendService;
+pub use sns::SnsService;
 pub use templates::TemplateService;
 pub use verifier::{DnsLookup, Verifier, VerifierSettings};
 

@@ -9,8 +9,8 @@ use crate::templates;
 use crate::{AccountService, Clock, internal};
 use sesame_model::address::SIMULATOR_DOMAIN;
 use sesame_model::{
-    Acceptance, Error, ErrorKind, Identity, Mailbox, NewMessage, QuotaCheck, Rejection, Scope,
-    TemplateParts,
+    Acceptance, Error, ErrorKind, Event, EventDetail, EventKind, Identity, MailInfo, Mailbox,
+    MessageMeta, NewMessage, QuotaCheck, Rejection, Scope, TemplateParts,
 };
 use sesame_store::Store;
 use std::collections::{HashMap, HashSet};
@@ -224,9 +224,14 @@ impl SendService {
 
     /// Whether a send may go through configuration set `cs`; a refusal is
     /// recorded with its rule.
-    async fn send_through(&self, scope: &Scope, op: &str, cs: &str) -> Result<(), Error> {
+    async fn send_through(
+        &self,
+        scope: &Scope,
+        op: &str,
+        cs: &str,
+    ) -> Result<sesame_model::ConfigurationSet, Error> {
         match self.configuration_set(scope, cs).await {
-            Ok(_) => Ok(()),
+            Ok(set) => Ok(set),
             Err(e) => {
                 let rule = match e.kind {
                     ErrorKind::ConfigurationSetSendingPaused => "configuration-set-sending-paused",
@@ -363,6 +368,14 @@ impl SendService {
         validate_tags(&out.tags)?;
         let now = self.clock.now_ms();
         let id = message_id(now);
+        let template_name = match &out.content {
+            Content::Template {
+                template: TemplateRef::Named(n),
+                ..
+            } => Some(n.clone()),
+            Content::Template { .. } => Some(String::new()),
+            _ => None,
+        };
         let template = match &out.content {
             Content::Template { template, data, .. } => {
                 let parts = self.template_parts(scope, template).await?;
@@ -425,9 +438,10 @@ impl SendService {
                 .reject(scope, op, "account-sending-paused", e, vec![])
                 .await);
         }
-        if let Some(cs) = &out.configuration_set {
-            self.send_through(scope, op, cs).await?;
-        }
+        let mut through = match &out.configuration_set {
+            Some(cs) => Some(self.send_through(scope, op, cs).await?),
+            None => None,
+        };
 
         // Identity checks: senders always, recipients in the sandbox; none
         // for Sesame's own mail.
@@ -481,11 +495,41 @@ impl SendService {
         );
         // A send that names no configuration set goes through its sender's
         // default one, the most specific verified identity's, as in SES.
-        if out.configuration_set.is_none()
+        if through.is_none()
             && let Some(cs) = settings.and_then(|i| i.configuration_set.as_deref())
         {
-            self.send_through(scope, op, cs).await?;
+            through = Some(self.send_through(scope, op, cs).await?);
         }
+        let mail = |subject: Option<String>, raw_to: &[String]| MailInfo {
+            source: sender_boxes[0].address.clone(),
+            destinations: recipient_boxes.iter().map(|m| m.address.clone()).collect(),
+            subject,
+            sent_at: now,
+            operation: op.to_owned(),
+            meta: MessageMeta {
+                configuration_set: through.as_ref().map(|c| c.name.clone()),
+                tags: out
+                    .tags
+                    .iter()
+                    .map(|(k, v)| sesame_model::Tag {
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                from: vec![sender_boxes[0].raw.clone()],
+                to: raw_to.to_vec(),
+            },
+        };
+        // Events about the message go where its configuration set sends them.
+        let event = |mail: MailInfo, kind: EventKind, detail: EventDetail| Event {
+            kind,
+            scope: scope.clone(),
+            message_id: id.clone(),
+            at: now,
+            recipients: mail.destinations.clone(),
+            mail,
+            detail,
+        };
         if let Some(i) = settings.filter(|i| i.mail_from.rejects_sending()) {
             let d = i.mail_from.domain.clone().unwrap_or_default();
             let e = Error::new(
@@ -521,6 +565,20 @@ impl SendService {
                 },
                 Err(e) => {
                     let mut e = e;
+                    if through.is_some() {
+                        let failure = event(
+                            mail(None, &out.to),
+                            EventKind::RenderingFailure,
+                            EventDetail::RenderingFailure {
+                                template_name: template_name.clone().unwrap_or_default(),
+                                error_message: e.message.clone(),
+                            },
+                        );
+                        self.store
+                            .finish_deliveries(vec![], vec![failure])
+                            .await
+                            .map_err(internal)?;
+                    }
                     e.message = format!("Rendering failure: {}", e.message);
                     let _ = self
                         .reject(scope, op, "rendering-failure", e, vec![id.clone()])
@@ -533,6 +591,7 @@ impl SendService {
 
         // The message as a receiver gets it.
         let from = &sender_boxes[0];
+        let mut raw_to: Option<Vec<String>> = None;
         let message_id_header = format!("{id}@{}", from.domain());
         let (raw, subject) = match content {
             Content::Simple {
@@ -561,6 +620,7 @@ impl SendService {
             }
             Content::Raw(raw) => {
                 let h = raw_headers.unwrap_or_default();
+                raw_to = Some(h.to.clone());
                 let mut prefix = String::new();
                 if !h.has_message_id {
                     prefix.push_str(&format!("Message-ID: <{message_id_header}>\r\n"));
@@ -585,14 +645,25 @@ impl SendService {
             .unwrap_or_else(|| from.address.clone());
         let simulator = recipient_boxes.iter().filter(|m| m.is_simulator()).count() as u32;
         let total = recipient_boxes.len() as u32;
+        let raw_to = match &raw_to {
+            Some(h) => h.clone(),
+            None => out.to.clone(),
+        };
+        let info = mail(subject.clone(), &raw_to);
+        let events = match through.is_some() {
+            true => vec![event(info.clone(), EventKind::Send, EventDetail::Send)],
+            false => vec![],
+        };
         let message = NewMessage {
             id: id.clone(),
             operation: op.to_owned(),
             source: envelope_from,
-            destinations: recipient_boxes.iter().map(|m| m.address.clone()).collect(),
+            destinations: info.destinations,
             subject,
             created_at: now,
             raw,
+            meta: info.meta,
+            events,
         };
         let quota = match system {
             Some(SystemMail {

@@ -4,7 +4,7 @@
 //! and ignored.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::{Millis, Tag};
+use crate::{EventKind, Millis, Tag};
 use serde::{Deserialize, Serialize};
 
 /// SES's quota of configuration sets per account and region.
@@ -18,6 +18,108 @@ pub struct ConfigurationSet {
     pub sending_enabled: bool,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// Where the set publishes its events.
+    #[serde(default)]
+    pub event_destinations: Vec<EventDestination>,
+}
+
+/// SES's quota of event destinations per configuration set.
+pub const MAX_EVENT_DESTINATIONS: usize = 10;
+
+/// One place a configuration set publishes events to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDestination {
+    pub name: String,
+    pub enabled: bool,
+    /// The event types published; never empty.
+    pub matching: Vec<EventKind>,
+    pub target: DestinationTarget,
+}
+
+/// Where an event destination publishes. Only destinations Sesame can
+/// serve are ever stored; the others are refused when they are set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DestinationTarget {
+    /// A topic of Sesame's own SNS.
+    Sns { topic_arn: String },
+}
+
+impl EventDestination {
+    /// Whether this destination publishes an event of `kind`.
+    pub fn publishes(&self, kind: EventKind) -> bool {
+        self.enabled && self.matching.contains(&kind)
+    }
+}
+
+impl ConfigurationSet {
+    /// Adds a destination; SES's errors for a duplicate name or a full set.
+    pub fn add_destination(&mut self, d: EventDestination) -> Result<()> {
+        validate_destination(&d)?;
+        if self.event_destinations.iter().any(|e| e.name == d.name) {
+            return Err(Error::new(
+                ErrorKind::EventDestinationAlreadyExists,
+                format!(
+                    "Event destination {} already exists in configuration set <{}>.",
+                    d.name, self.name
+                ),
+            ));
+        }
+        if self.event_destinations.len() >= MAX_EVENT_DESTINATIONS {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "Configuration set <{}> has the maximum of {MAX_EVENT_DESTINATIONS} event destinations.",
+                    self.name
+                ),
+            ));
+        }
+        self.event_destinations.push(d);
+        Ok(())
+    }
+
+    /// Replaces the destination of the same name.
+    pub fn update_destination(&mut self, d: EventDestination) -> Result<()> {
+        validate_destination(&d)?;
+        let slot = self
+            .event_destinations
+            .iter_mut()
+            .find(|e| e.name == d.name)
+            .ok_or_else(|| destination_not_found(&d.name))?;
+        *slot = d;
+        Ok(())
+    }
+
+    pub fn remove_destination(&mut self, name: &str) -> Result<()> {
+        let before = self.event_destinations.len();
+        self.event_destinations.retain(|e| e.name != name);
+        if self.event_destinations.len() == before {
+            return Err(destination_not_found(name));
+        }
+        Ok(())
+    }
+}
+
+/// SES's words for a missing destination (no angle brackets, as observed).
+pub fn destination_not_found(name: &str) -> Error {
+    Error::new(
+        ErrorKind::EventDestinationDoesNotExist,
+        format!("No EventDestination found for {name}"),
+    )
+}
+
+fn validate_destination(d: &EventDestination) -> Result<()> {
+    if !crate::template::is_ses_name(&d.name) {
+        return Err(Error::invalid(format!(
+            "Event destination name <{}> is invalid: it must have 1 to 64 characters: letters, digits, '_' and '-'.",
+            d.name
+        )));
+    }
+    if d.matching.is_empty() {
+        return Err(Error::invalid(
+            "Event destination must match at least one event type.",
+        ));
+    }
+    Ok(())
 }
 
 impl ConfigurationSet {
@@ -27,6 +129,7 @@ impl ConfigurationSet {
             created_at,
             sending_enabled: true,
             tags: vec![],
+            event_destinations: vec![],
         }
     }
 }

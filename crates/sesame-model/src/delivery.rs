@@ -90,6 +90,9 @@ pub struct QueuedDelivery {
     /// The message as accepted, shared (not copied) by the deliveries of
     /// one message to its several domains.
     pub raw: bytes::Bytes,
+    /// The operation that sent it.
+    pub operation: String,
+    pub meta: MessageMeta,
 }
 
 impl QueuedDelivery {
@@ -100,6 +103,8 @@ impl QueuedDelivery {
             destinations: self.destinations.clone(),
             subject: self.subject.clone(),
             sent_at: self.accepted_at,
+            operation: self.operation.clone(),
+            meta: self.meta.clone(),
         }
     }
 }
@@ -257,27 +262,64 @@ impl SimulatorScenario {
 
 // ---------------------------------------------------------------- events
 
-/// The kinds of event delivery records.
+/// The kinds of event Sesame records and publishes, SES's event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {
-    Delivery,
+    Send,
+    /// SES rejects a message it finds a virus in; Sesame scans for none,
+    /// so it records none, but a destination may still ask for them.
+    Reject,
     Bounce,
     Complaint,
+    Delivery,
+    /// A 4xx deferral: the delivery is retried.
+    DeliveryDelay,
+    RenderingFailure,
+    Open,
+    Click,
 }
 
 impl EventKind {
-    /// SES's `eventType`.
+    pub const ALL: [EventKind; 9] = [
+        Self::Send,
+        Self::Reject,
+        Self::Bounce,
+        Self::Complaint,
+        Self::Delivery,
+        Self::DeliveryDelay,
+        Self::RenderingFailure,
+        Self::Open,
+        Self::Click,
+    ];
+
+    /// SES's `eventType` (note the space in `Rendering Failure`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Delivery => "Delivery",
+            Self::Send => "Send",
+            Self::Reject => "Reject",
             Self::Bounce => "Bounce",
             Self::Complaint => "Complaint",
+            Self::Delivery => "Delivery",
+            Self::DeliveryDelay => "DeliveryDelay",
+            Self::RenderingFailure => "Rendering Failure",
+            Self::Open => "Open",
+            Self::Click => "Click",
         }
     }
+    /// The kind an `eventType` (or a filter naming one) names, in any case;
+    /// `RenderingFailure` is accepted without the space.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Delivery, Self::Bounce, Self::Complaint]
+        if s.eq_ignore_ascii_case("RenderingFailure") {
+            return Some(Self::RenderingFailure);
+        }
+        Self::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+    /// Whether identity notifications (SetIdentityNotificationTopic) carry
+    /// this kind: bounces, complaints and deliveries only.
+    pub fn is_identity_notification(self) -> bool {
+        matches!(self, Self::Bounce | Self::Complaint | Self::Delivery)
     }
 }
 
@@ -341,9 +383,18 @@ pub struct BouncedRecipient {
     pub diagnostic_code: String,
 }
 
+/// One entry of SES's `delayedRecipients`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelayedRecipient {
+    pub address: String,
+    pub status: String,
+    pub diagnostic_code: String,
+}
+
 /// What an event says beyond its kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventDetail {
+    Send,
     Delivery {
         processing_time_ms: Millis,
         smtp_response: String,
@@ -362,6 +413,34 @@ pub enum EventDetail {
         user_agent: String,
         feedback_id: String,
     },
+    DeliveryDelay {
+        /// SES's `delayType`: `TransientCommunicationFailure`,
+        /// `MailboxFull`, `RecipientServerError`, `General`, ….
+        delay_type: String,
+        delayed: Vec<DelayedRecipient>,
+        /// When SES stops retrying.
+        expires_at: Millis,
+        reporting_mta: String,
+    },
+    RenderingFailure {
+        template_name: String,
+        error_message: String,
+    },
+}
+
+/// What a message's events carry beyond its envelope: the configuration
+/// set that publishes them, the send's tags, and the header addresses of
+/// SES's `commonHeaders`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_set: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<crate::Tag>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
 }
 
 /// The message an event is about: SES's `mail` object.
@@ -372,6 +451,11 @@ pub struct MailInfo {
     pub subject: Option<String>,
     /// When the message was accepted.
     pub sent_at: Millis,
+    /// The operation that sent it (`SendEmail`, …): SES's `ses:operation` tag.
+    #[serde(default)]
+    pub operation: String,
+    #[serde(default)]
+    pub meta: MessageMeta,
 }
 
 impl MailInfo {
@@ -382,11 +466,13 @@ impl MailInfo {
             destinations: m.destinations.clone(),
             subject: m.subject.clone(),
             sent_at: m.created_at,
+            operation: m.operation.clone(),
+            meta: m.meta.clone(),
         }
     }
 }
 
-/// A delivery, bounce or complaint, as recorded.
+/// An event about one message, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub kind: EventKind,

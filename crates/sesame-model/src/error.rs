@@ -48,6 +48,18 @@ pub enum ErrorKind {
     InvalidRenderingParameter,
     /// The template itself is not valid.
     InvalidTemplate,
+    /// A configuration set already has an event destination of that name.
+    EventDestinationAlreadyExists,
+    /// The configuration set has no event destination of that name.
+    EventDestinationDoesNotExist,
+    /// An event destination names an SNS topic that does not exist.
+    InvalidSnsDestination,
+    /// SNS: the topic or subscription does not exist (`NotFound`, 404).
+    SnsNotFound,
+    /// SNS: a parameter is not valid (`InvalidParameter`, 400).
+    SnsInvalidParameter,
+    /// SNS: not allowed, e.g. confirming with a wrong token (`AuthorizationError`, 403).
+    SnsAuthorization,
     /// A custom verification email template of that name exists.
     CustomVerificationTemplateAlreadyExists,
     /// The named custom verification email template does not exist.

@@ -15,6 +15,8 @@
 //!   resource lives in.
 //! - [`identity`]: identity names (email addresses and domains), parsed once at
 //!   the edge, and the identity record with its verification and DKIM state.
+//! - [`sns`]: Sesame's SNS: topics, subscriptions, SNS's naming rules and
+//!   errors, and the string a notification's signature covers.
 //! - [`tags`]: resource tags and SES's rules for them.
 //! - [`template`]: email templates and their limits.
 //! - [`verification`]: DNS verification without the DNS: the records
@@ -35,6 +37,7 @@ pub mod identity;
 pub mod message;
 pub mod quota;
 pub mod scope;
+pub mod sns;
 pub mod tags;
 pub mod template;
 pub mod verification;
@@ -46,7 +49,7 @@ pub use configuration_set::ConfigurationSet;
 pub use custom_verification::CustomVerificationTemplate;
 pub use delivery::{
     AttemptReport, DeliveryState, DeliveryUpdate, Event, EventDetail, EventFilter, EventKind,
-    MailInfo, QueueEntry, QueueSummary, QueuedDelivery, RecipientOutcome, RetryPolicy,
+    MailInfo, MessageMeta, QueueEntry, QueueSummary, QueuedDelivery, RecipientOutcome, RetryPolicy,
     SendStatPoint,
 };
 pub use error::{Error, ErrorKind};
@@ -62,3 +65,23 @@ pub use template::{Template, TemplateParts};
 /// Milliseconds since the Unix epoch; the one time representation stored and
 /// passed around. Wire formats convert at the edge.
 pub type Millis = i64;
+
+/// ISO 8601 in UTC with milliseconds (`2026-12-05T06:40:00.123Z`): how SES
+/// and SNS write times in their XML, events and notifications.
+pub fn iso8601(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(fmt).unwrap_or_default()
+}
+
+/// A date as RFC 5322 writes one, in UTC: message headers and events'
+/// `commonHeaders.date`.
+pub fn rfc2822(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
+}

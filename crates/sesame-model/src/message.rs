@@ -19,6 +19,11 @@ pub struct NewMessage {
     pub subject: Option<String>,
     pub created_at: Millis,
     pub raw: Vec<u8>,
+    /// The configuration set, tags and headers its events carry.
+    pub meta: crate::delivery::MessageMeta,
+    /// Events recorded in the acceptance's own transaction (a Send event,
+    /// when a configuration set publishes them).
+    pub events: Vec<crate::delivery::Event>,
 }
 
 /// A stored message with its owner.

@@ -393,6 +393,8 @@ pub fn message(id: &str, to: &[&str]) -> NewMessage {
         subject: Some("Hi".into()),
         created_at: 1_700_000_000_000,
         raw: b"Subject: Hi\r\n\r\nbody".to_vec(),
+        meta: Default::default(),
+        events: vec![],
     }
 }
 
@@ -648,6 +650,8 @@ async fn delivery_queue(store: &dyn Store) {
             destinations: vec!["b@y.com".into()],
             subject: None,
             sent_at: t,
+            operation: "SendEmail".into(),
+            meta: Default::default(),
         },
         detail: EventDetail::Complaint {
             feedback_type: "abuse".into(),

@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use sesame_model::sns::{Subscription, Topic, TopicDelivery, TopicDeliveryOutcome, TopicMessage};
 use sesame_model::{
     Acceptance, AccessKey, Account, ConfigurationSet, CustomVerificationTemplate, DeliveryState,
     DeliveryUpdate, Event, EventFilter, Identity, IdentityKind, MessageFilter, Millis, NewMessage,
@@ -311,4 +312,96 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<(i64, ConfigurationSet)>>;
+
+    // ------------------------------------------------------------ SNS
+
+    /// Creates a topic unless one of that ARN exists (`Exists`) or the
+    /// scope holds `limit`, atomically.
+    async fn insert_topic(&self, scope: &Scope, topic: &Topic, limit: u32) -> Result<Created>;
+    /// A topic by ARN, with its owner.
+    async fn get_topic(&self, arn: &str) -> Result<Option<(Scope, Topic)>>;
+    /// Replaces a topic's settings; `false` when it does not exist.
+    async fn update_topic(&self, topic: &Topic) -> Result<bool>;
+    /// Deletes a topic and its subscriptions; `false` when there was none.
+    async fn delete_topic(&self, arn: &str) -> Result<bool>;
+    /// Topics after position `after`, in creation order.
+    async fn list_topics(&self, scope: &Scope, after: i64, limit: u32)
+    -> Result<Vec<(i64, Topic)>>;
+    /// Stores a subscription, and its confirmation message if any, in one
+    /// transaction, unless its topic holds `limit` subscriptions
+    /// (`LimitReached`) or no longer exists (`Exists`).
+    async fn insert_subscription(
+        &self,
+        scope: &Scope,
+        sub: &Subscription,
+        limit: u32,
+        confirmation: Option<&TopicMessage>,
+        now: Millis,
+    ) -> Result<Created>;
+    async fn get_subscription(&self, arn: &str) -> Result<Option<(Scope, Subscription)>>;
+    /// Replaces a subscription, storing `message` (a new confirmation, say)
+    /// in the same transaction; `false` when it does not exist.
+    async fn update_subscription(
+        &self,
+        sub: &Subscription,
+        message: Option<&TopicMessage>,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Deletes a subscription, queueing `farewell` (an unsubscribe
+    /// confirmation) in the same transaction; `false` when there was none.
+    async fn delete_subscription(
+        &self,
+        arn: &str,
+        farewell: Option<&TopicMessage>,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Subscriptions in a scope (of one topic, if given) after position
+    /// `after`, in creation order.
+    async fn list_subscriptions(
+        &self,
+        scope: &Scope,
+        topic_arn: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Subscription)>>;
+    /// Stores messages and queues their deliveries (each confirmed
+    /// subscription of a message's topic, or its one recipient), and moves
+    /// the named cursor, all in one transaction. How many deliveries.
+    async fn publish_messages(
+        &self,
+        messages: &[TopicMessage],
+        cursor: Option<(&str, i64)>,
+        now: Millis,
+    ) -> Result<u64>;
+    /// Notified when topic deliveries are queued.
+    fn topic_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    /// Claims up to `limit` due topic deliveries until `lease_until`, with
+    /// their messages and subscriptions; expired leases are claimable.
+    async fn claim_topic_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<TopicDelivery>>;
+    /// Records attempts' outcomes in one transaction.
+    async fn finish_topic_deliveries(
+        &self,
+        outcomes: &[(i64, TopicDeliveryOutcome)],
+        now: Millis,
+    ) -> Result<()>;
+    /// Puts every claimed topic delivery back, due now (at start).
+    async fn requeue_topic_deliveries(&self, now: Millis) -> Result<u64>;
+    async fn next_topic_delivery_due(&self) -> Result<Option<Millis>>;
+
+    /// Where a reader of the events has got (`None`: never started).
+    async fn cursor(&self, name: &str) -> Result<Option<i64>>;
+    /// Events after position `seq`, in the order they were recorded.
+    async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>>;
+    /// The position of the last event recorded (0 when none).
+    async fn last_event_seq(&self) -> Result<i64>;
+
+    /// A key Sesame made for itself, by name.
+    async fn get_own_key(&self, name: &str) -> Result<Option<String>>;
+    /// Stores a key unless one of that name exists; the stored one.
+    async fn put_own_key(&self, name: &str, data: &str, now: Millis) -> Result<String>;
 }

@@ -16,6 +16,7 @@ use crate::{
     AcceptanceDelivery, Created, IdentityQuery, Insert, Listed, Result, Store, StoreError,
 };
 use async_trait::async_trait;
+use sesame_model::sns::{Subscription, Topic, TopicDelivery, TopicDeliveryOutcome, TopicMessage};
 use sesame_model::{
     Acceptance, AccessKey, Account, AccountId, ConfigurationSet, CustomVerificationTemplate,
     DeliveryState, DeliveryUpdate, Event, EventFilter, EventKind, Identity, IdentityKind,
@@ -58,6 +59,7 @@ mod configuration_sets;
 mod identities;
 mod messages;
 mod queue;
+mod sns;
 mod templates;
 #[cfg(test)]
 mod tests;
@@ -76,6 +78,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Notified after a commit that queued deliveries.
     queued: Arc<Notify>,
+    /// Notified after a commit that queued topic deliveries.
+    sns_queued: Arc<Notify>,
     /// Deliveries born claimed, for the engine's next claim.
     handoff: Arc<HandOff>,
     /// Deliveries that acceptances make by themselves, shared with the
@@ -116,6 +120,7 @@ impl SqliteStore {
         )?;
         Ok(Self {
             queued,
+            sns_queued: Arc::new(Notify::new()),
             pool,
             cache: ReadCache::new(dir),
             writer: Mutex::new(Some(tx)),
@@ -430,6 +435,112 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<(i64, ConfigurationSet)>> {
         SqliteStore::list_configuration_sets(self, scope, after, limit).await
+    }
+
+    async fn insert_topic(&self, scope: &Scope, topic: &Topic, limit: u32) -> Result<Created> {
+        SqliteStore::insert_topic(self, scope, topic, limit).await
+    }
+    async fn get_topic(&self, arn: &str) -> Result<Option<(Scope, Topic)>> {
+        SqliteStore::get_topic(self, arn).await
+    }
+    async fn update_topic(&self, topic: &Topic) -> Result<bool> {
+        SqliteStore::update_topic(self, topic).await
+    }
+    async fn delete_topic(&self, arn: &str) -> Result<bool> {
+        SqliteStore::delete_topic(self, arn).await
+    }
+    async fn list_topics(
+        &self,
+        scope: &Scope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Topic)>> {
+        SqliteStore::list_topics(self, scope, after, limit).await
+    }
+    async fn insert_subscription(
+        &self,
+        scope: &Scope,
+        sub: &Subscription,
+        limit: u32,
+        confirmation: Option<&TopicMessage>,
+        now: Millis,
+    ) -> Result<Created> {
+        SqliteStore::insert_subscription(self, scope, sub, limit, confirmation, now).await
+    }
+    async fn get_subscription(&self, arn: &str) -> Result<Option<(Scope, Subscription)>> {
+        SqliteStore::get_subscription(self, arn).await
+    }
+    async fn update_subscription(
+        &self,
+        sub: &Subscription,
+        message: Option<&TopicMessage>,
+        now: Millis,
+    ) -> Result<bool> {
+        SqliteStore::update_subscription(self, sub, message, now).await
+    }
+    async fn delete_subscription(
+        &self,
+        arn: &str,
+        farewell: Option<&TopicMessage>,
+        now: Millis,
+    ) -> Result<bool> {
+        SqliteStore::delete_subscription(self, arn, farewell, now).await
+    }
+    async fn list_subscriptions(
+        &self,
+        scope: &Scope,
+        topic_arn: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Subscription)>> {
+        SqliteStore::list_subscriptions(self, scope, topic_arn, after, limit).await
+    }
+    async fn publish_messages(
+        &self,
+        messages: &[TopicMessage],
+        cursor: Option<(&str, i64)>,
+        now: Millis,
+    ) -> Result<u64> {
+        SqliteStore::publish_messages(self, messages, cursor, now).await
+    }
+    fn topic_signal(&self) -> Arc<Notify> {
+        self.sns_queued.clone()
+    }
+    async fn claim_topic_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<TopicDelivery>> {
+        SqliteStore::claim_topic_deliveries(self, now, lease_until, limit).await
+    }
+    async fn finish_topic_deliveries(
+        &self,
+        outcomes: &[(i64, TopicDeliveryOutcome)],
+        now: Millis,
+    ) -> Result<()> {
+        SqliteStore::finish_topic_deliveries(self, outcomes, now).await
+    }
+    async fn requeue_topic_deliveries(&self, now: Millis) -> Result<u64> {
+        SqliteStore::requeue_topic_deliveries(self, now).await
+    }
+    async fn next_topic_delivery_due(&self) -> Result<Option<Millis>> {
+        SqliteStore::next_topic_delivery_due(self).await
+    }
+    async fn cursor(&self, name: &str) -> Result<Option<i64>> {
+        SqliteStore::cursor(self, name).await
+    }
+    async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>> {
+        SqliteStore::events_after(self, seq, limit).await
+    }
+    async fn last_event_seq(&self) -> Result<i64> {
+        SqliteStore::last_event_seq(self).await
+    }
+    async fn get_own_key(&self, name: &str) -> Result<Option<String>> {
+        SqliteStore::get_own_key(self, name).await
+    }
+    async fn put_own_key(&self, name: &str, data: &str, now: Millis) -> Result<String> {
+        SqliteStore::put_own_key(self, name, data, now).await
     }
 }
 

@@ -127,7 +127,42 @@ impl WireError {
                 ("ConcurrentModificationException", 500)
             }
             (Protocol::RestJson, ErrorKind::Internal) => ("InternalServiceErrorException", 500),
+            (Protocol::Query, ErrorKind::EventDestinationAlreadyExists) => {
+                ("EventDestinationAlreadyExists", 400)
+            }
+            (Protocol::Query, ErrorKind::EventDestinationDoesNotExist) => {
+                ("EventDestinationDoesNotExist", 400)
+            }
+            (Protocol::Query, ErrorKind::InvalidSnsDestination) => ("InvalidSNSDestination", 400),
+            (Protocol::RestJson, ErrorKind::EventDestinationAlreadyExists) => {
+                ("AlreadyExistsException", 400)
+            }
+            (Protocol::RestJson, ErrorKind::EventDestinationDoesNotExist) => {
+                ("NotFoundException", 404)
+            }
+            (Protocol::RestJson, ErrorKind::InvalidSnsDestination) => ("BadRequestException", 400),
+            // SNS's own codes; a kind SNS never meets is a parameter error.
             (_, ErrorKind::NotImplemented) => ("NotImplemented", 501),
+            (Protocol::SnsQuery, ErrorKind::SnsNotFound | ErrorKind::NotFound) => ("NotFound", 404),
+            (Protocol::SnsQuery, ErrorKind::SnsAuthorization) => ("AuthorizationError", 403),
+            (Protocol::SnsQuery, ErrorKind::LimitExceeded) => {
+                if e.message.starts_with("Topic") {
+                    ("TopicLimitExceeded", 403)
+                } else {
+                    ("SubscriptionLimitExceeded", 403)
+                }
+            }
+            (Protocol::SnsQuery, ErrorKind::RateExceeded) => ("Throttled", 400),
+            (Protocol::SnsQuery, ErrorKind::Internal | ErrorKind::ConcurrentModification) => {
+                ("InternalError", 500)
+            }
+            (Protocol::SnsQuery, _) => ("InvalidParameter", 400),
+            (
+                Protocol::Query | Protocol::RestJson,
+                ErrorKind::SnsNotFound
+                | ErrorKind::SnsInvalidParameter
+                | ErrorKind::SnsAuthorization,
+            ) => ("InvalidParameterValue", 400),
         };
         Self::new(code, status, e.message.clone())
     }
@@ -136,9 +171,13 @@ impl WireError {
 /// Encodes an error in the request's protocol.
 pub fn encode_error(p: Protocol, e: &WireError, request_id: &str) -> WireResponse {
     match p {
-        Protocol::Query => {
+        Protocol::Query | Protocol::SnsQuery => {
             let mut x = XmlOut::new();
-            x.open_ns("ErrorResponse");
+            if p == Protocol::SnsQuery {
+                x.open_with_namespace("ErrorResponse", crate::serve::SNS_NAMESPACE);
+            } else {
+                x.open_ns("ErrorResponse");
+            }
             x.open("Error");
             x.text(
                 "Type",

@@ -1,24 +1,69 @@
-//! Delivery events in SES's event-publishing JSON: `eventType`, the `mail`
-//! object, and a `delivery`, `bounce` or `complaint` object, with SES's
-//! field names.
+//! What Sesame publishes, in the wire's shapes: SES's event-publishing JSON
+//! (`eventType`, the `mail` object with `commonHeaders` and tags, and the
+//! type's own object, with SES's field names) and SNS's JSON envelope as
+//! HTTP and email-json subscribers receive it.
 
 use crate::iso8601;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use sesame_model::sns::{Envelope, MessageType};
 use sesame_model::{Event, EventDetail};
 
+/// The value of SES's automatic `ses:from-domain` tag.
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or(address)
+}
+
+/// SES's `mail.tags`: each value a list; the automatic `ses:` tags first,
+/// then the send's own.
+fn tags(e: &Event) -> Value {
+    let mut t = Map::new();
+    let mut put = |k: &str, v: &str| {
+        if let Some(a) = t
+            .entry(k.to_owned())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+        {
+            a.push(json!(v));
+        }
+    };
+    if !e.mail.operation.is_empty() {
+        put("ses:operation", &e.mail.operation);
+    }
+    if let Some(cs) = &e.mail.meta.configuration_set {
+        put("ses:configuration-set", cs);
+    }
+    put("ses:from-domain", domain_of(&e.mail.source));
+    put("ses:caller-identity", e.scope.account.as_str());
+    for tag in &e.mail.meta.tags {
+        put(&tag.key, &tag.value);
+    }
+    Value::Object(t)
+}
+
 pub fn event_json(e: &Event) -> Value {
+    let mut common = json!({
+        "messageId": e.message_id,
+    });
+    if !e.mail.meta.from.is_empty() {
+        common["from"] = json!(e.mail.meta.from);
+    }
+    if !e.mail.meta.to.is_empty() {
+        common["to"] = json!(e.mail.meta.to);
+    }
+    if let Some(s) = &e.mail.subject {
+        common["subject"] = json!(s);
+    }
+    common["date"] = json!(sesame_model::rfc2822(e.mail.sent_at));
     let mail = json!({
         "timestamp": iso8601(e.mail.sent_at),
         "source": e.mail.source,
-        "sourceArn": e.scope.arn(&format!("identity/{}", e.mail.source.rsplit_once('@').map(|(_, d)| d).unwrap_or(&e.mail.source))),
+        "sourceArn": e.scope.arn(&format!("identity/{}", domain_of(&e.mail.source))),
         "sendingAccountId": e.scope.account.as_str(),
         "messageId": e.message_id,
         "destination": e.mail.destinations,
         "headersTruncated": false,
-        "commonHeaders": {
-            "subject": e.mail.subject,
-            "messageId": e.message_id,
-        },
+        "commonHeaders": common,
+        "tags": tags(e),
     });
     let at = iso8601(e.at);
     let mut out = json!({
@@ -26,6 +71,9 @@ pub fn event_json(e: &Event) -> Value {
         "mail": mail,
     });
     match &e.detail {
+        EventDetail::Send => {
+            out["send"] = json!({});
+        }
         EventDetail::Delivery {
             processing_time_ms,
             smtp_response,
@@ -87,6 +135,163 @@ pub fn event_json(e: &Event) -> Value {
                 "arrivalDate": at,
             });
         }
+        EventDetail::DeliveryDelay {
+            delay_type,
+            delayed,
+            expires_at,
+            reporting_mta,
+        } => {
+            let recipients: Vec<Value> = delayed
+                .iter()
+                .map(|d| {
+                    json!({
+                        "emailAddress": d.address,
+                        "status": d.status,
+                        "diagnosticCode": d.diagnostic_code,
+                    })
+                })
+                .collect();
+            out["deliveryDelay"] = json!({
+                "timestamp": at,
+                "delayType": delay_type,
+                "expirationTime": iso8601(*expires_at),
+                "delayedRecipients": recipients,
+                "reportingMTA": reporting_mta,
+            });
+        }
+        EventDetail::RenderingFailure {
+            template_name,
+            error_message,
+        } => {
+            out["failure"] = json!({
+                "templateName": template_name,
+                "errorMessage": error_message,
+            });
+        }
     }
     out
+}
+
+/// An event as published: SES's event record, as a string.
+pub fn event_message(e: &Event) -> String {
+    event_json(e).to_string()
+}
+
+/// SNS's JSON envelope for HTTP(S) and email-json subscribers, with the
+/// fields each message type carries.
+pub fn envelope_json(e: &Envelope) -> String {
+    let mut o = Map::new();
+    let mut put = |k: &str, v: &str| {
+        o.insert(k.to_owned(), json!(v));
+    };
+    put("Type", e.kind.as_str());
+    put("MessageId", &e.message_id);
+    if let Some(t) = &e.token {
+        put("Token", t);
+    }
+    put("TopicArn", &e.topic_arn);
+    if let Some(s) = &e.subject {
+        put("Subject", s);
+    }
+    put("Message", &e.message);
+    if let Some(u) = &e.subscribe_url {
+        put("SubscribeURL", u);
+    }
+    put("Timestamp", &e.timestamp);
+    put("SignatureVersion", &e.signature_version.to_string());
+    put("Signature", &e.signature);
+    put("SigningCertURL", &e.signing_cert_url);
+    if e.kind == MessageType::Notification
+        && let Some(u) = &e.unsubscribe_url
+    {
+        put("UnsubscribeURL", u);
+    }
+    Value::Object(o).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sesame_model::{AccountId, EventKind, MailInfo, MessageMeta, Region, Scope, Tag};
+
+    fn event(kind: EventKind, detail: EventDetail) -> Event {
+        Event {
+            kind,
+            scope: Scope::new(
+                AccountId::parse("123456789012").unwrap(),
+                Region::parse("us-east-1").unwrap(),
+            ),
+            message_id: "m1".into(),
+            at: 1_000,
+            recipients: vec!["to@example.com".into()],
+            mail: MailInfo {
+                source: "from@example.com".into(),
+                destinations: vec!["to@example.com".into()],
+                subject: Some("Hi".into()),
+                sent_at: 0,
+                operation: "SendEmail".into(),
+                meta: MessageMeta {
+                    configuration_set: Some("cs".into()),
+                    tags: vec![Tag {
+                        key: "campaign".into(),
+                        value: "x".into(),
+                    }],
+                    from: vec!["From <from@example.com>".into()],
+                    to: vec!["to@example.com".into()],
+                },
+            },
+            detail,
+        }
+    }
+
+    #[test]
+    fn event_records_use_ses_names() {
+        let send = event_json(&event(EventKind::Send, EventDetail::Send));
+        assert_eq!(send["eventType"], "Send");
+        assert_eq!(send["send"], json!({}));
+        assert_eq!(send["mail"]["tags"]["ses:configuration-set"], json!(["cs"]));
+        assert_eq!(
+            send["mail"]["tags"]["ses:from-domain"],
+            json!(["example.com"])
+        );
+        assert_eq!(send["mail"]["tags"]["campaign"], json!(["x"]));
+        assert_eq!(
+            send["mail"]["commonHeaders"]["from"],
+            json!(["From <from@example.com>"])
+        );
+        let failure = event_json(&event(
+            EventKind::RenderingFailure,
+            EventDetail::RenderingFailure {
+                template_name: "t".into(),
+                error_message: "Attribute 'x' is not present in the rendering data.".into(),
+            },
+        ));
+        assert_eq!(failure["eventType"], "Rendering Failure");
+        assert_eq!(failure["failure"]["templateName"], "t");
+    }
+
+    #[test]
+    fn envelopes_carry_their_types_fields() {
+        let e = Envelope {
+            kind: MessageType::SubscriptionConfirmation,
+            message_id: "id".into(),
+            topic_arn: "arn".into(),
+            subject: None,
+            message: "m".into(),
+            timestamp: "t".into(),
+            signature_version: 1,
+            signature: "sig".into(),
+            signing_cert_url: "c".into(),
+            unsubscribe_url: None,
+            subscribe_url: Some("s".into()),
+            token: Some("k".into()),
+            subscription_arn: None,
+        };
+        let v: Value = serde_json::from_str(&envelope_json(&e)).unwrap();
+        assert_eq!(v["Type"], "SubscriptionConfirmation");
+        assert_eq!(v["SubscribeURL"], "s");
+        assert_eq!(v["Token"], "k");
+        assert!(v.get("UnsubscribeURL").is_none());
+        assert!(v.get("Subject").is_none());
+    }
 }

@@ -40,6 +40,9 @@ pub enum Protocol {
     Query,
     /// SESv2: paths under `/v2/email/` (and the legacy `/v1/email/`); JSON.
     RestJson,
+    /// SNS's Query API: the v1 form, signed for `sns`; known only once the
+    /// caller's credential scope is (`of_path` never answers it).
+    SnsQuery,
 }
 
 impl Protocol {
@@ -54,7 +57,7 @@ impl Protocol {
     /// SES's request-size limits: 10 MB on v1, 40 MB on v2 (after base64).
     pub fn body_limit(self) -> usize {
         match self {
-            Self::Query => 10 * 1024 * 1024,
+            Self::Query | Self::SnsQuery => 10 * 1024 * 1024,
             Self::RestJson => 40 * 1024 * 1024,
         }
     }
@@ -75,14 +78,7 @@ pub fn epoch_seconds(ms: sesame_model::Millis) -> serde_json::Value {
 }
 
 /// ISO-8601 with milliseconds, as the Query protocol sends timestamps.
-pub fn iso8601(ms: sesame_model::Millis) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(fmt).unwrap_or_default()
-}
+pub use sesame_model::iso8601;
 
 /// Whether an operation counts against SES's API call rate: every one but
 /// the sends, whose own limit is the account's sending rate.

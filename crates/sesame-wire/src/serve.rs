@@ -13,7 +13,7 @@ use sesame_model::Error;
 
 const SES_VERSION: &str = "2010-12-01";
 const SNS_VERSION: &str = "2010-03-31";
-const SNS_NAMESPACE: &str = "http://sns.amazonaws.com/doc/2010-03-31/";
+pub const SNS_NAMESPACE: &str = "http://sns.amazonaws.com/doc/2010-03-31/";
 
 /// A Query request's action and its parameters.
 pub enum QueryCall {
@@ -85,7 +85,7 @@ where
         QueryCall::Sns(action, params) => {
             let members = sns::dispatch(svc, caller, action, &params)
                 .await
-                .map_err(query_error)?;
+                .map_err(|e| WireError::from_domain(Protocol::SnsQuery, &e))?;
             xml::envelope(
                 action.name(),
                 SNS_NAMESPACE,
@@ -157,4 +157,44 @@ pub async fn serve_rest<S: sesv2::SesV2>(
         headers: vec![("x-amzn-requestid", request_id.to_owned())],
         body,
     })
+}
+
+/// The answer to a GET of `SubscribeURL`: SNS's ConfirmSubscription
+/// response, as SNS's own endpoint gives it.
+pub fn sns_confirmed(subscription_arn: &str, request_id: &str) -> WireResponse {
+    let mut x = crate::xml::XmlOut::new();
+    sns::ConfirmSubscriptionResponse {
+        subscription_arn: Some(subscription_arn.to_owned()),
+    }
+    .to_xml(&mut x);
+    let action = SnsAction::ConfirmSubscription;
+    WireResponse {
+        status: 200,
+        content_type: "text/xml",
+        headers: vec![("x-amzn-requestid", request_id.to_owned())],
+        body: xml::envelope(
+            action.name(),
+            SNS_NAMESPACE,
+            action.output(),
+            request_id,
+            &x.finish(),
+        ),
+    }
+}
+
+/// The answer to a GET of `UnsubscribeURL`: SNS's Unsubscribe response.
+pub fn sns_unsubscribed(request_id: &str) -> WireResponse {
+    let action = SnsAction::Unsubscribe;
+    WireResponse {
+        status: 200,
+        content_type: "text/xml",
+        headers: vec![("x-amzn-requestid", request_id.to_owned())],
+        body: xml::envelope(
+            action.name(),
+            SNS_NAMESPACE,
+            action.output(),
+            request_id,
+            &[],
+        ),
+    }
 }

@@ -11,6 +11,7 @@
 
 mod api;
 mod config;
+mod feedback;
 mod listener;
 mod mailbox;
 mod metrics;

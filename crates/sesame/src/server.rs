@@ -11,10 +11,14 @@ use crate::mailbox;
 use axum::Router;
 use axum::routing::get;
 use sesame_core::delivery::{CaptureTransport, DeliveryEngine, DeliverySettings, Transport};
+use sesame_core::feedback::notify::{Notifier, NotifySettings};
+use sesame_core::feedback::{FeedbackFormat, Publisher};
 use sesame_core::identities::{LinkOutcome, LinkSettings};
+use sesame_core::sns::SnsUrls;
+use sesame_core::sns::signing::Signer;
 use sesame_core::{
     AccountService, Credentials, CustomVerificationService, IdentityService, SendService,
-    SystemClock, TemplateService, Verifier, VerifierSettings,
+    SnsService, SystemClock, TemplateService, Verifier, VerifierSettings,
 };
 use sesame_model::AccountId;
 use sesame_smtp::{DirectSettings, DirectTransport, RelayTransport};
@@ -58,6 +62,47 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         clock.clone(),
         accounts.clone(),
     ));
+    // Sesame's SNS and the key its notifications are signed with (made
+    // once, kept in the store).
+    let sns = Arc::new(SnsService::new(dyn_store.clone(), clock.clone()));
+    let signer = Arc::new(
+        Signer::load(&*dyn_store, sesame_core::Clock::now_ms(&*clock))
+            .await
+            .map_err(|e| format!("cannot load the SNS signing key: {}", e.message))?,
+    );
+    let requeued = dyn_store
+        .requeue_topic_deliveries(sesame_core::Clock::now_ms(&*clock))
+        .await
+        .map_err(|e| format!("cannot requeue notifications: {e}"))?;
+    if requeued > 0 {
+        tracing::info!(
+            requeued,
+            "notifications in flight at the last stop are queued again"
+        );
+    }
+    let format: Arc<dyn FeedbackFormat> = Arc::new(crate::feedback::WireFormat);
+    let publisher = Arc::new(Publisher::new(
+        dyn_store.clone(),
+        clock.clone(),
+        format.clone(),
+    ));
+    let notifier = Arc::new(Notifier::new(
+        dyn_store.clone(),
+        clock.clone(),
+        signer.clone(),
+        SnsUrls {
+            public_url: settings.public_url.clone(),
+        },
+        format,
+        Arc::new(crate::feedback::HttpWebhook::new(
+            settings.delivery.allow_private,
+        )?),
+        sending.clone(),
+        NotifySettings {
+            email_from: settings.verification_from.clone(),
+            ..Default::default()
+        },
+    ));
     let app = Arc::new(App {
         ses: sesame_api::Api {
             identities: IdentityService::new(
@@ -74,6 +119,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             )
             .with_pacer(pacer),
             sending,
+            sns: sns.clone(),
             templates: TemplateService::new(dyn_store.clone(), clock.clone()),
             custom_verification: CustomVerificationService::new(
                 dyn_store.clone(),
@@ -153,6 +199,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .clone()
         .map(|h| tokio::spawn(crate::metrics::upkeep(h, stop.clone())));
     let delivery = tokio::spawn(engine.run(stop.clone()));
+    let publishing = tokio::spawn(publisher.run(stop.clone()));
+    let notifying = tokio::spawn(notifier.run(stop.clone()));
     let conns =
         crate::listener::Connections::new(guard.max_connections, guard.max_connections_per_peer);
     let metrics_listener = match guard.metrics_listen {
@@ -171,7 +219,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .route(
             "/_sesame/verify/{token}",
             get(open_link).with_state(app.clone()),
-        );
+        )
+        .merge(crate::feedback::routes(crate::feedback::SnsPublic {
+            sns: sns.clone(),
+            signer: signer.clone(),
+        }));
     // Metrics are on the API listener only in --dev or behind a token;
     // with --metrics-listen they are served there instead.
     let metrics_task = match metrics_listener {
@@ -251,6 +303,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ("the DKIM zone listener", zone),
         ("the metrics upkeep", upkeep),
         ("the metrics listener", metrics_task),
+        ("event publishing", Some(publishing)),
+        ("the SNS notifier", Some(notifying)),
     ] {
         if let Some(task) = task
             && let Err(e) = task.await

@@ -97,6 +97,38 @@ impl DeliveryEngine {
         )
     }
 
+    /// A DeliveryDelay event: `recipients` were deferred (a 4xx reply, or
+    /// no connection) and will be retried until the message expires.
+    pub(super) fn delay_event(
+        &self,
+        d: &QueuedDelivery,
+        recipients: &[String],
+        reason: &str,
+        at: Millis,
+    ) -> Event {
+        let (delay_type, status) = delay_of(reason);
+        let delayed = recipients
+            .iter()
+            .map(|r| DelayedRecipient {
+                address: r.clone(),
+                status: status.to_owned(),
+                diagnostic_code: format!("smtp; {reason}"),
+            })
+            .collect();
+        self.event(
+            d,
+            EventKind::DeliveryDelay,
+            recipients,
+            at,
+            EventDetail::DeliveryDelay {
+                delay_type: delay_type.to_owned(),
+                delayed,
+                expires_at: d.accepted_at + self.settings.retry.max_age_ms,
+                reporting_mta: self.settings.reporting_mta.clone(),
+            },
+        )
+    }
+
     pub(super) fn bounce_event(
         &self,
         d: &QueuedDelivery,
@@ -119,6 +151,25 @@ impl DeliveryEngine {
                 feedback_id: feedback_id(),
             },
         )
+    }
+}
+
+/// SES's `delayType` and the status for a deferral's reason: a receiver's
+/// 4xx reply (its enhanced code when it gave one), or no conversation at all.
+fn delay_of(reason: &str) -> (&'static str, &str) {
+    let words: Vec<&str> = reason.split_whitespace().collect();
+    let enhanced = words
+        .iter()
+        .find(|w| w.starts_with("4.") && w.split('.').count() == 3)
+        .copied();
+    let replied = words
+        .first()
+        .is_some_and(|w| w.len() == 3 && w.starts_with('4'));
+    match (replied, enhanced) {
+        (_, Some("4.2.2")) => ("MailboxFull", "4.2.2"),
+        (true, Some(code)) => ("RecipientServerError", code),
+        (true, None) => ("RecipientServerError", "4.0.0"),
+        (false, _) => ("TransientCommunicationFailure", "4.4.1"),
     }
 }
 

@@ -74,6 +74,8 @@ async fn accept(store: &dyn Store, id: &str, from: &str, to: &[&str], now: Milli
         subject: Some("Hi".into()),
         created_at: now,
         raw: b"From: a@mail.example.com\r\nTo: x@dest.test\r\nSubject: Hi\r\n\r\nbody\r\n".to_vec(),
+        meta: Default::default(),
+        events: vec![],
     };
     let q = QuotaCheck {
         now,
@@ -398,6 +400,8 @@ async fn the_memory_budget_bounds_large_messages_in_flight() {
             subject: Some("Big".into()),
             created_at: clock.now_ms(),
             raw: body(kib),
+            meta: Default::default(),
+            events: vec![],
         };
         store.accept_message(&s, &m, &q).await.unwrap();
     }

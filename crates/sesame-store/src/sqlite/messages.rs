@@ -19,6 +19,8 @@ pub(super) fn decode_message(r: &SqliteRow) -> Result<StoredMessage> {
             subject: r.try_get("subject")?,
             created_at: r.try_get("created_at")?,
             raw: r.try_get("raw")?,
+            meta: from_json(r.try_get("meta")?)?,
+            events: vec![],
         },
     })
 }
@@ -100,12 +102,12 @@ impl SqliteStore {
     ) -> Result<Acceptance> {
         let (reply, answer) = oneshot::channel();
         self.submit(
-            Job::Accept(AcceptJob {
+            Job::Accept(Box::new(AcceptJob {
                 scope: scope.clone(),
                 message: message.clone(),
                 quota: *quota,
                 reply,
-            }),
+            })),
             answer,
         )
         .await
@@ -113,7 +115,8 @@ impl SqliteStore {
 
     pub(super) async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>> {
         let mut sql = String::from(
-            "SELECT id, account_id, region, operation, source, destinations, subject, created_at, raw
+            "SELECT id, account_id, region, operation, source, destinations, subject, created_at, raw,
+                    meta
              FROM messages WHERE 1 = 1",
         );
         if filter.recipient.is_some() {
@@ -143,7 +146,8 @@ impl SqliteStore {
 
     pub(super) async fn get_message(&self, id: &str) -> Result<Option<StoredMessage>> {
         let row = sqlx::query(
-            "SELECT id, account_id, region, operation, source, destinations, subject, created_at, raw
+            "SELECT id, account_id, region, operation, source, destinations, subject, created_at, raw,
+                    meta
              FROM messages WHERE id = ?",
         )
         .bind(id)

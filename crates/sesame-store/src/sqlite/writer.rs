@@ -86,7 +86,7 @@ const CHECKPOINT_REST: Duration = Duration::from_millis(20);
 
 /// A write waiting for the writer.
 pub(super) enum Job {
-    Accept(AcceptJob),
+    Accept(Box<AcceptJob>),
     Queue(QueueJob),
 }
 
@@ -252,7 +252,7 @@ fn run(
         let mut others = vec![];
         for job in jobs.drain(..) {
             match job {
-                Job::Accept(a) => accepts.push(a),
+                Job::Accept(a) => accepts.push(*a),
                 Job::Queue(q) => others.push(q),
             }
         }

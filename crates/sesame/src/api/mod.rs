@@ -104,9 +104,14 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     .await;
 
+    // An SNS caller's errors come in SNS's envelope.
+    let reply_in = match &caller {
+        Some(c) if c.sns => Protocol::SnsQuery,
+        _ => protocol,
+    };
     let (op, response) = match outcome {
         Ok((op, r)) => (op, r),
-        Err((op, e)) => (op, encode_error(protocol, &e, &request_id)),
+        Err((op, e)) => (op, encode_error(reply_in, &e, &request_id)),
     };
     tracing::info!(
         request_id = %request_id,
@@ -137,6 +142,10 @@ async fn dispatch(
     request_id: &str,
 ) -> Result<(Option<&'static str>, WireResponse), Failure> {
     let url_query = parts.uri.query().unwrap_or("");
+    let protocol = match protocol {
+        Protocol::Query if caller.sns => Protocol::SnsQuery,
+        p => p,
+    };
     let admit = |op: &'static str| -> Result<(), Failure> {
         if sesame_wire::counts_against_api_rate(op) {
             app.api_rate
@@ -146,7 +155,7 @@ async fn dispatch(
         Ok(())
     };
     match protocol {
-        Protocol::Query => {
+        Protocol::Query | Protocol::SnsQuery => {
             let call = serve::route_query(body, url_query, caller.sns).map_err(|e| (None, e))?;
             let op = call.name();
             admit(op)?;

@@ -107,7 +107,7 @@ pub(super) fn accept_batch<'a>(
     }
     let mut message = conn.prepare_cached(
         "INSERT INTO messages (id, account_id, region, operation, source, destinations,
-           subject, created_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           subject, created_at, raw, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     // One delivery per accepted message and recipient domain: made by the
     // acceptance itself (finished as it is born), born claimed while the
@@ -138,7 +138,10 @@ pub(super) fn accept_batch<'a>(
             m.subject,
             m.created_at,
             m.raw,
+            to_json(&m.meta)?,
         ])?;
+        // The acceptance's own events (Send) come before its deliveries'.
+        insert_events(conn, &m.events)?;
         // One copy of the message for all its domains' born deliveries.
         let mut shared: Option<Bytes> = None;
         for (domain, recipients) in group_by_domain(&m.destinations) {
@@ -193,6 +196,8 @@ pub(super) fn accept_batch<'a>(
                         raw: shared
                             .get_or_insert_with(|| Bytes::copy_from_slice(&m.raw))
                             .clone(),
+                        operation: m.operation.clone(),
+                        meta: m.meta.clone(),
                     },
                 });
             }

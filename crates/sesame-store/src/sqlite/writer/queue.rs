@@ -51,7 +51,8 @@ pub(super) fn claim_deliveries(
     // The claimed deliveries with their messages, in one query.
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, d.message_id, d.account_id, d.region, d.domain, d.recipients,
-                d.attempts, d.accepted_at, m.source, m.destinations, m.subject, m.raw
+                d.attempts, d.accepted_at, m.source, m.destinations, m.subject, m.raw,
+                m.operation, m.meta
          FROM deliveries d JOIN messages m ON m.id = d.message_id
          WHERE d.id IN (SELECT value FROM json_each(?))
          ORDER BY d.next_attempt_at",
@@ -87,6 +88,8 @@ pub(super) fn claim_deliveries(
             attempts: r.get::<_, i64>("attempts")?.clamp(0, u32::MAX as i64) as u32,
             accepted_at: r.get("accepted_at")?,
             raw,
+            operation: r.get("operation")?,
+            meta: from_json(&r.get::<_, String>("meta")?)?,
         });
     }
     // A delivery whose message is gone ends. (Clearing the mailbox takes

@@ -1,0 +1,152 @@
+//! Feedback: recorded events reach the places their senders asked for.
+//!
+//! Every event is stored in the transaction that makes it (acceptance,
+//! delivery outcome, rendering failure), so the events table is the
+//! outbox. The [`Publisher`] reads it in order from its cursor, decides
+//! where each event goes (the destinations of its message's configuration
+//! set that match its type), renders it in SES's event JSON, and stores the
+//! topic messages with their deliveries and the moved cursor in one
+//! transaction. A crash anywhere repeats at most one batch; nothing is lost.
+//! The [`notify::Notifier`] then delivers each topic message to each
+//! subscription, signed, retrying until it is taken.
+
+pub mod notify;
+
+use crate::Clock;
+use sesame_model::configuration_set::DestinationTarget;
+use sesame_model::sns::{EVENT_SUBJECT, MessageType, TopicMessage};
+use sesame_model::{ConfigurationSet, Event, Scope};
+use sesame_store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Renders what Sesame publishes in the wire's shapes (SES's event JSON,
+/// SNS's envelope); implemented outside the domain, by the wire layer.
+pub trait FeedbackFormat: Send + Sync {
+    /// SES's event-publishing record (`eventType`).
+    fn event(&self, event: &Event) -> String;
+    /// An SNS message as delivered over HTTP or email-json.
+    fn envelope(&self, envelope: &sesame_model::sns::Envelope) -> String;
+}
+
+/// The cursor's name in the store.
+const CURSOR: &str = "event-publishing";
+/// Events read per batch.
+const BATCH: u32 = 256;
+/// How often an idle publisher looks for new events.
+const IDLE: Duration = Duration::from_millis(100);
+
+pub struct Publisher {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    format: Arc<dyn FeedbackFormat>,
+    published: metrics::Counter,
+}
+
+impl Publisher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        format: Arc<dyn FeedbackFormat>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            format,
+            published: metrics::counter!("sesame_events_published_total"),
+        }
+    }
+
+    /// Publishes until `stop` turns true. On a store that has never
+    /// published, it starts after the events already recorded.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let idle = match self.step().await {
+                Ok(n) => n < BATCH as usize,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "event publishing failed; retrying");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One batch: how many events it read.
+    pub async fn step(&self) -> Result<usize, sesame_model::Error> {
+        let cursor = match self.store.cursor(CURSOR).await.map_err(crate::internal)? {
+            Some(c) => c,
+            None => {
+                let last = self.store.last_event_seq().await.map_err(crate::internal)?;
+                self.store
+                    .publish_messages(&[], Some((CURSOR, last)), self.clock.now_ms())
+                    .await
+                    .map_err(crate::internal)?;
+                last
+            }
+        };
+        let events = self
+            .store
+            .events_after(cursor, BATCH)
+            .await
+            .map_err(crate::internal)?;
+        let Some(&(last, _)) = events.last() else {
+            return Ok(0);
+        };
+        let mut sets: HashMap<(Scope, String), Option<ConfigurationSet>> = HashMap::new();
+        let mut messages = vec![];
+        for (_, e) in &events {
+            let Some(name) = &e.mail.meta.configuration_set else {
+                continue;
+            };
+            let key = (e.scope.clone(), name.clone());
+            if !sets.contains_key(&key) {
+                let set = self
+                    .store
+                    .get_configuration_set(&e.scope, name)
+                    .await
+                    .map_err(crate::internal)?;
+                sets.insert(key.clone(), set);
+            }
+            let Some(set) = sets.get(&key).and_then(Option::as_ref) else {
+                continue;
+            };
+            let mut body = None;
+            for d in set
+                .event_destinations
+                .iter()
+                .filter(|d| d.publishes(e.kind))
+            {
+                match &d.target {
+                    DestinationTarget::Sns { topic_arn } => {
+                        let message = body.get_or_insert_with(|| self.format.event(e)).clone();
+                        messages.push(TopicMessage {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            kind: MessageType::Notification,
+                            topic_arn: topic_arn.clone(),
+                            subject: Some(EVENT_SUBJECT.to_owned()),
+                            message,
+                            created_at: self.clock.now_ms(),
+                            to: None,
+                        });
+                    }
+                }
+            }
+        }
+        self.store
+            .publish_messages(&messages, Some((CURSOR, last)), self.clock.now_ms())
+            .await
+            .map_err(crate::internal)?;
+        self.published.increment(messages.len() as u64);
+        Ok(events.len())
+    }
+}

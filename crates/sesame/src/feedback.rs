@@ -1,0 +1,196 @@
+//! Feedback's outside: the wire's renderings handed to the domain, the
+//! HTTP client that POSTs notifications to subscribers, and the public
+//! SNS endpoints (`SubscribeURL`, `UnsubscribeURL`, `SigningCertURL`).
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sesame_core::SnsService;
+use sesame_core::feedback::FeedbackFormat;
+use sesame_core::feedback::notify::Webhook;
+use sesame_core::sns::signing::Signer;
+use sesame_model::Event;
+use sesame_model::sns::Envelope;
+use sesame_wire::{Protocol, WireError};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// SES's event JSON and SNS's envelope, as `sesame-wire` writes them.
+pub struct WireFormat;
+
+impl FeedbackFormat for WireFormat {
+    fn event(&self, event: &Event) -> String {
+        sesame_wire::events::event_message(event)
+    }
+    fn envelope(&self, envelope: &Envelope) -> String {
+        sesame_wire::events::envelope_json(envelope)
+    }
+}
+
+/// POSTs to HTTP(S) subscribers with reqwest (rustls), following no
+/// redirects. Unless `--delivery-allow-private`, an endpoint that is or
+/// resolves to a loopback, private or otherwise non-public address is
+/// refused, so that a caller cannot make Sesame reach its own network.
+pub struct HttpWebhook {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+/// Resolves names for the client, keeping only public addresses.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| sesame_smtp::direct::is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+impl HttpWebhook {
+    pub fn new(allow_private: bool) -> Result<Self, String> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(15))
+            .user_agent("Amazon Simple Notification Service Agent");
+        if !allow_private {
+            b = b.dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(Self {
+            client: b
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
+            allow_private,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Webhook for HttpWebhook {
+    async fn post(
+        &self,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    ) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad endpoint: {e}"))?;
+        if !self.allow_private {
+            let literal = parsed
+                .host_str()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|h| h.parse::<IpAddr>().ok());
+            if literal.is_some_and(|ip| !sesame_smtp::direct::is_public(ip)) {
+                return Err(
+                    "the endpoint's address is not public (see --delivery-allow-private)".into(),
+                );
+            }
+        }
+        let mut req = self
+            .client
+            .post(parsed)
+            .header("content-type", "text/plain; charset=UTF-8")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the endpoint answered {}", resp.status()))
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SnsPublic {
+    pub sns: Arc<SnsService>,
+    pub signer: Arc<Signer>,
+}
+
+/// `/_sesame/sns/…`: the links in SNS messages, which need no credentials.
+pub fn routes<S: Clone + Send + Sync + 'static>(state: SnsPublic) -> Router<S> {
+    Router::new()
+        .route("/_sesame/sns/confirm", get(confirm))
+        .route("/_sesame/sns/unsubscribe", get(unsubscribe))
+        .route("/_sesame/sns/{file}", get(certificate))
+        .with_state(state)
+}
+
+fn wire(r: sesame_wire::WireResponse) -> Response {
+    let mut resp = (
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        r.body,
+    )
+        .into_response();
+    if let Ok(v) = header::HeaderValue::from_str(r.content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn error(e: sesame_model::Error, request_id: &str) -> Response {
+    let w = WireError::from_domain(Protocol::SnsQuery, &e);
+    wire(sesame_wire::encode_error(
+        Protocol::SnsQuery,
+        &w,
+        request_id,
+    ))
+}
+
+async fn confirm(State(s): State<SnsPublic>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (Some(topic), Some(token)) = (q.get("TopicArn"), q.get("Token")) else {
+        return error(
+            sesame_model::sns::invalid_parameter("Invalid parameter: TopicArn or Token"),
+            &request_id,
+        );
+    };
+    match s.sns.confirm(topic, token).await {
+        Ok(arn) => wire(sesame_wire::serve::sns_confirmed(&arn, &request_id)),
+        Err(e) => error(e, &request_id),
+    }
+}
+
+async fn unsubscribe(
+    State(s): State<SnsPublic>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let Some(arn) = q.get("SubscriptionArn") else {
+        return error(
+            sesame_model::sns::invalid_parameter("Invalid parameter: SubscriptionArn"),
+            &request_id,
+        );
+    };
+    match s.sns.unsubscribe(None, arn).await {
+        Ok(()) => wire(sesame_wire::serve::sns_unsubscribed(&request_id)),
+        Err(e) => error(e, &request_id),
+    }
+}
+
+/// The signing certificate, under the name `SigningCertURL` gives.
+async fn certificate(State(s): State<SnsPublic>, Path(file): Path<String>) -> Response {
+    if file != s.signer.cert_name() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/x-x509-ca-cert")],
+        s.signer.certificate_pem().to_owned(),
+    )
+        .into_response()
+}

@@ -1,0 +1,259 @@
+"""Feedback over Sesame's own SNS, with real clients and a real HTTP
+endpoint on loopback: boto3's `sns` client makes a topic and subscribes an
+endpoint; the endpoint confirms by fetching SubscribeURL; a configuration
+set publishes events to the topic; every notification's signature (version
+1 and 2) verifies with the certificate served at SigningCertURL."""
+import base64
+import http.server
+import json
+import queue
+import threading
+import time
+import urllib.request
+
+import botocore.exceptions
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from helpers import error as err
+
+
+class Endpoint:
+    """An HTTP endpoint that records every POST (headers and JSON body);
+    `down` makes it answer 503."""
+
+    def __init__(self):
+        self.received = queue.Queue()
+        self.down = False
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if endpoint.down:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                endpoint.received.put((dict(self.headers), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
+
+    def next(self, timeout=20):
+        return self.received.get(timeout=timeout)
+
+    def until(self, pred, timeout=30):
+        deadline = time.time() + timeout
+        seen = []
+        while time.time() < deadline:
+            try:
+                h, m = self.received.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                break
+            seen.append(m)
+            if pred(m):
+                return h, m
+        raise AssertionError(f"no matching notification; saw {seen}")
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def endpoint():
+    e = Endpoint()
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def prod(make_server):
+    return make_server(["--dev", "--auto-verify", "--no-sandbox", "--delivery-allow-private"])
+
+
+SIGNED = {
+    "Notification": ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"],
+    "SubscriptionConfirmation": ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"],
+}
+
+
+def verify(m):
+    """Checks a message's signature with the certificate at SigningCertURL."""
+    with urllib.request.urlopen(m["SigningCertURL"], timeout=5) as r:
+        cert = x509.load_pem_x509_certificate(r.read())
+    text = "".join(f"{k}\n{m[k]}\n" for k in SIGNED[m["Type"]] if k in m)
+    digest = hashes.SHA1() if m["SignatureVersion"] == "1" else hashes.SHA256()
+    cert.public_key().verify(base64.b64decode(m["Signature"]), text.encode(), padding.PKCS1v15(), digest)
+
+
+def subscribe(server, endpoint, topic_name="ses-events", attributes=None):
+    sns = server.client("sns")
+    arn = sns.create_topic(Name=topic_name, Attributes=attributes or {})["TopicArn"]
+    assert sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=endpoint.url)["SubscriptionArn"] == "pending confirmation"
+    headers, confirmation = endpoint.next()
+    assert headers["x-amz-sns-message-type"] == "SubscriptionConfirmation"
+    assert confirmation["Type"] == "SubscriptionConfirmation" and confirmation["TopicArn"] == arn
+    verify(confirmation)
+    subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+    assert [s["SubscriptionArn"] for s in subs] == ["PendingConfirmation"]
+    with urllib.request.urlopen(confirmation["SubscribeURL"], timeout=5) as r:
+        assert b"<SubscriptionArn>" in r.read()
+    sub = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"][0]["SubscriptionArn"]
+    assert sub.startswith(arn + ":")
+    return sns, arn, sub
+
+
+def test_topics_subscriptions_and_signed_publish(prod, endpoint):
+    sns, arn, sub = subscribe(prod, endpoint)
+    assert sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]["PendingConfirmation"] == "false"
+    attrs = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+    assert attrs["SubscriptionsConfirmed"] == "1" and attrs["SignatureVersion"] == "1"
+
+    msg_id = sns.publish(TopicArn=arn, Subject="hello", Message="first")["MessageId"]
+    headers, m = endpoint.next()
+    assert headers["x-amz-sns-subscription-arn"] == sub
+    assert (m["Type"], m["MessageId"], m["Subject"], m["Message"]) == ("Notification", msg_id, "hello", "first")
+    assert m["SignatureVersion"] == "1"
+    verify(m)
+
+    sns.set_topic_attributes(TopicArn=arn, AttributeName="SignatureVersion", AttributeValue="2")
+    sns.publish(TopicArn=arn, Message="second")
+    _, m = endpoint.next()
+    assert m["SignatureVersion"] == "2" and "Subject" not in m
+    verify(m)
+
+    # A tampered message does not verify.
+    m["Message"] = "forged"
+    with pytest.raises(Exception):
+        verify(m)
+
+    # SNS's errors, in SNS's envelope.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sns.publish(TopicArn=arn + "-missing", Message="x")
+    assert err(e)[0] == "NotFound"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:111111111111:q")
+    assert err(e)[0] == "NotImplemented"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sns.create_topic(Name="bad.name")
+    assert err(e)[0] == "InvalidParameter"
+
+    # UnsubscribeURL works: nothing more is delivered.
+    sns.publish(TopicArn=arn, Message="third")
+    _, m = endpoint.next()
+    with urllib.request.urlopen(m["UnsubscribeURL"], timeout=5) as r:
+        assert r.status == 200
+    assert sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"] == []
+    sns.publish(TopicArn=arn, Message="fourth")
+    with pytest.raises(queue.Empty):
+        endpoint.next(timeout=2)
+
+
+def test_configuration_set_events_reach_the_topic(prod, endpoint):
+    sns, arn, _ = subscribe(prod, endpoint)
+    sesv2, ses = prod.client("sesv2"), prod.client("ses")
+    sesv2.create_email_identity(EmailIdentity="example.com")
+    sesv2.create_configuration_set(ConfigurationSetName="feedback")
+    sesv2.create_configuration_set_event_destination(
+        ConfigurationSetName="feedback", EventDestinationName="to-sns",
+        EventDestination={"Enabled": True, "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT"],
+                          "SnsDestination": {"TopicArn": arn}})
+    _, m = endpoint.next()
+    assert m["Message"] == "Successfully validated SNS topic for Amazon SES event publishing."
+    got = sesv2.get_configuration_set_event_destinations(ConfigurationSetName="feedback")["EventDestinations"]
+    assert got[0]["Name"] == "to-sns" and sorted(got[0]["MatchingEventTypes"]) == ["BOUNCE", "COMPLAINT", "DELIVERY", "SEND"]
+    described = ses.describe_configuration_set(ConfigurationSetName="feedback",
+                                               ConfigurationSetAttributeNames=["eventDestinations"])
+    assert sorted(described["EventDestinations"][0]["MatchingEventTypes"]) == ["bounce", "complaint", "delivery", "send"]
+
+    events = {}
+    for to in ["success@simulator.amazonses.com", "bounce@simulator.amazonses.com",
+               "complaint@simulator.amazonses.com"]:
+        sesv2.send_email(FromEmailAddress="Sender <sender@example.com>", Destination={"ToAddresses": [to]},
+                         Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+                         ConfigurationSetName="feedback",
+                         EmailTags=[{"Name": "campaign", "Value": "launch"}])
+    deadline = time.time() + 30
+    while time.time() < deadline and len(events) < 4:
+        _, m = endpoint.next()
+        verify(m)
+        assert m["Subject"] == "Amazon SES Email Event Notification"
+        record = json.loads(m["Message"])
+        events.setdefault(record["eventType"], []).append(record)
+        if {"Send", "Delivery", "Bounce", "Complaint"} <= set(events) and len(events["Send"]) == 3:
+            break
+    assert len(events["Send"]) == 3
+    bounce = events["Bounce"][0]
+    assert bounce["bounce"]["bounceType"] == "Permanent"
+    assert bounce["bounce"]["bouncedRecipients"][0]["emailAddress"] == "bounce@simulator.amazonses.com"
+    assert events["Complaint"][0]["complaint"]["complainedRecipients"][0]["emailAddress"] == "complaint@simulator.amazonses.com"
+    mail = events["Send"][0]["mail"]
+    assert mail["tags"]["ses:configuration-set"] == ["feedback"]
+    assert mail["tags"]["campaign"] == ["launch"]
+    assert mail["tags"]["ses:from-domain"] == ["example.com"]
+    assert mail["commonHeaders"]["from"] == ["Sender <sender@example.com>"]
+    assert events["Send"][0]["send"] == {}
+
+    # v1 destinations: refusals by name and SES's errors.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ses.create_configuration_set_event_destination(
+            ConfigurationSetName="feedback",
+            EventDestination={"Name": "cw", "Enabled": True, "MatchingEventTypes": ["send"],
+                              "CloudWatchDestination": {"DimensionConfigurations": [
+                                  {"DimensionName": "d", "DimensionValueSource": "messageTag",
+                                   "DefaultDimensionValue": "x"}]}})
+    assert err(e)[0] == "NotImplemented" and "CloudWatchDestination" in err(e)[1]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ses.create_configuration_set_event_destination(
+            ConfigurationSetName="feedback",
+            EventDestination={"Name": "other", "Enabled": True, "MatchingEventTypes": ["send"],
+                              "SNSDestination": {"TopicARN": arn + "-nope"}})
+    assert err(e) == ("InvalidSNSDestination", f"SNS topic <{arn}-nope> not found.")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ses.delete_configuration_set_event_destination(ConfigurationSetName="feedback",
+                                                       EventDestinationName="missing")
+    assert err(e) == ("EventDestinationDoesNotExist", "No EventDestination found for missing")
+    ses.delete_configuration_set_event_destination(ConfigurationSetName="feedback", EventDestinationName="to-sns")
+    assert sesv2.get_configuration_set_event_destinations(ConfigurationSetName="feedback")["EventDestinations"] == []
+
+
+def test_a_notification_waits_for_an_endpoint_that_is_down(prod, endpoint):
+    sns, arn, _ = subscribe(prod, endpoint)
+    endpoint.down = True
+    sns.publish(TopicArn=arn, Message="kept")
+    time.sleep(2.5)
+    endpoint.down = False
+    _, m = endpoint.until(lambda m: m.get("Message") == "kept")
+    verify(m)
+
+
+def test_a_notification_survives_kill_9(make_server, endpoint):
+    server = make_server(["--dev", "--auto-verify", "--no-sandbox", "--delivery-allow-private"])
+    sns, arn, _ = subscribe(server, endpoint)
+    endpoint.down = True
+    sns.publish(TopicArn=arn, Message="durable")
+    time.sleep(1)
+    server.proc.kill()
+    server.proc.wait()
+    endpoint.down = False
+    server.start()
+    _, m = endpoint.until(lambda m: m.get("Message") == "durable")
+    verify(m)
+
+
+def test_private_endpoints_are_refused_without_the_flag(make_server, endpoint):
+    server = make_server(["--dev"])
+    sns = server.client("sns")
+    arn = sns.create_topic(Name="t")["TopicArn"]
+    sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=endpoint.url)
+    with pytest.raises(queue.Empty):
+        endpoint.next(timeout=3)
+    assert "not public" in server.read_log()
