@@ -129,12 +129,20 @@ def test_options_sesame_cannot_carry_out_are_refused_by_name(prod):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ses.update_configuration_set_reputation_metrics_enabled(ConfigurationSetName="s", Enabled=True)
     assert err(e)[0] == "NotImplemented"
-    # Event destinations are the feedback issue's; until then they name themselves.
+    # An SNS destination must be a topic of the caller's; destinations Sesame
+    # cannot serve yet name themselves (test_feedback.py has the rest).
     with pytest.raises(botocore.exceptions.ClientError) as e:
         sesv2.create_configuration_set_event_destination(
             ConfigurationSetName="s", EventDestinationName="d",
             EventDestination={"MatchingEventTypes": ["BOUNCE"], "SnsDestination": {"TopicArn": "arn:aws:sns:us-east-1:000000000000:t"}})
-    assert err(e)[0] == "NotImplemented" and "CreateConfigurationSetEventDestination" in err(e)[1]
+    assert err(e) == ("BadRequestException", "SNS topic <arn:aws:sns:us-east-1:000000000000:t> not found.")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sesv2.create_configuration_set_event_destination(
+            ConfigurationSetName="s", EventDestinationName="d",
+            EventDestination={"MatchingEventTypes": ["BOUNCE"],
+                              "EventBridgeDestination": {"EventBusArn": "arn:aws:events:us-east-1:000000000000:event-bus/default"}})
+    assert err(e)[0] == "NotImplemented" and "EventBridgeDestination" in err(e)[1]
+    assert sesv2.get_configuration_set_event_destinations(ConfigurationSetName="s")["EventDestinations"] == []
 
 
 def test_the_aws_cli_drives_configuration_sets(prod):

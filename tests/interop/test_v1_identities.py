@@ -137,13 +137,18 @@ def test_sns_requests_reach_snss_own_operations(server):
     itself, after its input has been checked against the model."""
     sns = server.client("sns")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        sns.list_topics()
+        sns.list_platform_applications()
     assert code(e) == "NotImplemented"
-    assert message(e) == "Sesame does not implement the SNS operation ListTopics yet."
+    assert message(e) == "Sesame does not implement the SNS operation ListPlatformApplications yet."
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        sns.create_topic(Name="t", Attributes={"DisplayName": "x"}, Tags=[{"Key": "k", "Value": "v"}])
-    assert code(e) == "NotImplemented" and "CreateTopic" in message(e)
+        sns.add_permission(TopicArn="arn:aws:sns:us-east-1:111111111111:t", Label="l",
+                           AWSAccountId=["222222222222"], ActionName=["Publish"])
+    assert code(e) == "NotImplemented" and "AddPermission" in message(e)
+    # Served operations answer in SNS's own error envelope.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sns.get_topic_attributes(TopicArn="arn:aws:sns:us-east-1:111111111111:missing")
+    assert code(e) == "NotFound"
 
 
 def test_regions_are_separate(server, unique):

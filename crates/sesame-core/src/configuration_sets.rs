@@ -98,6 +98,20 @@ impl ConfigurationSetService {
         .await
     }
 
+    /// Stores a changed set; SES's error when it was deleted meanwhile.
+    async fn save(&self, scope: &Scope, set: &ConfigurationSet) -> Result<(), Error> {
+        if self
+            .store
+            .update_configuration_set(scope, set)
+            .await
+            .map_err(internal)?
+        {
+            Ok(())
+        } else {
+            Err(does_not_exist(&set.name))
+        }
+    }
+
     /// Enables or pauses sending through the set.
     pub async fn set_sending_enabled(
         &self,
@@ -107,16 +121,7 @@ impl ConfigurationSetService {
     ) -> Result<(), Error> {
         let mut set = self.get(scope, name).await?;
         set.sending_enabled = enabled;
-        if self
-            .store
-            .update_configuration_set(scope, &set)
-            .await
-            .map_err(internal)?
-        {
-            Ok(())
-        } else {
-            Err(does_not_exist(name))
-        }
+        self.save(scope, &set).await
     }
 
     /// Adds an event destination (`add`) or replaces the one of its name.
@@ -146,14 +151,7 @@ impl ConfigurationSetService {
         } else {
             set.update_destination(d)?;
         }
-        if !self
-            .store
-            .update_configuration_set(scope, &set)
-            .await
-            .map_err(internal)?
-        {
-            return Err(does_not_exist(name));
-        }
+        self.save(scope, &set).await?;
         if add {
             let now = self.clock.now_ms();
             let m = TopicMessage {
@@ -181,15 +179,6 @@ impl ConfigurationSetService {
     ) -> Result<(), Error> {
         let mut set = self.get(scope, name).await?;
         set.remove_destination(destination)?;
-        if self
-            .store
-            .update_configuration_set(scope, &set)
-            .await
-            .map_err(internal)?
-        {
-            Ok(())
-        } else {
-            Err(does_not_exist(name))
-        }
+        self.save(scope, &set).await
     }
 }

@@ -313,16 +313,22 @@ impl SnsService {
         };
         sub.confirmed = true;
         sub.token = None;
-        if !self
+        self.save_subscription(&sub).await?;
+        tracing::info!(subscription = %sub.arn, "subscription confirmed");
+        Ok(sub.arn)
+    }
+
+    async fn save_subscription(&self, sub: &Subscription) -> Result<(), Error> {
+        if self
             .store
-            .update_subscription(&sub, None, self.clock.now_ms())
+            .update_subscription(sub, None, self.clock.now_ms())
             .await
             .map_err(internal)?
         {
-            return Err(subscription_not_found());
+            Ok(())
+        } else {
+            Err(subscription_not_found())
         }
-        tracing::info!(subscription = %sub.arn, "subscription confirmed");
-        Ok(sub.arn)
     }
 
     /// A subscription the caller owns (or anyone, for `None`: the
@@ -382,15 +388,7 @@ impl SnsService {
     ) -> Result<(), Error> {
         let mut s = self.subscription(Some(scope), arn).await?;
         s.set_attribute(name, value)?;
-        if !self
-            .store
-            .update_subscription(&s, None, self.clock.now_ms())
-            .await
-            .map_err(internal)?
-        {
-            return Err(subscription_not_found());
-        }
-        Ok(())
+        self.save_subscription(&s).await
     }
 
     pub async fn list_subscriptions(

@@ -167,24 +167,15 @@ pub fn sns_confirmed(subscription_arn: &str, request_id: &str) -> WireResponse {
         subscription_arn: Some(subscription_arn.to_owned()),
     }
     .to_xml(&mut x);
-    let action = SnsAction::ConfirmSubscription;
-    WireResponse {
-        status: 200,
-        content_type: "text/xml",
-        headers: vec![("x-amzn-requestid", request_id.to_owned())],
-        body: xml::envelope(
-            action.name(),
-            SNS_NAMESPACE,
-            action.output(),
-            request_id,
-            &x.finish(),
-        ),
-    }
+    sns_page(SnsAction::ConfirmSubscription, request_id, &x.finish())
 }
 
 /// The answer to a GET of `UnsubscribeURL`: SNS's Unsubscribe response.
 pub fn sns_unsubscribed(request_id: &str) -> WireResponse {
-    let action = SnsAction::Unsubscribe;
+    sns_page(SnsAction::Unsubscribe, request_id, &[])
+}
+
+fn sns_page(action: SnsAction, request_id: &str, members: &[u8]) -> WireResponse {
     WireResponse {
         status: 200,
         content_type: "text/xml",
@@ -194,7 +185,7 @@ pub fn sns_unsubscribed(request_id: &str) -> WireResponse {
             SNS_NAMESPACE,
             action.output(),
             request_id,
-            &[],
+            members,
         ),
     }
 }

@@ -557,18 +557,32 @@ async fn deferrals_retry_on_schedule_then_bounce_when_too_old() {
     assert_eq!(t.seen.lock().unwrap().len(), 2);
     let q = store.list_queue(None, 10).await.unwrap();
     assert_eq!(q[0].state, sesame_model::DeliveryState::Failed);
+    // The deferral was a DeliveryDelay event; giving up, a bounce.
     let ev = events(&store).await;
-    assert_eq!(ev.len(), 1);
-    match &ev[0].detail {
-        EventDetail::Bounce {
-            bounce_type,
-            bounced,
-            ..
-        } => {
-            assert_eq!(*bounce_type, BounceType::Transient);
-            assert_eq!(bounced[0].diagnostic_code, "smtp; 451 4.3.0 try again");
+    let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(kinds.contains(&EventKind::DeliveryDelay) && kinds.contains(&EventKind::Bounce));
+    for e in &ev {
+        match &e.detail {
+            EventDetail::Bounce {
+                bounce_type,
+                bounced,
+                ..
+            } => {
+                assert_eq!(*bounce_type, BounceType::Transient);
+                assert_eq!(bounced[0].diagnostic_code, "smtp; 451 4.3.0 try again");
+            }
+            EventDetail::DeliveryDelay {
+                delay_type,
+                delayed,
+                ..
+            } => {
+                assert_eq!(delay_type, "RecipientServerError");
+                assert_eq!(delayed[0].status, "4.3.0");
+                assert_eq!(delayed[0].diagnostic_code, "smtp; 451 4.3.0 try again");
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
 }
 
