@@ -257,3 +257,40 @@ def test_private_endpoints_are_refused_without_the_flag(make_server, endpoint):
     with pytest.raises(queue.Empty):
         endpoint.next(timeout=3)
     assert "not public" in server.read_log()
+
+
+def test_email_subscriptions_confirm_and_deliver(prod):
+    """An email subscription gets its confirmation as mail through Sesame's
+    own send path (here the --dev mailbox); its link confirms it; then
+    notifications arrive as mail, and email-json ones as the signed JSON."""
+    import re
+
+    from helpers import mailbox
+
+    sns = prod.client("sns")
+    arn = sns.create_topic(Name="by-mail")["TopicArn"]
+    sns.subscribe(TopicArn=arn, Protocol="email", Endpoint="ops@example.net")
+    sns.subscribe(TopicArn=arn, Protocol="email-json", Endpoint="robot@example.net")
+
+    def mail_to(addr, pred, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for m in mailbox(prod, recipient=addr):
+                if pred(m["mime"]):
+                    return m["mime"]
+            time.sleep(0.2)
+        raise AssertionError(f"no matching mail to {addr}: {mailbox(prod, recipient=addr)}")
+
+    for addr in ["ops@example.net", "robot@example.net"]:
+        raw = mail_to(addr, lambda r: "SubscribeURL" in r or "/_sesame/sns/confirm" in r)
+        link = re.search(r"(http://[^\s\"]+/_sesame/sns/confirm\?[^\s\"]+)", raw.replace("=\r\n", "")).group(1)
+        with urllib.request.urlopen(link.replace("\\u0026", "&").replace("=3D", "="), timeout=5) as r:
+            assert r.status == 200
+    subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+    assert all(s["SubscriptionArn"].startswith(arn + ":") for s in subs), subs
+
+    sns.publish(TopicArn=arn, Subject="Disk full", Message="volume /data is at 99%")
+    plain = mail_to("ops@example.net", lambda r: "volume /data is at 99%" in r)
+    assert "Subject: Disk full" in plain and "/_sesame/sns/unsubscribe" in plain.replace("=\r\n", "")
+    as_json = mail_to("robot@example.net", lambda r: '"Type":"Notification"' in r.replace("=\r\n", ""))
+    assert '"Message":"volume /data is at 99%"' in as_json.replace("=\r\n", "")
