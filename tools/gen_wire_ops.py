@@ -42,6 +42,8 @@ LEGACY_V2_ROUTES = [
 NOT_REQUIRED = {
     ("ses_v1", "IdentityMailFromDomainAttributes"): {"MailFromDomain", "MailFromDomainStatus"},
     ("sesv2", "MailFromAttributes"): {"MailFromDomain", "MailFromDomainStatus"},
+    # SES leaves out a notification type's topic when none is set.
+    ("ses_v1", "IdentityNotificationAttributes"): {"BounceTopic", "ComplaintTopic", "DeliveryTopic"},
 }
 RUST_KEYWORDS = {"type", "match", "ref", "mod", "move", "fn", "impl", "loop", "self", "static", "struct",
                  "trait", "use", "where", "while", "as", "break", "const", "continue", "crate", "else",

@@ -294,3 +294,61 @@ def test_email_subscriptions_confirm_and_deliver(prod):
     assert "Subject: Disk full" in plain and "/_sesame/sns/unsubscribe" in plain.replace("=\r\n", "")
     as_json = mail_to("robot@example.net", lambda r: '"Type":"Notification"' in r.replace("=\r\n", ""))
     assert '"Message":"volume /data is at 99%"' in as_json.replace("=\r\n", "")
+
+
+def test_identity_notifications(prod, endpoint):
+    """SetIdentityNotificationTopic sends an identity's bounces, complaints
+    and deliveries to topics in SES's `notificationType` JSON, governed by
+    the most specific verified identity (address over domain)."""
+    sns, arn, _ = subscribe(prod, endpoint)
+    ses = prod.client("ses")
+    ses.verify_domain_identity(Domain="example.com")
+    ses.verify_email_identity(EmailAddress="vip@example.com")
+    for kind in ["Bounce", "Complaint"]:
+        ses.set_identity_notification_topic(Identity="example.com", NotificationType=kind, SnsTopic=arn)
+    ses.set_identity_headers_in_notifications_enabled(Identity="example.com", NotificationType="Bounce", Enabled=True)
+    ses.set_identity_feedback_forwarding_enabled(Identity="example.com", ForwardingEnabled=False)
+    attrs = ses.get_identity_notification_attributes(Identities=["example.com", "vip@example.com"])["NotificationAttributes"]
+    assert attrs["example.com"]["BounceTopic"] == arn and attrs["example.com"]["ComplaintTopic"] == arn
+    assert "DeliveryTopic" not in attrs["example.com"]
+    assert attrs["example.com"]["ForwardingEnabled"] is False
+    assert attrs["example.com"]["HeadersInBounceNotificationsEnabled"] is True
+    assert attrs["vip@example.com"]["ForwardingEnabled"] is True
+
+    # SES's refusals.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ses.set_identity_feedback_forwarding_enabled(Identity="vip@example.com", ForwardingEnabled=False)
+    assert err(e)[0] == "InvalidParameterValue"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ses.set_identity_headers_in_notifications_enabled(Identity="unknown@example.org",
+                                                          NotificationType="Bounce", Enabled=True)
+    assert err(e) == ("MessageRejected", "Identity unknown@example.org is not verified or does not exist.")
+
+    def send(sender, to):
+        return ses.send_email(Source=sender, Destination={"ToAddresses": [to]},
+                              Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}})["MessageId"]
+
+    bounced = send("news@example.com", "bounce@simulator.amazonses.com")
+    _, m = endpoint.until(lambda m: "notificationType" in m.get("Message", ""))
+    verify(m)
+    n = json.loads(m["Message"])
+    assert n["notificationType"] == "Bounce" and n["mail"]["messageId"] == bounced
+    assert n["bounce"]["bouncedRecipients"][0]["emailAddress"] == "bounce@simulator.amazonses.com"
+    assert "commonHeaders" in n["mail"] and "tags" not in n["mail"]
+    complained = send("news@example.com", "complaint@simulator.amazonses.com")
+    _, m = endpoint.until(lambda m: '"Complaint"' in m.get("Message", ""))
+    n = json.loads(m["Message"])
+    assert n["notificationType"] == "Complaint" and n["mail"]["messageId"] == complained
+    assert "commonHeaders" not in n["mail"]
+
+    # The address identity has no topics: its bounces are not published to
+    # the domain's topic.
+    send("vip@example.com", "bounce@simulator.amazonses.com")
+    with pytest.raises(queue.Empty):
+        endpoint.next(timeout=3)
+
+    # v2 reads the forwarding setting and changes it.
+    sesv2 = prod.client("sesv2")
+    assert sesv2.get_email_identity(EmailIdentity="example.com")["FeedbackForwardingStatus"] is False
+    sesv2.put_email_identity_feedback_attributes(EmailIdentity="example.com", EmailForwardingEnabled=True)
+    assert sesv2.get_email_identity(EmailIdentity="example.com")["FeedbackForwardingStatus"] is True

@@ -496,3 +496,95 @@ mod tests {
         );
     }
 }
+
+// ---------------------------------------------------------- notifications
+
+pub async fn v1_set_identity_notification_topic(
+    api: &Api,
+    s: &Scope,
+    i: v1::SetIdentityNotificationTopicRequest,
+) -> R<v1::SetIdentityNotificationTopicResponse> {
+    let topic = i.sns_topic.filter(|t| !t.is_empty());
+    api.identities
+        .set_notification_topic(
+            s,
+            &i.identity,
+            spell::v1_notification_kind(i.notification_type),
+            topic,
+        )
+        .await?;
+    Ok(v1::SetIdentityNotificationTopicResponse {})
+}
+
+pub async fn v1_set_identity_headers_in_notifications_enabled(
+    api: &Api,
+    s: &Scope,
+    i: v1::SetIdentityHeadersInNotificationsEnabledRequest,
+) -> R<v1::SetIdentityHeadersInNotificationsEnabledResponse> {
+    api.identities
+        .set_headers_in_notifications(
+            s,
+            &i.identity,
+            spell::v1_notification_kind(i.notification_type),
+            i.enabled,
+        )
+        .await?;
+    Ok(v1::SetIdentityHeadersInNotificationsEnabledResponse {})
+}
+
+pub async fn v1_set_identity_feedback_forwarding_enabled(
+    api: &Api,
+    s: &Scope,
+    i: v1::SetIdentityFeedbackForwardingEnabledRequest,
+) -> R<v1::SetIdentityFeedbackForwardingEnabledResponse> {
+    let name = i.identity.clone();
+    api.identities
+        .set_feedback_forwarding(s, &i.identity, i.forwarding_enabled, || {
+            sesame_core::identities::not_verified_or_missing(&name)
+        })
+        .await?;
+    Ok(v1::SetIdentityFeedbackForwardingEnabledResponse {})
+}
+
+pub async fn v1_get_identity_notification_attributes(
+    api: &Api,
+    s: &Scope,
+    i: v1::GetIdentityNotificationAttributesRequest,
+) -> R<v1::GetIdentityNotificationAttributesResponse> {
+    let found = api.identities.get_many(s, &i.identities).await?;
+    Ok(v1::GetIdentityNotificationAttributesResponse {
+        notification_attributes: found
+            .iter()
+            .map(|i| {
+                let n = &i.notifications;
+                let a = v1::IdentityNotificationAttributes {
+                    bounce_topic: n.bounce_topic.clone(),
+                    complaint_topic: n.complaint_topic.clone(),
+                    delivery_topic: n.delivery_topic.clone(),
+                    forwarding_enabled: i.feedback_forwarding,
+                    headers_in_bounce_notifications_enabled: Some(n.headers_in_bounce),
+                    headers_in_complaint_notifications_enabled: Some(n.headers_in_complaint),
+                    headers_in_delivery_notifications_enabled: Some(n.headers_in_delivery),
+                };
+                (i.name.as_str().to_owned(), a)
+            })
+            .collect(),
+    })
+}
+
+pub async fn v2_put_email_identity_feedback_attributes(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutEmailIdentityFeedbackAttributesRequest,
+) -> R<v2::PutEmailIdentityFeedbackAttributesResponse> {
+    let name = i.email_identity.clone();
+    api.identities
+        .set_feedback_forwarding(
+            s,
+            &i.email_identity,
+            i.email_forwarding_enabled.unwrap_or(false),
+            || sesame_core::identities::not_found(&name),
+        )
+        .await?;
+    Ok(v2::PutEmailIdentityFeedbackAttributesResponse {})
+}

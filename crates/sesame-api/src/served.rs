@@ -66,6 +66,10 @@ impl v1::SesV1 for Api {
         identities::v1_get_identity_mail_from_domain_attributes(self, caller, input).await
     }
 
+    async fn get_identity_notification_attributes(&self, caller: &Scope, input: v1::GetIdentityNotificationAttributesRequest) -> Result<v1::GetIdentityNotificationAttributesResponse, Error> {
+        identities::v1_get_identity_notification_attributes(self, caller, input).await
+    }
+
     async fn get_identity_verification_attributes(&self, caller: &Scope, input: v1::GetIdentityVerificationAttributesRequest) -> Result<v1::GetIdentityVerificationAttributesResponse, Error> {
         identities::v1_get_identity_verification_attributes(self, caller, input).await
     }
@@ -134,8 +138,20 @@ impl v1::SesV1 for Api {
         identities::v1_set_identity_dkim_enabled(self, caller, input).await
     }
 
+    async fn set_identity_feedback_forwarding_enabled(&self, caller: &Scope, input: v1::SetIdentityFeedbackForwardingEnabledRequest) -> Result<v1::SetIdentityFeedbackForwardingEnabledResponse, Error> {
+        identities::v1_set_identity_feedback_forwarding_enabled(self, caller, input).await
+    }
+
+    async fn set_identity_headers_in_notifications_enabled(&self, caller: &Scope, input: v1::SetIdentityHeadersInNotificationsEnabledRequest) -> Result<v1::SetIdentityHeadersInNotificationsEnabledResponse, Error> {
+        identities::v1_set_identity_headers_in_notifications_enabled(self, caller, input).await
+    }
+
     async fn set_identity_mail_from_domain(&self, caller: &Scope, input: v1::SetIdentityMailFromDomainRequest) -> Result<v1::SetIdentityMailFromDomainResponse, Error> {
         identities::v1_set_identity_mail_from_domain(self, caller, input).await
+    }
+
+    async fn set_identity_notification_topic(&self, caller: &Scope, input: v1::SetIdentityNotificationTopicRequest) -> Result<v1::SetIdentityNotificationTopicResponse, Error> {
+        identities::v1_set_identity_notification_topic(self, caller, input).await
     }
 
     async fn test_render_template(&self, caller: &Scope, input: v1::TestRenderTemplateRequest) -> Result<v1::TestRenderTemplateResponse, Error> {
@@ -300,6 +316,10 @@ impl v2::SesV2 for Api {
 
     async fn put_email_identity_dkim_signing_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityDkimSigningAttributesRequest) -> Result<v2::PutEmailIdentityDkimSigningAttributesResponse, Error> {
         identities::v2_put_email_identity_dkim_signing_attributes(self, caller, input).await
+    }
+
+    async fn put_email_identity_feedback_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityFeedbackAttributesRequest) -> Result<v2::PutEmailIdentityFeedbackAttributesResponse, Error> {
+        identities::v2_put_email_identity_feedback_attributes(self, caller, input).await
     }
 
     async fn put_email_identity_mail_from_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityMailFromAttributesRequest) -> Result<v2::PutEmailIdentityMailFromAttributesResponse, Error> {

@@ -237,3 +237,12 @@ pub fn v2_event_kind(t: v2::EventType) -> Option<sesame_model::EventKind> {
         v2::EventType::Subscription => return None,
     })
 }
+
+/// v1's notification types, as event kinds.
+pub fn v1_notification_kind(t: v1::NotificationType) -> sesame_model::EventKind {
+    match t {
+        v1::NotificationType::Bounce => sesame_model::EventKind::Bounce,
+        v1::NotificationType::Complaint => sesame_model::EventKind::Complaint,
+        v1::NotificationType::Delivery => sesame_model::EventKind::Delivery,
+    }
+}

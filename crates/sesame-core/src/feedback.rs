@@ -4,7 +4,9 @@
 //! delivery outcome, rendering failure), so the events table is the
 //! outbox. The [`Publisher`] reads it in order from its cursor, decides
 //! where each event goes (the destinations of its message's configuration
-//! set that match its type), renders it in SES's event JSON, and stores the
+//! set that match its type, and the notification topic its sender's
+//! identity has for bounces, complaints or deliveries), renders it in SES's
+//! JSON (`eventType` for the one, `notificationType` for the other), and stores the
 //! topic messages with their deliveries and the moved cursor in one
 //! transaction. A crash anywhere repeats at most one batch; nothing is lost.
 //! The [`notify::Notifier`] then delivers each topic message to each
@@ -15,7 +17,7 @@ pub mod notify;
 use crate::Clock;
 use sesame_model::configuration_set::DestinationTarget;
 use sesame_model::sns::{EVENT_SUBJECT, MessageType, TopicMessage};
-use sesame_model::{ConfigurationSet, Event, Scope};
+use sesame_model::{ConfigurationSet, Event, Mailbox, Notifications, Scope};
 use sesame_store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +28,9 @@ use std::time::Duration;
 pub trait FeedbackFormat: Send + Sync {
     /// SES's event-publishing record (`eventType`).
     fn event(&self, event: &Event) -> String;
+    /// SES's identity notification (`notificationType`), with the
+    /// message's headers when the identity asks for them.
+    fn notification(&self, event: &Event, headers: bool) -> String;
     /// An SNS message as delivered over HTTP or email-json.
     fn envelope(&self, envelope: &sesame_model::sns::Envelope) -> String;
 }
@@ -103,8 +108,34 @@ impl Publisher {
             return Ok(0);
         };
         let mut sets: HashMap<(Scope, String), Option<ConfigurationSet>> = HashMap::new();
+        let mut senders: HashMap<(Scope, String), Option<Notifications>> = HashMap::new();
         let mut messages = vec![];
         for (_, e) in &events {
+            // The sender's identity notifications: bounces, complaints and
+            // deliveries, by the most specific verified identity's settings.
+            if e.kind.is_identity_notification() {
+                let sender = sender_of(e);
+                let key = (e.scope.clone(), sender.clone());
+                if !senders.contains_key(&key) {
+                    let n = self.notifications_of(&e.scope, &sender).await?;
+                    senders.insert(key.clone(), n);
+                }
+                if let Some((topic, headers)) = senders
+                    .get(&key)
+                    .and_then(Option::as_ref)
+                    .and_then(|n| n.topic_for(e.kind))
+                {
+                    messages.push(TopicMessage {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        kind: MessageType::Notification,
+                        topic_arn: topic.to_owned(),
+                        subject: None,
+                        message: self.format.notification(e, headers),
+                        created_at: self.clock.now_ms(),
+                        to: None,
+                    });
+                }
+            }
             let Some(name) = &e.mail.meta.configuration_set else {
                 continue;
             };
@@ -149,4 +180,38 @@ impl Publisher {
         self.published.increment(messages.len() as u64);
         Ok(events.len())
     }
+
+    /// The notification settings governing mail from `sender`: its most
+    /// specific verified identity's (address over domain).
+    async fn notifications_of(
+        &self,
+        scope: &Scope,
+        sender: &str,
+    ) -> Result<Option<Notifications>, sesame_model::Error> {
+        let Ok(mailbox) = Mailbox::parse(sender) else {
+            return Ok(None);
+        };
+        let names = mailbox.covering_identities();
+        let found = self
+            .store
+            .get_identities(scope, &names)
+            .await
+            .map_err(crate::internal)?;
+        Ok(
+            sesame_model::identity::most_specific_verified(found.iter().map(|i| &**i))
+                .map(|i| i.notifications.clone()),
+        )
+    }
+}
+
+/// The sending address an event's message came from: its From header's
+/// mailbox, else its envelope sender.
+fn sender_of(e: &Event) -> String {
+    e.mail
+        .meta
+        .from
+        .first()
+        .and_then(|f| Mailbox::parse(f).ok())
+        .map(|m| m.address)
+        .unwrap_or_else(|| e.mail.source.clone())
 }

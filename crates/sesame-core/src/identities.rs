@@ -15,8 +15,8 @@ use base64::Engine;
 use sesame_model::identity::MAX_IDENTITIES;
 use sesame_model::verification::Track;
 use sesame_model::{
-    DkimOrigin, DkimState, Error, ErrorKind, Identity, IdentityKind, IdentityName, KeyLength,
-    Millis, Scope, Tag, VerificationStatus, tags,
+    DkimOrigin, DkimState, Error, ErrorKind, EventKind, Identity, IdentityKind, IdentityName,
+    KeyLength, Millis, Scope, Tag, VerificationStatus, tags,
 };
 use sesame_store::{IdentityQuery, Insert, Store};
 use std::sync::Arc;
@@ -69,7 +69,7 @@ pub struct IdentityService {
     pacer: Arc<crate::rate::Pacer>,
 }
 
-fn not_found(name: &str) -> Error {
+pub fn not_found(name: &str) -> Error {
     Error::not_found(format!("Email identity {name} does not exist."))
 }
 
@@ -137,6 +137,7 @@ impl IdentityService {
             email_link: None,
             mail_from: Default::default(),
             dns: Default::default(),
+            notifications: Default::default(),
             version: 0,
         }
     }
@@ -441,6 +442,85 @@ impl IdentityService {
         Ok(())
     }
 
+    /// SetIdentityNotificationTopic: where the identity's bounces,
+    /// complaints or deliveries (`kind`) go, or nowhere. The topic must be
+    /// one of the caller's. Removing a bounce or complaint topic while
+    /// feedback forwarding is off turns forwarding back on, as in SES.
+    pub async fn set_notification_topic(
+        &self,
+        scope: &Scope,
+        name: &str,
+        kind: EventKind,
+        topic: Option<String>,
+    ) -> Result<(), Error> {
+        if let Some(arn) = &topic {
+            match self.store.get_topic(arn).await.map_err(internal)? {
+                Some((owner, _)) if owner == *scope => {}
+                _ => {
+                    return Err(Error::invalid(format!("SNS topic <{arn}> not found.")));
+                }
+            }
+        }
+        self.modify(
+            scope,
+            name,
+            || not_verified_or_missing(name),
+            |i| {
+                i.notifications.set_topic(kind, topic.clone());
+                if !i.notifications.covers_feedback() {
+                    i.feedback_forwarding = true;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// SetIdentityHeadersInNotificationsEnabled.
+    pub async fn set_headers_in_notifications(
+        &self,
+        scope: &Scope,
+        name: &str,
+        kind: EventKind,
+        enabled: bool,
+    ) -> Result<(), Error> {
+        self.modify(
+            scope,
+            name,
+            || not_verified_or_missing(name),
+            |i| {
+                i.notifications.set_headers(kind, enabled);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// SetIdentityFeedbackForwardingEnabled and v2's
+    /// PutEmailIdentityFeedbackAttributes: forwarding bounces and
+    /// complaints by email may only be turned off while both have a topic.
+    pub async fn set_feedback_forwarding(
+        &self,
+        scope: &Scope,
+        name: &str,
+        enabled: bool,
+        missing: impl Fn() -> Error,
+    ) -> Result<(), Error> {
+        self.modify(scope, name, missing, |i| {
+            if !enabled && !i.notifications.covers_feedback() {
+                return Err(Error::invalid(format!(
+                    "Feedback forwarding cannot be disabled for identity {name}: set SNS topics for its bounce and complaint notifications first."
+                )));
+            }
+            i.feedback_forwarding = enabled;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     /// sets (or with `None` removes) the custom MAIL FROM domain, which must
     /// be a subdomain of the identity's domain. A new domain starts
     /// `Pending` (`Success` under `--auto-verify`).
@@ -566,3 +646,12 @@ impl IdentityService {
 
 #[cfg(test)]
 mod tests;
+
+/// SES's answer for notification settings of an identity it does not
+/// have (observed: `MessageRejected`, not NotFound).
+pub fn not_verified_or_missing(name: &str) -> Error {
+    Error::new(
+        ErrorKind::MessageRejected,
+        format!("Identity {name} is not verified or does not exist."),
+    )
+}

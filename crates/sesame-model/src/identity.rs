@@ -296,8 +296,73 @@ pub struct Identity {
     /// What the DNS verifier found, and when.
     #[serde(default)]
     pub dns: DnsState,
+    /// The SNS topics its bounces, complaints and deliveries go to.
+    #[serde(default)]
+    pub notifications: Notifications,
     /// Optimistic-concurrency version, bumped by the store on each update.
     pub version: i64,
+}
+
+/// An identity's notification settings (SetIdentityNotificationTopic,
+/// SetIdentityHeadersInNotificationsEnabled): a topic per notification
+/// type, and whether the message's headers go with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notifications {
+    pub bounce_topic: Option<String>,
+    pub complaint_topic: Option<String>,
+    pub delivery_topic: Option<String>,
+    pub headers_in_bounce: bool,
+    pub headers_in_complaint: bool,
+    pub headers_in_delivery: bool,
+}
+
+impl Notifications {
+    /// The topic and header setting for an event of `kind`, if it has one.
+    pub fn topic_for(&self, kind: crate::EventKind) -> Option<(&str, bool)> {
+        use crate::EventKind as K;
+        match kind {
+            K::Bounce => self
+                .bounce_topic
+                .as_deref()
+                .map(|t| (t, self.headers_in_bounce)),
+            K::Complaint => self
+                .complaint_topic
+                .as_deref()
+                .map(|t| (t, self.headers_in_complaint)),
+            K::Delivery => self
+                .delivery_topic
+                .as_deref()
+                .map(|t| (t, self.headers_in_delivery)),
+            _ => None,
+        }
+    }
+
+    /// Sets or clears one kind's topic (bounce, complaint or delivery).
+    pub fn set_topic(&mut self, kind: crate::EventKind, topic: Option<String>) {
+        use crate::EventKind as K;
+        match kind {
+            K::Bounce => self.bounce_topic = topic,
+            K::Complaint => self.complaint_topic = topic,
+            K::Delivery => self.delivery_topic = topic,
+            _ => {}
+        }
+    }
+
+    pub fn set_headers(&mut self, kind: crate::EventKind, on: bool) {
+        use crate::EventKind as K;
+        match kind {
+            K::Bounce => self.headers_in_bounce = on,
+            K::Complaint => self.headers_in_complaint = on,
+            K::Delivery => self.headers_in_delivery = on,
+            _ => {}
+        }
+    }
+
+    /// Whether bounces and complaints both have a topic: only then may
+    /// feedback forwarding by email be turned off, as in SES.
+    pub fn covers_feedback(&self) -> bool {
+        self.bounce_topic.is_some() && self.complaint_topic.is_some()
+    }
 }
 
 /// An identity's custom MAIL FROM setting.

@@ -55,7 +55,7 @@ pub use delivery::{
 pub use error::{Error, ErrorKind};
 pub use identity::{
     DkimOrigin, DkimSigningKey, DkimState, DnsChecks, DnsRecord, EmailLink, Identity, IdentityKind,
-    IdentityName, KeyLength, LinkRedirect, MailFrom, VerificationStatus,
+    IdentityName, KeyLength, LinkRedirect, MailFrom, Notifications, VerificationStatus,
 };
 pub use message::{Acceptance, MessageFilter, NewMessage, QuotaCheck, Rejection, StoredMessage};
 pub use scope::{AccountId, Region, Scope};

@@ -30,6 +30,7 @@ pub fn identity(name: &str) -> Identity {
         email_link: None,
         mail_from: Default::default(),
         dns: Default::default(),
+        notifications: Default::default(),
         version: 0,
     }
 }

@@ -172,6 +172,25 @@ pub fn event_json(e: &Event) -> Value {
     out
 }
 
+/// An identity notification (SetIdentityNotificationTopic): the same
+/// objects as the event record, under `notificationType`, with no tags, and
+/// the headers only when the identity asked for them.
+pub fn notification_json(e: &Event, headers: bool) -> Value {
+    let mut v = event_json(e);
+    if let Some(o) = v.as_object_mut() {
+        let kind = o.remove("eventType").unwrap_or(Value::Null);
+        o.insert("notificationType".to_owned(), kind);
+        if let Some(mail) = o.get_mut("mail").and_then(Value::as_object_mut) {
+            mail.remove("tags");
+            if !headers {
+                mail.remove("commonHeaders");
+                mail.remove("headersTruncated");
+            }
+        }
+    }
+    v
+}
+
 /// An event as published: SES's event record, as a string.
 pub fn event_message(e: &Event) -> String {
     event_json(e).to_string()
@@ -268,6 +287,21 @@ mod tests {
         ));
         assert_eq!(failure["eventType"], "Rendering Failure");
         assert_eq!(failure["failure"]["templateName"], "t");
+    }
+
+    #[test]
+    fn identity_notifications_use_notification_type() {
+        let e = event(EventKind::Send, EventDetail::Send);
+        let n = notification_json(&e, false);
+        assert_eq!(n["notificationType"], "Send");
+        assert!(n.get("eventType").is_none());
+        assert!(n["mail"].get("tags").is_none());
+        assert!(n["mail"].get("commonHeaders").is_none());
+        assert!(
+            notification_json(&e, true)["mail"]
+                .get("commonHeaders")
+                .is_some()
+        );
     }
 
     #[test]

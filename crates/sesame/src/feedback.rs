@@ -26,6 +26,9 @@ impl FeedbackFormat for WireFormat {
     fn event(&self, event: &Event) -> String {
         sesame_wire::events::event_message(event)
     }
+    fn notification(&self, event: &Event, headers: bool) -> String {
+        sesame_wire::events::notification_json(event, headers).to_string()
+    }
     fn envelope(&self, envelope: &Envelope) -> String {
         sesame_wire::events::envelope_json(envelope)
     }

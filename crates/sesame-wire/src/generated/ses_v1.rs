@@ -862,9 +862,9 @@ pub struct IdentityMailFromDomainAttributes {
 /// `IdentityNotificationAttributes`.
 #[derive(Clone, Default, PartialEq, Debug)]
 pub struct IdentityNotificationAttributes {
-    pub bounce_topic: String,
-    pub complaint_topic: String,
-    pub delivery_topic: String,
+    pub bounce_topic: Option<String>,
+    pub complaint_topic: Option<String>,
+    pub delivery_topic: Option<String>,
     pub forwarding_enabled: bool,
     pub headers_in_bounce_notifications_enabled: Option<bool>,
     pub headers_in_complaint_notifications_enabled: Option<bool>,
@@ -4736,9 +4736,15 @@ impl IdentityNotificationAttributes {
     /// Writes the members as XML elements.
     #[allow(unused_variables)]
     pub fn to_xml(&self, x: &mut XmlOut) {
-        x.text("BounceTopic", (&self.bounce_topic));
-        x.text("ComplaintTopic", (&self.complaint_topic));
-        x.text("DeliveryTopic", (&self.delivery_topic));
+        if let Some(val) = &self.bounce_topic {
+            x.text("BounceTopic", val);
+        }
+        if let Some(val) = &self.complaint_topic {
+            x.text("ComplaintTopic", val);
+        }
+        if let Some(val) = &self.delivery_topic {
+            x.text("DeliveryTopic", val);
+        }
         x.bool("ForwardingEnabled", *(&self.forwarding_enabled));
         if let Some(val) = &self.headers_in_bounce_notifications_enabled {
             x.bool("HeadersInBounceNotificationsEnabled", *val);
