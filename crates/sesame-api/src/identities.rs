@@ -469,34 +469,6 @@ pub async fn v2_list_tags_for_resource(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sesame_model::{DkimState, KeyLength};
-
-    fn email() -> Identity {
-        let mut i = sesame_store::conformance::identity("me@example.com");
-        i.dkim = DkimState::not_started(KeyLength::Rsa1024);
-        i
-    }
-
-    /// The shape real SES returned for a new address (moto issue #9771).
-    #[test]
-    fn a_new_email_identity_reads_as_ses_returned_it() {
-        let body = sesame_wire::codec::json_out(email_identity(&email()).to_json());
-        assert_eq!(
-            String::from_utf8(body).unwrap(),
-            concat!(
-                r#"{"DkimAttributes":{"NextSigningKeyLength":"RSA_1024_BIT","SigningAttributesOrigin":"AWS_SES","#,
-                r#""SigningEnabled":false,"Status":"NOT_STARTED"},"FeedbackForwardingStatus":true,"#,
-                r#""IdentityType":"EMAIL_ADDRESS","MailFromAttributes":{"BehaviorOnMxFailure":"USE_DEFAULT_VALUE"},"#,
-                r#""Policies":{},"Tags":[],"VerificationInfo":{},"VerificationStatus":"PENDING","#,
-                r#""VerifiedForSendingStatus":false}"#
-            )
-        );
-    }
-}
-
 // ---------------------------------------------------------- notifications
 
 pub async fn v1_set_identity_notification_topic(
@@ -587,4 +559,32 @@ pub async fn v2_put_email_identity_feedback_attributes(
         )
         .await?;
     Ok(v2::PutEmailIdentityFeedbackAttributesResponse {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sesame_model::{DkimState, KeyLength};
+
+    fn email() -> Identity {
+        let mut i = sesame_store::conformance::identity("me@example.com");
+        i.dkim = DkimState::not_started(KeyLength::Rsa1024);
+        i
+    }
+
+    /// The shape real SES returned for a new address (moto issue #9771).
+    #[test]
+    fn a_new_email_identity_reads_as_ses_returned_it() {
+        let body = sesame_wire::codec::json_out(email_identity(&email()).to_json());
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            concat!(
+                r#"{"DkimAttributes":{"NextSigningKeyLength":"RSA_1024_BIT","SigningAttributesOrigin":"AWS_SES","#,
+                r#""SigningEnabled":false,"Status":"NOT_STARTED"},"FeedbackForwardingStatus":true,"#,
+                r#""IdentityType":"EMAIL_ADDRESS","MailFromAttributes":{"BehaviorOnMxFailure":"USE_DEFAULT_VALUE"},"#,
+                r#""Policies":{},"Tags":[],"VerificationInfo":{},"VerificationStatus":"PENDING","#,
+                r#""VerifiedForSendingStatus":false}"#
+            )
+        );
+    }
 }
