@@ -75,7 +75,14 @@ pub async fn v2_get_account(
         }),
         sending_enabled: Some(a.sending_enabled),
         suppression_attributes: Some(v2::SuppressionAttributes {
-            suppressed_reasons: Some(vec![]),
+            suppressed_reasons: Some(
+                a.suppressed_reasons
+                    .clone()
+                    .unwrap_or_else(|| sesame_model::suppression::DEFAULT_REASONS.to_vec())
+                    .into_iter()
+                    .map(crate::spell::v2_reason)
+                    .collect(),
+            ),
             validation_attributes: None,
         }),
         details: a.details.as_ref().map(|d| v2::AccountDetails {

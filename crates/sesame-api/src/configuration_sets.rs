@@ -179,7 +179,6 @@ pub async fn v2_create_configuration_set(
     )?;
     for (present, option) in [
         (i.tracking_options.is_some(), "TrackingOptions"),
-        (i.suppression_options.is_some(), "SuppressionOptions"),
         (i.vdm_options.is_some(), "VdmOptions"),
         (i.archiving_options.is_some(), "ArchivingOptions"),
         (
@@ -191,10 +190,23 @@ pub async fn v2_create_configuration_set(
             return Err(not_yet(option));
         }
     }
+    let suppression = match i.suppression_options {
+        Some(o) => Some(suppression_in(
+            o.suppressed_reasons,
+            o.suppression_scope,
+            o.validation_options.is_some(),
+        )?),
+        None => None,
+    };
     let enabled = i.sending_options.and_then(|o| o.sending_enabled);
     api.configuration_sets
         .create(s, &i.configuration_set_name, enabled, tags_in(i.tags))
         .await?;
+    if let Some(reasons) = suppression {
+        api.configuration_sets
+            .set_suppression(s, &i.configuration_set_name, reasons)
+            .await?;
+    }
     Ok(v2::CreateConfigurationSetResponse {})
 }
 
@@ -213,9 +225,50 @@ fn v2_view(set: ConfigurationSet) -> v2::GetConfigurationSetResponse {
         sending_options: Some(v2::SendingOptions {
             sending_enabled: Some(set.sending_enabled),
         }),
+        suppression_options: set
+            .suppressed_reasons
+            .as_ref()
+            .map(|r| v2::SuppressionOptions {
+                suppressed_reasons: Some(r.iter().map(|r| spell::v2_reason(*r)).collect()),
+                suppression_scope: None,
+                validation_options: None,
+            }),
         tags: Some(tags_out(&set.tags)),
         ..Default::default()
     }
+}
+
+/// A set's SuppressionOptions: the reasons (absent: the account's). A
+/// tenant scope and auto-validation options are refused by name (the
+/// account scope is the only one Sesame has).
+fn suppression_in(
+    reasons: Option<Vec<v2::SuppressionListReason>>,
+    scope: Option<v2::SuppressionListScope>,
+    validation: bool,
+) -> R<Option<Vec<sesame_model::suppression::Reason>>> {
+    if validation {
+        return Err(not_yet("SuppressionOptions ValidationOptions"));
+    }
+    if scope == Some(v2::SuppressionListScope::Tenant) {
+        return Err(not_yet("SuppressionOptions SuppressionScope TENANT"));
+    }
+    Ok(reasons.map(spell::v2_reasons_in))
+}
+
+pub async fn v2_put_configuration_set_suppression_options(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutConfigurationSetSuppressionOptionsRequest,
+) -> R<v2::PutConfigurationSetSuppressionOptionsResponse> {
+    let reasons = suppression_in(
+        i.suppressed_reasons,
+        i.suppression_scope,
+        i.validation_options.is_some(),
+    )?;
+    api.configuration_sets
+        .set_suppression(s, &i.configuration_set_name, reasons)
+        .await?;
+    Ok(v2::PutConfigurationSetSuppressionOptionsResponse {})
 }
 
 pub async fn v2_get_configuration_set(

@@ -17,11 +17,12 @@ pub mod topics;
 #[rustfmt::skip]
 mod served;
 mod spell;
+pub mod suppression;
 pub mod templates;
 
 use sesame_core::{
     AccountService, ConfigurationSetService, CustomVerificationService, IdentityService,
-    SendService, SnsService, TemplateService,
+    SendService, SnsService, SuppressionService, TemplateService,
 };
 use sesame_model::{Error, Scope, Tag};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2, sns};
@@ -38,6 +39,7 @@ pub struct Api {
     pub custom_verification: CustomVerificationService,
     pub configuration_sets: ConfigurationSetService,
     pub sns: Arc<SnsService>,
+    pub suppression: SuppressionService,
 }
 
 /// v2 tags, whose members the model requires.

@@ -242,6 +242,10 @@ impl v2::SesV2 for Api {
         templates::v2_delete_email_template(self, caller, input).await
     }
 
+    async fn delete_suppressed_destination(&self, caller: &Scope, input: v2::DeleteSuppressedDestinationRequest) -> Result<v2::DeleteSuppressedDestinationResponse, Error> {
+        suppression::v2_delete_suppressed_destination(self, caller, input).await
+    }
+
     async fn get_account(&self, caller: &Scope, input: v2::GetAccountRequest) -> Result<v2::GetAccountResponse, Error> {
         account::v2_get_account(self, caller, input).await
     }
@@ -266,6 +270,10 @@ impl v2::SesV2 for Api {
         templates::v2_get_email_template(self, caller, input).await
     }
 
+    async fn get_suppressed_destination(&self, caller: &Scope, input: v2::GetSuppressedDestinationRequest) -> Result<v2::GetSuppressedDestinationResponse, Error> {
+        suppression::v2_get_suppressed_destination(self, caller, input).await
+    }
+
     async fn list_configuration_sets(&self, caller: &Scope, input: v2::ListConfigurationSetsRequest) -> Result<v2::ListConfigurationSetsResponse, Error> {
         configuration_sets::v2_list_configuration_sets(self, caller, input).await
     }
@@ -282,6 +290,10 @@ impl v2::SesV2 for Api {
         templates::v2_list_email_templates(self, caller, input).await
     }
 
+    async fn list_suppressed_destinations(&self, caller: &Scope, input: v2::ListSuppressedDestinationsRequest) -> Result<v2::ListSuppressedDestinationsResponse, Error> {
+        suppression::v2_list_suppressed_destinations(self, caller, input).await
+    }
+
     async fn list_tags_for_resource(&self, caller: &Scope, input: v2::ListTagsForResourceRequest) -> Result<v2::ListTagsForResourceResponse, Error> {
         identities::v2_list_tags_for_resource(self, caller, input).await
     }
@@ -294,6 +306,10 @@ impl v2::SesV2 for Api {
         account::v2_put_account_sending_attributes(self, caller, input).await
     }
 
+    async fn put_account_suppression_attributes(&self, caller: &Scope, input: v2::PutAccountSuppressionAttributesRequest) -> Result<v2::PutAccountSuppressionAttributesResponse, Error> {
+        suppression::v2_put_account_suppression_attributes(self, caller, input).await
+    }
+
     async fn put_configuration_set_delivery_options(&self, caller: &Scope, input: v2::PutConfigurationSetDeliveryOptionsRequest) -> Result<v2::PutConfigurationSetDeliveryOptionsResponse, Error> {
         configuration_sets::v2_put_configuration_set_delivery_options(self, caller, input).await
     }
@@ -304,6 +320,10 @@ impl v2::SesV2 for Api {
 
     async fn put_configuration_set_sending_options(&self, caller: &Scope, input: v2::PutConfigurationSetSendingOptionsRequest) -> Result<v2::PutConfigurationSetSendingOptionsResponse, Error> {
         configuration_sets::v2_put_configuration_set_sending_options(self, caller, input).await
+    }
+
+    async fn put_configuration_set_suppression_options(&self, caller: &Scope, input: v2::PutConfigurationSetSuppressionOptionsRequest) -> Result<v2::PutConfigurationSetSuppressionOptionsResponse, Error> {
+        configuration_sets::v2_put_configuration_set_suppression_options(self, caller, input).await
     }
 
     async fn put_email_identity_configuration_set_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityConfigurationSetAttributesRequest) -> Result<v2::PutEmailIdentityConfigurationSetAttributesResponse, Error> {
@@ -324,6 +344,10 @@ impl v2::SesV2 for Api {
 
     async fn put_email_identity_mail_from_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityMailFromAttributesRequest) -> Result<v2::PutEmailIdentityMailFromAttributesResponse, Error> {
         identities::v2_put_email_identity_mail_from_attributes(self, caller, input).await
+    }
+
+    async fn put_suppressed_destination(&self, caller: &Scope, input: v2::PutSuppressedDestinationRequest) -> Result<v2::PutSuppressedDestinationResponse, Error> {
+        suppression::v2_put_suppressed_destination(self, caller, input).await
     }
 
     async fn send_bulk_email(&self, caller: &Scope, input: v2::SendBulkEmailRequest) -> Result<v2::SendBulkEmailResponse, Error> {

@@ -246,3 +246,28 @@ pub fn v1_notification_kind(t: v1::NotificationType) -> sesame_model::EventKind 
         v1::NotificationType::Delivery => sesame_model::EventKind::Delivery,
     }
 }
+
+pub fn v2_reason(r: sesame_model::suppression::Reason) -> v2::SuppressionListReason {
+    match r {
+        sesame_model::suppression::Reason::Bounce => v2::SuppressionListReason::Bounce,
+        sesame_model::suppression::Reason::Complaint => v2::SuppressionListReason::Complaint,
+    }
+}
+
+pub fn v2_reason_in(r: v2::SuppressionListReason) -> sesame_model::suppression::Reason {
+    match r {
+        v2::SuppressionListReason::Bounce => sesame_model::suppression::Reason::Bounce,
+        v2::SuppressionListReason::Complaint => sesame_model::suppression::Reason::Complaint,
+    }
+}
+
+/// A list of reasons as given, without repeats.
+pub fn v2_reasons_in(rs: Vec<v2::SuppressionListReason>) -> Vec<sesame_model::suppression::Reason> {
+    let mut out = vec![];
+    for r in rs.into_iter().map(v2_reason_in) {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}

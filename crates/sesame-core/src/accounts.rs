@@ -112,6 +112,21 @@ impl AccountService {
         .map(drop)
     }
 
+    /// PutAccountSuppressionAttributes: the reasons the account-level
+    /// suppression list keeps addresses for (none: it is off).
+    pub async fn set_suppressed_reasons(
+        &self,
+        scope: &Scope,
+        reasons: Vec<sesame_model::suppression::Reason>,
+    ) -> Result<(), Error> {
+        self.modify(scope, |a, _| {
+            a.suppressed_reasons = Some(reasons.clone());
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
     /// v2 PutAccountDetails: records the details and, with
     /// `ProductionAccessEnabled`, a production-access request for review.
     pub async fn put_details(&self, scope: &Scope, req: DetailsRequest) -> Result<Account, Error> {

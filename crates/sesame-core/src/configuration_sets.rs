@@ -112,6 +112,19 @@ impl ConfigurationSetService {
         }
     }
 
+    /// SuppressionOptions: the reasons the suppression list is honoured and
+    /// fed for sends through the set; `None` falls back to the account's.
+    pub async fn set_suppression(
+        &self,
+        scope: &Scope,
+        name: &str,
+        reasons: Option<Vec<sesame_model::suppression::Reason>>,
+    ) -> Result<(), Error> {
+        let mut set = self.get(scope, name).await?;
+        set.suppressed_reasons = reasons;
+        self.save(scope, &set).await
+    }
+
     /// Enables or pauses sending through the set.
     pub async fn set_sending_enabled(
         &self,

@@ -248,11 +248,56 @@ impl DeliveryEngine {
         }
     }
 
-    /// One attempt at one delivery, ending in its settlement.
-    async fn attempt(&self, d: QueuedDelivery) -> Settled {
+    /// One attempt at one delivery, ending in its settlement. Recipients
+    /// on the suppression list when the message was accepted bounce
+    /// (`OnAccountSuppressionList`) without being attempted, as in SES.
+    async fn attempt(&self, mut d: QueuedDelivery) -> Settled {
         if d.domain == SIMULATOR_DOMAIN {
             return self.simulate(&d);
         }
+        if !d.meta.suppressed.is_empty() {
+            let (suppressed, rest): (Vec<String>, Vec<String>) =
+                d.recipients.iter().cloned().partition(|r| {
+                    d.meta
+                        .suppressed
+                        .contains(&sesame_model::suppression::key(r))
+                });
+            if !suppressed.is_empty() {
+                let now = self.clock.now_ms();
+                let list = suppressed
+                    .iter()
+                    .map(|r| bounced(r, "5.1.1", SUPPRESSED_DIAGNOSTIC))
+                    .collect();
+                let bounce = self.bounce_event(
+                    &d,
+                    BounceType::Permanent,
+                    BounceSubType::OnAccountSuppressionList,
+                    list,
+                    now,
+                );
+                metrics::counter!("sesame_bounced_total").increment(suppressed.len() as u64);
+                if rest.is_empty() {
+                    return Settled {
+                        update: DeliveryUpdate::Finished {
+                            id: d.id,
+                            failed: true,
+                            at: now,
+                        },
+                        events: vec![bounce],
+                        latency_ms: Some(now - d.accepted_at),
+                    };
+                }
+                d.recipients = rest;
+                let mut settled = self.transmit(d).await;
+                settled.events.insert(0, bounce);
+                return settled;
+            }
+        }
+        self.transmit(d).await
+    }
+
+    /// Signs and hands a delivery to the transport.
+    async fn transmit(&self, d: QueuedDelivery) -> Settled {
         let identities = self.sender_identities(&d).await;
         let signer = self
             .transport

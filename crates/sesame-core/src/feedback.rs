@@ -111,6 +111,14 @@ impl Publisher {
         let mut senders: HashMap<(Scope, String), Option<Notifications>> = HashMap::new();
         let mut messages = vec![];
         for (_, e) in &events {
+            // Hard bounces and complaints feed the suppression list
+            // (idempotently: a repeated batch writes the same entries).
+            for d in crate::suppression::additions(e) {
+                self.store
+                    .put_suppressed(&e.scope, &d)
+                    .await
+                    .map_err(crate::internal)?;
+            }
             // The sender's identity notifications: bounces, complaints and
             // deliveries, by the most specific verified identity's settings.
             if e.kind.is_identity_notification() {

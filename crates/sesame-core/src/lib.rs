@@ -18,6 +18,8 @@
 //!   mailbox simulator, events.
 //! - [`sns`]: Sesame's SNS: topics, subscriptions and their handshake,
 //!   Publish, and the key notifications are signed with.
+//! - [`suppression`]: the account-level suppression list: its operations
+//!   and what bounces and complaints add to it.
 //! - [`feedback`]: events to their destinations (the publisher, reading
 //!   the events table as an outbox) and topic messages to subscribers
 //!   (the notifier: signed HTTP POSTs, email).
@@ -48,6 +50,7 @@ pub mod random;
 pub mod rate;
 pub mod sending;
 pub mod sns;
+pub mod suppression;
 pub mod templates;
 pub mod verifier;
 
@@ -59,6 +62,7 @@ pub use custom_verification::CustomVerificationService;
 pub use identities::IdentityService;
 pub use sending::SendService;
 pub use sns::SnsService;
+pub use suppression::SuppressionService;
 pub use templates::TemplateService;
 pub use verifier::{DnsLookup, Verifier, VerifierSettings};
 

@@ -8,6 +8,7 @@ use crate::compose::{self, Attachment, Compose};
 use crate::templates;
 use crate::{AccountService, Clock, internal};
 use sesame_model::address::SIMULATOR_DOMAIN;
+use sesame_model::suppression::{DEFAULT_REASONS, Reason};
 use sesame_model::{
     Acceptance, Error, ErrorKind, Event, EventDetail, EventKind, Identity, MailInfo, Mailbox,
     MessageMeta, NewMessage, QuotaCheck, Rejection, Scope, TemplateParts,
@@ -500,6 +501,28 @@ impl SendService {
         {
             through = Some(self.send_through(scope, op, cs).await?);
         }
+        // The suppression list, by the reasons in force for this send (its
+        // configuration set's, else the account's): suppressed recipients
+        // are accepted and bounce without a delivery attempt.
+        let suppress_for: Vec<Reason> = through
+            .as_ref()
+            .and_then(|c| c.suppressed_reasons.clone())
+            .or_else(|| account.suppressed_reasons.clone())
+            .unwrap_or_else(|| DEFAULT_REASONS.to_vec());
+        let suppressed = match system {
+            Some(_) => vec![],
+            None => {
+                let addresses: Vec<String> = recipient_boxes
+                    .iter()
+                    .filter(|m| !m.is_simulator())
+                    .map(|m| m.address.clone())
+                    .collect();
+                self.store
+                    .suppressed_among(scope, &addresses, &suppress_for)
+                    .await
+                    .map_err(internal)?
+            }
+        };
         let mail = |subject: Option<String>, raw_to: &[String]| MailInfo {
             source: sender_boxes[0].address.clone(),
             destinations: recipient_boxes.iter().map(|m| m.address.clone()).collect(),
@@ -518,6 +541,8 @@ impl SendService {
                     .collect(),
                 from: vec![sender_boxes[0].raw.clone()],
                 to: raw_to.to_vec(),
+                suppressed: suppressed.clone(),
+                suppress_for: Some(suppress_for.clone()),
             },
         };
         // Events about the message go where its configuration set sends them.

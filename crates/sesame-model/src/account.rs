@@ -60,6 +60,10 @@ pub struct Account {
     /// Recipients per second.
     pub max_send_rate: f64,
     pub details: Option<AccountDetails>,
+    /// The reasons the account-level suppression list keeps addresses
+    /// for; `None` is SES's default for a new account (both).
+    #[serde(default)]
+    pub suppressed_reasons: Option<Vec<crate::suppression::Reason>>,
     /// Optimistic-concurrency version; 0 for an account never stored.
     #[serde(default)]
     pub version: i64,
@@ -80,6 +84,7 @@ impl Account {
             max_24h_send,
             max_send_rate,
             details: None,
+            suppressed_reasons: None,
             version: 0,
         }
     }

@@ -21,6 +21,10 @@ pub struct ConfigurationSet {
     /// Where the set publishes its events.
     #[serde(default)]
     pub event_destinations: Vec<EventDestination>,
+    /// SuppressionOptions: the reasons the suppression list is honoured
+    /// and fed for sends through this set, instead of the account's.
+    #[serde(default)]
+    pub suppressed_reasons: Option<Vec<crate::suppression::Reason>>,
 }
 
 /// SES's quota of event destinations per configuration set.
@@ -130,6 +134,7 @@ impl ConfigurationSet {
             sending_enabled: true,
             tags: vec![],
             event_destinations: vec![],
+            suppressed_reasons: None,
         }
     }
 }

@@ -441,6 +441,15 @@ pub struct MessageMeta {
     pub from: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
+    /// Recipients on the suppression list when the message was accepted:
+    /// they bounce (`OnAccountSuppressionList`) without a delivery attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<String>,
+    /// The suppression reasons in force for the message (its configuration
+    /// set's, else the account's): which of its bounces and complaints put
+    /// their addresses on the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppress_for: Option<Vec<crate::suppression::Reason>>,
 }
 
 /// The message an event is about: SES's `mail` object.

@@ -17,6 +17,8 @@
 //!   the edge, and the identity record with its verification and DKIM state.
 //! - [`sns`]: Sesame's SNS: topics, subscriptions, SNS's naming rules and
 //!   errors, and the string a notification's signature covers.
+//! - [`suppression`]: the account-level suppression list and which reasons
+//!   it keeps.
 //! - [`tags`]: resource tags and SES's rules for them.
 //! - [`template`]: email templates and their limits.
 //! - [`verification`]: DNS verification without the DNS: the records
@@ -38,6 +40,7 @@ pub mod message;
 pub mod quota;
 pub mod scope;
 pub mod sns;
+pub mod suppression;
 pub mod tags;
 pub mod template;
 pub mod verification;

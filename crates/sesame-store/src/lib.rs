@@ -18,6 +18,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use sesame_model::sns::{Subscription, Topic, TopicDelivery, TopicDeliveryOutcome, TopicMessage};
+use sesame_model::suppression::{Reason, SuppressedDestination, SuppressionQuery};
 use sesame_model::{
     Acceptance, AccessKey, Account, ConfigurationSet, CustomVerificationTemplate, DeliveryState,
     DeliveryUpdate, Event, EventFilter, Identity, IdentityKind, MessageFilter, Millis, NewMessage,
@@ -404,4 +405,32 @@ pub trait Store: Send + Sync + 'static {
     async fn get_own_key(&self, name: &str) -> Result<Option<String>>;
     /// Stores a key unless one of that name exists; the stored one.
     async fn put_own_key(&self, name: &str, data: &str, now: Millis) -> Result<String>;
+
+    // ------------------------------------------------------------ suppression
+
+    /// Puts an address on the scope's suppression list, or updates its entry.
+    async fn put_suppressed(&self, scope: &Scope, d: &SuppressedDestination) -> Result<()>;
+    /// The entry of a (lower-cased) address.
+    async fn get_suppressed(
+        &self,
+        scope: &Scope,
+        address: &str,
+    ) -> Result<Option<SuppressedDestination>>;
+    /// `false` when the address was not on the list.
+    async fn delete_suppressed(&self, scope: &Scope, address: &str) -> Result<bool>;
+    /// Entries after position `after` matching `q`, in insertion order.
+    async fn list_suppressed(
+        &self,
+        scope: &Scope,
+        q: &SuppressionQuery,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, SuppressedDestination)>>;
+    /// Which of `addresses` (lower-cased) are on the list for one of `reasons`.
+    async fn suppressed_among(
+        &self,
+        scope: &Scope,
+        addresses: &[String],
+        reasons: &[Reason],
+    ) -> Result<Vec<String>>;
 }

@@ -17,6 +17,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use sesame_model::sns::{Subscription, Topic, TopicDelivery, TopicDeliveryOutcome, TopicMessage};
+use sesame_model::suppression::{Reason, SuppressedDestination, SuppressionQuery};
 use sesame_model::{
     Acceptance, AccessKey, Account, AccountId, ConfigurationSet, CustomVerificationTemplate,
     DeliveryState, DeliveryUpdate, Event, EventFilter, EventKind, Identity, IdentityKind,
@@ -60,6 +61,7 @@ mod identities;
 mod messages;
 mod queue;
 mod sns;
+mod suppression;
 mod templates;
 #[cfg(test)]
 mod tests;
@@ -541,6 +543,36 @@ impl Store for SqliteStore {
     }
     async fn put_own_key(&self, name: &str, data: &str, now: Millis) -> Result<String> {
         SqliteStore::put_own_key(self, name, data, now).await
+    }
+    async fn put_suppressed(&self, scope: &Scope, d: &SuppressedDestination) -> Result<()> {
+        SqliteStore::put_suppressed(self, scope, d).await
+    }
+    async fn get_suppressed(
+        &self,
+        scope: &Scope,
+        address: &str,
+    ) -> Result<Option<SuppressedDestination>> {
+        SqliteStore::get_suppressed(self, scope, address).await
+    }
+    async fn delete_suppressed(&self, scope: &Scope, address: &str) -> Result<bool> {
+        SqliteStore::delete_suppressed(self, scope, address).await
+    }
+    async fn list_suppressed(
+        &self,
+        scope: &Scope,
+        q: &SuppressionQuery,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, SuppressedDestination)>> {
+        SqliteStore::list_suppressed(self, scope, q, after, limit).await
+    }
+    async fn suppressed_among(
+        &self,
+        scope: &Scope,
+        addresses: &[String],
+        reasons: &[Reason],
+    ) -> Result<Vec<String>> {
+        SqliteStore::suppressed_among(self, scope, addresses, reasons).await
     }
 }
 

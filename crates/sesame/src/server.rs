@@ -120,6 +120,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .with_pacer(pacer),
             sending,
             sns: sns.clone(),
+            suppression: sesame_core::SuppressionService::new(dyn_store.clone(), clock.clone()),
             templates: TemplateService::new(dyn_store.clone(), clock.clone()),
             custom_verification: CustomVerificationService::new(
                 dyn_store.clone(),

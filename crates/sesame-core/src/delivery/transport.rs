@@ -136,7 +136,15 @@ impl AcceptanceDelivery for CaptureOnAcceptance {
         domain: &str,
         recipients: &[String],
     ) -> Option<Event> {
-        if domain == SIMULATOR_DOMAIN {
+        // The simulator's, and any with a suppressed recipient, are the
+        // engine's to settle.
+        if domain == SIMULATOR_DOMAIN
+            || recipients.iter().any(|r| {
+                m.meta
+                    .suppressed
+                    .contains(&sesame_model::suppression::key(r))
+            })
+        {
             return None;
         }
         Some(delivery_event(
