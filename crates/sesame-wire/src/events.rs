@@ -257,6 +257,7 @@ mod tests {
                     }],
                     from: vec!["From <from@example.com>".into()],
                     to: vec!["to@example.com".into()],
+                    ..Default::default()
                 },
             },
             detail,
