@@ -111,7 +111,7 @@ def test_options_sesame_cannot_carry_out_are_refused_by_name(prod):
         dict(DeliveryOptions={"TlsPolicy": "REQUIRE"}),
         dict(DeliveryOptions={"MaxDeliverySeconds": 600}),
         dict(ReputationOptions={"ReputationMetricsEnabled": True}),
-        dict(SuppressionOptions={"SuppressedReasons": ["BOUNCE"]}),
+        dict(VdmOptions={"DashboardOptions": {"EngagementMetrics": "ENABLED"}}),
     ]
     for options in refused:
         with pytest.raises(botocore.exceptions.ClientError) as e:

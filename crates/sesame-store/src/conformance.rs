@@ -53,6 +53,163 @@ pub async fn run(store: Arc<dyn Store>) {
     verifier_reads_and_writes(&*store).await;
     custom_verification_templates(&*store).await;
     configuration_sets(&*store).await;
+    sns_topics_and_deliveries(&*store).await;
+    suppression_list(&*store).await;
+}
+
+async fn sns_topics_and_deliveries(store: &dyn Store) {
+    use sesame_model::sns::{
+        MessageType, Protocol, Subscription, Topic, TopicDeliveryOutcome, TopicMessage,
+    };
+    let s = scope("616161616161", "us-east-1");
+    let t = Topic::new(&s, "events", 1);
+    assert_eq!(store.insert_topic(&s, &t, 10).await.unwrap(), Created::Created);
+    assert_eq!(store.insert_topic(&s, &t, 10).await.unwrap(), Created::Exists);
+    let t2 = Topic::new(&s, "other", 1);
+    assert_eq!(store.insert_topic(&s, &t2, 1).await.unwrap(), Created::LimitReached);
+    assert_eq!(store.get_topic(&t.arn).await.unwrap().unwrap().0, s);
+    let sub = |n: u32, confirmed: bool| Subscription {
+        arn: format!("{}:{n}", t.arn),
+        topic_arn: t.arn.clone(),
+        owner: "616161616161".into(),
+        protocol: Protocol::Http,
+        endpoint: format!("http://127.0.0.1/{n}"),
+        token: (!confirmed).then(|| format!("token{n}")),
+        confirmed,
+        raw_message_delivery: false,
+        created_at: 2,
+    };
+    let message = |id: &str, to: Option<String>| TopicMessage {
+        id: id.into(),
+        kind: if to.is_some() {
+            MessageType::SubscriptionConfirmation
+        } else {
+            MessageType::Notification
+        },
+        topic_arn: t.arn.clone(),
+        subject: None,
+        message: "m".into(),
+        created_at: 3,
+        to,
+    };
+    // A pending subscription and its confirmation, in one write.
+    let pending = sub(1, false);
+    let confirm = message("c1", Some(pending.arn.clone()));
+    assert_eq!(
+        store
+            .insert_subscription(&s, &pending, 10, Some(&confirm), 3)
+            .await
+            .unwrap(),
+        Created::Created
+    );
+    let confirmed = sub(2, true);
+    store
+        .insert_subscription(&s, &confirmed, 10, None, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_subscriptions(&s, Some(&t.arn), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // A notification goes to confirmed subscriptions only; the cursor moves
+    // in the same write.
+    let n = store
+        .publish_messages(&[message("n1", None)], Some(("test-cursor", 42)), 3)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(store.cursor("test-cursor").await.unwrap(), Some(42));
+    assert_eq!(store.cursor("never").await.unwrap(), None);
+    let claimed = store.claim_topic_deliveries(10, 1_000, 10).await.unwrap();
+    let mut ids: Vec<(&str, &str)> = claimed
+        .iter()
+        .map(|d| {
+            (
+                d.message.id.as_str(),
+                d.subscription.as_ref().unwrap().arn.as_str(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![("c1", pending.arn.as_str()), ("n1", confirmed.arn.as_str())]);
+    // Leased: not claimable again until the lease runs out.
+    assert!(store.claim_topic_deliveries(10, 1_000, 10).await.unwrap().is_empty());
+    let retry = claimed.iter().find(|d| d.message.id == "n1").unwrap().id;
+    let done = claimed.iter().find(|d| d.message.id == "c1").unwrap().id;
+    store
+        .finish_topic_deliveries(
+            &[
+                (done, TopicDeliveryOutcome::Delivered),
+                (
+                    retry,
+                    TopicDeliveryOutcome::Retry {
+                        at: 500,
+                        error: "503".into(),
+                    },
+                ),
+            ],
+            20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.next_topic_delivery_due().await.unwrap(), Some(500));
+    let again = store.claim_topic_deliveries(500, 2_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (retry, 1));
+    // A crash leaves it claimed; a start puts it back.
+    assert_eq!(store.requeue_topic_deliveries(600).await.unwrap(), 1);
+    assert_eq!(store.claim_topic_deliveries(600, 2_000, 10).await.unwrap().len(), 1);
+    // Deleting the topic takes its subscriptions.
+    assert!(store.delete_topic(&t.arn).await.unwrap());
+    assert!(store.get_subscription(&confirmed.arn).await.unwrap().is_none());
+    // Own keys: the first stored wins.
+    assert_eq!(store.put_own_key("k", "first", 1).await.unwrap(), "first");
+    assert_eq!(store.put_own_key("k", "second", 2).await.unwrap(), "first");
+    assert_eq!(store.get_own_key("k").await.unwrap().as_deref(), Some("first"));
+}
+
+async fn suppression_list(store: &dyn Store) {
+    use sesame_model::suppression::{Reason, SuppressedDestination, SuppressionQuery};
+    let s = scope("626262626262", "us-east-1");
+    let other = scope("626262626262", "eu-west-1");
+    let entry = |a: &str, reason, at| SuppressedDestination {
+        address: a.into(),
+        reason,
+        last_update: at,
+        message_id: None,
+        feedback_id: None,
+    };
+    store.put_suppressed(&s, &entry("a@x.com", Reason::Bounce, 10)).await.unwrap();
+    store.put_suppressed(&s, &entry("b@x.com", Reason::Complaint, 20)).await.unwrap();
+    store.put_suppressed(&s, &entry("a@x.com", Reason::Bounce, 30)).await.unwrap();
+    assert_eq!(store.get_suppressed(&s, "a@x.com").await.unwrap().unwrap().last_update, 30);
+    assert!(store.get_suppressed(&other, "a@x.com").await.unwrap().is_none());
+    let all = store
+        .list_suppressed(&s, &SuppressionQuery::default(), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let complaints = SuppressionQuery {
+        reasons: vec![Reason::Complaint],
+        ..Default::default()
+    };
+    assert_eq!(store.list_suppressed(&s, &complaints, 0, 10).await.unwrap().len(), 1);
+    let recent = SuppressionQuery {
+        start: Some(25),
+        ..Default::default()
+    };
+    assert_eq!(store.list_suppressed(&s, &recent, 0, 10).await.unwrap()[0].1.address, "a@x.com");
+    let among = store
+        .suppressed_among(&s, &["A@x.com".into(), "b@x.com".into(), "c@x.com".into()], &[Reason::Bounce])
+        .await
+        .unwrap();
+    assert_eq!(among, vec!["a@x.com".to_string()]);
+    assert!(store.delete_suppressed(&s, "a@x.com").await.unwrap());
+    assert!(!store.delete_suppressed(&s, "a@x.com").await.unwrap());
 }
 
 async fn configuration_sets(store: &dyn Store) {
