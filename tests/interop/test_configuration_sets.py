@@ -108,8 +108,7 @@ def test_options_sesame_cannot_carry_out_are_refused_by_name(prod):
     sesv2, ses = prod.client("sesv2"), prod.client("ses")
     refused = [
         dict(TrackingOptions={"CustomRedirectDomain": "t.example.com"}),
-        dict(DeliveryOptions={"TlsPolicy": "REQUIRE"}),
-        dict(DeliveryOptions={"MaxDeliverySeconds": 600}),
+        dict(DeliveryOptions={"SendingPoolName": "dedicated"}),
         dict(ReputationOptions={"ReputationMetricsEnabled": True}),
         dict(VdmOptions={"DashboardOptions": {"EngagementMetrics": "ENABLED"}}),
     ]
@@ -122,10 +121,16 @@ def test_options_sesame_cannot_carry_out_are_refused_by_name(prod):
     # Nothing was created by a refused call.
     assert sesv2.list_configuration_sets()["ConfigurationSets"] == []
     ses.create_configuration_set(ConfigurationSet={"Name": "s"})
+    # TlsPolicy and MaxDeliverySeconds are carried out (test_delivery.py).
+    ses.put_configuration_set_delivery_options(ConfigurationSetName="s", DeliveryOptions={"TlsPolicy": "Require"})
+    described = ses.describe_configuration_set(ConfigurationSetName="s", ConfigurationSetAttributeNames=["deliveryOptions"])
+    assert described["DeliveryOptions"] == {"TlsPolicy": "Require"}
+    sesv2.put_configuration_set_delivery_options(ConfigurationSetName="s", TlsPolicy="OPTIONAL", MaxDeliverySeconds=600)
+    got = sesv2.get_configuration_set(ConfigurationSetName="s")["DeliveryOptions"]
+    assert got == {"TlsPolicy": "OPTIONAL", "MaxDeliverySeconds": 600}
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        ses.put_configuration_set_delivery_options(ConfigurationSetName="s", DeliveryOptions={"TlsPolicy": "Require"})
-    assert "TlsPolicy REQUIRE" in err(e)[1]
-    ses.put_configuration_set_delivery_options(ConfigurationSetName="s", DeliveryOptions={"TlsPolicy": "Optional"})
+        sesv2.put_configuration_set_delivery_options(ConfigurationSetName="s", MaxDeliverySeconds=60000)
+    assert err(e)[0] == "BadRequestException", "above the model's 50,400"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ses.update_configuration_set_reputation_metrics_enabled(ConfigurationSetName="s", Enabled=True)
     assert err(e)[0] == "NotImplemented"

@@ -842,3 +842,32 @@ def test_send_bounce_delivers_a_dsn_to_the_original_sender(make_server, unique):
                              BouncedRecipientInfoList=[{"Recipient": f"gone@{dest}", "BounceType": "DoesNotExist"}])
         assert e.value.response["Error"]["Code"] == "MessageRejected"
         assert len(sink.wait_for(2)) == 2, "nothing else was sent"
+
+
+def test_tls_policy_require_keeps_mail_off_unencrypted_hops(make_server, unique):
+    """A configuration set's TlsPolicy REQUIRE: a receiver without
+    STARTTLS (direct) or an unencrypted relay never gets the message; the
+    attempt is a deferral (a DeliveryDelay event saying why), and mail
+    through other sets still goes."""
+    with Sink() as sink, Dns() as dns:
+        dns.mx(f"plain-{unique}.test", f"mail.plain-{unique}.test")
+        dns.a(f"mail.plain-{unique}.test")
+        for mode in (["--delivery", "direct", "--delivery-allow-private", "--dns-server", dns.address,
+                      "--smtp-port", str(sink.port)],
+                     ["--delivery", "relay", "--relay", f"smtp://127.0.0.1:{sink.port}?tls=none"]):
+            s = make_server(base_args(*mode))
+            sesv2 = s.client("sesv2")
+            sesv2.create_email_identity(EmailIdentity="example.com")
+            sesv2.create_configuration_set(ConfigurationSetName="tls", DeliveryOptions={"TlsPolicy": "REQUIRE"})
+            assert sesv2.get_configuration_set(ConfigurationSetName="tls")["DeliveryOptions"]["TlsPolicy"] == "REQUIRE"
+            before = len(sink.messages())
+            mid = sesv2.send_email(
+                FromEmailAddress="sender@example.com", Destination={"ToAddresses": [f"to@plain-{unique}.test"]},
+                Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+                ConfigurationSetName="tls")["MessageId"]
+            delay = wait_events(s, 1, message_id=mid, type="DeliveryDelay")[0]
+            assert "TLS is required" in delay["deliveryDelay"]["delayedRecipients"][0]["diagnosticCode"]
+            assert len(sink.messages()) == before
+            plain = simple(sesv2, "sender@example.com", [f"ok@plain-{unique}.test"])
+            assert wait_events(s, 1, message_id=plain)[0]["eventType"] == "Delivery"
+            s.stop()

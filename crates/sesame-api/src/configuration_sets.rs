@@ -11,20 +11,6 @@ use sesame_model::configuration_set::{DestinationTarget, EventDestination};
 use sesame_model::{ConfigurationSet, Error, Scope};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
 
-fn v1_tls(p: Option<v1::TlsPolicy>) -> R<()> {
-    match p {
-        Some(v1::TlsPolicy::Require) => Err(not_yet("TlsPolicy REQUIRE")),
-        _ => Ok(()),
-    }
-}
-
-fn v2_tls(p: Option<v2::TlsPolicy>) -> R<()> {
-    match p {
-        Some(v2::TlsPolicy::Require) => Err(not_yet("TlsPolicy REQUIRE")),
-        _ => Ok(()),
-    }
-}
-
 fn reputation_metrics(enabled: Option<bool>) -> R<()> {
     match enabled {
         Some(true) => Err(not_yet("ReputationMetricsEnabled")),
@@ -67,7 +53,11 @@ pub async fn v1_describe_configuration_set(
         tracking_options: None,
         delivery_options: asked(v1::ConfigurationSetAttribute::DeliveryOptions).then_some(
             v1::DeliveryOptions {
-                tls_policy: Some(v1::TlsPolicy::Optional),
+                tls_policy: Some(if set.tls_required {
+                    v1::TlsPolicy::Require
+                } else {
+                    v1::TlsPolicy::Optional
+                }),
             },
         ),
         reputation_options: asked(v1::ConfigurationSetAttribute::ReputationOptions).then_some(
@@ -145,24 +135,29 @@ pub async fn v1_put_configuration_set_delivery_options(
     s: &Scope,
     i: v1::PutConfigurationSetDeliveryOptionsRequest,
 ) -> R<v1::PutConfigurationSetDeliveryOptionsResponse> {
-    api.configuration_sets
+    let set = api
+        .configuration_sets
         .get(s, &i.configuration_set_name)
         .await?;
-    v1_tls(i.delivery_options.and_then(|d| d.tls_policy))?;
+    let tls = i.delivery_options.and_then(|d| d.tls_policy) == Some(v1::TlsPolicy::Require);
+    api.configuration_sets
+        .set_delivery(s, &set.name, tls, set.max_delivery_seconds)
+        .await?;
     Ok(v1::PutConfigurationSetDeliveryOptionsResponse {})
 }
 
 // ---------------------------------------------------------------- v2
 
-fn v2_delivery(d: v2::DeliveryOptions) -> R<()> {
-    v2_tls(d.tls_policy)?;
+/// v2 DeliveryOptions as Sesame carries them out: TLS required, and how
+/// long delivery is retried. Dedicated IP pools are refused by name.
+fn v2_delivery(d: v2::DeliveryOptions) -> R<(bool, Option<u32>)> {
     if d.sending_pool_name.is_some() {
         return Err(not_yet("SendingPoolName"));
     }
-    if d.max_delivery_seconds.is_some() {
-        return Err(not_yet("MaxDeliverySeconds"));
-    }
-    Ok(())
+    Ok((
+        d.tls_policy == Some(v2::TlsPolicy::Require),
+        d.max_delivery_seconds.map(|s| s as u32),
+    ))
 }
 
 pub async fn v2_create_configuration_set(
@@ -170,9 +165,7 @@ pub async fn v2_create_configuration_set(
     s: &Scope,
     i: v2::CreateConfigurationSetRequest,
 ) -> R<v2::CreateConfigurationSetResponse> {
-    if let Some(d) = i.delivery_options {
-        v2_delivery(d)?;
-    }
+    let delivery = i.delivery_options.map(v2_delivery).transpose()?;
     reputation_metrics(
         i.reputation_options
             .and_then(|r| r.reputation_metrics_enabled),
@@ -207,6 +200,11 @@ pub async fn v2_create_configuration_set(
             .set_suppression(s, &i.configuration_set_name, reasons)
             .await?;
     }
+    if let Some((tls, max)) = delivery {
+        api.configuration_sets
+            .set_delivery(s, &i.configuration_set_name, tls, max)
+            .await?;
+    }
     Ok(v2::CreateConfigurationSetResponse {})
 }
 
@@ -214,9 +212,13 @@ fn v2_view(set: ConfigurationSet) -> v2::GetConfigurationSetResponse {
     v2::GetConfigurationSetResponse {
         configuration_set_name: Some(set.name),
         delivery_options: Some(v2::DeliveryOptions {
-            tls_policy: Some(v2::TlsPolicy::Optional),
+            tls_policy: Some(if set.tls_required {
+                v2::TlsPolicy::Require
+            } else {
+                v2::TlsPolicy::Optional
+            }),
             sending_pool_name: None,
-            max_delivery_seconds: None,
+            max_delivery_seconds: set.max_delivery_seconds.map(i64::from),
         }),
         reputation_options: Some(v2::ReputationOptions {
             reputation_metrics_enabled: Some(false),
@@ -349,14 +351,14 @@ pub async fn v2_put_configuration_set_delivery_options(
     s: &Scope,
     i: v2::PutConfigurationSetDeliveryOptionsRequest,
 ) -> R<v2::PutConfigurationSetDeliveryOptionsResponse> {
-    api.configuration_sets
-        .get(s, &i.configuration_set_name)
-        .await?;
-    v2_delivery(v2::DeliveryOptions {
+    let (tls, max) = v2_delivery(v2::DeliveryOptions {
         tls_policy: i.tls_policy,
         sending_pool_name: i.sending_pool_name,
         max_delivery_seconds: i.max_delivery_seconds,
     })?;
+    api.configuration_sets
+        .set_delivery(s, &i.configuration_set_name, tls, max)
+        .await?;
     Ok(v2::PutConfigurationSetDeliveryOptionsResponse {})
 }
 

@@ -1,9 +1,10 @@
 //! Configuration sets: create, read, list, delete, and the options Sesame
 //! carries out: whether sending through the set is enabled (a send naming
 //! a paused set is refused, as SES refuses it), and its event destinations
-//! on Sesame's SNS (`feedback.rs` publishes to them). Options whose effect
-//! Sesame cannot produce yet (other destinations, tracking,
-//! TLS policy, delivery windows, dedicated pools, suppression options,
+//! on Sesame's SNS (`feedback.rs` publishes to them), suppression options,
+//! TlsPolicy REQUIRE and MaxDeliverySeconds (the delivery engine's). Options
+//! whose effect Sesame cannot produce yet (other destinations, tracking,
+//! dedicated pools,
 //! reputation metrics, VDM, archiving) are refused where they are set,
 //! with `NotImplemented` naming them, never stored and ignored.
 
@@ -122,6 +123,22 @@ impl ConfigurationSetService {
     ) -> Result<(), Error> {
         let mut set = self.get(scope, name).await?;
         set.suppressed_reasons = reasons;
+        self.save(scope, &set).await
+    }
+
+    /// DeliveryOptions: TlsPolicy REQUIRE (`tls_required`) and
+    /// MaxDeliverySeconds, both carried out by the delivery engine for
+    /// messages sent through the set.
+    pub async fn set_delivery(
+        &self,
+        scope: &Scope,
+        name: &str,
+        tls_required: bool,
+        max_delivery_seconds: Option<u32>,
+    ) -> Result<(), Error> {
+        let mut set = self.get(scope, name).await?;
+        set.tls_required = tls_required;
+        set.max_delivery_seconds = max_delivery_seconds;
         self.save(scope, &set).await
     }
 

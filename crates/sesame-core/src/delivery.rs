@@ -331,6 +331,7 @@ impl DeliveryEngine {
             recipients: &d.recipients,
             signature: signature.as_deref().map_or(&[][..], str::as_bytes),
             message: &d.raw,
+            require_tls: d.meta.require_tls,
         };
         let report = self.transport.deliver(&envelope).await;
         self.settle(&d, report)
@@ -465,6 +466,7 @@ impl DeliveryEngine {
             match self
                 .settings
                 .retry
+                .within(d.meta.max_delivery_ms)
                 .next_attempt(d.attempts + 1, now, d.accepted_at)
             {
                 Some(at) => {

@@ -543,6 +543,11 @@ impl SendService {
                 to: raw_to.to_vec(),
                 suppressed: suppressed.clone(),
                 suppress_for: Some(suppress_for.clone()),
+                require_tls: through.as_ref().is_some_and(|c| c.tls_required),
+                max_delivery_ms: through
+                    .as_ref()
+                    .and_then(|c| c.max_delivery_seconds)
+                    .map(|s| i64::from(s) * 1000),
             },
         };
         // Events about the message go where its configuration set sends them.

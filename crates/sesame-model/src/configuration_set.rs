@@ -25,6 +25,12 @@ pub struct ConfigurationSet {
     /// and fed for sends through this set, instead of the account's.
     #[serde(default)]
     pub suppressed_reasons: Option<Vec<crate::suppression::Reason>>,
+    /// TlsPolicy REQUIRE: messages go to receivers over TLS or not at all.
+    #[serde(default)]
+    pub tls_required: bool,
+    /// MaxDeliverySeconds: how long delivery of a message is retried.
+    #[serde(default)]
+    pub max_delivery_seconds: Option<u32>,
 }
 
 /// SES's quota of event destinations per configuration set.
@@ -135,6 +141,8 @@ impl ConfigurationSet {
             tags: vec![],
             event_destinations: vec![],
             suppressed_reasons: None,
+            tls_required: false,
+            max_delivery_seconds: None,
         }
     }
 }

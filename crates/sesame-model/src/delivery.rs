@@ -174,6 +174,15 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// When to try again after `attempts` failed attempts (1 = the first
     /// failed), or `None` when the message would be too old by then.
+    /// This policy with its retries bounded by `max_age_ms` as well (a
+    /// configuration set's MaxDeliverySeconds), never longer.
+    pub fn within(&self, max_age_ms: Option<Millis>) -> Self {
+        Self {
+            max_age_ms: max_age_ms.map_or(self.max_age_ms, |m| m.min(self.max_age_ms)),
+            ..*self
+        }
+    }
+
     pub fn next_attempt(&self, attempts: u32, now: Millis, accepted_at: Millis) -> Option<Millis> {
         let shift = attempts.saturating_sub(1).min(30);
         let delay = self
@@ -450,6 +459,12 @@ pub struct MessageMeta {
     /// their addresses on the list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppress_for: Option<Vec<crate::suppression::Reason>>,
+    /// TlsPolicy REQUIRE: delivered over TLS or not at all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_tls: bool,
+    /// MaxDeliverySeconds: retries stop this long after acceptance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delivery_ms: Option<Millis>,
 }
 
 /// The message an event is about: SES's `mail` object.
@@ -540,6 +555,19 @@ mod tests {
         assert_eq!(p.next_attempt(9, 0, 0), Some(4_000));
         assert_eq!(p.next_attempt(9, 17_000, 0), None);
         assert_eq!(p.next_attempt(u32::MAX, 0, 0), Some(4_000));
+    }
+
+    #[test]
+    fn max_delivery_seconds_only_shortens_the_retries() {
+        let p = RetryPolicy {
+            initial_ms: 1_000,
+            max_interval_ms: 4_000,
+            max_age_ms: 20_000,
+        };
+        assert_eq!(p.within(None), p);
+        assert_eq!(p.within(Some(5_000)).max_age_ms, 5_000);
+        assert_eq!(p.within(Some(50_000)).max_age_ms, 20_000);
+        assert_eq!(p.within(Some(5_000)).next_attempt(1, 4_500, 0), None);
     }
 
     #[test]

@@ -203,8 +203,15 @@ impl DirectTransport {
     /// Connects, reads the greeting, says EHLO and upgrades to TLS when the
     /// host offers STARTTLS. If the TLS handshake fails, tries once more in
     /// the clear, as opportunistic TLS allows.
-    async fn connect(&self, ip: IpAddr, host: &str) -> Result<Conn, mail_send::Error> {
+    async fn connect(
+        &self,
+        ip: IpAddr,
+        host: &str,
+        require_tls: bool,
+    ) -> Result<Conn, mail_send::Error> {
         match self.connect_once(ip, host, true).await {
+            // TlsPolicy REQUIRE: no falling back to the clear.
+            Err(e) if require_tls => Err(e),
             Err(mail_send::Error::Tls(e)) => {
                 tracing::info!(%host, error = %e, "STARTTLS failed; retrying without TLS");
                 self.connect_once(ip, host, false).await
@@ -238,9 +245,9 @@ impl DirectTransport {
             let name = host.trim_end_matches('.');
             let mut t = c.start_tls(&self.tls, name).await?;
             let ehlo = t.ehlo(&self.settings.helo).await?;
-            return Ok(Conn::new(t, &ehlo));
+            return Ok(Conn::new(t, &ehlo, true));
         }
-        Ok(Conn::new(c, &ehlo))
+        Ok(Conn::new(c, &ehlo, false))
     }
 
     fn take_idle(&self, key: &str) -> Option<Conn> {
@@ -261,7 +268,7 @@ impl DirectTransport {
         env: &Envelope<'_>,
     ) -> Result<Vec<(String, RecipientOutcome)>, HostFailed> {
         let key = format!("{}:{}", host.trim_end_matches('.'), self.settings.port);
-        if let Some(mut conn) = self.take_idle(&key)
+        if let Some(mut conn) = self.take_idle(&key).filter(|c| c.tls || !env.require_tls)
             && let Ok(out) = transact(&mut conn, env).await
         {
             self.put_idle(key, conn);
@@ -291,7 +298,14 @@ impl DirectTransport {
             ips = public;
         }
         for ip in ips {
-            let e = match self.connect(ip, host).await {
+            let e = match self.connect(ip, host, env.require_tls).await {
+                Ok(conn) if env.require_tls && !conn.tls => {
+                    connected = true;
+                    why = format!(
+                        "{host} [{ip}]: TLS is required for this message (TlsPolicy REQUIRE) and the host does not offer STARTTLS"
+                    );
+                    continue;
+                }
                 Ok(mut conn) => match transact(&mut conn, env).await {
                     Ok(out) => {
                         self.put_idle(key, conn);

@@ -50,13 +50,21 @@ pub struct Conn {
     /// it is, as Postfix sends it: rewriting it would break its DKIM
     /// signature.)
     pub eight_bit: bool,
+    /// The connection is encrypted (STARTTLS or implicit TLS).
+    pub tls: bool,
 }
 
 impl Conn {
-    /// A connection whose server answered EHLO with `ehlo`.
-    pub fn new<T: Stream + 'static>(c: SmtpClient<T>, ehlo: &EhloResponse<String>) -> Self {
+    /// A connection whose server answered EHLO with `ehlo`; `tls` when it
+    /// is encrypted.
+    pub fn new<T: Stream + 'static>(
+        c: SmtpClient<T>,
+        ehlo: &EhloResponse<String>,
+        tls: bool,
+    ) -> Self {
         let pipelining = ehlo.has_capability(smtp_proto::EXT_PIPELINING);
         Self {
+            tls,
             client: SmtpClient {
                 stream: Box::new(c.stream) as Box<dyn Stream>,
                 timeout: c.timeout,
@@ -492,6 +500,7 @@ mod tests {
             chunking,
             size,
             eight_bit: true,
+            tls: false,
         }
     }
 
@@ -513,6 +522,7 @@ mod tests {
                 recipients: &recipients,
                 signature: b"DKIM-Signature: v=1\r\n",
                 message,
+                require_tls: false,
             };
             let (ours, theirs) = tokio::io::duplex(16 << 10);
             let server = tokio::spawn(slow_server(theirs, false));
@@ -538,6 +548,7 @@ mod tests {
             recipients: &recipients,
             signature: b"DKIM-Signature: v=1\r\n",
             message: b"Subject: s\r\n\r\nbody\r\n",
+            require_tls: false,
         };
         let size = env.len();
         for limit in [0, size] {
@@ -606,6 +617,7 @@ mod tests {
             recipients: &recipients,
             signature,
             message: &message,
+            require_tls: false,
         };
         for chunking in [false, true] {
             let (ours, theirs) = tokio::io::duplex(16 << 10);

@@ -171,7 +171,7 @@ impl RelayTransport {
         if let Some(credentials) = &self.builder.credentials {
             c.authenticate(credentials, &ehlo).await?;
         }
-        Ok(Conn::new(c, &ehlo))
+        Ok(Conn::new(c, &ehlo, self.config.tls != RelayTls::None))
     }
 
     fn take_idle(&self) -> Option<Conn> {
@@ -206,6 +206,20 @@ impl Transport for RelayTransport {
                     }
                 },
             };
+            if env.require_tls && !conn.tls {
+                // The configuration set's TlsPolicy REQUIRE: an unencrypted
+                // hop never carries the message.
+                self.put_idle(conn);
+                return AttemptReport {
+                    outcomes: deferred_all(
+                        env,
+                        &format!(
+                            "relay {remote}: TLS is required for this message (TlsPolicy REQUIRE) and the relay connection is not encrypted"
+                        ),
+                    ),
+                    remote,
+                };
+            }
             match transact(&mut conn, env).await {
                 Ok(outcomes) => {
                     self.put_idle(conn);

@@ -63,10 +63,19 @@ async fn sns_topics_and_deliveries(store: &dyn Store) {
     };
     let s = scope("616161616161", "us-east-1");
     let t = Topic::new(&s, "events", 1);
-    assert_eq!(store.insert_topic(&s, &t, 10).await.unwrap(), Created::Created);
-    assert_eq!(store.insert_topic(&s, &t, 10).await.unwrap(), Created::Exists);
+    assert_eq!(
+        store.insert_topic(&s, &t, 10).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        store.insert_topic(&s, &t, 10).await.unwrap(),
+        Created::Exists
+    );
     let t2 = Topic::new(&s, "other", 1);
-    assert_eq!(store.insert_topic(&s, &t2, 1).await.unwrap(), Created::LimitReached);
+    assert_eq!(
+        store.insert_topic(&s, &t2, 1).await.unwrap(),
+        Created::LimitReached
+    );
     assert_eq!(store.get_topic(&t.arn).await.unwrap().unwrap().0, s);
     let sub = |n: u32, confirmed: bool| Subscription {
         arn: format!("{}:{n}", t.arn),
@@ -135,9 +144,18 @@ async fn sns_topics_and_deliveries(store: &dyn Store) {
         })
         .collect();
     ids.sort();
-    assert_eq!(ids, vec![("c1", pending.arn.as_str()), ("n1", confirmed.arn.as_str())]);
+    assert_eq!(
+        ids,
+        vec![("c1", pending.arn.as_str()), ("n1", confirmed.arn.as_str())]
+    );
     // Leased: not claimable again until the lease runs out.
-    assert!(store.claim_topic_deliveries(10, 1_000, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_topic_deliveries(10, 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let retry = claimed.iter().find(|d| d.message.id == "n1").unwrap().id;
     let done = claimed.iter().find(|d| d.message.id == "c1").unwrap().id;
     store
@@ -162,14 +180,30 @@ async fn sns_topics_and_deliveries(store: &dyn Store) {
     assert_eq!((again[0].id, again[0].attempts), (retry, 1));
     // A crash leaves it claimed; a start puts it back.
     assert_eq!(store.requeue_topic_deliveries(600).await.unwrap(), 1);
-    assert_eq!(store.claim_topic_deliveries(600, 2_000, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_topic_deliveries(600, 2_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Deleting the topic takes its subscriptions.
     assert!(store.delete_topic(&t.arn).await.unwrap());
-    assert!(store.get_subscription(&confirmed.arn).await.unwrap().is_none());
+    assert!(
+        store
+            .get_subscription(&confirmed.arn)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Own keys: the first stored wins.
     assert_eq!(store.put_own_key("k", "first", 1).await.unwrap(), "first");
     assert_eq!(store.put_own_key("k", "second", 2).await.unwrap(), "first");
-    assert_eq!(store.get_own_key("k").await.unwrap().as_deref(), Some("first"));
+    assert_eq!(
+        store.get_own_key("k").await.unwrap().as_deref(),
+        Some("first")
+    );
 }
 
 async fn suppression_list(store: &dyn Store) {
@@ -183,11 +217,34 @@ async fn suppression_list(store: &dyn Store) {
         message_id: None,
         feedback_id: None,
     };
-    store.put_suppressed(&s, &entry("a@x.com", Reason::Bounce, 10)).await.unwrap();
-    store.put_suppressed(&s, &entry("b@x.com", Reason::Complaint, 20)).await.unwrap();
-    store.put_suppressed(&s, &entry("a@x.com", Reason::Bounce, 30)).await.unwrap();
-    assert_eq!(store.get_suppressed(&s, "a@x.com").await.unwrap().unwrap().last_update, 30);
-    assert!(store.get_suppressed(&other, "a@x.com").await.unwrap().is_none());
+    store
+        .put_suppressed(&s, &entry("a@x.com", Reason::Bounce, 10))
+        .await
+        .unwrap();
+    store
+        .put_suppressed(&s, &entry("b@x.com", Reason::Complaint, 20))
+        .await
+        .unwrap();
+    store
+        .put_suppressed(&s, &entry("a@x.com", Reason::Bounce, 30))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_suppressed(&s, "a@x.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_update,
+        30
+    );
+    assert!(
+        store
+            .get_suppressed(&other, "a@x.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let all = store
         .list_suppressed(&s, &SuppressionQuery::default(), 0, 10)
         .await
@@ -197,14 +254,30 @@ async fn suppression_list(store: &dyn Store) {
         reasons: vec![Reason::Complaint],
         ..Default::default()
     };
-    assert_eq!(store.list_suppressed(&s, &complaints, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_suppressed(&s, &complaints, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let recent = SuppressionQuery {
         start: Some(25),
         ..Default::default()
     };
-    assert_eq!(store.list_suppressed(&s, &recent, 0, 10).await.unwrap()[0].1.address, "a@x.com");
+    assert_eq!(
+        store.list_suppressed(&s, &recent, 0, 10).await.unwrap()[0]
+            .1
+            .address,
+        "a@x.com"
+    );
     let among = store
-        .suppressed_among(&s, &["A@x.com".into(), "b@x.com".into(), "c@x.com".into()], &[Reason::Bounce])
+        .suppressed_among(
+            &s,
+            &["A@x.com".into(), "b@x.com".into(), "c@x.com".into()],
+            &[Reason::Bounce],
+        )
         .await
         .unwrap();
     assert_eq!(among, vec!["a@x.com".to_string()]);

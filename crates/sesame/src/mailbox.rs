@@ -100,7 +100,8 @@ async fn events(State(store): State<Arc<dyn Store>>, Query(q): Query<EventQuery>
             return json(
                 StatusCode::BAD_REQUEST,
                 local::message(&format!(
-                    "Unknown event type {k}: expected Delivery, Bounce or Complaint."
+                    "Unknown event type {k}: expected one of {}.",
+                    EventKind::ALL.map(EventKind::as_str).join(", ")
                 )),
             );
         }

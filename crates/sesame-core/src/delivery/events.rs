@@ -123,7 +123,12 @@ impl DeliveryEngine {
             EventDetail::DeliveryDelay {
                 delay_type: delay_type.to_owned(),
                 delayed,
-                expires_at: d.accepted_at + self.settings.retry.max_age_ms,
+                expires_at: d.accepted_at
+                    + self
+                        .settings
+                        .retry
+                        .within(d.meta.max_delivery_ms)
+                        .max_age_ms,
                 reporting_mta: self.settings.reporting_mta.clone(),
             },
         )

@@ -17,6 +17,9 @@ pub struct Envelope<'a> {
     pub signature: &'a [u8],
     /// The message as it was accepted.
     pub message: &'a [u8],
+    /// The configuration set's TlsPolicy REQUIRE: the receiver must take
+    /// it over TLS, or the attempt is deferred.
+    pub require_tls: bool,
 }
 
 impl Envelope<'_> {
