@@ -352,3 +352,30 @@ def test_identity_notifications(prod, endpoint):
     assert sesv2.get_email_identity(EmailIdentity="example.com")["FeedbackForwardingStatus"] is False
     sesv2.put_email_identity_feedback_attributes(EmailIdentity="example.com", EmailForwardingEnabled=True)
     assert sesv2.get_email_identity(EmailIdentity="example.com")["FeedbackForwardingStatus"] is True
+
+
+def test_message_insights_come_from_the_recorded_events(prod):
+    sesv2 = prod.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity="example.com")
+    sesv2.create_configuration_set(ConfigurationSetName="ins")
+    mid = sesv2.send_email(FromEmailAddress="sender@example.com",
+                           Destination={"ToAddresses": ["bounce@simulator.amazonses.com",
+                                                        "success@simulator.amazonses.com"]},
+                           Content={"Simple": {"Subject": {"Data": "Insight"}, "Body": {"Text": {"Data": "b"}}}},
+                           EmailTags=[{"Name": "campaign", "Value": "x"}], ConfigurationSetName="ins")["MessageId"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        got = sesv2.get_message_insights(MessageId=mid)
+        by = {i["Destination"]: [e["Type"] for e in i["Events"]] for i in got["Insights"]}
+        if "BOUNCE" in by.get("bounce@simulator.amazonses.com", []) and "DELIVERY" in by.get(
+                "success@simulator.amazonses.com", []):
+            break
+        time.sleep(0.2)
+    assert got["Subject"] == "Insight" and got["EmailTags"] == [{"Name": "campaign", "Value": "x"}]
+    assert by["bounce@simulator.amazonses.com"] == ["SEND", "BOUNCE"]
+    assert by["success@simulator.amazonses.com"] == ["SEND", "DELIVERY"]
+    bounce = [e for i in got["Insights"] for e in i["Events"] if e["Type"] == "BOUNCE"][0]
+    assert bounce["Details"]["Bounce"]["BounceType"] == "PERMANENT"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sesv2.get_message_insights(MessageId="0000000000000000-00000000-0000-0000-0000-000000000000-000000")
+    assert err(e)[0] == "NotFoundException"

@@ -429,3 +429,86 @@ pub async fn v2_send_bulk_email(
             .collect(),
     })
 }
+
+/// GetMessageInsights, from the events Sesame recorded for the message:
+/// one entry per recipient with the events that concern it. (SES fills in
+/// the recipient's mailbox provider, `Isp`; Sesame does not guess one.)
+pub async fn v2_get_message_insights(
+    api: &Api,
+    s: &Scope,
+    i: v2::GetMessageInsightsRequest,
+) -> R<v2::GetMessageInsightsResponse> {
+    use sesame_model::{EventDetail, EventKind};
+    let events = api.sending.message_events(s, &i.message_id).await?;
+    let mail = &events[0].mail;
+    let insights = mail
+        .destinations
+        .iter()
+        .map(|to| {
+            let concern = events.iter().filter(|e| {
+                e.kind == EventKind::Send || e.recipients.iter().any(|r| r.eq_ignore_ascii_case(to))
+            });
+            let list = concern
+                .map(|e| {
+                    let details = match &e.detail {
+                        EventDetail::Bounce {
+                            bounce_type,
+                            sub_type,
+                            bounced,
+                            ..
+                        } => Some(v2::EventDetails {
+                            bounce: Some(v2::Bounce {
+                                bounce_type: Some(crate::spell::v2_bounce_type(*bounce_type)),
+                                bounce_sub_type: Some(sub_type.as_str().to_owned()),
+                                diagnostic_code: bounced
+                                    .iter()
+                                    .find(|b| b.address.eq_ignore_ascii_case(to))
+                                    .map(|b| b.diagnostic_code.clone()),
+                            }),
+                            complaint: None,
+                        }),
+                        EventDetail::Complaint { feedback_type, .. } => Some(v2::EventDetails {
+                            bounce: None,
+                            complaint: Some(v2::Complaint {
+                                complaint_sub_type: None,
+                                complaint_feedback_type: Some(feedback_type.clone()),
+                            }),
+                        }),
+                        _ => None,
+                    };
+                    v2::InsightsEvent {
+                        timestamp: Some(e.at),
+                        r#type: Some(crate::spell::v2_event_type(e.kind)),
+                        details,
+                    }
+                })
+                .collect();
+            v2::EmailInsights {
+                destination: Some(to.clone()),
+                isp: None,
+                events: Some(list),
+            }
+        })
+        .collect();
+    Ok(v2::GetMessageInsightsResponse {
+        message_id: Some(i.message_id),
+        from_email_address: mail
+            .meta
+            .from
+            .first()
+            .cloned()
+            .or(Some(mail.source.clone())),
+        subject: mail.subject.clone(),
+        email_tags: Some(
+            mail.meta
+                .tags
+                .iter()
+                .map(|t| v2::MessageTag {
+                    name: t.key.clone(),
+                    value: t.value.clone(),
+                })
+                .collect(),
+        ),
+        insights: Some(insights),
+    })
+}

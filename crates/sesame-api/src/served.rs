@@ -270,6 +270,10 @@ impl v2::SesV2 for Api {
         templates::v2_get_email_template(self, caller, input).await
     }
 
+    async fn get_message_insights(&self, caller: &Scope, input: v2::GetMessageInsightsRequest) -> Result<v2::GetMessageInsightsResponse, Error> {
+        sending::v2_get_message_insights(self, caller, input).await
+    }
+
     async fn get_suppressed_destination(&self, caller: &Scope, input: v2::GetSuppressedDestinationRequest) -> Result<v2::GetSuppressedDestinationResponse, Error> {
         suppression::v2_get_suppressed_destination(self, caller, input).await
     }

@@ -271,3 +271,12 @@ pub fn v2_reasons_in(rs: Vec<v2::SuppressionListReason>) -> Vec<sesame_model::su
     }
     out
 }
+
+pub fn v2_bounce_type(t: sesame_model::delivery::BounceType) -> v2::BounceType {
+    use sesame_model::delivery::BounceType as B;
+    match t {
+        B::Permanent => v2::BounceType::Permanent,
+        B::Transient => v2::BounceType::Transient,
+        B::Undetermined => v2::BounceType::Undetermined,
+    }
+}

@@ -812,6 +812,34 @@ impl SendService {
     }
 }
 
+impl SendService {
+    /// GetMessageInsights: the events recorded for a message of this scope,
+    /// oldest first.
+    pub async fn message_events(
+        &self,
+        scope: &Scope,
+        message_id: &str,
+    ) -> Result<Vec<Event>, Error> {
+        let mut events = self
+            .store
+            .list_events(&sesame_model::EventFilter {
+                scope: Some(scope.clone()),
+                message_id: Some(message_id.to_owned()),
+                kind: None,
+                limit: 1000,
+            })
+            .await
+            .map_err(internal)?;
+        if events.is_empty() {
+            return Err(Error::not_found(format!(
+                "No events were found for the message {message_id}."
+            )));
+        }
+        events.reverse();
+        Ok(events)
+    }
+}
+
 /// SES's error for a message the quotas refused; `None` when accepted.
 pub fn quota_refusal(a: Acceptance) -> Option<Error> {
     match a {
