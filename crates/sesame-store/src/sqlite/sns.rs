@@ -13,54 +13,58 @@ fn topic_row(r: &SqliteRow) -> Result<(i64, Scope, Topic)> {
     Ok((r.get("seq"), scope, from_json(r.get("data"))?))
 }
 
-/// Inserts a message and its deliveries: one to its recipient, or one to
-/// each confirmed subscription of its topic. How many deliveries.
-async fn insert_message(
+/// Inserts messages and their deliveries: one to a message's recipient,
+/// or one to each confirmed subscription of its topic. A notification that
+/// no subscription would receive is not stored. Two statements for the
+/// whole batch, so that publishing holds the write lock briefly. How many
+/// deliveries.
+async fn insert_messages(
     tx: &mut sqlx::SqliteConnection,
-    m: &TopicMessage,
+    messages: &[TopicMessage],
     now: Millis,
 ) -> Result<u64> {
-    sqlx::query(
-        "INSERT INTO sns_messages (id, kind, topic_arn, subject, message, created_at, recipient)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let batch: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id, "kind": m.kind.as_str(), "topic": m.topic_arn,
+                "subject": m.subject, "message": m.message, "at": m.created_at, "to": m.to,
+            })
+        })
+        .collect();
+    let batch = to_json(&batch)?;
+    let deliveries = sqlx::query(
+        "INSERT INTO sns_deliveries (message_id, subscription_arn, state, next_attempt_at,
+           created_at, updated_at)
+         SELECT m.value ->> 'id', s.arn, 'queued', ?2, ?2, ?2
+           FROM json_each(?1) m
+           JOIN sns_subscriptions s ON s.topic_arn = m.value ->> 'topic' AND s.confirmed = 1
+          WHERE m.value ->> 'to' IS NULL
+         UNION ALL
+         SELECT m.value ->> 'id', m.value ->> 'to', 'queued', ?2, ?2, ?2
+           FROM json_each(?1) m WHERE m.value ->> 'to' IS NOT NULL",
     )
-    .bind(&m.id)
-    .bind(m.kind.as_str())
-    .bind(&m.topic_arn)
-    .bind(&m.subject)
-    .bind(&m.message)
-    .bind(m.created_at)
-    .bind(&m.to)
+    .bind(&batch)
+    .bind(now)
     .execute(&mut *tx)
-    .await?;
-    let done =
-        match &m.to {
-            Some(sub) => sqlx::query(
-                "INSERT INTO sns_deliveries (message_id, subscription_arn, state, next_attempt_at,
-                   created_at, updated_at) VALUES (?, ?, 'queued', ?, ?, ?)",
-            )
-            .bind(&m.id)
-            .bind(sub)
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?,
-            None => sqlx::query(
-                "INSERT INTO sns_deliveries (message_id, subscription_arn, state, next_attempt_at,
-                   created_at, updated_at)
-                 SELECT ?, arn, 'queued', ?, ?, ? FROM sns_subscriptions
-                 WHERE topic_arn = ? AND confirmed = 1",
-            )
-            .bind(&m.id)
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .bind(&m.topic_arn)
-            .execute(&mut *tx)
-            .await?,
-        };
-    Ok(done.rows_affected())
+    .await?
+    .rows_affected();
+    if deliveries > 0 {
+        sqlx::query(
+            "INSERT INTO sns_messages (id, kind, topic_arn, subject, message, created_at, recipient)
+             SELECT m.value ->> 'id', m.value ->> 'kind', m.value ->> 'topic', m.value ->> 'subject',
+                    m.value ->> 'message', m.value ->> 'at', m.value ->> 'to'
+               FROM json_each(?1) m
+              WHERE EXISTS (SELECT 1 FROM sns_deliveries d WHERE d.message_id = m.value ->> 'id')",
+        )
+        .bind(&batch)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(deliveries)
 }
 
 impl SqliteStore {
@@ -192,7 +196,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         if let Some(m) = confirmation {
-            insert_message(&mut tx, m, now).await?;
+            insert_messages(&mut tx, std::slice::from_ref(m), now).await?;
         }
         tx.commit().await?;
         self.sns_queued.notify_one();
@@ -235,7 +239,7 @@ impl SqliteStore {
             return Ok(false);
         }
         if let Some(m) = message {
-            insert_message(&mut tx, m, now).await?;
+            insert_messages(&mut tx, std::slice::from_ref(m), now).await?;
         }
         tx.commit().await?;
         self.sns_queued.notify_one();
@@ -256,7 +260,7 @@ impl SqliteStore {
         if done.rows_affected() > 0
             && let Some(m) = farewell
         {
-            insert_message(&mut tx, m, now).await?;
+            insert_messages(&mut tx, std::slice::from_ref(m), now).await?;
         }
         tx.commit().await?;
         self.sns_queued.notify_one();
@@ -294,10 +298,7 @@ impl SqliteStore {
         now: Millis,
     ) -> Result<u64> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut deliveries = 0;
-        for m in messages {
-            deliveries += insert_message(&mut tx, m, now).await?;
-        }
+        let deliveries = insert_messages(&mut tx, messages, now).await?;
         if let Some((name, seq)) = cursor {
             sqlx::query(
                 "INSERT INTO cursors (name, seq) VALUES (?, ?)
@@ -378,26 +379,33 @@ impl SqliteStore {
         outcomes: &[(i64, TopicDeliveryOutcome)],
         now: Millis,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for (id, o) in outcomes {
-            let (state, next, error) = match o {
-                TopicDeliveryOutcome::Delivered => ("delivered", now, None),
-                TopicDeliveryOutcome::Retry { at, error } => ("queued", *at, Some(error.as_str())),
-                TopicDeliveryOutcome::Failed { error } => ("failed", now, Some(error.as_str())),
-            };
-            sqlx::query(
-                "UPDATE sns_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
-                   lease_until = NULL, updated_at = ?, last_error = ? WHERE id = ?",
-            )
-            .bind(state)
-            .bind(next)
-            .bind(now)
-            .bind(error)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        if outcomes.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
+        let batch: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(id, o)| {
+                let (state, next, error) = match o {
+                    TopicDeliveryOutcome::Delivered => ("delivered", now, None),
+                    TopicDeliveryOutcome::Retry { at, error } => {
+                        ("queued", *at, Some(error.as_str()))
+                    }
+                    TopicDeliveryOutcome::Failed { error } => ("failed", now, Some(error.as_str())),
+                };
+                serde_json::json!({"id": id, "state": state, "next": next, "error": error})
+            })
+            .collect();
+        // One statement for the batch.
+        sqlx::query(
+            "UPDATE sns_deliveries SET state = j.value ->> 'state', attempts = attempts + 1,
+               next_attempt_at = j.value ->> 'next', lease_until = NULL, updated_at = ?2,
+               last_error = j.value ->> 'error'
+             FROM json_each(?1) j WHERE sns_deliveries.id = j.value ->> 'id'",
+        )
+        .bind(to_json(&batch)?)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
