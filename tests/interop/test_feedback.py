@@ -26,6 +26,7 @@ class Endpoint:
 
     def __init__(self):
         self.received = queue.Queue()
+        self.held = []
         self.down = False
         endpoint = self
 
@@ -51,17 +52,24 @@ class Endpoint:
         return self.received.get(timeout=timeout)
 
     def until(self, pred, timeout=30):
+        """The first message (arrived or arriving) that `pred` accepts.
+        Deliveries run concurrently, so their order is not the order of
+        their events, as in SNS: messages passed over are kept for later
+        calls."""
+        for i, (h, m) in enumerate(self.held):
+            if pred(m):
+                del self.held[i]
+                return h, m
         deadline = time.time() + timeout
-        seen = []
         while time.time() < deadline:
             try:
                 h, m = self.received.get(timeout=max(0.1, deadline - time.time()))
             except queue.Empty:
                 break
-            seen.append(m)
             if pred(m):
                 return h, m
-        raise AssertionError(f"no matching notification; saw {seen}")
+            self.held.append((h, m))
+        raise AssertionError(f"no matching notification; saw {[m for _, m in self.held]}")
 
     def close(self):
         self.httpd.shutdown()
@@ -379,3 +387,75 @@ def test_message_insights_come_from_the_recorded_events(prod):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         sesv2.get_message_insights(MessageId="0000000000000000-00000000-0000-0000-0000-000000000000-000000")
     assert err(e)[0] == "NotFoundException"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_open_and_click_tracking(prod, endpoint):
+    """A set whose destination publishes OPEN and CLICK gets its HTML
+    rewritten before signing: links go through Sesame and redirect to the
+    original, a pixel is added; fetching them raises Open and Click events
+    on the topic. A link marked ses:no-track is left alone."""
+    import re
+
+    from helpers import mailbox
+
+    sns, arn, _ = subscribe(prod, endpoint)
+    sesv2 = prod.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity="example.com")
+    sesv2.create_configuration_set(ConfigurationSetName="tracked")
+    sesv2.create_configuration_set_event_destination(
+        ConfigurationSetName="tracked", EventDestinationName="engagement",
+        EventDestination={"Enabled": True, "MatchingEventTypes": ["OPEN", "CLICK"],
+                          "SnsDestination": {"TopicArn": arn}})
+    html = ('<html><body><p>Hi</p><a href="https://example.net/offer?a=1&amp;b=2">Offer</a>'
+            '<a ses:no-track href="https://example.net/private">Private</a></body></html>')
+    mid = sesv2.send_email(FromEmailAddress="sender@example.com", Destination={"ToAddresses": ["reader@example.org"]},
+                           Content={"Simple": {"Subject": {"Data": "Tracked"},
+                                               "Body": {"Html": {"Data": html}, "Text": {"Data": "Hi"}}}},
+                           ConfigurationSetName="tracked")["MessageId"]
+    raw = mailbox(prod, recipient="reader@example.org")[0]["mime"]
+    import email
+    import email.policy
+    msg = email.message_from_string(raw, policy=email.policy.default)
+    body = msg.get_body(("html",)).get_content()
+    click = re.search(r'href="(http://127\.0\.0\.1:\d+/_sesame/t/c/[^"]+)"', body).group(1)
+    pixel = re.search(r'src="(http://127\.0\.0\.1:\d+/_sesame/t/o/[^"]+)"', body).group(1)
+    assert 'href="https://example.net/private"' in body
+    assert mid in click and mid in pixel
+
+    with urllib.request.urlopen(urllib.request.Request(pixel, headers={"User-Agent": "Reader/1.0"})) as r:
+        assert r.headers["Content-Type"] == "image/gif" and r.read()[:6] == b"GIF89a"
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(urllib.request.Request(click, headers={"User-Agent": "Reader/1.0"}))
+    assert e.value.code == 302 and e.value.headers["Location"] == "https://example.net/offer?a=1&b=2"
+
+    _, m = endpoint.until(lambda m: '"eventType":"Open"' in m.get("Message", ""))
+    opened = json.loads(m["Message"])
+    assert opened["open"]["userAgent"] == "Reader/1.0" and opened["open"]["ipAddress"] == "127.0.0.1"
+    _, m = endpoint.until(lambda m: '"eventType":"Click"' in m.get("Message", ""))
+    clicked = json.loads(m["Message"])
+    assert clicked["click"]["link"] == "https://example.net/offer?a=1&b=2"
+    assert clicked["mail"]["messageId"] == mid
+
+    # Nothing to track for unknown messages or links; no open redirect.
+    for bad in (pixel.replace(mid, "0" * len(mid)), click.rsplit("/", 1)[0] + "/7"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            opener.open(bad)
+        assert e.value.code == 404
+
+    # The custom redirect domain is where tracked links point.
+    sesv2.put_configuration_set_tracking_options(ConfigurationSetName="tracked",
+                                                 CustomRedirectDomain="click.example.com", HttpsPolicy="REQUIRE")
+    got = sesv2.get_configuration_set(ConfigurationSetName="tracked")["TrackingOptions"]
+    assert got == {"CustomRedirectDomain": "click.example.com", "HttpsPolicy": "REQUIRE"}
+    sesv2.send_email(FromEmailAddress="sender@example.com", Destination={"ToAddresses": ["second@example.org"]},
+                     Content={"Simple": {"Subject": {"Data": "T2"}, "Body": {"Html": {"Data": html}}}},
+                     ConfigurationSetName="tracked")
+    raw = mailbox(prod, recipient="second@example.org")[0]["mime"]
+    body = email.message_from_string(raw, policy=email.policy.default).get_body(("html",)).get_content()
+    assert 'href="https://click.example.com/_sesame/t/c/' in body

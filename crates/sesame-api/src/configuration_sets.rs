@@ -50,7 +50,11 @@ pub async fn v1_describe_configuration_set(
         }),
         event_destinations: asked(v1::ConfigurationSetAttribute::EventDestinations)
             .then(|| v1_destinations(&set)),
-        tracking_options: None,
+        tracking_options: asked(v1::ConfigurationSetAttribute::TrackingOptions).then(|| {
+            v1::TrackingOptions {
+                custom_redirect_domain: set.redirect_domain.clone(),
+            }
+        }),
         delivery_options: asked(v1::ConfigurationSetAttribute::DeliveryOptions).then_some(
             v1::DeliveryOptions {
                 tls_policy: Some(if set.tls_required {
@@ -171,7 +175,6 @@ pub async fn v2_create_configuration_set(
             .and_then(|r| r.reputation_metrics_enabled),
     )?;
     for (present, option) in [
-        (i.tracking_options.is_some(), "TrackingOptions"),
         (i.vdm_options.is_some(), "VdmOptions"),
         (i.archiving_options.is_some(), "ArchivingOptions"),
         (
@@ -200,6 +203,16 @@ pub async fn v2_create_configuration_set(
             .set_suppression(s, &i.configuration_set_name, reasons)
             .await?;
     }
+    if let Some(t) = i.tracking_options {
+        api.configuration_sets
+            .set_tracking(
+                s,
+                &i.configuration_set_name,
+                Some(t.custom_redirect_domain),
+                v2_https(t.https_policy),
+            )
+            .await?;
+    }
     if let Some((tls, max)) = delivery {
         api.configuration_sets
             .set_delivery(s, &i.configuration_set_name, tls, max)
@@ -226,6 +239,14 @@ fn v2_view(set: ConfigurationSet) -> v2::GetConfigurationSetResponse {
         }),
         sending_options: Some(v2::SendingOptions {
             sending_enabled: Some(set.sending_enabled),
+        }),
+        tracking_options: set.redirect_domain.clone().map(|d| v2::TrackingOptions {
+            custom_redirect_domain: d,
+            https_policy: Some(if set.redirect_https {
+                v2::HttpsPolicy::Require
+            } else {
+                v2::HttpsPolicy::Optional
+            }),
         }),
         suppression_options: set
             .suppressed_reasons
@@ -588,4 +609,87 @@ fn v1_destinations(set: &ConfigurationSet) -> Vec<v1::EventDestination> {
             }
         })
         .collect()
+}
+
+// ---------------------------------------------------------- tracking
+
+/// HTTPS for the redirect domain under REQUIRE and REQUIRE_OPEN_ONLY;
+/// plain HTTP under OPTIONAL or no policy.
+fn v2_https(p: Option<v2::HttpsPolicy>) -> bool {
+    matches!(
+        p,
+        Some(v2::HttpsPolicy::Require | v2::HttpsPolicy::RequireOpenOnly)
+    )
+}
+
+pub async fn v2_put_configuration_set_tracking_options(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutConfigurationSetTrackingOptionsRequest,
+) -> R<v2::PutConfigurationSetTrackingOptionsResponse> {
+    api.configuration_sets
+        .set_tracking(
+            s,
+            &i.configuration_set_name,
+            i.custom_redirect_domain.filter(|d| !d.is_empty()),
+            v2_https(i.https_policy),
+        )
+        .await?;
+    Ok(v2::PutConfigurationSetTrackingOptionsResponse {})
+}
+
+pub async fn v1_create_configuration_set_tracking_options(
+    api: &Api,
+    s: &Scope,
+    i: v1::CreateConfigurationSetTrackingOptionsRequest,
+) -> R<v1::CreateConfigurationSetTrackingOptionsResponse> {
+    let set = api
+        .configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    if set.redirect_domain.is_some() {
+        return Err(Error::new(
+            sesame_model::ErrorKind::AlreadyExists,
+            format!(
+                "Tracking options already exist for configuration set <{}>.",
+                set.name
+            ),
+        ));
+    }
+    api.configuration_sets
+        .set_tracking(
+            s,
+            &set.name,
+            i.tracking_options.custom_redirect_domain,
+            false,
+        )
+        .await?;
+    Ok(v1::CreateConfigurationSetTrackingOptionsResponse {})
+}
+
+pub async fn v1_update_configuration_set_tracking_options(
+    api: &Api,
+    s: &Scope,
+    i: v1::UpdateConfigurationSetTrackingOptionsRequest,
+) -> R<v1::UpdateConfigurationSetTrackingOptionsResponse> {
+    api.configuration_sets
+        .set_tracking(
+            s,
+            &i.configuration_set_name,
+            i.tracking_options.custom_redirect_domain,
+            false,
+        )
+        .await?;
+    Ok(v1::UpdateConfigurationSetTrackingOptionsResponse {})
+}
+
+pub async fn v1_delete_configuration_set_tracking_options(
+    api: &Api,
+    s: &Scope,
+    i: v1::DeleteConfigurationSetTrackingOptionsRequest,
+) -> R<v1::DeleteConfigurationSetTrackingOptionsResponse> {
+    api.configuration_sets
+        .set_tracking(s, &i.configuration_set_name, None, false)
+        .await?;
+    Ok(v1::DeleteConfigurationSetTrackingOptionsResponse {})
 }

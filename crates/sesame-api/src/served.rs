@@ -14,6 +14,10 @@ impl v1::SesV1 for Api {
         configuration_sets::v1_create_configuration_set_event_destination(self, caller, input).await
     }
 
+    async fn create_configuration_set_tracking_options(&self, caller: &Scope, input: v1::CreateConfigurationSetTrackingOptionsRequest) -> Result<v1::CreateConfigurationSetTrackingOptionsResponse, Error> {
+        configuration_sets::v1_create_configuration_set_tracking_options(self, caller, input).await
+    }
+
     async fn create_custom_verification_email_template(&self, caller: &Scope, input: v1::CreateCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
         custom_verification::v1_create_custom_verification_email_template(self, caller, input).await
     }
@@ -28,6 +32,10 @@ impl v1::SesV1 for Api {
 
     async fn delete_configuration_set_event_destination(&self, caller: &Scope, input: v1::DeleteConfigurationSetEventDestinationRequest) -> Result<v1::DeleteConfigurationSetEventDestinationResponse, Error> {
         configuration_sets::v1_delete_configuration_set_event_destination(self, caller, input).await
+    }
+
+    async fn delete_configuration_set_tracking_options(&self, caller: &Scope, input: v1::DeleteConfigurationSetTrackingOptionsRequest) -> Result<v1::DeleteConfigurationSetTrackingOptionsResponse, Error> {
+        configuration_sets::v1_delete_configuration_set_tracking_options(self, caller, input).await
     }
 
     async fn delete_custom_verification_email_template(&self, caller: &Scope, input: v1::DeleteCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
@@ -172,6 +180,10 @@ impl v1::SesV1 for Api {
 
     async fn update_configuration_set_sending_enabled(&self, caller: &Scope, input: v1::UpdateConfigurationSetSendingEnabledRequest) -> Result<(), Error> {
         configuration_sets::v1_update_configuration_set_sending_enabled(self, caller, input).await
+    }
+
+    async fn update_configuration_set_tracking_options(&self, caller: &Scope, input: v1::UpdateConfigurationSetTrackingOptionsRequest) -> Result<v1::UpdateConfigurationSetTrackingOptionsResponse, Error> {
+        configuration_sets::v1_update_configuration_set_tracking_options(self, caller, input).await
     }
 
     async fn update_custom_verification_email_template(&self, caller: &Scope, input: v1::UpdateCustomVerificationEmailTemplateRequest) -> Result<(), Error> {
@@ -328,6 +340,10 @@ impl v2::SesV2 for Api {
 
     async fn put_configuration_set_suppression_options(&self, caller: &Scope, input: v2::PutConfigurationSetSuppressionOptionsRequest) -> Result<v2::PutConfigurationSetSuppressionOptionsResponse, Error> {
         configuration_sets::v2_put_configuration_set_suppression_options(self, caller, input).await
+    }
+
+    async fn put_configuration_set_tracking_options(&self, caller: &Scope, input: v2::PutConfigurationSetTrackingOptionsRequest) -> Result<v2::PutConfigurationSetTrackingOptionsResponse, Error> {
+        configuration_sets::v2_put_configuration_set_tracking_options(self, caller, input).await
     }
 
     async fn put_email_identity_configuration_set_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityConfigurationSetAttributesRequest) -> Result<v2::PutEmailIdentityConfigurationSetAttributesResponse, Error> {

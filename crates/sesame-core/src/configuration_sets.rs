@@ -142,6 +142,30 @@ impl ConfigurationSetService {
         self.save(scope, &set).await
     }
 
+    /// TrackingOptions: a custom redirect domain for tracked links and the
+    /// pixel (`None` removes it), and whether it is reached over HTTPS.
+    pub async fn set_tracking(
+        &self,
+        scope: &Scope,
+        name: &str,
+        domain: Option<String>,
+        https: bool,
+    ) -> Result<(), Error> {
+        if let Some(d) = &domain
+            && sesame_model::IdentityName::parse(d).map(|n| n.kind())
+                != Ok(sesame_model::IdentityKind::Domain)
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidParameter,
+                format!("Invalid custom redirect domain: {d}"),
+            ));
+        }
+        let mut set = self.get(scope, name).await?;
+        set.redirect_domain = domain.map(|d| d.to_ascii_lowercase());
+        set.redirect_https = https;
+        self.save(scope, &set).await
+    }
+
     /// Enables or pauses sending through the set.
     pub async fn set_sending_enabled(
         &self,

@@ -63,8 +63,7 @@ impl Publisher {
         }
     }
 
-    /// Publishes until `stop` turns true. On a store that has never
-    /// published, it starts after the events already recorded.
+    /// Publishes until `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
@@ -88,17 +87,14 @@ impl Publisher {
 
     /// One batch: how many events it read.
     pub async fn step(&self) -> Result<usize, sesame_model::Error> {
-        let cursor = match self.store.cursor(CURSOR).await.map_err(crate::internal)? {
-            Some(c) => c,
-            None => {
-                let last = self.store.last_event_seq().await.map_err(crate::internal)?;
-                self.store
-                    .publish_messages(&[], Some((CURSOR, last)), self.clock.now_ms())
-                    .await
-                    .map_err(crate::internal)?;
-                last
-            }
-        };
+        // The store's migrations start the cursor after the events recorded
+        // before publishing existed.
+        let cursor = self
+            .store
+            .cursor(CURSOR)
+            .await
+            .map_err(crate::internal)?
+            .unwrap_or(0);
         let events = self
             .store
             .events_after(cursor, BATCH)

@@ -20,6 +20,8 @@
 //!   Publish, and the key notifications are signed with.
 //! - [`suppression`]: the account-level suppression list: its operations
 //!   and what bounces and complaints add to it.
+//! - [`tracking`]: open and click tracking: the HTML rewritten before
+//!   composition, and the Open and Click events.
 //! - [`feedback`]: events to their destinations (the publisher, reading
 //!   the events table as an outbox) and topic messages to subscribers
 //!   (the notifier: signed HTTP POSTs, email).
@@ -52,6 +54,7 @@ pub mod sending;
 pub mod sns;
 pub mod suppression;
 pub mod templates;
+pub mod tracking;
 pub mod verifier;
 
 pub use accounts::AccountService;

@@ -117,6 +117,9 @@ pub struct SendService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     accounts: Arc<AccountService>,
+    /// Where tracked links and pixels point by default (Sesame's public
+    /// URL); `None` turns tracking off.
+    tracking_base: Option<String>,
     /// Taken once, from the recorder installed when the service is made.
     accepted_total: metrics::Counter,
 }
@@ -200,8 +203,16 @@ impl SendService {
             store,
             clock,
             accounts,
+            tracking_base: None,
             accepted_total: metrics::counter!("sesame_accepted_total"),
         }
+    }
+
+    /// Turns on open and click tracking, pointing at `public_url` unless a
+    /// configuration set names its own redirect domain.
+    pub fn with_tracking(mut self, public_url: &str) -> Self {
+        self.tracking_base = Some(public_url.to_owned());
+        self
     }
 
     /// The configuration set a send names: it must exist, and sending
@@ -548,6 +559,7 @@ impl SendService {
                     .as_ref()
                     .and_then(|c| c.max_delivery_seconds)
                     .map(|s| i64::from(s) * 1000),
+                tracked: None,
             },
         };
         // Events about the message go where its configuration set sends them.
@@ -619,6 +631,30 @@ impl SendService {
             (c, _) => c,
         };
 
+        // Tracking, when the set's destinations publish opens or clicks.
+        let tracking = match (&through, &self.tracking_base) {
+            (Some(set), Some(base)) if system.is_none() => {
+                let (opens, clicks) = set.tracking();
+                let base = match &set.redirect_domain {
+                    Some(d) if set.redirect_https => format!("https://{d}"),
+                    Some(d) => format!("http://{d}"),
+                    None => base.clone(),
+                };
+                (opens || clicks).then(|| {
+                    (
+                        crate::tracking::TrackingUrls { base },
+                        sesame_model::Tracked {
+                            opens,
+                            clicks,
+                            links: vec![],
+                        },
+                    )
+                })
+            }
+            _ => None,
+        };
+        let mut tracked = None;
+
         // The message as a receiver gets it.
         let from = &sender_boxes[0];
         let mut raw_to: Option<Vec<String>> = None;
@@ -631,6 +667,17 @@ impl SendService {
                 headers,
                 attachments,
             } => {
+                // Open and click tracking rewrite the HTML before it is
+                // composed, so before anything signs it.
+                let html = match (html, &tracking) {
+                    (Some(h), Some((urls, t))) => {
+                        let (h, links) =
+                            crate::tracking::instrument(&h, urls, &id, t.opens, t.clicks);
+                        tracked = Some(sesame_model::Tracked { links, ..t.clone() });
+                        Some(h)
+                    }
+                    (h, _) => h,
+                };
                 let to = parse_all(&out.to)?;
                 let cc = parse_all(&out.cc)?;
                 let raw = compose::build(&Compose {
@@ -679,7 +726,8 @@ impl SendService {
             Some(h) => h.clone(),
             None => out.to.clone(),
         };
-        let info = mail(subject.clone(), &raw_to);
+        let mut info = mail(subject.clone(), &raw_to);
+        info.meta.tracked = tracked;
         let events = match through.is_some() {
             true => vec![event(info.clone(), EventKind::Send, EventDetail::Send)],
             false => vec![],

@@ -31,6 +31,14 @@ pub struct ConfigurationSet {
     /// MaxDeliverySeconds: how long delivery of a message is retried.
     #[serde(default)]
     pub max_delivery_seconds: Option<u32>,
+    /// TrackingOptions: the domain tracked links and the pixel use instead
+    /// of Sesame's public URL (pointed at Sesame by its owner).
+    #[serde(default)]
+    pub redirect_domain: Option<String>,
+    /// TrackingOptions' HttpsPolicy: `https://` for the redirect domain
+    /// (REQUIRE, REQUIRE_OPEN_ONLY) rather than `http://` (OPTIONAL).
+    #[serde(default)]
+    pub redirect_https: bool,
 }
 
 /// SES's quota of event destinations per configuration set.
@@ -52,6 +60,15 @@ pub struct EventDestination {
 pub enum DestinationTarget {
     /// A topic of Sesame's own SNS.
     Sns { topic_arn: String },
+}
+
+impl ConfigurationSet {
+    /// Which tracking sends through the set get: opens and clicks are
+    /// tracked when an enabled destination publishes them, as in SES.
+    pub fn tracking(&self) -> (bool, bool) {
+        let wants = |k| self.event_destinations.iter().any(|d| d.publishes(k));
+        (wants(EventKind::Open), wants(EventKind::Click))
+    }
 }
 
 impl EventDestination {
@@ -143,6 +160,8 @@ impl ConfigurationSet {
             suppressed_reasons: None,
             tls_required: false,
             max_delivery_seconds: None,
+            redirect_domain: None,
+            redirect_https: false,
         }
     }
 }

@@ -435,6 +435,15 @@ pub enum EventDetail {
         template_name: String,
         error_message: String,
     },
+    Open {
+        ip_address: String,
+        user_agent: String,
+    },
+    Click {
+        ip_address: String,
+        user_agent: String,
+        link: String,
+    },
 }
 
 /// What a message's events carry beyond its envelope: the configuration
@@ -465,6 +474,19 @@ pub struct MessageMeta {
     /// MaxDeliverySeconds: retries stop this long after acceptance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delivery_ms: Option<Millis>,
+    /// Open and click tracking, when its configuration set asks for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<Tracked>,
+}
+
+/// What tracking a message carries: the pixel, and the links its tracked
+/// links redirect to, by number.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracked {
+    pub opens: bool,
+    pub clicks: bool,
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 /// The message an event is about: SES's `mail` object.

@@ -53,7 +53,7 @@ pub use custom_verification::CustomVerificationTemplate;
 pub use delivery::{
     AttemptReport, DeliveryState, DeliveryUpdate, Event, EventDetail, EventFilter, EventKind,
     MailInfo, MessageMeta, QueueEntry, QueueSummary, QueuedDelivery, RecipientOutcome, RetryPolicy,
-    SendStatPoint,
+    SendStatPoint, Tracked,
 };
 pub use error::{Error, ErrorKind};
 pub use identity::{

@@ -398,8 +398,6 @@ pub trait Store: Send + Sync + 'static {
     async fn cursor(&self, name: &str) -> Result<Option<i64>>;
     /// Events after position `seq`, in the order they were recorded.
     async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>>;
-    /// The position of the last event recorded (0 when none).
-    async fn last_event_seq(&self) -> Result<i64>;
 
     /// A key Sesame made for itself, by name.
     async fn get_own_key(&self, name: &str) -> Result<Option<String>>;

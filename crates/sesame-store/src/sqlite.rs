@@ -535,9 +535,6 @@ impl Store for SqliteStore {
     async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>> {
         SqliteStore::events_after(self, seq, limit).await
     }
-    async fn last_event_seq(&self) -> Result<i64> {
-        SqliteStore::last_event_seq(self).await
-    }
     async fn get_own_key(&self, name: &str) -> Result<Option<String>> {
         SqliteStore::get_own_key(self, name).await
     }

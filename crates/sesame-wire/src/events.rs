@@ -168,6 +168,29 @@ pub fn event_json(e: &Event) -> Value {
                 "errorMessage": error_message,
             });
         }
+        EventDetail::Open {
+            ip_address,
+            user_agent,
+        } => {
+            out["open"] = json!({
+                "ipAddress": ip_address,
+                "timestamp": at,
+                "userAgent": user_agent,
+            });
+        }
+        EventDetail::Click {
+            ip_address,
+            user_agent,
+            link,
+        } => {
+            out["click"] = json!({
+                "ipAddress": ip_address,
+                "timestamp": at,
+                "userAgent": user_agent,
+                "link": link,
+                "linkTags": {},
+            });
+        }
     }
     out
 }

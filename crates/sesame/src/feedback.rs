@@ -197,3 +197,73 @@ async fn certificate(State(s): State<SnsPublic>, Path(file): Path<String>) -> Re
     )
         .into_response()
 }
+
+/// `/_sesame/t/…`: tracked opens (the pixel) and clicks (a redirect to the
+/// link the message held), for anyone who has the message.
+pub fn tracking_routes<S: Clone + Send + Sync + 'static>(
+    tracking: Arc<sesame_core::tracking::TrackingService>,
+) -> Router<S> {
+    Router::new()
+        .route("/_sesame/t/o/{message}", get(opened))
+        .route("/_sesame/t/c/{message}/{n}", get(clicked))
+        .with_state(tracking)
+}
+
+fn visitor_of(
+    peer: Option<&axum::extract::ConnectInfo<SocketAddr>>,
+    headers: &axum::http::HeaderMap,
+) -> (String, String) {
+    let ip = peer.map(|p| p.0.ip().to_string()).unwrap_or_default();
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect();
+    (ip, ua)
+}
+
+async fn opened(
+    State(t): State<Arc<sesame_core::tracking::TrackingService>>,
+    Path(message): Path<String>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let (ip, user_agent) = visitor_of(peer.as_ref().map(|p| &p.0), &headers);
+    let v = sesame_core::tracking::Visitor {
+        ip: &ip,
+        user_agent: &user_agent,
+    };
+    match t.open(&message, v).await {
+        Ok(()) => (
+            [
+                (header::CONTENT_TYPE, "image/gif"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            sesame_core::tracking::PIXEL_GIF,
+        )
+            .into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn clicked(
+    State(t): State<Arc<sesame_core::tracking::TrackingService>>,
+    Path((message, n)): Path<(String, usize)>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let (ip, user_agent) = visitor_of(peer.as_ref().map(|p| &p.0), &headers);
+    let v = sesame_core::tracking::Visitor {
+        ip: &ip,
+        user_agent: &user_agent,
+    };
+    match t.click(&message, n, v).await {
+        Ok(link) => match header::HeaderValue::from_str(&link) {
+            Ok(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
+            Err(_) => StatusCode::NOT_FOUND.into_response(),
+        },
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}

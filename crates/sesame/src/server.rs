@@ -57,11 +57,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     ));
     // One send path for all mail: the API's sends and Sesame's own
     // verification emails.
-    let sending = Arc::new(SendService::new(
-        dyn_store.clone(),
-        clock.clone(),
-        accounts.clone(),
-    ));
+    let sending = Arc::new(
+        SendService::new(dyn_store.clone(), clock.clone(), accounts.clone())
+            .with_tracking(&settings.public_url),
+    );
     // Sesame's SNS and the key its notifications are signed with (made
     // once, kept in the store).
     let sns = Arc::new(SnsService::new(dyn_store.clone(), clock.clone()));
@@ -224,7 +223,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .merge(crate::feedback::routes(crate::feedback::SnsPublic {
             sns: sns.clone(),
             signer: signer.clone(),
-        }));
+        }))
+        .merge(crate::feedback::tracking_routes(Arc::new(
+            sesame_core::tracking::TrackingService::new(dyn_store.clone(), clock.clone()),
+        )));
     // Metrics are on the API listener only in --dev or behind a token;
     // with --metrics-listen they are served there instead.
     let metrics_task = match metrics_listener {

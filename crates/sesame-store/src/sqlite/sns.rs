@@ -448,15 +448,6 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn last_event_seq(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM events")
-                .fetch_one(&self.pool)
-                .await?
-                .unwrap_or(0),
-        )
-    }
-
     pub(super) async fn get_own_key(&self, name: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT data FROM own_keys WHERE name = ?")
