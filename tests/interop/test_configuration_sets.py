@@ -107,7 +107,6 @@ def test_the_lifecycle_of_a_configuration_set(prod):
 def test_options_sesame_cannot_carry_out_are_refused_by_name(prod):
     sesv2, ses = prod.client("sesv2"), prod.client("ses")
     refused = [
-        dict(TrackingOptions={"CustomRedirectDomain": "t.example.com"}),
         dict(DeliveryOptions={"SendingPoolName": "dedicated"}),
         dict(ReputationOptions={"ReputationMetricsEnabled": True}),
         dict(VdmOptions={"DashboardOptions": {"EngagementMetrics": "ENABLED"}}),

@@ -216,9 +216,9 @@ def test_configuration_set_events_reach_the_topic(prod, endpoint):
             ConfigurationSetName="feedback",
             EventDestination={"Name": "cw", "Enabled": True, "MatchingEventTypes": ["send"],
                               "CloudWatchDestination": {"DimensionConfigurations": [
-                                  {"DimensionName": "d", "DimensionValueSource": "messageTag",
+                                  {"DimensionName": "d", "DimensionValueSource": "emailHeader",
                                    "DefaultDimensionValue": "x"}]}})
-    assert err(e)[0] == "NotImplemented" and "CloudWatchDestination" in err(e)[1]
+    assert err(e)[0] == "NotImplemented" and "CloudWatch dimension source emailHeader" in err(e)[1]
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ses.create_configuration_set_event_destination(
             ConfigurationSetName="feedback",
@@ -459,3 +459,38 @@ def test_open_and_click_tracking(prod, endpoint):
     raw = mailbox(prod, recipient="second@example.org")[0]["mime"]
     body = email.message_from_string(raw, policy=email.policy.default).get_body(("html",)).get_content()
     assert 'href="https://click.example.com/_sesame/t/c/' in body
+
+
+def test_cloudwatch_destinations_are_prometheus_series(prod):
+    """A CloudWatch destination counts its events on /_sesame/metrics, with
+    the set, SES's metric name and each dimension (a message tag, else its
+    default) as labels."""
+    sesv2 = prod.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity="example.com")
+    sesv2.create_configuration_set(ConfigurationSetName="cw")
+    sesv2.create_configuration_set_event_destination(
+        ConfigurationSetName="cw", EventDestinationName="metrics",
+        EventDestination={"Enabled": True, "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE"],
+                          "CloudWatchDestination": {"DimensionConfigurations": [
+                              {"DimensionName": "campaign", "DimensionValueSource": "MESSAGE_TAG",
+                               "DefaultDimensionValue": "none"}]}})
+    got = sesv2.get_configuration_set_event_destinations(ConfigurationSetName="cw")["EventDestinations"][0]
+    assert got["CloudWatchDestination"]["DimensionConfigurations"][0]["DimensionName"] == "campaign"
+    for to, tags in [("success@simulator.amazonses.com", [{"Name": "campaign", "Value": "launch"}]),
+                     ("bounce@simulator.amazonses.com", [])]:
+        sesv2.send_email(FromEmailAddress="sender@example.com", Destination={"ToAddresses": [to]},
+                         Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+                         ConfigurationSetName="cw", EmailTags=tags)
+    want = [
+        'sesame_ses_events_total{configuration_set="cw",event_type="Send",dimension_campaign="launch"} 1',
+        'sesame_ses_events_total{configuration_set="cw",event_type="Delivery",dimension_campaign="launch"} 1',
+        'sesame_ses_events_total{configuration_set="cw",event_type="Bounce",dimension_campaign="none"} 1',
+    ]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        text = prod.metrics()
+        if all(w in text for w in want):
+            break
+        time.sleep(0.2)
+    for w in want:
+        assert w in text, [l for l in text.splitlines() if "sesame_ses_events_total" in l]

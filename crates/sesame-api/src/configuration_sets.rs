@@ -7,7 +7,7 @@
 use crate::{Api, R, spell, tags_in, tags_out};
 use sesame_core::configuration_sets::not_yet;
 use sesame_model::EventKind;
-use sesame_model::configuration_set::{DestinationTarget, EventDestination};
+use sesame_model::configuration_set::{DestinationTarget, Dimension, EventDestination};
 use sesame_model::{ConfigurationSet, Error, Scope};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
 
@@ -397,18 +397,37 @@ pub async fn v2_put_configuration_set_reputation_options(
 
 // ---------------------------------------------------- event destinations
 
-/// A destination Sesame can serve: an SNS topic of its own SNS. The others
-/// are refused when they are set, by name.
+/// A CloudWatch dimension Sesame can fill: from a message tag (or SES's
+/// automatic `ses:` tags), else its default. Header and link-tag sources
+/// are refused by name.
+fn dimension(name: String, message_tag: bool, source: &str, default: String) -> R<Dimension> {
+    if !message_tag {
+        return Err(not_yet(&format!("CloudWatch dimension source {source}")));
+    }
+    let ok = |s: &str| {
+        (1..=256).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-:.@".contains(&b))
+    };
+    if !ok(&name) || !ok(&default) {
+        return Err(Error::invalid(format!(
+            "Invalid CloudWatch dimension {name}: names and default values have 1 to 256 letters, digits, '_', '-', ':', '.' or '@'."
+        )));
+    }
+    Ok(Dimension { name, default })
+}
+
+/// A destination Sesame can serve: an SNS topic of its own SNS, or
+/// CloudWatch (as Prometheus series). The others are refused by name.
 fn target(
     sns: Option<String>,
+    cloudwatch: Option<Vec<Dimension>>,
     firehose: bool,
-    cloudwatch: bool,
     eventbridge: bool,
     pinpoint: bool,
 ) -> R<DestinationTarget> {
     for (set, what) in [
         (firehose, "KinesisFirehoseDestination"),
-        (cloudwatch, "CloudWatchDestination"),
         (eventbridge, "EventBridgeDestination"),
         (pinpoint, "PinpointDestination"),
     ] {
@@ -416,9 +435,10 @@ fn target(
             return Err(not_yet(what));
         }
     }
-    match sns {
-        Some(topic_arn) => Ok(DestinationTarget::Sns { topic_arn }),
-        None => Err(Error::invalid(
+    match (sns, cloudwatch) {
+        (Some(topic_arn), None) => Ok(DestinationTarget::Sns { topic_arn }),
+        (None, Some(dimensions)) => Ok(DestinationTarget::CloudWatch { dimensions }),
+        _ => Err(Error::invalid(
             "An event destination must name exactly one destination.",
         )),
     }
@@ -428,8 +448,20 @@ fn v1_destination(d: v1::EventDestination) -> R<EventDestination> {
     Ok(EventDestination {
         target: target(
             d.sns_destination.map(|s| s.topic_arn),
+            d.cloud_watch_destination
+                .map(|c| {
+                    c.dimension_configurations
+                        .into_iter()
+                        .map(|d| {
+                            let tag =
+                                d.dimension_value_source == v1::DimensionValueSource::MessageTag;
+                            let source = d.dimension_value_source.as_str();
+                            dimension(d.dimension_name, tag, source, d.default_dimension_value)
+                        })
+                        .collect::<R<Vec<_>>>()
+                })
+                .transpose()?,
             d.kinesis_firehose_destination.is_some(),
-            d.cloud_watch_destination.is_some(),
             false,
             false,
         )?,
@@ -459,8 +491,20 @@ fn v2_destination(name: String, d: v2::EventDestinationDefinition) -> R<EventDes
     Ok(EventDestination {
         target: target(
             d.sns_destination.map(|s| s.topic_arn),
+            d.cloud_watch_destination
+                .map(|c| {
+                    c.dimension_configurations
+                        .into_iter()
+                        .map(|d| {
+                            let tag =
+                                d.dimension_value_source == v2::DimensionValueSource::MessageTag;
+                            let source = d.dimension_value_source.as_str();
+                            dimension(d.dimension_name, tag, source, d.default_dimension_value)
+                        })
+                        .collect::<R<Vec<_>>>()
+                })
+                .transpose()?,
             d.kinesis_firehose_destination.is_some(),
-            d.cloud_watch_destination.is_some(),
             d.event_bridge_destination.is_some(),
             d.pinpoint_destination.is_some(),
         )?,
@@ -566,7 +610,25 @@ pub async fn v2_get_configuration_set_event_destinations(
             set.event_destinations
                 .into_iter()
                 .map(|d| {
-                    let DestinationTarget::Sns { topic_arn } = d.target;
+                    let (sns, cloudwatch) = match d.target {
+                        DestinationTarget::Sns { topic_arn } => {
+                            (Some(v2::SnsDestination { topic_arn }), None)
+                        }
+                        DestinationTarget::CloudWatch { dimensions } => (
+                            None,
+                            Some(v2::CloudWatchDestination {
+                                dimension_configurations: dimensions
+                                    .into_iter()
+                                    .map(|d| v2::CloudWatchDimensionConfiguration {
+                                        dimension_name: d.name,
+                                        dimension_value_source:
+                                            v2::DimensionValueSource::MessageTag,
+                                        default_dimension_value: d.default,
+                                    })
+                                    .collect(),
+                            }),
+                        ),
+                    };
                     v2::EventDestination {
                         name: d.name,
                         enabled: Some(d.enabled),
@@ -576,8 +638,8 @@ pub async fn v2_get_configuration_set_event_destinations(
                             .map(spell::v2_event_type)
                             .collect(),
                         kinesis_firehose_destination: None,
-                        cloud_watch_destination: None,
-                        sns_destination: Some(v2::SnsDestination { topic_arn }),
+                        cloud_watch_destination: cloudwatch,
+                        sns_destination: sns,
                         event_bridge_destination: None,
                         pinpoint_destination: None,
                     }
@@ -592,7 +654,27 @@ fn v1_destinations(set: &ConfigurationSet) -> Vec<v1::EventDestination> {
     set.event_destinations
         .iter()
         .map(|d| {
-            let DestinationTarget::Sns { topic_arn } = &d.target;
+            let (sns, cloudwatch) = match &d.target {
+                DestinationTarget::Sns { topic_arn } => (
+                    Some(v1::SNSDestination {
+                        topic_arn: topic_arn.clone(),
+                    }),
+                    None,
+                ),
+                DestinationTarget::CloudWatch { dimensions } => (
+                    None,
+                    Some(v1::CloudWatchDestination {
+                        dimension_configurations: dimensions
+                            .iter()
+                            .map(|d| v1::CloudWatchDimensionConfiguration {
+                                dimension_name: d.name.clone(),
+                                dimension_value_source: v1::DimensionValueSource::MessageTag,
+                                default_dimension_value: d.default.clone(),
+                            })
+                            .collect(),
+                    }),
+                ),
+            };
             v1::EventDestination {
                 name: d.name.clone(),
                 enabled: Some(d.enabled),
@@ -602,10 +684,8 @@ fn v1_destinations(set: &ConfigurationSet) -> Vec<v1::EventDestination> {
                     .filter_map(|k| spell::v1_event_type(*k))
                     .collect(),
                 kinesis_firehose_destination: None,
-                cloud_watch_destination: None,
-                sns_destination: Some(v1::SNSDestination {
-                    topic_arn: topic_arn.clone(),
-                }),
+                cloud_watch_destination: cloudwatch,
+                sns_destination: sns,
             }
         })
         .collect()

@@ -189,15 +189,19 @@ impl ConfigurationSetService {
         add: bool,
     ) -> Result<(), Error> {
         let mut set = self.get(scope, name).await?;
-        let DestinationTarget::Sns { topic_arn } = &d.target;
-        let topic_arn = topic_arn.clone();
-        match self.store.get_topic(&topic_arn).await.map_err(internal)? {
-            Some((owner, _)) if owner == *scope => {}
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::InvalidSnsDestination,
-                    format!("SNS topic <{topic_arn}> not found."),
-                ));
+        let topic_arn = match &d.target {
+            DestinationTarget::Sns { topic_arn } => Some(topic_arn.clone()),
+            DestinationTarget::CloudWatch { .. } => None,
+        };
+        if let Some(topic_arn) = &topic_arn {
+            match self.store.get_topic(topic_arn).await.map_err(internal)? {
+                Some((owner, _)) if owner == *scope => {}
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidSnsDestination,
+                        format!("SNS topic <{topic_arn}> not found."),
+                    ));
+                }
             }
         }
         if add {
@@ -206,7 +210,7 @@ impl ConfigurationSetService {
             set.update_destination(d)?;
         }
         self.save(scope, &set).await?;
-        if add {
+        if add && let Some(topic_arn) = topic_arn {
             let now = self.clock.now_ms();
             let m = TopicMessage {
                 id: uuid::Uuid::new_v4().to_string(),

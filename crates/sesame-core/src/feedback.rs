@@ -47,6 +47,7 @@ pub struct Publisher {
     clock: Arc<dyn Clock>,
     format: Arc<dyn FeedbackFormat>,
     published: metrics::Counter,
+    metrics: CloudWatchSeries,
 }
 
 impl Publisher {
@@ -60,6 +61,7 @@ impl Publisher {
             clock,
             format,
             published: metrics::counter!("sesame_events_published_total"),
+            metrics: CloudWatchSeries::default(),
         }
     }
 
@@ -162,6 +164,9 @@ impl Publisher {
                 .filter(|d| d.publishes(e.kind))
             {
                 match &d.target {
+                    DestinationTarget::CloudWatch { dimensions } => {
+                        self.metrics.count(name, e, dimensions);
+                    }
                     DestinationTarget::Sns { topic_arn } => {
                         let message = body.get_or_insert_with(|| self.format.event(e)).clone();
                         messages.push(TopicMessage {
@@ -218,4 +223,94 @@ fn sender_of(e: &Event) -> String {
         .and_then(|f| Mailbox::parse(f).ok())
         .map(|m| m.address)
         .unwrap_or_else(|| e.mail.source.clone())
+}
+
+/// CloudWatch destinations as Prometheus series: the counter
+/// `sesame_ses_events_total` with the set's name, SES's metric name for the
+/// event type, and each dimension (a message tag's value, else its
+/// default) as labels. The label sets are the callers' tags, so they are
+/// bounded: past [`MAX_SERIES`] distinct sets, new ones count under
+/// `_other` values.
+#[derive(Default)]
+pub struct CloudWatchSeries {
+    seen: std::sync::Mutex<std::collections::HashSet<Vec<(String, String)>>>,
+}
+
+/// Distinct label sets kept.
+pub const MAX_SERIES: usize = 10_000;
+
+impl CloudWatchSeries {
+    fn count(
+        &self,
+        set: &str,
+        e: &Event,
+        dimensions: &[sesame_model::configuration_set::Dimension],
+    ) {
+        let mut labels: Vec<(String, String)> = vec![
+            ("configuration_set".into(), set.to_owned()),
+            ("event_type".into(), metric_name(e.kind).into()),
+        ];
+        for d in dimensions {
+            let value = e
+                .mail
+                .meta
+                .tags
+                .iter()
+                .find(|t| t.key == d.name)
+                .map(|t| t.value.clone())
+                .or_else(|| automatic_tag(e, &d.name))
+                .unwrap_or_else(|| d.default.clone());
+            labels.push((label_name(&d.name), value));
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if !seen.contains(&labels) {
+                if seen.len() >= MAX_SERIES {
+                    for l in labels.iter_mut().skip(2) {
+                        l.1 = "_other".into();
+                    }
+                } else {
+                    seen.insert(labels.clone());
+                }
+            }
+        }
+        let labels: Vec<metrics::Label> = labels
+            .into_iter()
+            .map(|(k, v)| metrics::Label::new(k, v))
+            .collect();
+        metrics::counter!("sesame_ses_events_total", labels).increment(1);
+    }
+}
+
+/// SES's CloudWatch metric for an event type (no space in RenderingFailure).
+fn metric_name(k: sesame_model::EventKind) -> &'static str {
+    match k {
+        sesame_model::EventKind::RenderingFailure => "RenderingFailure",
+        other => other.as_str(),
+    }
+}
+
+/// SES's automatic tags, which dimensions may name too.
+fn automatic_tag(e: &Event, name: &str) -> Option<String> {
+    match name {
+        "ses:configuration-set" => e.mail.meta.configuration_set.clone(),
+        "ses:from-domain" => e
+            .mail
+            .source
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase()),
+        "ses:operation" => Some(e.mail.operation.clone()),
+        "ses:caller-identity" => Some(e.scope.account.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// A dimension's name as a Prometheus label: letters, digits and `_`,
+/// never one of the fixed labels.
+fn label_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("dimension_{clean}")
 }

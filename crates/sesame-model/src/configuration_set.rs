@@ -60,6 +60,18 @@ pub struct EventDestination {
 pub enum DestinationTarget {
     /// A topic of Sesame's own SNS.
     Sns { topic_arn: String },
+    /// CloudWatch metrics, as Prometheus series on `/_sesame/metrics`: one
+    /// counter per event type, with the set's name and these dimensions
+    /// (each a message tag, or its default) as labels.
+    CloudWatch { dimensions: Vec<Dimension> },
+}
+
+/// A CloudWatch dimension whose value is a message tag's (SES's
+/// `messageTag` source; the other sources are refused when set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimension {
+    pub name: String,
+    pub default: String,
 }
 
 impl ConfigurationSet {
