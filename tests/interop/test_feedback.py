@@ -494,3 +494,38 @@ def test_cloudwatch_destinations_are_prometheus_series(prod):
         time.sleep(0.2)
     for w in want:
         assert w in text, [l for l in text.splitlines() if "sesame_ses_events_total" in l]
+
+
+def test_topics_declared_in_the_config_file(make_server, endpoint, tmp_path):
+    """An operator declares a topic and its subscription in the config
+    file: it exists at start, the subscription needs no handshake, and a
+    bad declaration stops the server with a message naming it."""
+    config = tmp_path / "sesame.toml"
+    config.write_text(f"""
+[[sns.topics]]
+account = "111111111111"
+region = "us-east-1"
+name = "ops-feedback"
+signature_version = 2
+subscriptions = [{{ protocol = "http", endpoint = "{endpoint.url}" }}]
+""")
+    s = make_server(["--dev", "--auto-verify", "--no-sandbox", "--delivery-allow-private", "--config", str(config)])
+    sns = s.client("sns")
+    arn = "arn:aws:sns:us-east-1:111111111111:ops-feedback"
+    assert arn in [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+    subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+    assert len(subs) == 1 and subs[0]["SubscriptionArn"].startswith(arn + ":")
+    sns.publish(TopicArn=arn, Message="declared")
+    _, m = endpoint.until(lambda m: m.get("Message") == "declared")
+    assert m["SignatureVersion"] == "2"
+    verify(m)
+    # Restarting on the same file changes nothing.
+    s.stop()
+    s.start()
+    assert len(s.client("sns").list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]) == 1
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[sns.topics]]\naccount = "111111111111"\nregion = "us-east-1"\nname = "bad.name"\n')
+    with pytest.raises(RuntimeError) as e:
+        make_server(["--dev", "--config", str(bad)])
+    assert "[[sns.topics]] bad.name" in str(e.value)

@@ -407,6 +407,69 @@ impl SnsService {
         .await
     }
 
+    /// A topic the operator declares (in the config file) with its
+    /// subscriptions: made if missing, attributes set as declared, and
+    /// each subscription stored confirmed, since the operator, not a
+    /// caller, named its endpoint.
+    pub async fn declare(
+        &self,
+        scope: &Scope,
+        name: &str,
+        attributes: &[(String, String)],
+        subscriptions: &[(String, String, bool)],
+    ) -> Result<String, Error> {
+        sns::validate_topic_name(name)?;
+        let arn = sns::topic_arn(scope, name);
+        match self.store.get_topic(&arn).await.map_err(internal)? {
+            Some(_) => {
+                for (k, v) in attributes {
+                    self.set_topic_attribute(scope, &arn, k, v).await?;
+                }
+            }
+            None => {
+                self.create_topic(scope, name, attributes, vec![]).await?;
+            }
+        }
+        let existing = self.subscriptions_of(scope, &arn).await?;
+        for (protocol, endpoint, raw) in subscriptions {
+            let protocol = Protocol::parse(protocol)?;
+            protocol.check_endpoint(endpoint)?;
+            let now = self.clock.now_ms();
+            let mut sub = match existing
+                .iter()
+                .find(|s| s.protocol == protocol && &s.endpoint == endpoint)
+            {
+                Some(s) => s.clone(),
+                None => Subscription {
+                    arn: format!("{arn}:{}", uuid::Uuid::new_v4()),
+                    topic_arn: arn.clone(),
+                    owner: scope.account.as_str().to_owned(),
+                    protocol,
+                    endpoint: endpoint.clone(),
+                    token: None,
+                    confirmed: true,
+                    raw_message_delivery: *raw,
+                    created_at: now,
+                },
+            };
+            sub.confirmed = true;
+            sub.token = None;
+            sub.raw_message_delivery = *raw;
+            if !self
+                .store
+                .update_subscription(&sub, None, now)
+                .await
+                .map_err(internal)?
+            {
+                self.store
+                    .insert_subscription(scope, &sub, sns::MAX_SUBSCRIPTIONS_PER_TOPIC, None, now)
+                    .await
+                    .map_err(internal)?;
+            }
+        }
+        Ok(arn)
+    }
+
     /// Publish: the message is stored with one delivery per confirmed
     /// subscription of the topic, in one transaction. Its MessageId.
     pub async fn publish(

@@ -200,6 +200,40 @@ pub struct FileConfig {
     pub delivery_allow_private: Option<bool>,
     pub dkim: Option<DkimFile>,
     pub dns: Option<DnsFile>,
+    pub sns: Option<SnsFile>,
+}
+
+/// `[sns]` in the config file: topics an operator declares, with their
+/// subscriptions, so that no API call is needed to set feedback up.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnsFile {
+    #[serde(default)]
+    pub topics: Vec<TopicFile>,
+}
+
+/// One `[[sns.topics]]`: made at start if missing (never deleted when it
+/// leaves the file). Its subscriptions are the operator's, so they need no
+/// confirmation handshake.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicFile {
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub signature_version: Option<u8>,
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionFile {
+    pub protocol: String,
+    pub endpoint: String,
+    #[serde(default)]
+    pub raw_message_delivery: bool,
 }
 
 /// `[dkim]` in the config file.
@@ -249,6 +283,8 @@ pub struct Settings {
     pub delivery: DeliveryConfig,
     pub verify: VerifyConfig,
     pub guard: GuardConfig,
+    /// Topics declared in the config file (`[[sns.topics]]`).
+    pub topics: Vec<TopicFile>,
 }
 
 /// Validated settings that keep callers from hurting the server or each
@@ -712,6 +748,11 @@ impl Settings {
         let dev = serve.dev || file.dev.unwrap_or(false);
         let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {
+            topics: file
+                .sns
+                .as_ref()
+                .map(|s| s.topics.clone())
+                .unwrap_or_default(),
             guard: GuardConfig::resolve(
                 serve,
                 &file,

@@ -69,6 +69,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot load the SNS signing key: {}", e.message))?,
     );
+    declare_topics(&sns, &settings.topics).await?;
     let requeued = dyn_store
         .requeue_topic_deliveries(sesame_core::Clock::now_ms(&*clock))
         .await
@@ -317,6 +318,45 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     }
     store.close().await;
     tracing::info!("sesame stopped");
+    Ok(())
+}
+
+/// Makes the topics the config file declares, with their subscriptions.
+async fn declare_topics(
+    sns: &SnsService,
+    topics: &[crate::config::TopicFile],
+) -> Result<(), String> {
+    for t in topics {
+        let where_ = format!("[[sns.topics]] {} in {}/{}", t.name, t.account, t.region);
+        let scope = sesame_model::Scope::new(
+            AccountId::parse(&t.account).map_err(|e| format!("{where_}: {}", e.message))?,
+            sesame_model::Region::parse(&t.region)
+                .map_err(|e| format!("{where_}: {}", e.message))?,
+        );
+        let mut attributes = vec![];
+        if let Some(v) = t.signature_version {
+            attributes.push(("SignatureVersion".to_owned(), v.to_string()));
+        }
+        if let Some(d) = &t.display_name {
+            attributes.push(("DisplayName".to_owned(), d.clone()));
+        }
+        let subs: Vec<(String, String, bool)> = t
+            .subscriptions
+            .iter()
+            .map(|s| {
+                (
+                    s.protocol.clone(),
+                    s.endpoint.clone(),
+                    s.raw_message_delivery,
+                )
+            })
+            .collect();
+        let arn = sns
+            .declare(&scope, &t.name, &attributes, &subs)
+            .await
+            .map_err(|e| format!("{where_}: {}", e.message))?;
+        tracing::info!(topic = %arn, subscriptions = subs.len(), "topic declared in the config file");
+    }
     Ok(())
 }
 
