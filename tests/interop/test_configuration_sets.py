@@ -144,8 +144,13 @@ def test_options_sesame_cannot_carry_out_are_refused_by_name(prod):
         sesv2.create_configuration_set_event_destination(
             ConfigurationSetName="s", EventDestinationName="d",
             EventDestination={"MatchingEventTypes": ["BOUNCE"],
-                              "EventBridgeDestination": {"EventBusArn": "arn:aws:events:us-east-1:000000000000:event-bus/default"}})
-    assert err(e)[0] == "NotImplemented" and "EventBridgeDestination" in err(e)[1]
+                              "EventBridgeDestination": {"EventBusArn": "arn:aws:events:us-east-1:111111111111:event-bus/default"}})
+    assert err(e)[0] == "NotImplemented" and "[feedback.eventbridge]" in err(e)[1], "an unmapped bus names the setting"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sesv2.create_configuration_set_event_destination(
+            ConfigurationSetName="s", EventDestinationName="d",
+            EventDestination={"MatchingEventTypes": ["BOUNCE"], "PinpointDestination": {"ApplicationArn": "arn:aws:mobiletargeting:us-east-1:111111111111:apps/a"}})
+    assert err(e)[0] == "NotImplemented" and "PinpointDestination" in err(e)[1]
     assert sesv2.get_configuration_set_event_destinations(ConfigurationSetName="s")["EventDestinations"] == []
 
 

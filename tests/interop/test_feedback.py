@@ -529,3 +529,69 @@ subscriptions = [{{ protocol = "http", endpoint = "{endpoint.url}" }}]
     with pytest.raises(RuntimeError) as e:
         make_server(["--dev", "--config", str(bad)])
     assert "[[sns.topics]] bad.name" in str(e.value)
+
+
+def test_eventbridge_and_firehose_destinations_mapped_in_the_config_file(make_server, endpoint, tmp_path):
+    """An operator maps an EventBridge bus to an HTTP endpoint and a
+    Firehose stream to a JSON-lines file; destinations naming them get
+    EventBridge's envelope and the event records. Unmapped or another
+    account's ARNs are refused when the destination is made."""
+    bus = "arn:aws:events:us-east-1:111111111111:event-bus/default"
+    stream = "arn:aws:firehose:us-east-1:111111111111:deliverystream/ses-events"
+    lines = tmp_path / "events.jsonl"
+    config = tmp_path / "sesame.toml"
+    config.write_text(f"""
+[feedback.eventbridge]
+"{bus}" = "{endpoint.url}"
+
+[feedback.firehose]
+"{stream}" = "file://{lines}"
+""")
+    s = make_server(["--dev", "--auto-verify", "--no-sandbox", "--config", str(config)])
+    sesv2 = s.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity="example.com")
+    sesv2.create_configuration_set(ConfigurationSetName="ext")
+    sesv2.create_configuration_set_event_destination(
+        ConfigurationSetName="ext", EventDestinationName="bus",
+        EventDestination={"Enabled": True, "MatchingEventTypes": ["SEND", "BOUNCE"],
+                          "EventBridgeDestination": {"EventBusArn": bus}})
+    sesv2.create_configuration_set_event_destination(
+        ConfigurationSetName="ext", EventDestinationName="stream",
+        EventDestination={"Enabled": True, "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE"],
+                          "KinesisFirehoseDestination": {
+                              "IamRoleArn": "arn:aws:iam::111111111111:role/firehose",
+                              "DeliveryStreamArn": stream}})
+    for name, dest in [("other-bus", {"EventBridgeDestination": {
+                           "EventBusArn": "arn:aws:events:us-east-1:111111111111:event-bus/unmapped"}}),
+                       ("foreign", {"EventBridgeDestination": {
+                           "EventBusArn": "arn:aws:events:us-east-1:999999999999:event-bus/default"}})]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            sesv2.create_configuration_set_event_destination(
+                ConfigurationSetName="ext", EventDestinationName=name,
+                EventDestination={"Enabled": True, "MatchingEventTypes": ["SEND"], **dest})
+        assert err(e)[0] == ("NotImplemented" if name == "other-bus" else "BadRequestException"), err(e)
+
+    mid = sesv2.send_email(FromEmailAddress="sender@example.com",
+                           Destination={"ToAddresses": ["bounce@simulator.amazonses.com"]},
+                           Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+                           ConfigurationSetName="ext")["MessageId"]
+    headers, sent = endpoint.until(lambda m: m.get("detail-type") == "Email Sent")
+    assert {k.lower(): v for k, v in headers.items()}["content-type"] == "application/json"
+    assert sent["source"] == "aws.ses" and sent["account"] == "111111111111" and sent["region"] == "us-east-1"
+    assert sent["detail"]["eventType"] == "Send" and sent["detail"]["mail"]["messageId"] == mid
+    assert sent["resources"] == ["arn:aws:ses:us-east-1:111111111111:configuration-set/ext"]
+    _, bounced = endpoint.until(lambda m: m.get("detail-type") == "Email Bounced")
+    assert bounced["detail"]["bounce"]["bounceType"] == "Permanent"
+
+    deadline = time.time() + 20
+    records = []
+    while time.time() < deadline:
+        if lines.exists():
+            records = [json.loads(l) for l in lines.read_text().splitlines()]
+            if {r["eventType"] for r in records} >= {"Send", "Bounce"}:
+                break
+        time.sleep(0.1)
+    assert {r["eventType"] for r in records} == {"Send", "Bounce"}
+    assert all(r["mail"]["messageId"] == mid for r in records)
+    got = sesv2.get_configuration_set_event_destinations(ConfigurationSetName="ext")["EventDestinations"]
+    assert {d["Name"] for d in got} == {"bus", "stream"}

@@ -417,27 +417,30 @@ fn dimension(name: String, message_tag: bool, source: &str, default: String) -> 
     Ok(Dimension { name, default })
 }
 
-/// A destination Sesame can serve: an SNS topic of its own SNS, or
-/// CloudWatch (as Prometheus series). The others are refused by name.
-fn target(
+/// What a request names as an event destination.
+struct Named {
     sns: Option<String>,
     cloudwatch: Option<Vec<Dimension>>,
-    firehose: bool,
-    eventbridge: bool,
+    firehose: Option<(String, String)>,
+    eventbridge: Option<String>,
     pinpoint: bool,
-) -> R<DestinationTarget> {
-    for (set, what) in [
-        (firehose, "KinesisFirehoseDestination"),
-        (eventbridge, "EventBridgeDestination"),
-        (pinpoint, "PinpointDestination"),
-    ] {
-        if set {
-            return Err(not_yet(what));
-        }
+}
+
+/// A destination Sesame can serve: an SNS topic of its own SNS, CloudWatch
+/// (as Prometheus series), or an EventBridge bus or Firehose stream the
+/// operator mapped (checked by the use case). Pinpoint is refused by name.
+fn target(n: Named) -> R<DestinationTarget> {
+    if n.pinpoint {
+        return Err(not_yet("PinpointDestination"));
     }
-    match (sns, cloudwatch) {
-        (Some(topic_arn), None) => Ok(DestinationTarget::Sns { topic_arn }),
-        (None, Some(dimensions)) => Ok(DestinationTarget::CloudWatch { dimensions }),
+    match (n.sns, n.cloudwatch, n.firehose, n.eventbridge) {
+        (Some(topic_arn), None, None, None) => Ok(DestinationTarget::Sns { topic_arn }),
+        (None, Some(dimensions), None, None) => Ok(DestinationTarget::CloudWatch { dimensions }),
+        (None, None, Some((stream_arn, role_arn)), None) => Ok(DestinationTarget::Firehose {
+            stream_arn,
+            role_arn,
+        }),
+        (None, None, None, Some(bus_arn)) => Ok(DestinationTarget::EventBridge { bus_arn }),
         _ => Err(Error::invalid(
             "An event destination must name exactly one destination.",
         )),
@@ -446,9 +449,10 @@ fn target(
 
 fn v1_destination(d: v1::EventDestination) -> R<EventDestination> {
     Ok(EventDestination {
-        target: target(
-            d.sns_destination.map(|s| s.topic_arn),
-            d.cloud_watch_destination
+        target: target(Named {
+            sns: d.sns_destination.map(|s| s.topic_arn),
+            cloudwatch: d
+                .cloud_watch_destination
                 .map(|c| {
                     c.dimension_configurations
                         .into_iter()
@@ -461,10 +465,12 @@ fn v1_destination(d: v1::EventDestination) -> R<EventDestination> {
                         .collect::<R<Vec<_>>>()
                 })
                 .transpose()?,
-            d.kinesis_firehose_destination.is_some(),
-            false,
-            false,
-        )?,
+            firehose: d
+                .kinesis_firehose_destination
+                .map(|f| (f.delivery_stream_arn, f.iam_role_arn)),
+            eventbridge: None,
+            pinpoint: false,
+        })?,
         name: d.name,
         enabled: d.enabled.unwrap_or(false),
         matching: dedup(d.matching_event_types.into_iter().map(spell::v1_event_kind)),
@@ -489,9 +495,10 @@ fn v2_destination(name: String, d: v2::EventDestinationDefinition) -> R<EventDes
         );
     }
     Ok(EventDestination {
-        target: target(
-            d.sns_destination.map(|s| s.topic_arn),
-            d.cloud_watch_destination
+        target: target(Named {
+            sns: d.sns_destination.map(|s| s.topic_arn),
+            cloudwatch: d
+                .cloud_watch_destination
                 .map(|c| {
                     c.dimension_configurations
                         .into_iter()
@@ -504,10 +511,12 @@ fn v2_destination(name: String, d: v2::EventDestinationDefinition) -> R<EventDes
                         .collect::<R<Vec<_>>>()
                 })
                 .transpose()?,
-            d.kinesis_firehose_destination.is_some(),
-            d.event_bridge_destination.is_some(),
-            d.pinpoint_destination.is_some(),
-        )?,
+            firehose: d
+                .kinesis_firehose_destination
+                .map(|f| (f.delivery_stream_arn, f.iam_role_arn)),
+            eventbridge: d.event_bridge_destination.map(|e| e.event_bus_arn),
+            pinpoint: d.pinpoint_destination.is_some(),
+        })?,
         name,
         enabled: d.enabled.unwrap_or(false),
         matching: dedup(matching.into_iter()),
@@ -610,13 +619,13 @@ pub async fn v2_get_configuration_set_event_destinations(
             set.event_destinations
                 .into_iter()
                 .map(|d| {
-                    let (sns, cloudwatch) = match d.target {
+                    let mut out = v2::EventDestination::default();
+                    match d.target {
                         DestinationTarget::Sns { topic_arn } => {
-                            (Some(v2::SnsDestination { topic_arn }), None)
+                            out.sns_destination = Some(v2::SnsDestination { topic_arn });
                         }
-                        DestinationTarget::CloudWatch { dimensions } => (
-                            None,
-                            Some(v2::CloudWatchDestination {
+                        DestinationTarget::CloudWatch { dimensions } => {
+                            out.cloud_watch_destination = Some(v2::CloudWatchDestination {
                                 dimension_configurations: dimensions
                                     .into_iter()
                                     .map(|d| v2::CloudWatchDimensionConfiguration {
@@ -626,9 +635,24 @@ pub async fn v2_get_configuration_set_event_destinations(
                                         default_dimension_value: d.default,
                                     })
                                     .collect(),
-                            }),
-                        ),
-                    };
+                            });
+                        }
+                        DestinationTarget::EventBridge { bus_arn } => {
+                            out.event_bridge_destination = Some(v2::EventBridgeDestination {
+                                event_bus_arn: bus_arn,
+                            });
+                        }
+                        DestinationTarget::Firehose {
+                            stream_arn,
+                            role_arn,
+                        } => {
+                            out.kinesis_firehose_destination =
+                                Some(v2::KinesisFirehoseDestination {
+                                    iam_role_arn: role_arn,
+                                    delivery_stream_arn: stream_arn,
+                                });
+                        }
+                    }
                     v2::EventDestination {
                         name: d.name,
                         enabled: Some(d.enabled),
@@ -637,11 +661,7 @@ pub async fn v2_get_configuration_set_event_destinations(
                             .into_iter()
                             .map(spell::v2_event_type)
                             .collect(),
-                        kinesis_firehose_destination: None,
-                        cloud_watch_destination: cloudwatch,
-                        sns_destination: sns,
-                        event_bridge_destination: None,
-                        pinpoint_destination: None,
+                        ..out
                     }
                 })
                 .collect(),
@@ -653,17 +673,16 @@ pub async fn v2_get_configuration_set_event_destinations(
 fn v1_destinations(set: &ConfigurationSet) -> Vec<v1::EventDestination> {
     set.event_destinations
         .iter()
-        .map(|d| {
-            let (sns, cloudwatch) = match &d.target {
-                DestinationTarget::Sns { topic_arn } => (
-                    Some(v1::SNSDestination {
+        .filter_map(|d| {
+            let mut out = v1::EventDestination::default();
+            match &d.target {
+                DestinationTarget::Sns { topic_arn } => {
+                    out.sns_destination = Some(v1::SNSDestination {
                         topic_arn: topic_arn.clone(),
-                    }),
-                    None,
-                ),
-                DestinationTarget::CloudWatch { dimensions } => (
-                    None,
-                    Some(v1::CloudWatchDestination {
+                    });
+                }
+                DestinationTarget::CloudWatch { dimensions } => {
+                    out.cloud_watch_destination = Some(v1::CloudWatchDestination {
                         dimension_configurations: dimensions
                             .iter()
                             .map(|d| v1::CloudWatchDimensionConfiguration {
@@ -672,10 +691,21 @@ fn v1_destinations(set: &ConfigurationSet) -> Vec<v1::EventDestination> {
                                 default_dimension_value: d.default.clone(),
                             })
                             .collect(),
-                    }),
-                ),
-            };
-            v1::EventDestination {
+                    });
+                }
+                DestinationTarget::Firehose {
+                    stream_arn,
+                    role_arn,
+                } => {
+                    out.kinesis_firehose_destination = Some(v1::KinesisFirehoseDestination {
+                        iam_role_arn: role_arn.clone(),
+                        delivery_stream_arn: stream_arn.clone(),
+                    });
+                }
+                // v1 has no EventBridge destinations to show.
+                DestinationTarget::EventBridge { .. } => return None,
+            }
+            Some(v1::EventDestination {
                 name: d.name.clone(),
                 enabled: Some(d.enabled),
                 matching_event_types: d
@@ -683,10 +713,8 @@ fn v1_destinations(set: &ConfigurationSet) -> Vec<v1::EventDestination> {
                     .iter()
                     .filter_map(|k| spell::v1_event_type(*k))
                     .collect(),
-                kinesis_firehose_destination: None,
-                cloud_watch_destination: cloudwatch,
-                sns_destination: sns,
-            }
+                ..out
+            })
         })
         .collect()
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub struct ConfigurationSetService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    targets: Arc<crate::feedback::ExternalTargets>,
 }
 
 /// The refusal of an option Sesame does not carry out yet.
@@ -33,7 +34,18 @@ pub fn not_yet(option: &str) -> Error {
 
 impl ConfigurationSetService {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            targets: Arc::default(),
+        }
+    }
+
+    /// The operator's EventBridge buses and Firehose streams, which
+    /// destinations may name.
+    pub fn with_targets(mut self, targets: Arc<crate::feedback::ExternalTargets>) -> Self {
+        self.targets = targets;
+        self
     }
 
     /// Creates a set; `sending_enabled` is true unless the caller says.
@@ -192,6 +204,26 @@ impl ConfigurationSetService {
         let topic_arn = match &d.target {
             DestinationTarget::Sns { topic_arn } => Some(topic_arn.clone()),
             DestinationTarget::CloudWatch { .. } => None,
+            DestinationTarget::EventBridge { bus_arn } => {
+                external(
+                    scope,
+                    bus_arn,
+                    "events",
+                    &self.targets.eventbridge,
+                    "eventbridge",
+                )?;
+                None
+            }
+            DestinationTarget::Firehose { stream_arn, .. } => {
+                external(
+                    scope,
+                    stream_arn,
+                    "firehose",
+                    &self.targets.firehose,
+                    "firehose",
+                )?;
+                None
+            }
         };
         if let Some(topic_arn) = &topic_arn {
             match self.store.get_topic(topic_arn).await.map_err(internal)? {
@@ -239,4 +271,37 @@ impl ConfigurationSetService {
         set.remove_destination(destination)?;
         self.save(scope, &set).await
     }
+}
+
+/// An EventBridge bus or Firehose stream a destination names: the caller's
+/// own (by the ARN's account and region), and mapped by the operator to
+/// somewhere Sesame can deliver; otherwise refused, naming what is missing.
+fn external(
+    scope: &Scope,
+    arn: &str,
+    service: &str,
+    mapped: &std::collections::HashMap<String, String>,
+    section: &str,
+) -> Result<(), Error> {
+    let mut parts = arn.splitn(6, ':');
+    let owned = parts.next() == Some("arn")
+        && parts.next() == Some("aws")
+        && parts.next() == Some(service)
+        && parts.next() == Some(scope.region.as_str())
+        && parts.next() == Some(scope.account.as_str());
+    if !owned {
+        return Err(Error::invalid(format!(
+            "{arn} is not a {service} ARN of account {} in {}.",
+            scope.account, scope.region
+        )));
+    }
+    if !mapped.contains_key(arn) {
+        return Err(Error::new(
+            ErrorKind::NotImplemented,
+            format!(
+                "Sesame cannot deliver to {arn}: the operator has not mapped it to an endpoint ([feedback.{section}] in the config file)."
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ pub mod notify;
 
 use crate::Clock;
 use sesame_model::configuration_set::DestinationTarget;
-use sesame_model::sns::{EVENT_SUBJECT, MessageType, TopicMessage};
+use sesame_model::sns::{EVENT_SUBJECT, External, MessageType, TopicMessage};
 use sesame_model::{ConfigurationSet, Event, Mailbox, Notifications, Scope};
 use sesame_store::Store;
 use std::collections::HashMap;
@@ -31,6 +31,9 @@ pub trait FeedbackFormat: Send + Sync {
     /// SES's identity notification (`notificationType`), with the
     /// message's headers when the identity asks for them.
     fn notification(&self, event: &Event, headers: bool) -> String;
+    /// EventBridge's envelope (`source: aws.ses`, SES's `detail-type`) with
+    /// the event record as `detail`.
+    fn eventbridge(&self, event: &Event, resources: &[String]) -> String;
     /// An SNS message as delivered over HTTP or email-json.
     fn envelope(&self, envelope: &sesame_model::sns::Envelope) -> String;
 }
@@ -42,8 +45,19 @@ const BATCH: u32 = 256;
 /// How often an idle publisher looks for new events.
 const IDLE: Duration = Duration::from_millis(100);
 
+/// The operator's EventBridge buses and Firehose streams, by ARN, and
+/// where their events go (`[feedback.eventbridge]`, `[feedback.firehose]`
+/// in the config file): an HTTP(S) URL, or for Firehose also `file://` and
+/// a path.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalTargets {
+    pub eventbridge: HashMap<String, String>,
+    pub firehose: HashMap<String, String>,
+}
+
 pub struct Publisher {
     store: Arc<dyn Store>,
+    targets: Arc<ExternalTargets>,
     clock: Arc<dyn Clock>,
     format: Arc<dyn FeedbackFormat>,
     published: metrics::Counter,
@@ -55,9 +69,11 @@ impl Publisher {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         format: Arc<dyn FeedbackFormat>,
+        targets: Arc<ExternalTargets>,
     ) -> Self {
         Self {
             store,
+            targets,
             clock,
             format,
             published: metrics::counter!("sesame_events_published_total"),
@@ -166,6 +182,38 @@ impl Publisher {
                 match &d.target {
                     DestinationTarget::CloudWatch { dimensions } => {
                         self.metrics.count(name, e, dimensions);
+                    }
+                    DestinationTarget::EventBridge { bus_arn } => {
+                        // A bus unmapped since the destination was made
+                        // has nowhere to go; its events are not kept.
+                        let Some(url) = self.targets.eventbridge.get(bus_arn) else {
+                            continue;
+                        };
+                        let set_arn = e.scope.arn(&format!("configuration-set/{name}"));
+                        messages.push(TopicMessage {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            kind: MessageType::Notification,
+                            topic_arn: bus_arn.clone(),
+                            subject: None,
+                            message: self.format.eventbridge(e, &[set_arn]),
+                            created_at: self.clock.now_ms(),
+                            to: Some(External::EventBridge(url.clone()).recipient()),
+                        });
+                    }
+                    DestinationTarget::Firehose { stream_arn, .. } => {
+                        let Some(target) = self.targets.firehose.get(stream_arn) else {
+                            continue;
+                        };
+                        let message = body.get_or_insert_with(|| self.format.event(e)).clone();
+                        messages.push(TopicMessage {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            kind: MessageType::Notification,
+                            topic_arn: stream_arn.clone(),
+                            subject: None,
+                            message,
+                            created_at: self.clock.now_ms(),
+                            to: Some(External::Firehose(target.clone()).recipient()),
+                        });
                     }
                     DestinationTarget::Sns { topic_arn } => {
                         let message = body.get_or_insert_with(|| self.format.event(e)).clone();

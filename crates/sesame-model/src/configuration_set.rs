@@ -64,6 +64,15 @@ pub enum DestinationTarget {
     /// counter per event type, with the set's name and these dimensions
     /// (each a message tag, or its default) as labels.
     CloudWatch { dimensions: Vec<Dimension> },
+    /// An EventBridge bus the operator mapped to an HTTP endpoint
+    /// (`[feedback.eventbridge]`): each event in EventBridge's envelope.
+    EventBridge { bus_arn: String },
+    /// A Firehose delivery stream the operator mapped to an HTTP endpoint
+    /// or a JSON-lines file (`[feedback.firehose]`): each event record.
+    Firehose {
+        stream_arn: String,
+        role_arn: String,
+    },
 }
 
 /// A CloudWatch dimension whose value is a message tag's (SES's

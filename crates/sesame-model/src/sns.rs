@@ -383,6 +383,54 @@ pub struct TopicMessage {
     pub to: Option<String>,
 }
 
+/// Where a message goes that is not an SNS subscription: an operator's
+/// EventBridge or Firehose endpoint, named in the message's recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum External {
+    /// POST the message (an EventBridge envelope) to this URL.
+    EventBridge(String),
+    /// Deliver the message (an event record) to this target: an `http(s)`
+    /// URL, or `file://` and a path to append it to as one line.
+    Firehose(String),
+}
+
+const EXTERNAL: &str = "sesame-external:";
+
+impl External {
+    /// The recipient a topic message carries for this target.
+    pub fn recipient(&self) -> String {
+        match self {
+            Self::EventBridge(u) => format!("{EXTERNAL}eventbridge:{u}"),
+            Self::Firehose(t) => format!("{EXTERNAL}firehose:{t}"),
+        }
+    }
+    pub fn parse(recipient: &str) -> Option<Self> {
+        let rest = recipient.strip_prefix(EXTERNAL)?;
+        if let Some(u) = rest.strip_prefix("eventbridge:") {
+            Some(Self::EventBridge(u.to_owned()))
+        } else {
+            rest.strip_prefix("firehose:")
+                .map(|t| Self::Firehose(t.to_owned()))
+        }
+    }
+}
+
+/// SES's EventBridge `detail-type` for an event type.
+pub fn eventbridge_detail_type(kind: crate::EventKind) -> &'static str {
+    use crate::EventKind as K;
+    match kind {
+        K::Send => "Email Sent",
+        K::Delivery => "Email Delivered",
+        K::Bounce => "Email Bounced",
+        K::Complaint => "Email Complaint Received",
+        K::Reject => "Email Rejected",
+        K::Open => "Email Opened",
+        K::Click => "Email Clicked",
+        K::RenderingFailure => "Email Rendering Failed",
+        K::DeliveryDelay => "Email Delivery Delayed",
+    }
+}
+
 /// One claimed delivery of a message to one subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicDelivery {
@@ -390,7 +438,8 @@ pub struct TopicDelivery {
     /// Attempts made before this one.
     pub attempts: u32,
     pub message: TopicMessage,
-    /// `None` when the subscription was deleted since: nothing to deliver.
+    /// `None` when the subscription was deleted since (nothing to
+    /// deliver), or when the message goes to an [`External`] target.
     pub subscription: Option<Subscription>,
 }
 

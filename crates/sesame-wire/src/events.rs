@@ -214,6 +214,43 @@ pub fn notification_json(e: &Event, headers: bool) -> Value {
     v
 }
 
+/// EventBridge's envelope around an event record, as SES sends events to a
+/// bus: `source` `aws.ses`, SES's `detail-type`, the record as `detail`.
+pub fn eventbridge_json(e: &Event, resources: &[String]) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid_like(&e.message_id, e.at, e.kind.as_str()),
+        "detail-type": sesame_model::sns::eventbridge_detail_type(e.kind),
+        "source": "aws.ses",
+        "account": e.scope.account.as_str(),
+        "time": iso8601(e.at).replace(".000Z", "Z"),
+        "region": e.scope.region.as_str(),
+        "resources": resources,
+        "detail": event_json(e),
+    })
+}
+
+/// A stable event ID (a repeated publishing batch sends the same one): a
+/// UUID-shaped hash of the message, time and type.
+fn uuid_like(message_id: &str, at: sesame_model::Millis, kind: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut parts = [0u64; 2];
+    for (i, p) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (i, message_id, at, kind).hash(&mut h);
+        *p = h.finish();
+    }
+    let hex = format!("{:016x}{:016x}", parts[0], parts[1]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// An event as published: SES's event record, as a string.
 pub fn event_message(e: &Event) -> String {
     event_json(e).to_string()

@@ -201,6 +201,20 @@ pub struct FileConfig {
     pub dkim: Option<DkimFile>,
     pub dns: Option<DnsFile>,
     pub sns: Option<SnsFile>,
+    pub feedback: Option<FeedbackFile>,
+}
+
+/// `[feedback]` in the config file: where event destinations that name an
+/// EventBridge bus or a Firehose stream deliver, by ARN.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackFile {
+    /// Bus ARN → an `http(s)` URL that receives EventBridge's envelope.
+    #[serde(default)]
+    pub eventbridge: std::collections::HashMap<String, String>,
+    /// Stream ARN → an `http(s)` URL, or `file://` and a path of a JSON-lines file.
+    #[serde(default)]
+    pub firehose: std::collections::HashMap<String, String>,
 }
 
 /// `[sns]` in the config file: topics an operator declares, with their
@@ -264,6 +278,30 @@ impl FileConfig {
     }
 }
 
+/// Checks the operator's EventBridge and Firehose targets: `http(s)` URLs,
+/// or for Firehose `file://` and an absolute path.
+fn feedback_targets(f: FeedbackFile) -> Result<FeedbackFile, String> {
+    let url = |v: &str| v.starts_with("http://") || v.starts_with("https://");
+    for (arn, v) in &f.eventbridge {
+        if !url(v) {
+            return Err(format!(
+                "invalid value '{v}' for [feedback.eventbridge] \"{arn}\": expected an http:// or https:// URL"
+            ));
+        }
+    }
+    for (arn, v) in &f.firehose {
+        let file = v
+            .strip_prefix("file://")
+            .is_some_and(|p| p.starts_with('/'));
+        if !url(v) && !file {
+            return Err(format!(
+                "invalid value '{v}' for [feedback.firehose] \"{arn}\": expected an http(s):// URL or file:///absolute/path"
+            ));
+        }
+    }
+    Ok(f)
+}
+
 /// Validated settings for the server.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -285,6 +323,8 @@ pub struct Settings {
     pub guard: GuardConfig,
     /// Topics declared in the config file (`[[sns.topics]]`).
     pub topics: Vec<TopicFile>,
+    /// `[feedback]`: the operator's EventBridge and Firehose targets.
+    pub feedback: FeedbackFile,
 }
 
 /// Validated settings that keep callers from hurting the server or each
@@ -748,6 +788,7 @@ impl Settings {
         let dev = serve.dev || file.dev.unwrap_or(false);
         let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {
+            feedback: feedback_targets(file.feedback.clone().unwrap_or_default())?,
             topics: file
                 .sns
                 .as_ref()

@@ -29,17 +29,22 @@ impl FeedbackFormat for WireFormat {
     fn notification(&self, event: &Event, headers: bool) -> String {
         sesame_wire::events::notification_json(event, headers).to_string()
     }
+    fn eventbridge(&self, event: &Event, resources: &[String]) -> String {
+        sesame_wire::events::eventbridge_json(event, resources).to_string()
+    }
     fn envelope(&self, envelope: &Envelope) -> String {
         sesame_wire::events::envelope_json(envelope)
     }
 }
 
 /// POSTs to HTTP(S) subscribers with reqwest (rustls), following no
-/// redirects. Unless `--delivery-allow-private`, an endpoint that is or
-/// resolves to a loopback, private or otherwise non-public address is
-/// refused, so that a caller cannot make Sesame reach its own network.
+/// redirects. Unless `--delivery-allow-private`, a subscriber's endpoint
+/// that is or resolves to a loopback, private or otherwise non-public
+/// address is refused, so that a caller cannot make Sesame reach its own
+/// network; the operator's own targets (the config file's) are trusted.
 pub struct HttpWebhook {
-    client: reqwest::Client,
+    subscribers: reqwest::Client,
+    operators: reqwest::Client,
     allow_private: bool,
 }
 
@@ -65,18 +70,21 @@ impl reqwest::dns::Resolve for PublicOnly {
 
 impl HttpWebhook {
     pub fn new(allow_private: bool) -> Result<Self, String> {
-        let mut b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(15))
-            .user_agent("Amazon Simple Notification Service Agent");
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(15))
+                .user_agent("Amazon Simple Notification Service Agent")
+        };
+        let mut subscribers = builder();
         if !allow_private {
-            b = b.dns_resolver(Arc::new(PublicOnly));
+            subscribers = subscribers.dns_resolver(Arc::new(PublicOnly));
         }
+        let fail = |e: reqwest::Error| format!("cannot build the HTTP client: {e}");
         Ok(Self {
-            client: b
-                .build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
+            subscribers: subscribers.build().map_err(fail)?,
+            operators: builder().build().map_err(fail)?,
             allow_private,
         })
     }
@@ -89,9 +97,10 @@ impl Webhook for HttpWebhook {
         url: &str,
         headers: Vec<(&'static str, String)>,
         body: String,
+        trusted: bool,
     ) -> Result<(), String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad endpoint: {e}"))?;
-        if !self.allow_private {
+        if !trusted && !self.allow_private {
             let literal = parsed
                 .host_str()
                 .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
@@ -102,11 +111,18 @@ impl Webhook for HttpWebhook {
                 );
             }
         }
-        let mut req = self
-            .client
-            .post(parsed)
-            .header("content-type", "text/plain; charset=UTF-8")
-            .body(body);
+        let client = if trusted {
+            &self.operators
+        } else {
+            &self.subscribers
+        };
+        let mut req = client.post(parsed).body(body);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header("content-type", "text/plain; charset=UTF-8");
+        }
         for (k, v) in headers {
             req = req.header(k, v);
         }
@@ -116,6 +132,22 @@ impl Webhook for HttpWebhook {
         } else {
             Err(format!("the endpoint answered {}", resp.status()))
         }
+    }
+
+    async fn append(&self, path: &str, line: &str) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        f.write_all(&bytes)
+            .await
+            .map_err(|e| format!("cannot append to {path}: {e}"))
     }
 }
 

@@ -81,10 +81,15 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         );
     }
     let format: Arc<dyn FeedbackFormat> = Arc::new(crate::feedback::WireFormat);
+    let targets = Arc::new(sesame_core::feedback::ExternalTargets {
+        eventbridge: settings.feedback.eventbridge.clone(),
+        firehose: settings.feedback.firehose.clone(),
+    });
     let publisher = Arc::new(Publisher::new(
         dyn_store.clone(),
         clock.clone(),
         format.clone(),
+        targets.clone(),
     ));
     let notifier = Arc::new(Notifier::new(
         dyn_store.clone(),
@@ -130,7 +135,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             configuration_sets: sesame_core::ConfigurationSetService::new(
                 dyn_store.clone(),
                 clock.clone(),
-            ),
+            )
+            .with_targets(targets.clone()),
             accounts,
         },
         credentials,

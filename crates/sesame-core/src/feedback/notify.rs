@@ -10,23 +10,31 @@ use crate::sending::{Content, Outgoing, SystemMail};
 use crate::sns::SnsUrls;
 use crate::sns::signing::Signer;
 use crate::{Clock, SendService};
-use sesame_model::sns::{Envelope, MessageType, Protocol, TopicDelivery, TopicDeliveryOutcome};
+use sesame_model::sns::{
+    Envelope, External, MessageType, Protocol, TopicDelivery, TopicDeliveryOutcome,
+};
 use sesame_model::{Millis, RetryPolicy};
 use sesame_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An HTTP POST to a subscriber, outside the domain (the binary's client).
+/// Where notifications leave the domain (the binary's HTTP client and
+/// files).
 #[async_trait::async_trait]
 pub trait Webhook: Send + Sync {
     /// POSTs `body` with `headers`; `Err` with a reason unless the endpoint
-    /// answered 2xx.
+    /// answered 2xx. A `trusted` endpoint is the operator's (from the
+    /// config file) and may be on a private network; a subscriber's is not.
     async fn post(
         &self,
         url: &str,
         headers: Vec<(&'static str, String)>,
         body: String,
+        trusted: bool,
     ) -> Result<(), String>;
+    /// Appends `line` and a newline to the file at `path` (an operator's
+    /// Firehose target).
+    async fn append(&self, path: &str, line: &str) -> Result<(), String>;
 }
 
 #[derive(Debug, Clone)]
@@ -171,8 +179,11 @@ impl Notifier {
     /// One attempt at one delivery.
     pub async fn attempt(&self, d: TopicDelivery) -> TopicDeliveryOutcome {
         let Some(sub) = &d.subscription else {
-            return TopicDeliveryOutcome::Failed {
-                error: "the subscription was deleted".into(),
+            return match d.message.to.as_deref().and_then(External::parse) {
+                Some(target) => self.external(&d, target).await,
+                None => TopicDeliveryOutcome::Failed {
+                    error: "the subscription was deleted".into(),
+                },
             };
         };
         let m = &d.message;
@@ -228,7 +239,7 @@ impl Notifier {
                 } else {
                     self.format.envelope(&e)
                 };
-                self.webhook.post(&sub.endpoint, headers, body).await
+                self.webhook.post(&sub.endpoint, headers, body, false).await
             }
             Protocol::Email | Protocol::EmailJson => self.email(sub, &e).await,
         };
@@ -240,6 +251,29 @@ impl Notifier {
             Err(why) => {
                 tracing::info!(subscription = %sub.arn, attempt = d.attempts + 1, error = %why, "notification not delivered");
                 self.retry(&d, why)
+            }
+        }
+    }
+
+    /// An operator's EventBridge or Firehose target: the message as it is.
+    async fn external(&self, d: &TopicDelivery, target: External) -> TopicDeliveryOutcome {
+        let json = || vec![("content-type", "application/json".to_owned())];
+        let body = d.message.message.clone();
+        let result = match &target {
+            External::EventBridge(url) => self.webhook.post(url, json(), body, true).await,
+            External::Firehose(t) => match t.strip_prefix("file://") {
+                Some(path) => self.webhook.append(path, &body).await,
+                None => self.webhook.post(t, json(), body, true).await,
+            },
+        };
+        match result {
+            Ok(()) => {
+                self.delivered.increment(1);
+                TopicDeliveryOutcome::Delivered
+            }
+            Err(why) => {
+                tracing::info!(?target, attempt = d.attempts + 1, error = %why, "event not delivered");
+                self.retry(d, why)
             }
         }
     }
