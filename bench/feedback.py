@@ -25,9 +25,6 @@ from foundation import KEY, SECRET, signed_lua, start, stop, wrk_requests  # noq
 
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
-from botocore.auth import SigV4Auth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.credentials import Credentials  # noqa: E402
 
 
 class Endpoint:
@@ -96,17 +93,7 @@ def subscribe(url, endpoint, name):
 
 def sns_publish_lua(url, arn):
     body = f"Action=Publish&Version=2010-03-31&TopicArn={arn.replace(':', '%3A')}&Message=benchmark+notification"
-    req = AWSRequest(method="POST", url=url + "/", data=body.encode(),
-                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(Credentials(KEY, SECRET), "sns", "us-east-1").add_auth(req)
-    f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    f.write(f'wrk.method = "POST"\nwrk.body = [[{body}]]\n')
-    for k, v in req.headers.items():
-        if k.lower() != "host":
-            f.write(f'wrk.headers["{k}"] = "{v}"\n')
-    f.write('function response(status, headers, body)\n  if status ~= 200 then io.stderr:write("status " .. status .. "\\n") end\nend\n')
-    f.close()
-    return f.name
+    return signed_lua(url, body, service="sns")
 
 
 def wrk(url, lua, conns, seconds):

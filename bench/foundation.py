@@ -70,12 +70,13 @@ def start(binary, data_dir, extra=("--delivery", "capture"), env_extra=None):
             time.sleep(0.001)
 
 
-def signed_lua(url, body):
-    """A wrk script replaying one v1 POST signed by botocore (valid for 15
-    minutes); a non-200 answer is reported on stderr as `status N`."""
+def signed_lua(url, body, service="ses"):
+    """A wrk script replaying one v1 (or SNS) POST signed by botocore
+    (valid for 15 minutes); a non-200 answer is reported on stderr as
+    `status N`."""
     req = AWSRequest(method="POST", url=url + "/", data=body.encode(),
                      headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(Credentials(KEY, SECRET), "ses", "us-east-1").add_auth(req)
+    SigV4Auth(Credentials(KEY, SECRET), service, "us-east-1").add_auth(req)
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     f.write('wrk.method = "POST"\n')
     f.write(f"wrk.body = [[{body}]]\n")

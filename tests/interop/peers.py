@@ -89,6 +89,14 @@ def self_signed_cert(directory):
     return cert, key
 
 
+def is_forwarded_feedback(m):
+    """Whether a received message is Sesame's feedback forwarding (a DSN
+    or complaint notice mailed back to a sender, as SES does by default):
+    most tests count only the mail they sent."""
+    head = b"\n" + m.data[:8192]
+    return b"\nFrom: <MAILER-DAEMON@" in head
+
+
 class _Receiver:
     """What a test asks of an SMTP receiver: `messages()` so far, and
     `wait_for(count)` of them."""
@@ -150,9 +158,11 @@ class Sink(_Receiver):
     def __exit__(self, *exc):
         self.controller.stop()
 
-    def messages(self):
+    def messages(self, feedback=False):
+        """What arrived, without forwarded feedback unless `feedback`."""
         with self.lock:
-            return list(self.received)
+            got = list(self.received)
+        return got if feedback else [m for m in got if not is_forwarded_feedback(m)]
 
 
 class RustSink(_Receiver):
@@ -188,7 +198,12 @@ class RustSink(_Receiver):
         self.proc.terminate()
         self.proc.wait(timeout=10)
 
-    def messages(self):
+    def messages(self, feedback=False):
+        """What arrived, without forwarded feedback unless `feedback`."""
+        got = self._stored()
+        return got if feedback else [m for m in got if not is_forwarded_feedback(m)]
+
+    def _stored(self):
         out = []
         n = 1
         while os.path.exists(os.path.join(self.dir, f"{n}.env")):

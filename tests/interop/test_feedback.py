@@ -595,3 +595,48 @@ def test_eventbridge_and_firehose_destinations_mapped_in_the_config_file(make_se
     assert all(r["mail"]["messageId"] == mid for r in records)
     got = sesv2.get_configuration_set_event_destinations(ConfigurationSetName="ext")["EventDestinations"]
     assert {d["Name"] for d in got} == {"bus", "stream"}
+
+
+def test_feedback_forwarding_by_email(prod, endpoint):
+    """With forwarding on (SES's default) and no topic, a bounce comes back
+    to the sender as a DSN and a complaint as a notice, through Sesame's
+    own send path; with topics set and forwarding off, nothing is mailed."""
+    from helpers import mailbox
+
+    ses = prod.client("ses")
+    ses.verify_domain_identity(Domain="example.com")
+
+    def send(to, sender="news@example.com"):
+        return ses.send_email(Source=sender, Destination={"ToAddresses": [to]},
+                              Message={"Subject": {"Data": "Hello"}, "Body": {"Text": {"Data": "b"}}})["MessageId"]
+
+    def wait_mail(pred, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = [m for m in mailbox(prod, recipient="news@example.com") if pred(m["mime"])]
+            if got:
+                return got
+            time.sleep(0.2)
+        return []
+
+    bounced = send("bounce@simulator.amazonses.com")
+    dsn = wait_mail(lambda r: "multipart/report" in r)
+    assert dsn, "the bounce came back as a DSN"
+    raw = dsn[0]["mime"]
+    assert "report-type=delivery-status" in raw.replace('"', "")
+    assert "Final-Recipient: rfc822; bounce@simulator.amazonses.com" in raw
+    assert "From: <MAILER-DAEMON@" in raw
+    send("complaint@simulator.amazonses.com")
+    assert wait_mail(lambda r: "Complaint about your message" in r)
+
+    # Topics for both, forwarding off: nothing more is mailed.
+    sns, arn, _ = subscribe(prod, endpoint, topic_name="fb")
+    for kind in ("Bounce", "Complaint"):
+        ses.set_identity_notification_topic(Identity="example.com", NotificationType=kind, SnsTopic=arn)
+    ses.set_identity_feedback_forwarding_enabled(Identity="example.com", ForwardingEnabled=False)
+    before = len(mailbox(prod, recipient="news@example.com"))
+    send("bounce@simulator.amazonses.com")
+    endpoint.until(lambda m: '"notificationType":"Bounce"' in m.get("Message", ""))
+    time.sleep(1)
+    assert len(mailbox(prod, recipient="news@example.com")) == before
+    assert bounced

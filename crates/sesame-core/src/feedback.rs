@@ -17,7 +17,7 @@ pub mod notify;
 use crate::Clock;
 use sesame_model::configuration_set::DestinationTarget;
 use sesame_model::sns::{EVENT_SUBJECT, External, MessageType, TopicMessage};
-use sesame_model::{ConfigurationSet, Event, Mailbox, Notifications, Scope};
+use sesame_model::{ConfigurationSet, Event, EventKind, Mailbox, Notifications, Scope};
 use sesame_store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,8 +55,16 @@ pub struct ExternalTargets {
     pub firehose: HashMap<String, String>,
 }
 
+/// Who forwards feedback by email, and from what address.
+pub struct Forwarding {
+    pub sending: Arc<crate::SendService>,
+    /// e.g. `MAILER-DAEMON@<hostname>`.
+    pub from: String,
+}
+
 pub struct Publisher {
     store: Arc<dyn Store>,
+    forwarding: Option<Forwarding>,
     targets: Arc<ExternalTargets>,
     clock: Arc<dyn Clock>,
     format: Arc<dyn FeedbackFormat>,
@@ -73,12 +81,20 @@ impl Publisher {
     ) -> Self {
         Self {
             store,
+            forwarding: None,
             targets,
             clock,
             format,
             published: metrics::counter!("sesame_events_published_total"),
             metrics: CloudWatchSeries::default(),
         }
+    }
+
+    /// Forwards bounces and complaints by email where the sender's
+    /// identity has forwarding on and no topic for them.
+    pub fn with_forwarding(mut self, f: Forwarding) -> Self {
+        self.forwarding = Some(f);
+        self
     }
 
     /// Publishes until `stop` turns true.
@@ -122,7 +138,7 @@ impl Publisher {
             return Ok(0);
         };
         let mut sets: HashMap<(Scope, String), Option<ConfigurationSet>> = HashMap::new();
-        let mut senders: HashMap<(Scope, String), Option<Notifications>> = HashMap::new();
+        let mut senders: HashMap<(Scope, String), Option<(Notifications, bool)>> = HashMap::new();
         let mut messages = vec![];
         for (_, e) in &events {
             // Hard bounces and complaints feed the suppression list
@@ -142,10 +158,17 @@ impl Publisher {
                     let n = self.notifications_of(&e.scope, &sender).await?;
                     senders.insert(key.clone(), n);
                 }
-                if let Some((topic, headers)) = senders
-                    .get(&key)
-                    .and_then(Option::as_ref)
-                    .and_then(|n| n.topic_for(e.kind))
+                let settings = senders.get(&key).and_then(Option::as_ref);
+                if let (Some((notifications, true)), Some(f)) = (settings, &self.forwarding)
+                    && notifications.topic_for(e.kind).is_none()
+                    && matches!(e.kind, EventKind::Bounce | EventKind::Complaint)
+                    && crate::sending::FORWARDED_OPERATIONS.contains(&e.mail.operation.as_str())
+                    && let Err(err) = f.sending.forward_feedback(e, &f.from).await
+                {
+                    tracing::warn!(message = %e.message_id, error = %err.message, "feedback not forwarded");
+                }
+                if let Some((topic, headers)) =
+                    settings.map(|(n, _)| n).and_then(|n| n.topic_for(e.kind))
                 {
                     messages.push(TopicMessage {
                         id: uuid::Uuid::new_v4().to_string(),
@@ -244,7 +267,7 @@ impl Publisher {
         &self,
         scope: &Scope,
         sender: &str,
-    ) -> Result<Option<Notifications>, sesame_model::Error> {
+    ) -> Result<Option<(Notifications, bool)>, sesame_model::Error> {
         let Ok(mailbox) = Mailbox::parse(sender) else {
             return Ok(None);
         };
@@ -256,7 +279,7 @@ impl Publisher {
             .map_err(crate::internal)?;
         Ok(
             sesame_model::identity::most_specific_verified(found.iter().map(|i| &**i))
-                .map(|i| i.notifications.clone()),
+                .map(|i| (i.notifications.clone(), i.feedback_forwarding)),
         )
     }
 }

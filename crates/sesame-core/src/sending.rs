@@ -860,7 +860,92 @@ impl SendService {
     }
 }
 
+/// The operations whose bounces and complaints are forwarded by email
+/// (a caller's sends; never Sesame's own mail, nor a forwarded one).
+pub const FORWARDED_OPERATIONS: &[&str] = &[
+    "SendEmail",
+    "SendRawEmail",
+    "SendTemplatedEmail",
+    "SendBulkTemplatedEmail",
+    "SendBulkEmail",
+];
+
 impl SendService {
+    /// Feedback forwarding, as SES does it when an identity has forwarding
+    /// on and no topic for the kind: a bounce goes back to the message's
+    /// return path as an RFC 3464 DSN from `from`, a complaint as a notice.
+    /// System mail: outside the identity checks, the sandbox and the quotas.
+    pub async fn forward_feedback(&self, e: &Event, from: &str) -> Result<(), Error> {
+        let Some(original) = self
+            .store
+            .get_message(&e.message_id)
+            .await
+            .map_err(internal)?
+        else {
+            return Ok(());
+        };
+        let from_box = Mailbox::parse(from)?;
+        let to = Mailbox::parse(&e.mail.source)?;
+        let content = match &e.detail {
+            EventDetail::Bounce {
+                bounced,
+                reporting_mta,
+                ..
+            } => {
+                let recipients: Vec<compose::DsnRecipient> = bounced
+                    .iter()
+                    .map(|b| compose::DsnRecipient {
+                        final_recipient: b.address.clone(),
+                        action: "failed".into(),
+                        status: b.status.clone(),
+                        remote_mta: None,
+                        diagnostic_code: Some(b.diagnostic_code.clone()),
+                        last_attempt: Some(e.at),
+                        extensions: vec![],
+                    })
+                    .collect();
+                let reporting = reporting_mta
+                    .strip_prefix("dsn; ")
+                    .unwrap_or(reporting_mta)
+                    .to_owned();
+                Content::Raw(compose::dsn(&compose::Dsn {
+                    from: &from_box,
+                    to: &to,
+                    explanation: None,
+                    reporting_mta: &reporting,
+                    arrival: original.message.created_at,
+                    extensions: &[],
+                    recipients: &recipients,
+                    original: &original.message.raw,
+                    date: e.at,
+                })?)
+            }
+            EventDetail::Complaint { feedback_type, .. } => Content::Simple {
+                subject: format!(
+                    "Complaint about your message: {}",
+                    original.message.subject.clone().unwrap_or_default()
+                ),
+                text: Some(format!(
+                    "A recipient marked your message {} as unwanted ({feedback_type}).\nRecipients: {}\n",
+                    e.message_id,
+                    e.recipients.join(", ")
+                )),
+                html: None,
+                headers: vec![],
+                attachments: vec![],
+            },
+            _ => return Ok(()),
+        };
+        let mut out = Outgoing::new("FeedbackForwarding", content);
+        out.source = Some(from.to_owned());
+        out.to = vec![e.mail.source.clone()];
+        out.destinations = vec![e.mail.source.clone()];
+        out.system = Some(SystemMail {
+            counts_against_quota: false,
+        });
+        self.send(&e.scope, out).await.map(drop)
+    }
+
     /// GetMessageInsights: the events recorded for a message of this scope,
     /// oldest first.
     pub async fn message_events(

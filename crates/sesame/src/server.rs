@@ -85,12 +85,18 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         eventbridge: settings.feedback.eventbridge.clone(),
         firehose: settings.feedback.firehose.clone(),
     });
-    let publisher = Arc::new(Publisher::new(
-        dyn_store.clone(),
-        clock.clone(),
-        format.clone(),
-        targets.clone(),
-    ));
+    let publisher = Arc::new(
+        Publisher::new(
+            dyn_store.clone(),
+            clock.clone(),
+            format.clone(),
+            targets.clone(),
+        )
+        .with_forwarding(sesame_core::feedback::Forwarding {
+            sending: sending.clone(),
+            from: format!("MAILER-DAEMON@{}", settings.delivery.hostname),
+        }),
+    );
     let notifier = Arc::new(Notifier::new(
         dyn_store.clone(),
         clock.clone(),
