@@ -208,6 +208,9 @@ def test_configuration_set_events_reach_the_topic(prod, endpoint):
     assert mail["tags"]["campaign"] == ["launch"]
     assert mail["tags"]["ses:from-domain"] == ["example.com"]
     assert mail["commonHeaders"]["from"] == ["Sender <sender@example.com>"]
+    headers = {h["name"]: h["value"] for h in mail["headers"]}
+    assert headers["Subject"] == "s" and "sender@example.com" in headers["From"]
+    assert mail["headersTruncated"] is False
     assert events["Send"][0]["send"] == {}
 
     # v1 destinations: refusals by name and SES's errors.
@@ -343,11 +346,12 @@ def test_identity_notifications(prod, endpoint):
     assert n["notificationType"] == "Bounce" and n["mail"]["messageId"] == bounced
     assert n["bounce"]["bouncedRecipients"][0]["emailAddress"] == "bounce@simulator.amazonses.com"
     assert "commonHeaders" in n["mail"] and "tags" not in n["mail"]
+    assert "Subject" in [h["name"] for h in n["mail"]["headers"]]
     complained = send("news@example.com", "complaint@simulator.amazonses.com")
     _, m = endpoint.until(lambda m: '"Complaint"' in m.get("Message", ""))
     n = json.loads(m["Message"])
     assert n["notificationType"] == "Complaint" and n["mail"]["messageId"] == complained
-    assert "commonHeaders" not in n["mail"]
+    assert "commonHeaders" not in n["mail"] and "headers" not in n["mail"]
 
     # The address identity has no topics: its bounces are not published to
     # the domain's topic.

@@ -297,6 +297,39 @@ pub fn dsn(d: &Dsn<'_>) -> Result<Vec<u8>, Error> {
 
 pub use sesame_model::rfc2822;
 
+/// SES's limit on the headers an event carries; past it, `headersTruncated`.
+pub const MAX_EVENT_HEADERS_BYTES: usize = 10 * 1024;
+
+/// A message's header fields in order, as events' `mail.headers` list them
+/// (names as written, values unfolded), up to [`MAX_EVENT_HEADERS_BYTES`];
+/// whether some were left out.
+pub fn header_list(raw: &[u8]) -> (Vec<(String, String)>, bool) {
+    let Some(msg) = MessageParser::default().parse_headers(raw) else {
+        return (vec![], false);
+    };
+    let mut out = vec![];
+    let mut size = 0;
+    for h in msg.headers() {
+        let (start, end) = (h.offset_start as usize, h.offset_end as usize);
+        let Some(value) = raw.get(start..end) else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(value)
+            .split(['\r', '\n'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let name = h.name.as_str().to_owned();
+        size += name.len() + value.len();
+        if size > MAX_EVENT_HEADERS_BYTES {
+            return (out, true);
+        }
+        out.push((name, value));
+    }
+    (out, false)
+}
+
 /// What the send rules need from a raw message's header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawHeaders {

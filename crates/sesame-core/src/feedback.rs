@@ -139,6 +139,7 @@ impl Publisher {
         };
         let mut sets: HashMap<(Scope, String), Option<ConfigurationSet>> = HashMap::new();
         let mut senders: HashMap<(Scope, String), Option<(Notifications, bool)>> = HashMap::new();
+        let mut raws: HashMap<String, Option<(Vec<(String, String)>, bool)>> = HashMap::new();
         let mut messages = vec![];
         for (_, e) in &events {
             // Hard bounces and complaints feed the suppression list
@@ -149,51 +150,73 @@ impl Publisher {
                     .await
                     .map_err(crate::internal)?;
             }
-            // The sender's identity notifications: bounces, complaints and
-            // deliveries, by the most specific verified identity's settings.
-            if e.kind.is_identity_notification() {
+            // The sender's identity settings (bounces, complaints and
+            // deliveries, by the most specific verified identity) and the
+            // message's configuration set.
+            let settings = if e.kind.is_identity_notification() {
                 let sender = sender_of(e);
                 let key = (e.scope.clone(), sender.clone());
                 if !senders.contains_key(&key) {
                     let n = self.notifications_of(&e.scope, &sender).await?;
                     senders.insert(key.clone(), n);
                 }
-                let settings = senders.get(&key).and_then(Option::as_ref);
-                if let (Some((notifications, true)), Some(f)) = (settings, &self.forwarding)
-                    && notifications.topic_for(e.kind).is_none()
-                    && matches!(e.kind, EventKind::Bounce | EventKind::Complaint)
-                    && crate::sending::FORWARDED_OPERATIONS.contains(&e.mail.operation.as_str())
-                    && let Err(err) = f.sending.forward_feedback(e, &f.from).await
-                {
-                    tracing::warn!(message = %e.message_id, error = %err.message, "feedback not forwarded");
-                }
-                if let Some((topic, headers)) =
-                    settings.map(|(n, _)| n).and_then(|n| n.topic_for(e.kind))
-                {
-                    messages.push(TopicMessage {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        kind: MessageType::Notification,
-                        topic_arn: topic.to_owned(),
-                        subject: None,
-                        message: self.format.notification(e, headers),
-                        created_at: self.clock.now_ms(),
-                        to: None,
-                    });
-                }
-            }
-            let Some(name) = &e.mail.meta.configuration_set else {
-                continue;
+                senders.get(&key).and_then(Option::as_ref).cloned()
+            } else {
+                None
             };
-            let key = (e.scope.clone(), name.clone());
-            if !sets.contains_key(&key) {
-                let set = self
-                    .store
-                    .get_configuration_set(&e.scope, name)
-                    .await
-                    .map_err(crate::internal)?;
-                sets.insert(key.clone(), set);
+            let set = match &e.mail.meta.configuration_set {
+                Some(name) => {
+                    let key = (e.scope.clone(), name.clone());
+                    if !sets.contains_key(&key) {
+                        let set = self
+                            .store
+                            .get_configuration_set(&e.scope, name)
+                            .await
+                            .map_err(crate::internal)?;
+                        sets.insert(key.clone(), set);
+                    }
+                    sets.get(&key).and_then(Option::as_ref).cloned()
+                }
+                None => None,
+            };
+            let notify = settings
+                .as_ref()
+                .and_then(|(n, _)| n.topic_for(e.kind).map(|(t, h)| (t.to_owned(), h)));
+            let rendered = set.as_ref().is_some_and(|s| {
+                s.event_destinations.iter().any(|d| {
+                    d.publishes(e.kind) && !matches!(d.target, DestinationTarget::CloudWatch { .. })
+                })
+            });
+            // Records carry the message's headers (read once a batch).
+            let enriched;
+            let e = if rendered || notify.as_ref().is_some_and(|(_, h)| *h) {
+                let mut with = e.clone();
+                with.mail.headers = self.headers_of(&e.message_id, &mut raws).await?;
+                enriched = with;
+                &enriched
+            } else {
+                e
+            };
+            if let (Some((notifications, true)), Some(f)) = (&settings, &self.forwarding)
+                && notifications.topic_for(e.kind).is_none()
+                && matches!(e.kind, EventKind::Bounce | EventKind::Complaint)
+                && crate::sending::FORWARDED_OPERATIONS.contains(&e.mail.operation.as_str())
+                && let Err(err) = f.sending.forward_feedback(e, &f.from).await
+            {
+                tracing::warn!(message = %e.message_id, error = %err.message, "feedback not forwarded");
             }
-            let Some(set) = sets.get(&key).and_then(Option::as_ref) else {
+            if let Some((topic, headers)) = notify {
+                messages.push(TopicMessage {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    kind: MessageType::Notification,
+                    topic_arn: topic,
+                    subject: None,
+                    message: self.format.notification(e, headers),
+                    created_at: self.clock.now_ms(),
+                    to: None,
+                });
+            }
+            let (Some(name), Some(set)) = (&e.mail.meta.configuration_set, set) else {
                 continue;
             };
             let mut body = None;
@@ -259,6 +282,26 @@ impl Publisher {
             .map_err(crate::internal)?;
         self.published.increment(messages.len() as u64);
         Ok(events.len())
+    }
+
+    /// A message's header fields for its events (`None` once it is gone),
+    /// read once a batch.
+    async fn headers_of(
+        &self,
+        message_id: &str,
+        raws: &mut HashMap<String, Option<(Vec<(String, String)>, bool)>>,
+    ) -> Result<Option<(Vec<(String, String)>, bool)>, sesame_model::Error> {
+        if let Some(h) = raws.get(message_id) {
+            return Ok(h.clone());
+        }
+        let h = self
+            .store
+            .get_message(message_id)
+            .await
+            .map_err(crate::internal)?
+            .map(|m| crate::compose::header_list(&m.message.raw));
+        raws.insert(message_id.to_owned(), h.clone());
+        Ok(h)
     }
 
     /// The notification settings governing mail from `sender`: its most

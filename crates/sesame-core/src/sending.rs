@@ -540,6 +540,7 @@ impl SendService {
             subject,
             sent_at: now,
             operation: op.to_owned(),
+            headers: None,
             meta: MessageMeta {
                 configuration_set: through.as_ref().map(|c| c.name.clone()),
                 tags: out

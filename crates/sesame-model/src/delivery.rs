@@ -105,6 +105,7 @@ impl QueuedDelivery {
             sent_at: self.accepted_at,
             operation: self.operation.clone(),
             meta: self.meta.clone(),
+            headers: None,
         }
     }
 }
@@ -502,6 +503,10 @@ pub struct MailInfo {
     pub operation: String,
     #[serde(default)]
     pub meta: MessageMeta,
+    /// The message's header fields, filled in when the event is published
+    /// (never stored with it): `mail.headers` and `headersTruncated`.
+    #[serde(skip)]
+    pub headers: Option<(Vec<(String, String)>, bool)>,
 }
 
 impl MailInfo {
@@ -514,6 +519,7 @@ impl MailInfo {
             sent_at: m.created_at,
             operation: m.operation.clone(),
             meta: m.meta.clone(),
+            headers: None,
         }
     }
 }

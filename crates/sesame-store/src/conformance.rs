@@ -885,6 +885,7 @@ async fn delivery_queue(store: &dyn Store) {
             sent_at: t,
             operation: "SendEmail".into(),
             meta: Default::default(),
+            headers: None,
         },
         detail: EventDetail::Complaint {
             feedback_type: "abuse".into(),

@@ -54,7 +54,7 @@ pub fn event_json(e: &Event) -> Value {
         common["subject"] = json!(s);
     }
     common["date"] = json!(sesame_model::rfc2822(e.mail.sent_at));
-    let mail = json!({
+    let mut mail = json!({
         "timestamp": iso8601(e.mail.sent_at),
         "source": e.mail.source,
         "sourceArn": e.scope.arn(&format!("identity/{}", domain_of(&e.mail.source))),
@@ -65,6 +65,15 @@ pub fn event_json(e: &Event) -> Value {
         "commonHeaders": common,
         "tags": tags(e),
     });
+    if let Some((headers, truncated)) = &e.mail.headers {
+        mail["headersTruncated"] = json!(truncated);
+        mail["headers"] = Value::Array(
+            headers
+                .iter()
+                .map(|(name, value)| json!({ "name": name, "value": value }))
+                .collect(),
+        );
+    }
     let at = iso8601(e.at);
     let mut out = json!({
         "eventType": e.kind.as_str(),
@@ -208,6 +217,7 @@ pub fn notification_json(e: &Event, headers: bool) -> Value {
             if !headers {
                 mail.remove("commonHeaders");
                 mail.remove("headersTruncated");
+                mail.remove("headers");
             }
         }
     }
@@ -309,6 +319,7 @@ mod tests {
                 subject: Some("Hi".into()),
                 sent_at: 0,
                 operation: "SendEmail".into(),
+                headers: Some((vec![("X-Campaign".into(), "x".into())], false)),
                 meta: MessageMeta {
                     configuration_set: Some("cs".into()),
                     tags: vec![Tag {
@@ -335,6 +346,10 @@ mod tests {
             json!(["example.com"])
         );
         assert_eq!(send["mail"]["tags"]["campaign"], json!(["x"]));
+        assert_eq!(
+            send["mail"]["headers"],
+            json!([{"name": "X-Campaign", "value": "x"}])
+        );
         assert_eq!(
             send["mail"]["commonHeaders"]["from"],
             json!(["From <from@example.com>"])
