@@ -38,6 +38,10 @@ pub trait FeedbackFormat: Send + Sync {
     fn envelope(&self, envelope: &sesame_model::sns::Envelope) -> String;
 }
 
+/// A message's header fields and whether they were cut short; `None` once
+/// the message is gone.
+type Headers = Option<(Vec<(String, String)>, bool)>;
+
 /// The cursor's name in the store.
 const CURSOR: &str = "event-publishing";
 /// Events read per batch.
@@ -139,7 +143,7 @@ impl Publisher {
         };
         let mut sets: HashMap<(Scope, String), Option<ConfigurationSet>> = HashMap::new();
         let mut senders: HashMap<(Scope, String), Option<(Notifications, bool)>> = HashMap::new();
-        let mut raws: HashMap<String, Option<(Vec<(String, String)>, bool)>> = HashMap::new();
+        let mut raws: HashMap<String, Headers> = HashMap::new();
         let mut messages = vec![];
         for (_, e) in &events {
             // Hard bounces and complaints feed the suppression list
@@ -289,8 +293,8 @@ impl Publisher {
     async fn headers_of(
         &self,
         message_id: &str,
-        raws: &mut HashMap<String, Option<(Vec<(String, String)>, bool)>>,
-    ) -> Result<Option<(Vec<(String, String)>, bool)>, sesame_model::Error> {
+        raws: &mut HashMap<String, Headers>,
+    ) -> Result<Headers, sesame_model::Error> {
         if let Some(h) = raws.get(message_id) {
             return Ok(h.clone());
         }
