@@ -90,7 +90,8 @@ pub struct Topic {
     /// The access policy, kept as given (Sesame authorises by account).
     #[serde(default)]
     pub policy: Option<String>,
-    /// The delivery policy, kept as given (Sesame retries by its own policy).
+    /// Always `None`: a topic's delivery policy is refused when set
+    /// (Sesame retries by its own); kept for stored topics' shape.
     #[serde(default)]
     pub delivery_policy: Option<String>,
     #[serde(default)]
@@ -135,10 +136,15 @@ impl Topic {
                     }
                 }
             }
+            // Kept and returned, so that tools that set a topic's policy
+            // (to let SES publish, say) work; Sesame authorises by account
+            // and does not evaluate it (documented in the README).
             "Policy" => self.policy = Some(value.to_owned()),
-            "DeliveryPolicy" => self.delivery_policy = Some(value.to_owned()),
             "FifoTopic" | "ContentBasedDeduplication" if value == "false" => {}
-            "KmsMasterKeyId"
+            // Sesame retries by its own policy (1 s doubling to 60 s, for a
+            // day); a topic's own would not be honoured, so it is refused.
+            "DeliveryPolicy"
+            | "KmsMasterKeyId"
             | "TracingConfig"
             | "FifoTopic"
             | "ContentBasedDeduplication"
@@ -527,6 +533,25 @@ mod tests {
         assert_eq!(
             c.string_to_sign(),
             "Message\nm\nMessageId\nid\nSubscribeURL\ns\nTimestamp\nt\nToken\nk\nTopicArn\narn\nType\nSubscriptionConfirmation\n"
+        );
+    }
+
+    #[test]
+    fn attributes_sesame_cannot_honour_are_refused() {
+        let scope = Scope::new(
+            crate::AccountId::parse("123456789012").unwrap(),
+            crate::Region::parse("us-east-1").unwrap(),
+        );
+        let mut t = Topic::new(&scope, "t", 0);
+        assert!(t.set_attribute("Policy", "{}").is_ok());
+        assert!(t.set_attribute("SignatureVersion", "2").is_ok());
+        assert_eq!(
+            t.set_attribute("DeliveryPolicy", "{}").unwrap_err().kind,
+            ErrorKind::NotImplemented
+        );
+        assert_eq!(
+            t.set_attribute("Nonsense", "x").unwrap_err().kind,
+            ErrorKind::SnsInvalidParameter
         );
     }
 
