@@ -397,6 +397,15 @@ pub async fn v2_put_configuration_set_reputation_options(
 
 // ---------------------------------------------------- event destinations
 
+/// A destination's CloudWatch dimensions, each `(name, from a message tag,
+/// its source's spelling, default)` as either API gives it.
+fn dimensions(
+    list: impl Iterator<Item = (String, bool, &'static str, String)>,
+) -> R<Vec<Dimension>> {
+    list.map(|(name, tag, source, default)| dimension(name, tag, source, default))
+        .collect()
+}
+
 /// A CloudWatch dimension Sesame can fill: from a message tag (or SES's
 /// automatic `ses:` tags), else its default. Header and link-tag sources
 /// are refused by name.
@@ -454,15 +463,11 @@ fn v1_destination(d: v1::EventDestination) -> R<EventDestination> {
             cloudwatch: d
                 .cloud_watch_destination
                 .map(|c| {
-                    c.dimension_configurations
-                        .into_iter()
-                        .map(|d| {
-                            let tag =
-                                d.dimension_value_source == v1::DimensionValueSource::MessageTag;
-                            let source = d.dimension_value_source.as_str();
-                            dimension(d.dimension_name, tag, source, d.default_dimension_value)
-                        })
-                        .collect::<R<Vec<_>>>()
+                    dimensions(c.dimension_configurations.into_iter().map(|d| {
+                        let tag = d.dimension_value_source == v1::DimensionValueSource::MessageTag;
+                        let source = d.dimension_value_source.as_str();
+                        (d.dimension_name, tag, source, d.default_dimension_value)
+                    }))
                 })
                 .transpose()?,
             firehose: d
@@ -500,15 +505,11 @@ fn v2_destination(name: String, d: v2::EventDestinationDefinition) -> R<EventDes
             cloudwatch: d
                 .cloud_watch_destination
                 .map(|c| {
-                    c.dimension_configurations
-                        .into_iter()
-                        .map(|d| {
-                            let tag =
-                                d.dimension_value_source == v2::DimensionValueSource::MessageTag;
-                            let source = d.dimension_value_source.as_str();
-                            dimension(d.dimension_name, tag, source, d.default_dimension_value)
-                        })
-                        .collect::<R<Vec<_>>>()
+                    dimensions(c.dimension_configurations.into_iter().map(|d| {
+                        let tag = d.dimension_value_source == v2::DimensionValueSource::MessageTag;
+                        let source = d.dimension_value_source.as_str();
+                        (d.dimension_name, tag, source, d.default_dimension_value)
+                    }))
                 })
                 .transpose()?,
             firehose: d

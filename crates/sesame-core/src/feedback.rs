@@ -164,7 +164,7 @@ impl Publisher {
                     let n = self.notifications_of(&e.scope, &sender).await?;
                     senders.insert(key.clone(), n);
                 }
-                senders.get(&key).and_then(Option::as_ref).cloned()
+                senders.get(&key).and_then(Option::as_ref)
             } else {
                 None
             };
@@ -179,14 +179,12 @@ impl Publisher {
                             .map_err(crate::internal)?;
                         sets.insert(key.clone(), set);
                     }
-                    sets.get(&key).and_then(Option::as_ref).cloned()
+                    sets.get(&key).and_then(Option::as_ref)
                 }
                 None => None,
             };
-            let notify = settings
-                .as_ref()
-                .and_then(|(n, _)| n.topic_for(e.kind).map(|(t, h)| (t.to_owned(), h)));
-            let rendered = set.as_ref().is_some_and(|s| {
+            let notify = settings.and_then(|(n, _)| n.topic_for(e.kind));
+            let rendered = set.is_some_and(|s| {
                 s.event_destinations.iter().any(|d| {
                     d.publishes(e.kind) && !matches!(d.target, DestinationTarget::CloudWatch { .. })
                 })
@@ -201,7 +199,7 @@ impl Publisher {
             } else {
                 e
             };
-            if let (Some((notifications, true)), Some(f)) = (&settings, &self.forwarding)
+            if let (Some((notifications, true)), Some(f)) = (settings, &self.forwarding)
                 && notifications.topic_for(e.kind).is_none()
                 && matches!(e.kind, EventKind::Bounce | EventKind::Complaint)
                 && crate::sending::FORWARDED_OPERATIONS.contains(&e.mail.operation.as_str())
@@ -213,7 +211,7 @@ impl Publisher {
                 messages.push(TopicMessage {
                     id: uuid::Uuid::new_v4().to_string(),
                     kind: MessageType::Notification,
-                    topic_arn: topic,
+                    topic_arn: topic.to_owned(),
                     subject: None,
                     message: self.format.notification(e, headers),
                     created_at: self.clock.now_ms(),
