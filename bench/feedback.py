@@ -137,6 +137,11 @@ def main():
     print(f"# machine: {os.cpu_count()} cores; binary {a.bin}")
     ceiling = openssl_rsa_signs()
     print(f"ceiling: openssl speed rsa2048: {ceiling:,.0f} signatures/s on one core")
+    http = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "ceiling.py"), "--bin", a.bin,
+                           "--duration", str(a.duration), "--connections", "16"],
+                          capture_output=True, text=True, timeout=a.duration + 120).stdout
+    a.http_ceiling = float(re.search(r"([\d,]+) req/s", http).group(1).replace(",", ""))
+    print(f"ceiling: {http.strip().splitlines()[-1]}")
 
     # 1. Notifications delivered per second, signed, by signature version.
     for version in ("1", "2"):
@@ -205,11 +210,12 @@ def send_with_events(a, version):
         t = time.perf_counter()
         got = wait_count(endpoint, expected, 600)
         print(f"SendEmail/s at 16 connections, topic SignatureVersion {version}:")
-        print(f"  without a configuration set: {plain[0]:,.0f} req/s, p99 {plain[1]}")
+        share = lambda r: f"{r / a.http_ceiling:.1%} of the HTTP ceiling"  # noqa: E731
+        print(f"  without a configuration set: {plain[0]:,.0f} req/s, p99 {plain[1]} ({share(plain[0])})")
         print(f"  through a set publishing to a topic without subscribers: "
-              f"{unheard[0]:,.0f} req/s, p99 {unheard[1]} ({unheard[0] / plain[0] - 1:+.1%})")
+              f"{unheard[0]:,.0f} req/s, p99 {unheard[1]} ({unheard[0] / plain[0] - 1:+.1%}; {share(unheard[0])})")
         print(f"  through a set publishing every event to a subscribed topic: "
-              f"{with_set[0]:,.0f} req/s, p99 {with_set[1]} ({with_set[0] / plain[0] - 1:+.1%})")
+              f"{with_set[0]:,.0f} req/s, p99 {with_set[1]} ({with_set[0] / plain[0] - 1:+.1%}; {share(with_set[0])})")
         print(f"  its {with_set[2]} sends made {got - before} notifications (Send + Delivery each); "
               f"the last arrived {time.perf_counter() - t:.1f} s after the load ended")
     finally:
