@@ -151,12 +151,16 @@ def test_relay_delivers_mail_signed_with_byodkim(make_server, unique, pipelining
 
 
 def next_message_shares_the_connection(server, sesv2, sink, domain, dest):
-    """A second message, after the sink's first, is delivered over the
-    connection the first came on: the client kept it in step."""
+    """A second message, after the sink's first, is delivered over a
+    connection already open, not a new one: the client kept it in step.
+    (The bounces so far come back to the sender as forwarded feedback
+    through the same relay, so the relay may hold two idle connections;
+    either is in step.)"""
     after = simple(sesv2, f"sender@{domain}", [f"after@{dest}"])
     got = sink.wait_for(2)
     assert got[1].rcpts == [f"after@{dest}"]
-    assert got[1].connection == got[0].connection, "the connection stayed in step"
+    earlier = {m.connection for m in sink.messages(feedback=True) if m.rcpts != got[1].rcpts}
+    assert got[1].connection in earlier, "the connection stayed in step"
     assert wait_events(server, 1, message_id=after)[0]["eventType"] == "Delivery"
 
 
