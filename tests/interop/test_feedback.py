@@ -207,6 +207,8 @@ def test_configuration_set_events_reach_the_topic(prod, endpoint):
     assert mail["tags"]["ses:configuration-set"] == ["feedback"]
     assert mail["tags"]["campaign"] == ["launch"]
     assert mail["tags"]["ses:from-domain"] == ["example.com"]
+    assert mail["tags"]["ses:source-ip"] == ["127.0.0.1"]
+    assert mail["tags"]["ses:caller-identity"] == ["root"]
     assert mail["commonHeaders"]["from"] == ["Sender <sender@example.com>"]
     headers = {h["name"]: h["value"] for h in mail["headers"]}
     assert headers["Subject"] == "s" and "sender@example.com" in headers["From"]

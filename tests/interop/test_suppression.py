@@ -66,7 +66,12 @@ def test_a_hard_bounce_suppresses_the_next_send(make_server):
         assert sesv2.get_configuration_set(ConfigurationSetName="no-suppression")["SuppressionOptions"] == {
             "SuppressedReasons": []}
         ok = send(sesv2, "ok@dest.test")
-        wait_for(lambda: [e for e in events(s, message_id=ok) if e["eventType"] == "Delivery"])
+        d = wait_for(lambda: [e for e in events(s, message_id=ok) if e["eventType"] == "Delivery"])[0]
+        # SES's automatic tags: where the request came from, and the
+        # address the message left from (the relay connection's).
+        assert d["mail"]["tags"]["ses:source-ip"] == ["127.0.0.1"]
+        assert d["mail"]["tags"]["ses:outgoing-ip"] == ["127.0.0.1"]
+        assert d["mail"]["tags"]["ses:caller-identity"] == ["root"]
         third = send(sesv2, "refuse550@dest.test", cs="no-suppression")
         b = wait_for(lambda: [e for e in events(s, message_id=third) if e["eventType"] == "Bounce"])[0]
         assert b["bounce"]["bounceSubType"] != "OnAccountSuppressionList", "attempted, refused by the receiver"

@@ -30,6 +30,30 @@ use std::sync::Arc;
 
 type R<T> = Result<T, Error>;
 
+/// Where the request being served came from, as the listener saw it. The
+/// server runs each operation inside [`Origin::serve`]; the sends read it
+/// for SES's automatic `ses:source-ip` tag.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub source_ip: Option<std::net::IpAddr>,
+}
+
+tokio::task_local! {
+    static ORIGIN: Origin;
+}
+
+impl Origin {
+    /// Runs `f` (an operation) as coming from this origin.
+    pub async fn serve<F: std::future::Future>(self, f: F) -> F::Output {
+        ORIGIN.scope(self, f).await
+    }
+
+    /// The origin of the operation running now, if the server gave one.
+    fn current() -> Origin {
+        ORIGIN.try_with(Origin::clone).unwrap_or_default()
+    }
+}
+
 /// The use cases the operations call.
 pub struct Api {
     pub identities: IdentityService,

@@ -40,12 +40,19 @@ impl V1Common {
     }
 }
 
+/// A send request from the caller of the operation running now.
+fn outgoing(operation: &'static str, content: Content) -> Outgoing {
+    let mut out = Outgoing::new(operation, content);
+    out.source_ip = crate::Origin::current().source_ip.map(|ip| ip.to_string());
+    out
+}
+
 pub async fn v1_send_email(
     api: &Api,
     s: &Scope,
     i: v1::SendEmailRequest,
 ) -> R<v1::SendEmailResponse> {
-    let mut out = Outgoing::new(
+    let mut out = outgoing(
         "SendEmail",
         Content::Simple {
             subject: i.message.subject.data,
@@ -73,7 +80,7 @@ pub async fn v1_send_raw_email(
     s: &Scope,
     i: v1::SendRawEmailRequest,
 ) -> R<v1::SendRawEmailResponse> {
-    let mut out = Outgoing::new("SendRawEmail", Content::Raw(i.raw_message.data));
+    let mut out = outgoing("SendRawEmail", Content::Raw(i.raw_message.data));
     out.source = i.source;
     out.destinations = i.destinations.unwrap_or_default();
     out.tags = v1_tags(i.tags);
@@ -87,7 +94,7 @@ pub async fn v1_send_templated_email(
     s: &Scope,
     i: v1::SendTemplatedEmailRequest,
 ) -> R<v1::SendTemplatedEmailResponse> {
-    let mut out = Outgoing::new(
+    let mut out = outgoing(
         "SendTemplatedEmail",
         Content::Template {
             template: TemplateRef::Named(i.template),
@@ -114,7 +121,7 @@ pub async fn v1_send_bulk_templated_email(
     s: &Scope,
     i: v1::SendBulkTemplatedEmailRequest,
 ) -> R<v1::SendBulkTemplatedEmailResponse> {
-    let mut out = Outgoing::new(
+    let mut out = outgoing(
         "SendBulkTemplatedEmail",
         Content::Template {
             template: TemplateRef::Named(i.template),
@@ -336,7 +343,7 @@ pub async fn v2_send_email(
         }
     };
     let raw = matches!(content, Content::Raw(_));
-    let mut out = Outgoing::new("SendEmail", content);
+    let mut out = outgoing("SendEmail", content);
     out.source = i.from_email_address;
     let d = i.destination.unwrap_or_default();
     let (to, cc, bcc) = (
@@ -374,7 +381,7 @@ pub async fn v2_send_bulk_email(
         .default_content
         .template
         .ok_or_else(|| Error::missing("DefaultContent"))?;
-    let mut common = Outgoing::new(
+    let mut common = outgoing(
         "SendBulkEmail",
         Content::Template {
             template: template_ref(t.template_name, t.template_arn, t.template_content)?,

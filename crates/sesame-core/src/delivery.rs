@@ -344,7 +344,8 @@ impl DeliveryEngine {
         for r in &d.recipients {
             let scenario = SimulatorScenario::for_address(r).unwrap_or(SimulatorScenario::Success);
             let one = std::slice::from_ref(r);
-            let delivered = || self.delivery_event(d, one, "250 2.6.0 Message received", "", now);
+            let delivered =
+                || self.delivery_event(d, one, "250 2.6.0 Message received", ("", None), now);
             match scenario {
                 SimulatorScenario::Success => events.push(delivered()),
                 SimulatorScenario::Bounce => events.push(self.bounce_event(
@@ -448,7 +449,13 @@ impl DeliveryEngine {
         let mut events = vec![];
         if !delivered.is_empty() {
             metrics::counter!("sesame_delivered_total").increment(delivered.len() as u64);
-            events.push(self.delivery_event(d, &delivered, &response, &report.remote, now));
+            events.push(self.delivery_event(
+                d,
+                &delivered,
+                &response,
+                (&report.remote, report.local),
+                now,
+            ));
         }
         if !failed.is_empty() {
             metrics::counter!("sesame_bounced_total").increment(failed.len() as u64);

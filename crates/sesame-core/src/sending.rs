@@ -80,6 +80,8 @@ pub struct Outgoing {
     pub content: Content,
     /// Set for mail Sesame sends itself; `None` for a caller's.
     pub system: Option<SystemMail>,
+    /// The address the request came from (SES's `ses:source-ip` tag).
+    pub source_ip: Option<String>,
 }
 
 /// Mail Sesame sends itself: verification emails. Its From is Sesame's own
@@ -109,6 +111,7 @@ impl Outgoing {
             configuration_set: None,
             content,
             system: None,
+            source_ip: None,
         }
     }
 }
@@ -561,6 +564,7 @@ impl SendService {
                     .and_then(|c| c.max_delivery_seconds)
                     .map(|s| i64::from(s) * 1000),
                 tracked: None,
+                source_ip: out.source_ip.clone(),
             },
         };
         // Events about the message go where its configuration set sends them.

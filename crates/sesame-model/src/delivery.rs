@@ -219,6 +219,9 @@ pub struct AttemptReport {
     /// The host that answered (MX, relay, or a local name).
     pub remote: String,
     pub outcomes: Vec<(String, RecipientOutcome)>,
+    /// The local address of the connection that carried the transaction,
+    /// when there was one.
+    pub local: Option<std::net::IpAddr>,
 }
 
 /// The same outcome for every recipient.
@@ -232,6 +235,7 @@ impl AttemptReport {
         Self {
             remote: remote.into(),
             outcomes: for_all(recipients, &o),
+            local: None,
         }
     }
 }
@@ -410,6 +414,10 @@ pub enum EventDetail {
         smtp_response: String,
         reporting_mta: String,
         remote_mta: String,
+        /// The local address the message left from: SES's automatic
+        /// `ses:outgoing-ip` tag.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outgoing_ip: Option<String>,
     },
     Bounce {
         bounce_type: BounceType,
@@ -478,6 +486,10 @@ pub struct MessageMeta {
     /// Open and click tracking, when its configuration set asks for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracked: Option<Tracked>,
+    /// The address the send request came from: SES's automatic
+    /// `ses:source-ip` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
 }
 
 /// What tracking a message carries: the pixel, and the links its tracked

@@ -232,6 +232,7 @@ impl DirectTransport {
             .map_err(|_| mail_send::Error::Timeout)??;
         // Small commands must not wait for ACKs (Nagle).
         stream.set_nodelay(true)?;
+        let local = stream.local_addr().ok().map(|a| a.ip());
         let mut c = SmtpClient {
             stream,
             timeout: COMMAND_TIMEOUT,
@@ -245,9 +246,9 @@ impl DirectTransport {
             let name = host.trim_end_matches('.');
             let mut t = c.start_tls(&self.tls, name).await?;
             let ehlo = t.ehlo(&self.settings.helo).await?;
-            return Ok(Conn::new(t, &ehlo, true));
+            return Ok(Conn::new(t, &ehlo, true, local));
         }
-        Ok(Conn::new(c, &ehlo, false))
+        Ok(Conn::new(c, &ehlo, false, local))
     }
 
     fn take_idle(&self, key: &str) -> Option<Conn> {
@@ -266,13 +267,14 @@ impl DirectTransport {
         &self,
         host: &str,
         env: &Envelope<'_>,
-    ) -> Result<Vec<(String, RecipientOutcome)>, HostFailed> {
+    ) -> Result<(Vec<(String, RecipientOutcome)>, Option<IpAddr>), HostFailed> {
         let key = format!("{}:{}", host.trim_end_matches('.'), self.settings.port);
         if let Some(mut conn) = self.take_idle(&key).filter(|c| c.tls || !env.require_tls)
             && let Ok(out) = transact(&mut conn, env).await
         {
+            let local = conn.local;
             self.put_idle(key, conn);
-            return Ok(out);
+            return Ok((out, local));
         }
         let (mut why, mut connected) = (format!("{host} has no address"), false);
         let mut ips = self
@@ -293,7 +295,7 @@ impl DirectTransport {
                         shown.join(", ")
                     ),
                 );
-                return Ok(sesame_model::delivery::for_all(env.recipients, &o));
+                return Ok((sesame_model::delivery::for_all(env.recipients, &o), None));
             }
             ips = public;
         }
@@ -308,15 +310,18 @@ impl DirectTransport {
                 }
                 Ok(mut conn) => match transact(&mut conn, env).await {
                     Ok(out) => {
+                        let local = conn.local;
                         self.put_idle(key, conn);
-                        return Ok(out);
+                        return Ok((out, local));
                     }
                     Err(e) => {
                         connected = true;
                         e
                     }
                 },
-                Err(e) if permanent(&e).is_some() => return Ok(connect_failed(env, host, &e)),
+                Err(e) if permanent(&e).is_some() => {
+                    return Ok((connect_failed(env, host, &e), None));
+                }
                 Err(e) => e,
             };
             why = format!("{host} [{ip}]: {}", error_text(&e));
@@ -419,6 +424,7 @@ impl Transport for DirectTransport {
         let defer = |why: String| AttemptReport {
             remote: env.domain.to_owned(),
             outcomes: deferred_all(env, &why),
+            local: None,
         };
         let domain = self.domain(env.domain);
         if let Some(why) = self.unreachable(&domain, env.domain) {
@@ -453,11 +459,12 @@ impl Transport for DirectTransport {
         let (mut last, mut connected) = (String::new(), false);
         for host in &hosts {
             match self.try_host(host, env).await {
-                Ok(outcomes) => {
+                Ok((outcomes, local)) => {
                     domain.mark(None);
                     return AttemptReport {
                         remote: host.trim_end_matches('.').to_owned(),
                         outcomes,
+                        local,
                     };
                 }
                 Err(e) => (last, connected) = (e.why, connected || e.connected),
@@ -470,6 +477,7 @@ impl Transport for DirectTransport {
             domain.mark(Some(last.clone()));
         }
         AttemptReport {
+            local: None,
             remote: hosts.first().cloned().unwrap_or_default(),
             outcomes: deferred_all(
                 env,

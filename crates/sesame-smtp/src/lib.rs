@@ -52,19 +52,24 @@ pub struct Conn {
     pub eight_bit: bool,
     /// The connection is encrypted (STARTTLS or implicit TLS).
     pub tls: bool,
+    /// The local address the connection left from (SES's
+    /// `ses:outgoing-ip`).
+    pub local: Option<std::net::IpAddr>,
 }
 
 impl Conn {
     /// A connection whose server answered EHLO with `ehlo`; `tls` when it
-    /// is encrypted.
+    /// is encrypted, leaving from `local`.
     pub fn new<T: Stream + 'static>(
         c: SmtpClient<T>,
         ehlo: &EhloResponse<String>,
         tls: bool,
+        local: Option<std::net::IpAddr>,
     ) -> Self {
         let pipelining = ehlo.has_capability(smtp_proto::EXT_PIPELINING);
         Self {
             tls,
+            local,
             client: SmtpClient {
                 stream: Box::new(c.stream) as Box<dyn Stream>,
                 timeout: c.timeout,
@@ -501,6 +506,7 @@ mod tests {
             size,
             eight_bit: true,
             tls: false,
+            local: None,
         }
     }
 

@@ -152,12 +152,14 @@ impl RelayTransport {
                 let c = self.builder.connect_plain().await?;
                 // Small commands must not wait for ACKs (Nagle).
                 c.stream.set_nodelay(true)?;
-                self.greet(c).await
+                let local = c.stream.local_addr().ok().map(|a| a.ip());
+                self.greet(c, local).await
             }
             _ => {
                 let c = self.builder.connect().await?;
                 c.stream.get_ref().0.set_nodelay(true)?;
-                self.greet(c).await
+                let local = c.stream.get_ref().0.local_addr().ok().map(|a| a.ip());
+                self.greet(c, local).await
             }
         }
     }
@@ -166,12 +168,18 @@ impl RelayTransport {
     async fn greet<T: Stream + 'static>(
         &self,
         mut c: SmtpClient<T>,
+        local: Option<std::net::IpAddr>,
     ) -> Result<Conn, mail_send::Error> {
         let ehlo = c.ehlo(&self.builder.local_host).await?;
         if let Some(credentials) = &self.builder.credentials {
             c.authenticate(credentials, &ehlo).await?;
         }
-        Ok(Conn::new(c, &ehlo, self.config.tls != RelayTls::None))
+        Ok(Conn::new(
+            c,
+            &ehlo,
+            self.config.tls != RelayTls::None,
+            local,
+        ))
     }
 
     fn take_idle(&self) -> Option<Conn> {
@@ -202,15 +210,21 @@ impl Transport for RelayTransport {
                     Ok(c) => c,
                     Err(e) => {
                         let outcomes = connect_failed(env, &format!("relay {remote}"), &e);
-                        return AttemptReport { remote, outcomes };
+                        return AttemptReport {
+                            remote,
+                            outcomes,
+                            local: None,
+                        };
                     }
                 },
             };
             if env.require_tls && !conn.tls {
                 // The configuration set's TlsPolicy REQUIRE: an unencrypted
                 // hop never carries the message.
+                let local = conn.local;
                 self.put_idle(conn);
                 return AttemptReport {
+                    local,
                     outcomes: deferred_all(
                         env,
                         &format!(
@@ -222,12 +236,18 @@ impl Transport for RelayTransport {
             }
             match transact(&mut conn, env).await {
                 Ok(outcomes) => {
+                    let local = conn.local;
                     self.put_idle(conn);
-                    return AttemptReport { remote, outcomes };
+                    return AttemptReport {
+                        remote,
+                        outcomes,
+                        local,
+                    };
                 }
                 Err(_) if was_reused => continue,
                 Err(e) => {
                     return AttemptReport {
+                        local: conn.local,
                         outcomes: deferred_all(env, &format!("relay {remote}: {}", error_text(&e))),
                         remote,
                     };

@@ -13,6 +13,10 @@ fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|(_, d)| d).unwrap_or(address)
 }
 
+/// SES's `ses:caller-identity` for a request signed with an account's own
+/// (root) credentials, which are the only kind Sesame has.
+pub const CALLER_IDENTITY: &str = "root";
+
 /// SES's `mail.tags`: each value a list; the automatic `ses:` tags first,
 /// then the send's own.
 fn tags(e: &Event) -> Value {
@@ -32,8 +36,20 @@ fn tags(e: &Event) -> Value {
     if let Some(cs) = &e.mail.meta.configuration_set {
         put("ses:configuration-set", cs);
     }
+    if let Some(ip) = &e.mail.meta.source_ip {
+        put("ses:source-ip", ip);
+    }
     put("ses:from-domain", domain_of(&e.mail.source));
-    put("ses:caller-identity", e.scope.account.as_str());
+    // Every Sesame access key acts for its account as a whole, as an
+    // account's root credentials do in AWS.
+    put("ses:caller-identity", CALLER_IDENTITY);
+    if let EventDetail::Delivery {
+        outgoing_ip: Some(ip),
+        ..
+    } = &e.detail
+    {
+        put("ses:outgoing-ip", ip);
+    }
     for tag in &e.mail.meta.tags {
         put(&tag.key, &tag.value);
     }
@@ -88,6 +104,7 @@ pub fn event_json(e: &Event) -> Value {
             smtp_response,
             reporting_mta,
             remote_mta,
+            ..
         } => {
             out["delivery"] = json!({
                 "timestamp": at,
@@ -363,6 +380,38 @@ mod tests {
         ));
         assert_eq!(failure["eventType"], "Rendering Failure");
         assert_eq!(failure["failure"]["templateName"], "t");
+    }
+
+    /// SES's automatic tags: the source IP when the request's is known,
+    /// the caller, and the outgoing IP on a Delivery only.
+    #[test]
+    fn automatic_tags() {
+        let mut send = event(EventKind::Send, EventDetail::Send);
+        assert!(
+            event_json(&send)["mail"]["tags"]
+                .get("ses:source-ip")
+                .is_none()
+        );
+        send.mail.meta.source_ip = Some("198.51.100.7".into());
+        let tags = &event_json(&send)["mail"]["tags"];
+        assert_eq!(tags["ses:source-ip"], json!(["198.51.100.7"]));
+        assert_eq!(tags["ses:caller-identity"], json!(["root"]));
+        assert_eq!(tags["ses:operation"], json!(["SendEmail"]));
+        assert!(tags.get("ses:outgoing-ip").is_none());
+        let delivery = event(
+            EventKind::Delivery,
+            EventDetail::Delivery {
+                processing_time_ms: 1,
+                smtp_response: "250 ok".into(),
+                reporting_mta: "sesame".into(),
+                remote_mta: "mx".into(),
+                outgoing_ip: Some("192.0.2.1".into()),
+            },
+        );
+        assert_eq!(
+            event_json(&delivery)["mail"]["tags"]["ses:outgoing-ip"],
+            json!(["192.0.2.1"])
+        );
     }
 
     #[test]

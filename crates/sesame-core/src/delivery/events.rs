@@ -7,6 +7,7 @@ pub(super) struct Delivered<'a> {
     pub(super) response: &'a str,
     pub(super) reporting_mta: &'a str,
     pub(super) remote_mta: &'a str,
+    pub(super) outgoing_ip: Option<std::net::IpAddr>,
 }
 
 /// An event about one message, with SES's `mail` object.
@@ -51,6 +52,7 @@ pub(super) fn delivery_event(
             smtp_response: how.response.to_owned(),
             reporting_mta: how.reporting_mta.to_owned(),
             remote_mta: how.remote_mta.to_owned(),
+            outgoing_ip: how.outgoing_ip.map(|ip| ip.to_string()),
         },
     )
 }
@@ -80,7 +82,7 @@ impl DeliveryEngine {
         d: &QueuedDelivery,
         recipients: &[String],
         response: &str,
-        remote_mta: &str,
+        (remote_mta, outgoing_ip): (&str, Option<std::net::IpAddr>),
         at: Millis,
     ) -> Event {
         delivery_event(
@@ -93,6 +95,7 @@ impl DeliveryEngine {
                 response,
                 reporting_mta: &self.settings.reporting_mta,
                 remote_mta,
+                outgoing_ip,
             },
         )
     }

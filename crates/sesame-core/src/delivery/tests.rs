@@ -22,7 +22,10 @@ impl Transport for Recorder {
             .lock()
             .unwrap()
             .push((e.mail_from.to_owned(), e.recipients.to_vec(), e.to_vec()));
-        AttemptReport::all("mx.test", e.recipients, self.outcome.clone())
+        AttemptReport {
+            local: Some(std::net::Ipv4Addr::new(192, 0, 2, 25).into()),
+            ..AttemptReport::all("mx.test", e.recipients, self.outcome.clone())
+        }
     }
     fn mode(&self) -> &'static str {
         "test"
@@ -183,6 +186,7 @@ async fn capture_delivers_at_acceptance_as_the_engine_would() {
             reporting_mta,
             remote_mta,
             processing_time_ms,
+            ..
         } => (
             smtp_response.clone(),
             reporting_mta.clone(),
@@ -238,10 +242,12 @@ async fn signs_with_the_most_specific_verified_identity_and_reports_delivery() {
         EventDetail::Delivery {
             processing_time_ms,
             remote_mta,
+            outgoing_ip,
             ..
         } => {
             assert_eq!(*processing_time_ms, 5);
             assert_eq!(remote_mta, "mx.test");
+            assert_eq!(outgoing_ip.as_deref(), Some("192.0.2.25"));
         }
         other => panic!("{other:?}"),
     }

@@ -160,6 +160,7 @@ impl AcceptanceDelivery for CaptureOnAcceptance {
                 response: CAPTURED,
                 reporting_mta: &self.reporting_mta,
                 remote_mta: MAILBOX_HOST,
+                outgoing_ip: None,
             },
         ))
     }

@@ -432,6 +432,7 @@ fn delivery_event(scope: &Scope, m: &NewMessage, recipients: &[String]) -> Event
             remote_mta: "mailbox".into(),
             reporting_mta: "test".into(),
             processing_time_ms: 0,
+            outgoing_ip: None,
         },
     }
 }

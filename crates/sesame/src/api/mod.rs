@@ -142,6 +142,12 @@ async fn dispatch(
     request_id: &str,
 ) -> Result<(Option<&'static str>, WireResponse), Failure> {
     let url_query = parts.uri.query().unwrap_or("");
+    let origin = sesame_api::Origin {
+        source_ip: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_canonical()),
+    };
     let protocol = match protocol {
         Protocol::Query if caller.sns => Protocol::SnsQuery,
         p => p,
@@ -159,14 +165,29 @@ async fn dispatch(
             let call = serve::route_query(body, url_query, caller.sns).map_err(|e| (None, e))?;
             let op = call.name();
             admit(op)?;
-            let r = serve::serve_query(&app.ses, &caller.scope, call, request_id).await;
+            let r = origin
+                .serve(serve::serve_query(
+                    &app.ses,
+                    &caller.scope,
+                    call,
+                    request_id,
+                ))
+                .await;
             r.map(|r| (Some(op), r)).map_err(|e| (Some(op), e))
         }
         Protocol::RestJson => {
             let call = serve::route_rest(parts.method.as_str(), parts.uri.path(), url_query)?;
             let op = call.matched.op.name();
             admit(op)?;
-            let r = serve::serve_rest(&app.ses, &caller.scope, &call, body, request_id).await;
+            let r = origin
+                .serve(serve::serve_rest(
+                    &app.ses,
+                    &caller.scope,
+                    &call,
+                    body,
+                    request_id,
+                ))
+                .await;
             r.map(|r| (Some(op), r)).map_err(|e| (Some(op), e))
         }
     }
