@@ -488,9 +488,9 @@ def test_cloudwatch_destinations_are_prometheus_series(prod):
                          Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
                          ConfigurationSetName="cw", EmailTags=tags)
     want = [
-        'sesame_ses_events_total{configuration_set="cw",event_type="Send",dimension_campaign="launch"} 1',
-        'sesame_ses_events_total{configuration_set="cw",event_type="Delivery",dimension_campaign="launch"} 1',
-        'sesame_ses_events_total{configuration_set="cw",event_type="Bounce",dimension_campaign="none"} 1',
+        f'sesame_ses_events_total{{{ACCOUNT},configuration_set="cw",event_type="Send",dimension_campaign="launch"}} 1',
+        f'sesame_ses_events_total{{{ACCOUNT},configuration_set="cw",event_type="Delivery",dimension_campaign="launch"}} 1',
+        f'sesame_ses_events_total{{{ACCOUNT},configuration_set="cw",event_type="Bounce",dimension_campaign="none"}} 1',
     ]
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -500,6 +500,82 @@ def test_cloudwatch_destinations_are_prometheus_series(prod):
         time.sleep(0.2)
     for w in want:
         assert w in text, [l for l in text.splitlines() if "sesame_ses_events_total" in l]
+
+
+ACCOUNT = 'account="111111111111",region="us-east-1"'
+
+
+def test_reputation_vdm_and_archiving_options(prod):
+    """ReputationMetricsEnabled keeps the set's bounce and complaint rates
+    as series; VDM's engagement metrics track opens and clicks with no
+    destination for them; what Sesame cannot do (optimized shared
+    delivery, Mail Manager archives) is refused when it is set."""
+    import re
+
+    from helpers import mailbox
+
+    sesv2, ses = prod.client("sesv2"), prod.client("ses")
+    sesv2.create_email_identity(EmailIdentity="example.com")
+    sesv2.create_configuration_set(
+        ConfigurationSetName="rep", ReputationOptions={"ReputationMetricsEnabled": True},
+        VdmOptions={"DashboardOptions": {"EngagementMetrics": "ENABLED"}})
+    got = sesv2.get_configuration_set(ConfigurationSetName="rep")
+    assert got["ReputationOptions"]["ReputationMetricsEnabled"] is True
+    assert got["VdmOptions"] == {"DashboardOptions": {"EngagementMetrics": "ENABLED"}}
+    described = ses.describe_configuration_set(ConfigurationSetName="rep",
+                                               ConfigurationSetAttributeNames=["reputationOptions"])
+    assert described["ReputationOptions"]["ReputationMetricsEnabled"] is True
+
+    for to in ["success@simulator.amazonses.com", "bounce@simulator.amazonses.com",
+               "complaint@simulator.amazonses.com", "success@simulator.amazonses.com"]:
+        sesv2.send_email(FromEmailAddress="sender@example.com", Destination={"ToAddresses": [to]},
+                         Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+                         ConfigurationSetName="rep")
+    labels = f'{ACCOUNT},configuration_set="rep"'
+    want = [f'sesame_ses_reputation_bounce_rate{{{labels}}} 0.25',
+            f'sesame_ses_reputation_complaint_rate{{{labels}}} 0.25',
+            f'sesame_ses_reputation_recipients_total{{{labels},outcome="sent"}} 4']
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        text = prod.metrics()
+        if all(w in text for w in want):
+            break
+        time.sleep(0.2)
+    for w in want:
+        assert w in text, [l for l in text.splitlines() if "reputation" in l]
+
+    # Engagement metrics: the HTML is tracked though no destination asks.
+    html = '<html><body><a href="https://example.net/x">x</a></body></html>'
+    sesv2.send_email(FromEmailAddress="sender@example.com", Destination={"ToAddresses": ["eng@example.org"]},
+                     Content={"Simple": {"Subject": {"Data": "e"}, "Body": {"Html": {"Data": html}}}},
+                     ConfigurationSetName="rep")
+    raw = mailbox(prod, recipient="eng@example.org")[0]["mime"]
+    assert re.search(r"/_sesame/t/o/", raw) and re.search(r"/_sesame/t/c/", raw)
+
+    ses.update_configuration_set_reputation_metrics_enabled(ConfigurationSetName="rep", Enabled=False)
+    assert sesv2.get_configuration_set(ConfigurationSetName="rep")["ReputationOptions"][
+        "ReputationMetricsEnabled"] is False
+    sesv2.put_configuration_set_vdm_options(ConfigurationSetName="rep", VdmOptions={
+        "DashboardOptions": {"EngagementMetrics": "DISABLED"}})
+    assert sesv2.get_configuration_set(ConfigurationSetName="rep")["VdmOptions"] == {
+        "DashboardOptions": {"EngagementMetrics": "DISABLED"}}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sesv2.put_configuration_set_vdm_options(ConfigurationSetName="rep", VdmOptions={
+            "GuardianOptions": {"OptimizedSharedDelivery": "ENABLED"}})
+    assert err(e)[0] == "NotImplemented" and "OptimizedSharedDelivery" in err(e)[1]
+    archive = "arn:aws:ses:us-east-1:111111111111:mailmanager-archive/a-" + "0" * 24
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sesv2.put_configuration_set_archiving_options(ConfigurationSetName="rep", ArchiveArn=archive)
+    assert err(e)[0] == "NotImplemented" and archive in err(e)[1]
+    sesv2.put_configuration_set_archiving_options(ConfigurationSetName="rep")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sesv2.put_configuration_set_archiving_options(ConfigurationSetName="missing")
+    assert err(e)[0] == "NotFoundException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sesv2.create_configuration_set(ConfigurationSetName="arch", ArchivingOptions={"ArchiveArn": archive})
+    assert err(e)[0] == "NotImplemented"
+    with pytest.raises(botocore.exceptions.ClientError):
+        sesv2.get_configuration_set(ConfigurationSetName="arch")
 
 
 def test_topics_declared_in_the_config_file(make_server, endpoint, tmp_path):

@@ -1,21 +1,21 @@
-//! Configuration sets, in v1 and v2: create, describe, list, delete,
-//! sending enabled, and event destinations on Sesame's SNS. The options Sesame does not carry out yet are refused
-//! when they are set (`sesame_core::configuration_sets::not_yet`), never
-//! stored and ignored; a TLS policy of OPTIONAL and reputation metrics off
-//! are what Sesame does, so they are accepted.
+//! Configuration sets, in v1 and v2: create, describe, list, delete, their
+//! options (`SetOptions`, each carried out) and event destinations. The
+//! options Sesame cannot carry out (dedicated pools, Mail Manager
+//! archives, VDM's optimized shared delivery, message security) are
+//! refused when they are set (`sesame_core::configuration_sets::not_yet`),
+//! never stored and ignored; leaving them off is accepted, since that is
+//! what Sesame does.
 
 use crate::{Api, R, spell, tags_in, tags_out};
-use sesame_core::configuration_sets::not_yet;
+use sesame_core::configuration_sets::{SetOptions, not_yet};
 use sesame_model::EventKind;
 use sesame_model::configuration_set::{DestinationTarget, Dimension, EventDestination};
 use sesame_model::{ConfigurationSet, Error, Scope};
 use sesame_wire::generated::{ses_v1 as v1, sesv2 as v2};
 
-fn reputation_metrics(enabled: Option<bool>) -> R<()> {
-    match enabled {
-        Some(true) => Err(not_yet("ReputationMetricsEnabled")),
-        _ => Ok(()),
-    }
+/// Changes the options `o` names on the set.
+async fn configure(api: &Api, s: &Scope, name: &str, o: SetOptions) -> R<()> {
+    api.configuration_sets.configure(s, name, o).await
 }
 
 // ---------------------------------------------------------------- v1
@@ -26,7 +26,9 @@ pub async fn v1_create_configuration_set(
     i: v1::CreateConfigurationSetRequest,
 ) -> R<v1::CreateConfigurationSetResponse> {
     let name = &i.configuration_set.name;
-    api.configuration_sets.create(s, name, None, vec![]).await?;
+    api.configuration_sets
+        .create(s, name, vec![], SetOptions::default())
+        .await?;
     Ok(v1::CreateConfigurationSetResponse {})
 }
 
@@ -67,7 +69,7 @@ pub async fn v1_describe_configuration_set(
         reputation_options: asked(v1::ConfigurationSetAttribute::ReputationOptions).then_some(
             v1::ReputationOptions {
                 sending_enabled: Some(set.sending_enabled),
-                reputation_metrics_enabled: Some(false),
+                reputation_metrics_enabled: Some(set.reputation_metrics),
                 last_fresh_start: None,
             },
         ),
@@ -118,9 +120,11 @@ pub async fn v1_update_configuration_set_sending_enabled(
     s: &Scope,
     i: v1::UpdateConfigurationSetSendingEnabledRequest,
 ) -> R<()> {
-    api.configuration_sets
-        .set_sending_enabled(s, &i.configuration_set_name, i.enabled)
-        .await
+    let o = SetOptions {
+        sending_enabled: Some(i.enabled),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await
 }
 
 pub async fn v1_update_configuration_set_reputation_metrics_enabled(
@@ -128,10 +132,11 @@ pub async fn v1_update_configuration_set_reputation_metrics_enabled(
     s: &Scope,
     i: v1::UpdateConfigurationSetReputationMetricsEnabledRequest,
 ) -> R<()> {
-    api.configuration_sets
-        .get(s, &i.configuration_set_name)
-        .await?;
-    reputation_metrics(Some(i.enabled))
+    let o = SetOptions {
+        reputation_metrics: Some(i.enabled),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await
 }
 
 pub async fn v1_put_configuration_set_delivery_options(
@@ -139,14 +144,12 @@ pub async fn v1_put_configuration_set_delivery_options(
     s: &Scope,
     i: v1::PutConfigurationSetDeliveryOptionsRequest,
 ) -> R<v1::PutConfigurationSetDeliveryOptionsResponse> {
-    let set = api
-        .configuration_sets
-        .get(s, &i.configuration_set_name)
-        .await?;
     let tls = i.delivery_options.and_then(|d| d.tls_policy) == Some(v1::TlsPolicy::Require);
-    api.configuration_sets
-        .set_delivery(s, &set.name, tls, set.max_delivery_seconds)
-        .await?;
+    let o = SetOptions {
+        tls_required: Some(tls),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await?;
     Ok(v1::PutConfigurationSetDeliveryOptionsResponse {})
 }
 
@@ -169,24 +172,18 @@ pub async fn v2_create_configuration_set(
     s: &Scope,
     i: v2::CreateConfigurationSetRequest,
 ) -> R<v2::CreateConfigurationSetResponse> {
-    let delivery = i.delivery_options.map(v2_delivery).transpose()?;
-    reputation_metrics(
-        i.reputation_options
-            .and_then(|r| r.reputation_metrics_enabled),
-    )?;
-    for (present, option) in [
-        (i.vdm_options.is_some(), "VdmOptions"),
-        (i.archiving_options.is_some(), "ArchivingOptions"),
-        (
-            i.message_security_options.is_some(),
-            "MessageSecurityOptions",
-        ),
-    ] {
-        if present {
-            return Err(not_yet(option));
-        }
+    if i.message_security_options.is_some() {
+        return Err(not_yet("MessageSecurityOptions"));
     }
-    let suppression = match i.suppression_options {
+    archiving_in(i.archiving_options.and_then(|a| a.archive_arn))?;
+    let (tls_required, max_delivery_seconds) = match i.delivery_options.map(v2_delivery) {
+        Some(d) => {
+            let (tls, max) = d?;
+            (Some(tls), Some(max))
+        }
+        None => (None, None),
+    };
+    let suppressed_reasons = match i.suppression_options {
         Some(o) => Some(suppression_in(
             o.suppressed_reasons,
             o.suppression_scope,
@@ -194,31 +191,79 @@ pub async fn v2_create_configuration_set(
         )?),
         None => None,
     };
-    let enabled = i.sending_options.and_then(|o| o.sending_enabled);
+    let options = SetOptions {
+        sending_enabled: i.sending_options.and_then(|o| o.sending_enabled),
+        suppressed_reasons,
+        tracking: i
+            .tracking_options
+            .map(|t| (Some(t.custom_redirect_domain), v2_https(t.https_policy))),
+        tls_required,
+        max_delivery_seconds,
+        reputation_metrics: i
+            .reputation_options
+            .and_then(|r| r.reputation_metrics_enabled),
+        engagement_metrics: i.vdm_options.map(vdm_in).transpose()?,
+    };
     api.configuration_sets
-        .create(s, &i.configuration_set_name, enabled, tags_in(i.tags))
+        .create(s, &i.configuration_set_name, tags_in(i.tags), options)
         .await?;
-    if let Some(reasons) = suppression {
-        api.configuration_sets
-            .set_suppression(s, &i.configuration_set_name, reasons)
-            .await?;
-    }
-    if let Some(t) = i.tracking_options {
-        api.configuration_sets
-            .set_tracking(
-                s,
-                &i.configuration_set_name,
-                Some(t.custom_redirect_domain),
-                v2_https(t.https_policy),
-            )
-            .await?;
-    }
-    if let Some((tls, max)) = delivery {
-        api.configuration_sets
-            .set_delivery(s, &i.configuration_set_name, tls, max)
-            .await?;
-    }
     Ok(v2::CreateConfigurationSetResponse {})
+}
+
+/// VdmOptions as Sesame carries them out: EngagementMetrics (opens and
+/// clicks tracked for GetMessageInsights; absent follows the account's
+/// VDM settings, which are off). Optimized shared delivery needs AWS's
+/// shared IP pools, so turning it on is refused by name.
+fn vdm_in(v: v2::VdmOptions) -> R<Option<bool>> {
+    if v.guardian_options.and_then(|g| g.optimized_shared_delivery)
+        == Some(v2::FeatureStatus::Enabled)
+    {
+        return Err(not_yet(
+            "VdmOptions GuardianOptions OptimizedSharedDelivery",
+        ));
+    }
+    Ok(v.dashboard_options
+        .and_then(|d| d.engagement_metrics)
+        .map(|e| e == v2::FeatureStatus::Enabled))
+}
+
+/// ArchivingOptions: archiving to a Mail Manager archive, which Sesame
+/// does not have; no archive (what Sesame does) is accepted.
+fn archiving_in(archive_arn: Option<String>) -> R<()> {
+    match archive_arn.filter(|a| !a.is_empty()) {
+        Some(arn) => Err(Error::new(
+            sesame_model::ErrorKind::NotImplemented,
+            format!(
+                "Sesame does not implement Mail Manager archives yet, so it cannot archive to {arn}."
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub async fn v2_put_configuration_set_vdm_options(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutConfigurationSetVdmOptionsRequest,
+) -> R<v2::PutConfigurationSetVdmOptionsResponse> {
+    let o = SetOptions {
+        engagement_metrics: Some(i.vdm_options.map(vdm_in).transpose()?.flatten()),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await?;
+    Ok(v2::PutConfigurationSetVdmOptionsResponse {})
+}
+
+pub async fn v2_put_configuration_set_archiving_options(
+    api: &Api,
+    s: &Scope,
+    i: v2::PutConfigurationSetArchivingOptionsRequest,
+) -> R<v2::PutConfigurationSetArchivingOptionsResponse> {
+    api.configuration_sets
+        .get(s, &i.configuration_set_name)
+        .await?;
+    archiving_in(i.archive_arn)?;
+    Ok(v2::PutConfigurationSetArchivingOptionsResponse {})
 }
 
 fn v2_view(set: ConfigurationSet) -> v2::GetConfigurationSetResponse {
@@ -234,8 +279,18 @@ fn v2_view(set: ConfigurationSet) -> v2::GetConfigurationSetResponse {
             max_delivery_seconds: set.max_delivery_seconds.map(i64::from),
         }),
         reputation_options: Some(v2::ReputationOptions {
-            reputation_metrics_enabled: Some(false),
+            reputation_metrics_enabled: Some(set.reputation_metrics),
             last_fresh_start: None,
+        }),
+        vdm_options: set.engagement_metrics.map(|e| v2::VdmOptions {
+            dashboard_options: Some(v2::DashboardOptions {
+                engagement_metrics: Some(if e {
+                    v2::FeatureStatus::Enabled
+                } else {
+                    v2::FeatureStatus::Disabled
+                }),
+            }),
+            guardian_options: None,
         }),
         sending_options: Some(v2::SendingOptions {
             sending_enabled: Some(set.sending_enabled),
@@ -288,9 +343,11 @@ pub async fn v2_put_configuration_set_suppression_options(
         i.suppression_scope,
         i.validation_options.is_some(),
     )?;
-    api.configuration_sets
-        .set_suppression(s, &i.configuration_set_name, reasons)
-        .await?;
+    let o = SetOptions {
+        suppressed_reasons: Some(reasons),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await?;
     Ok(v2::PutConfigurationSetSuppressionOptionsResponse {})
 }
 
@@ -357,13 +414,11 @@ pub async fn v2_put_configuration_set_sending_options(
     s: &Scope,
     i: v2::PutConfigurationSetSendingOptionsRequest,
 ) -> R<v2::PutConfigurationSetSendingOptionsResponse> {
-    api.configuration_sets
-        .set_sending_enabled(
-            s,
-            &i.configuration_set_name,
-            i.sending_enabled.unwrap_or(false),
-        )
-        .await?;
+    let o = SetOptions {
+        sending_enabled: Some(i.sending_enabled.unwrap_or(false)),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await?;
     Ok(v2::PutConfigurationSetSendingOptionsResponse {})
 }
 
@@ -377,9 +432,12 @@ pub async fn v2_put_configuration_set_delivery_options(
         sending_pool_name: i.sending_pool_name,
         max_delivery_seconds: i.max_delivery_seconds,
     })?;
-    api.configuration_sets
-        .set_delivery(s, &i.configuration_set_name, tls, max)
-        .await?;
+    let o = SetOptions {
+        tls_required: Some(tls),
+        max_delivery_seconds: Some(max),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await?;
     Ok(v2::PutConfigurationSetDeliveryOptionsResponse {})
 }
 
@@ -388,10 +446,11 @@ pub async fn v2_put_configuration_set_reputation_options(
     s: &Scope,
     i: v2::PutConfigurationSetReputationOptionsRequest,
 ) -> R<v2::PutConfigurationSetReputationOptionsResponse> {
-    api.configuration_sets
-        .get(s, &i.configuration_set_name)
-        .await?;
-    reputation_metrics(i.reputation_metrics_enabled)?;
+    let o = SetOptions {
+        reputation_metrics: Some(i.reputation_metrics_enabled.unwrap_or(false)),
+        ..Default::default()
+    };
+    configure(api, s, &i.configuration_set_name, o).await?;
     Ok(v2::PutConfigurationSetReputationOptionsResponse {})
 }
 
@@ -731,19 +790,22 @@ fn v2_https(p: Option<v2::HttpsPolicy>) -> bool {
     )
 }
 
+/// TrackingOptions: the redirect domain (`None` removes it) and HTTPS.
+fn tracking(domain: Option<String>, https: bool) -> SetOptions {
+    SetOptions {
+        tracking: Some((domain, https)),
+        ..Default::default()
+    }
+}
+
 pub async fn v2_put_configuration_set_tracking_options(
     api: &Api,
     s: &Scope,
     i: v2::PutConfigurationSetTrackingOptionsRequest,
 ) -> R<v2::PutConfigurationSetTrackingOptionsResponse> {
-    api.configuration_sets
-        .set_tracking(
-            s,
-            &i.configuration_set_name,
-            i.custom_redirect_domain.filter(|d| !d.is_empty()),
-            v2_https(i.https_policy),
-        )
-        .await?;
+    let domain = i.custom_redirect_domain.filter(|d| !d.is_empty());
+    let o = tracking(domain, v2_https(i.https_policy));
+    configure(api, s, &i.configuration_set_name, o).await?;
     Ok(v2::PutConfigurationSetTrackingOptionsResponse {})
 }
 
@@ -765,14 +827,8 @@ pub async fn v1_create_configuration_set_tracking_options(
             ),
         ));
     }
-    api.configuration_sets
-        .set_tracking(
-            s,
-            &set.name,
-            i.tracking_options.custom_redirect_domain,
-            false,
-        )
-        .await?;
+    let o = tracking(i.tracking_options.custom_redirect_domain, false);
+    configure(api, s, &set.name, o).await?;
     Ok(v1::CreateConfigurationSetTrackingOptionsResponse {})
 }
 
@@ -781,14 +837,8 @@ pub async fn v1_update_configuration_set_tracking_options(
     s: &Scope,
     i: v1::UpdateConfigurationSetTrackingOptionsRequest,
 ) -> R<v1::UpdateConfigurationSetTrackingOptionsResponse> {
-    api.configuration_sets
-        .set_tracking(
-            s,
-            &i.configuration_set_name,
-            i.tracking_options.custom_redirect_domain,
-            false,
-        )
-        .await?;
+    let o = tracking(i.tracking_options.custom_redirect_domain, false);
+    configure(api, s, &i.configuration_set_name, o).await?;
     Ok(v1::UpdateConfigurationSetTrackingOptionsResponse {})
 }
 
@@ -797,8 +847,6 @@ pub async fn v1_delete_configuration_set_tracking_options(
     s: &Scope,
     i: v1::DeleteConfigurationSetTrackingOptionsRequest,
 ) -> R<v1::DeleteConfigurationSetTrackingOptionsResponse> {
-    api.configuration_sets
-        .set_tracking(s, &i.configuration_set_name, None, false)
-        .await?;
+    configure(api, s, &i.configuration_set_name, tracking(None, false)).await?;
     Ok(v1::DeleteConfigurationSetTrackingOptionsResponse {})
 }

@@ -326,6 +326,10 @@ impl v2::SesV2 for Api {
         suppression::v2_put_account_suppression_attributes(self, caller, input).await
     }
 
+    async fn put_configuration_set_archiving_options(&self, caller: &Scope, input: v2::PutConfigurationSetArchivingOptionsRequest) -> Result<v2::PutConfigurationSetArchivingOptionsResponse, Error> {
+        configuration_sets::v2_put_configuration_set_archiving_options(self, caller, input).await
+    }
+
     async fn put_configuration_set_delivery_options(&self, caller: &Scope, input: v2::PutConfigurationSetDeliveryOptionsRequest) -> Result<v2::PutConfigurationSetDeliveryOptionsResponse, Error> {
         configuration_sets::v2_put_configuration_set_delivery_options(self, caller, input).await
     }
@@ -344,6 +348,10 @@ impl v2::SesV2 for Api {
 
     async fn put_configuration_set_tracking_options(&self, caller: &Scope, input: v2::PutConfigurationSetTrackingOptionsRequest) -> Result<v2::PutConfigurationSetTrackingOptionsResponse, Error> {
         configuration_sets::v2_put_configuration_set_tracking_options(self, caller, input).await
+    }
+
+    async fn put_configuration_set_vdm_options(&self, caller: &Scope, input: v2::PutConfigurationSetVdmOptionsRequest) -> Result<v2::PutConfigurationSetVdmOptionsResponse, Error> {
+        configuration_sets::v2_put_configuration_set_vdm_options(self, caller, input).await
     }
 
     async fn put_email_identity_configuration_set_attributes(&self, caller: &Scope, input: v2::PutEmailIdentityConfigurationSetAttributesRequest) -> Result<v2::PutEmailIdentityConfigurationSetAttributesResponse, Error> {

@@ -2,11 +2,11 @@
 //! carries out: whether sending through the set is enabled (a send naming
 //! a paused set is refused, as SES refuses it), and its event destinations
 //! on Sesame's SNS (`feedback.rs` publishes to them), suppression options,
-//! TlsPolicy REQUIRE and MaxDeliverySeconds (the delivery engine's). Options
-//! whose effect Sesame cannot produce yet (other destinations, tracking,
-//! dedicated pools,
-//! reputation metrics, VDM, archiving) are refused where they are set,
-//! with `NotImplemented` naming them, never stored and ignored.
+//! TlsPolicy REQUIRE and MaxDeliverySeconds (the delivery engine's),
+//! tracking, reputation metrics and VDM's engagement metrics ([`SetOptions`]).
+//! Options whose effect Sesame cannot produce (dedicated pools, archiving,
+//! VDM's optimized shared delivery) are refused where they are set, with
+//! `NotImplemented` naming them, never stored and ignored.
 
 use crate::{Clock, internal};
 use sesame_model::configuration_set::{
@@ -17,6 +17,63 @@ use sesame_model::sns::{MessageType, TopicMessage, VALIDATION_MESSAGE};
 use sesame_model::{ConfigurationSet, Error, ErrorKind, Scope, Tag, tags};
 use sesame_store::{Created, Store};
 use std::sync::Arc;
+
+/// A set's options as CreateConfigurationSet or a Put… operation gives
+/// them; each `None` leaves that option as it is. All are carried out:
+/// sending enabled or paused (a send naming a paused set is refused),
+/// suppression reasons, tracking's redirect domain, TlsPolicy REQUIRE and
+/// MaxDeliverySeconds (the delivery engine's), reputation metrics (series
+/// on `/_sesame/metrics`) and VDM's engagement metrics (opens and clicks
+/// tracked for GetMessageInsights).
+#[derive(Debug, Clone, Default)]
+pub struct SetOptions {
+    pub sending_enabled: Option<bool>,
+    pub suppressed_reasons: Option<Option<Vec<sesame_model::suppression::Reason>>>,
+    /// TrackingOptions: the redirect domain (`None` removes it) and
+    /// whether it is reached over HTTPS.
+    pub tracking: Option<(Option<String>, bool)>,
+    pub tls_required: Option<bool>,
+    pub max_delivery_seconds: Option<Option<u32>>,
+    pub reputation_metrics: Option<bool>,
+    pub engagement_metrics: Option<Option<bool>>,
+}
+
+impl SetOptions {
+    fn apply(self, set: &mut ConfigurationSet) -> Result<(), Error> {
+        if let Some((domain, https)) = self.tracking {
+            if let Some(d) = &domain
+                && sesame_model::IdentityName::parse(d).map(|n| n.kind())
+                    != Ok(sesame_model::IdentityKind::Domain)
+            {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameter,
+                    format!("Invalid custom redirect domain: {d}"),
+                ));
+            }
+            set.redirect_domain = domain.map(|d| d.to_ascii_lowercase());
+            set.redirect_https = https;
+        }
+        if let Some(e) = self.sending_enabled {
+            set.sending_enabled = e;
+        }
+        if let Some(r) = self.suppressed_reasons {
+            set.suppressed_reasons = r;
+        }
+        if let Some(t) = self.tls_required {
+            set.tls_required = t;
+        }
+        if let Some(m) = self.max_delivery_seconds {
+            set.max_delivery_seconds = m;
+        }
+        if let Some(r) = self.reputation_metrics {
+            set.reputation_metrics = r;
+        }
+        if let Some(e) = self.engagement_metrics {
+            set.engagement_metrics = e;
+        }
+        Ok(())
+    }
+}
 
 pub struct ConfigurationSetService {
     store: Arc<dyn Store>,
@@ -48,18 +105,19 @@ impl ConfigurationSetService {
         self
     }
 
-    /// Creates a set; `sending_enabled` is true unless the caller says.
+    /// Creates a set with its options, in one write; sending is enabled
+    /// unless the options say otherwise.
     pub async fn create(
         &self,
         scope: &Scope,
         name: &str,
-        sending_enabled: Option<bool>,
         new_tags: Vec<Tag>,
+        options: SetOptions,
     ) -> Result<(), Error> {
         validate_name(name)?;
         let mut set = ConfigurationSet::new(name, self.clock.now_ms());
-        set.sending_enabled = sending_enabled.unwrap_or(true);
         tags::merge(&mut set.tags, new_tags)?;
+        options.apply(&mut set)?;
         match self
             .store
             .insert_configuration_set(scope, &set, MAX_CONFIGURATION_SETS)
@@ -76,6 +134,19 @@ impl ConfigurationSetService {
                 ),
             )),
         }
+    }
+
+    /// Changes a set's options (those `options` names), in one read and
+    /// one write.
+    pub async fn configure(
+        &self,
+        scope: &Scope,
+        name: &str,
+        options: SetOptions,
+    ) -> Result<(), Error> {
+        let mut set = self.get(scope, name).await?;
+        options.apply(&mut set)?;
+        self.save(scope, &set).await
     }
 
     pub async fn get(&self, scope: &Scope, name: &str) -> Result<ConfigurationSet, Error> {
@@ -123,71 +194,6 @@ impl ConfigurationSetService {
         } else {
             Err(does_not_exist(&set.name))
         }
-    }
-
-    /// SuppressionOptions: the reasons the suppression list is honoured and
-    /// fed for sends through the set; `None` falls back to the account's.
-    pub async fn set_suppression(
-        &self,
-        scope: &Scope,
-        name: &str,
-        reasons: Option<Vec<sesame_model::suppression::Reason>>,
-    ) -> Result<(), Error> {
-        let mut set = self.get(scope, name).await?;
-        set.suppressed_reasons = reasons;
-        self.save(scope, &set).await
-    }
-
-    /// DeliveryOptions: TlsPolicy REQUIRE (`tls_required`) and
-    /// MaxDeliverySeconds, both carried out by the delivery engine for
-    /// messages sent through the set.
-    pub async fn set_delivery(
-        &self,
-        scope: &Scope,
-        name: &str,
-        tls_required: bool,
-        max_delivery_seconds: Option<u32>,
-    ) -> Result<(), Error> {
-        let mut set = self.get(scope, name).await?;
-        set.tls_required = tls_required;
-        set.max_delivery_seconds = max_delivery_seconds;
-        self.save(scope, &set).await
-    }
-
-    /// TrackingOptions: a custom redirect domain for tracked links and the
-    /// pixel (`None` removes it), and whether it is reached over HTTPS.
-    pub async fn set_tracking(
-        &self,
-        scope: &Scope,
-        name: &str,
-        domain: Option<String>,
-        https: bool,
-    ) -> Result<(), Error> {
-        if let Some(d) = &domain
-            && sesame_model::IdentityName::parse(d).map(|n| n.kind())
-                != Ok(sesame_model::IdentityKind::Domain)
-        {
-            return Err(Error::new(
-                ErrorKind::InvalidParameter,
-                format!("Invalid custom redirect domain: {d}"),
-            ));
-        }
-        let mut set = self.get(scope, name).await?;
-        set.redirect_domain = domain.map(|d| d.to_ascii_lowercase());
-        set.redirect_https = https;
-        self.save(scope, &set).await
-    }
-
-    /// Enables or pauses sending through the set.
-    pub async fn set_sending_enabled(
-        &self,
-        scope: &Scope,
-        name: &str,
-        enabled: bool,
-    ) -> Result<(), Error> {
-        let mut set = self.get(scope, name).await?;
-        set.sending_enabled = enabled;
-        self.save(scope, &set).await
     }
 
     /// Adds an event destination (`add`) or replaces the one of its name.

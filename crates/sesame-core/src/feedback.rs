@@ -221,6 +221,9 @@ impl Publisher {
             let (Some(name), Some(set)) = (&e.mail.meta.configuration_set, set) else {
                 continue;
             };
+            if set.reputation_metrics {
+                self.metrics.reputation(name, e);
+            }
             let mut body = None;
             for d in set
                 .event_destinations
@@ -342,14 +345,30 @@ fn sender_of(e: &Event) -> String {
 }
 
 /// CloudWatch destinations as Prometheus series: the counter
-/// `sesame_ses_events_total` with the set's name, SES's metric name for the
-/// event type, and each dimension (a message tag's value, else its
-/// default) as labels. The label sets are the callers' tags, so they are
-/// bounded: past [`MAX_SERIES`] distinct sets, new ones count under
-/// `_other` values.
+/// `sesame_ses_events_total` with the account, region, set's name, SES's
+/// metric name for the event type, and each dimension (a message tag's
+/// value, else its default) as labels. The label sets are the callers'
+/// tags, so they are bounded: past [`MAX_SERIES`] distinct sets, new ones
+/// count under `_other` values.
+///
+/// Reputation metrics (a set's ReputationMetricsEnabled) as SES's
+/// `Reputation.BounceRate` and `Reputation.ComplaintRate`: the gauges
+/// `sesame_ses_reputation_bounce_rate` and `…_complaint_rate` (0 to 1), the
+/// share of the set's recipients since the server started that hard
+/// bounced or complained, with the counters they come from
+/// (`sesame_ses_reputation_recipients_total{outcome=sent|bounced|complained}`).
 #[derive(Default)]
 pub struct CloudWatchSeries {
     seen: std::sync::Mutex<std::collections::HashSet<Vec<(String, String)>>>,
+    reputation: std::sync::Mutex<HashMap<(Scope, String), Reputation>>,
+}
+
+/// A set's recipients since the server started, by outcome.
+#[derive(Default, Clone, Copy)]
+struct Reputation {
+    sent: u64,
+    bounced: u64,
+    complained: u64,
 }
 
 /// Distinct label sets kept.
@@ -363,6 +382,8 @@ impl CloudWatchSeries {
         dimensions: &[sesame_model::configuration_set::Dimension],
     ) {
         let mut labels: Vec<(String, String)> = vec![
+            ("account".into(), e.scope.account.as_str().to_owned()),
+            ("region".into(), e.scope.region.as_str().to_owned()),
             ("configuration_set".into(), set.to_owned()),
             ("event_type".into(), metric_name(e.kind).into()),
         ];
@@ -374,7 +395,12 @@ impl CloudWatchSeries {
                 .iter()
                 .find(|t| t.key == d.name)
                 .map(|t| t.value.clone())
-                .or_else(|| automatic_tag(e, &d.name))
+                .or_else(|| {
+                    e.automatic_tags()
+                        .into_iter()
+                        .find(|(k, _)| *k == d.name)
+                        .map(|(_, v)| v)
+                })
                 .unwrap_or_else(|| d.default.clone());
             labels.push((label_name(&d.name), value));
         }
@@ -382,7 +408,7 @@ impl CloudWatchSeries {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             if !seen.contains(&labels) {
                 if seen.len() >= MAX_SERIES {
-                    for l in labels.iter_mut().skip(2) {
+                    for l in labels.iter_mut().skip(4) {
                         l.1 = "_other".into();
                     }
                 } else {
@@ -398,26 +424,62 @@ impl CloudWatchSeries {
     }
 }
 
+impl CloudWatchSeries {
+    /// Counts a Send, hard Bounce or Complaint towards the set's
+    /// reputation and updates its rates. At most [`MAX_SERIES`] sets are
+    /// kept.
+    fn reputation(&self, set: &str, e: &Event) {
+        use sesame_model::EventDetail;
+        use sesame_model::delivery::BounceType;
+        let n = e.recipients.len() as u64;
+        let outcome = match (&e.detail, e.kind) {
+            (_, EventKind::Send) => "sent",
+            (
+                EventDetail::Bounce {
+                    bounce_type: BounceType::Permanent,
+                    ..
+                },
+                _,
+            ) => "bounced",
+            (_, EventKind::Complaint) => "complained",
+            _ => return,
+        };
+        let r = {
+            let mut all = self.reputation.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (e.scope.clone(), set.to_owned());
+            if !all.contains_key(&key) && all.len() >= MAX_SERIES {
+                return;
+            }
+            let r = all.entry(key).or_default();
+            match outcome {
+                "sent" => r.sent += n,
+                "bounced" => r.bounced += n,
+                _ => r.complained += n,
+            }
+            *r
+        };
+        let labels = [
+            ("account", e.scope.account.as_str().to_owned()),
+            ("region", e.scope.region.as_str().to_owned()),
+            ("configuration_set", set.to_owned()),
+        ];
+        let mut counted = labels.to_vec();
+        counted.push(("outcome", outcome.to_owned()));
+        metrics::counter!("sesame_ses_reputation_recipients_total", &counted).increment(n);
+        if r.sent > 0 {
+            let rate = |x: u64| (x as f64 / r.sent as f64).min(1.0);
+            metrics::gauge!("sesame_ses_reputation_bounce_rate", &labels).set(rate(r.bounced));
+            metrics::gauge!("sesame_ses_reputation_complaint_rate", &labels)
+                .set(rate(r.complained));
+        }
+    }
+}
+
 /// SES's CloudWatch metric for an event type (no space in RenderingFailure).
 fn metric_name(k: sesame_model::EventKind) -> &'static str {
     match k {
         sesame_model::EventKind::RenderingFailure => "RenderingFailure",
         other => other.as_str(),
-    }
-}
-
-/// SES's automatic tags, which dimensions may name too.
-fn automatic_tag(e: &Event, name: &str) -> Option<String> {
-    match name {
-        "ses:configuration-set" => e.mail.meta.configuration_set.clone(),
-        "ses:from-domain" => e
-            .mail
-            .source
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase()),
-        "ses:operation" => Some(e.mail.operation.clone()),
-        "ses:caller-identity" => Some(e.scope.account.as_str().to_owned()),
-        _ => None,
     }
 }
 

@@ -39,6 +39,15 @@ pub struct ConfigurationSet {
     /// (REQUIRE, REQUIRE_OPEN_ONLY) rather than `http://` (OPTIONAL).
     #[serde(default)]
     pub redirect_https: bool,
+    /// ReputationOptions' ReputationMetricsEnabled: the set's bounce and
+    /// complaint rates are kept as series on `/_sesame/metrics`.
+    #[serde(default)]
+    pub reputation_metrics: bool,
+    /// VdmOptions' EngagementMetrics: opens and clicks are tracked (for
+    /// GetMessageInsights) even when no destination publishes them; `None`
+    /// follows the account's VDM settings, which are off in Sesame.
+    #[serde(default)]
+    pub engagement_metrics: Option<bool>,
 }
 
 /// SES's quota of event destinations per configuration set.
@@ -87,7 +96,8 @@ impl ConfigurationSet {
     /// Which tracking sends through the set get: opens and clicks are
     /// tracked when an enabled destination publishes them, as in SES.
     pub fn tracking(&self) -> (bool, bool) {
-        let wants = |k| self.event_destinations.iter().any(|d| d.publishes(k));
+        let engaged = self.engagement_metrics == Some(true);
+        let wants = |k| engaged || self.event_destinations.iter().any(|d| d.publishes(k));
         (wants(EventKind::Open), wants(EventKind::Click))
     }
 }
@@ -183,6 +193,8 @@ impl ConfigurationSet {
             max_delivery_seconds: None,
             redirect_domain: None,
             redirect_https: false,
+            reputation_metrics: false,
+            engagement_metrics: None,
         }
     }
 }

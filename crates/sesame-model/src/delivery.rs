@@ -549,6 +549,44 @@ pub struct Event {
     pub detail: EventDetail,
 }
 
+/// SES's `ses:caller-identity` for a request signed with an account's own
+/// (root) credentials, which are the only kind Sesame has: every access
+/// key acts for its account as a whole.
+pub const CALLER_IDENTITY: &str = "root";
+
+impl Event {
+    /// SES's automatic tags, in SES's order: `ses:operation`,
+    /// `ses:configuration-set`, `ses:source-ip` (when the request's peer
+    /// is known), `ses:from-domain`, `ses:caller-identity`, and
+    /// `ses:outgoing-ip` on a Delivery that left over a connection.
+    pub fn automatic_tags(&self) -> Vec<(&'static str, String)> {
+        let mut t = vec![];
+        if !self.mail.operation.is_empty() {
+            t.push(("ses:operation", self.mail.operation.clone()));
+        }
+        if let Some(cs) = &self.mail.meta.configuration_set {
+            t.push(("ses:configuration-set", cs.clone()));
+        }
+        if let Some(ip) = &self.mail.meta.source_ip {
+            t.push(("ses:source-ip", ip.clone()));
+        }
+        let domain = self.mail.source.rsplit_once('@').map(|(_, d)| d);
+        t.push((
+            "ses:from-domain",
+            domain.unwrap_or(&self.mail.source).to_ascii_lowercase(),
+        ));
+        t.push(("ses:caller-identity", CALLER_IDENTITY.to_owned()));
+        if let EventDetail::Delivery {
+            outgoing_ip: Some(ip),
+            ..
+        } = &self.detail
+        {
+            t.push(("ses:outgoing-ip", ip.clone()));
+        }
+        t
+    }
+}
+
 /// Filters for listing events; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {

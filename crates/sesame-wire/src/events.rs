@@ -13,10 +13,6 @@ fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|(_, d)| d).unwrap_or(address)
 }
 
-/// SES's `ses:caller-identity` for a request signed with an account's own
-/// (root) credentials, which are the only kind Sesame has.
-pub const CALLER_IDENTITY: &str = "root";
-
 /// SES's `mail.tags`: each value a list; the automatic `ses:` tags first,
 /// then the send's own.
 fn tags(e: &Event) -> Value {
@@ -30,25 +26,8 @@ fn tags(e: &Event) -> Value {
             a.push(json!(v));
         }
     };
-    if !e.mail.operation.is_empty() {
-        put("ses:operation", &e.mail.operation);
-    }
-    if let Some(cs) = &e.mail.meta.configuration_set {
-        put("ses:configuration-set", cs);
-    }
-    if let Some(ip) = &e.mail.meta.source_ip {
-        put("ses:source-ip", ip);
-    }
-    put("ses:from-domain", domain_of(&e.mail.source));
-    // Every Sesame access key acts for its account as a whole, as an
-    // account's root credentials do in AWS.
-    put("ses:caller-identity", CALLER_IDENTITY);
-    if let EventDetail::Delivery {
-        outgoing_ip: Some(ip),
-        ..
-    } = &e.detail
-    {
-        put("ses:outgoing-ip", ip);
+    for (k, v) in e.automatic_tags() {
+        put(k, &v);
     }
     for tag in &e.mail.meta.tags {
         put(&tag.key, &tag.value);

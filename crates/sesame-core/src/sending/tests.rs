@@ -316,7 +316,9 @@ async fn a_send_through_a_paused_configuration_set_is_refused_and_recorded() {
     let s = scope("us-east-1");
     verify(&f, &s, "example.com").await;
     let sets = crate::ConfigurationSetService::new(f.store.clone(), f.clock.clone());
-    sets.create(&s, "cs", None, vec![]).await.unwrap();
+    sets.create(&s, "cs", vec![], Default::default())
+        .await
+        .unwrap();
     let through = |cs: &str| {
         let mut o = simple("a@example.com", &["b@example.com"]);
         o.configuration_set = Some(cs.into());
@@ -324,7 +326,11 @@ async fn a_send_through_a_paused_configuration_set_is_refused_and_recorded() {
     };
     verify(&f, &s, "b@example.com").await;
     f.send(&s, through("cs")).await.unwrap();
-    sets.set_sending_enabled(&s, "cs", false).await.unwrap();
+    let pause = crate::configuration_sets::SetOptions {
+        sending_enabled: Some(false),
+        ..Default::default()
+    };
+    sets.configure(&s, "cs", pause).await.unwrap();
     let e = f.send(&s, through("cs")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::ConfigurationSetSendingPaused);
     assert_eq!(
@@ -334,7 +340,10 @@ async fn a_send_through_a_paused_configuration_set_is_refused_and_recorded() {
     let recorded = f.store.list_rejections(&s, 10).await.unwrap();
     assert_eq!(recorded[0].rule, "configuration-set-sending-paused");
     assert_eq!(
-        sets.create(&s, "cs", None, vec![]).await.unwrap_err().kind,
+        sets.create(&s, "cs", vec![], Default::default())
+            .await
+            .unwrap_err()
+            .kind,
         ErrorKind::ConfigurationSetAlreadyExists
     );
     sets.delete(&s, "cs").await.unwrap();
