@@ -466,6 +466,23 @@ def test_open_and_click_tracking(prod, endpoint):
     body = email.message_from_string(raw, policy=email.policy.default).get_body(("html",)).get_content()
     assert 'href="https://click.example.com/_sesame/t/c/' in body
 
+    # Raw mail too: its HTML part is rewritten in its own transfer encoding.
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+    m = MIMEMultipart("alternative")
+    m["From"], m["To"], m["Subject"] = "sender@example.com", "raw@example.org", "Raw"
+    m.attach(MIMEText("Hi", "plain", "utf-8"))
+    m.attach(MIMEText(html.replace("Offer", "Offre spéciale"), "html", "utf-8"))
+    sesv2.send_email(FromEmailAddress="sender@example.com", Destination={"ToAddresses": ["raw@example.org"]},
+                     Content={"Raw": {"Data": m.as_bytes()}}, ConfigurationSetName="tracked")
+    raw = mailbox(prod, recipient="raw@example.org")[0]["mime"]
+    got = email.message_from_string(raw, policy=email.policy.default)
+    body = got.get_body(("html",)).get_content()
+    assert "Offre spéciale" in body and 'href="https://example.net/private"' in body
+    assert re.search(r'href="https://click\.example\.com/_sesame/t/c/[^"]+/0"', body), body
+    assert "/_sesame/t/o/" in body
+    assert got.get_body(("plain",)).get_content().strip() == "Hi"
+
 
 def test_cloudwatch_destinations_are_prometheus_series(prod):
     """A CloudWatch destination counts its events on /_sesame/metrics, with

@@ -700,7 +700,16 @@ impl SendService {
                 })?;
                 (raw, Some(subject))
             }
-            Content::Raw(raw) => {
+            Content::Raw(mut raw) => {
+                // Tracking rewrites the raw message's HTML parts, before
+                // anything signs it.
+                if let Some((urls, t)) = &tracking
+                    && let Some((rewritten, links)) =
+                        crate::tracking::instrument_raw(&raw, urls, &id, t.opens, t.clicks)
+                {
+                    raw = rewritten;
+                    tracked = Some(sesame_model::Tracked { links, ..t.clone() });
+                }
                 let h = raw_headers.unwrap_or_default();
                 raw_to = Some(h.to.clone());
                 let mut prefix = String::new();
