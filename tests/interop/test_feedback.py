@@ -698,7 +698,8 @@ def test_eventbridge_and_firehose_destinations_mapped_in_the_config_file(make_se
 
 def test_feedback_forwarding_by_email(prod, endpoint):
     """With forwarding on (SES's default) and no topic, a bounce comes back
-    to the sender as a DSN and a complaint as a notice, through Sesame's
+    to the sender as a DSN and a complaint as an abuse report (ARF, RFC
+    5965), through Sesame's
     own send path; with topics set and forwarding off, nothing is mailed."""
     from helpers import mailbox
 
@@ -725,8 +726,22 @@ def test_feedback_forwarding_by_email(prod, endpoint):
     assert "report-type=delivery-status" in raw.replace('"', "")
     assert "Final-Recipient: rfc822; bounce@simulator.amazonses.com" in raw
     assert "From: <MAILER-DAEMON@" in raw
-    send("complaint@simulator.amazonses.com")
-    assert wait_mail(lambda r: "Complaint about your message" in r)
+    complained = send("complaint@simulator.amazonses.com")
+    arf = wait_mail(lambda r: "feedback-report" in r)
+    assert arf, "the complaint came back as an abuse report (ARF)"
+    import email
+    import email.policy
+    report = email.message_from_string(arf[0]["mime"], policy=email.policy.default)
+    assert report["Subject"] == "Complaint about your message"
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "feedback-report"
+    kinds = [p.get_content_type() for p in report.iter_parts()]
+    assert kinds == ["text/plain", "message/feedback-report", "text/rfc822-headers"], kinds
+    fields = report.get_payload()[1].as_string()
+    assert "Feedback-Type: abuse" in fields and "Version: 1" in fields
+    assert "Original-Rcpt-To: <complaint@simulator.amazonses.com>" in fields
+    assert "Original-Mail-From: <news@example.com>" in fields
+    assert complained in report["In-Reply-To"]
 
     # Topics for both, forwarding off: nothing more is mailed.
     sns, arn, _ = subscribe(prod, endpoint, topic_name="fb")

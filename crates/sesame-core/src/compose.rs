@@ -295,6 +295,80 @@ pub fn dsn(d: &Dsn<'_>) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::internal(format!("cannot compose the bounce: {e}")))
 }
 
+/// An abuse report (ARF, RFC 5965) to compose: what SES forwards to the
+/// sender when a recipient complains.
+pub struct Arf<'a> {
+    pub from: &'a Mailbox,
+    pub to: &'a Mailbox,
+    /// `Feedback-Type`: abuse, fraud, virus, not-spam or other.
+    pub feedback_type: &'a str,
+    pub user_agent: &'a str,
+    /// The envelope sender and the recipients who complained.
+    pub mail_from: &'a str,
+    pub recipients: &'a [String],
+    pub arrival: Millis,
+    /// The message complained about, whose header block is returned
+    /// (`text/rfc822-headers`) and whose Message-ID is replied to.
+    pub original: &'a [u8],
+    pub date: Millis,
+}
+
+/// The report: `multipart/report; report-type=feedback-report` with a
+/// human-readable part, the `message/feedback-report` fields and the
+/// original's headers.
+pub fn arf(a: &Arf<'_>) -> Result<Vec<u8>, Error> {
+    let feedback_type = dsn_text("FeedbackType", a.feedback_type)?;
+    if !a
+        .feedback_type
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(Error::invalid(format!(
+            "The feedback type '{feedback_type}' is not a token (RFC 5965)."
+        )));
+    }
+    let mut report = format!(
+        "Feedback-Type: {feedback_type}\r\nUser-Agent: {}\r\nVersion: 1\r\nOriginal-Mail-From: <{}>\r\n",
+        dsn_text("UserAgent", a.user_agent)?,
+        dsn_text("OriginalMailFrom", a.mail_from)?
+    );
+    for r in a.recipients {
+        report.push_str(&format!(
+            "Original-Rcpt-To: <{}>\r\n",
+            dsn_text("OriginalRcptTo", r)?
+        ));
+    }
+    report.push_str(&format!("Arrival-Date: {}\r\n", rfc2822(a.arrival)));
+    let explanation = format!(
+        "This is an email abuse report for an email message received from {} on {}.\r\nThe recipients ({}) marked it as unwanted ({feedback_type}).\r\n",
+        a.mail_from,
+        rfc2822(a.arrival),
+        a.recipients.join(", ")
+    );
+    let parts = vec![
+        MimePart::new("text/plain", explanation),
+        MimePart::new("message/feedback-report", report).transfer_encoding("7bit"),
+        MimePart::new("text/rfc822-headers", header_block(a.original).to_vec())
+            .transfer_encoding("8bit"),
+    ];
+    let content = ContentType::new("multipart/report").attribute("report-type", "feedback-report");
+    let mut b = MessageBuilder::new()
+        .from(address(a.from))
+        .to(address(a.to))
+        .subject("Complaint about your message")
+        .header("Auto-Submitted", Text::new("auto-generated"))
+        .date(a.date / 1000)
+        .body(MimePart::new(content, parts));
+    if let Some(id) = MessageParser::default()
+        .parse_headers(a.original)
+        .and_then(|m| m.message_id().map(str::to_owned))
+    {
+        b = b.in_reply_to(id.clone()).references(id);
+    }
+    b.write_to_vec()
+        .map_err(|e| Error::internal(format!("cannot compose the abuse report: {e}")))
+}
+
 pub use sesame_model::rfc2822;
 
 /// SES's limit on the headers an event carries; past it, `headersTruncated`.

@@ -82,6 +82,9 @@ pub struct Outgoing {
     pub system: Option<SystemMail>,
     /// The address the request came from (SES's `ses:source-ip` tag).
     pub source_ip: Option<String>,
+    /// The MessageId, when Sesame's own mail must have one that repeats
+    /// (forwarded feedback: a repeated event forwards nothing twice).
+    pub message_id: Option<String>,
 }
 
 /// Mail Sesame sends itself: verification emails. Its From is Sesame's own
@@ -112,6 +115,7 @@ impl Outgoing {
             content,
             system: None,
             source_ip: None,
+            message_id: None,
         }
     }
 }
@@ -170,6 +174,26 @@ pub fn validate_tags(tags: &[(String, String)]) -> Result<(), Error> {
 /// comes from a fast thread-local generator rather than a system call.
 pub fn message_id(now: sesame_model::Millis) -> String {
     format!("{:016x}-{}-000000", now, uuid::Uuid::new_v4())
+}
+
+/// The MessageId of the mail forwarding an event's feedback: in SES's
+/// shape, and the same for the same event.
+fn feedback_message_id(e: &Event) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [e.message_id.as_str(), e.kind.as_str()] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(e.at.to_be_bytes());
+    for r in &e.recipients {
+        h.update(r.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    format!("{:016x}-{}-000000", e.at, uuid::Uuid::from_bytes(bytes))
 }
 
 /// The verified identities among those that could cover `mailboxes`, by
@@ -382,7 +406,7 @@ impl SendService {
         let op = out.operation;
         validate_tags(&out.tags)?;
         let now = self.clock.now_ms();
-        let id = message_id(now);
+        let id = out.message_id.clone().unwrap_or_else(|| message_id(now));
         let template_name = match &out.content {
             Content::Template {
                 template: TemplateRef::Named(n),
@@ -890,6 +914,18 @@ impl SendService {
     /// return path as an RFC 3464 DSN from `from`, a complaint as a notice.
     /// System mail: outside the identity checks, the sandbox and the quotas.
     pub async fn forward_feedback(&self, e: &Event, from: &str) -> Result<(), Error> {
+        // The forwarded message's id comes from the event, so that an event
+        // published again (after a crash) finds it sent and sends nothing.
+        let forwarded_id = feedback_message_id(e);
+        if self
+            .store
+            .get_message(&forwarded_id)
+            .await
+            .map_err(internal)?
+            .is_some()
+        {
+            return Ok(());
+        }
         let Some(original) = self
             .store
             .get_message(&e.message_id)
@@ -934,23 +970,25 @@ impl SendService {
                     date: e.at,
                 })?)
             }
-            EventDetail::Complaint { feedback_type, .. } => Content::Simple {
-                subject: format!(
-                    "Complaint about your message: {}",
-                    original.message.subject.clone().unwrap_or_default()
-                ),
-                text: Some(format!(
-                    "A recipient marked your message {} as unwanted ({feedback_type}).\nRecipients: {}\n",
-                    e.message_id,
-                    e.recipients.join(", ")
-                )),
-                html: None,
-                headers: vec![],
-                attachments: vec![],
-            },
+            EventDetail::Complaint {
+                feedback_type,
+                user_agent,
+                ..
+            } => Content::Raw(compose::arf(&compose::Arf {
+                from: &from_box,
+                to: &to,
+                feedback_type,
+                user_agent,
+                mail_from: &original.message.source,
+                recipients: &e.recipients,
+                arrival: original.message.created_at,
+                original: &original.message.raw,
+                date: e.at,
+            })?),
             _ => return Ok(()),
         };
         let mut out = Outgoing::new("FeedbackForwarding", content);
+        out.message_id = Some(forwarded_id);
         out.source = Some(from.to_owned());
         out.to = vec![e.mail.source.clone()];
         out.destinations = vec![e.mail.source.clone()];

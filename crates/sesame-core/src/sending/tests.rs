@@ -564,3 +564,59 @@ async fn bulk_reports_per_destination() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::TemplateDoesNotExist);
 }
+
+/// A complaint comes back to the sender as an abuse report (ARF), once:
+/// the same event forwarded again (publishing repeated after a crash)
+/// finds its forwarded message and sends nothing more.
+#[tokio::test]
+async fn forwarded_feedback_is_an_arf_report_sent_once() {
+    let f = fixture().await;
+    let s = scope("us-east-1");
+    verify(&f, &s, "example.com").await;
+    verify(&f, &s, "reader@example.org").await;
+    let id = f
+        .send(&s, simple("news@example.com", &["reader@example.org"]))
+        .await
+        .unwrap();
+    let stored = f.store.get_message(&id).await.unwrap().unwrap();
+    let e = Event {
+        kind: EventKind::Complaint,
+        scope: s.clone(),
+        message_id: id.clone(),
+        at: f.clock.now_ms(),
+        recipients: vec!["reader@example.org".into()],
+        mail: MailInfo::of(&stored.message),
+        detail: EventDetail::Complaint {
+            feedback_type: "abuse".into(),
+            user_agent: "Reader/1.0".into(),
+            feedback_id: "f1".into(),
+        },
+    };
+    let to_sender = || MessageFilter {
+        recipient: Some("news@example.com".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    f.svc
+        .forward_feedback(&e, "MAILER-DAEMON@sesame.test")
+        .await
+        .unwrap();
+    f.svc
+        .forward_feedback(&e, "MAILER-DAEMON@sesame.test")
+        .await
+        .unwrap();
+    let got = f.store.list_messages(&to_sender()).await.unwrap();
+    assert_eq!(got.len(), 1, "forwarded once");
+    let raw = String::from_utf8_lossy(&got[0].message.raw);
+    assert!(
+        raw.contains("report-type=\"feedback-report\"")
+            || raw.contains("report-type=feedback-report"),
+        "{raw}"
+    );
+    assert!(raw.contains("Feedback-Type: abuse"), "{raw}");
+    assert!(
+        raw.contains("Original-Rcpt-To: <reader@example.org>"),
+        "{raw}"
+    );
+    assert!(raw.contains("User-Agent: Reader/1.0"), "{raw}");
+}
