@@ -48,3 +48,18 @@ def test_cli_v2_identity_flow(server):
     server.cli("sesv2", "delete-email-identity", "--email-identity", "cli2.example")
     p = server.cli("sesv2", "get-email-identity", "--email-identity", "cli2.example", check=False)
     assert p.returncode != 0 and "NotFoundException" in p.stderr
+
+
+def test_operator_cli_creates_accounts_as_the_deployment_does(make_server):
+    """`sesame accounts set-quota` on an account the server never stored
+    keeps the deployment's default: production under --no-sandbox (it used
+    to put the account in the sandbox)."""
+    s = make_server(["--dev", "--no-sandbox"])
+    sesv2 = s.client("sesv2")
+    assert sesv2.get_account()["ProductionAccessEnabled"] is True
+    out = s.sesame("accounts", "set-quota", "--account", "111111111111", "--region", "us-east-1",
+                   "--max-24h-send", "500")
+    assert "access: production" in out.stdout
+    got = sesv2.get_account()
+    assert got["ProductionAccessEnabled"] is True
+    assert got["SendQuota"]["Max24HourSend"] == 500

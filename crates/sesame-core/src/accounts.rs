@@ -34,7 +34,36 @@ pub struct QuotaView {
     pub sent_last_24h: u64,
 }
 
+/// The store setting that records whether the deployment's accounts start
+/// in production (the server's `--no-sandbox`).
+const PRODUCTION_BY_DEFAULT: &str = "accounts.production-by-default";
+
 impl AccountService {
+    /// Records this service's default for new accounts in the store, so
+    /// that every process creating accounts (the server, the operator CLI)
+    /// starts them alike.
+    pub async fn record_default(&self) -> Result<(), Error> {
+        let value = if self.production_by_default {
+            "true"
+        } else {
+            "false"
+        };
+        self.store
+            .put_setting(PRODUCTION_BY_DEFAULT, value, self.clock.now_ms())
+            .await
+            .map_err(internal)
+    }
+
+    /// The deployment's default for new accounts as its server recorded
+    /// it; `None` before a server has run on the store.
+    pub async fn recorded_default(store: &dyn Store) -> Result<Option<bool>, Error> {
+        Ok(store
+            .get_setting(PRODUCTION_BY_DEFAULT)
+            .await
+            .map_err(internal)?
+            .map(|v| v == "true"))
+    }
+
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, production_by_default: bool) -> Self {
         Self {
             store,

@@ -200,6 +200,13 @@ async fn sns_topics_and_deliveries(store: &dyn Store) {
             .is_none()
     );
     // Own keys: the first stored wins.
+    assert_eq!(store.get_setting("s").await.unwrap(), None);
+    store.put_setting("s", "one", 1).await.unwrap();
+    store.put_setting("s", "two", 2).await.unwrap();
+    assert_eq!(
+        store.get_setting("s").await.unwrap().as_deref(),
+        Some("two")
+    );
     assert_eq!(store.put_own_key("k", "first", 1).await.unwrap(), "first");
     assert_eq!(store.put_own_key("k", "second", 2).await.unwrap(), "first");
     assert_eq!(

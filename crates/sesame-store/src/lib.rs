@@ -399,6 +399,11 @@ pub trait Store: Send + Sync + 'static {
     /// Events after position `seq`, in the order they were recorded.
     async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>>;
 
+    /// A deployment setting the server recorded, by name.
+    async fn get_setting(&self, name: &str) -> Result<Option<String>>;
+    /// Records a deployment setting, replacing its value.
+    async fn put_setting(&self, name: &str, value: &str, now: Millis) -> Result<()>;
+
     /// A key Sesame made for itself, by name.
     async fn get_own_key(&self, name: &str) -> Result<Option<String>>;
     /// Stores a key unless one of that name exists; the stored one.

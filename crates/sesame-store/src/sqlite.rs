@@ -535,6 +535,12 @@ impl Store for SqliteStore {
     async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>> {
         SqliteStore::events_after(self, seq, limit).await
     }
+    async fn get_setting(&self, name: &str) -> Result<Option<String>> {
+        SqliteStore::get_setting(self, name).await
+    }
+    async fn put_setting(&self, name: &str, value: &str, now: Millis) -> Result<()> {
+        SqliteStore::put_setting(self, name, value, now).await
+    }
     async fn get_own_key(&self, name: &str) -> Result<Option<String>> {
         SqliteStore::get_own_key(self, name).await
     }

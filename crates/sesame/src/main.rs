@@ -518,8 +518,13 @@ fn scope_of(a: &ScopeArgs) -> Result<Scope, String> {
 
 async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Result<(), String> {
     let file = FileConfig::load(common.config.as_deref())?;
-    let production_by_default = file.no_sandbox.unwrap_or(false);
     let store = open_store(common).await?;
+    // An account this command creates starts as the deployment's do: as
+    // the server recorded (its --no-sandbox), else as the config file says.
+    let production_by_default = AccountService::recorded_default(store.as_ref() as &dyn Store)
+        .await
+        .map_err(|e| e.message)?
+        .unwrap_or(file.no_sandbox.unwrap_or(false));
     let svc = AccountService::new(
         store.clone() as Arc<dyn Store>,
         Arc::new(SystemClock),

@@ -48,6 +48,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         clock.clone(),
         settings.no_sandbox,
     ));
+    // Operator tools that create accounts (`sesame accounts …`) start them
+    // as this deployment does.
+    accounts
+        .record_default()
+        .await
+        .map_err(|e| format!("cannot record the deployment's settings: {}", e.message))?;
     let guard = &settings.guard;
     let pacer = Arc::new(sesame_core::rate::Pacer::new(
         guard

@@ -474,4 +474,26 @@ impl SqliteStore {
                 .await?,
         )
     }
+
+    pub(super) async fn get_setting(&self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(super) async fn put_setting(&self, name: &str, value: &str, now: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET value = ?2, updated_at = ?3",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
