@@ -36,6 +36,7 @@
 //! - [`random`]: tokens and IDs from the OS's CSPRNG.
 
 pub mod accounts;
+pub mod audit;
 pub mod budget;
 pub mod clock;
 pub mod compose;

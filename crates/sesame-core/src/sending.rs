@@ -290,12 +290,27 @@ impl SendService {
         err: Error,
         identities: Vec<String>,
     ) -> Error {
+        self.reject_senders(scope, op, rule, err, identities, vec![])
+            .await
+    }
+
+    /// [`Self::reject`], naming the senders refused as senders.
+    async fn reject_senders(
+        &self,
+        scope: &Scope,
+        op: &str,
+        rule: &str,
+        err: Error,
+        identities: Vec<String>,
+        senders: Vec<String>,
+    ) -> Error {
         let r = Rejection {
             created_at: self.clock.now_ms(),
             operation: op.to_owned(),
             rule: rule.to_owned(),
             message: err.message.clone(),
             identities,
+            senders,
         };
         tracing::info!(account = %scope.account, region = %scope.region, rule, message = %err.message, "send refused");
         if let Err(e) = self.store.record_rejection(scope, &r).await {
@@ -502,6 +517,7 @@ impl SendService {
                 failed.push(m.raw.clone());
             }
         }
+        let senders_failed = failed.len();
         if sandbox {
             let before = failed.len();
             for m in recipient_boxes.iter().filter(|m| !m.is_simulator()) {
@@ -522,7 +538,10 @@ impl SendService {
                     failed.join(", ")
                 ),
             );
-            return Err(self.reject(scope, op, rule, e, failed).await);
+            let senders = failed[..senders_failed].to_vec();
+            return Err(self
+                .reject_senders(scope, op, rule, e, failed, senders)
+                .await);
         }
 
         // The sender's settings come from its most specific verified
@@ -611,7 +630,14 @@ impl SendService {
                 ),
             );
             return Err(self
-                .reject(scope, op, "mail-from-domain-not-verified", e, vec![d])
+                .reject_senders(
+                    scope,
+                    op,
+                    "mail-from-domain-not-verified",
+                    e,
+                    vec![d],
+                    vec![i.name.to_string()],
+                )
                 .await);
         }
 

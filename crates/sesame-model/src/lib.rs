@@ -31,6 +31,7 @@
 pub mod access_key;
 pub mod account;
 pub mod address;
+pub mod audit;
 pub mod configuration_set;
 pub mod custom_verification;
 pub mod delivery;

@@ -67,6 +67,10 @@ pub struct Rejection {
     pub message: String,
     /// The identities (or addresses) the rule names.
     pub identities: Vec<String>,
+    /// The senders refused as senders (not verified, or their MAIL FROM
+    /// domain not verified); recipients the sandbox refused are not here.
+    #[serde(default)]
+    pub senders: Vec<String>,
 }
 
 /// Filters for listing captured messages.

@@ -999,6 +999,7 @@ async fn rejections(store: &dyn Store) {
         rule: "sandbox-recipient-not-verified".into(),
         message: "Email address is not verified.".into(),
         identities: vec!["a@x.com".into()],
+        senders: vec![],
     };
     store.record_rejection(&s, &r).await.unwrap();
     assert_eq!(store.list_rejections(&s, 10).await.unwrap(), vec![r]);

@@ -51,3 +51,22 @@ pub fn health(problems: &[String], connections: usize) -> Vec<u8> {
         bytes(json!({"status": "unavailable", "problems": problems, "connections": connections}))
     }
 }
+
+/// `sesame audit --format json`: the findings, and how many.
+pub fn audit(findings: &[sesame_model::audit::Finding]) -> Vec<u8> {
+    let list: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            json!({
+                "kind": f.kind.as_str(),
+                "account": f.scope.account.as_str(),
+                "region": f.scope.region.as_str(),
+                "subject": f.subject,
+                "detail": f.detail,
+                "age_seconds": f.age_ms.map(|ms| ms / 1000),
+                "diagnosis": f.diagnosis,
+            })
+        })
+        .collect();
+    bytes(json!({ "count": findings.len(), "findings": list }))
+}

@@ -138,6 +138,9 @@ pub struct ServeArgs {
     /// Bearer token /_sesame/metrics requires (Authorization: Bearer TOKEN)
     #[arg(long, env = "SESAME_METRICS_TOKEN")]
     pub metrics_token: Option<String>,
+    /// How often the compliance audit refreshes its gauges on /_sesame/metrics (sesame_audit_findings) [default: 5m]
+    #[arg(long, env = "SESAME_AUDIT_INTERVAL")]
+    pub audit_interval: Option<String>,
     /// Direct delivery may connect to loopback, private, link-local and other reserved addresses, and to address literals (for tests and closed networks)
     #[arg(long, env = "SESAME_DELIVERY_ALLOW_PRIVATE")]
     pub delivery_allow_private: bool,
@@ -197,6 +200,7 @@ pub struct FileConfig {
     pub verification_email_interval: Option<String>,
     pub metrics_listen: Option<String>,
     pub metrics_token: Option<String>,
+    pub audit_interval: Option<String>,
     pub delivery_allow_private: Option<bool>,
     pub dkim: Option<DkimFile>,
     pub dns: Option<DnsFile>,
@@ -343,6 +347,8 @@ pub struct GuardConfig {
     pub verification_email_interval: Option<std::time::Duration>,
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_token: Option<String>,
+    /// How often the audit's gauges are refreshed.
+    pub audit_interval: std::time::Duration,
 }
 
 impl GuardConfig {
@@ -450,6 +456,12 @@ impl GuardConfig {
             },
             metrics_listen,
             metrics_token,
+            audit_interval: duration(
+                "audit_interval",
+                "audit-interval",
+                pick(&serve.audit_interval, &file.audit_interval),
+                300_000,
+            )?,
         })
     }
 }

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
+    /// Compliance: identities not verified (with the verifier's diagnosis),
+    /// senders refused in the last 24 hours, domains without DKIM, MAIL FROM
+    /// domains not verified, and production accounts whose bounces or
+    /// complaints reach nobody. Exits 1 when it finds anything.
+    Audit(AuditArgs),
     /// The outbound queue: counts by state, what waits and why; retry or drop a message.
     Queue {
         #[command(subcommand)]
@@ -86,6 +91,19 @@ enum QueueCommand {
     Retry { message_id: String },
     /// Give up on a message's unfinished deliveries.
     Drop { message_id: String },
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// Only this 12-digit account.
+    #[arg(long)]
+    account: Option<String>,
+    /// Only this region.
+    #[arg(long)]
+    region: Option<String>,
+    /// table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
 }
 
 #[derive(clap::Args)]
@@ -256,6 +274,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Accounts { command } => accounts_command(&cli.common, command).await,
+        Command::Audit(args) => audit_command(&cli.common, args).await,
         Command::Queue { command } => {
             let store = open_store(&cli.common).await?;
             let result = queue_command(&*store, command.unwrap_or(QueueCommand::Show)).await;
@@ -580,6 +599,91 @@ async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Resu
         println!("  review: {} (case {})", r.status.as_str(), r.case_id);
     }
     Ok(())
+}
+
+async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), String> {
+    if !matches!(args.format.as_str(), "table" | "json") {
+        return Err(format!(
+            "unknown format {}: expected table or json",
+            args.format
+        ));
+    }
+    let filter = sesame_core::audit::AuditFilter {
+        account: args
+            .account
+            .as_deref()
+            .map(AccountId::parse)
+            .transpose()
+            .map_err(|e| e.message)?,
+        region: args
+            .region
+            .as_deref()
+            .map(Region::parse)
+            .transpose()
+            .map_err(|e| e.message)?,
+    };
+    let file = FileConfig::load(common.config.as_deref())?;
+    let store = open_store(common).await?;
+    let dyn_store = store.clone() as Arc<dyn Store>;
+    let result = async {
+        let production_by_default = AccountService::recorded_default(&*dyn_store)
+            .await?
+            .unwrap_or(file.no_sandbox.unwrap_or(false));
+        sesame_core::audit::AuditService::new(
+            dyn_store.clone(),
+            Arc::new(SystemClock),
+            production_by_default,
+        )
+        .run(&filter)
+        .await
+    }
+    .await;
+    store.close().await;
+    let findings = result.map_err(|e| e.message)?;
+    if args.format == "json" {
+        println!(
+            "{}",
+            String::from_utf8_lossy(&sesame_wire::local::audit(&findings))
+        );
+    } else if findings.is_empty() {
+        println!("no findings");
+    } else {
+        println!(
+            "{:<21} {:<12} {:<14} {:<32} DETAIL",
+            "KIND", "ACCOUNT", "REGION", "SUBJECT"
+        );
+        for f in &findings {
+            let mut detail = f.detail.clone();
+            if let Some(age) = f.age_ms {
+                detail.push_str(&format!(", for {}", human_age(age)));
+            }
+            println!(
+                "{:<21} {:<12} {:<14} {:<32} {detail}",
+                f.kind.as_str(),
+                f.scope.account.as_str(),
+                f.scope.region.as_str(),
+                f.subject
+            );
+            for d in &f.diagnosis {
+                println!("{:<82} - {d}", "");
+            }
+        }
+    }
+    match findings.len() {
+        0 => Ok(()),
+        n => Err(format!("the audit found {n} problem(s)")),
+    }
+}
+
+/// An age as a person reads it: 3d 4h, 2h 5m, 40s.
+fn human_age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 fn new_account_id() -> AccountId {

@@ -220,6 +220,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let delivery = tokio::spawn(engine.run(stop.clone()));
     let publishing = tokio::spawn(publisher.run(stop.clone()));
     let notifying = tokio::spawn(notifier.run(stop.clone()));
+    let auditing = tokio::spawn(
+        Arc::new(sesame_core::audit::AuditService::new(
+            dyn_store.clone(),
+            clock.clone(),
+            settings.no_sandbox,
+        ))
+        .watch(guard.audit_interval, stop.clone()),
+    );
     let conns =
         crate::listener::Connections::new(guard.max_connections, guard.max_connections_per_peer);
     let metrics_listener = match guard.metrics_listen {
@@ -327,6 +335,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ("the metrics listener", metrics_task),
         ("event publishing", Some(publishing)),
         ("the SNS notifier", Some(notifying)),
+        ("the audit", Some(auditing)),
     ] {
         if let Some(task) = task
             && let Err(e) = task.await
