@@ -102,7 +102,7 @@ impl AuditService {
                 }
             }
         }
-        out.sort_by(|a, b| (key(&a.scope), a.kind).cmp(&(key(&b.scope), b.kind)));
+        out.sort_by_key(|f| (key(&f.scope), f.kind));
         Ok(out)
     }
 
