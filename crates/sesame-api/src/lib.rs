@@ -32,10 +32,13 @@ type R<T> = Result<T, Error>;
 
 /// Where the request being served came from, as the listener saw it. The
 /// server runs each operation inside [`Origin::serve`]; the sends read it
-/// for SES's automatic `ses:source-ip` tag.
+/// for SES's automatic `ses:source-ip` tag, and record the request's id
+/// with a refusal.
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
     pub source_ip: Option<std::net::IpAddr>,
+    /// The request's id as its response gives it (`x-amzn-RequestId`).
+    pub request_id: Option<String>,
 }
 
 tokio::task_local! {

@@ -43,7 +43,9 @@ impl V1Common {
 /// A send request from the caller of the operation running now.
 fn outgoing(operation: &'static str, content: Content) -> Outgoing {
     let mut out = Outgoing::new(operation, content);
-    out.source_ip = crate::Origin::current().source_ip.map(|ip| ip.to_string());
+    let origin = crate::Origin::current();
+    out.source_ip = origin.source_ip.map(|ip| ip.to_string());
+    out.request_id = origin.request_id;
     out
 }
 

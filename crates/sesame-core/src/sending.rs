@@ -82,6 +82,9 @@ pub struct Outgoing {
     pub system: Option<SystemMail>,
     /// The address the request came from (SES's `ses:source-ip` tag).
     pub source_ip: Option<String>,
+    /// The API request it came in (`x-amzn-RequestId`), recorded with a
+    /// refusal so that `sesame explain` finds it.
+    pub request_id: Option<String>,
     /// The MessageId, when Sesame's own mail must have one that repeats
     /// (forwarded feedback: a repeated event forwards nothing twice).
     pub message_id: Option<String>,
@@ -115,6 +118,7 @@ impl Outgoing {
             content,
             system: None,
             source_ip: None,
+            request_id: None,
             message_id: None,
         }
     }
@@ -266,7 +270,7 @@ impl SendService {
     async fn send_through(
         &self,
         scope: &Scope,
-        op: &str,
+        op: (&str, Option<&str>),
         cs: &str,
     ) -> Result<sesame_model::ConfigurationSet, Error> {
         match self.configuration_set(scope, cs).await {
@@ -285,7 +289,7 @@ impl SendService {
     async fn reject(
         &self,
         scope: &Scope,
-        op: &str,
+        op: (&str, Option<&str>),
         rule: &str,
         err: Error,
         identities: Vec<String>,
@@ -298,7 +302,7 @@ impl SendService {
     async fn reject_senders(
         &self,
         scope: &Scope,
-        op: &str,
+        (op, request_id): (&str, Option<&str>),
         rule: &str,
         err: Error,
         identities: Vec<String>,
@@ -306,6 +310,7 @@ impl SendService {
     ) -> Error {
         let r = Rejection {
             created_at: self.clock.now_ms(),
+            request_id: request_id.map(str::to_owned),
             operation: op.to_owned(),
             rule: rule.to_owned(),
             message: err.message.clone(),
@@ -418,7 +423,8 @@ impl SendService {
 
     /// Sends one message; returns its MessageId.
     pub async fn send(&self, scope: &Scope, out: Outgoing) -> Result<String, Error> {
-        let op = out.operation;
+        let request_id = out.request_id.clone();
+        let op = (out.operation, request_id.as_deref());
         validate_tags(&out.tags)?;
         let now = self.clock.now_ms();
         let id = out.message_id.clone().unwrap_or_else(|| message_id(now));
@@ -585,7 +591,7 @@ impl SendService {
             destinations: recipient_boxes.iter().map(|m| m.address.clone()).collect(),
             subject,
             sent_at: now,
-            operation: op.to_owned(),
+            operation: op.0.to_owned(),
             headers: None,
             meta: MessageMeta {
                 configuration_set: through.as_ref().map(|c| c.name.clone()),
@@ -798,7 +804,7 @@ impl SendService {
         };
         let message = NewMessage {
             id: id.clone(),
-            operation: op.to_owned(),
+            operation: op.0.to_owned(),
             source: envelope_from,
             destinations: info.destinations,
             subject,
@@ -875,7 +881,7 @@ impl SendService {
     /// holds are those it accepted for the account (in `--dev`, the local
     /// mailbox's).
     pub async fn send_bounce(&self, scope: &Scope, b: BounceRequest) -> Result<String, Error> {
-        let op = "SendBounce";
+        let op = ("SendBounce", None);
         let id = &b.original_message_id;
         let not_found = || {
             Error::new(
@@ -917,7 +923,7 @@ impl SendService {
             original: &original.raw,
             date: now,
         })?;
-        let mut out = Outgoing::new(op, Content::Raw(raw));
+        let mut out = Outgoing::new(op.0, Content::Raw(raw));
         out.source = Some(b.sender);
         out.destinations = vec![original.source];
         self.send(scope, out).await

@@ -60,6 +60,9 @@ pub enum Acceptance {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     pub created_at: Millis,
+    /// The API request refused (`x-amzn-RequestId`), when known.
+    #[serde(default)]
+    pub request_id: Option<String>,
     pub operation: String,
     /// The wire-neutral rule that refused it, e.g. `sandbox-recipient-not-verified`.
     pub rule: String,

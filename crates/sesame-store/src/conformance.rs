@@ -995,6 +995,7 @@ async fn rejections(store: &dyn Store) {
     let s = scope("151515151515", "us-east-1");
     let r = Rejection {
         created_at: 1,
+        request_id: Some("req-1".into()),
         operation: "SendEmail".into(),
         rule: "sandbox-recipient-not-verified".into(),
         message: "Email address is not verified.".into(),
@@ -1002,7 +1003,12 @@ async fn rejections(store: &dyn Store) {
         senders: vec![],
     };
     store.record_rejection(&s, &r).await.unwrap();
-    assert_eq!(store.list_rejections(&s, 10).await.unwrap(), vec![r]);
+    assert_eq!(
+        store.list_rejections(&s, 10).await.unwrap(),
+        vec![r.clone()]
+    );
+    assert_eq!(store.find_rejection("req-1").await.unwrap(), Some((s, r)));
+    assert_eq!(store.find_rejection("req-2").await.unwrap(), None);
 }
 
 async fn access_keys(store: &dyn Store) {

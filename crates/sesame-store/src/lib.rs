@@ -240,6 +240,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_rejection(&self, scope: &Scope, rejection: &Rejection) -> Result<()>;
     /// The most recent rejections in a scope, newest first.
     async fn list_rejections(&self, scope: &Scope, limit: u32) -> Result<Vec<Rejection>>;
+    /// The refusal of the API request `request_id`, and its scope.
+    async fn find_rejection(&self, request_id: &str) -> Result<Option<(Scope, Rejection)>>;
 
     /// Creates a template unless one of that name exists or the scope holds
     /// `limit` already, atomically.

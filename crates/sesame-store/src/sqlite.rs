@@ -338,6 +338,10 @@ impl Store for SqliteStore {
         SqliteStore::list_rejections(self, scope, limit).await
     }
 
+    async fn find_rejection(&self, request_id: &str) -> Result<Option<(Scope, Rejection)>> {
+        SqliteStore::find_rejection(self, request_id).await
+    }
+
     async fn insert_template(&self, scope: &Scope, t: &Template, limit: u32) -> Result<Created> {
         SqliteStore::insert_template(self, scope, t, limit).await
     }

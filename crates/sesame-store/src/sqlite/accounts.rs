@@ -69,8 +69,9 @@ impl SqliteStore {
         let details =
             serde_json::to_string(rejection).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO rejections (account_id, region, created_at, operation, code, message, details)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO rejections (account_id, region, created_at, operation, code, message, details,
+               request_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(scope.account.as_str())
         .bind(scope.region.as_str())
@@ -79,9 +80,27 @@ impl SqliteStore {
         .bind(&rejection.rule)
         .bind(&rejection.message)
         .bind(&details)
+        .bind(&rejection.request_id)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    pub(super) async fn find_rejection(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<(Scope, Rejection)>> {
+        let row = sqlx::query(
+            "SELECT account_id, region, details FROM rejections WHERE request_id = ? LIMIT 1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let d: String = r.try_get("details")?;
+            Ok((super::messages::scope_of(&r)?, from_json(&d)?))
+        })
+        .transpose()
     }
 
     pub(super) async fn list_rejections(

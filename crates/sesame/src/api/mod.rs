@@ -147,6 +147,7 @@ async fn dispatch(
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip().to_canonical()),
+        request_id: Some(request_id.to_owned()),
     };
     let protocol = match protocol {
         Protocol::Query if caller.sns => Protocol::SnsQuery,
