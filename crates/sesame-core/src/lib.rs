@@ -46,6 +46,7 @@ pub mod credentials;
 pub mod custom_verification;
 pub mod delivery;
 pub mod dkim_keys;
+pub mod explain;
 pub mod feedback;
 pub mod identities;
 mod paging;

@@ -68,6 +68,13 @@ enum Command {
     /// domains not verified, and production accounts whose bounces or
     /// complaints reach nobody. Exits 1 when it finds anything.
     Audit(AuditArgs),
+    /// Why a send was refused (its request ID, from the error's
+    /// RequestId), what became of a message (its MessageId), or of mail to
+    /// or from an address; with the fix as a command.
+    Explain {
+        /// A request ID, a MessageId or an email address.
+        what: String,
+    },
     /// The outbound queue: counts by state, what waits and why; retry or drop a message.
     Queue {
         #[command(subcommand)]
@@ -275,6 +282,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Accounts { command } => accounts_command(&cli.common, command).await,
         Command::Audit(args) => audit_command(&cli.common, args).await,
+        Command::Explain { what } => explain_command(&cli.common, &what).await,
         Command::Queue { command } => {
             let store = open_store(&cli.common).await?;
             let result = queue_command(&*store, command.unwrap_or(QueueCommand::Show)).await;
@@ -673,6 +681,42 @@ async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), Strin
         0 => Ok(()),
         n => Err(format!("the audit found {n} problem(s)")),
     }
+}
+
+async fn explain_command(common: &CommonArgs, what: &str) -> Result<(), String> {
+    let file = FileConfig::load(common.config.as_deref())?;
+    let store = open_store(common).await?;
+    let dyn_store = store.clone() as Arc<dyn Store>;
+    let result = async {
+        let production_by_default = AccountService::recorded_default(&*dyn_store)
+            .await?
+            .unwrap_or(file.no_sandbox.unwrap_or(false));
+        sesame_core::explain::ExplainService::new(
+            dyn_store.clone(),
+            Arc::new(SystemClock),
+            production_by_default,
+        )
+        .explain(what)
+        .await
+    }
+    .await;
+    store.close().await;
+    let Some(x) = result.map_err(|e| e.message)? else {
+        return Err(format!(
+            "nothing is known as {what}: not a refused request's ID, a MessageId or an address"
+        ));
+    };
+    println!("{}", x.title);
+    for f in &x.facts {
+        println!("  - {f}");
+    }
+    if !x.fixes.is_empty() {
+        println!("Fix:");
+        for f in &x.fixes {
+            println!("  $ {f}");
+        }
+    }
+    Ok(())
 }
 
 /// An age as a person reads it: 3d 4h, 2h 5m, 40s.
