@@ -53,33 +53,10 @@ impl AuditService {
     /// and the one it names exactly), in scope and kind order.
     pub async fn run(&self, filter: &AuditFilter) -> Result<Vec<Finding>, Error> {
         let now = self.clock.now_ms();
-        let mut by_scope: BTreeMap<(String, String), (Scope, Vec<Identity>)> = BTreeMap::new();
+        let mut by_scope = identities_by_scope(&*self.store, filter).await?;
         if let (Some(a), Some(r)) = (&filter.account, &filter.region) {
             let s = Scope::new(a.clone(), r.clone());
-            by_scope.insert(key(&s), (s, vec![]));
-        }
-        let mut after = 0;
-        loop {
-            let page = self
-                .store
-                .list_all_identities(after, PAGE)
-                .await
-                .map_err(internal)?;
-            let Some((last, ..)) = page.last() else {
-                break;
-            };
-            after = *last;
-            let full = page.len() as u32 == PAGE;
-            for (_, scope, identity) in page.into_iter().filter(|(_, s, _)| filter.admits(s)) {
-                by_scope
-                    .entry(key(&scope))
-                    .or_insert_with(|| (scope, vec![]))
-                    .1
-                    .push(identity);
-            }
-            if !full {
-                break;
-            }
+            by_scope.entry(key(&s)).or_insert_with(|| (s, vec![]));
         }
         let mut out = vec![];
         for (scope, identities) in by_scope.into_values() {
@@ -205,6 +182,38 @@ impl AuditService {
             }
         }
     }
+}
+
+/// Every identity of the scopes `filter` admits, by scope, a page at a
+/// time.
+pub(crate) async fn identities_by_scope(
+    store: &dyn Store,
+    filter: &AuditFilter,
+) -> Result<BTreeMap<(String, String), (Scope, Vec<Identity>)>, Error> {
+    let mut by_scope: BTreeMap<(String, String), (Scope, Vec<Identity>)> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .list_all_identities(after, PAGE)
+            .await
+            .map_err(internal)?;
+        let Some((last, ..)) = page.last() else {
+            break;
+        };
+        after = *last;
+        let full = page.len() as u32 == PAGE;
+        for (_, scope, identity) in page.into_iter().filter(|(_, s, _)| filter.admits(s)) {
+            by_scope
+                .entry(key(&scope))
+                .or_insert_with(|| (scope, vec![]))
+                .1
+                .push(identity);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(by_scope)
 }
 
 fn key(s: &Scope) -> (String, String) {

@@ -431,29 +431,8 @@ impl ExplainService {
 
     /// Every scope that has identities.
     async fn scopes(&self) -> Result<Vec<Scope>, Error> {
-        let mut out: Vec<Scope> = vec![];
-        let mut after = 0;
-        loop {
-            let page = self
-                .store
-                .list_all_identities(after, 500)
-                .await
-                .map_err(internal)?;
-            let Some((last, ..)) = page.last() else {
-                break;
-            };
-            after = *last;
-            let full = page.len() == 500;
-            for (_, s, _) in page {
-                if !out.contains(&s) {
-                    out.push(s);
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        Ok(out)
+        let all = crate::audit::identities_by_scope(&*self.store, &Default::default()).await?;
+        Ok(all.into_values().map(|(s, _)| s).collect())
     }
 }
 

@@ -544,14 +544,10 @@ fn scope_of(a: &ScopeArgs) -> Result<Scope, String> {
 }
 
 async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Result<(), String> {
-    let file = FileConfig::load(common.config.as_deref())?;
     let store = open_store(common).await?;
-    // An account this command creates starts as the deployment's do: as
-    // the server recorded (its --no-sandbox), else as the config file says.
-    let production_by_default = AccountService::recorded_default(store.as_ref() as &dyn Store)
+    let production_by_default = deployment_default(common, store.as_ref() as &dyn Store)
         .await
-        .map_err(|e| e.message)?
-        .unwrap_or(file.no_sandbox.unwrap_or(false));
+        .map_err(|e| e.message)?;
     let svc = AccountService::new(
         store.clone() as Arc<dyn Store>,
         Arc::new(SystemClock),
@@ -609,6 +605,19 @@ async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Resu
     Ok(())
 }
 
+/// Whether accounts start in production in this deployment: as the server
+/// recorded (its --no-sandbox), else as the config file says. An account
+/// an operator command creates starts so.
+async fn deployment_default(
+    common: &CommonArgs,
+    store: &dyn Store,
+) -> Result<bool, sesame_model::Error> {
+    let file = FileConfig::load(common.config.as_deref()).map_err(sesame_model::Error::invalid)?;
+    Ok(AccountService::recorded_default(store)
+        .await?
+        .unwrap_or(file.no_sandbox.unwrap_or(false)))
+}
+
 async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), String> {
     if !matches!(args.format.as_str(), "table" | "json") {
         return Err(format!(
@@ -630,13 +639,10 @@ async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), Strin
             .transpose()
             .map_err(|e| e.message)?,
     };
-    let file = FileConfig::load(common.config.as_deref())?;
     let store = open_store(common).await?;
     let dyn_store = store.clone() as Arc<dyn Store>;
     let result = async {
-        let production_by_default = AccountService::recorded_default(&*dyn_store)
-            .await?
-            .unwrap_or(file.no_sandbox.unwrap_or(false));
+        let production_by_default = deployment_default(common, &*dyn_store).await?;
         sesame_core::audit::AuditService::new(
             dyn_store.clone(),
             Arc::new(SystemClock),
@@ -684,13 +690,10 @@ async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), Strin
 }
 
 async fn explain_command(common: &CommonArgs, what: &str) -> Result<(), String> {
-    let file = FileConfig::load(common.config.as_deref())?;
     let store = open_store(common).await?;
     let dyn_store = store.clone() as Arc<dyn Store>;
     let result = async {
-        let production_by_default = AccountService::recorded_default(&*dyn_store)
-            .await?
-            .unwrap_or(file.no_sandbox.unwrap_or(false));
+        let production_by_default = deployment_default(common, &*dyn_store).await?;
         sesame_core::explain::ExplainService::new(
             dyn_store.clone(),
             Arc::new(SystemClock),
