@@ -237,3 +237,31 @@ def test_dns_settings_are_checked_at_start(make_server):
     assert p.returncode != 0 and "dkim.cname_zone" in p.stderr
     p = subprocess.run([BIN, "serve", "--verify-interval", "soon"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "verify_interval" in p.stderr
+
+
+def test_check_all_reports_each_domain_as_a_line_when_not_on_a_terminal(make_server):
+    """`sesame identities check --all`: every domain identity checked now;
+    away from a terminal, a plain line each and a summary (a progress bar
+    only on a terminal)."""
+    with Dns() as dns:
+        s = start(make_server, dns, interval="1h")
+        ses = s.client("ses")
+        token = ses.verify_domain_identity(Domain="one.test")["VerificationToken"]
+        ses.verify_domain_identity(Domain="two.test")
+        ses.verify_email_identity(EmailAddress="me@three.test")
+        s.client("ses", region="eu-west-1").verify_domain_identity(Domain="four.test")
+        dns.txt("_amazonses.one.test", token)
+        out = s.sesame("identities", "check", "--all", "--dns-server", dns.address,
+                       "--dkim-cname-zone", ZONE).stdout
+        lines = out.strip().splitlines()
+        assert "[1/3]" in lines[0] and "[3/3]" in lines[2], out
+        assert any("one.test (111111111111 us-east-1): Success" in l for l in lines), out
+        assert any("two.test (111111111111 us-east-1): Pending" in l for l in lines), out
+        assert lines[-1] == "checked 3 domain identities: 1 verified, 2 not, 0 not checked"
+        assert "\x1b[" not in out, "no progress bar away from a terminal"
+        assert v1_status(ses, "one.test") == "Success"
+        out = s.sesame("identities", "check", "--all", "--region", "eu-west-1", "--dns-server", dns.address,
+                       "--dkim-cname-zone", ZONE).stdout
+        assert "checked 1 domain identities" in out and "four.test" in out
+        p = s.sesame("identities", "check", "one.test", check=False)
+        assert p.returncode != 0 and "--account is required" in p.stderr

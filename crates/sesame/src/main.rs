@@ -176,11 +176,22 @@ enum IdentitiesCommand {
         scope: ScopeArgs,
         identity: String,
     },
-    /// Check a domain identity's DNS records now, store the result and show it.
+    /// Check a domain identity's DNS records now, store the result and show
+    /// it; or, with --all, every domain identity (of --account and
+    /// --region, if given), with a progress bar on a terminal.
     Check {
-        #[command(flatten)]
-        scope: ScopeArgs,
-        identity: String,
+        /// The 12-digit account (required with an identity).
+        #[arg(long)]
+        account: Option<String>,
+        /// The region, e.g. us-east-1 (required with an identity).
+        #[arg(long)]
+        region: Option<String>,
+        /// The domain identity to check.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        identity: Option<String>,
+        /// Check every domain identity.
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         dns: config::DnsArgs,
     },
@@ -361,11 +372,12 @@ async fn identities_command(
             print!("{}", describe(&i));
         }
         IdentitiesCommand::Check {
-            scope,
+            account,
+            region,
             identity,
+            all,
             dns,
         } => {
-            let scope = scope_of(&scope)?;
             let v = verify_config(common, &dns)?;
             let lookup = sesame_dns::HickoryLookup::new(&v.dns_servers, v.max_in_flight)?;
             let verifier = sesame_core::Verifier::new(
@@ -378,6 +390,13 @@ async fn identities_command(
                     max_in_flight: v.max_in_flight,
                 },
             );
+            let Some(identity) = identity.filter(|_| !all) else {
+                return check_all(&*store, &verifier, account, region).await;
+            };
+            let scope = scope_of(&ScopeArgs {
+                account: account.ok_or("--account is required with an identity")?,
+                region: region.ok_or("--region is required with an identity")?,
+            })?;
             let i = verifier
                 .check(&scope, &identity)
                 .await
@@ -397,6 +416,106 @@ async fn identities_command(
         }
     }
     Ok(())
+}
+
+/// `sesame identities check --all`: every domain identity of the scopes
+/// asked for, checked now, one at a time; a progress bar on a terminal,
+/// a line per identity otherwise. Fails when a check fails.
+async fn check_all(
+    store: &dyn Store,
+    verifier: &sesame_core::Verifier,
+    account: Option<String>,
+    region: Option<String>,
+) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let account = account
+        .as_deref()
+        .map(AccountId::parse)
+        .transpose()
+        .map_err(|e| e.message)?;
+    let region = region
+        .as_deref()
+        .map(Region::parse)
+        .transpose()
+        .map_err(|e| e.message)?;
+    let mut domains = vec![];
+    let mut after = 0;
+    loop {
+        let page = store
+            .list_all_identities(after, 500)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some((last, ..)) = page.last() else {
+            break;
+        };
+        after = *last;
+        let full = page.len() == 500;
+        domains.extend(
+            page.into_iter()
+                .filter(|(_, s, i)| {
+                    i.name.kind() == sesame_model::IdentityKind::Domain
+                        && account.as_ref().is_none_or(|a| *a == s.account)
+                        && region.as_ref().is_none_or(|r| *r == s.region)
+                })
+                .map(|(_, s, i)| (s, i.name.to_string())),
+        );
+        if !full {
+            break;
+        }
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        let b = indicatif::ProgressBar::new(domains.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}",
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (mut verified, mut failed) = (0, 0);
+    for (n, (scope, name)) in domains.iter().enumerate() {
+        bar.set_message(name.clone());
+        let line = match verifier.check(scope, name).await {
+            Ok(i) => {
+                if i.verification_status == sesame_model::identity::VerificationStatus::Success {
+                    verified += 1;
+                }
+                format!(
+                    "{name} ({} {}): {}",
+                    scope.account,
+                    scope.region,
+                    i.verification_status.as_str()
+                )
+            }
+            Err(e) => {
+                failed += 1;
+                format!(
+                    "{name} ({} {}): not checked: {}",
+                    scope.account, scope.region, e.message
+                )
+            }
+        };
+        if terminal {
+            bar.println(&line);
+        } else {
+            println!("[{}/{}] {line}", n + 1, domains.len());
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "checked {} domain identities: {verified} verified, {} not, {failed} not checked",
+        domains.len(),
+        domains.len() - verified - failed
+    );
+    match failed {
+        0 => Ok(()),
+        n => Err(format!("{n} identities could not be checked")),
+    }
 }
 
 /// An identity's verification, for `sesame identities show` and `check`.
