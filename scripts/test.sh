@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test from a clean clone. Installs what the tests need first:
 # a Python venv with boto3, the AWS CLI and pytest (tests/requirements.txt),
-# and the AWS SDK for JavaScript v3 (tests/js, from its lockfile).
+# the AWS SDK for JavaScript v3 and playwright-core (tests/js, from its
+# lockfile), and Debian's chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+# Debian's chromium for the console's browser test (playwright-core drives
+# it and downloads no browser).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing Debian's chromium"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 
 echo "== generated code matches AWS's models (models/, kept in this repository)"
 python3 tools/gen_wire_ops.py --check

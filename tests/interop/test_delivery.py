@@ -87,8 +87,8 @@ def published(server, identity, csv=False):
         import io
 
         rows = list(csvlib.reader(io.StringIO(out)))
-        assert rows[0] == ["name", "type", "value"]
-        return {(r[0], r[1]): r[2] for r in rows[1:]}
+        assert rows[0] == ["Type", "Name", "Value"], "SES console's layout"
+        return {(r[1], r[0]): r[2] for r in rows[1:]}
     records = {}
     for line in out.splitlines():
         name, kind, value = line.split("\t")

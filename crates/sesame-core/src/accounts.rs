@@ -184,6 +184,27 @@ impl AccountService {
         .await
     }
 
+    /// Operator: every production-access request waiting for review, by
+    /// account and region (at most 10,000 accounts are looked at).
+    pub async fn pending_reviews(&self) -> Result<Vec<(Scope, Account)>, Error> {
+        let mut out = vec![];
+        let mut after: Option<Scope> = None;
+        for _ in 0..10 {
+            let page = self
+                .store
+                .list_accounts(after.as_ref(), 1000)
+                .await
+                .map_err(internal)?;
+            let full = page.len() == 1000;
+            after = page.last().map(|(s, _)| s.clone());
+            out.extend(page.into_iter().filter(|(_, a)| a.review_pending()));
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Operator: grant production access in this region.
     pub async fn approve(&self, scope: &Scope) -> Result<Account, Error> {
         self.modify(scope, |a, now| {

@@ -377,6 +377,57 @@ pub const MAX_EVENT_HEADERS_BYTES: usize = 10 * 1024;
 /// A message's header fields in order, as events' `mail.headers` list them
 /// (names as written, values unfolded), up to [`MAX_EVENT_HEADERS_BYTES`];
 /// whether some were left out.
+/// A message as a person reads it: its text and HTML bodies (decoded),
+/// its header fields, and the web links in its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readable {
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub links: Vec<String>,
+}
+
+/// At most this many links are listed from a message's text.
+const MAX_LINKS: usize = 50;
+
+pub fn readable(raw: &[u8]) -> Readable {
+    let (headers, _) = header_list(raw);
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Readable {
+            headers,
+            ..Default::default()
+        };
+    };
+    let text = msg.body_text(0).map(|t| t.into_owned());
+    let html = msg
+        .html_body
+        .first()
+        .and_then(|&i| msg.parts.get(i as usize))
+        .and_then(|p| match &p.body {
+            mail_parser::PartType::Html(h) => Some(h.to_string()),
+            _ => None,
+        });
+    let mut links: Vec<String> = vec![];
+    for word in text
+        .as_deref()
+        .unwrap_or("")
+        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '(' | ')'))
+    {
+        if (word.starts_with("https://") || word.starts_with("http://"))
+            && !links.iter().any(|l| l == word)
+            && links.len() < MAX_LINKS
+        {
+            links.push(word.trim_end_matches(['.', ',', ';']).to_owned());
+        }
+    }
+    Readable {
+        text,
+        html,
+        headers,
+        links,
+    }
+}
+
 pub fn header_list(raw: &[u8]) -> (Vec<(String, String)>, bool) {
     let Some(msg) = MessageParser::default().parse_headers(raw) else {
         return (vec![], false);

@@ -568,6 +568,28 @@ pub struct DnsRecord {
     pub value: String,
 }
 
+/// The records as SES's console downloads them ("Download .csv record
+/// set"): a `Type,Name,Value` header, then a row each, quoted as CSV.
+pub fn records_csv(records: &[DnsRecord]) -> String {
+    let quote = |v: &str| {
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_owned()
+        }
+    };
+    let mut out = String::from("Type,Name,Value\r\n");
+    for r in records {
+        out.push_str(&format!(
+            "{},{},{}\r\n",
+            r.kind,
+            quote(&r.name),
+            quote(&r.value)
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -622,6 +622,20 @@ async fn accounts(store: &dyn Store) {
             .unwrap(),
         None
     );
+    // Listed by account and region, a page at a time.
+    let other = scope("888888888888", "ap-south-1");
+    assert!(store.save_account(&other, &a).await.unwrap());
+    let all = store.list_accounts(None, 1000).await.unwrap();
+    let ours: Vec<&Scope> = all
+        .iter()
+        .map(|(s, _)| s)
+        .filter(|s| s.account.as_str() == "888888888888")
+        .collect();
+    assert_eq!(ours, vec![&other, &s]);
+    let first = store.list_accounts(None, 1).await.unwrap();
+    let next = store.list_accounts(Some(&first[0].0), 1).await.unwrap();
+    assert_eq!(next[0].0, all[1].0);
+    assert!(all.iter().all(|(_, acc)| acc.version >= 1));
 }
 
 pub fn message(id: &str, to: &[&str]) -> NewMessage {

@@ -153,6 +153,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Listed>>;
 
+    /// Stored accounts, by account and region, after `after` (an account
+    /// and region), at most `limit`.
+    async fn list_accounts(
+        &self,
+        after: Option<&Scope>,
+        limit: u32,
+    ) -> Result<Vec<(Scope, Account)>>;
     /// The account's settings in this region, if ever stored.
     async fn get_account(&self, scope: &Scope) -> Result<Option<Account>>;
     /// Stores `account` if its version is still `account.version` (0: not

@@ -334,6 +334,14 @@ impl Store for SqliteStore {
         SqliteStore::record_rejection(self, scope, rejection).await
     }
 
+    async fn list_accounts(
+        &self,
+        after: Option<&Scope>,
+        limit: u32,
+    ) -> Result<Vec<(Scope, Account)>> {
+        SqliteStore::list_accounts(self, after, limit).await
+    }
+
     async fn list_rejections(&self, scope: &Scope, limit: u32) -> Result<Vec<Rejection>> {
         SqliteStore::list_rejections(self, scope, limit).await
     }

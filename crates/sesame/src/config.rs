@@ -141,6 +141,9 @@ pub struct ServeArgs {
     /// How often the compliance audit refreshes its gauges on /_sesame/metrics (sesame_audit_findings) [default: 5m]
     #[arg(long, env = "SESAME_AUDIT_INTERVAL")]
     pub audit_interval: Option<String>,
+    /// The token that makes a console session an operator's (approve production access); not needed in --dev
+    #[arg(long, env = "SESAME_CONSOLE_OPERATOR_TOKEN")]
+    pub console_operator_token: Option<String>,
     /// Direct delivery may connect to loopback, private, link-local and other reserved addresses, and to address literals (for tests and closed networks)
     #[arg(long, env = "SESAME_DELIVERY_ALLOW_PRIVATE")]
     pub delivery_allow_private: bool,
@@ -201,6 +204,7 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     pub metrics_token: Option<String>,
     pub audit_interval: Option<String>,
+    pub console_operator_token: Option<String>,
     pub delivery_allow_private: Option<bool>,
     pub dkim: Option<DkimFile>,
     pub dns: Option<DnsFile>,
@@ -349,6 +353,9 @@ pub struct GuardConfig {
     pub metrics_token: Option<String>,
     /// How often the audit's gauges are refreshed.
     pub audit_interval: std::time::Duration,
+    /// The console's operator token; `None`: no operator sign-in (but
+    /// `--dev` sessions are operators').
+    pub console_operator_token: Option<String>,
 }
 
 impl GuardConfig {
@@ -462,6 +469,15 @@ impl GuardConfig {
                 pick(&serve.audit_interval, &file.audit_interval),
                 300_000,
             )?,
+            console_operator_token: match pick(
+                &serve.console_operator_token,
+                &file.console_operator_token,
+            ) {
+                Some(t) if t.len() < 16 => {
+                    return Err("setting console_operator_token (--console-operator-token, SESAME_CONSOLE_OPERATOR_TOKEN) must be at least 16 characters".into());
+                }
+                t => t,
+            },
         })
     }
 }

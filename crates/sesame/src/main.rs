@@ -11,6 +11,7 @@
 
 mod api;
 mod config;
+mod console;
 mod feedback;
 mod listener;
 mod mailbox;
@@ -356,12 +357,9 @@ async fn identities_command(
                 ));
             }
             if csv {
-                println!("name,type,value");
-            }
-            for r in records {
-                if csv {
-                    println!("{},{},\"{}\"", r.name, r.kind, r.value.replace('"', "\"\""));
-                } else {
+                print!("{}", sesame_model::identity::records_csv(&records));
+            } else {
+                for r in records {
                     println!("{}\t{}\t\"{}\"", r.name, r.kind, r.value);
                 }
             }

@@ -192,6 +192,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         }
         _ => None,
     };
+    let mut console_verifier = None;
     let verifier = match sesame_dns::HickoryLookup::new(
         &settings.verify.dns_servers,
         settings.verify.max_in_flight,
@@ -207,6 +208,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                     max_in_flight: settings.verify.max_in_flight,
                 },
             ));
+            console_verifier = Some(v.clone());
             Some(tokio::spawn(v.run(stop.clone())))
         }
         Err(e) => {
@@ -290,6 +292,15 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             None
         }
     };
+    let console = crate::console::Console::new(
+        app.clone(),
+        dyn_store.clone(),
+        console_verifier,
+        settings.verify.publishing.clone(),
+        settings.dev.then(|| settings.dev_account_id.clone()),
+        guard.console_operator_token.clone(),
+    )?;
+    router = router.merge(crate::console::routes(Arc::new(console)));
     if settings.dev {
         router = router.merge(mailbox::routes(dyn_store));
     }

@@ -125,6 +125,33 @@ impl SqliteStore {
             .collect()
     }
 
+    pub(super) async fn list_accounts(
+        &self,
+        after: Option<&Scope>,
+        limit: u32,
+    ) -> Result<Vec<(Scope, Account)>> {
+        let (a, r) = after
+            .map(|s| (s.account.as_str(), s.region.as_str()))
+            .unwrap_or(("", ""));
+        let rows = sqlx::query(
+            "SELECT account_id, region, data, version FROM accounts
+             WHERE (account_id, region) > (?, ?) ORDER BY account_id, region LIMIT ?",
+        )
+        .bind(a)
+        .bind(r)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let data: String = row.try_get("data")?;
+                let mut acc: Account = from_json(&data)?;
+                acc.version = row.try_get("version")?;
+                Ok((super::messages::scope_of(row)?, acc))
+            })
+            .collect()
+    }
+
     pub(super) async fn read_account(&self, scope: &Scope) -> Result<Option<Account>> {
         let row =
             sqlx::query("SELECT data, version FROM accounts WHERE account_id = ? AND region = ?")

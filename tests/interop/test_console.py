@@ -1,0 +1,132 @@
+"""The web console at /console: end to end in Debian's headless chromium
+(tests/js/console.mjs, through playwright-core), and its security from a
+plain HTTP client: sign-in, CSRF tokens, cookies, the Content-Security-
+Policy, escaping, and no account seeing another's mail."""
+import http.cookiejar
+import os
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from conftest import ROOT, ROOT_KEY, ROOT_SECRET
+
+OPERATOR = "operator-token-for-tests-0123456789"
+ARTIFACTS = os.path.join(ROOT, "target", "console-screenshots")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def console(make_server):
+    return make_server(["--delivery", "capture", "--console-operator-token", OPERATOR])
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class Browser:
+    """A cookie-keeping HTTP client that does not follow redirects."""
+
+    def __init__(self, base):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
+
+    def request(self, path, form=None):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            r = self.opener.open(self.base + path, data=data, timeout=10)
+            return r.status, dict(r.headers), r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read().decode(errors="replace")
+
+    def sign_in(self, key=ROOT_KEY, secret=ROOT_SECRET):
+        status, headers, _ = self.request("/console/signin", {"access_key_id": key, "secret_access_key": secret})
+        assert status == 303, status
+        return headers
+
+    def csrf(self):
+        _, _, body = self.request("/console/identities")
+        return re.search(r'name="csrf" value="([a-z0-9]+)"', body).group(1)
+
+
+def test_console_end_to_end_in_chromium(make_server):
+    s = console(make_server)
+    js = os.path.join(ROOT, "tests", "js")
+    env = dict(os.environ, SESAME_URL=s.url, AWS_ACCESS_KEY_ID=ROOT_KEY, AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
+               SESAME_OPERATOR_TOKEN=OPERATOR, SESAME_ARTIFACTS=ARTIFACTS, CHROMIUM=CHROMIUM)
+    p = subprocess.run(["node", "console.mjs"], cwd=js, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr + s.read_log()[-3000:]
+    assert "console flow ok" in p.stdout
+    shots = os.listdir(ARTIFACTS)
+    for page in ["dashboard", "identity", "mail", "message", "operator"]:
+        assert f"{page}-1280.png" in shots and f"{page}-375.png" in shots, shots
+    # What the browser did, seen through the API.
+    sesv2 = s.client("sesv2")
+    assert sesv2.get_account()["ProductionAccessEnabled"] is True
+    got = sesv2.get_email_identity(EmailIdentity="me@console.example")
+    assert got["VerifiedForSendingStatus"] is True
+
+
+def test_console_security(make_server):
+    s = console(make_server)
+    b = Browser(s.url)
+    status, headers, _ = b.request("/console/identities")
+    assert status == 303 and headers["location"] == "/console/signin", "signed out: sent to sign in"
+    status, _, body = b.request("/console/signin", {"access_key_id": ROOT_KEY, "secret_access_key": "nope"})
+    assert status == 401 and "wrong" in body
+    cookie = b.sign_in()["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+
+    status, headers, body = b.request("/console")
+    assert status == 200
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in body.replace('<script src="/console/static/console.js" defer></script>', "")
+
+    # A form without the session's CSRF token changes nothing.
+    status, _, _ = b.request("/console/identities", {"name": "forged.example"})
+    assert status == 403
+    status, _, _ = b.request("/console/identities", {"name": "forged.example", "csrf": "x" * 32})
+    assert status == 403
+    sesv2 = s.client("sesv2")
+    assert sesv2.list_email_identities()["EmailIdentities"] == []
+    status, headers, _ = b.request("/console/identities", {"name": "real.example", "csrf": b.csrf()})
+    assert status == 303 and headers["location"] == "/console/identities/real.example"
+    assert [i["IdentityName"] for i in sesv2.list_email_identities()["EmailIdentities"]] == ["real.example"]
+    status, _, body = b.request("/console/identities", {"name": "not a domain!", "csrf": b.csrf()})
+    assert status == 400 and "contains control or whitespace" in body, "SES's message, escaped into the page"
+
+    # Output is escaped: a subject with markup shows as text.
+    sesv2.create_email_identity(EmailIdentity="me@real.example")
+    s.sesame("identities", "verify", "--account", "111111111111", "--region", "us-east-1", "me@real.example")
+    mid = sesv2.send_email(FromEmailAddress="me@real.example", Destination={"ToAddresses": ["me@real.example"]},
+                           Content={"Simple": {"Subject": {"Data": "<script>alert(1)</script>"},
+                                               "Body": {"Html": {"Data": "<p>hi<script>alert(2)</script></p>"}}}})["MessageId"]
+    _, _, body = b.request("/console/mail")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert(1)" not in body
+    status, headers, body = b.request(f"/console/mail/{mid}/html")
+    assert status == 200 and headers["content-security-policy"].startswith("sandbox")
+    assert "default-src 'none'" in headers["content-security-policy"]
+    _, _, body = b.request(f"/console/mail/{mid}")
+    assert 'iframe class="mail" sandbox ' in body
+
+    # Another account sees none of it, and is no operator.
+    out = s.sesame("keys", "create", "--account", "222222222222").stdout
+    other_key = re.search(r"aws_access_key_id = (\S+)", out).group(1)
+    other_secret = re.search(r"aws_secret_access_key = (\S+)", out).group(1)
+    other = Browser(s.url)
+    other.sign_in(other_key, other_secret)
+    assert other.request(f"/console/mail/{mid}")[0] == 404
+    assert other.request(f"/console/mail/{mid}/raw")[0] == 404
+    assert "real.example" not in other.request("/console/identities")[2]
+    assert other.request("/console/operator")[0] == 403
+
+    # Signing out ends the session.
+    status, _, _ = b.request("/console/signout", {"csrf": b.csrf()})
+    assert status == 303
+    assert b.request("/console")[0] == 303
