@@ -130,3 +130,54 @@ def test_console_security(make_server):
     status, _, _ = b.request("/console/signout", {"csrf": b.csrf()})
     assert status == 303
     assert b.request("/console")[0] == 303
+
+
+def test_console_lists_are_edited_where_the_api_allows(make_server):
+    s = console(make_server)
+    b = Browser(s.url)
+    b.sign_in()
+    sesv2 = s.client("sesv2")
+
+    def post(path, **form):
+        status, headers, body = b.request(path, dict(form, csrf=b.csrf()))
+        assert status == 303, body[-500:]
+        return headers["location"]
+
+    # A template: created, previewed against sample data, edited, deleted.
+    assert post("/console/templates", name="welcome", subject="Hi {{name}}",
+                text="Hello {{name}}!") == "/console/templates/welcome"
+    _, _, page = b.request("/console/templates/welcome?data=" + urllib.parse.quote('{"name":"Ada"}'))
+    assert 'id="rendered-subject">Hi Ada<' in page and "Hello Ada!" in page
+    _, _, page = b.request("/console/templates/welcome?data=" + urllib.parse.quote("{not json"))
+    assert 'role="alert"' in page
+    post("/console/templates/welcome/update", subject="Welcome {{name}}", text="Hello again")
+    assert sesv2.get_email_template(TemplateName="welcome")["TemplateContent"]["Subject"] == "Welcome {{name}}"
+    post("/console/templates/welcome/delete")
+    assert sesv2.list_email_templates()["TemplatesMetadata"] == []
+
+    # A configuration set: created, paused, deleted.
+    post("/console/configuration-sets", name="marketing")
+    post("/console/configuration-sets/marketing/sending", enabled="false")
+    assert sesv2.get_configuration_set(ConfigurationSetName="marketing")["SendingOptions"]["SendingEnabled"] is False
+    post("/console/configuration-sets/marketing/delete")
+    assert sesv2.list_configuration_sets()["ConfigurationSets"] == []
+
+    # The suppression list: an address added and removed.
+    post("/console/suppression", address="gone@example.org", reason="BOUNCE")
+    got = sesv2.get_suppressed_destination(EmailAddress="gone@example.org")["SuppressedDestination"]
+    assert got["Reason"] == "BOUNCE"
+    assert "gone@example.org" in b.request("/console/lists")[2]
+    post("/console/suppression/delete", address="gone@example.org")
+    assert sesv2.list_suppressed_destinations()["SuppressedDestinationSummaries"] == []
+
+    # A topic: created and deleted.
+    post("/console/topics", name="feedback")
+    sns = s.client("sns")
+    [topic] = sns.list_topics()["Topics"]
+    post("/console/topics/delete", arn=topic["TopicArn"])
+    assert sns.list_topics()["Topics"] == []
+
+    # SES's refusal, shown: a bad name changes nothing.
+    status, _, body = b.request("/console/configuration-sets", {"name": "bad name!", "csrf": b.csrf()})
+    assert status == 400 and 'role="alert"' in body
+    assert sesv2.list_configuration_sets()["ConfigurationSets"] == []

@@ -40,7 +40,27 @@ pub fn routes<S: Clone + Send + Sync + 'static>(c: Arc<Console>) -> Router<S> {
         .route("/console/mail/{id}/raw", get(message_raw))
         .route("/console/rejections", get(rejections))
         .route("/console/lists", get(lists))
+        .route("/console/templates", post(create_template))
         .route("/console/templates/{name}", get(template))
+        .route("/console/templates/{name}/update", post(update_template))
+        .route("/console/templates/{name}/delete", post(delete_template))
+        .route("/console/configuration-sets", post(create_set))
+        .route(
+            "/console/configuration-sets/{name}/sending",
+            post(set_sending),
+        )
+        .route(
+            "/console/configuration-sets/{name}/delete",
+            post(delete_set),
+        )
+        .route("/console/suppression", post(suppress))
+        .route("/console/suppression/delete", post(unsuppress))
+        .route("/console/topics", post(create_topic))
+        .route("/console/topics/delete", post(delete_topic))
+        .route(
+            "/console/custom-verification/{name}/delete",
+            post(delete_cv),
+        )
         .route("/console/operator", get(operator))
         .route(
             "/console/operator/{account}/{region}/{decision}",
@@ -926,12 +946,14 @@ async fn lists(State(c): C, headers: HeaderMap) -> Response {
     #[derive(Serialize)]
     struct P {
         templates: Vec<(String, String)>,
-        cv_templates: Vec<(String, String, String)>,
-        sets: Vec<(String, bool, usize)>,
+        cv_templates: Vec<(String, String, String, String)>,
+        sets: Vec<(String, bool, usize, String)>,
         suppressed: Vec<(String, String, String)>,
         topics: Vec<(String, String)>,
+        csrf: String,
     }
     let p = P {
+        csrf: s.csrf.clone(),
         templates: templates
             .iter()
             .map(|t| {
@@ -948,6 +970,7 @@ async fn lists(State(c): C, headers: HeaderMap) -> Response {
                     t.name.clone(),
                     t.from_email_address.clone(),
                     t.subject.clone(),
+                    format!("/console/custom-verification/{}/delete", seg(&t.name)),
                 )
             })
             .collect(),
@@ -958,6 +981,7 @@ async fn lists(State(c): C, headers: HeaderMap) -> Response {
                     cs.name.clone(),
                     cs.sending_enabled,
                     cs.event_destinations.len(),
+                    format!("/console/configuration-sets/{}", seg(&cs.name)),
                 )
             })
             .collect(),
@@ -1025,6 +1049,8 @@ async fn template(
         rendered_text: Option<String>,
         rendered_html: Option<String>,
         error: Option<String>,
+        base: String,
+        csrf: String,
     }
     let subject_of = |r: &sesame_core::compose::Readable| {
         r.headers
@@ -1042,8 +1068,190 @@ async fn template(
         rendered_text: rendered.as_ref().and_then(|r| r.text.clone()),
         rendered_html: rendered.as_ref().and_then(|r| r.html.clone()),
         error,
+        base: format!("/console/templates/{}", seg(&t.name)),
+        csrf: s.csrf.clone(),
     };
     c.page(Some(&s), &format!("Template {}", t.name), "template", &p)
+}
+
+// ------------------------------------------------------------ list edits
+
+/// A form field, trimmed; `None` when empty.
+fn field(form: &HashMap<String, String>, k: &str) -> Option<String> {
+    form.get(k)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Runs a list edit for a posted form, then goes back to `to` (or shows
+/// SES's refusal).
+async fn edit<Fut>(
+    c: &Console,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    to: &str,
+    run: impl FnOnce(Scope) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    let (_, s) = match posted(c, headers, form) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match run(s.scope()).await {
+        Ok(()) => back(to),
+        Err(e) => failed(c, &s, e),
+    }
+}
+
+fn parts_of(form: &HashMap<String, String>) -> sesame_model::template::TemplateParts {
+    sesame_model::template::TemplateParts {
+        subject: field(form, "subject"),
+        text: field(form, "text"),
+        html: field(form, "html"),
+    }
+}
+
+async fn create_template(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let name = field(&form, "name").unwrap_or_default();
+    let parts = parts_of(&form);
+    let to = format!("/console/templates/{}", seg(&name));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        api.templates.create(&scope, &name, parts, vec![]).await
+    })
+    .await
+}
+
+async fn update_template(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    let parts = parts_of(&form);
+    let to = format!("/console/templates/{}", seg(&name));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        api.templates.update(&scope, &name, parts).await
+    })
+    .await
+}
+
+async fn delete_template(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.templates.delete(&scope, &name).await.map(drop)
+    })
+    .await
+}
+
+async fn create_set(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let name = field(&form, "name").unwrap_or_default();
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.configuration_sets
+            .create(&scope, &name, vec![], Default::default())
+            .await
+    })
+    .await
+}
+
+async fn set_sending(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    let enabled = form.get("enabled").map(String::as_str) == Some("true");
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        let o = sesame_core::configuration_sets::SetOptions {
+            sending_enabled: Some(enabled),
+            ..Default::default()
+        };
+        api.configuration_sets.configure(&scope, &name, o).await
+    })
+    .await
+}
+
+async fn delete_set(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.configuration_sets.delete(&scope, &name).await
+    })
+    .await
+}
+
+async fn suppress(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let address = field(&form, "address").unwrap_or_default();
+    let reason = form
+        .get("reason")
+        .and_then(|r| sesame_model::suppression::Reason::parse(r));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        let reason =
+            reason.ok_or_else(|| Error::invalid("The reason must be BOUNCE or COMPLAINT."))?;
+        api.suppression.put(&scope, &address, reason).await
+    })
+    .await
+}
+
+async fn unsuppress(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let address = field(&form, "address").unwrap_or_default();
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.suppression.delete(&scope, &address).await
+    })
+    .await
+}
+
+async fn create_topic(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let name = field(&form, "name").unwrap_or_default();
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.sns
+            .create_topic(&scope, &name, &[], vec![])
+            .await
+            .map(drop)
+    })
+    .await
+}
+
+async fn delete_topic(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let arn = field(&form, "arn").unwrap_or_default();
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.sns.delete_topic(&scope, &arn).await
+    })
+    .await
+}
+
+async fn delete_cv(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.custom_verification
+            .delete(&scope, &name)
+            .await
+            .map(drop)
+    })
+    .await
 }
 
 // ------------------------------------------------------------ operator
