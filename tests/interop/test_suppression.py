@@ -140,3 +140,20 @@ def test_capture_mode_honours_the_list(make_server):
     assert by["Bounce"]["bounce"]["bounceSubType"] == "OnAccountSuppressionList"
     assert [r["emailAddress"] for r in by["Bounce"]["bounce"]["bouncedRecipients"]] == ["gone@example.org"]
     assert by["Delivery"]["delivery"]["recipients"] == ["here@example.org"]
+
+
+def test_bulk_import_from_a_csv_file(make_server, tmp_path):
+    """`sesame suppression import`: SES's `address,reason` lines, a header
+    skipped, a bad line reported by number and the rest imported; away from
+    a terminal, plain lines rather than a progress bar."""
+    s = make_server(["--dev"])
+    f = tmp_path / "suppressed.csv"
+    f.write_text("EMAIL_ADDRESS,REASON\nOne@Example.org,BOUNCE\ntwo@example.org,complaint\n"
+                 "not-an-address,BOUNCE\nthree@example.org,SPAM\nfour@example.org,BOUNCE\n")
+    p = s.sesame("suppression", "import", "--account", "111111111111", "--region", "us-east-1", str(f), check=False)
+    assert p.returncode != 0 and "2 lines were refused" in p.stderr
+    assert "line 4: not-an-address" in p.stdout and "line 5: three@example.org" in p.stdout
+    assert "imported 3 addresses" in p.stdout and "\x1b[" not in p.stdout
+    got = s.client("sesv2").list_suppressed_destinations()["SuppressedDestinationSummaries"]
+    assert sorted((d["EmailAddress"], d["Reason"]) for d in got) == [
+        ("four@example.org", "BOUNCE"), ("one@example.org", "BOUNCE"), ("two@example.org", "COMPLAINT")]

@@ -76,6 +76,11 @@ enum Command {
         /// A request ID, a MessageId or an email address.
         what: String,
     },
+    /// The account-level suppression list: bulk import.
+    Suppression {
+        #[command(subcommand)]
+        command: SuppressionCommand,
+    },
     /// The outbound queue: counts by state, what waits and why; retry or drop a message.
     Queue {
         #[command(subcommand)]
@@ -99,6 +104,18 @@ enum QueueCommand {
     Retry { message_id: String },
     /// Give up on a message's unfinished deliveries.
     Drop { message_id: String },
+}
+
+#[derive(Subcommand)]
+enum SuppressionCommand {
+    /// Add addresses from a CSV file of `address,reason` lines (reason
+    /// BOUNCE or COMPLAINT), as SES's suppression-list import takes them;
+    /// a progress bar on a terminal, a line per 1,000 otherwise.
+    Import {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -294,6 +311,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Accounts { command } => accounts_command(&cli.common, command).await,
         Command::Audit(args) => audit_command(&cli.common, args).await,
+        Command::Suppression {
+            command: SuppressionCommand::Import { scope, file },
+        } => {
+            let scope = scope_of(&scope)?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let store = open_store(&cli.common).await?;
+            let result = import_suppressed(store.clone() as Arc<dyn Store>, &scope, &text).await;
+            store.close().await;
+            result
+        }
         Command::Explain { what } => explain_command(&cli.common, &what).await,
         Command::Queue { command } => {
             let store = open_store(&cli.common).await?;
@@ -416,6 +444,112 @@ async fn identities_command(
     Ok(())
 }
 
+/// Long work's progress: a bar on a terminal (stderr), and plain lines
+/// otherwise (every line on a terminal goes above the bar).
+struct Progress {
+    bar: indicatif::ProgressBar,
+    terminal: bool,
+    total: u64,
+    done: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if terminal {
+            let b = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}",
+            ) {
+                b.set_style(style);
+            }
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Self {
+            bar,
+            terminal,
+            total,
+            done: 0,
+        }
+    }
+
+    /// One item done; `line` is printed (above the bar on a terminal, with
+    /// its count otherwise), when given.
+    fn step(&mut self, message: &str, line: Option<&str>) {
+        self.done += 1;
+        self.bar.set_message(message.to_owned());
+        if let Some(line) = line {
+            if self.terminal {
+                self.bar.println(line);
+            } else {
+                println!("[{}/{}] {line}", self.done, self.total);
+            }
+        }
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// `sesame suppression import`: each `address,reason` line put on the
+/// scope's list through the same use case as PutSuppressedDestination. A
+/// bad line is reported with its number and skipped; the command fails if
+/// any was.
+async fn import_suppressed(store: Arc<dyn Store>, scope: &Scope, text: &str) -> Result<(), String> {
+    let svc = sesame_core::SuppressionService::new(store, Arc::new(SystemClock));
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let mut progress = Progress::new(lines.len() as u64);
+    let (mut added, mut bad) = (0, 0);
+    for (n, line) in lines {
+        let (address, reason) = line.split_once(',').unwrap_or((line, ""));
+        let (address, reason) = (
+            address.trim().trim_matches('"'),
+            reason.trim().trim_matches('"'),
+        );
+        // A header line (no address in it) is skipped.
+        if n == 1 && !address.contains('@') {
+            progress.step(address, None);
+            continue;
+        }
+        let outcome = match sesame_model::suppression::Reason::parse(&reason.to_ascii_uppercase()) {
+            None => Err(format!(
+                "the reason must be BOUNCE or COMPLAINT, not '{reason}'"
+            )),
+            Some(r) => svc.put(scope, address, r).await.map_err(|e| e.message),
+        };
+        let line = match outcome {
+            Ok(()) => {
+                added += 1;
+                (added % 1000 == 0).then(|| format!("{added} added"))
+            }
+            Err(e) => {
+                bad += 1;
+                Some(format!("line {n}: {address}: {e}"))
+            }
+        };
+        progress.step(address, line.as_deref());
+    }
+    progress.finish();
+    println!(
+        "imported {added} addresses into the suppression list of account {} region {}; {bad} lines refused",
+        scope.account, scope.region
+    );
+    match bad {
+        0 => Ok(()),
+        n => Err(format!("{n} lines were refused")),
+    }
+}
+
 /// `sesame identities check --all`: every domain identity of the scopes
 /// asked for, checked now, one at a time; a progress bar on a terminal,
 /// a line per identity otherwise. Fails when a check fails.
@@ -425,7 +559,6 @@ async fn check_all(
     account: Option<String>,
     region: Option<String>,
 ) -> Result<(), String> {
-    use std::io::IsTerminal;
     let account = account
         .as_deref()
         .map(AccountId::parse)
@@ -461,22 +594,9 @@ async fn check_all(
             break;
         }
     }
-    let terminal = std::io::stderr().is_terminal();
-    let bar = if terminal {
-        let b = indicatif::ProgressBar::new(domains.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}",
-            )
-            .map_err(|e| e.to_string())?,
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let mut progress = Progress::new(domains.len() as u64);
     let (mut verified, mut failed) = (0, 0);
-    for (n, (scope, name)) in domains.iter().enumerate() {
-        bar.set_message(name.clone());
+    for (scope, name) in &domains {
         let line = match verifier.check(scope, name).await {
             Ok(i) => {
                 if i.verification_status == sesame_model::identity::VerificationStatus::Success {
@@ -497,14 +617,9 @@ async fn check_all(
                 )
             }
         };
-        if terminal {
-            bar.println(&line);
-        } else {
-            println!("[{}/{}] {line}", n + 1, domains.len());
-        }
-        bar.inc(1);
+        progress.step(name, Some(&line));
     }
-    bar.finish_and_clear();
+    progress.finish();
     println!(
         "checked {} domain identities: {verified} verified, {} not, {failed} not checked",
         domains.len(),
