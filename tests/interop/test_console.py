@@ -43,8 +43,14 @@ class Browser:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read().decode(errors="replace")
 
+    def signin_form(self, key, secret):
+        """The sign-in form's fields, with the token its page just gave."""
+        _, _, page = self.request("/console/signin")
+        token = re.search(r'name="csrf" value="([a-z0-9]+)"', page).group(1)
+        return {"access_key_id": key, "secret_access_key": secret, "csrf": token}
+
     def sign_in(self, key=ROOT_KEY, secret=ROOT_SECRET):
-        status, headers, _ = self.request("/console/signin", {"access_key_id": key, "secret_access_key": secret})
+        status, headers, _ = self.request("/console/signin", self.signin_form(key, secret))
         assert status == 303, status
         return headers
 
@@ -76,8 +82,14 @@ def test_console_security(make_server):
     b = Browser(s.url)
     status, headers, _ = b.request("/console/identities")
     assert status == 303 and headers["location"] == "/console/signin", "signed out: sent to sign in"
-    status, _, body = b.request("/console/signin", {"access_key_id": ROOT_KEY, "secret_access_key": "nope"})
+    status, _, body = b.request("/console/signin", b.signin_form(ROOT_KEY, "nope"))
     assert status == 401 and "wrong" in body
+    # A sign-in posted from elsewhere (no token from this console's form)
+    # signs nobody in.
+    other_site = Browser(s.url)
+    status, headers, _ = other_site.request("/console/signin", {"access_key_id": ROOT_KEY,
+                                                                "secret_access_key": ROOT_SECRET, "csrf": "x" * 32})
+    assert status == 403 and "sesame_console=" not in headers.get("set-cookie", "")
     cookie = b.sign_in()["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
 
@@ -176,6 +188,17 @@ def test_console_lists_are_edited_where_the_api_allows(make_server):
     [topic] = sns.list_topics()["Topics"]
     post("/console/topics/delete", arn=topic["TopicArn"])
     assert sns.list_topics()["Topics"] == []
+
+    # A custom verification template, from a verified identity, and deleted.
+    sesv2.create_email_identity(EmailIdentity="brand.example")
+    s.sesame("identities", "verify", "--account", "111111111111", "--region", "us-east-1", "brand.example")
+    post("/console/custom-verification", name="onboard", **{"from": "hello@brand.example"}, subject="Confirm",
+         content="<p>Please confirm.</p>", success_url="https://brand.example/ok",
+         failure_url="https://brand.example/no")
+    [cv] = sesv2.list_custom_verification_email_templates()["CustomVerificationEmailTemplates"]
+    assert cv["TemplateName"] == "onboard" and cv["FromEmailAddress"] == "hello@brand.example"
+    post("/console/custom-verification/onboard/delete")
+    assert sesv2.list_custom_verification_email_templates()["CustomVerificationEmailTemplates"] == []
 
     # SES's refusal, shown: a bad name changes nothing.
     status, _, body = b.request("/console/configuration-sets", {"name": "bad name!", "csrf": b.csrf()})

@@ -33,6 +33,8 @@ const MAX_SESSIONS: usize = 10_000;
 /// How long a session lasts without use.
 const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
 const COOKIE: &str = "sesame_console";
+/// The sign-in form's CSRF token, before there is a session.
+const PRE_COOKIE: &str = "sesame_console_signin";
 
 /// Every console page's policy: this origin's script and style only, no
 /// plugins, no framing by others, forms posting here only.
@@ -287,6 +289,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The session cookie: HttpOnly, SameSite=Strict, for the console only.
 fn session_cookie(token: &str) -> String {
     format!("{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict")
+}
+
+/// The sign-in form's token cookie.
+fn pre_session_cookie(token: &str) -> String {
+    format!("{PRE_COOKIE}={token}; Path=/console/signin; HttpOnly; SameSite=Strict")
 }
 
 /// Clears the session cookie.

@@ -57,6 +57,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(c: Arc<Console>) -> Router<S> {
         .route("/console/suppression/delete", post(unsuppress))
         .route("/console/topics", post(create_topic))
         .route("/console/topics/delete", post(delete_topic))
+        .route("/console/custom-verification", post(create_cv))
         .route(
             "/console/custom-verification/{name}/delete",
             post(delete_cv),
@@ -151,18 +152,32 @@ async fn signin_form(State(c): C, headers: HeaderMap) -> Response {
         let token = c.start(account, region, true);
         return with_cookie(back("/console"), &super::session_cookie(&token));
     }
+    signin_page(&c, None, StatusCode::OK)
+}
+
+/// The sign-in form, with a fresh pre-session CSRF token in the form and
+/// in a cookie (double submit), so that no other site can sign a visitor
+/// in to an account of its choosing.
+fn signin_page(c: &Console, error: Option<&str>, status: StatusCode) -> Response {
     #[derive(Serialize)]
-    struct P {
+    struct P<'a> {
         operator: bool,
+        error: Option<&'a str>,
+        csrf: &'a str,
     }
-    c.page(
+    let token = sesame_core::random::string_from(b"abcdefghijklmnopqrstuvwxyz0123456789", 32);
+    let mut r = c.page(
         None,
         "Sign in",
         "signin",
         &P {
             operator: c.operator_token.is_some(),
+            error,
+            csrf: &token,
         },
-    )
+    );
+    *r.status_mut() = status;
+    with_cookie(r, &super::pre_session_cookie(&token))
 }
 
 fn default_region(c: &Console) -> Region {
@@ -182,7 +197,17 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
     r
 }
 
-async fn signin(State(c): C, Form(form): F) -> Response {
+async fn signin(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let pre = super::cookie(&headers, super::PRE_COOKIE).unwrap_or_default();
+    let given = form.get("csrf").map(String::as_str).unwrap_or("");
+    if pre.is_empty() || !bool::from(pre.as_bytes().ct_eq(given.as_bytes())) {
+        tracing::info!("console sign-in refused: its CSRF token is missing or wrong");
+        return signin_page(
+            &c,
+            Some("This sign-in form has expired. Try again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
     let key = form
         .get("access_key_id")
         .map(String::as_str)
@@ -193,22 +218,11 @@ async fn signin(State(c): C, Form(form): F) -> Response {
         .map(String::as_str)
         .unwrap_or("");
     let refused = |c: &Console| {
-        #[derive(Serialize)]
-        struct P<'a> {
-            operator: bool,
-            error: &'a str,
-        }
-        let mut r = c.page(
-            None,
-            "Sign in",
-            "signin",
-            &P {
-                operator: c.operator_token.is_some(),
-                error: "The access key ID or secret access key is wrong.",
-            },
-        );
-        *r.status_mut() = StatusCode::UNAUTHORIZED;
-        r
+        signin_page(
+            c,
+            Some("The access key ID or secret access key is wrong."),
+            StatusCode::UNAUTHORIZED,
+        )
     };
     if key.is_empty() || key.len() > 128 || secret.len() > 128 {
         return refused(&c);
@@ -1234,6 +1248,25 @@ async fn delete_topic(State(c): C, headers: HeaderMap, Form(form): F) -> Respons
     let api = &c.app.ses;
     edit(&c, &headers, &form, "/console/lists", |scope| async move {
         api.sns.delete_topic(&scope, &arn).await
+    })
+    .await
+}
+
+async fn create_cv(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let name = field(&form, "name").unwrap_or_default();
+    let input = sesame_core::custom_verification::CvTemplateInput {
+        from_email_address: field(&form, "from"),
+        subject: field(&form, "subject"),
+        content: field(&form, "content"),
+        success_redirection_url: field(&form, "success_url"),
+        failure_redirection_url: field(&form, "failure_url"),
+        tags: vec![],
+    };
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, "/console/lists", |scope| async move {
+        api.custom_verification
+            .create(&api.identities, &scope, &name, input)
+            .await
     })
     .await
 }
