@@ -36,6 +36,7 @@ class Browser:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
 
     def request(self, path, form=None):
+        """GET, or POST a form (a dict, or a list of pairs for repeated fields)."""
         data = urllib.parse.urlencode(form).encode() if form is not None else None
         try:
             r = self.opener.open(self.base + path, data=data, timeout=10)
@@ -174,6 +175,41 @@ def test_console_lists_are_edited_where_the_api_allows(make_server):
     post("/console/configuration-sets/marketing/delete")
     assert sesv2.list_configuration_sets()["ConfigurationSets"] == []
 
+    # A configuration set's options and event destinations, edited on its page.
+    post("/console/configuration-sets", name="tx")
+    assert "Configuration set tx" in b.request("/console/configuration-sets/tx")[2]
+    post("/console/configuration-sets/tx/options", tls_required="on", max_delivery_seconds="600",
+         reputation="on", suppression="set", suppress_bounce="on", redirect_domain="")
+    got = sesv2.get_configuration_set(ConfigurationSetName="tx")
+    assert got["DeliveryOptions"] == {"TlsPolicy": "REQUIRE", "MaxDeliverySeconds": 600}
+    assert got["ReputationOptions"]["ReputationMetricsEnabled"] is True
+    assert got["SuppressionOptions"]["SuppressedReasons"] == ["BOUNCE"]
+    arn = s.client("sns").create_topic(Name="events")["TopicArn"]
+    status, headers, _ = b.request("/console/configuration-sets/tx/destinations", [
+        ("csrf", b.csrf()), ("destination", "to-sns"), ("types", "Bounce"), ("types", "Complaint"),
+        ("target", "sns"), ("topic_arn", arn)])
+    assert status == 303
+    [d] = sesv2.get_configuration_set_event_destinations(ConfigurationSetName="tx")["EventDestinations"]
+    assert d["Name"] == "to-sns" and sorted(d["MatchingEventTypes"]) == ["BOUNCE", "COMPLAINT"]
+    assert d["SnsDestination"]["TopicArn"] == arn
+    post("/console/configuration-sets/tx/destinations/to-sns/delete")
+    assert sesv2.get_configuration_set_event_destinations(ConfigurationSetName="tx")["EventDestinations"] == []
+    status, _, body = b.request("/console/configuration-sets/tx/options",
+                                {"csrf": b.csrf(), "max_delivery_seconds": "5"})
+    assert status == 400 and "MaxDeliverySeconds" in body
+    assert sesv2.get_configuration_set(ConfigurationSetName="tx")["DeliveryOptions"]["MaxDeliverySeconds"] == 600
+    post("/console/configuration-sets/tx/delete")
+
+    # A topic's subscriptions: one added (pending its confirmation) and removed.
+    post("/console/topics/subscribe", arn=arn, protocol="email", endpoint="ops@example.org")
+    _, _, page = b.request("/console/topic?arn=" + urllib.parse.quote(arn))
+    assert "ops@example.org" in page and "pending confirmation" in page
+    [sub] = s.client("sns").list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+    sub_arn = re.search(r'name="subscription" value="([^"]+)"', page).group(1)
+    post("/console/topics/unsubscribe", arn=arn, subscription=sub_arn.replace("&#x3D;", "="))
+    assert s.client("sns").list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"] == []
+    assert sub["Endpoint"] == "ops@example.org"
+
     # The suppression list: an address added and removed.
     post("/console/suppression", address="gone@example.org", reason="BOUNCE")
     got = sesv2.get_suppressed_destination(EmailAddress="gone@example.org")["SuppressedDestination"]
@@ -185,9 +221,9 @@ def test_console_lists_are_edited_where_the_api_allows(make_server):
     # A topic: created and deleted.
     post("/console/topics", name="feedback")
     sns = s.client("sns")
-    [topic] = sns.list_topics()["Topics"]
+    [topic] = [t for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":feedback")]
     post("/console/topics/delete", arn=topic["TopicArn"])
-    assert sns.list_topics()["Topics"] == []
+    assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [arn]
 
     # A custom verification template, from a verified identity, and deleted.
     sesv2.create_email_identity(EmailIdentity="brand.example")
@@ -197,6 +233,11 @@ def test_console_lists_are_edited_where_the_api_allows(make_server):
          failure_url="https://brand.example/no")
     [cv] = sesv2.list_custom_verification_email_templates()["CustomVerificationEmailTemplates"]
     assert cv["TemplateName"] == "onboard" and cv["FromEmailAddress"] == "hello@brand.example"
+    post("/console/custom-verification/onboard/update", **{"from": "hello@brand.example"}, subject="Confirm now",
+         content="<p>Please confirm.</p>", success_url="https://brand.example/ok",
+         failure_url="https://brand.example/no")
+    assert sesv2.get_custom_verification_email_template(TemplateName="onboard")["TemplateSubject"] == "Confirm now"
+    assert "Confirm now" in b.request("/console/custom-verification/onboard")[2]
     post("/console/custom-verification/onboard/delete")
     assert sesv2.list_custom_verification_email_templates()["CustomVerificationEmailTemplates"] == []
 

@@ -100,6 +100,9 @@ impl Console {
             "rejections",
             "lists",
             "template",
+            "configuration_set",
+            "topic",
+            "cv_template",
             "operator",
             "error"
         ) {

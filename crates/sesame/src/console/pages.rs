@@ -53,6 +53,27 @@ pub fn routes<S: Clone + Send + Sync + 'static>(c: Arc<Console>) -> Router<S> {
             "/console/configuration-sets/{name}/delete",
             post(delete_set),
         )
+        .route("/console/configuration-sets/{name}", get(configuration_set))
+        .route(
+            "/console/configuration-sets/{name}/options",
+            post(set_options),
+        )
+        .route(
+            "/console/configuration-sets/{name}/destinations",
+            post(add_destination),
+        )
+        .route(
+            "/console/configuration-sets/{name}/destinations/{dest}/delete",
+            post(delete_destination),
+        )
+        .route("/console/topic", get(topic))
+        .route("/console/topics/subscribe", post(subscribe))
+        .route("/console/topics/unsubscribe", post(unsubscribe))
+        .route("/console/custom-verification/{name}", get(cv_template))
+        .route(
+            "/console/custom-verification/{name}/update",
+            post(update_cv),
+        )
         .route("/console/suppression", post(suppress))
         .route("/console/suppression/delete", post(unsuppress))
         .route("/console/topics", post(create_topic))
@@ -1283,6 +1304,359 @@ async fn delete_cv(
             .delete(&scope, &name)
             .await
             .map(drop)
+    })
+    .await
+}
+
+// ------------------------------------------------- views and their edits
+
+async fn configuration_set(State(c): C, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let (_, s) = match signed_in(&c, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let api = &c.app.ses;
+    let set = match api.configuration_sets.get(&s.scope(), &name).await {
+        Ok(set) => set,
+        Err(e) => return failed(&c, &s, e),
+    };
+    let topics = api
+        .sns
+        .list_topics(&s.scope(), None)
+        .await
+        .map(|(t, _)| t)
+        .unwrap_or_default();
+    #[derive(Serialize)]
+    struct Dest {
+        name: String,
+        enabled: bool,
+        types: String,
+        target: String,
+        delete: String,
+    }
+    #[derive(Serialize)]
+    struct P {
+        name: String,
+        base: String,
+        sending_enabled: bool,
+        tls_required: bool,
+        max_delivery_seconds: Option<u32>,
+        reputation: bool,
+        engagement: bool,
+        own_reasons: bool,
+        suppress_bounce: bool,
+        suppress_complaint: bool,
+        redirect_domain: String,
+        destinations: Vec<Dest>,
+        topics: Vec<String>,
+        kinds: Vec<(&'static str, String)>,
+        csrf: String,
+    }
+    use sesame_model::configuration_set::DestinationTarget;
+    use sesame_model::suppression::Reason;
+    let base = format!("/console/configuration-sets/{}", seg(&set.name));
+    let reasons = set.suppressed_reasons.clone();
+    let p = P {
+        destinations: set
+            .event_destinations
+            .iter()
+            .map(|d| Dest {
+                name: d.name.clone(),
+                enabled: d.enabled,
+                types: d
+                    .matching
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                target: match &d.target {
+                    DestinationTarget::Sns { topic_arn } => format!("SNS {topic_arn}"),
+                    DestinationTarget::CloudWatch { .. } => "CloudWatch (Prometheus series)".into(),
+                    DestinationTarget::EventBridge { bus_arn } => format!("EventBridge {bus_arn}"),
+                    DestinationTarget::Firehose { stream_arn, .. } => {
+                        format!("Firehose {stream_arn}")
+                    }
+                },
+                delete: format!("{base}/destinations/{}/delete", seg(&d.name)),
+            })
+            .collect(),
+        base,
+        name: set.name.clone(),
+        sending_enabled: set.sending_enabled,
+        tls_required: set.tls_required,
+        max_delivery_seconds: set.max_delivery_seconds,
+        reputation: set.reputation_metrics,
+        engagement: set.engagement_metrics == Some(true),
+        own_reasons: reasons.is_some(),
+        suppress_bounce: reasons
+            .as_ref()
+            .is_some_and(|r| r.contains(&Reason::Bounce)),
+        suppress_complaint: reasons
+            .as_ref()
+            .is_some_and(|r| r.contains(&Reason::Complaint)),
+        redirect_domain: set.redirect_domain.clone().unwrap_or_default(),
+        topics: topics.into_iter().map(|t| t.arn).collect(),
+        kinds: EventKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), format!("{k:?}")))
+            .collect(),
+        csrf: s.csrf.clone(),
+    };
+    c.page(
+        Some(&s),
+        &format!("Configuration set {name}"),
+        "configuration_set",
+        &p,
+    )
+}
+
+async fn set_options(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    use sesame_model::suppression::Reason;
+    let on = |k: &str| form.get(k).is_some_and(|v| v == "on");
+    let max = field(&form, "max_delivery_seconds");
+    let reasons = (form.get("suppression").map(String::as_str) == Some("set")).then(|| {
+        let mut r = vec![];
+        if on("suppress_bounce") {
+            r.push(Reason::Bounce);
+        }
+        if on("suppress_complaint") {
+            r.push(Reason::Complaint);
+        }
+        r
+    });
+    let options = sesame_core::configuration_sets::SetOptions {
+        sending_enabled: None,
+        suppressed_reasons: Some(reasons),
+        tracking: Some((field(&form, "redirect_domain"), false)),
+        tls_required: Some(on("tls_required")),
+        max_delivery_seconds: None,
+        reputation_metrics: Some(on("reputation")),
+        engagement_metrics: Some(Some(on("engagement"))),
+    };
+    let to = format!("/console/configuration-sets/{}", seg(&name));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        let max_delivery_seconds = match max.as_deref() {
+            None => None,
+            Some(m) => match m.parse::<u32>() {
+                Ok(n @ 300..=50_400) => Some(n),
+                _ => {
+                    return Err(Error::invalid(
+                        "MaxDeliverySeconds must be a whole number from 300 to 50400.",
+                    ));
+                }
+            },
+        };
+        let options = sesame_core::configuration_sets::SetOptions {
+            max_delivery_seconds: Some(max_delivery_seconds),
+            ..options
+        };
+        api.configuration_sets
+            .configure(&scope, &name, options)
+            .await
+    })
+    .await
+}
+
+async fn add_destination(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    use sesame_model::configuration_set::{DestinationTarget, EventDestination};
+    let form: HashMap<String, String> = pairs.iter().cloned().collect();
+    let kinds: Vec<EventKind> = pairs
+        .iter()
+        .filter(|(k, _)| k == "types")
+        .filter_map(|(_, v)| EventKind::ALL.into_iter().find(|k| format!("{k:?}") == *v))
+        .collect();
+    let dest = field(&form, "destination").unwrap_or_default();
+    let target = match form.get("target").map(String::as_str) {
+        Some("cloudwatch") => Some(DestinationTarget::CloudWatch { dimensions: vec![] }),
+        _ => field(&form, "topic_arn").map(|topic_arn| DestinationTarget::Sns { topic_arn }),
+    };
+    let to = format!("/console/configuration-sets/{}", seg(&name));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        let target = target.ok_or_else(|| Error::invalid("Choose an SNS topic or CloudWatch."))?;
+        let d = EventDestination {
+            name: dest,
+            enabled: true,
+            matching: kinds,
+            target,
+        };
+        api.configuration_sets
+            .put_destination(&scope, &name, d, true)
+            .await
+    })
+    .await
+}
+
+async fn delete_destination(
+    State(c): C,
+    headers: HeaderMap,
+    Path((name, dest)): Path<(String, String)>,
+    Form(form): F,
+) -> Response {
+    let to = format!("/console/configuration-sets/{}", seg(&name));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        api.configuration_sets
+            .delete_destination(&scope, &name, &dest)
+            .await
+    })
+    .await
+}
+
+#[derive(serde::Deserialize)]
+struct TopicQuery {
+    arn: String,
+}
+
+async fn topic(State(c): C, headers: HeaderMap, Query(q): Query<TopicQuery>) -> Response {
+    let (_, s) = match signed_in(&c, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let api = &c.app.ses;
+    let t = match api.sns.topic(&s.scope(), &q.arn).await {
+        Ok(t) => t,
+        Err(e) => return failed(&c, &s, e),
+    };
+    let subs = api
+        .sns
+        .list_subscriptions(&s.scope(), Some(&q.arn), None)
+        .await
+        .map(|(subs, _)| subs)
+        .unwrap_or_default();
+    #[derive(Serialize)]
+    struct Sub {
+        arn: String,
+        protocol: &'static str,
+        endpoint: String,
+        confirmed: bool,
+    }
+    #[derive(Serialize)]
+    struct P {
+        name: String,
+        arn: String,
+        display_name: String,
+        signature_version: u8,
+        subscriptions: Vec<Sub>,
+        csrf: String,
+    }
+    let p = P {
+        name: t.name.clone(),
+        arn: t.arn.clone(),
+        display_name: t.display_name.clone(),
+        signature_version: t.signature_version,
+        subscriptions: subs
+            .into_iter()
+            .map(|sub| Sub {
+                protocol: sub.protocol.as_str(),
+                arn: sub.arn,
+                endpoint: sub.endpoint,
+                confirmed: sub.confirmed,
+            })
+            .collect(),
+        csrf: s.csrf.clone(),
+    };
+    c.page(Some(&s), &format!("Topic {}", t.name), "topic", &p)
+}
+
+fn topic_page(arn: &str) -> String {
+    format!("/console/topic?arn={}", seg(arn))
+}
+
+async fn subscribe(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let arn = field(&form, "arn").unwrap_or_default();
+    let protocol = field(&form, "protocol").unwrap_or_default();
+    let endpoint = field(&form, "endpoint");
+    let to = topic_page(&arn);
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        api.sns
+            .subscribe(&scope, &arn, &protocol, endpoint.as_deref(), &[], true)
+            .await
+            .map(drop)
+    })
+    .await
+}
+
+async fn unsubscribe(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
+    let arn = field(&form, "subscription").unwrap_or_default();
+    let to = topic_page(&field(&form, "arn").unwrap_or_default());
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        api.sns.unsubscribe(Some(&scope), &arn).await
+    })
+    .await
+}
+
+async fn cv_template(State(c): C, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let (_, s) = match signed_in(&c, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let t = match c.app.ses.custom_verification.get(&s.scope(), &name).await {
+        Ok(t) => t,
+        Err(e) => return failed(&c, &s, e),
+    };
+    #[derive(Serialize)]
+    struct P {
+        name: String,
+        base: String,
+        from: String,
+        subject: String,
+        content: String,
+        success_url: String,
+        failure_url: String,
+        csrf: String,
+    }
+    let p = P {
+        base: format!("/console/custom-verification/{}", seg(&t.name)),
+        name: t.name,
+        from: t.from_email_address,
+        subject: t.subject,
+        content: t.content,
+        success_url: t.success_redirection_url,
+        failure_url: t.failure_redirection_url,
+        csrf: s.csrf.clone(),
+    };
+    c.page(
+        Some(&s),
+        &format!("Custom verification template {}", p.name),
+        "cv_template",
+        &p,
+    )
+}
+
+async fn update_cv(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    let input = sesame_core::custom_verification::CvTemplateInput {
+        from_email_address: field(&form, "from"),
+        subject: field(&form, "subject"),
+        content: field(&form, "content"),
+        success_redirection_url: field(&form, "success_url"),
+        failure_redirection_url: field(&form, "failure_url"),
+        tags: vec![],
+    };
+    let to = format!("/console/custom-verification/{}", seg(&name));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        api.custom_verification
+            .update(&api.identities, &scope, &name, input)
+            .await
     })
     .await
 }
