@@ -95,6 +95,23 @@ pub fn routes<S: Clone + Send + Sync + 'static>(c: Arc<Console>) -> Router<S> {
 
 // ------------------------------------------------------------ plumbing
 
+/// A signed-in visitor's session, as an extractor: a visitor without one
+/// is sent to sign in.
+pub struct SignedIn(pub Session);
+
+impl axum::extract::FromRequestParts<Arc<Console>> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        c: &Arc<Console>,
+    ) -> Result<Self, Response> {
+        signed_in(c, &parts.headers)
+            .map(|(_, s)| SignedIn(s))
+            .map_err(|r| *r)
+    }
+}
+
 /// The session, or a redirect to sign in.
 fn signed_in(c: &Console, headers: &HeaderMap) -> Gate {
     c.session(headers)
@@ -365,11 +382,7 @@ const SERIES: [(&str, &str); 5] = [
     ("Rejections", "s-reject"),
 ];
 
-async fn dashboard(State(c): C, headers: HeaderMap) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn dashboard(State(c): C, SignedIn(s): SignedIn) -> Response {
     let scope = s.scope();
     let q = match c.app.ses.accounts.quota(&scope).await {
         Ok(q) => q,
@@ -495,11 +508,7 @@ struct IdentityRow {
     verified: bool,
 }
 
-async fn identities(State(c): C, headers: HeaderMap) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn identities(State(c): C, SignedIn(s): SignedIn) -> Response {
     let page = match c
         .app
         .ses
@@ -570,11 +579,7 @@ struct RecordView {
     value: String,
 }
 
-async fn identity(State(c): C, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn identity(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String>) -> Response {
     let i = match c.app.ses.identities.get(&s.scope(), &name).await {
         Ok(i) => i,
         Err(e) => return failed(&c, &s, e),
@@ -655,11 +660,7 @@ async fn identity(State(c): C, headers: HeaderMap, Path(name): Path<String>) -> 
     c.page(Some(&s), &p.name.clone(), "identity", &p)
 }
 
-async fn records_csv(State(c): C, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn records_csv(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String>) -> Response {
     let i = match c.app.ses.identities.get(&s.scope(), &name).await {
         Ok(i) => i,
         Err(e) => return failed(&c, &s, e),
@@ -720,14 +721,12 @@ async fn resend(
     Path(name): Path<String>,
     Form(form): F,
 ) -> Response {
-    let (_, s) = match posted(&c, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match c.app.ses.identities.verify_email(&s.scope(), &name).await {
-        Ok(()) => back(&format!("/console/identities/{}", seg(&name))),
-        Err(e) => failed(&c, &s, e),
-    }
+    let to = format!("/console/identities/{}", seg(&name));
+    let api = &c.app.ses;
+    edit(&c, &headers, &form, &to, |scope| async move {
+        api.identities.verify_email(&scope, &name).await
+    })
+    .await
 }
 
 async fn delete_identity(
@@ -736,23 +735,20 @@ async fn delete_identity(
     Path(name): Path<String>,
     Form(form): F,
 ) -> Response {
-    let (_, s) = match posted(&c, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match c.app.ses.identities.delete(&s.scope(), &name).await {
-        Ok(()) => back("/console/identities"),
-        Err(e) => failed(&c, &s, e),
-    }
+    let api = &c.app.ses;
+    edit(
+        &c,
+        &headers,
+        &form,
+        "/console/identities",
+        |scope| async move { api.identities.delete(&scope, &name).await },
+    )
+    .await
 }
 
 // ------------------------------------------------------------ mail
 
-async fn mail(State(c): C, headers: HeaderMap) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn mail(State(c): C, SignedIn(s): SignedIn) -> Response {
     let messages = match c
         .store
         .list_messages(&sesame_model::MessageFilter {
@@ -803,11 +799,7 @@ async fn own_message(c: &Console, s: &Session, id: &str) -> Option<sesame_model:
         .filter(|m| m.scope.account == s.account)
 }
 
-async fn message(State(c): C, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn message(State(c): C, SignedIn(s): SignedIn, Path(id): Path<String>) -> Response {
     let Some(m) = own_message(&c, &s, &id).await else {
         return error_page(
             &c,
@@ -867,11 +859,7 @@ async fn message(State(c): C, headers: HeaderMap, Path(id): Path<String>) -> Res
 }
 
 /// The message's HTML, for the sandboxed frame only.
-async fn message_html(State(c): C, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn message_html(State(c): C, SignedIn(s): SignedIn, Path(id): Path<String>) -> Response {
     let Some(m) = own_message(&c, &s, &id).await else {
         return (StatusCode::NOT_FOUND, "no such message").into_response();
     };
@@ -883,11 +871,7 @@ async fn message_html(State(c): C, headers: HeaderMap, Path(id): Path<String>) -
     r
 }
 
-async fn message_raw(State(c): C, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn message_raw(State(c): C, SignedIn(s): SignedIn, Path(id): Path<String>) -> Response {
     let Some(m) = own_message(&c, &s, &id).await else {
         return (StatusCode::NOT_FOUND, "no such message").into_response();
     };
@@ -904,11 +888,7 @@ async fn message_raw(State(c): C, headers: HeaderMap, Path(id): Path<String>) ->
     r
 }
 
-async fn rejections(State(c): C, headers: HeaderMap) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn rejections(State(c): C, SignedIn(s): SignedIn) -> Response {
     let list = c
         .store
         .list_rejections(&s.scope(), 200)
@@ -941,11 +921,7 @@ async fn rejections(State(c): C, headers: HeaderMap) -> Response {
 
 // ------------------------------------------------------------ lists
 
-async fn lists(State(c): C, headers: HeaderMap) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn lists(State(c): C, SignedIn(s): SignedIn) -> Response {
     let scope = s.scope();
     let api = &c.app.ses;
     let templates = api
@@ -1050,14 +1026,10 @@ struct Preview {
 
 async fn template(
     State(c): C,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Path(name): Path<String>,
     Query(q): Query<Preview>,
 ) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let t = match c.app.ses.templates.get(&s.scope(), &name).await {
         Ok(t) => t,
         Err(e) => return failed(&c, &s, e),
@@ -1310,11 +1282,11 @@ async fn delete_cv(
 
 // ------------------------------------------------- views and their edits
 
-async fn configuration_set(State(c): C, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn configuration_set(
+    State(c): C,
+    SignedIn(s): SignedIn,
+    Path(name): Path<String>,
+) -> Response {
     let api = &c.app.ses;
     let set = match api.configuration_sets.get(&s.scope(), &name).await {
         Ok(set) => set,
@@ -1519,11 +1491,7 @@ struct TopicQuery {
     arn: String,
 }
 
-async fn topic(State(c): C, headers: HeaderMap, Query(q): Query<TopicQuery>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn topic(State(c): C, SignedIn(s): SignedIn, Query(q): Query<TopicQuery>) -> Response {
     let api = &c.app.ses;
     let t = match api.sns.topic(&s.scope(), &q.arn).await {
         Ok(t) => t,
@@ -1599,11 +1567,7 @@ async fn unsubscribe(State(c): C, headers: HeaderMap, Form(form): F) -> Response
     .await
 }
 
-async fn cv_template(State(c): C, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn cv_template(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String>) -> Response {
     let t = match c.app.ses.custom_verification.get(&s.scope(), &name).await {
         Ok(t) => t,
         Err(e) => return failed(&c, &s, e),
@@ -1663,11 +1627,7 @@ async fn update_cv(
 
 // ------------------------------------------------------------ operator
 
-async fn operator(State(c): C, headers: HeaderMap) -> Response {
-    let (_, s) = match signed_in(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn operator(State(c): C, SignedIn(s): SignedIn) -> Response {
     if !s.operator {
         return error_page(
             &c,
