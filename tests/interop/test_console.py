@@ -228,9 +228,15 @@ def test_console_lists_are_edited_where_the_api_allows(make_server):
     # A custom verification template, from a verified identity, and deleted.
     sesv2.create_email_identity(EmailIdentity="brand.example")
     s.sesame("identities", "verify", "--account", "111111111111", "--region", "us-east-1", "brand.example")
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
     post("/console/custom-verification", name="onboard", **{"from": "hello@brand.example"}, subject="Confirm",
-         content="<p>Please confirm.</p>", success_url="https://brand.example/ok",
-         failure_url="https://brand.example/no")
+         content=f'<p>Please confirm.</p><img src="data:image/png;base64,{png}" alt="logo">',
+         success_url="https://brand.example/ok", failure_url="https://brand.example/no")
+    # Its preview shows the embedded image, in the sandboxed frame only.
+    assert '<iframe class="mail" sandbox' in b.request("/console/custom-verification/onboard")[2]
+    status, headers, body = b.request("/console/custom-verification/onboard/preview")
+    assert status == 200 and headers["content-security-policy"].startswith("sandbox")
+    assert f"data:image/png;base64,{png}" in body
     [cv] = sesv2.list_custom_verification_email_templates()["CustomVerificationEmailTemplates"]
     assert cv["TemplateName"] == "onboard" and cv["FromEmailAddress"] == "hello@brand.example"
     post("/console/custom-verification/onboard/update", **{"from": "hello@brand.example"}, subject="Confirm now",

@@ -84,6 +84,9 @@ def test_crud_in_both_apis(dev):
     ("<p onclick=\"steal()\">hi</p>", "onclick"),
     ("<a href=\"https://x.example\">link</a>", "<a>"),
     ("<iframe src=\"https://x.example\"></iframe>", "<iframe>"),
+    ("<img src=\"data:image/svg+xml;base64,PHN2Zy8+\">", "image/svg+xml"),
+    ("<img src=\"data:image/png;base64,@@not base64@@\">", "does not decode"),
+    ("<img src=\"data:image/png,plain\">", "must be base64"),
 ])
 def test_html_outside_the_allow_list_is_refused(dev, content, why):
     _, ses, sesv2 = dev
@@ -162,3 +165,32 @@ def test_send_needs_production_access_then_verifies_and_redirects(dev):
     assert click() == (302, "https://brand.example/failed")
     attrs = ses.get_identity_verification_attributes(Identities=["new.user@customer.example"])
     assert attrs["VerificationAttributes"]["new.user@customer.example"]["VerificationStatus"] == "Success"
+
+
+# A 1×1 transparent PNG.
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+
+
+def test_embedded_images_become_inline_parts(dev):
+    """SES's guide: a `data:` image in the template's HTML is sent as an
+    attachment. It arrives as an inline part the HTML points at by cid:."""
+    import base64
+
+    s, ses, sesv2 = dev
+    content = (f'<html><body><p>Hello</p><img src="data:image/png;base64,{PNG}" alt="logo">'
+               f'<img src="data:image/png;base64,{PNG}" alt="again"></body></html>')
+    ses.create_custom_verification_email_template(**template("pictured", TemplateContent=content))
+    s.sesame("accounts", "approve", *ACCOUNT)
+    sesv2.send_custom_verification_email(EmailAddress="pic@customer.example", TemplateName="pictured")
+    [m] = [m for m in mailbox(s, recipient="pic@customer.example")
+           if m["operation"] == "SendCustomVerificationEmail"]
+    msg = email.message_from_string(m["mime"], policy=email.policy.default)
+    html = msg.get_body(preferencelist=("html",)).get_content()
+    assert "data:" not in html
+    cids = re.findall(r'src="cid:([^"]+)"', html)
+    assert len(cids) == 2 and cids[0] == cids[1], "one part for the one image used twice"
+    images = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1
+    assert images[0]["Content-ID"].strip("<>") == cids[0]
+    assert images[0].get_content() == base64.b64decode(PNG)
+    assert images[0].get_content_disposition() == "inline"

@@ -407,6 +407,31 @@ pub fn readable(raw: &[u8]) -> Readable {
             mail_parser::PartType::Html(h) => Some(h.to_string()),
             _ => None,
         });
+    // Inline images (`cid:`) shown where the HTML refers to them, as
+    // `data:` URIs, so that a sandboxed view with no remote loads shows
+    // them. At most 10 MB of them.
+    let html = html.map(|mut h| {
+        use base64::Engine;
+        use mail_parser::MimeHeaders;
+        let mut budget: usize = 10 << 20;
+        for p in &msg.parts {
+            let (Some(cid), Some(kind)) = (p.content_id(), p.content_type()) else {
+                continue;
+            };
+            let data = p.contents();
+            if kind.ctype() != "image" || data.len() > budget {
+                continue;
+            }
+            budget -= data.len();
+            let uri = format!(
+                "data:image/{};base64,{}",
+                kind.subtype().unwrap_or("png"),
+                base64::engine::general_purpose::STANDARD.encode(data)
+            );
+            h = h.replace(&format!("cid:{}", cid.trim_matches(['<', '>'])), &uri);
+        }
+        h
+    });
     let mut links: Vec<String> = vec![];
     for word in text
         .as_deref()
@@ -606,6 +631,39 @@ mod tests {
         let h = read_raw(&raw).unwrap();
         assert_eq!(h.from, vec!["Zoë <zoe@example.com>"]);
         assert_eq!(h.recipients, vec!["a@example.com"]);
+    }
+
+    /// A message read for display: its inline images shown where its HTML
+    /// refers to them by `cid:`, its links listed from its text.
+    #[test]
+    fn readable_shows_inline_images_and_lists_links() {
+        let from = Mailbox::parse("a@example.com").unwrap();
+        let raw = build(&Compose {
+            from: &from,
+            to: std::slice::from_ref(&from),
+            cc: &[],
+            reply_to: &[],
+            subject: "s",
+            text: Some("Open https://x.test/verify/abc. Then (https://y.test)"),
+            html: Some("<img src=\"cid:logo@sesame\">"),
+            headers: &[],
+            attachments: &[Attachment {
+                file_name: "logo.png".into(),
+                content_type: "image/png".into(),
+                inline_content_id: Some("logo@sesame".into()),
+                data: vec![0x89, b'P', b'N', b'G'],
+            }],
+            message_id: "id-2@example.com",
+            date: 1_700_000_000_000,
+        })
+        .unwrap();
+        let r = readable(&raw);
+        assert_eq!(
+            r.html.as_deref(),
+            Some("<img src=\"data:image/png;base64,iVBORw==\">")
+        );
+        assert_eq!(r.links, vec!["https://x.test/verify/abc", "https://y.test"]);
+        assert!(r.headers.iter().any(|(k, v)| k == "Subject" && v == "s"));
     }
 
     #[test]

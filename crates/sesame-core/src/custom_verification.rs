@@ -115,10 +115,71 @@ const EXTRA: &[(&str, &[&str])] = &[
     ("ul", &["type"]),
 ];
 
-/// Collects the first thing SES would refuse.
+/// Collects the first thing SES would refuse, and the `data:` images the
+/// content embeds.
 #[derive(Default)]
 struct Check {
     problem: RefCell<Option<String>>,
+    images: RefCell<Vec<String>>,
+}
+
+/// The image types SES turns embedded `data:` images of into attachments.
+const IMAGE_TYPES: [(&str, &str); 4] = [
+    ("image/png", "png"),
+    ("image/jpeg", "jpg"),
+    ("image/jpg", "jpg"),
+    ("image/gif", "gif"),
+];
+
+/// An image embedded in a template's HTML as a `data:` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedImage {
+    /// The URI as the HTML writes it.
+    pub uri: String,
+    pub content_type: &'static str,
+    pub extension: &'static str,
+    pub data: Vec<u8>,
+}
+
+/// A `data:image/…;base64,…` URI of an allowed type, decoded; why not.
+pub fn embedded_image(uri: &str) -> Result<EmbeddedImage, String> {
+    use base64::Engine;
+    let rest = uri
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("data:"))
+        .map(|_| &uri[5..])
+        .ok_or("not a data: URI")?;
+    let (meta, payload) = rest
+        .split_once(',')
+        .ok_or("a data: URI needs a comma before its data")?;
+    let mut params = meta.split(';');
+    let kind = params.next().unwrap_or("").to_ascii_lowercase();
+    let (content_type, extension) = IMAGE_TYPES
+        .iter()
+        .find(|(t, _)| *t == kind)
+        .copied()
+        .ok_or_else(|| {
+            format!("the embedded image type '{kind}' is not allowed (png, jpeg or gif)")
+        })?;
+    if !params.any(|p| p.eq_ignore_ascii_case("base64")) {
+        return Err("an embedded image must be base64 (data:image/png;base64,…)".into());
+    }
+    let clean: String = payload
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .map_err(|_| "an embedded image's base64 data does not decode".to_owned())?;
+    if data.is_empty() {
+        return Err("an embedded image is empty".into());
+    }
+    Ok(EmbeddedImage {
+        uri: uri.to_owned(),
+        content_type,
+        extension,
+        data,
+    })
 }
 
 impl Check {
@@ -153,6 +214,18 @@ impl TokenSink for Check {
                     if !COMMON.contains(&attr.as_str()) && !extra.contains(&attr.as_str()) {
                         self.refuse(format!("The attribute {attr} is not allowed on <{name}>."));
                     }
+                    let value = a.value.trim();
+                    if name == "img"
+                        && attr == "src"
+                        && value
+                            .get(..5)
+                            .is_some_and(|p| p.eq_ignore_ascii_case("data:"))
+                    {
+                        match embedded_image(value) {
+                            Ok(_) => self.images.borrow_mut().push(value.to_owned()),
+                            Err(why) => self.refuse(format!("{why}.")),
+                        }
+                    }
                 }
             }
             _ => {}
@@ -161,8 +234,9 @@ impl TokenSink for Check {
     }
 }
 
-/// Checks a template's HTML against SES's allow-list.
-pub fn check_html(content: &str) -> Result<(), Error> {
+/// Checks a template's HTML against SES's allow-list, and its embedded
+/// `data:` images (png, jpeg or gif, base64); the images' URIs.
+pub fn check_html(content: &str) -> Result<Vec<String>, Error> {
     let tokenizer = Tokenizer::new(Check::default(), TokenizerOpts::default());
     let input = BufferQueue::default();
     input.push_back(StrTendril::from_slice(content));
@@ -172,8 +246,32 @@ pub fn check_html(content: &str) -> Result<(), Error> {
         Some(why) => Err(invalid_content(format!(
             "The custom verification email template content is not valid: {why}"
         ))),
-        None => Ok(()),
+        None => Ok(tokenizer.sink.images.take()),
     }
+}
+
+/// The content as it is mailed: each embedded `data:` image becomes an
+/// inline part (its `src` now `cid:`), as SES converts them.
+pub fn inline_images(content: &str) -> Result<(String, Vec<crate::compose::Attachment>), Error> {
+    let mut html = content.to_owned();
+    let mut parts: Vec<crate::compose::Attachment> = vec![];
+    let mut seen: Vec<String> = vec![];
+    for uri in check_html(content)? {
+        if seen.contains(&uri) {
+            continue;
+        }
+        let image = embedded_image(&uri).map_err(invalid_content)?;
+        let cid = format!("image{}@sesame", parts.len() + 1);
+        html = html.replace(&uri, &format!("cid:{cid}"));
+        parts.push(crate::compose::Attachment {
+            file_name: format!("image{}.{}", parts.len() + 1, image.extension),
+            content_type: image.content_type.to_owned(),
+            inline_content_id: Some(cid),
+            data: image.data,
+        });
+        seen.push(uri);
+    }
+    Ok((html, parts))
 }
 
 /// A template as CreateCustomVerificationEmailTemplate gives it; for an
@@ -413,6 +511,39 @@ impl CustomVerificationService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+    #[test]
+    fn embedded_images_are_checked_and_become_inline_parts() {
+        let uri = format!("data:image/png;base64,{PNG}");
+        let html = format!("<p>Hi</p><img src=\"{uri}\" alt=\"a\"><img src=\"{uri}\">");
+        assert_eq!(check_html(&html).unwrap(), vec![uri.clone(), uri.clone()]);
+        let (out, parts) = inline_images(&html).unwrap();
+        assert_eq!(
+            out,
+            "<p>Hi</p><img src=\"cid:image1@sesame\" alt=\"a\"><img src=\"cid:image1@sesame\">"
+        );
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].content_type, "image/png");
+        assert_eq!(parts[0].inline_content_id.as_deref(), Some("image1@sesame"));
+        assert_eq!(&parts[0].data[1..4], b"PNG");
+        for (bad, why) in [
+            ("data:image/svg+xml;base64,PHN2Zy8+", "not allowed"),
+            ("data:image/png;base64,***", "does not decode"),
+            ("data:image/gif,GIF89a", "must be base64"),
+            ("data:image/png;base64,", "empty"),
+        ] {
+            let e = check_html(&format!("<img src=\"{bad}\">")).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::CustomVerificationInvalidContent);
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+        }
+        // Remote images are the sender's business, as in SES.
+        assert_eq!(
+            check_html("<img src=\"https://x.test/a.png\">").unwrap(),
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn html_allow_list() {

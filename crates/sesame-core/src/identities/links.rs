@@ -131,6 +131,7 @@ impl IdentityService {
             Some(&text),
             None,
             false,
+            vec![],
         )
         .await?;
         Ok(())
@@ -149,6 +150,7 @@ impl IdentityService {
         text: Option<&str>,
         html: Option<&str>,
         counts_against_quota: bool,
+        attachments: Vec<crate::compose::Attachment>,
     ) -> Result<String, Error> {
         let mailer = self
             .mailer
@@ -161,7 +163,7 @@ impl IdentityService {
                 text: text.map(str::to_owned),
                 html: html.map(str::to_owned),
                 headers: vec![],
-                attachments: vec![],
+                attachments,
             },
         );
         out.source = Some(from.to_owned());
@@ -214,9 +216,10 @@ impl IdentityService {
         let url = self
             .link_url(&link)
             .ok_or_else(|| Error::internal("verification links are not configured"))?;
+        // Embedded `data:` images travel as inline parts, as SES sends them.
+        let (content, images) = crate::custom_verification::inline_images(&template.content)?;
         let html = format!(
-            "{}\r\n<p><a href=\"{url}\">{url}</a></p>\r\n<p>{}</p>\r\n",
-            template.content,
+            "{content}\r\n<p><a href=\"{url}\">{url}</a></p>\r\n<p>{}</p>\r\n",
             sesame_model::custom_verification::DISCLAIMER
         );
         let text = format!(
@@ -232,6 +235,7 @@ impl IdentityService {
             Some(&text),
             Some(&html),
             true,
+            images,
         )
         .await
     }

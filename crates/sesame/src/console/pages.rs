@@ -71,6 +71,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(c: Arc<Console>) -> Router<S> {
         .route("/console/topics/unsubscribe", post(unsubscribe))
         .route("/console/custom-verification/{name}", get(cv_template))
         .route(
+            "/console/custom-verification/{name}/preview",
+            get(cv_preview),
+        )
+        .route(
             "/console/custom-verification/{name}/update",
             post(update_cv),
         )
@@ -1599,6 +1603,20 @@ async fn cv_template(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String
         "cv_template",
         &p,
     )
+}
+
+/// A custom verification template's content for the sandboxed preview
+/// frame: its embedded `data:` images show (the frame's policy allows
+/// `data:` images and nothing remote).
+async fn cv_preview(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String>) -> Response {
+    match c.app.ses.custom_verification.get(&s.scope(), &name).await {
+        Ok(t) => {
+            let mut r = (StatusCode::OK, axum::response::Html(t.content)).into_response();
+            secure(r.headers_mut(), MAIL_CSP);
+            r
+        }
+        Err(_) => (StatusCode::NOT_FOUND, "no such template").into_response(),
+    }
 }
 
 async fn update_cv(
