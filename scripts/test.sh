@@ -2,7 +2,7 @@
 # Runs every test from a clean clone. Installs what the tests need first:
 # a Python venv with boto3, the AWS CLI and pytest (tests/requirements.txt),
 # the AWS SDK for JavaScript v3 and playwright-core (tests/js, from its
-# lockfile), and Debian's chromium.
+# lockfile), Debian's chromium and BIND.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,12 +14,17 @@ fi
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 # Debian's chromium for the console's browser test (playwright-core drives
 # it and downloads no browser).
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing Debian's chromium"
+# And BIND (named), the authoritative server the records-publishing test
+# sends dynamic updates to.
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+{ command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ]; } || missing="$missing bind9"
+if [ -n "$missing" ]; then
+  echo "== installing Debian's$missing"
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 echo "== generated code matches AWS's models (models/, kept in this repository)"

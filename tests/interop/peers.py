@@ -310,3 +310,79 @@ def free_udp_port():
                 return port
             except OSError:
                 continue
+
+
+class Bind:
+    """Debian's BIND (named) on loopback, primary for `zone`, taking dynamic
+    updates (RFC 2136) signed with a TSIG key made for the test."""
+
+    def __init__(self, zone="publish.test"):
+        import base64
+        import shutil
+        import tempfile
+
+        self.named = shutil.which("named") or "/usr/sbin/named"
+        self.zone = zone
+        self.dir = tempfile.mkdtemp(prefix="sesame-bind-")
+        self.port = free_udp_port()
+        self.key_name = "sesame-key"
+        self.secret = base64.b64encode(os.urandom(32)).decode()
+        self.secret_file = os.path.join(self.dir, "tsig.secret")
+        with open(self.secret_file, "w") as f:
+            f.write(self.secret + "\n")
+        with open(os.path.join(self.dir, "named.conf"), "w") as f:
+            f.write(f"""
+options {{ directory "{self.dir}"; listen-on port {self.port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
+  pid-file "{self.dir}/named.pid"; recursion no; allow-query {{ any; }}; dnssec-validation no; }};
+key "{self.key_name}" {{ algorithm hmac-sha256; secret "{self.secret}"; }};
+controls {{ }};
+zone "{zone}" {{ type primary; file "{self.dir}/{zone}.zone"; allow-update {{ key "{self.key_name}"; }}; }};
+""")
+        with open(os.path.join(self.dir, f"{zone}.zone"), "w") as f:
+            f.write(f"$TTL 300\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n"
+                    f"@ IN NS ns1.{zone}.\nns1 IN A 127.0.0.1\n")
+        self.proc = None
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        import subprocess
+
+        self.log = open(os.path.join(self.dir, "named.log"), "wb")
+        self.proc = subprocess.Popen([self.named, "-g", "-c", os.path.join(self.dir, "named.conf")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if self.query(self.zone, "SOA"):
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError("named did not start:\n" + open(os.path.join(self.dir, "named.log")).read())
+
+    def __exit__(self, *exc):
+        import shutil
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def query(self, name, qtype):
+        """The values the server answers for `name`, as text."""
+        from dnslib import DNSRecord
+
+        reply = DNSRecord.parse(DNSRecord.question(name, qtype).send("127.0.0.1", self.port, tcp=True, timeout=3))
+        out = []
+        for rr in reply.rr:
+            if qtype == "TXT":
+                out.append("".join(s.decode() for s in rr.rdata.data))
+            else:
+                out.append(str(rr.rdata))
+        return out

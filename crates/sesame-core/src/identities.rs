@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 mod dkim;
 mod links;
+pub mod publish;
 
 use links::*;
 pub use links::{LinkOutcome, LinkSettings};
@@ -67,6 +68,8 @@ pub struct IdentityService {
     mailer: Option<Arc<crate::SendService>>,
     /// At most one verification email an interval to an address.
     pacer: Arc<crate::rate::Pacer>,
+    /// Where domains' records are published, if the operator set it up.
+    publishing: Option<publish::Publishing>,
 }
 
 pub fn not_found(name: &str) -> Error {
@@ -90,6 +93,7 @@ impl IdentityService {
             links: None,
             mailer: None,
             pacer: Arc::new(crate::rate::Pacer::off(clock.clone())),
+            publishing: None,
             clock,
         }
     }
@@ -138,6 +142,7 @@ impl IdentityService {
             mail_from: Default::default(),
             dns: Default::default(),
             notifications: Default::default(),
+            published: vec![],
             version: 0,
         }
     }
@@ -260,7 +265,10 @@ impl IdentityService {
             Insert::Exists(existing) => existing
                 .verification_token
                 .ok_or_else(|| Error::internal("stored domain has no verification token")),
-            _ => Ok(identity.verification_token.unwrap_or_default()),
+            _ => {
+                self.publish_new(scope, &identity).await;
+                Ok(identity.verification_token.unwrap_or_default())
+            }
         }
     }
 
@@ -285,8 +293,20 @@ impl IdentityService {
     /// v1 DeleteIdentity / DeleteVerifiedEmailAddress: succeeds whether or
     /// not the identity existed. Returns whether it did.
     pub async fn delete_v1(&self, scope: &Scope, name: &str) -> Result<bool, Error> {
+        let key = lookup_key(name);
+        // What was published for it is withdrawn first (network I/O, outside
+        // any transaction).
+        if self.publishing.is_some()
+            && let Some(i) = self
+                .store
+                .get_identity(scope, &key)
+                .await
+                .map_err(internal)?
+        {
+            self.withdraw(&i).await;
+        }
         self.store
-            .delete_identity(scope, &lookup_key(name))
+            .delete_identity(scope, &key)
             .await
             .map_err(internal)
     }
@@ -382,6 +402,7 @@ impl IdentityService {
             )),
             _ => {
                 self.send_link(scope, &identity).await?;
+                self.publish_new(scope, &identity).await;
                 Ok(identity)
             }
         }

@@ -8,6 +8,7 @@
 //! - [`zone`]: the authoritative listener for Sesame's DKIM zone
 //!   (`dkim.cname_zone`), which answers each Easy DKIM token's public key.
 
+pub mod update;
 pub mod zone;
 
 use hickory_resolver::TokioResolver;

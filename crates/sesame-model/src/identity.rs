@@ -299,6 +299,10 @@ pub struct Identity {
     /// The SNS topics its bounces, complaints and deliveries go to.
     #[serde(default)]
     pub notifications: Notifications,
+    /// The records Sesame published for it by dynamic update (`sesame
+    /// identities publish`, `[dns.publish]`), which deleting it withdraws.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<PublishedRecord>,
     /// Optimistic-concurrency version, bumped by the store on each update.
     pub version: i64,
 }
@@ -566,6 +570,25 @@ pub struct DnsRecord {
     /// `TXT`, `CNAME`, `MX`.
     pub kind: &'static str,
     pub value: String,
+}
+
+/// A record Sesame published to the operator's DNS for an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRecord {
+    pub name: String,
+    /// `TXT`, `CNAME`, `MX`.
+    pub kind: String,
+    pub value: String,
+}
+
+impl From<&DnsRecord> for PublishedRecord {
+    fn from(r: &DnsRecord) -> Self {
+        Self {
+            name: r.name.clone(),
+            kind: r.kind.to_owned(),
+            value: r.value.clone(),
+        }
+    }
 }
 
 /// The records as SES's console downloads them ("Download .csv record

@@ -31,6 +31,7 @@ pub fn identity(name: &str) -> Identity {
         mail_from: Default::default(),
         dns: Default::default(),
         notifications: Default::default(),
+        published: vec![],
         version: 0,
     }
 }

@@ -27,7 +27,7 @@ pub struct CommonArgs {
 }
 
 /// DNS settings `sesame serve` and `sesame identities check` share.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct DnsArgs {
     /// DNS server for MX lookups and verification, HOST:PORT; repeatable [default: the system's resolver]
     #[arg(long = "dns-server", env = "SESAME_DNS_SERVERS", value_delimiter = ',')]
@@ -38,6 +38,37 @@ pub struct DnsArgs {
     /// Host that custom MAIL FROM domains' MX records must name [default: the host name]
     #[arg(long, env = "SESAME_MAIL_FROM_MX")]
     pub mail_from_mx: Option<String>,
+    /// Primary DNS server that takes identities' records by RFC 2136 dynamic update, HOST:PORT [default: none]
+    #[arg(long, env = "SESAME_DNS_UPDATE_SERVER")]
+    pub dns_update_server: Option<String>,
+    /// Name of the TSIG key that signs the updates
+    #[arg(long, env = "SESAME_TSIG_KEY_NAME")]
+    pub tsig_key_name: Option<String>,
+    /// hmac-sha256, hmac-sha384 or hmac-sha512 [default: hmac-sha256]
+    #[arg(long, env = "SESAME_TSIG_ALGORITHM")]
+    pub tsig_algorithm: Option<String>,
+    /// The TSIG key's secret, base64 (prefer --tsig-secret-file or the variable)
+    #[arg(long, env = "SESAME_TSIG_SECRET", hide_env_values = true)]
+    pub tsig_secret: Option<String>,
+    /// A file holding the TSIG key's secret, base64
+    #[arg(long, env = "SESAME_TSIG_SECRET_FILE")]
+    pub tsig_secret_file: Option<PathBuf>,
+    /// Publish a new domain identity's records when it is created
+    #[arg(long, env = "SESAME_PUBLISH_ON_CREATE")]
+    pub publish_on_create: bool,
+}
+
+impl std::fmt::Debug for DnsArgs {
+    // The TSIG secret never reaches logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsArgs")
+            .field("dns_servers", &self.dns_servers)
+            .field("dkim_cname_zone", &self.dkim_cname_zone)
+            .field("mail_from_mx", &self.mail_from_mx)
+            .field("dns_update_server", &self.dns_update_server)
+            .field("tsig_key_name", &self.tsig_key_name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `sesame serve`'s own settings.
@@ -273,6 +304,92 @@ pub struct DnsFile {
     pub listen: Option<String>,
     pub verify_interval: Option<String>,
     pub max_in_flight: Option<usize>,
+    pub publish: Option<PublishFile>,
+}
+
+/// `[dns.publish]`: the operator's primary server, for dynamic updates.
+#[derive(Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishFile {
+    pub server: Option<String>,
+    pub key_name: Option<String>,
+    pub algorithm: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub on_create: Option<bool>,
+}
+
+impl std::fmt::Debug for PublishFile {
+    // The TSIG secret never reaches logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishFile")
+            .field("server", &self.server)
+            .field("key_name", &self.key_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where identities' records are published, resolved.
+#[derive(Clone)]
+pub struct PublishConfig {
+    pub server: SocketAddr,
+    pub key_name: String,
+    pub algorithm: String,
+    pub secret: String,
+    pub on_create: bool,
+}
+
+impl std::fmt::Debug for PublishConfig {
+    // The TSIG secret never reaches logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishConfig")
+            .field("server", &self.server)
+            .field("key_name", &self.key_name)
+            .field("algorithm", &self.algorithm)
+            .field("on_create", &self.on_create)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublishConfig {
+    /// The flags over `[dns.publish]`; `None` when no server is set. The
+    /// secret comes from its flag or variable, else its file.
+    fn resolve(dns: &DnsArgs, file: Option<&PublishFile>) -> Result<Option<Self>, String> {
+        let file = file.cloned().unwrap_or_default();
+        let Some(server) = dns.dns_update_server.clone().or(file.server) else {
+            return Ok(None);
+        };
+        let server = server.parse::<SocketAddr>().map_err(|_| {
+            format!("invalid value '{server}' for setting dns.publish.server (--dns-update-server, SESAME_DNS_UPDATE_SERVER): expected HOST:PORT such as 127.0.0.1:53")
+        })?;
+        let key_name = dns.tsig_key_name.clone().or(file.key_name).ok_or(
+            "setting dns.publish.key_name (--tsig-key-name, SESAME_TSIG_KEY_NAME) is needed to sign updates",
+        )?;
+        let secret = match (
+            dns.tsig_secret.clone().or(file.secret),
+            dns.tsig_secret_file.clone().or(file.secret_file),
+        ) {
+            (Some(s), _) => s,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the TSIG secret file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => {
+                return Err("the TSIG secret is needed to sign updates: set dns.publish.secret_file (--tsig-secret-file, SESAME_TSIG_SECRET_FILE) or SESAME_TSIG_SECRET".into());
+            }
+        };
+        Ok(Some(Self {
+            server,
+            key_name,
+            algorithm: dns
+                .tsig_algorithm
+                .clone()
+                .or(file.algorithm)
+                .unwrap_or_else(|| "hmac-sha256".into()),
+            secret,
+            on_create: dns.publish_on_create || file.on_create.unwrap_or(false),
+        }))
+    }
 }
 
 impl FileConfig {
@@ -485,6 +602,8 @@ impl GuardConfig {
 /// Validated settings of the DNS verifier and the DKIM zone listener.
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
+    /// Where identities' records are published by dynamic update.
+    pub publish: Option<PublishConfig>,
     pub dns_servers: Vec<SocketAddr>,
     pub publishing: DnsPublishing,
     pub interval: std::time::Duration,
@@ -538,6 +657,7 @@ impl VerifyConfig {
             None => 64,
         };
         Ok(Self {
+            publish: PublishConfig::resolve(dns, dns_file.publish.as_ref())?,
             dns_servers: dns_servers(dns, file)?,
             publishing: DnsPublishing {
                 cname_zone,

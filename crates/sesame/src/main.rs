@@ -213,6 +213,15 @@ enum IdentitiesCommand {
         #[command(flatten)]
         dns: config::DnsArgs,
     },
+    /// Publish a domain identity's records to the operator's primary DNS
+    /// server (RFC 2136 dynamic update signed with TSIG), then check it.
+    Publish {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        identity: String,
+        #[command(flatten)]
+        dns: config::DnsArgs,
+    },
     /// Mark an identity (and its DKIM) verified, as an operator.
     Verify {
         #[command(flatten)]
@@ -427,6 +436,38 @@ async fn identities_command(
                 .check(&scope, &identity)
                 .await
                 .map_err(|e| e.message)?;
+            print!("{}", describe(&i));
+        }
+        IdentitiesCommand::Publish {
+            scope,
+            identity,
+            dns,
+        } => {
+            let scope = scope_of(&scope)?;
+            let v = verify_config(common, &dns)?;
+            let lookup = sesame_dns::HickoryLookup::new(&v.dns_servers, v.max_in_flight)?;
+            let verifier = Arc::new(sesame_core::Verifier::new(
+                store.clone(),
+                Arc::new(SystemClock),
+                Arc::new(lookup),
+                sesame_core::VerifierSettings {
+                    publishing: v.publishing.clone(),
+                    interval: v.interval,
+                    max_in_flight: v.max_in_flight,
+                },
+            ));
+            let publishing = publishing(&v, Some(verifier))?.ok_or(
+                "no DNS server to publish to: set --dns-update-server (or [dns.publish] server)",
+            )?;
+            let i = IdentityService::new(store.clone(), Arc::new(SystemClock), false)
+                .with_publishing(publishing)
+                .publish(&scope, &identity)
+                .await
+                .map_err(|e| e.message)?;
+            println!("published {} records for {}:", i.published.len(), i.name);
+            for r in &i.published {
+                println!("  {}\t{}\t\"{}\"", r.name, r.kind, r.value);
+            }
             print!("{}", describe(&i));
         }
         IdentitiesCommand::Verify { scope, identity } => {
@@ -835,6 +876,25 @@ async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Resu
         println!("  review: {} (case {})", r.status.as_str(), r.case_id);
     }
     Ok(())
+}
+
+/// Where identities' records are published, when the operator set up a
+/// server to update (`--dns-update-server`, `[dns.publish]`).
+pub(crate) fn publishing(
+    verify: &config::VerifyConfig,
+    verifier: Option<Arc<sesame_core::Verifier>>,
+) -> Result<Option<sesame_core::identities::publish::Publishing>, String> {
+    let Some(p) = &verify.publish else {
+        return Ok(None);
+    };
+    let publisher =
+        sesame_dns::update::TsigPublisher::new(p.server, &p.key_name, &p.algorithm, &p.secret)?;
+    Ok(Some(sesame_core::identities::publish::Publishing {
+        publisher: Arc::new(publisher),
+        records: verify.publishing.clone(),
+        on_create: p.on_create,
+        verifier,
+    }))
 }
 
 /// Whether accounts start in production in this deployment: as the server

@@ -120,6 +120,27 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             ..Default::default()
         },
     ));
+    // The DNS verifier; its passes start with the other tasks below.
+    let dns_verifier = match sesame_dns::HickoryLookup::new(
+        &settings.verify.dns_servers,
+        settings.verify.max_in_flight,
+    ) {
+        Ok(lookup) => Some(Arc::new(Verifier::new(
+            dyn_store.clone(),
+            Arc::new(SystemClock),
+            Arc::new(lookup),
+            VerifierSettings {
+                publishing: settings.verify.publishing.clone(),
+                interval: settings.verify.interval,
+                max_in_flight: settings.verify.max_in_flight,
+            },
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "no DNS resolver: domain identities will not be verified (set --dns-server)");
+            None
+        }
+    };
+    let record_publishing = crate::publishing(&settings.verify, dns_verifier.clone())?;
     let app = Arc::new(App {
         ses: sesame_api::Api {
             identities: IdentityService::new(
@@ -134,7 +155,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                 },
                 sending.clone(),
             )
-            .with_pacer(pacer),
+            .with_pacer(pacer)
+            .with_publishing_if(record_publishing),
             sending,
             sns: sns.clone(),
             suppression: sesame_core::SuppressionService::new(dyn_store.clone(), clock.clone()),
@@ -192,30 +214,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         }
         _ => None,
     };
-    let mut console_verifier = None;
-    let verifier = match sesame_dns::HickoryLookup::new(
-        &settings.verify.dns_servers,
-        settings.verify.max_in_flight,
-    ) {
-        Ok(lookup) => {
-            let v = Arc::new(Verifier::new(
-                dyn_store.clone(),
-                Arc::new(SystemClock),
-                Arc::new(lookup),
-                VerifierSettings {
-                    publishing: settings.verify.publishing.clone(),
-                    interval: settings.verify.interval,
-                    max_in_flight: settings.verify.max_in_flight,
-                },
-            ));
-            console_verifier = Some(v.clone());
-            Some(tokio::spawn(v.run(stop.clone())))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no DNS resolver: domain identities will not be verified (set --dns-server)");
-            None
-        }
-    };
+    let console_verifier = dns_verifier.clone();
+    let verifier = dns_verifier.map(|v| tokio::spawn(v.run(stop.clone())));
     let upkeep = metrics
         .clone()
         .map(|h| tokio::spawn(crate::metrics::upkeep(h, stop.clone())));
