@@ -15,10 +15,11 @@ fi
 # Debian's chromium for the console's browser test (playwright-core drives
 # it and downloads no browser).
 # And BIND (named), the authoritative server the records-publishing test
-# sends dynamic updates to.
+# sends dynamic updates to, and swaks, an SMTP client for submission.
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 { command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ]; } || missing="$missing bind9"
+command -v swaks >/dev/null 2>&1 || missing="$missing swaks libio-socket-ssl-perl"
 if [ -n "$missing" ]; then
   echo "== installing Debian's$missing"
   SUDO=""

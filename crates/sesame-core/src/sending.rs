@@ -935,6 +935,7 @@ impl SendService {
 pub const FORWARDED_OPERATIONS: &[&str] = &[
     "SendEmail",
     "SendRawEmail",
+    "SendSmtpEmail",
     "SendTemplatedEmail",
     "SendBulkTemplatedEmail",
     "SendBulkEmail",

@@ -599,6 +599,28 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Key
     hmac(&k, b"aws4_request")
 }
 
+/// SES's SMTP password (version 4) for an access key's secret in a region:
+/// the SigV4 signing key for the fixed date `11111111`, service `ses`,
+/// keyed over `SendRawEmail`, after a version byte 4, in base64.
+pub fn smtp_password(secret: &str, region: &str) -> String {
+    use base64::Engine;
+    let key = signing_key(secret, "11111111", region, "ses");
+    let mut out = vec![0x04];
+    out.extend_from_slice(&hmac(&key, b"SendRawEmail"));
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+/// Whether `given` is the SMTP password of `secret` in `region`, compared
+/// in constant time.
+pub fn smtp_password_matches(secret: &str, region: &str, given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(
+        smtp_password(secret, region)
+            .as_bytes()
+            .ct_eq(given.as_bytes()),
+    )
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> Key {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(data);

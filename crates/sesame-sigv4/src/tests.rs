@@ -467,3 +467,22 @@ fn the_signature_binds_the_body() {
         assert!(e.message().contains("UNSIGNED-PAYLOAD"));
     }
 }
+
+/// SES's SMTP password, version 4: the value AWS's script in the SES guide
+/// (its `calculate_key`, run in Python) gives for the example secret in
+/// us-east-1.
+#[test]
+fn smtp_password_v4() {
+    let p = smtp_password("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1");
+    assert_eq!(p, "BLBM/9hSUELfq8Gw+rU1YcBjkOxGbhT2XG763xVLGWL9");
+    assert!(smtp_password_matches(
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "us-east-1",
+        &p
+    ));
+    assert!(!smtp_password_matches(
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "eu-west-1",
+        &p
+    ));
+}

@@ -175,6 +175,21 @@ pub struct ServeArgs {
     /// The token that makes a console session an operator's (approve production access); not needed in --dev
     #[arg(long, env = "SESAME_CONSOLE_OPERATOR_TOKEN")]
     pub console_operator_token: Option<String>,
+    /// SMTP submission with STARTTLS (SES's port 587), HOST:PORT [default: off]
+    #[arg(long, env = "SESAME_SMTP_LISTEN")]
+    pub smtp_listen: Option<String>,
+    /// SMTP submission over implicit TLS (SES's port 465), HOST:PORT [default: off]
+    #[arg(long, env = "SESAME_SMTPS_LISTEN")]
+    pub smtps_listen: Option<String>,
+    /// The region SMTP submissions send in, as each SES SMTP endpoint has one [default: us-east-1]
+    #[arg(long, env = "SESAME_SMTP_REGION")]
+    pub smtp_region: Option<String>,
+    /// PEM certificate chain for SMTP's TLS [default: self-signed in --dev]
+    #[arg(long, env = "SESAME_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for SMTP's TLS
+    #[arg(long, env = "SESAME_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Direct delivery may connect to loopback, private, link-local and other reserved addresses, and to address literals (for tests and closed networks)
     #[arg(long, env = "SESAME_DELIVERY_ALLOW_PRIVATE")]
     pub delivery_allow_private: bool,
@@ -236,6 +251,11 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     pub audit_interval: Option<String>,
     pub console_operator_token: Option<String>,
+    pub smtp_listen: Option<String>,
+    pub smtps_listen: Option<String>,
+    pub smtp_region: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub delivery_allow_private: Option<bool>,
     pub dkim: Option<DkimFile>,
     pub dns: Option<DnsFile>,
@@ -450,6 +470,76 @@ pub struct Settings {
     pub topics: Vec<TopicFile>,
     /// `[feedback]`: the operator's EventBridge and Firehose targets.
     pub feedback: FeedbackFile,
+    /// SMTP submission, when a listener is set.
+    pub smtp: SmtpConfig,
+}
+
+/// SMTP submission's listeners, region and certificate.
+#[derive(Debug, Clone, Default)]
+pub struct SmtpConfig {
+    /// STARTTLS (587).
+    pub listen: Option<SocketAddr>,
+    /// Implicit TLS (465).
+    pub listen_tls: Option<SocketAddr>,
+    pub region: Option<sesame_model::Region>,
+    /// PEM files; `None` makes a self-signed certificate (`--dev` only).
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl SmtpConfig {
+    fn resolve(serve: &ServeArgs, file: &FileConfig, dev: bool) -> Result<Self, String> {
+        let addr =
+            |v: Option<String>, name: &str, flag: &str| -> Result<Option<SocketAddr>, String> {
+                v.map(|v| {
+                    v.parse::<SocketAddr>()
+                        .map_err(|_| invalid(name, flag, &v, "HOST:PORT such as 0.0.0.0:587"))
+                })
+                .transpose()
+            };
+        let listen = addr(
+            pick(&serve.smtp_listen, &file.smtp_listen),
+            "smtp_listen",
+            "smtp-listen",
+        )?;
+        let listen_tls = addr(
+            pick(&serve.smtps_listen, &file.smtps_listen),
+            "smtps_listen",
+            "smtps-listen",
+        )?;
+        let region = pick(&serve.smtp_region, &file.smtp_region)
+            .map(|r| {
+                sesame_model::Region::parse(&r).map_err(|_| {
+                    invalid(
+                        "smtp_region",
+                        "smtp-region",
+                        &r,
+                        "a region such as us-east-1",
+                    )
+                })
+            })
+            .transpose()?;
+        let cert = match (
+            pick(&serve.tls_cert, &file.tls_cert),
+            pick(&serve.tls_key, &file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "settings tls_cert and tls_key (--tls-cert, --tls-key) go together".into(),
+                );
+            }
+        };
+        if (listen.is_some() || listen_tls.is_some()) && cert.is_none() && !dev {
+            return Err("SMTP submission needs a certificate: set tls_cert and tls_key (--tls-cert, --tls-key); only --dev makes a self-signed one".into());
+        }
+        Ok(Self {
+            listen,
+            listen_tls,
+            region,
+            cert,
+        })
+    }
 }
 
 /// Validated settings that keep callers from hurting the server or each
@@ -936,6 +1026,7 @@ impl Settings {
         let dev = serve.dev || file.dev.unwrap_or(false);
         let delivery = DeliveryConfig::resolve(serve, &file, dev)?;
         Ok(Self {
+            smtp: SmtpConfig::resolve(serve, &file, dev)?,
             feedback: feedback_targets(file.feedback.clone().unwrap_or_default())?,
             topics: file
                 .sns

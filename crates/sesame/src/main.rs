@@ -18,6 +18,7 @@ mod mailbox;
 mod metrics;
 mod rsa_path;
 mod server;
+mod submission;
 
 use clap::{Parser, Subcommand};
 use config::{CommonArgs, FileConfig, ServeArgs, Settings};
@@ -170,6 +171,14 @@ enum KeysCommand {
         #[arg(long)]
         account: Option<String>,
     },
+    /// Print a key's SES SMTP password for a region (version 4): the
+    /// username is the access key ID.
+    SmtpPassword {
+        /// The region of the SMTP endpoint, e.g. us-east-1.
+        #[arg(long)]
+        region: String,
+        access_key_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -301,6 +310,27 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => {
             let settings = Settings::resolve(&cli.common, &args)?;
             server::run(settings).await
+        }
+        Command::Keys {
+            command:
+                KeysCommand::SmtpPassword {
+                    region,
+                    access_key_id,
+                },
+        } => {
+            let region = Region::parse(&region).map_err(|e| e.message)?;
+            let store = open_store(&cli.common).await?;
+            let key = store.get_access_key(&access_key_id).await;
+            store.close().await;
+            let key = key
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no access key {access_key_id}"))?;
+            println!("SMTP username: {}", key.id);
+            println!(
+                "SMTP password: {}",
+                sesame_sigv4::smtp_password(&key.secret, region.as_str())
+            );
+            Ok(())
         }
         Command::Keys {
             command: KeysCommand::Create { account },

@@ -230,6 +230,41 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ))
         .watch(guard.audit_interval, stop.clone()),
     );
+    // SMTP submission (587 with STARTTLS, 465 with implicit TLS), when set.
+    let mut smtp_tasks = vec![];
+    if settings.smtp.listen.is_some() || settings.smtp.listen_tls.is_some() {
+        let tls = crate::submission::tls_config(
+            settings.smtp.cert.as_ref(),
+            &settings.delivery.hostname,
+        )?;
+        let region = settings
+            .smtp
+            .region
+            .clone()
+            .unwrap_or_else(|| sesame_model::Region::parse("us-east-1").expect("a region"));
+        let sub = Arc::new(crate::submission::Submission::new(
+            app.clone(),
+            region.clone(),
+            settings.delivery.hostname.clone(),
+            tls,
+        ));
+        for (addr, implicit) in [
+            (settings.smtp.listen, false),
+            (settings.smtp.listen_tls, true),
+        ] {
+            let Some(addr) = addr else { continue };
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for SMTP on {addr}: {e}"))?;
+            tracing::info!(%addr, implicit_tls = implicit, region = %region, "SMTP submission listening");
+            smtp_tasks.push(tokio::spawn(crate::submission::serve(
+                l,
+                implicit,
+                sub.clone(),
+                stop.clone(),
+            )));
+        }
+    }
     let conns =
         crate::listener::Connections::new(guard.max_connections, guard.max_connections_per_peer);
     let metrics_listener = match guard.metrics_listen {
@@ -347,7 +382,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ("event publishing", Some(publishing)),
         ("the SNS notifier", Some(notifying)),
         ("the audit", Some(auditing)),
-    ] {
+    ]
+    .into_iter()
+    .chain(smtp_tasks.into_iter().map(|t| ("SMTP submission", Some(t))))
+    {
         if let Some(task) = task
             && let Err(e) = task.await
         {
