@@ -66,15 +66,20 @@ def smtp(make_server):
                                   serialization.NoEncryption()))
     s = make_server(["--dev", "--smtp-listen", f"127.0.0.1:{free_port()}",
                      "--smtps-listen", f"127.0.0.1:{free_port()}", "--tls-cert", cert_path, "--tls-key", key_path])
-    log = s.read_log()
-    s.smtp_port = int(log.split("SMTP submission listening addr=127.0.0.1:")[1].split()[0])
-    s.smtps_port = int(log.split("SMTP submission listening addr=127.0.0.1:")[2].split()[0])
+    s.smtp_port = listening(s, "StartTls")
+    s.smtps_port = listening(s, "ImplicitTls")
     sesv2 = s.client("sesv2")
     sesv2.create_email_identity(EmailIdentity="example.com")
     s.sesame("identities", "verify", *ACCOUNT, "example.com")
     # The sandbox stays; its rate of one a second would slow the tests.
     s.sesame("accounts", "set-quota", *ACCOUNT, "--max-send-rate", "100")
     return s
+
+
+def listening(server, mode):
+    """The port the server's SMTP listener of `mode` took, from its log."""
+    import re
+    return int(re.search(rf"SMTP listening addr=127\.0\.0\.1:(\d+) mode={mode}", server.read_log()).group(1))
 
 
 def message(frm, to, subject="Hi", headers=""):

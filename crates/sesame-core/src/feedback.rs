@@ -12,6 +12,7 @@
 //! The [`notify::Notifier`] then delivers each topic message to each
 //! subscription, signed, retrying until it is taken.
 
+pub mod inbound;
 pub mod notify;
 
 use crate::Clock;

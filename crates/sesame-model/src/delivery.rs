@@ -370,6 +370,19 @@ pub enum BounceSubType {
 }
 
 impl BounceSubType {
+    /// SES's subtype for a permanent failure's enhanced status code (RFC
+    /// 3463), whether an SMTP reply or a DSN reported it: the one place
+    /// failures are classified.
+    pub fn of_status(status: &str) -> Self {
+        match status {
+            "5.1.1" | "5.1.0" | "5.1.10" => Self::NoEmail,
+            "5.2.2" => Self::MailboxFull,
+            "5.3.4" | "5.2.3" => Self::MessageTooLarge,
+            "5.7.1" => Self::ContentRejected,
+            _ => Self::General,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::General => "General",

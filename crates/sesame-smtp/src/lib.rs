@@ -181,15 +181,9 @@ fn enhanced(r: &Response<String>) -> String {
 }
 
 /// SES's bounce subtype for a permanent failure's enhanced status code
-/// (RFC 3463): the one place replies are classified.
+/// (the model's rule, shared with inbound DSNs).
 pub fn bounce_sub_type(status: &str) -> BounceSubType {
-    match status {
-        "5.1.1" | "5.1.0" | "5.1.10" => BounceSubType::NoEmail,
-        "5.2.2" => BounceSubType::MailboxFull,
-        "5.3.4" | "5.2.3" => BounceSubType::MessageTooLarge,
-        "5.7.1" => BounceSubType::ContentRejected,
-        _ => BounceSubType::General,
-    }
+    BounceSubType::of_status(status)
 }
 
 /// A permanent failure with `status`, classified.

@@ -837,6 +837,34 @@ async fn mailbox(store: &dyn Store) {
     assert_eq!(alice[0].scope, s);
     let m = store.get_message("m1").await.unwrap().unwrap();
     assert_eq!(m.message.raw, message("m1", &[]).raw);
+    // Feedback received later is recorded as events of the message.
+    let complaint = sesame_model::Event {
+        kind: sesame_model::EventKind::Complaint,
+        scope: s.clone(),
+        message_id: "m1".into(),
+        at: 1_700_000_001_000,
+        recipients: vec!["alice@x.com".into()],
+        mail: sesame_model::MailInfo::of(&m.message),
+        detail: sesame_model::EventDetail::Complaint {
+            feedback_type: "abuse".into(),
+            user_agent: "ISP".into(),
+            feedback_id: "f1".into(),
+        },
+    };
+    store
+        .record_events(std::slice::from_ref(&complaint))
+        .await
+        .unwrap();
+    let found = store
+        .list_events(&sesame_model::EventFilter {
+            scope: Some(s.clone()),
+            message_id: Some("m1".into()),
+            kind: Some(sesame_model::EventKind::Complaint),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(found, vec![complaint]);
     assert_eq!(store.clear_messages().await.unwrap(), 2);
     assert!(store.get_message("m1").await.unwrap().is_none());
 }

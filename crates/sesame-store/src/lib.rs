@@ -242,6 +242,9 @@ pub trait Store: Send + Sync + 'static {
     async fn drop_message(&self, message_id: &str, now: Millis) -> Result<u64>;
     /// Recorded events, newest first.
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<Event>>;
+    /// Records events that no delivery attempt made (feedback received
+    /// later: DSNs, complaints), in one transaction.
+    async fn record_events(&self, events: &[Event]) -> Result<()>;
 
     /// Records why a send was refused.
     async fn record_rejection(&self, scope: &Scope, rejection: &Rejection) -> Result<()>;

@@ -346,6 +346,10 @@ impl Store for SqliteStore {
         SqliteStore::list_rejections(self, scope, limit).await
     }
 
+    async fn record_events(&self, events: &[Event]) -> Result<()> {
+        SqliteStore::record_events(self, events).await
+    }
+
     async fn find_rejection(&self, request_id: &str) -> Result<Option<(Scope, Rejection)>> {
         SqliteStore::find_rejection(self, request_id).await
     }

@@ -181,6 +181,9 @@ pub struct ServeArgs {
     /// SMTP submission over implicit TLS (SES's port 465), HOST:PORT [default: off]
     #[arg(long, env = "SESAME_SMTPS_LISTEN")]
     pub smtps_listen: Option<String>,
+    /// The bounce domain's MX: takes DSNs and ARF reports for Sesame's return paths, HOST:PORT [default: off]
+    #[arg(long, env = "SESAME_INBOUND_LISTEN")]
+    pub inbound_listen: Option<String>,
     /// The region SMTP submissions send in, as each SES SMTP endpoint has one [default: us-east-1]
     #[arg(long, env = "SESAME_SMTP_REGION")]
     pub smtp_region: Option<String>,
@@ -253,6 +256,7 @@ pub struct FileConfig {
     pub console_operator_token: Option<String>,
     pub smtp_listen: Option<String>,
     pub smtps_listen: Option<String>,
+    pub inbound_listen: Option<String>,
     pub smtp_region: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -481,6 +485,8 @@ pub struct SmtpConfig {
     pub listen: Option<SocketAddr>,
     /// Implicit TLS (465).
     pub listen_tls: Option<SocketAddr>,
+    /// The inbound MX for DSNs and ARF reports.
+    pub inbound: Option<SocketAddr>,
     pub region: Option<sesame_model::Region>,
     /// PEM files; `None` makes a self-signed certificate (`--dev` only).
     pub cert: Option<(PathBuf, PathBuf)>,
@@ -506,6 +512,11 @@ impl SmtpConfig {
             "smtps_listen",
             "smtps-listen",
         )?;
+        let inbound = addr(
+            pick(&serve.inbound_listen, &file.inbound_listen),
+            "inbound_listen",
+            "inbound-listen",
+        )?;
         let region = pick(&serve.smtp_region, &file.smtp_region)
             .map(|r| {
                 sesame_model::Region::parse(&r).map_err(|_| {
@@ -530,12 +541,14 @@ impl SmtpConfig {
                 );
             }
         };
-        if (listen.is_some() || listen_tls.is_some()) && cert.is_none() && !dev {
+        if (listen.is_some() || listen_tls.is_some() || inbound.is_some()) && cert.is_none() && !dev
+        {
             return Err("SMTP submission needs a certificate: set tls_cert and tls_key (--tls-cert, --tls-key); only --dev makes a self-signed one".into());
         }
         Ok(Self {
             listen,
             listen_tls,
+            inbound,
             region,
             cert,
         })

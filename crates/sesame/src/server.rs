@@ -232,7 +232,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     );
     // SMTP submission (587 with STARTTLS, 465 with implicit TLS), when set.
     let mut smtp_tasks = vec![];
-    if settings.smtp.listen.is_some() || settings.smtp.listen_tls.is_some() {
+    if settings.smtp.listen.is_some()
+        || settings.smtp.listen_tls.is_some()
+        || settings.smtp.inbound.is_some()
+    {
         let tls = crate::submission::tls_config(
             settings.smtp.cert.as_ref(),
             &settings.delivery.hostname,
@@ -242,24 +245,35 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .region
             .clone()
             .unwrap_or_else(|| sesame_model::Region::parse("us-east-1").expect("a region"));
-        let sub = Arc::new(crate::submission::Submission::new(
+        let mut sub = crate::submission::Submission::new(
             app.clone(),
             region.clone(),
             settings.delivery.hostname.clone(),
             tls,
+        );
+        sub.inbound = Some(Arc::new(
+            sesame_core::feedback::inbound::InboundFeedback::new(
+                dyn_store.clone(),
+                clock.clone(),
+                &settings.delivery.bounce_domain,
+                &settings.delivery.hostname,
+            ),
         ));
-        for (addr, implicit) in [
-            (settings.smtp.listen, false),
-            (settings.smtp.listen_tls, true),
+        let sub = Arc::new(sub);
+        use crate::submission::Mode;
+        for (addr, mode) in [
+            (settings.smtp.listen, Mode::StartTls),
+            (settings.smtp.listen_tls, Mode::ImplicitTls),
+            (settings.smtp.inbound, Mode::Inbound),
         ] {
             let Some(addr) = addr else { continue };
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen for SMTP on {addr}: {e}"))?;
-            tracing::info!(%addr, implicit_tls = implicit, region = %region, "SMTP submission listening");
+            tracing::info!(%addr, ?mode, region = %region, "SMTP listening");
             smtp_tasks.push(tokio::spawn(crate::submission::serve(
                 l,
-                implicit,
+                mode,
                 sub.clone(),
                 stop.clone(),
             )));

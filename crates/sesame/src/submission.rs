@@ -39,6 +39,8 @@ const MAX_AUTH_FAILURES: u32 = 3;
 pub struct Submission {
     /// The send path and the credentials, the API's own.
     pub app: Arc<App>,
+    /// DSNs and ARF reports taken by the inbound listener.
+    pub inbound: Option<Arc<sesame_core::feedback::inbound::InboundFeedback>>,
     pub region: Region,
     pub hostname: String,
     pub tls: TlsAcceptor,
@@ -54,6 +56,7 @@ impl Submission {
     ) -> Self {
         Self {
             app,
+            inbound: None,
             region,
             hostname,
             tls: TlsAcceptor::from(tls),
@@ -98,13 +101,27 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// Accepts sessions until `stop` turns true; `implicit_tls` for 465.
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Submission on 587: STARTTLS, then AUTH.
+    StartTls,
+    /// Submission on 465: TLS from the start.
+    ImplicitTls,
+    /// The bounce domain's MX: DSNs and ARF reports for Sesame's return
+    /// paths, no AUTH, opportunistic STARTTLS.
+    Inbound,
+}
+
+/// Accepts sessions until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
-    implicit_tls: bool,
+    mode: Mode,
     sub: Arc<Submission>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let implicit_tls = mode == Mode::ImplicitTls;
+    let inbound = mode == Mode::Inbound;
     let mut sessions = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -122,11 +139,11 @@ pub async fn serve(
                     let _ = tcp.set_nodelay(true);
                     let result = if implicit_tls {
                         match tokio::time::timeout(IDLE, sub.tls.accept(tcp)).await {
-                            Ok(Ok(tls)) => Session::new(&sub, peer, true).run(tls).await.map(drop),
+                            Ok(Ok(tls)) => Session::new(&sub, peer, true, false).run(tls).await.map(drop),
                             _ => Ok(()),
                         }
                     } else {
-                        Session::new(&sub, peer, false).run_plain(tcp).await
+                        Session::new(&sub, peer, false, inbound).run_plain(tcp).await
                     };
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "SMTP session ended");
@@ -159,6 +176,8 @@ struct Session<'a> {
     sub: &'a Submission,
     peer: SocketAddr,
     tls: bool,
+    /// The inbound MX rather than submission.
+    inbound: bool,
     helo: bool,
     scope: Option<Scope>,
     auth_failures: u32,
@@ -182,11 +201,12 @@ enum Flow {
 type Ended<S> = std::io::Result<Option<S>>;
 
 impl<'a> Session<'a> {
-    fn new(sub: &'a Submission, peer: SocketAddr, tls: bool) -> Self {
+    fn new(sub: &'a Submission, peer: SocketAddr, tls: bool, inbound: bool) -> Self {
         Self {
             sub,
             peer,
             tls,
+            inbound,
             helo: false,
             scope: None,
             auth_failures: 0,
@@ -203,12 +223,13 @@ impl<'a> Session<'a> {
     async fn run_plain(self, tcp: TcpStream) -> std::io::Result<()> {
         let sub = self.sub;
         let peer = self.peer;
+        let inbound = self.inbound;
         if let Some(tcp) = self.run(tcp).await? {
             let tls = tokio::time::timeout(IDLE, sub.tls.accept(tcp))
                 .await
                 .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
             // RFC 3207: the session starts over, without a greeting.
-            let mut again = Session::new(sub, peer, true);
+            let mut again = Session::new(sub, peer, true, inbound);
             again.greet = false;
             again.run(tls).await?;
         }
@@ -350,11 +371,11 @@ impl Session<'_> {
                     "CHUNKING".into(),
                     "ENHANCEDSTATUSCODES".into(),
                 ];
-                lines.push(if self.tls {
-                    "AUTH PLAIN LOGIN".into()
-                } else {
-                    "STARTTLS".into()
-                });
+                if !self.tls {
+                    lines.push("STARTTLS".into());
+                } else if !self.inbound {
+                    lines.push("AUTH PLAIN LOGIN".into());
+                }
                 let last = lines.len() - 1;
                 for (i, l) in lines.iter().enumerate() {
                     reply(out, &format!("250{}{l}", if i == last { ' ' } else { '-' }));
@@ -378,7 +399,9 @@ impl Session<'_> {
                 mechanism,
                 initial_response,
             } => {
-                if !self.tls {
+                if self.inbound {
+                    reply(out, "503 5.5.1 AUTH is not available here");
+                } else if !self.tls {
                     reply(out, "530 Must issue a STARTTLS command first");
                 } else if self.scope.is_some() {
                     reply(out, "503 5.5.1 Already authenticated");
@@ -408,7 +431,14 @@ impl Session<'_> {
                 }
             }
             Request::Mail { from } => {
-                if !self.tls {
+                if self.inbound {
+                    if self.from.is_some() {
+                        reply(out, "503 5.5.1 Sender already given");
+                    } else {
+                        self.from = Some(from.address);
+                        reply(out, "250 Ok");
+                    }
+                } else if !self.tls {
                     reply(out, "530 Must issue a STARTTLS command first");
                 } else if self.scope.is_none() {
                     reply(out, "530 Authentication required");
@@ -431,6 +461,18 @@ impl Session<'_> {
                     reply(out, "452 4.5.3 Too many recipients");
                 } else if to.address.is_empty() {
                     reply(out, "501 5.1.3 Bad recipient address syntax");
+                } else if let (true, Some(inbound)) = (self.inbound, &self.sub.inbound) {
+                    match inbound.accepts(&to.address).await {
+                        Ok(true) => {
+                            self.to.push(to.address);
+                            reply(out, "250 Ok");
+                        }
+                        Ok(false) => reply(
+                            out,
+                            "550 5.1.1 Recipient address rejected: not a return path of this server",
+                        ),
+                        Err(_) => reply(out, "451 4.3.0 Temporary failure"),
+                    }
                 } else {
                     self.to.push(to.address);
                     reply(out, "250 Ok");
@@ -591,6 +633,24 @@ impl Session<'_> {
 
     /// The message is in: through the send path, and SES's reply.
     async fn finish(&mut self, out: &mut Vec<u8>) {
+        if let (true, Some(inbound)) = (self.inbound, self.sub.inbound.clone()) {
+            let too_large = self.too_large;
+            let raw = std::mem::take(&mut self.message);
+            let rcpts = std::mem::take(&mut self.to);
+            self.reset();
+            if too_large {
+                reply(
+                    out,
+                    "552 5.3.4 Message size exceeds fixed maximum message size",
+                );
+                return;
+            }
+            match inbound.receive(&rcpts, &raw).await {
+                Ok(_) => reply(out, "250 Ok"),
+                Err(_) => reply(out, "451 4.3.0 Temporary failure"),
+            }
+            return;
+        }
         let (Some(scope), Some(from)) = (self.scope.clone(), self.from.clone()) else {
             self.reset();
             reply(out, "503 5.5.1 Bad sequence of commands");

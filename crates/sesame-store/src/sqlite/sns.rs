@@ -496,4 +496,24 @@ impl SqliteStore {
         .await?;
         Ok(())
     }
+
+    pub(super) async fn record_events(&self, events: &[Event]) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO events (account_id, region, message_id, kind, at, data)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.scope.account.as_str())
+            .bind(e.scope.region.as_str())
+            .bind(&e.message_id)
+            .bind(e.kind.as_str())
+            .bind(e.at)
+            .bind(to_json(e)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
