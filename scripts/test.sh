@@ -15,15 +15,19 @@ fi
 # Debian's chromium for the console's browser test (playwright-core drives
 # it and downloads no browser).
 # And BIND (named), the authoritative server the records-publishing test
-# sends dynamic updates to, and swaks, an SMTP client for submission.
+# sends dynamic updates to, swaks (an SMTP client for submission) and
+# Postfix (a real receiving MTA whose DSNs come back to Sesame).
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 { command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ]; } || missing="$missing bind9"
 command -v swaks >/dev/null 2>&1 || missing="$missing swaks libio-socket-ssl-perl"
+[ -x /usr/lib/postfix/sbin/master ] || missing="$missing postfix"
 if [ -n "$missing" ]; then
   echo "== installing Debian's$missing"
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  # Postfix installs with no system configuration: the test runs its own.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi

@@ -386,3 +386,98 @@ zone "{zone}" {{ type primary; file "{self.dir}/{zone}.zone"; allow-update {{ ke
             else:
                 out.append(str(rr.rdata))
         return out
+
+
+class Postfix:
+    """Debian's Postfix in a temporary directory on a loopback port: it
+    accepts mail for `domain` at SMTP time (no recipient checks), fails
+    unknown users at local delivery, and sends its DSNs for `bounce_domain`
+    to `inbound` (HOST:PORT), as a real receiving MTA does. Run as its own
+    master (no system configuration is read or changed)."""
+
+    QUEUE = {"active": 0o700, "bounce": 0o700, "corrupt": 0o700, "defer": 0o700, "deferred": 0o700,
+             "flush": 0o700, "hold": 0o700, "incoming": 0o700, "private": 0o700, "saved": 0o700,
+             "trace": 0o700, "maildrop": 0o730, "public": 0o710}
+
+    def __init__(self, domain, bounce_domain, inbound):
+        import grp
+        import pwd
+
+        self.dir = tempfile.mkdtemp(prefix="sesame-postfix-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        conf, queue, data = (os.path.join(self.dir, d) for d in ("conf", "queue", "data"))
+        for d in (conf, queue, data, os.path.join(queue, "pid")):
+            os.makedirs(d, exist_ok=True)
+        uid, gid = pwd.getpwnam("postfix").pw_uid, grp.getgrnam("postdrop").gr_gid
+        os.chown(data, uid, -1)
+        for name, mode in self.QUEUE.items():
+            p = os.path.join(queue, name)
+            os.makedirs(p, exist_ok=True)
+            os.chown(p, uid, gid if name in ("maildrop", "public") else 0)
+            os.chmod(p, mode)
+        self.maillog = os.path.join(self.dir, "maillog")
+        with open(os.path.join(conf, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.{domain}
+mydomain = {domain}
+myorigin = {domain}
+mydestination = {domain}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+local_recipient_maps =
+alias_maps =
+alias_database =
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+transport_maps = inline:{{{bounce_domain}=smtp:[{inbound.split(':')[0]}]:{inbound.split(':')[1]}}}
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+maillog_file = {self.maillog}
+maillog_file_prefixes = {self.dir}
+biff = no
+""")
+        with open("/etc/postfix/master.cf") as src, open(os.path.join(conf, "master.cf"), "w") as dst:
+            import re
+            for line in src:
+                line = re.sub(r"^smtp(\s+)inet\s.*", f"127.0.0.1:{self.port} inet n - n - - smtpd", line)
+                line = re.sub(r"^(\S+\s+(?:unix|unix-dgram|inet|fifo)\s+[-ny]\s+[-ny]\s+)y", r"\1n", line)
+                dst.write(line)
+        self.conf = conf
+
+    def __enter__(self):
+        subprocess.run(["/usr/lib/postfix/sbin/master", "-c", self.conf, "-w"], check=True, timeout=30)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("postfix did not start:\n" + self.log())
+
+    def __exit__(self, *exc):
+        import shutil
+        import signal
+
+        try:
+            with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
+                os.kill(int(f.read().strip()), signal.SIGTERM)
+            time.sleep(0.5)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self):
+        try:
+            return open(self.maillog).read()
+        except OSError:
+            return ""

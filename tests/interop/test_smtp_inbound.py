@@ -108,3 +108,31 @@ def test_an_arf_report_becomes_a_complaint(inbound):
     assert c["complaint"]["complainedRecipients"] == [{"emailAddress": "reader@example.org"}]
     assert c["complaint"]["userAgent"] == "ExampleISP-FBL/1.0"
     assert c["complaint"]["complaintFeedbackType"] == "abuse"
+    assert c["complaint"]["arrivalDate"] == "2026-12-05T09:00:00.000Z"
+
+
+def test_a_real_mta_that_fails_later_sends_its_dsn_here(make_server):
+    """Postfix accepts the message at SMTP time, fails it at local delivery
+    (no such user), and sends its own DSN to the return path; Sesame's
+    inbound listener turns it into a Bounce of the right message."""
+    from peers import Postfix
+
+    inbound_port = free_port()
+    with Postfix("dest.test", BOUNCES, f"127.0.0.1:{inbound_port}") as postfix:
+        s = make_server(["--dev", "--no-sandbox", "--auto-verify", "--bounce-domain", BOUNCES,
+                         "--inbound-listen", f"127.0.0.1:{inbound_port}",
+                         "--delivery", "relay", "--relay", f"smtp://127.0.0.1:{postfix.port}?tls=none"])
+        s.client("sesv2").create_email_identity(EmailIdentity="example.com")
+        mid = sent(s, "nosuchuser@dest.test")
+        deadline = time.time() + 30
+        bounces = []
+        while time.time() < deadline and not bounces:
+            bounces = events(s, mid, "Bounce")
+        assert bounces, postfix.log()[-3000:] + s.read_log()[-2000:]
+        b = bounces[0]["bounce"]
+        assert b["bounceType"] == "Permanent" and b["bounceSubType"] == "NoEmail"
+        assert b["bouncedRecipients"][0]["emailAddress"] == "nosuchuser@dest.test"
+        assert b["reportingMTA"] == "dns; mx.dest.test"
+        # The relay took it first: a Delivery, then the later Bounce, as in SES.
+        assert events(s, mid, "Delivery")
+        assert "status=sent (250 Ok)" in postfix.log(), "the DSN reached Sesame's inbound listener"

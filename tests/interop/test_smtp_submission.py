@@ -189,3 +189,14 @@ def test_swaks_submits_over_both_ports(smtp):
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
         assert "<~  250 Ok " in p.stdout
+
+
+def test_dev_accepts_any_credentials_and_sizes_are_limited(smtp):
+    """--dev takes unknown keys with any password, as its API does; a
+    message declared over SES's 10 MB is refused at MAIL."""
+    with smtplib.SMTP_SSL("127.0.0.1", smtp.smtps_port, context=tls(), timeout=10) as c:
+        c.login("AKIAANYTHINGATALL000", "any password")
+        code, reply = c.docmd("MAIL", "FROM:<sender@example.com> SIZE=20000000")
+        assert code == 552 and b"maximum message size" in reply
+        code, _ = c.docmd("RCPT", "TO:<success@simulator.amazonses.com>")
+        assert code == 503, "no transaction after a refused MAIL"
