@@ -210,6 +210,32 @@ def test_console_lists_are_edited_where_the_api_allows(make_server):
     assert s.client("sns").list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"] == []
     assert sub["Endpoint"] == "ops@example.org"
 
+    # An identity's settings: its default set, topics, forwarding and MAIL FROM.
+    sesv2.create_email_identity(EmailIdentity="settings.example")
+    post("/console/configuration-sets", name="defaults")
+    post("/console/identities/settings.example/settings", configuration_set="defaults", bounce_topic=arn,
+         complaint_topic=arn, delivery_topic="", mail_from="bounce.settings.example",
+         mail_from_behavior="reject")
+    got = sesv2.get_email_identity(EmailIdentity="settings.example")
+    assert got["ConfigurationSetName"] == "defaults"
+    assert got["FeedbackForwardingStatus"] is False, "the box was left unchecked, and topics now cover feedback"
+    assert got["MailFromAttributes"]["MailFromDomain"] == "bounce.settings.example"
+    assert got["MailFromAttributes"]["BehaviorOnMxFailure"] == "REJECT_MESSAGE"
+    attrs = s.client("ses").get_identity_notification_attributes(Identities=["settings.example"])[
+        "NotificationAttributes"]["settings.example"]
+    assert attrs["BounceTopic"] == arn and attrs["ComplaintTopic"] == arn and "DeliveryTopic" not in attrs
+    page = b.request("/console/identities/settings.example")[2]
+    assert '<option value="defaults" selected>' in page
+    # SES's rule: forwarding cannot go off without topics; nothing changes then.
+    sesv2.create_email_identity(EmailIdentity="bare.example")
+    status, _, body = b.request("/console/identities/bare.example/settings", {"csrf": b.csrf()})
+    assert status == 400 and 'role="alert"' in body
+    assert sesv2.get_email_identity(EmailIdentity="bare.example")["FeedbackForwardingStatus"] is True
+    post("/console/identities/settings.example/settings", forwarding="on")
+    post("/console/identities/settings.example/delete")
+    post("/console/identities/bare.example/delete")
+    post("/console/configuration-sets/defaults/delete")
+
     # The suppression list: an address added and removed.
     post("/console/suppression", address="gone@example.org", reason="BOUNCE")
     got = sesv2.get_suppressed_destination(EmailAddress="gone@example.org")["SuppressedDestination"]

@@ -530,11 +530,7 @@ impl IdentityService {
         missing: impl Fn() -> Error,
     ) -> Result<(), Error> {
         self.modify(scope, name, missing, |i| {
-            if !enabled && !i.notifications.covers_feedback() {
-                return Err(Error::invalid(format!(
-                    "Feedback forwarding cannot be disabled for identity {name}: set SNS topics for its bounce and complaint notifications first."
-                )));
-            }
+            i.notifications.check_forwarding(name, enabled)?;
             i.feedback_forwarding = enabled;
             Ok(())
         })

@@ -367,6 +367,17 @@ impl Notifications {
     pub fn covers_feedback(&self) -> bool {
         self.bounce_topic.is_some() && self.complaint_topic.is_some()
     }
+
+    /// SES's rule: feedback forwarding may go off only once bounces and
+    /// complaints have topics.
+    pub fn check_forwarding(&self, identity: &str, enabled: bool) -> Result<()> {
+        if !enabled && !self.covers_feedback() {
+            return Err(Error::invalid(format!(
+                "Feedback forwarding cannot be disabled for identity {identity}: set SNS topics for its bounce and complaint notifications first."
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// An identity's custom MAIL FROM setting.

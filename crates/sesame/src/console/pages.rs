@@ -34,6 +34,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(c: Arc<Console>) -> Router<S> {
         .route("/console/identities/{name}/check", post(check_identity))
         .route("/console/identities/{name}/resend", post(resend))
         .route("/console/identities/{name}/delete", post(delete_identity))
+        .route(
+            "/console/identities/{name}/settings",
+            post(identity_settings),
+        )
         .route("/console/mail", get(mail))
         .route("/console/mail/{id}", get(message))
         .route("/console/mail/{id}/html", get(message_html))
@@ -583,6 +587,10 @@ struct RecordView {
     value: String,
 }
 
+/// A notification type's topic select: its label, its form field, and the
+/// region's topics with whether each is the one set.
+type TopicChoice = (&'static str, &'static str, Vec<(String, bool)>);
+
 async fn identity(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String>) -> Response {
     let i = match c.app.ses.identities.get(&s.scope(), &name).await {
         Ok(i) => i,
@@ -611,7 +619,55 @@ async fn identity(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String>) 
         tags: Vec<(String, String)>,
         created: String,
         csrf: String,
+        /// The choices of the settings form: the region's configuration
+        /// sets and topics, each with whether it is the one set.
+        sets: Vec<(String, bool)>,
+        topic_choices: Vec<TopicChoice>,
+        rejects_on_mx_failure: bool,
     }
+    let api = &c.app.ses;
+    let set_names: Vec<String> = api
+        .configuration_sets
+        .list(&s.scope(), None, 1000)
+        .await
+        .map(|(v, _)| v.into_iter().map(|cs| cs.name).collect())
+        .unwrap_or_default();
+    let topic_arns: Vec<String> = api
+        .sns
+        .list_topics(&s.scope(), None)
+        .await
+        .map(|(v, _)| v.into_iter().map(|t| t.arn).collect())
+        .unwrap_or_default();
+    let choose = |current: &Option<String>| -> Vec<(String, bool)> {
+        topic_arns
+            .iter()
+            .map(|a| (a.clone(), current.as_deref() == Some(a.as_str())))
+            .collect()
+    };
+    let topic_choices = vec![
+        (
+            "Bounce",
+            "bounce_topic",
+            choose(&i.notifications.bounce_topic),
+        ),
+        (
+            "Complaint",
+            "complaint_topic",
+            choose(&i.notifications.complaint_topic),
+        ),
+        (
+            "Delivery",
+            "delivery_topic",
+            choose(&i.notifications.delivery_topic),
+        ),
+    ];
+    let sets = set_names
+        .into_iter()
+        .map(|n| {
+            let on = i.configuration_set.as_deref() == Some(n.as_str());
+            (n, on)
+        })
+        .collect();
     let records = i
         .dns_records(&c.publishing)
         .into_iter()
@@ -659,6 +715,9 @@ async fn identity(State(c): C, SignedIn(s): SignedIn, Path(name): Path<String>) 
             .collect(),
         created: time(i.created_at),
         csrf: s.csrf.clone(),
+        sets,
+        topic_choices,
+        rejects_on_mx_failure: i.mail_from.reject_on_mx_failure,
         name: i.name.to_string(),
     };
     c.page(Some(&s), &p.name.clone(), "identity", &p)
@@ -729,6 +788,67 @@ async fn resend(
     let api = &c.app.ses;
     edit(&c, &headers, &form, &to, |scope| async move {
         api.identities.verify_email(&scope, &name).await
+    })
+    .await
+}
+
+/// An identity's settings, as the API sets them: its default
+/// configuration set, notification topics, feedback forwarding (SES's rule:
+/// off only with bounce and complaint topics) and custom MAIL FROM domain.
+async fn identity_settings(
+    State(c): C,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): F,
+) -> Response {
+    let to = format!("/console/identities/{}", seg(&name));
+    let api = &c.app.ses;
+    let set = field(&form, "configuration_set");
+    let topics: Vec<(EventKind, Option<String>)> = [
+        (EventKind::Bounce, "bounce_topic"),
+        (EventKind::Complaint, "complaint_topic"),
+        (EventKind::Delivery, "delivery_topic"),
+    ]
+    .into_iter()
+    .map(|(k, f)| (k, field(&form, f)))
+    .collect();
+    let forwarding = form.get("forwarding").is_some_and(|v| v == "on");
+    let mail_from = field(&form, "mail_from");
+    let reject = form.get("mail_from_behavior").map(String::as_str) == Some("reject");
+    edit(&c, &headers, &form, &to, |scope| async move {
+        let ids = &api.identities;
+        // Every check before any write: a refused form changes nothing.
+        let new_topics = sesame_model::identity::Notifications {
+            bounce_topic: topics[0].1.clone(),
+            complaint_topic: topics[1].1.clone(),
+            ..Default::default()
+        };
+        new_topics.check_forwarding(&name, forwarding)?;
+        // The free-text field first (the others are chosen from lists), so
+        // that its refusal leaves everything as it was.
+        let current = ids.get(&scope, &name).await?;
+        if current.mail_from.domain != mail_from || current.mail_from.reject_on_mx_failure != reject
+        {
+            ids.set_mail_from(&scope, &name, mail_from.as_deref(), reject)
+                .await?;
+        }
+        ids.set_configuration_set(&scope, &name, set).await?;
+        // Forwarding on goes first (topics may then be removed); forwarding
+        // off goes last (it needs the topics set).
+        let missing = || sesame_core::identities::not_found(&name);
+        if forwarding {
+            ids.set_feedback_forwarding(&scope, &name, true, missing)
+                .await?;
+        }
+        for (kind, topic) in topics {
+            ids.set_notification_topic(&scope, &name, kind, topic)
+                .await?;
+        }
+        if !forwarding {
+            ids.set_feedback_forwarding(&scope, &name, false, missing)
+                .await?;
+        }
+        Ok(())
     })
     .await
 }
