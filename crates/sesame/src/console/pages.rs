@@ -1046,38 +1046,25 @@ async fn rejections(State(c): C, SignedIn(s): SignedIn) -> Response {
 // ------------------------------------------------------------ lists
 
 async fn lists(State(c): C, SignedIn(s): SignedIn) -> Response {
+    match list_all(&c, &s).await {
+        Ok(page) => page,
+        Err(e) => failed(&c, &s, e),
+    }
+}
+
+/// The lists page, or the first listing that failed.
+async fn list_all(c: &Console, s: &Session) -> Result<Response, Error> {
     let scope = s.scope();
     let api = &c.app.ses;
-    let templates = api
-        .templates
-        .list(&scope, None, 100)
-        .await
-        .map(|(t, _)| t)
-        .unwrap_or_default();
-    let cv = api
-        .custom_verification
-        .list(&scope, None, 50)
-        .await
-        .map(|(t, _)| t)
-        .unwrap_or_default();
-    let sets = api
-        .configuration_sets
-        .list(&scope, None, 100)
-        .await
-        .map(|(t, _)| t)
-        .unwrap_or_default();
+    let templates = api.templates.list(&scope, None, 100).await?.0;
+    let cv = api.custom_verification.list(&scope, None, 50).await?.0;
+    let sets = api.configuration_sets.list(&scope, None, 100).await?.0;
     let suppressed = api
         .suppression
         .list(&scope, &Default::default(), None, 100)
-        .await
-        .map(|(t, _)| t)
-        .unwrap_or_default();
-    let topics = api
-        .sns
-        .list_topics(&scope, None)
-        .await
-        .map(|(t, _)| t)
-        .unwrap_or_default();
+        .await?
+        .0;
+    let topics = api.sns.list_topics(&scope, None).await?.0;
     #[derive(Serialize)]
     struct P {
         templates: Vec<(String, String)>,
@@ -1135,12 +1122,12 @@ async fn lists(State(c): C, SignedIn(s): SignedIn) -> Response {
             .map(|t| (t.name.clone(), t.arn.clone()))
             .collect(),
     };
-    c.page(
-        Some(&s),
+    Ok(c.page(
+        Some(s),
         "Templates, configuration sets, suppression and topics",
         "lists",
         &p,
-    )
+    ))
 }
 
 #[derive(serde::Deserialize)]
