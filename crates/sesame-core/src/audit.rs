@@ -186,7 +186,7 @@ impl AuditService {
 
 /// Every identity of the scopes `filter` admits, by scope, a page at a
 /// time.
-pub(crate) async fn identities_by_scope(
+pub async fn identities_by_scope(
     store: &dyn Store,
     filter: &AuditFilter,
 ) -> Result<BTreeMap<(String, String), (Scope, Vec<Identity>)>, Error> {

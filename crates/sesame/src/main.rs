@@ -621,6 +621,23 @@ async fn import_suppressed(store: Arc<dyn Store>, scope: &Scope, text: &str) -> 
     }
 }
 
+/// The scopes `--account` and `--region` (each optional) name.
+fn scope_filter(
+    account: Option<&str>,
+    region: Option<&str>,
+) -> Result<sesame_core::audit::AuditFilter, String> {
+    Ok(sesame_core::audit::AuditFilter {
+        account: account
+            .map(AccountId::parse)
+            .transpose()
+            .map_err(|e| e.message)?,
+        region: region
+            .map(Region::parse)
+            .transpose()
+            .map_err(|e| e.message)?,
+    })
+}
+
 /// `sesame identities check --all`: every domain identity of the scopes
 /// asked for, checked now, one at a time; a progress bar on a terminal,
 /// a line per identity otherwise. Fails when a check fails.
@@ -630,41 +647,18 @@ async fn check_all(
     account: Option<String>,
     region: Option<String>,
 ) -> Result<(), String> {
-    let account = account
-        .as_deref()
-        .map(AccountId::parse)
-        .transpose()
-        .map_err(|e| e.message)?;
-    let region = region
-        .as_deref()
-        .map(Region::parse)
-        .transpose()
-        .map_err(|e| e.message)?;
-    let mut domains = vec![];
-    let mut after = 0;
-    loop {
-        let page = store
-            .list_all_identities(after, 500)
-            .await
-            .map_err(|e| e.to_string())?;
-        let Some((last, ..)) = page.last() else {
-            break;
-        };
-        after = *last;
-        let full = page.len() == 500;
-        domains.extend(
-            page.into_iter()
-                .filter(|(_, s, i)| {
-                    i.name.kind() == sesame_model::IdentityKind::Domain
-                        && account.as_ref().is_none_or(|a| *a == s.account)
-                        && region.as_ref().is_none_or(|r| *r == s.region)
-                })
-                .map(|(_, s, i)| (s, i.name.to_string())),
-        );
-        if !full {
-            break;
-        }
-    }
+    let filter = scope_filter(account.as_deref(), region.as_deref())?;
+    let domains: Vec<(Scope, String)> = sesame_core::audit::identities_by_scope(store, &filter)
+        .await
+        .map_err(|e| e.message)?
+        .into_values()
+        .flat_map(|(scope, identities)| {
+            identities
+                .into_iter()
+                .filter(|i| i.name.kind() == sesame_model::IdentityKind::Domain)
+                .map(move |i| (scope.clone(), i.name.to_string()))
+        })
+        .collect();
     let mut progress = Progress::new(domains.len() as u64);
     let (mut verified, mut failed) = (0, 0);
     for (scope, name) in &domains {
@@ -947,20 +941,7 @@ async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), Strin
             args.format
         ));
     }
-    let filter = sesame_core::audit::AuditFilter {
-        account: args
-            .account
-            .as_deref()
-            .map(AccountId::parse)
-            .transpose()
-            .map_err(|e| e.message)?,
-        region: args
-            .region
-            .as_deref()
-            .map(Region::parse)
-            .transpose()
-            .map_err(|e| e.message)?,
-    };
+    let filter = scope_filter(args.account.as_deref(), args.region.as_deref())?;
     let store = open_store(common).await?;
     let dyn_store = store.clone() as Arc<dyn Store>;
     let result = async {

@@ -1356,16 +1356,21 @@ async fn delete_topic(State(c): C, headers: HeaderMap, Form(form): F) -> Respons
     .await
 }
 
+/// A custom verification template's fields as the console's form names them.
+fn cv_input(form: &HashMap<String, String>) -> sesame_core::custom_verification::CvTemplateInput {
+    sesame_core::custom_verification::CvTemplateInput {
+        from_email_address: field(form, "from"),
+        subject: field(form, "subject"),
+        content: field(form, "content"),
+        success_redirection_url: field(form, "success_url"),
+        failure_redirection_url: field(form, "failure_url"),
+        tags: vec![],
+    }
+}
+
 async fn create_cv(State(c): C, headers: HeaderMap, Form(form): F) -> Response {
     let name = field(&form, "name").unwrap_or_default();
-    let input = sesame_core::custom_verification::CvTemplateInput {
-        from_email_address: field(&form, "from"),
-        subject: field(&form, "subject"),
-        content: field(&form, "content"),
-        success_redirection_url: field(&form, "success_url"),
-        failure_redirection_url: field(&form, "failure_url"),
-        tags: vec![],
-    };
+    let input = cv_input(&form);
     let api = &c.app.ses;
     edit(&c, &headers, &form, "/console/lists", |scope| async move {
         api.custom_verification
@@ -1732,14 +1737,7 @@ async fn update_cv(
     Path(name): Path<String>,
     Form(form): F,
 ) -> Response {
-    let input = sesame_core::custom_verification::CvTemplateInput {
-        from_email_address: field(&form, "from"),
-        subject: field(&form, "subject"),
-        content: field(&form, "content"),
-        success_redirection_url: field(&form, "success_url"),
-        failure_redirection_url: field(&form, "failure_url"),
-        tags: vec![],
-    };
+    let input = cv_input(&form);
     let to = format!("/console/custom-verification/{}", seg(&name));
     let api = &c.app.ses;
     edit(&c, &headers, &form, &to, |scope| async move {
