@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import base64
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -90,6 +91,13 @@ def main():
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
+    # The machine's ceiling, in the same run: the HTTP server alone (a 404
+    # under /_sesame/) at 16 connections.
+    http = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "ceiling.py"), "--bin", args.bin,
+                           "--duration", str(args.duration), "--connections", "16"],
+                          capture_output=True, text=True, check=True, timeout=args.duration + 120).stdout
+    ceiling = float(re.search(r"([\d,]+) req/s", http).group(1).replace(",", ""))
+    print(f"ceiling: {http.strip().splitlines()[-1]}")
     d = tempfile.mkdtemp(prefix="sesame-bench-smtp-")
     smtps = free_port()
     p, url, _ = start(args.bin, d, extra=("--dev", "--no-sandbox", "--auto-verify", "--delivery", "capture",
@@ -113,7 +121,7 @@ def main():
         n = asyncio.run(load(smtps, password, args.duration))
         s1, c1, t1 = cpu_seconds(p.pid), own_cpu(), time.perf_counter()
         rate = n / (t1 - t0)
-        print(f"SMTP (465, TLS, 16 sessions): {n} messages, {rate:,.0f} msg/s; "
+        print(f"SMTP (465, TLS, 16 sessions): {n} messages, {rate:,.0f} msg/s ({rate / ceiling:.1%} of the ceiling); "
               f"server CPU {1e6 * (s1 - s0) / n:.0f} us/msg, client CPU {1e6 * (c1 - c0) / n:.0f} us/msg")
 
         # The API: SendEmail, 16 connections, wrk.
@@ -128,7 +136,8 @@ def main():
         if "status" in out.stderr:
             sys.exit("the server refused benchmark requests: " + out.stderr[:300])
         m = wrk_requests(out.stdout)
-        print(f"API SendEmail (16 connections, wrk): {m} messages, {m / (t1 - t0):,.0f} msg/s; "
+        print(f"API SendEmail (16 connections, wrk): {m} messages, {m / (t1 - t0):,.0f} msg/s "
+              f"({m / (t1 - t0) / ceiling:.1%} of the ceiling); "
               f"server CPU {1e6 * (s1 - s0) / m:.0f} us/msg")
         print(f"SMTP / API: {rate / (m / (t1 - t0)) * 100:.0f}%")
     finally:
