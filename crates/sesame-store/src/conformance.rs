@@ -56,6 +56,121 @@ pub async fn run(store: Arc<dyn Store>) {
     configuration_sets(&*store).await;
     sns_topics_and_deliveries(&*store).await;
     suppression_list(&*store).await;
+    leases(&*store).await;
+}
+
+/// A lease is the node's until it runs out, renewable by its holder, and
+/// free again once given up.
+async fn leases(store: &dyn Store) {
+    let t = 1_700_000_000_000;
+    assert!(store.take_lease("work", t, t + 1000).await.unwrap());
+    // Renewed by its holder before and after it ran out.
+    assert!(store.take_lease("work", t + 500, t + 1500).await.unwrap());
+    assert!(store.take_lease("work", t + 5000, t + 6000).await.unwrap());
+    // Leases are independent of each other.
+    assert!(store.take_lease("other", t, t + 1000).await.unwrap());
+    store.release_lease("work").await.unwrap();
+    store.release_lease("work").await.unwrap();
+    assert!(store.take_lease("work", t, t + 1000).await.unwrap());
+}
+
+/// What several nodes sharing one database must see: each is a store
+/// opened on the same database under its own node name. (SQLite has one
+/// node, so only the PostgreSQL backend runs these.)
+pub async fn run_nodes(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    // First, on an empty queue.
+    claims_are_exclusive_across_nodes(&*a, &*b).await;
+    leases_are_exclusive(&*a, &*b).await;
+    quotas_hold_across_nodes(a.clone(), b.clone()).await;
+}
+
+async fn leases_are_exclusive(a: &dyn Store, b: &dyn Store) {
+    let t = 1_700_000_000_000;
+    assert!(a.take_lease("pass", t, t + 1000).await.unwrap());
+    assert!(!b.take_lease("pass", t + 10, t + 1010).await.unwrap());
+    // b may not give up a's lease.
+    b.release_lease("pass").await.unwrap();
+    assert!(!b.take_lease("pass", t + 20, t + 1020).await.unwrap());
+    // Once it runs out, it is anyone's; then a no longer holds it.
+    assert!(b.take_lease("pass", t + 1001, t + 2000).await.unwrap());
+    assert!(!a.take_lease("pass", t + 1002, t + 2002).await.unwrap());
+    b.release_lease("pass").await.unwrap();
+    assert!(a.take_lease("pass", t + 1003, t + 2003).await.unwrap());
+}
+
+/// 16 concurrent senders spread over two nodes get exactly the daily
+/// quota.
+async fn quotas_hold_across_nodes(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let s = scope("929292929292", "us-east-1");
+    let mut tasks = tokio::task::JoinSet::new();
+    for sender in 0..16 {
+        let store = if sender % 2 == 0 {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mut accepted = 0;
+            for i in 0..10 {
+                let r = store
+                    .accept_message(
+                        &s,
+                        &message(&format!("n{sender}-{i}"), &["a@x.com"]),
+                        &quota(1_700_000_000_000 + i, 50.0, 1e6, 1),
+                    )
+                    .await
+                    .unwrap();
+                accepted += usize::from(r == Acceptance::Accepted);
+            }
+            accepted
+        });
+    }
+    let accepted: usize = tasks.join_all().await.into_iter().sum();
+    assert_eq!(accepted, 50);
+    assert_eq!(a.sent_last_24h(&s, 1_700_000_000_100).await.unwrap(), 50);
+    assert_eq!(b.sent_last_24h(&s, 1_700_000_000_100).await.unwrap(), 50);
+}
+
+/// Two nodes claiming at once never take the same delivery; a node's
+/// restart puts back its own claims only.
+async fn claims_are_exclusive_across_nodes(a: &dyn Store, b: &dyn Store) {
+    let s = scope("939393939393", "us-east-1");
+    let t = 1_700_000_000_000;
+    for i in 0..40 {
+        a.accept_message(
+            &s,
+            &message(&format!("q{i}"), &["a@claims.example"]),
+            &quota(t, -1.0, 1e6, 1),
+        )
+        .await
+        .unwrap();
+    }
+    let now = t + 1;
+    let (x, y) = tokio::join!(
+        a.claim_deliveries(now, now + 60_000, 30),
+        b.claim_deliveries(now, now + 60_000, 30)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let mut ids: Vec<i64> = x.iter().chain(&y).map(|d| d.id).collect();
+    let claimed = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), claimed, "a delivery was claimed twice");
+    assert_eq!(claimed, 40);
+    // b starts again: only b's claims come back.
+    assert_eq!(b.requeue_in_flight(now + 2).await.unwrap(), y.len() as u64);
+    let again = a
+        .claim_deliveries(now + 3, now + 60_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), y.len());
+    // a dies: its leases run out, and b takes its deliveries over.
+    let taken = b
+        .claim_deliveries(now + 60_001, now + 120_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 40);
 }
 
 async fn sns_topics_and_deliveries(store: &dyn Store) {

@@ -14,6 +14,7 @@
 
 mod cache;
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -26,7 +27,36 @@ use sesame_model::{
     StoredMessage, Template, VerificationStatus,
 };
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// Where the store is: `postgres://…` (or `postgresql://…`) names a
+/// PostgreSQL database several nodes may share; anything else is SQLite's
+/// `sesame.db` in the data directory.
+pub enum Location<'a> {
+    Sqlite(&'a std::path::Path),
+    Postgres { url: &'a str, node: &'a str },
+}
+
+impl<'a> Location<'a> {
+    /// The store `database` (if set) names, else SQLite in `data_dir`.
+    pub fn of(database: Option<&'a str>, data_dir: &'a std::path::Path, node: &'a str) -> Self {
+        match database {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Location::Postgres { url, node }
+            }
+            _ => Location::Sqlite(data_dir),
+        }
+    }
+}
+
+/// Opens (and migrates) the store at `location`.
+pub async fn open(location: &Location<'_>) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(match location {
+        Location::Sqlite(dir) => std::sync::Arc::new(SqliteStore::open(dir).await?),
+        Location::Postgres { url, node } => std::sync::Arc::new(PgStore::open(url, node).await?),
+    })
+}
 
 /// What went wrong in a store, in no backend's types: callers see what
 /// failed, each backend turns its own errors into these (`sqlite.rs`).
@@ -45,6 +75,35 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+// The database driver's errors, as the store's (both backends use sqlx).
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e.to_string())
+    }
+}
+
+// The JSON columns and the scope columns, as both backends store them.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn scope_from(account: &str, region: &str) -> Result<Scope> {
+    Ok(Scope::new(
+        sesame_model::AccountId::parse(account).map_err(|e| StoreError::Corrupt(e.message))?,
+        sesame_model::Region::parse(region).map_err(|e| StoreError::Corrupt(e.message))?,
+    ))
+}
 
 /// Deliveries that storing a message makes by itself. In capture mode the
 /// local mailbox is the stored message, so each recipient domain is
@@ -415,6 +474,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_setting(&self, name: &str) -> Result<Option<String>>;
     /// Records a deployment setting, replacing its value.
     async fn put_setting(&self, name: &str, value: &str, now: Millis) -> Result<()>;
+
+    /// Takes the named lease for this store's node until `until`, or
+    /// renews it: whether the node holds it now. A lease held by another
+    /// node is taken only once it has run out (before `now`), so background
+    /// work that takes one before each step is done by one node at a time,
+    /// and by another within a lease's length of its holder stopping.
+    async fn take_lease(&self, name: &str, now: Millis, until: Millis) -> Result<bool>;
+    /// Gives the named lease up, if this store's node holds it.
+    async fn release_lease(&self, name: &str) -> Result<()>;
+
+    /// Finishes the writes handed to the store and closes its connections.
+    async fn close(&self) {}
 
     /// A key Sesame made for itself, by name.
     async fn get_own_key(&self, name: &str) -> Result<Option<String>>;

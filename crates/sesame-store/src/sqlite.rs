@@ -15,6 +15,7 @@ use crate::cache::ReadCache;
 use crate::{
     AcceptanceDelivery, Created, IdentityQuery, Insert, Listed, Result, Store, StoreError,
 };
+pub(crate) use crate::{from_json, scope_from, to_json};
 use async_trait::async_trait;
 use sesame_model::sns::{Subscription, Topic, TopicDelivery, TopicDeliveryOutcome, TopicMessage};
 use sesame_model::suppression::{Reason, SuppressedDestination, SuppressionQuery};
@@ -37,21 +38,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use writer::{AcceptJob, HandOff, Job, OnAcceptance, QueueJob};
 
 // The backend's own errors, as the store's.
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e.to_string())
-    }
-}
-
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Database(e.to_string())
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Migrate(e.to_string())
     }
 }
 
@@ -557,6 +546,15 @@ impl Store for SqliteStore {
     async fn put_setting(&self, name: &str, value: &str, now: Millis) -> Result<()> {
         SqliteStore::put_setting(self, name, value, now).await
     }
+    async fn take_lease(&self, name: &str, now: Millis, until: Millis) -> Result<bool> {
+        SqliteStore::take_lease(self, name, now, until).await
+    }
+    async fn release_lease(&self, name: &str) -> Result<()> {
+        SqliteStore::release_lease(self, name).await
+    }
+    async fn close(&self) {
+        SqliteStore::close(self).await
+    }
     async fn get_own_key(&self, name: &str) -> Result<Option<String>> {
         SqliteStore::get_own_key(self, name).await
     }
@@ -593,19 +591,4 @@ impl Store for SqliteStore {
     ) -> Result<Vec<String>> {
         SqliteStore::suppressed_among(self, scope, addresses, reasons).await
     }
-}
-
-fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn scope_from(account: &str, region: &str) -> Result<Scope> {
-    Ok(Scope::new(
-        AccountId::parse(account).map_err(|e| StoreError::Corrupt(e.message))?,
-        Region::parse(region).map_err(|e| StoreError::Corrupt(e.message))?,
-    ))
 }

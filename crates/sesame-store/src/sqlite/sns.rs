@@ -475,6 +475,30 @@ impl SqliteStore {
         )
     }
 
+    /// One server uses a SQLite file, so its node is always `local`.
+    pub(super) async fn take_lease(&self, name: &str, now: Millis, until: Millis) -> Result<bool> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, until) VALUES (?1, 'local', ?3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+             WHERE leases.holder = excluded.holder OR leases.until < ?2
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(now)
+        .bind(until)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(held.is_some())
+    }
+
+    pub(super) async fn release_lease(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = 'local'")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn get_setting(&self, name: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
