@@ -2,6 +2,11 @@
 
 Every server gets a fresh data directory and a free loopback port. The
 binary is target/debug/sesame unless SESAME_BIN names another.
+
+With SESAME_INTEROP_DATABASE=postgres (and SESAME_TEST_POSTGRES naming a
+server, as scripts/test.sh sets it), each data directory also gets its own
+fresh PostgreSQL database, which the server and the operator commands run
+against that directory use: the same tests, on the shared backend.
 """
 import os
 import shutil
@@ -29,6 +34,46 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def postgres_admin():
+    """The PostgreSQL server's URL, when the suite runs on PostgreSQL."""
+    if os.environ.get("SESAME_INTEROP_DATABASE") != "postgres":
+        return None
+    url = os.environ.get("SESAME_TEST_POSTGRES")
+    if not url:
+        raise RuntimeError("SESAME_INTEROP_DATABASE=postgres needs SESAME_TEST_POSTGRES")
+    return url
+
+
+def new_database(admin):
+    """Creates an empty database on the server; its URL."""
+    import uuid
+
+    name = "sesame_interop_" + uuid.uuid4().hex[:12]
+    subprocess.run(
+        ["psql", admin, "-q", "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {name}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    base = admin.split("?")[0].rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def database_env(data_dir):
+    """SESAME_DATABASE for a data directory's server and commands, when the
+    suite runs on PostgreSQL: one database per directory, kept in it, so
+    that a server started again on the directory finds its data."""
+    admin = postgres_admin()
+    if admin is None:
+        return {}
+    path = os.path.join(data_dir, "database-url")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(new_database(admin))
+    with open(path) as f:
+        return {"SESAME_DATABASE": f.read().strip()}
 
 
 class Server:
@@ -61,6 +106,7 @@ class Server:
             SESAME_VERIFICATION_EMAIL_INTERVAL="off",
             SESAME_METRICS_TOKEN=METRICS_TOKEN,
         )
+        env.update(database_env(self.data_dir))
         env.update(self.extra_env)
         # A test's None removes a default above.
         env = {k: v for k, v in env.items() if v is not None}
@@ -145,8 +191,14 @@ class Server:
 
     def sesame(self, *args, check=True):
         """Runs an operator command against this server's data directory."""
+        env = dict(os.environ)
+        env.update(database_env(self.data_dir))
         p = subprocess.run(
-            [BIN, *args, "--data-dir", self.data_dir], capture_output=True, text=True, timeout=60
+            [BIN, *args, "--data-dir", self.data_dir],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
         if check and p.returncode != 0:
             raise AssertionError(f"sesame {' '.join(args)} failed: {p.stderr}")

@@ -49,6 +49,10 @@ const CURSOR: &str = "event-publishing";
 const BATCH: u32 = 256;
 /// How often an idle publisher looks for new events.
 const IDLE: Duration = Duration::from_millis(100);
+/// How long the publishing lease lasts; its holder renews it every step,
+/// and a step that takes longer than this (its targets' timeouts are
+/// shorter) could be repeated by another node.
+const LEASE_MS: sesame_model::Millis = 60_000;
 
 /// The operator's EventBridge buses and Firehose streams, by ARN, and
 /// where their events go (`[feedback.eventbridge]`, `[feedback.firehose]`
@@ -106,6 +110,10 @@ impl Publisher {
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
+                // Another node need not wait for the lease to run out.
+                if let Err(e) = self.store.release_lease(CURSOR).await {
+                    tracing::warn!(error = %e, "could not give up the publishing lease");
+                }
                 return;
             }
             let idle = match self.step().await {
@@ -124,8 +132,19 @@ impl Publisher {
         }
     }
 
-    /// One batch: how many events it read.
+    /// One batch: how many events it read. Only the node holding the
+    /// publishing lease publishes (its cursor is shared); on another, a
+    /// step reads nothing.
     pub async fn step(&self) -> Result<usize, sesame_model::Error> {
+        let now = self.clock.now_ms();
+        if !self
+            .store
+            .take_lease(CURSOR, now, now + LEASE_MS)
+            .await
+            .map_err(crate::internal)?
+        {
+            return Ok(0);
+        }
         // The store's migrations start the cursor after the events recorded
         // before publishing existed.
         let cursor = self

@@ -23,6 +23,11 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+/// The lease that makes one node of several sharing a store the verifier.
+const LEASE: &str = "dns-verifier";
+/// The shortest the lease lasts: its holder renews it before each page.
+const LEASE_MIN_MS: Millis = 60_000;
+
 /// DNS as the verifier needs it: one question, one answer. Implemented
 /// with hickory in `sesame-dns`.
 #[async_trait::async_trait]
@@ -138,7 +143,7 @@ impl Verifier {
         while !*stop.borrow() {
             let started = std::time::Instant::now();
             tokio::select! {
-                r = self.pass() => match r {
+                r = self.pass_leased(true) => match r {
                     Ok(r) => {
                         metrics::counter!("sesame_verification_checks_total").increment(r.checked);
                         metrics::counter!("sesame_verification_changes_total").increment(r.changed);
@@ -169,15 +174,41 @@ impl Verifier {
                 _ = stop.changed() => {}
             }
         }
+        // Another node need not wait for the lease to run out.
+        if let Err(e) = self.store.release_lease(LEASE).await {
+            tracing::warn!(error = %e, "could not give up the DNS verifier's lease");
+        }
         tracing::info!("DNS verifier stopped");
+    }
+
+    /// Takes or renews the verifier's lease: whether this node holds it,
+    /// so that one node of several sharing a store checks at a time.
+    async fn hold_lease(&self) -> Result<bool, Error> {
+        let now = self.clock.now_ms();
+        let length = (2 * self.settings.interval.as_millis() as Millis).max(LEASE_MIN_MS);
+        self.store
+            .take_lease(LEASE, now, now + length)
+            .await
+            .map_err(internal)
     }
 
     /// One pass over every identity of every account and region.
     pub async fn pass(self: &Arc<Self>) -> Result<PassReport, Error> {
+        self.pass_leased(false).await
+    }
+
+    /// A pass; with `leased`, only while this node holds the verifier's
+    /// lease, renewed before each page (the server's passes; an operator's
+    /// explicit check runs regardless).
+    async fn pass_leased(self: &Arc<Self>, leased: bool) -> Result<PassReport, Error> {
         let mut report = PassReport::default();
         let mut after = 0;
         let width = self.settings.max_in_flight.max(1);
         loop {
+            if leased && !self.hold_lease().await? {
+                tracing::debug!("another node holds the DNS verifier's lease");
+                break;
+            }
             let page = self
                 .store
                 .list_all_identities(after, PAGE)

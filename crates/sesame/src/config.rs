@@ -24,6 +24,12 @@ pub struct CommonArgs {
     /// Directory of the embedded store [default: ./sesame-data]
     #[arg(long, env = "SESAME_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL database that several nodes share, postgres://USER[:PASSWORD]@HOST[:PORT]/DB (prefer the variable: a password on the command line is visible to every user) [default: SQLite in the data directory]
+    #[arg(long, env = "SESAME_DATABASE", global = true)]
+    pub database: Option<String>,
+    /// This node's name among the nodes sharing a database: each node's own, and the same across its restarts [default: the host name]
+    #[arg(long, env = "SESAME_NODE_NAME", global = true)]
+    pub node_name: Option<String>,
 }
 
 /// DNS settings `sesame serve` and `sesame identities check` share.
@@ -133,6 +139,9 @@ pub struct ServeArgs {
     /// Age at which a message still not delivered bounces [default: 14h]
     #[arg(long, env = "SESAME_MAX_MESSAGE_AGE")]
     pub max_message_age: Option<String>,
+    /// How long a claimed delivery is this node's; a node that dies holding it gives it up to another after this long. Longer than any attempt [default: 15m]
+    #[arg(long, env = "SESAME_DELIVERY_LEASE")]
+    pub delivery_lease: Option<String>,
     /// Delivery attempts in flight at once [default: 64]
     #[arg(long, env = "SESAME_DELIVERY_CONCURRENCY")]
     pub delivery_concurrency: Option<usize>,
@@ -223,6 +232,9 @@ impl ServeArgs {
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub node_name: Option<String>,
+    pub delivery_lease: Option<String>,
     pub dev: Option<bool>,
     pub auto_verify: Option<bool>,
     pub no_sandbox: Option<bool>,
@@ -455,7 +467,8 @@ fn feedback_targets(f: FeedbackFile) -> Result<FeedbackFile, String> {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub data_dir: PathBuf,
+    /// Where the store is (SQLite in the data directory, or PostgreSQL).
+    pub store: StoreConfig,
     pub dev: bool,
     pub auto_verify: bool,
     /// Recorded for the sending rules: new accounts start out of the sandbox.
@@ -833,6 +846,8 @@ pub struct DeliveryConfig {
     pub per_domain: usize,
     /// Direct delivery may reach reserved addresses and address literals.
     pub allow_private: bool,
+    /// How long a claimed delivery is this node's.
+    pub lease: std::time::Duration,
 }
 
 /// `500ms`, `30s`, `5m`, `14h`, `2d` → milliseconds.
@@ -979,6 +994,15 @@ impl DeliveryConfig {
             )?,
             allow_private: serve.delivery_allow_private
                 || file.delivery_allow_private.unwrap_or(false),
+            lease: std::time::Duration::from_millis(
+                duration(
+                    "delivery_lease",
+                    "delivery-lease",
+                    pick(&serve.delivery_lease, &file.delivery_lease),
+                    15 * 60_000,
+                )?
+                .max(1000) as u64,
+            ),
         })
     }
 }
@@ -989,6 +1013,76 @@ pub fn data_dir(common: &CommonArgs, file: &FileConfig) -> PathBuf {
         .clone()
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// Where the store is, for the server and every operator command alike.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL; `None` for SQLite in `data_dir`.
+    pub database: Option<String>,
+    /// This node's name in claims and leases.
+    pub node_name: String,
+}
+
+impl StoreConfig {
+    pub fn resolve(common: &CommonArgs, file: &FileConfig) -> Result<Self, String> {
+        let database = common.database.clone().or_else(|| file.database.clone());
+        if let Some(url) = &database
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            // The URL may hold a password: name the setting, not the value.
+            return Err(
+                "invalid value for setting database (--database, SESAME_DATABASE): \
+                 expected a postgres:// URL"
+                    .into(),
+            );
+        }
+        let node_name = common
+            .node_name
+            .clone()
+            .or_else(|| file.node_name.clone())
+            .unwrap_or_else(system_hostname);
+        if node_name.is_empty()
+            || node_name.len() > 64
+            || !node_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(invalid(
+                "node_name",
+                "node-name",
+                &node_name,
+                "1-64 letters, digits and - _ . :",
+            ));
+        }
+        Ok(Self {
+            data_dir: data_dir(common, file),
+            database,
+            node_name,
+        })
+    }
+
+    /// Where the store is, in the store's terms.
+    pub fn location(&self) -> sesame_store::Location<'_> {
+        sesame_store::Location::of(self.database.as_deref(), &self.data_dir, &self.node_name)
+    }
+
+    /// The store, for logs and errors: never the URL, which may hold a
+    /// password.
+    pub fn describe(&self) -> String {
+        match &self.database {
+            Some(_) => format!("the PostgreSQL database (node {})", self.node_name),
+            None => format!("the store in {}", self.data_dir.display()),
+        }
+    }
+
+    /// Opens (and migrates) the store.
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn sesame_store::Store>, String> {
+        sesame_store::open(&self.location())
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", self.describe()))
+    }
 }
 
 impl Settings {
@@ -1058,7 +1152,7 @@ impl Settings {
             verification_from,
             request_memory,
             listen,
-            data_dir: data_dir(common, &file),
+            store: StoreConfig::resolve(common, &file)?,
             dev,
             auto_verify: serve.auto_verify || file.auto_verify.unwrap_or(false),
             no_sandbox: serve.no_sandbox || file.no_sandbox.unwrap_or(false),
@@ -1233,14 +1327,50 @@ mod tests {
         CommonArgs {
             config,
             data_dir: None,
+            database: None,
+            node_name: None,
         }
+    }
+
+    #[test]
+    fn the_database_is_a_postgres_url_and_its_password_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sesame.toml");
+        std::fs::write(
+            &path,
+            "database = \"postgres://sesame:s3cret@db.internal/sesame\"\nnode_name = \"node-1\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&common(Some(path.clone())), &serve()).unwrap();
+        assert!(matches!(
+            s.store.location(),
+            sesame_store::Location::Postgres { node: "node-1", .. }
+        ));
+        assert!(!s.store.describe().contains("s3cret"));
+        let mut flags = common(Some(path));
+        flags.node_name = Some("node 2".into());
+        let e = Settings::resolve(&flags, &serve()).unwrap_err();
+        assert!(e.contains("node_name"), "{e}");
+        flags.node_name = None;
+        flags.database = Some("mysql://root:hunter2@db/sesame".into());
+        let e = Settings::resolve(&flags, &serve()).unwrap_err();
+        assert!(
+            e.contains("setting database") && !e.contains("hunter2"),
+            "{e}"
+        );
+        // Without one, SQLite in the data directory.
+        let s = Settings::resolve(&common(None), &serve()).unwrap();
+        assert!(matches!(
+            s.store.location(),
+            sesame_store::Location::Sqlite(_)
+        ));
     }
 
     #[test]
     fn defaults() {
         let s = Settings::resolve(&common(None), &serve()).unwrap();
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(s.store.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(!s.dev);
         assert_eq!(s.dev_account_id.as_str(), DEFAULT_DEV_ACCOUNT);
     }

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use config::{CommonArgs, FileConfig, ServeArgs, Settings};
 use sesame_core::{AccountService, Clock, Credentials, IdentityService, SystemClock};
 use sesame_model::{AccountId, DeliveryState, Region, Scope};
-use sesame_store::{SqliteStore, Store};
+use sesame_store::Store;
 use std::process::ExitCode;
 
 // mimalloc: the request path allocates small buffers constantly, and glibc's
@@ -296,13 +296,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn open_store(common: &CommonArgs) -> Result<Arc<SqliteStore>, String> {
+async fn open_store(common: &CommonArgs) -> Result<Arc<dyn Store>, String> {
     let file = FileConfig::load(common.config.as_deref())?;
-    let dir = config::data_dir(common, &file);
-    SqliteStore::open(&dir)
-        .await
-        .map(Arc::new)
-        .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
+    config::StoreConfig::resolve(common, &file)?.open().await
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -357,7 +353,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let store = open_store(&cli.common).await?;
-            let result = import_suppressed(store.clone() as Arc<dyn Store>, &scope, &text).await;
+            let result = import_suppressed(store.clone(), &scope, &text).await;
             store.close().await;
             result
         }
@@ -390,10 +386,9 @@ fn verify_config(
 
 async fn identities_command(
     common: &CommonArgs,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     command: IdentitiesCommand,
 ) -> Result<(), String> {
-    let store = store as Arc<dyn Store>;
     let svc = IdentityService::new(store.clone(), Arc::new(SystemClock), false);
     let missing = |identity: &str, scope: &Scope| {
         format!(
@@ -845,11 +840,7 @@ async fn accounts_command(common: &CommonArgs, command: AccountsCommand) -> Resu
     let production_by_default = deployment_default(common, store.as_ref() as &dyn Store)
         .await
         .map_err(|e| e.message)?;
-    let svc = AccountService::new(
-        store.clone() as Arc<dyn Store>,
-        Arc::new(SystemClock),
-        production_by_default,
-    );
+    let svc = AccountService::new(store.clone(), Arc::new(SystemClock), production_by_default);
     let result = match command {
         AccountsCommand::Show(a) => {
             let scope = scope_of(&a)?;
@@ -943,7 +934,7 @@ async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), Strin
     }
     let filter = scope_filter(args.account.as_deref(), args.region.as_deref())?;
     let store = open_store(common).await?;
-    let dyn_store = store.clone() as Arc<dyn Store>;
+    let dyn_store = store.clone();
     let result = async {
         let production_by_default = deployment_default(common, &*dyn_store).await?;
         sesame_core::audit::AuditService::new(
@@ -994,7 +985,7 @@ async fn audit_command(common: &CommonArgs, args: AuditArgs) -> Result<(), Strin
 
 async fn explain_command(common: &CommonArgs, what: &str) -> Result<(), String> {
     let store = open_store(common).await?;
-    let dyn_store = store.clone() as Arc<dyn Store>;
+    let dyn_store = store.clone();
     let result = async {
         let production_by_default = deployment_default(common, &*dyn_store).await?;
         sesame_core::explain::ExplainService::new(

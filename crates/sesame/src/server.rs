@@ -22,19 +22,14 @@ use sesame_core::{
 };
 use sesame_model::AccountId;
 use sesame_smtp::{DirectSettings, DirectTransport, RelayTransport};
-use sesame_store::{SqliteStore, Store};
+use sesame_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     // First: the services below take their metrics from this recorder.
     let metrics = crate::metrics::install();
-    let store = Arc::new(SqliteStore::open(&settings.data_dir).await.map_err(|e| {
-        format!(
-            "cannot open the store in {}: {e}",
-            settings.data_dir.display()
-        )
-    })?);
+    let store = settings.store.open().await?;
     let clock = Arc::new(SystemClock);
     let dyn_store: Arc<dyn Store> = store.clone();
     let credentials = Credentials::new(
@@ -190,6 +185,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             reporting_mta: settings.delivery.hostname.clone(),
             concurrency: settings.delivery.concurrency,
             memory: settings.delivery.memory,
+            lease: settings.delivery.lease,
             ..Default::default()
         },
     ));
@@ -363,7 +359,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         %addr,
-        data_dir = %settings.data_dir.display(),
+        store = %settings.store.describe(),
         dev = settings.dev,
         auto_verify = settings.auto_verify,
         no_sandbox = settings.no_sandbox,
