@@ -2,7 +2,8 @@
 # Runs every test from a clean clone. Installs what the tests need first:
 # a Python venv with boto3, the AWS CLI and pytest (tests/requirements.txt),
 # the AWS SDK for JavaScript v3 and playwright-core (tests/js, from its
-# lockfile), Debian's chromium and BIND.
+# lockfile), Debian's chromium and BIND; and starts a throwaway PostgreSQL
+# cluster (scripts/pg.sh) for the PostgreSQL backend's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,9 +42,19 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-echo "== Rust unit and integration tests"
+echo "== a throwaway PostgreSQL cluster (initdb in a temporary directory, loopback only)"
+eval "$(scripts/pg.sh)"
+export SESAME_TEST_POSTGRES
+trap 'scripts/pg.sh stop "$PG_DIR"' EXIT
+
+echo "== Rust unit and integration tests (the store's on SQLite and on PostgreSQL)"
 cargo build --locked
 cargo test --locked --workspace
 
 echo "== interop suite: the real binary driven by boto3, the AWS CLI and the JS SDK v3"
 .venv/bin/python -m pytest tests/interop -q
+
+echo "== interop suite on PostgreSQL: sending, the sandbox, delivery, suppression, operator commands"
+SESAME_INTEROP_DATABASE=postgres .venv/bin/python -m pytest -q \
+  tests/interop/test_sending.py tests/interop/test_verification.py \
+  tests/interop/test_delivery.py tests/interop/test_suppression.py tests/interop/test_cli.py

@@ -64,11 +64,15 @@ def new_database(admin):
 def database_env(data_dir):
     """SESAME_DATABASE for a data directory's server and commands, when the
     suite runs on PostgreSQL: one database per directory, kept in it, so
-    that a server started again on the directory finds its data."""
+    that a server started again on the directory finds its data. (A test
+    that shares one database between nodes writes the file itself.)"""
+    path = os.path.join(data_dir, "database-url")
+    if os.path.exists(path):
+        with open(path) as f:
+            return {"SESAME_DATABASE": f.read().strip()}
     admin = postgres_admin()
     if admin is None:
         return {}
-    path = os.path.join(data_dir, "database-url")
     if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(new_database(admin))
