@@ -120,6 +120,47 @@ def cpu_by_thread(pid):
     return out
 
 
+def postgres_cpu():
+    """CPU seconds (user + system) used so far by this machine's PostgreSQL
+    server processes (every process named postgres): the database's share
+    of a run on PostgreSQL, when it runs on the same cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            st = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        if st[st.index("(") + 1:st.rindex(")")] != "postgres":
+            continue
+        f = st[st.rindex(")") + 2:].split()
+        total += (int(f[11]) + int(f[12])) / tick
+    return total
+
+
+def throwaway_postgres():
+    """A PostgreSQL server for a benchmark: SESAME_TEST_POSTGRES if set, else
+    a throwaway cluster from scripts/pg.sh. (admin URL, stop function)."""
+    if os.environ.get("SESAME_TEST_POSTGRES"):
+        return os.environ["SESAME_TEST_POSTGRES"], lambda: None
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([os.path.join(root, "scripts", "pg.sh")], capture_output=True, text=True, check=True).stdout
+    env = dict(line.split("=", 1) for line in out.split())
+    return env["SESAME_TEST_POSTGRES"], lambda: subprocess.run(
+        [os.path.join(root, "scripts", "pg.sh"), "stop", env["PG_DIR"]], check=False)
+
+
+def new_database(admin):
+    """A new empty database on the server at `admin`; its URL."""
+    import uuid
+
+    name = "sesame_bench_" + uuid.uuid4().hex[:10]
+    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return admin.split("?")[0].rsplit("/", 1)[0] + "/" + name
+
+
 def steal_share():
     """The machine's CPU counters (total, stolen) from /proc/stat; the
     difference of two readings says how much of the time the hypervisor
