@@ -24,6 +24,10 @@ Usage: bench/delivery.py [--bin target/release/sesame]
   --domains N sends each message to one recipient at each of N domains
   (all relayed to the sink): N SMTP transactions a message, and one DKIM
   signature, which the domains' deliveries share.
+  --database postgres://… runs Sesame on that PostgreSQL database;
+  --database postgres alone on a new database of SESAME_TEST_POSTGRES's
+  server, or of a throwaway cluster (scripts/pg.sh). The PostgreSQL
+  server's CPU a message is reported with Sesame's.
   --backlog stops the sink (SIGSTOP) while wrk sends, so that what is
   accepted waits in the queue, then lets it go (SIGCONT) and measures how
   fast that backlog drains through the queue's claim path, with the CPU
@@ -43,7 +47,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import KEY, SECRET, cpu_by_thread, cpu_per_message, cpu_report, free_port, metrics, rss_mb, signed_lua, start, steal_share, stop, wrk_requests  # noqa: E402
+from foundation import KEY, SECRET, cpu_by_thread, cpu_per_message, cpu_report, free_port, metrics, new_database, postgres_cpu, rss_mb, signed_lua, start, steal_share, stop, throwaway_postgres, wrk_requests  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -129,7 +133,7 @@ def reach(target, ceilings, sesame_us, harness_us):
     verdict = "within reach" if need <= budget else "out of reach"
     return (f"at {target:,} messages/s {cores} cores give {budget:.0f} us a message; RSA alone takes "
             f"{rsa_us:.0f} us at the better ceiling reading, the rest of Sesame {rest_us:.0f} us and "
-            f"wrk and the sink {harness:.0f} us as this run measured: {need:.0f} us, {verdict} on this machine")
+            f"{' and '.join(harness_us)} {harness:.0f} us as this run measured: {need:.0f} us, {verdict} on this machine")
 
 
 def start_sink(path, *flags):
@@ -147,13 +151,16 @@ def start_sink(path, *flags):
     return sink, port, received
 
 
-def start_relaying(binary, sink_port, prefix, extra=()):
+def start_relaying(binary, sink_port, prefix, extra=(), database=None):
     """Sesame out of the sandbox, relaying to the sink: (process, URL, data
-    directory, config file)."""
+    directory, config file). With `database`, on that PostgreSQL database
+    (the config file names it, so operator commands use it too)."""
     d = tempfile.mkdtemp(prefix=prefix)
     conf = os.path.join(d, "sesame.toml")
     with open(conf, "w") as f:
         f.write("no_sandbox = true\n")
+        if database:
+            f.write(f'database = "{database}"\nnode_name = "bench-1"\n')
     args = ("--config", conf, "--auto-verify", "--delivery", "relay",
             "--relay", f"smtp://127.0.0.1:{sink_port}?tls=none", *extra)
     p, url, _ = start(binary, d, args)
@@ -191,6 +198,8 @@ def main():
                     help="turn the identity's DKIM signing off, to measure what a message costs besides RSA")
     ap.add_argument("--target", type=int, default=2500,
                     help="messages/s to judge this machine against (issue 4's target)")
+    ap.add_argument("--database", default=None,
+                    help="run on PostgreSQL: a postgres:// URL, or `postgres` for a new database")
     ap.add_argument("--domains", type=int, default=1,
                     help="recipient domains a message (one recipient at each, one SMTP transaction each)")
     args = ap.parse_args()
@@ -199,8 +208,14 @@ def main():
         sys.exit("wrk is needed: apt-get install wrk")
 
     bits = args.key_length
+    stop_pg = lambda: None  # noqa: E731
+    if args.database == "postgres":
+        admin, stop_pg = throwaway_postgres()
+        args.database = new_database(admin)
     sink, sink_port, received = start_sink(args.sink)
-    p, url, d, conf = start_relaying(args.bin, sink_port, "sesame-bench-")
+    p, url, d, conf = start_relaying(args.bin, sink_port, "sesame-bench-", database=args.database)
+    if args.database:
+        print("store: PostgreSQL (one node)")
     # `serve` may have started itself again with aws-lc's ADX bit masked
     # (--rsa-path): read OpenSSL's speed with the same mask.
     mask = next((v for v in open(f"/proc/{p.pid}/environ", "rb").read().split(b"\0")
@@ -226,6 +241,7 @@ def main():
         if args.backlog:
             sink.send_signal(signal.SIGSTOP)
         c0, s0 = cpu_by_thread(p.pid), steal_share()
+        pg0 = postgres_cpu()
         k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         sk0 = sum(cpu_by_thread(sink.pid).values())
         wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration}s", "-s", lua, url + "/"],
@@ -272,6 +288,7 @@ def main():
             print("while draining: " + cpu_report(b0, cpu_by_thread(p.pid), drained, bs0, steal_share()))
         elapsed = time.time() - t0
         c1, s1 = cpu_by_thread(p.pid), steal_share()
+        pg1 = postgres_cpu()
         print(f"accepted {sent} SendEmail ({float(rps):,.0f}/s over {args.duration}s); "
               f"received {received[0]} at the sink; drained {time.time() - drain0:.1f}s after the load stopped")
         # What the sink counts are transactions, one a recipient domain.
@@ -287,6 +304,9 @@ def main():
                       "sink": (sum(cpu_by_thread(sink.pid).values()) - sk0) / max(messages, 1) * 1e6}
         print(f"on the same cores: wrk {harness_us['wrk']:.0f} us CPU a request, "
               f"the sink {harness_us['sink']:.0f} us a message")
+        if args.database:
+            harness_us["PostgreSQL"] = (pg1 - pg0) / max(messages, 1) * 1e6
+            print(f"on the same cores: the PostgreSQL server {harness_us['PostgreSQL']:.0f} us CPU a message")
         print(f"message rate while loaded: median {sorted(steady)[len(steady) // 2]:,.0f}/s")
         print(cpu_report(c0, c1, messages, s0, s1) + ("" if args.no_dkim else " (runtime includes DKIM signing)"))
         if ceiling and not args.no_dkim:
@@ -304,6 +324,7 @@ def main():
         stop(p)
         sink.terminate()
         shutil.rmtree(d, ignore_errors=True)
+        stop_pg()
 
 
 if __name__ == "__main__":
