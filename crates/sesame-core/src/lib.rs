@@ -52,6 +52,7 @@ pub mod identities;
 mod paging;
 pub mod random;
 pub mod rate;
+pub mod retention;
 pub mod sending;
 pub mod sns;
 pub mod suppression;

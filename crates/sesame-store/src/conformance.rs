@@ -57,6 +57,147 @@ pub async fn run(store: Arc<dyn Store>) {
     sns_topics_and_deliveries(&*store).await;
     suppression_list(&*store).await;
     leases(&*store).await;
+    retention(&*store).await;
+}
+
+/// A complaint about message `id`, recorded at `at`.
+pub fn complaint(s: &Scope, id: &str, at: i64) -> sesame_model::Event {
+    sesame_model::Event {
+        kind: sesame_model::EventKind::Complaint,
+        scope: s.clone(),
+        message_id: id.into(),
+        at,
+        recipients: vec!["a@x.com".into()],
+        mail: sesame_model::MailInfo::of(&message(id, &["a@x.com"])),
+        detail: sesame_model::EventDetail::Complaint {
+            feedback_type: "abuse".into(),
+            user_agent: "ISP".into(),
+            feedback_id: id.into(),
+        },
+    }
+}
+
+/// A retention pass removes what is old and finished, and keeps what is
+/// still needed: unfinished deliveries and their messages, and events not
+/// yet published.
+async fn retention(store: &dyn Store) {
+    use sesame_model::DeliveryUpdate;
+    store.clear_messages().await.unwrap();
+    // Everything before this test, out of the way: nothing is unfinished.
+    while store.purge(i64::MAX / 2, 1000).await.unwrap().total() > 0 {}
+    let s = scope("959595959595", "us-east-1");
+    let t = 1_600_000_000_000;
+    for id in ["old-done", "old-queued", "new-done"] {
+        let at = if id.starts_with("new") {
+            t + 600_000
+        } else {
+            t
+        };
+        let mut m = message(id, &["a@ret.example"]);
+        m.created_at = at;
+        store
+            .accept_message(&s, &m, &quota(at, -1.0, 1e6, 1))
+            .await
+            .unwrap();
+    }
+    let claimed = store
+        .claim_deliveries(t + 700_000, t + 800_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let done: Vec<DeliveryUpdate> = claimed
+        .iter()
+        .filter(|d| d.message_id != "old-queued")
+        .map(|d| DeliveryUpdate::Finished {
+            id: d.id,
+            failed: false,
+            at: if d.message_id == "old-done" {
+                t + 1
+            } else {
+                t + 700_001
+            },
+        })
+        .collect();
+    let queued = claimed
+        .iter()
+        .find(|d| d.message_id == "old-queued")
+        .unwrap();
+    let mut updates = done;
+    updates.push(DeliveryUpdate::Retry {
+        id: queued.id,
+        recipients: queued.recipients.clone(),
+        at: t + 3_600_000,
+        error: "try later".into(),
+    });
+    store.finish_deliveries(updates, vec![]).await.unwrap();
+    store
+        .record_rejection(
+            &s,
+            &Rejection {
+                created_at: t,
+                request_id: None,
+                operation: "SendEmail".into(),
+                rule: "sandbox-recipient-not-verified".into(),
+                message: "Email address is not verified.".into(),
+                identities: vec![],
+                senders: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    // Two old events; publishing has passed the first only.
+    store
+        .record_events(&[complaint(&s, "old-done", t), complaint(&s, "old-queued", t)])
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = store
+        .events_after(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.scope == s)
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(seqs.len(), 2);
+    store
+        .publish_messages(&[], Some(("event-publishing", seqs[0])), t)
+        .await
+        .unwrap();
+    // Two minutes later: the old messages' minute of the ledger is past.
+    let before = t + 120_000;
+    let mut purged = crate::Purged::default();
+    loop {
+        let p = store.purge(before, 1).await.unwrap();
+        if p.total() == 0 {
+            break;
+        }
+        purged.deliveries += p.deliveries;
+        purged.messages += p.messages;
+        purged.rejections += p.rejections;
+        purged.ledger += p.ledger;
+        purged.events += p.events;
+    }
+    assert_eq!(purged.events, 1, "only the event publishing has passed");
+    let left: Vec<i64> = store
+        .events_after(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.scope == s)
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(left, [seqs[1]]);
+    assert_eq!(purged.deliveries, 1, "only the old finished delivery");
+    assert_eq!(
+        purged.messages, 1,
+        "only the old message with nothing left to deliver"
+    );
+    assert_eq!(purged.rejections, 1);
+    assert_eq!(purged.ledger, 1, "the old minute of the ledger");
+    assert!(store.get_message("old-done").await.unwrap().is_none());
+    assert!(store.get_message("old-queued").await.unwrap().is_some());
+    assert!(store.get_message("new-done").await.unwrap().is_some());
+    assert_eq!(store.queue_summary().await.unwrap().queued, 1);
 }
 
 /// A lease is the node's until it runs out, renewable by its holder, and

@@ -143,6 +143,35 @@ pub enum Created {
     LimitReached,
 }
 
+/// What one retention pass removed, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Finished deliveries (delivered or failed).
+    pub deliveries: u64,
+    /// Messages with no unfinished delivery left.
+    pub messages: u64,
+    /// Events already published.
+    pub events: u64,
+    /// Finished topic deliveries, and topic messages with none left.
+    pub topic_deliveries: u64,
+    pub topic_messages: u64,
+    pub rejections: u64,
+    /// Minutes of the quota ledger.
+    pub ledger: u64,
+}
+
+impl Purged {
+    pub fn total(&self) -> u64 {
+        self.deliveries
+            + self.messages
+            + self.events
+            + self.topic_deliveries
+            + self.topic_messages
+            + self.rejections
+            + self.ledger
+    }
+}
+
 /// Filters for listing identities; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityQuery {
@@ -469,6 +498,14 @@ pub trait Store: Send + Sync + 'static {
     async fn cursor(&self, name: &str) -> Result<Option<i64>>;
     /// Events after position `seq`, in the order they were recorded.
     async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>>;
+
+    /// Removes, up to `limit` of each kind, what is older than `before`
+    /// and no longer needed: finished deliveries, messages none of whose
+    /// deliveries is unfinished, events that event publishing has passed
+    /// (its cursor), finished topic deliveries and the topic messages left
+    /// without any, rejections, and quota-ledger minutes. Each kind in its
+    /// own short transaction; call again until it removes nothing.
+    async fn purge(&self, before: Millis, limit: u32) -> Result<Purged>;
 
     /// A deployment setting the server recorded, by name.
     async fn get_setting(&self, name: &str) -> Result<Option<String>>;

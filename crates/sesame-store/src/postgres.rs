@@ -565,6 +565,9 @@ impl Store for PgStore {
     async fn take_lease(&self, name: &str, now: Millis, until: Millis) -> Result<bool> {
         PgStore::take_lease(self, name, now, until).await
     }
+    async fn purge(&self, before: Millis, limit: u32) -> Result<crate::Purged> {
+        PgStore::purge(self, before, limit).await
+    }
     async fn release_lease(&self, name: &str) -> Result<()> {
         PgStore::release_lease(self, name).await
     }

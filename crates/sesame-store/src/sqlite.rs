@@ -549,6 +549,9 @@ impl Store for SqliteStore {
     async fn take_lease(&self, name: &str, now: Millis, until: Millis) -> Result<bool> {
         SqliteStore::take_lease(self, name, now, until).await
     }
+    async fn purge(&self, before: Millis, limit: u32) -> Result<crate::Purged> {
+        SqliteStore::purge(self, before, limit).await
+    }
     async fn release_lease(&self, name: &str) -> Result<()> {
         SqliteStore::release_lease(self, name).await
     }

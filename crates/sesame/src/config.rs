@@ -181,6 +181,9 @@ pub struct ServeArgs {
     /// How often the compliance audit refreshes its gauges on /_sesame/metrics (sesame_audit_findings) [default: 5m]
     #[arg(long, env = "SESAME_AUDIT_INTERVAL")]
     pub audit_interval: Option<String>,
+    /// How long finished deliveries, delivered messages, published events and rejections are kept, at least 15d; off keeps everything [default: 30d]
+    #[arg(long, env = "SESAME_RETENTION")]
+    pub retention: Option<String>,
     /// The token that makes a console session an operator's (approve production access); not needed in --dev
     #[arg(long, env = "SESAME_CONSOLE_OPERATOR_TOKEN")]
     pub console_operator_token: Option<String>,
@@ -265,6 +268,7 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     pub metrics_token: Option<String>,
     pub audit_interval: Option<String>,
+    pub retention: Option<String>,
     pub console_operator_token: Option<String>,
     pub smtp_listen: Option<String>,
     pub smtps_listen: Option<String>,
@@ -586,6 +590,8 @@ pub struct GuardConfig {
     pub metrics_token: Option<String>,
     /// How often the audit's gauges are refreshed.
     pub audit_interval: std::time::Duration,
+    /// How long what the store no longer needs is kept; `None` keeps all.
+    pub retention: Option<std::time::Duration>,
     /// The console's operator token; `None`: no operator sign-in (but
     /// `--dev` sessions are operators').
     pub console_operator_token: Option<String>,
@@ -702,6 +708,26 @@ impl GuardConfig {
                 pick(&serve.audit_interval, &file.audit_interval),
                 300_000,
             )?,
+            retention: match pick(&serve.retention, &file.retention).as_deref() {
+                Some("off") => None,
+                v => {
+                    let keep = duration(
+                        "retention",
+                        "retention",
+                        v.map(str::to_owned),
+                        30 * 24 * 3_600_000,
+                    )?;
+                    if keep < sesame_core::retention::MIN_KEEP {
+                        return Err(invalid(
+                            "retention",
+                            "retention",
+                            v.unwrap_or_default(),
+                            "at least 15d (SES's sending statistics cover two weeks), or off",
+                        ));
+                    }
+                    Some(keep)
+                }
+            },
             console_operator_token: match pick(
                 &serve.console_operator_token,
                 &file.console_operator_token,
@@ -1440,6 +1466,27 @@ mod tests {
         flags.listen = Some("127.0.0.1:1234".into());
         let s = Settings::resolve(&common(Some(path)), &flags).unwrap();
         assert_eq!(s.listen.port(), 1234, "the command line wins over the file");
+    }
+
+    #[test]
+    fn retention_is_at_least_two_weeks_or_off() {
+        let s = Settings::resolve(&common(None), &serve()).unwrap();
+        assert_eq!(
+            s.guard.retention,
+            Some(std::time::Duration::from_secs(30 * 24 * 3600))
+        );
+        let mut flags = serve();
+        flags.retention = Some("7d".into());
+        let e = Settings::resolve(&common(None), &flags).unwrap_err();
+        assert!(e.contains("setting retention") && e.contains("15d"), "{e}");
+        flags.retention = Some("off".into());
+        assert_eq!(
+            Settings::resolve(&common(None), &flags)
+                .unwrap()
+                .guard
+                .retention,
+            None
+        );
     }
 
     #[test]

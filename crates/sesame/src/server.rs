@@ -226,6 +226,17 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ))
         .watch(guard.audit_interval, stop.clone()),
     );
+    // Retention: one node at a time removes what is past its keeping.
+    let retention = guard.retention.map(|keep| {
+        tokio::spawn(
+            Arc::new(sesame_core::retention::RetentionService::new(
+                dyn_store.clone(),
+                clock.clone(),
+                keep,
+            ))
+            .run(Duration::from_secs(3600), stop.clone()),
+        )
+    });
     // SMTP submission (587 with STARTTLS, 465 with implicit TLS), when set.
     let mut smtp_tasks = vec![];
     if settings.smtp.listen.is_some()
@@ -392,6 +403,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ("event publishing", Some(publishing)),
         ("the SNS notifier", Some(notifying)),
         ("the audit", Some(auditing)),
+        ("retention", retention),
     ]
     .into_iter()
     .chain(smtp_tasks.into_iter().map(|t| ("SMTP submission", Some(t))))
