@@ -136,3 +136,50 @@ def test_the_daily_quota_is_exact_across_two_nodes(make_server, database, unique
     for s in (a, b):
         quota = s.client("sesv2").get_account()["SendQuota"]
         assert quota["SentLast24Hours"] == 50.0
+
+
+def test_events_are_published_once_across_two_nodes(make_server, database, unique):
+    """Both nodes run event publishing, which the lease gives to one at a
+    time: every Send event of messages accepted on either node reaches the
+    topic's subscriber exactly once."""
+    import json
+
+    from test_feedback import Endpoint, subscribe
+
+    endpoint = Endpoint()
+    try:
+        a = node(make_server, database, "node-a", "--delivery-allow-private")
+        b = node(make_server, database, "node-b", "--delivery-allow-private")
+        _, arn, _ = subscribe(a, endpoint)
+        sesv2 = a.client("sesv2")
+        sesv2.create_email_identity(EmailIdentity=f"pub-{unique}.example.com")
+        sesv2.create_configuration_set(ConfigurationSetName="once")
+        sesv2.create_configuration_set_event_destination(
+            ConfigurationSetName="once", EventDestinationName="to-sns",
+            EventDestination={"Enabled": True, "MatchingEventTypes": ["SEND"], "SnsDestination": {"TopicArn": arn}})
+        endpoint.next()  # the destination's test notification
+        sent = []
+        for i in range(40):
+            c = (a if i % 2 else b).client("sesv2")
+            sent.append(c.send_email(
+                FromEmailAddress=f"s@pub-{unique}.example.com",
+                Destination={"ToAddresses": ["success@simulator.amazonses.com"]},
+                Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+                ConfigurationSetName="once",
+            )["MessageId"])
+        seen = []
+        deadline = time.time() + 30
+        while time.time() < deadline and len(seen) < len(sent):
+            _, m = endpoint.next(timeout=30)
+            seen.append(json.loads(m["Message"])["mail"]["messageId"])
+        # Anything published twice would arrive within a few more seconds.
+        extra_until = time.time() + 3
+        while time.time() < extra_until:
+            try:
+                _, m = endpoint.next(timeout=0.5)
+                seen.append(json.loads(m["Message"])["mail"]["messageId"])
+            except Exception:
+                pass
+        assert sorted(seen) == sorted(sent), f"{len(seen)} notifications for {len(sent)} sends"
+    finally:
+        endpoint.close()
