@@ -98,6 +98,75 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The sending statistics from their two queries, on either backend:
+/// recipients counted per 15-minute bucket (in minutes), and bounce and
+/// complaint recipients per bucket (in ms) and event kind.
+pub(crate) fn stat_points(
+    sent: Vec<(i64, i64)>,
+    outcomes: Vec<(i64, String, i64)>,
+) -> Vec<SendStatPoint> {
+    const QUARTER: i64 = 15 * 60_000;
+    let mut points: std::collections::BTreeMap<i64, SendStatPoint> = Default::default();
+    for (b, n) in sent {
+        let start = b * 60_000;
+        points
+            .entry(start)
+            .or_insert(SendStatPoint {
+                start,
+                ..Default::default()
+            })
+            .delivery_attempts += n.max(0) as u64;
+    }
+    for (start, kind, n) in outcomes {
+        let p = points
+            .entry(start - start % QUARTER)
+            .or_insert(SendStatPoint {
+                start,
+                ..Default::default()
+            });
+        match sesame_model::EventKind::parse(&kind) {
+            Some(sesame_model::EventKind::Bounce) => p.bounces += n.max(0) as u64,
+            Some(sesame_model::EventKind::Complaint) => p.complaints += n.max(0) as u64,
+            _ => {}
+        }
+    }
+    points.into_values().collect()
+}
+
+/// The queue's counts by state, as both backends read them.
+pub(crate) fn summary_of(counts: Vec<(String, i64)>) -> Result<QueueSummary> {
+    let mut s = QueueSummary::default();
+    for (state, n) in counts {
+        let n = n.max(0) as u64;
+        match DeliveryState::parse(&state) {
+            Some(DeliveryState::Queued) => s.queued = n,
+            Some(DeliveryState::Sending) => s.sending = n,
+            Some(DeliveryState::Delivered) => s.delivered = n,
+            Some(DeliveryState::Failed) => s.failed = n,
+            None => return Err(StoreError::Corrupt(format!("delivery state {state}"))),
+        }
+    }
+    Ok(s)
+}
+
+/// The Easy DKIM public key an identity publishes under its tokens, if it
+/// signs with one.
+pub(crate) fn published_dkim_key(identity: Identity) -> Option<String> {
+    identity
+        .dkim
+        .key
+        .filter(|_| identity.dkim.origin == sesame_model::DkimOrigin::AwsSes)
+        .map(|k| k.public_spki_b64)
+}
+
+/// An identity kind as the `kind` column holds it.
+pub(crate) fn kind_str(k: IdentityKind) -> &'static str {
+    match k {
+        IdentityKind::EmailAddress => "EmailAddress",
+        IdentityKind::Domain => "Domain",
+    }
+}
+
 pub(crate) fn scope_from(account: &str, region: &str) -> Result<Scope> {
     Ok(Scope::new(
         sesame_model::AccountId::parse(account).map_err(|e| StoreError::Corrupt(e.message))?,

@@ -40,9 +40,9 @@ use sesame_model::sns::{Subscription, Topic, TopicDelivery, TopicDeliveryOutcome
 use sesame_model::suppression::{Reason, SuppressedDestination, SuppressionQuery};
 use sesame_model::{
     Acceptance, AccessKey, Account, ConfigurationSet, CustomVerificationTemplate, DeliveryState,
-    DeliveryUpdate, Event, EventFilter, EventKind, Identity, IdentityKind, MessageFilter, Millis,
-    NewMessage, QueueEntry, QueueSummary, QueuedDelivery, QuotaCheck, Rejection, Scope,
-    SendStatPoint, StoredMessage, Template,
+    DeliveryUpdate, Event, EventFilter, Identity, MessageFilter, Millis, NewMessage, QueueEntry,
+    QueueSummary, QueuedDelivery, QuotaCheck, Rejection, Scope, SendStatPoint, StoredMessage,
+    Template,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row};

@@ -21,9 +21,9 @@ use sesame_model::sns::{Subscription, Topic, TopicDelivery, TopicDeliveryOutcome
 use sesame_model::suppression::{Reason, SuppressedDestination, SuppressionQuery};
 use sesame_model::{
     Acceptance, AccessKey, Account, AccountId, ConfigurationSet, CustomVerificationTemplate,
-    DeliveryState, DeliveryUpdate, Event, EventFilter, EventKind, Identity, IdentityKind,
-    MessageFilter, Millis, NewMessage, QueueEntry, QueueSummary, QueuedDelivery, QuotaCheck,
-    Region, Rejection, Scope, SendStatPoint, StoredMessage, Template,
+    DeliveryState, DeliveryUpdate, Event, EventFilter, Identity, MessageFilter, Millis, NewMessage,
+    QueueEntry, QueueSummary, QueuedDelivery, QuotaCheck, Region, Rejection, Scope, SendStatPoint,
+    StoredMessage, Template,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,

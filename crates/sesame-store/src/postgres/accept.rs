@@ -391,7 +391,6 @@ impl PgStore {
         scope: &Scope,
         since: Millis,
     ) -> Result<Vec<SendStatPoint>> {
-        const QUARTER: i64 = 15 * 60_000;
         let sent: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT (minute / 15) * 15 AS bucket, SUM(recipients)::bigint FROM send_ledger
              WHERE account_id = $1 AND region = $2 AND minute >= $3
@@ -414,31 +413,7 @@ impl PgStore {
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
-        let mut points: std::collections::BTreeMap<i64, SendStatPoint> = Default::default();
-        for (b, n) in sent {
-            let start = b * 60_000;
-            points
-                .entry(start)
-                .or_insert(SendStatPoint {
-                    start,
-                    ..Default::default()
-                })
-                .delivery_attempts += count(n);
-        }
-        for (start, kind, n) in outcomes {
-            let p = points
-                .entry(start - start % QUARTER)
-                .or_insert(SendStatPoint {
-                    start,
-                    ..Default::default()
-                });
-            match EventKind::parse(&kind) {
-                Some(EventKind::Bounce) => p.bounces += count(n),
-                Some(EventKind::Complaint) => p.complaints += count(n),
-                _ => {}
-            }
-        }
-        Ok(points.into_values().collect())
+        Ok(crate::stat_points(sent, outcomes))
     }
 
     pub(super) async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>> {

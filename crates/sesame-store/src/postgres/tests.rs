@@ -77,7 +77,7 @@ async fn events_are_numbered_in_commit_order() {
     let t = 1_700_000_000_000;
     let m = message("m", &["a@x.com"]);
     let event = |id: &str| Event {
-        kind: EventKind::Complaint,
+        kind: sesame_model::EventKind::Complaint,
         scope: s.clone(),
         message_id: id.to_owned(),
         at: t,

@@ -1,13 +1,7 @@
 //! Identities: one JSON document a row, with the columns lookups need.
 
 use super::*;
-
-pub(super) fn kind_str(k: IdentityKind) -> &'static str {
-    match k {
-        IdentityKind::EmailAddress => "EmailAddress",
-        IdentityKind::Domain => "Domain",
-    }
-}
+use crate::kind_str;
 
 pub(super) fn encode(identity: &Identity) -> Result<String> {
     serde_json::to_string(identity).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -208,12 +202,7 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let identity = decode(&row)?;
-        Ok(identity
-            .dkim
-            .key
-            .filter(|_| identity.dkim.origin == sesame_model::DkimOrigin::AwsSes)
-            .map(|k| k.public_spki_b64))
+        Ok(crate::published_dkim_key(decode(&row)?))
     }
 
     pub(super) async fn delete_identity(&self, scope: &Scope, name: &str) -> Result<bool> {

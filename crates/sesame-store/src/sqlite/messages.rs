@@ -44,7 +44,6 @@ impl SqliteStore {
         scope: &Scope,
         since: Millis,
     ) -> Result<Vec<SendStatPoint>> {
-        const QUARTER: i64 = 15 * 60_000;
         let sent: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT (minute / 15) * 15 AS bucket, SUM(recipients) FROM send_ledger
              WHERE account_id = ? AND region = ? AND minute >= ?
@@ -67,31 +66,7 @@ impl SqliteStore {
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
-        let mut points: std::collections::BTreeMap<i64, SendStatPoint> = Default::default();
-        for (b, n) in sent {
-            let start = b * 60_000;
-            points
-                .entry(start)
-                .or_insert(SendStatPoint {
-                    start,
-                    ..Default::default()
-                })
-                .delivery_attempts += n.max(0) as u64;
-        }
-        for (start, kind, n) in outcomes {
-            let p = points
-                .entry(start - start % QUARTER)
-                .or_insert(SendStatPoint {
-                    start,
-                    ..Default::default()
-                });
-            match EventKind::parse(&kind) {
-                Some(EventKind::Bounce) => p.bounces += n.max(0) as u64,
-                Some(EventKind::Complaint) => p.complaints += n.max(0) as u64,
-                _ => {}
-            }
-        }
-        Ok(points.into_values().collect())
+        Ok(crate::stat_points(sent, outcomes))
     }
 
     pub(super) async fn accept_message(

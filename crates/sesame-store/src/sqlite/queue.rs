@@ -109,17 +109,7 @@ impl SqliteStore {
             sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
                 .fetch_all(&self.pool)
                 .await?;
-        let mut s = QueueSummary::default();
-        for (state, n) in counts {
-            let n = n.max(0) as u64;
-            match DeliveryState::parse(&state) {
-                Some(DeliveryState::Queued) => s.queued = n,
-                Some(DeliveryState::Sending) => s.sending = n,
-                Some(DeliveryState::Delivered) => s.delivered = n,
-                Some(DeliveryState::Failed) => s.failed = n,
-                None => return Err(StoreError::Corrupt(format!("delivery state {state}"))),
-            }
-        }
+        let mut s = crate::summary_of(counts)?;
         let (oldest, next): (Option<i64>, Option<i64>) = sqlx::query_as(
             "SELECT MIN(a), MIN(n) FROM (
                SELECT MIN(accepted_at) AS a, MIN(next_attempt_at) AS n

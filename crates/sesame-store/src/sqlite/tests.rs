@@ -421,7 +421,7 @@ async fn a_refused_write_takes_back_what_it_counted() {
 /// A Delivery event of `m` to `recipients`, at its acceptance.
 fn delivery_event(scope: &Scope, m: &NewMessage, recipients: &[String]) -> Event {
     Event {
-        kind: EventKind::Delivery,
+        kind: sesame_model::EventKind::Delivery,
         scope: scope.clone(),
         message_id: m.id.clone(),
         at: m.created_at,
