@@ -61,6 +61,20 @@ def new_database(admin):
     return f"{base}/{name}"
 
 
+def drop_database(data_dir):
+    """Drops the database new_database made for a data directory (the
+    suite on PostgreSQL), once its servers have stopped."""
+    admin = postgres_admin()
+    path = os.path.join(data_dir, "database-url")
+    if admin is None or not os.path.exists(path):
+        return
+    with open(path) as f:
+        name = f.read().strip().rsplit("/", 1)[1].split("?")[0]
+    if name.startswith("sesame_interop_"):
+        subprocess.run(["psql", admin, "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                       capture_output=True, timeout=60)
+
+
 def database_env(data_dir):
     """SESAME_DATABASE for a data directory's server and commands, when the
     suite runs on PostgreSQL: one database per directory, kept in it, so
@@ -224,6 +238,7 @@ def make_server():
     for s in made:
         s.stop()
     for d in {s.data_dir for s in made}:
+        drop_database(d)
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -234,6 +249,7 @@ def server():
     s = Server(d).start()
     yield s
     s.stop()
+    drop_database(d)
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -36,6 +36,41 @@ pub fn identity(name: &str) -> Identity {
     }
 }
 
+/// A new, empty database on the PostgreSQL server `SESAME_TEST_POSTGRES`
+/// names (a URL whose user may create databases; `scripts/test.sh` starts a
+/// throwaway cluster and sets it), and its URL: for the tests of the
+/// PostgreSQL backend and of what runs on several nodes.
+pub async fn postgres_database() -> String {
+    use sqlx::{AssertSqlSafe, Executor};
+    let Ok(admin) = std::env::var("SESAME_TEST_POSTGRES") else {
+        panic!(
+            "SESAME_TEST_POSTGRES is not set: these tests need a PostgreSQL server \
+             (scripts/test.sh starts one)"
+        );
+    };
+    let name = format!(
+        "sesame_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("the test server");
+    pool.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("a test database");
+    pool.close().await;
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin.as_str(), String::new()),
+    };
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    format!("{base}/{name}{query}")
+}
+
 pub async fn run(store: Arc<dyn Store>) {
     access_keys(&*store).await;
     insert_get_delete(&*store).await;

@@ -451,3 +451,50 @@ async fn expired_email_links_are_failed_by_a_pass() {
         .unwrap();
     assert_eq!(rows.len(), 1);
 }
+
+/// Two nodes sharing a PostgreSQL store both run the verifier; the lease
+/// gives each pass to one of them, so each domain is checked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_check_each_domain_once_a_pass() {
+    let url = sesame_store::conformance::postgres_database().await;
+    let a: Arc<dyn Store> = Arc::new(sesame_store::PgStore::open(&url, "a").await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(sesame_store::PgStore::open(&url, "b").await.unwrap());
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let zone = Arc::new(Zone::default());
+    let ids = IdentityService::new(a.clone(), clock.clone(), false);
+    for i in 0..5 {
+        ids.create(&scope(), create(&format!("d{i}.nodes.test"), None))
+            .await
+            .unwrap();
+    }
+    let verifier = |store: &Arc<dyn Store>| {
+        Arc::new(Verifier::new(
+            store.clone(),
+            clock.clone(),
+            zone.clone(),
+            VerifierSettings {
+                publishing: DnsPublishing {
+                    cname_zone: None,
+                    mail_from_mx: "feedback.sesame.test".into(),
+                },
+                interval: Duration::from_secs(3600),
+                max_in_flight: 4,
+            },
+        ))
+    };
+    // What one pass asks, on a third verifier of its own (no lease).
+    verifier(&a).pass().await.unwrap();
+    let one_pass = zone.queries.swap(0, Ordering::SeqCst);
+    assert!(one_pass >= 5, "a pass asks about every domain");
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let runs = [
+        tokio::spawn(verifier(&a).run(stop.clone())),
+        tokio::spawn(verifier(&b).run(stop.clone())),
+    ];
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop_tx.send(true).unwrap();
+    for r in runs {
+        r.await.unwrap();
+    }
+    assert_eq!(zone.queries.load(Ordering::SeqCst), one_pass);
+}

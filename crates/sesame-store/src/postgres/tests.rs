@@ -5,35 +5,7 @@
 
 use super::*;
 
-/// A new, empty database on the test server, and its URL.
-pub async fn fresh_database() -> String {
-    let Ok(admin) = std::env::var("SESAME_TEST_POSTGRES") else {
-        panic!(
-            "SESAME_TEST_POSTGRES is not set: these tests need a PostgreSQL server \
-             (scripts/test.sh starts one)"
-        );
-    };
-    let name = format!(
-        "sesame_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    );
-    let pool = PgPool::connect(&admin).await.expect("the test server");
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .expect("a test database");
-    pool.close().await;
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin.as_str(), String::new()),
-    };
-    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
-    format!("{base}/{name}{query}")
-}
+use crate::conformance::postgres_database as fresh_database;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_passes_the_conformance_suite() {
