@@ -590,6 +590,16 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the named lease up, if this store's node holds it.
     async fn release_lease(&self, name: &str) -> Result<()>;
 
+    /// Registers this store's node as running, for as long as the store is
+    /// open: for a server, before it claims anything. On a backend several
+    /// nodes share, a node name another running node holds is refused
+    /// (after waiting out a registration a crashed instance of the node
+    /// left), because two nodes of one name would put back each other's
+    /// claims. A backend one server uses has nothing to register.
+    async fn hold_node(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Finishes the writes handed to the store and closes its connections.
     async fn close(&self) {}
 

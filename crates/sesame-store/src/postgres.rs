@@ -61,6 +61,11 @@ mod suppression;
 #[cfg(test)]
 mod tests;
 
+/// How long a node's registration lasts unless renewed, and how often its
+/// holder renews it.
+const NODE_LEASE_MS: Millis = 10_000;
+const NODE_RENEW: Duration = Duration::from_secs(3);
+
 /// The advisory lock every transaction that records events holds from its
 /// first event to its commit (see the module's notes).
 const EVENTS_LOCK: i64 = 0x5e5a_3e01;
@@ -69,6 +74,10 @@ pub struct PgStore {
     pool: PgPool,
     /// This node's name: its claims and its leases.
     node: String,
+    /// This process's own mark, for the node's registration.
+    instance: String,
+    /// The task that renews the registration, and its stop signal.
+    registration: Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
     /// Hands acceptances to the writer task; `None` once closed.
     writer: Mutex<Option<mpsc::Sender<accept::AcceptJob>>>,
     /// The writer task, awaited on close.
@@ -101,6 +110,15 @@ impl PgStore {
         Ok(Self {
             pool,
             node: node.to_owned(),
+            instance: format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default()
+            ),
+            registration: Mutex::new(None),
             writer: Mutex::new(Some(tx)),
             writer_task: Mutex::new(Some(task)),
             queued,
@@ -109,9 +127,70 @@ impl PgStore {
         })
     }
 
-    /// Stops the writer after the acceptances already handed to it, then
-    /// closes the pool.
+    /// Takes the node's registration (`node:NAME` in `leases`, held by this
+    /// process's mark), waiting up to `patience` for one that another
+    /// instance holds to run out, and starts renewing it.
+    pub async fn hold_node_within(&self, patience: Duration) -> Result<()> {
+        let name = format!("node:{}", self.node);
+        let deadline = std::time::Instant::now() + patience;
+        let mut told = false;
+        loop {
+            let now = wall_clock();
+            if accounts::take(&self.pool, &name, &self.instance, now, now + NODE_LEASE_MS).await? {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Database(format!(
+                    "another node named {} is running on this database: give each node its own \
+                     --node-name",
+                    self.node
+                )));
+            }
+            if !told {
+                tracing::info!(node = %self.node,
+                    "waiting for the node's previous registration to run out (a crashed instance?)");
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let (stop, mut stopped) = oneshot::channel();
+        let (pool, instance, node) = (self.pool.clone(), self.instance.clone(), self.node.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(NODE_RENEW) => {}
+                    _ = &mut stopped => break,
+                }
+                let now = wall_clock();
+                match accounts::take(&pool, &name, &instance, now, now + NODE_LEASE_MS).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(%node,
+                        "another process took this node's registration: two nodes share the name"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, %node, "could not renew the node's registration")
+                    }
+                }
+            }
+            let _ = sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                .bind(&name)
+                .bind(&instance)
+                .execute(&pool)
+                .await;
+        });
+        if let Ok(mut r) = self.registration.lock() {
+            *r = Some((stop, task));
+        }
+        Ok(())
+    }
+
+    /// Stops the writer after the acceptances already handed to it, gives
+    /// up the node's registration, then closes the pool.
     pub async fn close(&self) {
+        let registration = self.registration.lock().ok().and_then(|mut r| r.take());
+        if let Some((stop, task)) = registration {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
@@ -151,6 +230,15 @@ impl Sql {
         }
         self
     }
+}
+
+/// Milliseconds since the epoch, for the node's registration: nodes'
+/// leases compare their clocks, which must agree (NTP).
+fn wall_clock() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
 }
 
 fn scope_of(r: &PgRow) -> Result<Scope> {
@@ -570,6 +658,10 @@ impl Store for PgStore {
     }
     async fn release_lease(&self, name: &str) -> Result<()> {
         PgStore::release_lease(self, name).await
+    }
+    async fn hold_node(&self) -> Result<()> {
+        self.hold_node_within(Duration::from_millis(NODE_LEASE_MS as u64 + 2000))
+            .await
     }
     async fn close(&self) {
         PgStore::close(self).await

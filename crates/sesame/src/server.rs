@@ -30,6 +30,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     // First: the services below take their metrics from this recorder.
     let metrics = crate::metrics::install();
     let store = settings.store.open().await?;
+    // Before anything is claimed: this node's name is its own.
+    store
+        .hold_node()
+        .await
+        .map_err(|e| format!("cannot start node {}: {e}", settings.store.node_name))?;
     let clock = Arc::new(SystemClock);
     let dyn_store: Arc<dyn Store> = store.clone();
     let credentials = Credentials::new(

@@ -10,6 +10,30 @@ fn account_row(r: &PgRow) -> Result<Account> {
     Ok(a)
 }
 
+/// Takes the named lease for `holder` until `until`, or renews it: whether
+/// `holder` holds it now.
+pub(super) async fn take(
+    pool: &PgPool,
+    name: &str,
+    holder: &str,
+    now: Millis,
+    until: Millis,
+) -> Result<bool> {
+    let held: Option<String> = sqlx::query_scalar(
+        "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+         WHERE leases.holder = excluded.holder OR leases.until < $3
+         RETURNING holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(now)
+    .bind(until)
+    .fetch_optional(pool)
+    .await?;
+    Ok(held.is_some())
+}
+
 impl PgStore {
     pub(super) async fn put_access_key(&self, key: &AccessKey) -> Result<()> {
         sqlx::query(
@@ -274,19 +298,7 @@ impl PgStore {
     }
 
     pub(super) async fn take_lease(&self, name: &str, now: Millis, until: Millis) -> Result<bool> {
-        let held: Option<String> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-             WHERE leases.holder = excluded.holder OR leases.until < $3
-             RETURNING holder",
-        )
-        .bind(name)
-        .bind(&self.node)
-        .bind(now)
-        .bind(until)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(held.is_some())
+        take(&self.pool, name, &self.node, now, until).await
     }
 
     pub(super) async fn release_lease(&self, name: &str) -> Result<()> {

@@ -86,3 +86,27 @@ async fn events_are_numbered_in_commit_order() {
     assert_eq!(seen, ["first", "second"]);
     store.close().await;
 }
+
+/// A node name a running node holds is refused to another process; once
+/// that node stops, the name is free at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_nodes_name_is_refused_to_another() {
+    let url = fresh_database().await;
+    let a = PgStore::open(&url, "twin").await.unwrap();
+    a.hold_node_within(Duration::from_secs(1)).await.unwrap();
+    let b = PgStore::open(&url, "twin").await.unwrap();
+    let e = b
+        .hold_node_within(Duration::from_millis(800))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("another node named twin"), "{e}");
+    // Another name is fine meanwhile.
+    let c = PgStore::open(&url, "other").await.unwrap();
+    c.hold_node_within(Duration::from_secs(1)).await.unwrap();
+    a.close().await;
+    b.hold_node_within(Duration::from_millis(100))
+        .await
+        .unwrap();
+    b.close().await;
+    c.close().await;
+}
