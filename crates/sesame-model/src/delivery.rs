@@ -138,6 +138,9 @@ pub struct QueueEntry {
     pub next_attempt_at: Millis,
     pub accepted_at: Millis,
     pub last_error: Option<String>,
+    /// The node whose claim it is in flight under, where several nodes
+    /// share the queue (`None` otherwise).
+    pub claimed_by: Option<String>,
 }
 
 /// The queue at a glance.

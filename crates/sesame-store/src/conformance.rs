@@ -334,6 +334,23 @@ async fn claims_are_exclusive_across_nodes(a: &dyn Store, b: &dyn Store) {
     ids.dedup();
     assert_eq!(ids.len(), claimed, "a delivery was claimed twice");
     assert_eq!(claimed, 40);
+    // The queue says whose claim each delivery in flight is.
+    let listed = a
+        .list_queue(Some(sesame_model::DeliveryState::Sending), 100)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 40);
+    let node_of = |d: &sesame_model::QueuedDelivery| {
+        listed
+            .iter()
+            .find(|e| e.id == d.id)
+            .and_then(|e| e.claimed_by.clone())
+    };
+    let a_nodes: std::collections::HashSet<_> = x.iter().map(node_of).collect();
+    let b_nodes: std::collections::HashSet<_> = y.iter().map(node_of).collect();
+    assert_eq!(a_nodes.len(), 1, "{a_nodes:?}");
+    assert_eq!(b_nodes.len(), 1, "{b_nodes:?}");
+    assert!(a_nodes.is_disjoint(&b_nodes) && !a_nodes.contains(&None));
     // b starts again: only b's claims come back.
     assert_eq!(b.requeue_in_flight(now + 2).await.unwrap(), y.len() as u64);
     let again = a

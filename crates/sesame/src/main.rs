@@ -752,7 +752,7 @@ async fn queue_command(store: &dyn Store, command: QueueCommand) -> Result<(), S
     let print = |entries: &[sesame_model::QueueEntry]| {
         for e in entries {
             println!(
-                "{:>8}  {:<9}  {}  {}/{}  {}  {} recipient(s)  attempts {}  next {}{}",
+                "{:>8}  {:<9}  {}  {}/{}  {}  {} recipient(s)  attempts {}  next {}{}{}",
                 e.id,
                 e.state.as_str(),
                 e.message_id,
@@ -762,6 +762,10 @@ async fn queue_command(store: &dyn Store, command: QueueCommand) -> Result<(), S
                 e.recipients.len(),
                 e.attempts,
                 time(e.next_attempt_at),
+                e.claimed_by
+                    .as_deref()
+                    .map(|n| format!("  on node {n}"))
+                    .unwrap_or_default(),
                 e.last_error
                     .as_deref()
                     .map(|l| format!("  last error: {l}"))

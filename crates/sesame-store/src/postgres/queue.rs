@@ -255,7 +255,8 @@ impl PgStore {
     ) -> Result<Vec<QueueEntry>> {
         let rows = sqlx::query(
             "SELECT id, message_id, account_id, region, domain, recipients, state, attempts,
-                    next_attempt_at, accepted_at, last_error
+                    next_attempt_at, accepted_at, last_error,
+                    CASE WHEN state = 'sending' THEN claimed_by END AS claimed_by
              FROM deliveries WHERE $1::text IS NULL OR state = $1 ORDER BY id LIMIT $2",
         )
         .bind(state.map(|s| s.as_str()))
@@ -278,6 +279,7 @@ impl PgStore {
                     next_attempt_at: r.try_get("next_attempt_at")?,
                     accepted_at: r.try_get("accepted_at")?,
                     last_error: r.try_get("last_error")?,
+                    claimed_by: r.try_get("claimed_by")?,
                 })
             })
             .collect()

@@ -155,6 +155,7 @@ impl SqliteStore {
                     next_attempt_at: r.try_get("next_attempt_at")?,
                     accepted_at: r.try_get("accepted_at")?,
                     last_error: r.try_get("last_error")?,
+                    claimed_by: None,
                 })
             })
             .collect()
