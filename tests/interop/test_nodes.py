@@ -183,3 +183,20 @@ def test_events_are_published_once_across_two_nodes(make_server, database, uniqu
         assert sorted(seen) == sorted(sent), f"{len(seen)} notifications for {len(sent)} sends"
     finally:
         endpoint.close()
+
+
+def test_a_node_whose_settings_differ_is_warned_of_them(make_server, database):
+    """Nodes must agree on the settings that decide what a request does; a
+    node that starts with others than the last node recorded says which."""
+    # Links must reach any node: the load balancer's address, on each.
+    lb = ("--public-url", "http://ses.lb.test")
+    a = node(make_server, database, "node-a", *lb, "--retry-initial", "30s")
+    b = node(make_server, database, "node-b", *lb, "--retry-initial", "45s")
+    log = b.read_log()
+    assert "settings differ from those node node-a started with" in log, log[-2000:]
+    line = next(l for l in log.splitlines() if "settings differ" in l)
+    assert "settings=retry_initial" in line, line
+    # The same settings: no warning.
+    c = node(make_server, database, "node-c", *lb, "--retry-initial", "45s")
+    assert "settings differ" not in c.read_log()
+    assert "settings differ" not in a.read_log()

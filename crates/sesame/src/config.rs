@@ -495,6 +495,45 @@ pub struct Settings {
     pub smtp: SmtpConfig,
 }
 
+impl Settings {
+    /// The settings every node sharing a database must agree on
+    /// (`docs/deployment.md`), by name, as their values read; no secret is
+    /// among them (a relay is its host and port).
+    pub fn shared(&self) -> std::collections::BTreeMap<&'static str, String> {
+        let d = &self.delivery;
+        let mode = match &d.mode {
+            DeliveryMode::Capture => "capture".to_owned(),
+            DeliveryMode::Relay(r) => format!("relay {}:{}", r.host, r.port),
+            DeliveryMode::Direct => "direct".to_owned(),
+        };
+        let ms = |v: i64| v.to_string();
+        [
+            ("dev", self.dev.to_string()),
+            ("auto_verify", self.auto_verify.to_string()),
+            ("no_sandbox", self.no_sandbox.to_string()),
+            ("public_url", self.public_url.clone()),
+            ("verification_from", self.verification_from.clone()),
+            ("delivery", mode),
+            ("hostname", d.hostname.clone()),
+            ("bounce_domain", d.bounce_domain.clone()),
+            ("retry_initial", ms(d.retry.initial_ms)),
+            ("retry_max_interval", ms(d.retry.max_interval_ms)),
+            ("max_message_age", ms(d.retry.max_age_ms)),
+            ("delivery_lease", format!("{:?}", d.lease)),
+            ("retention", format!("{:?}", self.guard.retention)),
+            ("regions", format!("{:?}", self.guard.regions)),
+            ("api_rate", format!("{:?}", self.guard.api_rate)),
+            (
+                "dkim_cname_zone",
+                format!("{:?}", self.verify.publishing.cname_zone),
+            ),
+            ("mail_from_mx", self.verify.publishing.mail_from_mx.clone()),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
 /// SMTP submission's listeners, region and certificate.
 #[derive(Debug, Clone, Default)]
 pub struct SmtpConfig {

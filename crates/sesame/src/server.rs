@@ -36,6 +36,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start node {}: {e}", settings.store.node_name))?;
     let clock = Arc::new(SystemClock);
+    agree_on_settings(&*store, &settings).await;
     let dyn_store: Arc<dyn Store> = store.clone();
     let credentials = Credentials::new(
         dyn_store.clone(),
@@ -422,6 +423,64 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     store.close().await;
     tracing::info!("sesame stopped");
     Ok(())
+}
+
+/// The store's record of the settings nodes must agree on, and of the
+/// node that wrote it.
+const SHARED_SETTINGS: &str = "node-settings";
+
+/// Compares this node's shared settings (`Settings::shared`) with those the
+/// last node to start recorded, warns of each that differs, naming it and
+/// that node, then records this node's. Nodes that disagree answer the same
+/// request differently; a rolling change of the settings passes through
+/// such a state, so it is a warning, not a refusal. (With one server on
+/// SQLite, the node is always the same.)
+async fn agree_on_settings(store: &dyn Store, settings: &Settings) {
+    let mine = settings.shared();
+    let node = &settings.store.node_name;
+    let recorded = match store.get_setting(SHARED_SETTINGS).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the settings other nodes recorded");
+            return;
+        }
+    };
+    if let Some(text) = recorded
+        && let theirs = parse_settings(&text)
+        && let Some(other) = theirs.get("node").filter(|n| *n != node)
+    {
+        let differing: Vec<&str> = mine
+            .iter()
+            .filter(|(k, v)| theirs.get(**k) != Some(*v))
+            .map(|(k, _)| *k)
+            .collect();
+        if !differing.is_empty() {
+            tracing::warn!(
+                node = %node,
+                other_node = %other,
+                settings = %differing.join(", "),
+                "this node's settings differ from those node {other} started with: \
+                 nodes sharing a database must agree on them (docs/deployment.md)"
+            );
+        }
+    }
+    // One `name<TAB>value` line each; no value holds a tab or a newline.
+    let text: String = std::iter::once(("node", node.as_str()))
+        .chain(mine.iter().map(|(k, v)| (*k, v.as_str())))
+        .map(|(k, v)| format!("{k}\t{}\n", v.replace(['\t', '\n'], " ")))
+        .collect();
+    let now = sesame_core::Clock::now_ms(&SystemClock);
+    if let Err(e) = store.put_setting(SHARED_SETTINGS, &text, now).await {
+        tracing::warn!(error = %e, "cannot record this node's settings");
+    }
+}
+
+/// The record `agree_on_settings` writes, read back.
+fn parse_settings(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// Makes the topics the config file declares, with their subscriptions.
