@@ -79,6 +79,10 @@ pub struct Publisher {
     format: Arc<dyn FeedbackFormat>,
     published: metrics::Counter,
     metrics: CloudWatchSeries,
+    /// Until when this node holds the publishing lease, as last taken (0:
+    /// not held). Renewed only once half of it is spent, so that a busy
+    /// publisher does not write the lease every step.
+    lease_until: std::sync::atomic::AtomicI64,
 }
 
 impl Publisher {
@@ -96,6 +100,7 @@ impl Publisher {
             format,
             published: metrics::counter!("sesame_events_published_total"),
             metrics: CloudWatchSeries::default(),
+            lease_until: Default::default(),
         }
     }
 
@@ -111,6 +116,8 @@ impl Publisher {
         loop {
             if *stop.borrow() {
                 // Another node need not wait for the lease to run out.
+                self.lease_until
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
                 if let Err(e) = self.store.release_lease(CURSOR).await {
                     tracing::warn!(error = %e, "could not give up the publishing lease");
                 }
@@ -132,17 +139,30 @@ impl Publisher {
         }
     }
 
+    /// Whether this node holds the publishing lease, taking or renewing it
+    /// once half of it is spent. Nobody else can take it before it runs
+    /// out, so the half left covers the steps between renewals.
+    async fn hold_lease(&self) -> Result<bool, sesame_model::Error> {
+        use std::sync::atomic::Ordering;
+        let now = self.clock.now_ms();
+        if now + LEASE_MS / 2 < self.lease_until.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let held = self
+            .store
+            .take_lease(CURSOR, now, now + LEASE_MS)
+            .await
+            .map_err(crate::internal)?;
+        self.lease_until
+            .store(if held { now + LEASE_MS } else { 0 }, Ordering::Relaxed);
+        Ok(held)
+    }
+
     /// One batch: how many events it read. Only the node holding the
     /// publishing lease publishes (its cursor is shared); on another, a
     /// step reads nothing.
     pub async fn step(&self) -> Result<usize, sesame_model::Error> {
-        let now = self.clock.now_ms();
-        if !self
-            .store
-            .take_lease(CURSOR, now, now + LEASE_MS)
-            .await
-            .map_err(crate::internal)?
-        {
+        if !self.hold_lease().await? {
             return Ok(0);
         }
         // The store's migrations start the cursor after the events recorded

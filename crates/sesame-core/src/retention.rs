@@ -49,13 +49,7 @@ impl RetentionService {
             if p.total() == 0 {
                 return Ok(Some(total));
             }
-            total.deliveries += p.deliveries;
-            total.messages += p.messages;
-            total.events += p.events;
-            total.topic_deliveries += p.topic_deliveries;
-            total.topic_messages += p.topic_messages;
-            total.rejections += p.rejections;
-            total.ledger += p.ledger;
+            total += p;
             // Others' writes go between the batches.
             tokio::task::yield_now().await;
         }

@@ -39,15 +39,20 @@ pub enum Location<'a> {
 }
 
 impl<'a> Location<'a> {
-    /// The store `database` (if set) names, else SQLite in `data_dir`.
+    /// The PostgreSQL database `database` names (a URL [`is_postgres_url`]
+    /// accepts), else SQLite in `data_dir`.
     pub fn of(database: Option<&'a str>, data_dir: &'a std::path::Path, node: &'a str) -> Self {
         match database {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Location::Postgres { url, node }
-            }
-            _ => Location::Sqlite(data_dir),
+            Some(url) => Location::Postgres { url, node },
+            None => Location::Sqlite(data_dir),
         }
     }
+}
+
+/// Whether `url` names a PostgreSQL database, the only kind `--database`
+/// takes.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Opens (and migrates) the store at `location`.
@@ -96,6 +101,71 @@ pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Takes or renews a lease (`$1` its name) for `$2` until `$4`, if it is
+/// free, ran out before `$3`, or is `$2`'s already; a row comes back when
+/// `$2` holds it. The same statement on both backends: SQLite reads `$N`
+/// as numbered parameters.
+pub(crate) const TAKE_LEASE: &str = "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+     WHERE leases.holder = excluded.holder OR leases.until < $3
+     RETURNING holder";
+
+/// Retention's work (`Store::purge`), the same statements on both
+/// backends, in the order of [`Purged::from`]'s counts: each is run with
+/// `$1` the cutoff and `$2` the most rows it removes. Messages are checked
+/// for unfinished deliveries in two conditions, each through a partial
+/// index (SQLite's `deliveries_message` holds only queued deliveries,
+/// `deliveries_sending` those in flight).
+pub(crate) const PURGE: [&str; 7] = [
+    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+       WHERE state IN ('delivered', 'failed') AND updated_at < $1 LIMIT $2)",
+    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages m
+       WHERE created_at < $1
+         AND NOT EXISTS (SELECT 1 FROM deliveries d
+           WHERE d.message_id = m.id AND d.state = 'queued')
+         AND NOT EXISTS (SELECT 1 FROM deliveries d
+           WHERE d.state = 'sending' AND d.message_id = m.id)
+       LIMIT $2)",
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM events
+       WHERE at < $1 AND seq <= COALESCE(
+         (SELECT seq FROM cursors WHERE name = 'event-publishing'), 0)
+       LIMIT $2)",
+    "DELETE FROM sns_deliveries WHERE id IN (SELECT id FROM sns_deliveries
+       WHERE state IN ('delivered', 'failed') AND updated_at < $1 LIMIT $2)",
+    "DELETE FROM sns_messages WHERE id IN (SELECT id FROM sns_messages m
+       WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM sns_deliveries d
+         WHERE d.message_id = m.id) LIMIT $2)",
+    "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections
+       WHERE created_at < $1 LIMIT $2)",
+    "DELETE FROM send_ledger WHERE (account_id, region, minute) IN (
+       SELECT account_id, region, minute FROM send_ledger
+       WHERE minute < $1 / 60000 LIMIT $2)",
+];
+
+impl From<[u64; 7]> for Purged {
+    /// The counts of [`PURGE`]'s statements, in its order.
+    fn from(n: [u64; 7]) -> Self {
+        let [
+            deliveries,
+            messages,
+            events,
+            topic_deliveries,
+            topic_messages,
+            rejections,
+            ledger,
+        ] = n;
+        Self {
+            deliveries,
+            messages,
+            events,
+            topic_deliveries,
+            topic_messages,
+            rejections,
+            ledger,
+        }
+    }
 }
 
 /// The sending statistics from their two queries, on either backend:
@@ -227,6 +297,18 @@ pub struct Purged {
     pub rejections: u64,
     /// Minutes of the quota ledger.
     pub ledger: u64,
+}
+
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, p: Purged) {
+        self.deliveries += p.deliveries;
+        self.messages += p.messages;
+        self.events += p.events;
+        self.topic_deliveries += p.topic_deliveries;
+        self.topic_messages += p.topic_messages;
+        self.rejections += p.rejections;
+        self.ledger += p.ledger;
+    }
 }
 
 impl Purged {

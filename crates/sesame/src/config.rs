@@ -1094,7 +1094,7 @@ impl StoreConfig {
     pub fn resolve(common: &CommonArgs, file: &FileConfig) -> Result<Self, String> {
         let database = common.database.clone().or_else(|| file.database.clone());
         if let Some(url) = &database
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            && !sesame_store::is_postgres_url(url)
         {
             // The URL may hold a password: name the setting, not the value.
             return Err(

@@ -475,84 +475,30 @@ impl SqliteStore {
         )
     }
 
+    /// Each statement is its own short write: the writer thread goes on
+    /// between them.
     pub(super) async fn purge(&self, before: Millis, limit: u32) -> Result<crate::Purged> {
-        let limit = i64::from(limit);
-        // Each statement is its own short write: the writer thread goes on
-        // between them.
-        let run = |sql: &'static str| {
-            sqlx::query(sql)
+        let mut removed = [0; 7];
+        for (n, sql) in removed.iter_mut().zip(crate::PURGE) {
+            *n = sqlx::query(sql)
                 .bind(before)
-                .bind(limit)
+                .bind(i64::from(limit))
                 .execute(&self.pool)
-        };
-        Ok(crate::Purged {
-            deliveries: run(
-                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
-                   WHERE state IN ('delivered', 'failed') AND updated_at < ?1 LIMIT ?2)",
-            )
-            .await?
-            .rows_affected(),
-            messages: run(
-                // Each condition through its partial index: `deliveries_message`
-                // holds only queued deliveries, `deliveries_sending` those in
-                // flight.
-                "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages m
-                   WHERE created_at < ?1
-                     AND NOT EXISTS (SELECT 1 FROM deliveries d
-                       WHERE d.message_id = m.id AND d.state = 'queued')
-                     AND NOT EXISTS (SELECT 1 FROM deliveries d
-                       WHERE d.state = 'sending' AND d.message_id = m.id)
-                   LIMIT ?2)",
-            )
-            .await?
-            .rows_affected(),
-            events: run("DELETE FROM events WHERE seq IN (SELECT seq FROM events
-                   WHERE at < ?1 AND seq <= COALESCE(
-                     (SELECT seq FROM cursors WHERE name = 'event-publishing'), 0)
-                   LIMIT ?2)")
-            .await?
-            .rows_affected(),
-            topic_deliveries: run(
-                "DELETE FROM sns_deliveries WHERE id IN (SELECT id FROM sns_deliveries
-                   WHERE state IN ('delivered', 'failed') AND updated_at < ?1 LIMIT ?2)",
-            )
-            .await?
-            .rows_affected(),
-            topic_messages: run(
-                "DELETE FROM sns_messages WHERE id IN (SELECT id FROM sns_messages m
-                   WHERE created_at < ?1 AND NOT EXISTS (SELECT 1 FROM sns_deliveries d
-                     WHERE d.message_id = m.id) LIMIT ?2)",
-            )
-            .await?
-            .rows_affected(),
-            rejections: run(
-                "DELETE FROM rejections WHERE seq IN (SELECT seq FROM rejections
-                   WHERE created_at < ?1 LIMIT ?2)",
-            )
-            .await?
-            .rows_affected(),
-            ledger: run(
-                "DELETE FROM send_ledger WHERE rowid IN (SELECT rowid FROM send_ledger
-                   WHERE minute < ?1 / 60000 LIMIT ?2)",
-            )
-            .await?
-            .rows_affected(),
-        })
+                .await?
+                .rows_affected();
+        }
+        Ok(removed.into())
     }
 
     /// One server uses a SQLite file, so its node is always `local`.
     pub(super) async fn take_lease(&self, name: &str, now: Millis, until: Millis) -> Result<bool> {
-        let held: Option<String> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, until) VALUES (?1, 'local', ?3)
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-             WHERE leases.holder = excluded.holder OR leases.until < ?2
-             RETURNING holder",
-        )
-        .bind(name)
-        .bind(now)
-        .bind(until)
-        .fetch_optional(&self.pool)
-        .await?;
+        let held: Option<String> = sqlx::query_scalar(crate::TAKE_LEASE)
+            .bind(name)
+            .bind("local")
+            .bind(now)
+            .bind(until)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(held.is_some())
     }
 
