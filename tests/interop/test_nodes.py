@@ -153,6 +153,8 @@ def test_events_are_published_once_across_two_nodes(make_server, database, uniqu
         _, arn, _ = subscribe(a, endpoint)
         sesv2 = a.client("sesv2")
         sesv2.create_email_identity(EmailIdentity=f"pub-{unique}.example.com")
+        # The production rate (14/s) would refuse part of a burst of 40.
+        set_quota(a, 100000, -1)
         sesv2.create_configuration_set(ConfigurationSetName="once")
         sesv2.create_configuration_set_event_destination(
             ConfigurationSetName="once", EventDestinationName="to-sns",
